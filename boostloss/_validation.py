@@ -1,0 +1,153 @@
+"""Input validation at the public boundary: one place that turns user input into kernel input.
+
+Every check raises ``ValueError`` (bad value) or ``TypeError`` (bad type) with a message that quotes
+the offending value and says what is allowed. Nothing is coerced silently: labels must already be
+0/1 (bool, int or float), margins must be real numbers, weights non-negative and finite.
+"""
+
+import numbers
+
+import numpy as np
+
+from . import _kernels
+
+_EMPTY = np.empty(0, dtype=np.float64)
+_MAX_SHOWN = 5
+
+
+def _describe(values):
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:_MAX_SHOWN])
+    more = len(values) - _MAX_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _as_1d(name, values):
+    """``np.asarray`` with a clear error for the shapes and dtypes no loss can use."""
+    if values is None:
+        raise TypeError(f"{name} must be an array-like of numbers, got None")
+    if hasattr(values, "__cuda_array_interface__") and not isinstance(values, np.ndarray):
+        get = getattr(values, "get", None)
+        if get is None:
+            raise TypeError(
+                f"{name} is a device array of type {type(values).__name__}; pass a host array "
+                "(numpy, pandas, list) or use the CUDA kernels in boostloss.cuda"
+            )
+        values = get()
+    arr = np.asarray(values)
+    if arr.dtype == object or arr.dtype.kind in "USVMmc":
+        kind = "complex" if arr.dtype.kind == "c" else str(arr.dtype)
+        sample = _describe(np.ravel(arr)[:_MAX_SHOWN + 1]) if arr.size else ""
+        raise TypeError(
+            f"{name} must hold real numbers, got dtype {kind}"
+            + (f" (first values: {sample})" if sample else "")
+        )
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be 1-D with one entry per sample, got shape {arr.shape}; a binary loss "
+            "takes one raw margin per sample"
+        )
+    return arr
+
+
+def check_labels(y_true):
+    """Labels as a contiguous float64 array with values in {0, 1}."""
+    arr = _as_1d("y_true", y_true)
+    y = np.ascontiguousarray(arr, dtype=np.float64)
+    if y.size:
+        bad = ~((y == 0.0) | (y == 1.0))
+        if bad.any():
+            offending = np.unique(arr[bad]) if not np.isnan(y[bad]).any() else arr[bad]
+            raise ValueError(
+                "y_true must contain only 0 and 1 (binary labels; map other classes to 0/1 "
+                f"first), got {int(bad.sum())} other value(s): {_describe(offending)}"
+            )
+    return y
+
+
+def check_margins(raw_prediction, n=None):
+    """Margins as a contiguous float32 or float64 array (no copy when already one), all finite."""
+    arr = _as_1d("raw_prediction", raw_prediction)
+    if arr.dtype == np.float32 or arr.dtype == np.float64:
+        x = np.ascontiguousarray(arr)
+    elif arr.dtype.kind in "biuf":
+        x = np.ascontiguousarray(arr, dtype=np.float64)
+    else:  # pragma: no cover - _as_1d rejects the rest
+        raise TypeError(f"raw_prediction has unsupported dtype {arr.dtype}")
+    if n is not None and x.shape[0] != n:
+        raise ValueError(
+            f"raw_prediction has {x.shape[0]} entries but y_true has {n}; they must have the same length"
+        )
+    check_finite_margins(x)
+    return x
+
+
+def check_finite_margins(x):
+    """Raise if any margin is NaN or infinite (one jitted pass, no temporary arrays)."""
+    if x.size and _kernels.count_nonfinite(x):
+        bad = np.flatnonzero(~np.isfinite(x))
+        raise ValueError(
+            f"raw_prediction contains {bad.size} non-finite value(s) (first at index {bad[0]}: "
+            f"{x[bad[0]]!r}); margins must be finite (a diverged model or a bad base margin?)"
+        )
+
+
+def check_weights(sample_weight, n):
+    """Weights as a contiguous float64 array, or an empty array meaning "all ones"."""
+    if sample_weight is None:
+        return _EMPTY
+    arr = _as_1d("sample_weight", sample_weight)
+    if arr.dtype == np.bool_:
+        raise TypeError("sample_weight must hold numbers, got a boolean array; use a 0/1 float array")
+    w = np.ascontiguousarray(arr, dtype=np.float64)
+    if w.shape[0] != n:
+        raise ValueError(
+            f"sample_weight has {w.shape[0]} entries but y_true has {n}; they must have the same length"
+        )
+    bad = ~(np.isfinite(w) & (w >= 0.0))
+    if bad.any():
+        raise ValueError(
+            f"sample_weight must be finite and >= 0, got {int(bad.sum())} bad value(s): "
+            f"{_describe(w[bad])}"
+        )
+    return w
+
+
+def check_inputs(y_true, raw_prediction, sample_weight=None):
+    y = check_labels(y_true)
+    x = check_margins(raw_prediction, n=y.shape[0])
+    w = check_weights(sample_weight, y.shape[0])
+    return y, x, w
+
+
+def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """A real-number parameter within bounds; bool and non-numbers are TypeErrors."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    v = float(value)
+    ok = np.isfinite(v)
+    if ok and low is not None:
+        ok = v > low if low_open else v >= low
+    if ok and high is not None:
+        ok = v < high if high_open else v <= high
+    if not ok:
+        lo = "-inf" if low is None else repr(low)
+        hi = "inf" if high is None else repr(high)
+        interval = ("(" if low_open or low is None else "[") + f"{lo}, {hi}" + (
+            ")" if high_open or high is None else "]")
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return v
+
+
+def check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
