@@ -87,7 +87,7 @@ def check_finite_margins(x):
         bad = np.flatnonzero(~np.isfinite(x))
         raise ValueError(
             f"raw_prediction contains {bad.size} non-finite value(s) (first at index {bad[0]}: "
-            f"{x[bad[0]]!r}); margins must be finite (a diverged model or a bad base margin?)"
+            f"{float(x[bad[0]])!r}); margins must be finite (a diverged model or a bad base margin?)"
         )
 
 
@@ -108,6 +108,14 @@ def check_weights(sample_weight, n):
         raise ValueError(
             f"sample_weight must be finite and >= 0, got {int(bad.sum())} bad value(s): "
             f"{_describe(w[bad])}"
+        )
+    # GHM divides by weight totals: a total that overflows would turn every gradient into NaN.
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not np.isfinite(total):
+        raise ValueError(
+            f"sample_weight sums to {float(total)!r} (the largest is {float(w.max())!r}): the total overflows "
+            "float64; divide the weights by a constant"
         )
     return w
 
