@@ -344,9 +344,12 @@ class GHMLoss(_BinaryLoss):
         else:
             beta = np.empty(n)
             _kernels.window_beta(g, w, epsilon, beta)
-        out *= beta
-        if w.shape[0]:
-            out *= w
+        # A tiny loss times its weight may underflow to 0, and a loss near the float64 maximum
+        # may round to inf: both are the correctly rounded values, not errors.
+        with np.errstate(under="ignore", over="ignore"):
+            out *= beta
+            if w.shape[0]:
+                out *= w
 
     @classmethod
     def _grad_hess_unchecked(cls, params, y, x, w, grad, hess, state, scratch=None):
