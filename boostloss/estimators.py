@@ -1,0 +1,374 @@
+"""Drop-in scikit-learn estimators: the frameworks' classifiers with a ``loss=`` parameter.
+
+:class:`XGBClassifier` and :class:`LGBMClassifier` subclass ``xgboost.XGBClassifier`` and
+``lightgbm.LGBMClassifier``: every framework parameter, ``fit`` argument and attribute still works.
+With ``loss=None`` they train the framework's built-in logistic objective; with a
+:class:`~boostloss.FocalLoss` or :class:`~boostloss.GHMLoss` they train that loss and
+
+- start from ``loss.init_score(y, sample_weight)`` (stored in the model for XGBoost as
+  ``base_score``; kept as ``init_score_`` and added back at prediction for LightGBM),
+- return real probabilities from ``predict_proba`` and the original labels (any values, strings
+  too) from ``predict``,
+- evaluate ``eval_set`` with the loss's own metric (weighted mean loss, lower is better) unless
+  ``eval_metric`` says otherwise, so early stopping watches the loss being optimised,
+- make a fresh objective (clone of the loss, new GHM state, new buffers) for every ``fit``.
+
+They survive ``clone``, pickle and joblib, and ``GridSearchCV(clf, {"loss__gamma": [...]})``.
+"""
+
+import numpy as np
+import lightgbm as lgb
+import xgboost as xgb
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+
+from . import lightgbm as _bll
+from . import xgboost as _blx
+from .losses import FocalLoss
+
+__all__ = ["XGBClassifier", "LGBMClassifier"]
+
+#: Default of ``min_child_weight`` that XGBoost applies when it is left at None.
+_XGB_DEFAULT_MIN_CHILD_WEIGHT = 1.0
+
+
+def _is_loss_key(key):
+    return key == "loss" or key.startswith("loss__")
+
+
+def _split_loss_params(estimator, params):
+    """Apply ``loss`` and ``loss__*`` keys of ``set_params`` the scikit-learn way; return the rest."""
+    rest = {k: val for k, val in params.items() if not _is_loss_key(k)}
+    if "loss" in params:
+        estimator.loss = params["loss"]
+    nested = {k[len("loss__"):]: val for k, val in params.items() if k.startswith("loss__")}
+    if nested:
+        if estimator.loss is None:
+            raise ValueError(
+                f"cannot set {sorted('loss__' + k for k in nested)}: loss is None; set loss to a "
+                "FocalLoss or GHMLoss first (e.g. {'loss': [FocalLoss()], 'loss__gamma': [...]})"
+            )
+        estimator.loss.set_params(**nested)
+    return rest
+
+
+def _encode_binary(y, loss):
+    """Labels encoded to 0/1 with their original values, for a binary loss."""
+    check_classification_targets(y)
+    encoder = LabelEncoder().fit(y)
+    if encoder.classes_.shape[0] != 2:
+        raise ValueError(
+            f"loss={loss!r} is a binary loss: y must have exactly 2 classes, got "
+            f"{encoder.classes_.shape[0]}: {list(encoder.classes_[:5])}; use loss=None for the "
+            "framework's multi-class objective"
+        )
+    return encoder, encoder.transform(y)
+
+
+def _hessian_scale(loss, y01, sample_weight, start):
+    """sum of the loss's Hessians at its start / sum of the logistic Hessians at the prior log-odds."""
+    n = y01.shape[0]
+    logistic = FocalLoss(gamma=0.0, alpha=None)
+    prior = logistic.init_score(y01, sample_weight)
+    _, h_logistic = logistic.gradient_hessian(y01, np.full(n, prior), sample_weight)
+    _, h_loss = clone(loss).gradient_hessian(y01, np.full(n, start), sample_weight)
+    return float(h_loss.sum() / h_logistic.sum())
+
+
+class XGBClassifier(xgb.XGBClassifier):
+    """``xgboost.XGBClassifier`` that trains a boostloss loss.
+
+    Parameters
+    ----------
+    loss : FocalLoss, GHMLoss or None, default=None
+        The loss to train. None: XGBoost's built-in ``objective`` (``binary:logistic`` by default;
+        multi-class works then too). With a loss, ``objective`` is ignored and y must be binary.
+    **kwargs
+        Every ``xgboost.XGBClassifier`` parameter (``n_estimators``, ``learning_rate``,
+        ``early_stopping_rounds``, ``eval_metric``, ``device``, ...).
+
+    Notes
+    -----
+    With a loss, ``base_score`` left at None becomes ``sigmoid(loss.init_score(y, sample_weight))``
+    (stored in the model), ``eval_metric`` left at None becomes the loss's metric (the default
+    ``logloss`` is disabled), and ``min_child_weight`` left at None becomes XGBoost's default 1
+    multiplied by ``min_child_weight_scale_``: the total Hessian of the loss at its starting margin
+    divided by that of the logistic loss at the prior log-odds. Focal Hessians carry the modulating
+    factor ``(1 - p_t)^gamma`` (about 1e-5 for an easy negative at gamma=2), so the unscaled default
+    would ask a leaf for tens of thousands of samples and stop the trees from growing; the scaled
+    value asks a leaf for about as many samples as the logistic loss does. Set ``min_child_weight``
+    to use your own value.
+
+    Attributes
+    ----------
+    init_score_ : float or None
+        The starting margin (None with ``loss=None``).
+    min_child_weight_scale_ : float or None
+        The Hessian ratio applied to the default ``min_child_weight`` (None when not applied).
+    """
+
+    def __init__(self, *, loss=None, objective="binary:logistic", **kwargs):
+        super().__init__(objective=objective, **kwargs)
+        self.loss = loss
+
+    # -- parameters -----------------------------------------------------------------------
+
+    def set_params(self, **params):
+        rest = _split_loss_params(self, params)
+        return super().set_params(**rest) if rest else self
+
+    def get_xgb_params(self):
+        params = {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
+        params.update(self.__dict__.get("_boostloss_fit_params", {}))
+        return params
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.loss is not None:
+            tags.classifier_tags.multi_class = False
+            tags.classifier_tags.multi_label = False
+        return tags
+
+    @property
+    def classes_(self):
+        classes = self.__dict__.get("_boostloss_classes")
+        if classes is None:
+            return np.arange(self.n_classes_)
+        return classes
+
+    # -- fit and predict ------------------------------------------------------------------
+
+    def fit(self, X, y, *, sample_weight=None, base_margin=None, eval_set=None, verbose=True,
+            xgb_model=None, sample_weight_eval_set=None, base_margin_eval_set=None,
+            feature_weights=None):
+        """Fit the booster; see ``xgboost.XGBClassifier.fit`` for the arguments.
+
+        Labels may be any two values (any number with ``loss=None``); ``eval_set`` labels are
+        encoded the same way.
+        """
+        self.__dict__.pop("_boostloss_classes", None)
+        self.init_score_ = None
+        self.min_child_weight_scale_ = None
+        y_arr = np.asarray(y)
+        multilabel = y_arr.ndim == 2 and y_arr.shape[1] > 1
+        if multilabel and self.loss is None:
+            return super().fit(X, y, sample_weight=sample_weight, base_margin=base_margin,
+                               eval_set=eval_set, verbose=verbose, xgb_model=xgb_model,
+                               sample_weight_eval_set=sample_weight_eval_set,
+                               base_margin_eval_set=base_margin_eval_set,
+                               feature_weights=feature_weights)
+        if self.loss is None:
+            check_classification_targets(y)
+            encoder = LabelEncoder().fit(y)
+            y_enc = encoder.transform(y)
+        else:
+            encoder, y_enc = _encode_binary(y, self.loss)
+        if eval_set is not None:
+            eval_set = [(ex, encoder.transform(ey)) for ex, ey in eval_set]
+
+        saved = {"objective": self.objective, "eval_metric": self.eval_metric}
+        fit_params = {}
+        if self.loss is not None:
+            start = float(self.loss.init_score(y_enc, sample_weight))
+            self.init_score_ = start
+            if self.base_score is None:
+                fit_params["base_score"] = float(expit(start))
+            if self.min_child_weight is None:
+                scale = _hessian_scale(self.loss, y_enc, sample_weight, start)
+                self.min_child_weight_scale_ = scale
+                fit_params["min_child_weight"] = _XGB_DEFAULT_MIN_CHILD_WEIGHT * scale
+            self.objective = _blx.sklearn_objective(self.loss)
+            if self.eval_metric is None:
+                self.eval_metric = _blx.sklearn_metric(self.loss)
+                fit_params["disable_default_eval_metric"] = True
+        self._boostloss_fit_params = fit_params
+        try:
+            super().fit(X, y_enc, sample_weight=sample_weight, base_margin=base_margin,
+                        eval_set=eval_set, verbose=verbose, xgb_model=xgb_model,
+                        sample_weight_eval_set=sample_weight_eval_set,
+                        base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
+        finally:
+            del self._boostloss_fit_params
+            if self.loss is not None:
+                self.objective = saved["objective"]
+                self.eval_metric = saved["eval_metric"]
+        self._boostloss_classes = encoder.classes_
+        return self
+
+    def predict(self, X, *, output_margin=False, validate_features=True, base_margin=None,
+                iteration_range=None):
+        """Predicted labels (the values ``y`` had in ``fit``), or raw margins with
+        ``output_margin=True``."""
+        out = super().predict(X, output_margin=output_margin, validate_features=validate_features,
+                              base_margin=base_margin, iteration_range=iteration_range)
+        classes = self.__dict__.get("_boostloss_classes")
+        if output_margin or classes is None:
+            return out
+        return classes[np.asarray(out, dtype=np.intp)]
+
+
+class LGBMClassifier(lgb.LGBMClassifier):
+    """``lightgbm.LGBMClassifier`` that trains a boostloss loss.
+
+    Parameters
+    ----------
+    loss : FocalLoss, GHMLoss or None, default=None
+        The loss to train. None: LightGBM's built-in ``objective`` (``binary`` / ``multiclass``).
+        With a loss, ``objective`` is ignored and y must be binary.
+    **kwargs
+        Every ``lightgbm.LGBMClassifier`` parameter.
+
+    Notes
+    -----
+    With a loss, ``fit`` sets ``init_score = loss.init_score(y, sample_weight * class weights)`` on
+    the training and validation sets (unless you pass ``init_score`` / ``eval_init_score``: then your
+    values are used and ``init_score_`` is 0), disables LightGBM's default ``binary_logloss`` metric
+    (it would read raw scores as probabilities) and evaluates ``eval_set`` with the loss's metric
+    unless ``eval_metric`` is given. ``predict_proba`` returns ``sigmoid(raw score + init_score_)``
+    (no warning), ``predict(raw_score=True)`` the margins including ``init_score_``, and
+    ``predict(pred_contrib=True)`` puts ``init_score_`` into the expected-value column.
+
+    Attributes
+    ----------
+    init_score_ : float or None
+        The starting margin added back at prediction (None with ``loss=None``).
+    """
+
+    def __init__(self, *, loss=None, **kwargs):
+        super().__init__(**kwargs)
+        self.loss = loss
+
+    def set_params(self, **params):
+        rest = _split_loss_params(self, params)
+        return super().set_params(**rest) if rest else self
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        if self.__dict__.get("_boostloss_hide_loss"):
+            # "loss" is one of LightGBM's aliases of "objective": never let it reach LightGBM.
+            params = {k: val for k, val in params.items() if not _is_loss_key(k)}
+        return params
+
+    def _process_params(self, stage):
+        fit_objective = self.__dict__.get("_boostloss_objective")
+        if stage == "fit" and fit_objective is not None:
+            self._objective = fit_objective
+        self._boostloss_hide_loss = True
+        try:
+            params = super()._process_params(stage)
+        finally:
+            del self._boostloss_hide_loss
+        if fit_objective is not None and not any(
+                key in self._other_params for key in ("metric", "metrics", "metric_types")):
+            params["metric"] = "None"
+        return params
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.loss is not None:
+            tags.classifier_tags.multi_class = False
+        return tags
+
+    def fit(self, X, y, sample_weight=None, init_score=None, eval_set=None, eval_names=None,
+            eval_sample_weight=None, eval_class_weight=None, eval_init_score=None,
+            eval_metric=None, feature_name="auto", categorical_feature="auto", callbacks=None,
+            init_model=None, *, eval_X=None, eval_y=None):
+        """Fit the booster; see ``lightgbm.LGBMClassifier.fit`` for the arguments."""
+        self.init_score_ = None
+        kwargs = dict(sample_weight=sample_weight, init_score=init_score, eval_set=eval_set,
+                      eval_names=eval_names, eval_sample_weight=eval_sample_weight,
+                      eval_class_weight=eval_class_weight, eval_init_score=eval_init_score,
+                      eval_metric=eval_metric, feature_name=feature_name,
+                      categorical_feature=categorical_feature, callbacks=callbacks,
+                      init_model=init_model)
+        if eval_y is not None:
+            # LightGBM encodes the labels of eval_set but passes eval_y on as given: encode it
+            # the same way as y, so that string or non-0/1 labels evaluate correctly.
+            check_classification_targets(y)
+            encoder = LabelEncoder().fit(y)
+            eval_y = (tuple(encoder.transform(e) for e in eval_y) if isinstance(eval_y, tuple)
+                      else encoder.transform(eval_y))
+        if eval_X is not None or eval_y is not None:
+            kwargs.update(eval_X=eval_X, eval_y=eval_y)
+        if self.loss is None:
+            return super().fit(X, y, **kwargs)
+
+        _, y_enc = _encode_binary(y, self.loss)
+        weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if self.class_weight is not None:
+            class_w = compute_sample_weight(self.class_weight, y)
+            weight = class_w if weight is None else weight * class_w
+        start = float(self.loss.init_score(y_enc, weight))
+        if init_score is None:
+            kwargs["init_score"] = np.full(y_enc.shape[0], start)
+            if eval_init_score is None:
+                if eval_set is not None:
+                    eval_labels = [ey for _, ey in ([eval_set] if isinstance(eval_set, tuple)
+                                                     else eval_set)]
+                elif eval_y is not None:
+                    eval_labels = list(eval_y) if isinstance(eval_y, tuple) else [eval_y]
+                else:
+                    eval_labels = []
+                if eval_labels:
+                    kwargs["eval_init_score"] = [np.full(len(ey), start) for ey in eval_labels]
+        else:
+            start = 0.0
+        if eval_metric is None:
+            kwargs["eval_metric"] = _bll.sklearn_metric(self.loss)
+        self._boostloss_objective = _bll.sklearn_objective(self.loss)
+        try:
+            super().fit(X, y, **kwargs)
+        finally:
+            self._boostloss_objective.reset()
+            del self._boostloss_objective
+        self.init_score_ = start
+        return self
+
+    def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None,
+                      pred_leaf=False, pred_contrib=False, validate_features=False, **kwargs):
+        """Class probabilities ``[1 - p, p]`` with ``p = sigmoid(raw score + init_score_)``."""
+        if self.__dict__.get("init_score_") is None:
+            return super().predict_proba(X, raw_score=raw_score, start_iteration=start_iteration,
+                                         num_iteration=num_iteration, pred_leaf=pred_leaf,
+                                         pred_contrib=pred_contrib,
+                                         validate_features=validate_features, **kwargs)
+        out = lgb.LGBMModel.predict(self, X, raw_score=True, start_iteration=start_iteration,
+                                    num_iteration=num_iteration, pred_leaf=pred_leaf,
+                                    pred_contrib=pred_contrib, validate_features=validate_features,
+                                    **kwargs)
+        if pred_leaf:
+            return out
+        if pred_contrib:
+            if not isinstance(out, np.ndarray):
+                raise TypeError(
+                    "pred_contrib with sparse input is not supported with a boostloss loss; pass a "
+                    "dense X (the init score is added to the expected-value column)"
+                )
+            out = np.array(out, dtype=np.float64)
+            out[:, -1] += self.init_score_
+            return out
+        margin = np.asarray(out, dtype=np.float64) + self.init_score_
+        if raw_score:
+            return margin
+        p = expit(margin)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,
+                pred_contrib=False, validate_features=False, **kwargs):
+        """Predicted labels (the values ``y`` had in ``fit``), or raw scores / leaves /
+        contributions when asked for."""
+        if self.__dict__.get("init_score_") is None:
+            return super().predict(X, raw_score=raw_score, start_iteration=start_iteration,
+                                   num_iteration=num_iteration, pred_leaf=pred_leaf,
+                                   pred_contrib=pred_contrib, validate_features=validate_features,
+                                   **kwargs)
+        result = self.predict_proba(X, raw_score=raw_score, start_iteration=start_iteration,
+                                    num_iteration=num_iteration, pred_leaf=pred_leaf,
+                                    pred_contrib=pred_contrib, validate_features=validate_features,
+                                    **kwargs)
+        if raw_score or pred_leaf or pred_contrib:
+            return result
+        return self._le.inverse_transform(np.argmax(result, axis=1))

@@ -1,0 +1,252 @@
+"""LightGBM adapters: objectives and evaluation metrics for ``lgb.train`` and ``lgb.LGBMClassifier``.
+
+>>> import lightgbm as lgb
+>>> import boostloss.lightgbm as bll
+>>> from boostloss import FocalLoss
+>>> focal = FocalLoss(gamma=2.0, alpha=0.25)
+>>> start = bll.set_init_score(focal, train_set, valid_set)                  # doctest: +SKIP
+>>> booster = lgb.train({"objective": bll.objective(focal), "metric": "None"}, train_set,
+...                     valid_sets=[valid_set], feval=bll.metric(focal),
+...                     callbacks=[lgb.early_stopping(20)])                     # doctest: +SKIP
+>>> proba = bll.predict_proba(booster, X_test, start)                           # doctest: +SKIP
+
+What the adapters take care of (and what they cannot do for you):
+
+- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM state
+  and its own float32 gradient buffers: one callable belongs to one training (``reset()`` starts
+  another). Labels and weights are validated once per ``Dataset`` and cached.
+- With a callable objective LightGBM skips ``boost_from_average`` (the first margin is 0) and does
+  not store ``init_score`` in the model: :func:`set_init_score` sets ``init_score`` on the training and
+  validation sets, and :func:`predict_proba` adds it back at prediction.
+- The default ``binary_logloss`` metric would read raw scores as probabilities: pass
+  ``"metric": "None"`` and ``feval=metric(loss)`` (raw margins in, weighted mean loss out, lower is
+  better).
+"""
+
+import numpy as np
+from scipy.special import expit
+
+from . import _validation as v
+from .xgboost import _check_loss, _Entry, _ArrayCache, _margins_1d, _mean_loss, _PerDataset
+
+__all__ = [
+    "objective",
+    "metric",
+    "sklearn_objective",
+    "sklearn_metric",
+    "set_init_score",
+    "predict_proba",
+    "LGBMObjective",
+    "LGBMMetric",
+    "LGBMSklearnObjective",
+    "LGBMSklearnMetric",
+]
+
+
+def _read_dataset(dataset):
+    label = dataset.get_label()
+    if label is None:
+        raise ValueError("the LightGBM Dataset has no label; boostloss objectives need 0/1 labels")
+    y = v.check_labels(label)
+    # get_weight() raises on a Dataset not constructed yet; the weights given to it are kept as is.
+    weight = dataset.weight if dataset.weight is not None else (
+        dataset.get_weight() if getattr(dataset, "_handle", None) is not None else None)
+    w = v.check_weights(None if weight is None or len(weight) == 0 else weight, y.shape[0])
+    return y, w
+
+
+class LGBMObjective:
+    """Custom objective for ``lgb.train({"objective": ...})``: ``(preds, train_set) -> (grad, hess)``.
+
+    Made by :func:`objective`. It owns a clone of the loss, the GHM state and the float32 buffers of
+    one training: use one per training, or call :meth:`reset` between trainings. Every call is one
+    boosting round; GHM recomputes its density from the margins of that round.
+    """
+
+    def __init__(self, loss):
+        self.loss, self._params = _check_loss(loss)
+        self.__name__ = self.loss.name
+        self._cache = _PerDataset()
+
+    def reset(self):
+        """Forget cached labels, weights and GHM running counts: start a new training."""
+        self._cache.clear()
+        return self
+
+    def __call__(self, preds, train_set):
+        entry = self._cache.get(train_set)
+        if entry is None:
+            entry = self._cache.put(train_set, _Entry(*_read_dataset(train_set)))
+        x = _margins_1d(preds, entry.y.shape[0])
+        return self._gradient_hessian(entry, x)
+
+    def _gradient_hessian(self, entry, x):
+        self.loss._grad_hess_unchecked(self._params, entry.y, x, entry.w, entry.grad, entry.hess,
+                                       entry.state, entry.scratch)
+        return entry.grad, entry.hess
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = _PerDataset()
+        return state
+
+    def __repr__(self):
+        return f"boostloss.lightgbm.objective({self.loss!r})"
+
+
+class LGBMMetric:
+    """Metric for ``lgb.train(feval=...)``: ``(preds, dataset) -> (name, value, False)``.
+
+    The weighted mean loss on raw margins; ``False`` tells LightGBM lower is better. LightGBM passes
+    raw margins to ``feval`` when the objective is a callable; with a built-in objective it would pass
+    probabilities, which this metric would misread.
+    """
+
+    def __init__(self, loss):
+        self.loss, self._params = _check_loss(loss)
+        self.__name__ = self.loss.name
+        self._cache = _PerDataset()
+
+    def __call__(self, preds, dataset):
+        entry = self._cache.get(dataset)
+        if entry is None:
+            entry = self._cache.put(dataset, _Entry(*_read_dataset(dataset)))
+        x = _margins_1d(preds, entry.y.shape[0])
+        return self.__name__, _mean_loss(self.loss, self._params, entry, x), False
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = _PerDataset()
+        return state
+
+    def __repr__(self):
+        return f"boostloss.lightgbm.metric({self.loss!r})"
+
+
+class LGBMSklearnObjective:
+    """Objective for ``lgb.LGBMClassifier(objective=...)``: ``(y_true, y_pred, weight)``.
+
+    LightGBM chooses the call by counting parameters; with three it passes the sample weights
+    (None when there are none). Belongs to one training; :meth:`reset` starts another.
+    """
+
+    def __init__(self, loss):
+        self.loss, self._params = _check_loss(loss)
+        self.__name__ = self.loss.name
+        self._cache = _ArrayCache()
+
+    def reset(self):
+        """Forget cached labels, weights and GHM running counts: start a new training."""
+        self._cache = _ArrayCache()
+        return self
+
+    def __call__(self, y_true, y_pred, weight):
+        entry = self._cache.get(y_true, weight)
+        x = _margins_1d(y_pred, entry.y.shape[0])
+        return LGBMObjective._gradient_hessian(self, entry, x)
+
+    def __repr__(self):
+        return f"boostloss.lightgbm.sklearn_objective({self.loss!r})"
+
+
+class LGBMSklearnMetric:
+    """Metric for ``lgb.LGBMClassifier.fit(eval_metric=...)``: ``(y_true, y_pred, weight)``.
+
+    Returns ``(loss.name, weighted mean loss, False)``; expects raw margins (a callable objective).
+    """
+
+    def __init__(self, loss):
+        self.loss, self._params = _check_loss(loss)
+        self.__name__ = self.loss.name
+        self._cache = _ArrayCache()
+
+    def __call__(self, y_true, y_pred, weight):
+        entry = self._cache.get(y_true, weight)
+        x = _margins_1d(y_pred, entry.y.shape[0])
+        return self.__name__, _mean_loss(self.loss, self._params, entry, x), False
+
+    def __repr__(self):
+        return f"boostloss.lightgbm.sklearn_metric({self.loss!r})"
+
+
+def objective(loss):
+    """A custom objective for ``lgb.train({"objective": objective(loss), "metric": "None"}, ...)``.
+
+    Parameters
+    ----------
+    loss : FocalLoss or GHMLoss
+
+    Returns
+    -------
+    LGBMObjective
+        ``(preds, train_set) -> (grad, hess)`` as float32 arrays. It owns a clone of ``loss`` and the
+        state of one training; call :func:`objective` again (or ``reset()``) for the next one.
+    """
+    return LGBMObjective(loss)
+
+
+def metric(loss):
+    """An evaluation metric for ``lgb.train(..., feval=metric(loss))`` (lower is better)."""
+    return LGBMMetric(loss)
+
+
+def sklearn_objective(loss):
+    """An objective for ``lgb.LGBMClassifier(objective=sklearn_objective(loss))``.
+
+    ``lgb.LGBMClassifier`` then starts from 0 and ``predict_proba`` returns raw scores;
+    :class:`boostloss.LGBMClassifier` handles the init score and the probabilities for you.
+    """
+    return LGBMSklearnObjective(loss)
+
+
+def sklearn_metric(loss):
+    """An evaluation metric for ``lgb.LGBMClassifier.fit(eval_metric=sklearn_metric(loss))``."""
+    return LGBMSklearnMetric(loss)
+
+
+def set_init_score(loss, train_set, *valid_sets):
+    """Set ``init_score = loss.init_score(y_train)`` on the training set and the validation sets.
+
+    Parameters
+    ----------
+    loss : FocalLoss or GHMLoss
+    train_set : lightgbm.Dataset
+        Its labels (and weights) determine the init score.
+    *valid_sets : lightgbm.Dataset
+        Validation sets: they need the same start, or their metrics are computed from margin 0.
+
+    Returns
+    -------
+    float
+        The init score. LightGBM does not store it in the model: add it to
+        ``booster.predict(X, raw_score=True)`` (see :func:`predict_proba`).
+    """
+    fresh, _ = _check_loss(loss)
+    y, w = _read_dataset(train_set)
+    score = float(fresh.init_score(y, w if w.shape[0] else None))
+    for d in (train_set,) + valid_sets:
+        label = d.get_label()
+        if label is None:
+            raise ValueError("a validation Dataset has no label; init_score needs its length")
+        d.set_init_score(np.full(len(label), score, dtype=np.float64))
+    return score
+
+
+def predict_proba(booster, X, init_score=0.0, **kwargs):
+    """Probabilities of the positive class from a booster trained with a boostloss objective.
+
+    Computes ``sigmoid(booster.predict(X, raw_score=True, **kwargs) + init_score)``.
+
+    Parameters
+    ----------
+    booster : lightgbm.Booster
+    X : array-like
+    init_score : float, default=0.0
+        The value returned by :func:`set_init_score`.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    v.check_real("init_score", init_score)
+    return expit(booster.predict(X, raw_score=True, **kwargs) + float(init_score))

@@ -1,0 +1,408 @@
+"""XGBoost adapters: objectives and evaluation metrics for ``xgb.train`` and ``xgb.XGBClassifier``.
+
+>>> import xgboost as xgb
+>>> import boostloss.xgboost as blx
+>>> from boostloss import FocalLoss
+>>> focal = FocalLoss(gamma=2.0, alpha=0.25)
+>>> params = {"tree_method": "hist", "base_score": blx.base_score(focal, dtrain)}  # doctest: +SKIP
+>>> booster = xgb.train(params, dtrain, 100, obj=blx.objective(focal),
+...                     custom_metric=blx.metric(focal), evals=[(dvalid, "valid")],
+...                     early_stopping_rounds=20)                             # doctest: +SKIP
+
+What the adapters take care of:
+
+- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM state
+  and its own float32 gradient buffers: one callable belongs to one training (call its ``reset()``
+  before reusing it for another). The same loss object may serve any number of trainings, one after
+  the other or at the same time in several threads.
+- Labels and weights are read from the ``DMatrix`` and validated once, at the first round, and then
+  cached for that ``DMatrix`` (``DMatrix.get_label()`` copies on every call). Several training sets
+  (``xgb.cv`` folds) each get their own cache and GHM state.
+- Margins arrive as float32; they are checked for NaN/inf every round (one jitted pass) and read
+  without a copy. Gradients and Hessians are written into float32 buffers reused across rounds.
+- ``xgb.train`` with ``obj=`` and no ``objective`` in ``params`` uses ``reg:squarederror``'s intercept
+  (0.5 on the margin scale) unless ``base_score`` or ``base_margin`` is given: :func:`base_score` and
+  :func:`set_base_margin` start the training from ``loss.init_score(y)`` instead.
+- The metrics take raw margins (what ``xgb.train`` passes to ``custom_metric`` whenever ``obj`` is
+  given) and report the (weighted) mean loss, lower is better, under the name ``loss.name``.
+"""
+
+import weakref
+
+import numpy as np
+from sklearn.base import clone
+
+from . import _validation as v
+from .losses import GHMState
+
+__all__ = [
+    "objective",
+    "metric",
+    "sklearn_objective",
+    "sklearn_metric",
+    "base_score",
+    "set_base_margin",
+    "XGBObjective",
+    "XGBMetric",
+    "XGBSklearnObjective",
+    "XGBSklearnMetric",
+]
+
+
+def _check_loss(loss):
+    if not (hasattr(loss, "_grad_hess_unchecked") and hasattr(loss, "_params")):
+        raise TypeError(
+            f"loss must be a boostloss loss (FocalLoss or GHMLoss), got {loss!r} of type "
+            f"{type(loss).__name__}"
+        )
+    fresh = clone(loss)
+    return fresh, fresh._params()
+
+
+def _margins_1d(predt, n):
+    """The float32/float64 margins of a binary model as a contiguous 1-D view, checked finite."""
+    x = np.asarray(predt)
+    if x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 1:
+        raise ValueError(
+            f"expected one raw margin per sample (a binary model), got predictions of shape {x.shape}; "
+            "boostloss losses are binary: multi-class and multi-target models are not supported"
+        )
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        x = x.astype(np.float64)
+    x = np.ascontiguousarray(x)
+    if x.shape[0] != n:
+        raise ValueError(f"got {x.shape[0]} margins for a training set of {n} rows")
+    v.check_finite_margins(x)
+    return x
+
+
+class _Entry:
+    """What one training set needs across rounds: validated labels/weights, state, buffers."""
+
+    __slots__ = ("y", "w", "state", "scratch", "grad", "hess", "loss_out")
+
+    def __init__(self, y, w):
+        self.y = y
+        self.w = w
+        self.state = GHMState()
+        self.scratch = {}
+        self.grad = np.empty(y.shape[0], dtype=np.float32)
+        self.hess = np.empty(y.shape[0], dtype=np.float32)
+        self.loss_out = None
+
+
+class _PerDataset:
+    """A small cache keyed by the identity of a live DMatrix / Dataset (weak references)."""
+
+    def __init__(self):
+        self._entries = []
+
+    def get(self, data):
+        alive = []
+        found = None
+        for ref, entry in self._entries:
+            obj = ref()
+            if obj is None:
+                continue
+            alive.append((ref, entry))
+            if obj is data:
+                found = entry
+        self._entries = alive
+        return found
+
+    def put(self, data, entry):
+        self._entries.append((weakref.ref(data), entry))
+        return entry
+
+    def clear(self):
+        self._entries = []
+
+
+def _read_dmatrix(dmatrix):
+    y = v.check_labels(dmatrix.get_label())
+    w_raw = dmatrix.get_weight()
+    w = v.check_weights(w_raw if w_raw.size else None, y.shape[0])
+    return y, w
+
+
+class XGBObjective:
+    """Custom objective for ``xgb.train(obj=...)``: ``(margins, dtrain) -> (grad, hess)``.
+
+    Made by :func:`objective`. It owns a clone of the loss, the GHM state and float32 buffers of one
+    training: use one per training, or call :meth:`reset` between trainings. Every call is one
+    boosting round; GHM recomputes its density from the margins of that round.
+
+    Parameters
+    ----------
+    loss : FocalLoss or GHMLoss
+        Cloned at construction, so later changes of ``loss`` do not affect this objective.
+    """
+
+    def __init__(self, loss):
+        self.loss, self._params = _check_loss(loss)
+        self.__name__ = self.loss.name
+        self._cache = _PerDataset()
+
+    def reset(self):
+        """Forget cached labels, weights and GHM running counts: start a new training."""
+        self._cache.clear()
+        return self
+
+    def _entry(self, dtrain):
+        entry = self._cache.get(dtrain)
+        if entry is None:
+            entry = self._cache.put(dtrain, _Entry(*_read_dmatrix(dtrain)))
+        return entry
+
+    def __call__(self, predt, dtrain):
+        entry = self._entry(dtrain)
+        x = _margins_1d(predt, entry.y.shape[0])
+        return self._gradient_hessian(entry, x)
+
+    def _gradient_hessian(self, entry, x):
+        # The per-round computation, kept apart so another backend (CUDA) can replace it: labels
+        # ``entry.y`` (float64 0/1), weights ``entry.w`` (float64, empty = none), margins ``x``
+        # (float32/float64, finite), GHM state ``entry.state``; returns float32 (grad, hess).
+        self.loss._grad_hess_unchecked(self._params, entry.y, x, entry.w, entry.grad, entry.hess,
+                                       entry.state, entry.scratch)
+        return entry.grad, entry.hess
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = _PerDataset()
+        return state
+
+    def __repr__(self):
+        return f"boostloss.xgboost.objective({self.loss!r})"
+
+
+def _mean_loss(loss, params, entry, x):
+    n = entry.y.shape[0]
+    if entry.loss_out is None:
+        entry.loss_out = np.empty(n, dtype=np.float64)
+    loss._loss_unchecked(params, entry.y, x, entry.w, entry.loss_out)
+    total_weight = float(entry.w.sum()) if entry.w.shape[0] else float(n)
+    if total_weight <= 0.0:
+        return float("nan")
+    return float(entry.loss_out.sum() / total_weight)
+
+
+class XGBMetric:
+    """Evaluation metric for ``xgb.train(custom_metric=...)``: ``(margins, dmatrix) -> (name, value)``.
+
+    The value is the weighted mean loss ``sum(w_i l_i) / sum(w_i)`` on raw margins (lower is
+    better, so early stopping minimises it). Made by :func:`metric`; stateless across rounds.
+    """
+
+    def __init__(self, loss):
+        self.loss, self._params = _check_loss(loss)
+        self.__name__ = self.loss.name
+        self._cache = _PerDataset()
+
+    def __call__(self, predt, dmatrix):
+        entry = self._cache.get(dmatrix)
+        if entry is None:
+            entry = self._cache.put(dmatrix, _Entry(*_read_dmatrix(dmatrix)))
+        x = _margins_1d(predt, entry.y.shape[0])
+        return self.__name__, _mean_loss(self.loss, self._params, entry, x)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = _PerDataset()
+        return state
+
+    def __repr__(self):
+        return f"boostloss.xgboost.metric({self.loss!r})"
+
+
+class _ArrayCache:
+    """Validated labels/weights of the scikit-learn callables, reused while the raw arrays repeat.
+
+    XGBoost's scikit-learn wrapper hands over fresh copies of the same labels every round; comparing
+    them with the previous raw copy is one vectorised pass and avoids revalidating and converting.
+    """
+
+    def __init__(self):
+        self.raw_y = None
+        self.raw_w = None
+        self.entry = None
+
+    def get(self, y_true, sample_weight):
+        raw_y = np.asarray(y_true)
+        raw_w = None if sample_weight is None else np.asarray(sample_weight)
+        if raw_w is not None and raw_w.size == 0:
+            raw_w = None
+        e = self.entry
+        if (e is not None and raw_y.shape == self.raw_y.shape and np.array_equal(raw_y, self.raw_y)
+                and ((raw_w is None and self.raw_w is None)
+                     or (raw_w is not None and self.raw_w is not None
+                         and raw_w.shape == self.raw_w.shape and np.array_equal(raw_w, self.raw_w)))):
+            return e
+        y = v.check_labels(raw_y)
+        w = v.check_weights(raw_w, y.shape[0])
+        self.raw_y = raw_y.copy()
+        self.raw_w = None if raw_w is None else raw_w.copy()
+        self.entry = _Entry(y, w)
+        return self.entry
+
+
+class XGBSklearnObjective:
+    """Objective for ``xgb.XGBClassifier(objective=...)``: ``(y_true, y_pred, *, sample_weight)``.
+
+    Made by :func:`sklearn_objective`. Like :class:`XGBObjective`, it belongs to one training
+    (:meth:`reset` starts another); ``sample_weight`` given to ``fit`` reaches it.
+    """
+
+    def __init__(self, loss):
+        self.loss, self._params = _check_loss(loss)
+        self.__name__ = self.loss.name
+        self._cache = _ArrayCache()
+
+    def reset(self):
+        """Forget cached labels, weights and GHM running counts: start a new training."""
+        self._cache = _ArrayCache()
+        return self
+
+    def __call__(self, y_true, y_pred, *, sample_weight=None):
+        entry = self._cache.get(y_true, sample_weight)
+        x = _margins_1d(y_pred, entry.y.shape[0])
+        return XGBObjective._gradient_hessian(self, entry, x)
+
+    def __repr__(self):
+        return f"boostloss.xgboost.sklearn_objective({self.loss!r})"
+
+
+class XGBSklearnMetric:
+    """Metric for ``xgb.XGBClassifier(eval_metric=...)``: ``(y_true, y_pred, *, sample_weight)``.
+
+    Returns the weighted mean loss on raw margins; its ``__name__`` (``loss.name``) names it in
+    ``evals_result()``. XGBoost passes raw margins to a callable metric only when the objective is a
+    callable too (as with :func:`sklearn_objective`): with a built-in objective it would receive
+    probabilities, which this metric would misread as margins.
+    """
+
+    def __init__(self, loss):
+        self.loss, self._params = _check_loss(loss)
+        self.__name__ = self.loss.name
+        self._cache = _ArrayCache()
+
+    def __call__(self, y_true, y_pred, *, sample_weight=None):
+        entry = self._cache.get(y_true, sample_weight)
+        x = _margins_1d(y_pred, entry.y.shape[0])
+        return _mean_loss(self.loss, self._params, entry, x)
+
+    def __repr__(self):
+        return f"boostloss.xgboost.sklearn_metric({self.loss!r})"
+
+
+def objective(loss):
+    """A custom objective for ``xgb.train(params, dtrain, obj=objective(loss))``.
+
+    Parameters
+    ----------
+    loss : FocalLoss or GHMLoss
+
+    Returns
+    -------
+    XGBObjective
+        ``(margins, dtrain) -> (grad, hess)`` as float32 arrays. It owns a clone of ``loss`` and the
+        state of one training; call :func:`objective` again (or ``reset()``) for the next one.
+    """
+    return XGBObjective(loss)
+
+
+def metric(loss):
+    """An evaluation metric for ``xgb.train(..., custom_metric=metric(loss))`` (lower is better)."""
+    return XGBMetric(loss)
+
+
+def sklearn_objective(loss):
+    """An objective for ``xgb.XGBClassifier(objective=sklearn_objective(loss))``.
+
+    The callable takes ``(y_true, y_pred, *, sample_weight=None)``, so sample weights passed to
+    ``fit`` are honoured. Note that ``xgb.XGBClassifier`` then starts from its own ``base_score``
+    (pass ``base_score=scipy.special.expit(loss.init_score(y))``, a probability there) and
+    ``predict_proba`` applies the sigmoid; :class:`boostloss.XGBClassifier` does all this for you.
+    """
+    return XGBSklearnObjective(loss)
+
+
+def sklearn_metric(loss):
+    """An evaluation metric for ``xgb.XGBClassifier(eval_metric=sklearn_metric(loss))``.
+
+    Use it together with a callable objective (XGBoost then passes raw margins to it).
+    """
+    return XGBSklearnMetric(loss)
+
+
+def _labels_weights(data, sample_weight):
+    if hasattr(data, "get_label") and hasattr(data, "get_weight"):
+        if sample_weight is not None:
+            raise TypeError("pass sample_weight only with label arrays; a DMatrix carries its own weights")
+        return _read_dmatrix(data)
+    y = v.check_labels(data)
+    return y, v.check_weights(sample_weight, y.shape[0])
+
+
+def base_score(loss, dtrain, sample_weight=None, *, objective=None):
+    """The ``base_score`` parameter that starts ``xgb.train`` from ``loss.init_score(y)``.
+
+    Parameters
+    ----------
+    loss : FocalLoss or GHMLoss
+    dtrain : xgboost.DMatrix or array-like of 0/1 labels
+        The training set (its labels and weights are used) or the labels themselves.
+    sample_weight : array-like, optional
+        Only with label arrays.
+    objective : None or str, default=None
+        The ``objective`` in your ``params``. With none (or any identity-link objective, such as
+        ``"reg:squarederror"``) ``base_score`` is on the margin scale and the init score is returned
+        as it is; with ``"binary:logistic"`` it is a probability and ``sigmoid(init_score)`` is
+        returned.
+
+    Returns
+    -------
+    float
+        Put it in ``params["base_score"]``: unlike ``base_margin`` it is stored in the model, so
+        predictions on new data need nothing extra.
+    """
+    fresh, params = _check_loss(loss)
+    y, w = _labels_weights(dtrain, sample_weight)
+    score = fresh.init_score(y, w if w.shape[0] else None)
+    if objective is None or objective in ("reg:squarederror", "reg:linear", "reg:pseudohubererror",
+                                          "reg:absoluteerror", "binary:logitraw"):
+        return float(score)
+    if objective == "binary:logistic":
+        return float(1.0 / (1.0 + np.exp(-score)))
+    raise ValueError(
+        f"objective={objective!r} is not supported here; use None (no objective in params, "
+        "base_score on the margin scale) or 'binary:logistic' (base_score a probability)"
+    )
+
+
+def set_base_margin(loss, dtrain, *others):
+    """Set ``base_margin = loss.init_score(y_train)`` on the training set and the other DMatrix.
+
+    Parameters
+    ----------
+    loss : FocalLoss or GHMLoss
+    dtrain : xgboost.DMatrix
+        Its labels and weights determine the init score.
+    *others : xgboost.DMatrix
+        Validation / test sets that get the same constant base margin.
+
+    Returns
+    -------
+    float
+        The init score. XGBoost does not store ``base_margin`` in the model: every DMatrix you predict
+        on later needs ``set_base_margin`` too (or use :func:`base_score`, which is stored).
+    """
+    fresh, _ = _check_loss(loss)
+    y, w = _read_dmatrix(dtrain)
+    score = float(fresh.init_score(y, w if w.shape[0] else None))
+    for d in (dtrain,) + others:
+        d.set_base_margin(np.full(d.num_row(), score, dtype=np.float32))
+    return score
+
