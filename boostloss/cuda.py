@@ -7,9 +7,9 @@ before numba is first imported).
 
 One source of math
 ------------------
-The per-sample functions of :mod:`boostloss._kernels` (``_logistic_parts``, ``_modulating_factor``,
-``focal_point``, ``_gradient_norm_parts``, ``bin_of``) are compiled a second time, for the CUDA
-target, from the very same Python source: each one's ``py_func`` is re-bound to a namespace where
+The per-sample functions of :mod:`boostloss._kernels` (:data:`SHARED_MATH`: ``_logistic_parts``,
+``_modulating_factor``, ``focal_point``, ``_gradient_norm_parts``, ``bin_of`` and their helpers)
+are compiled a second time, for the CUDA target, from the very same Python source: each one's ``py_func`` is re-bound to a namespace where
 its callees are their CUDA versions and handed to ``numba.cuda.jit(device=True)``. Only the loops
 over samples (and the reductions) are written here. All arithmetic is float64, as on the CPU;
 outputs may be float32 or float64.
@@ -53,10 +53,23 @@ __all__ = [
     "is_simulator",
 ]
 
-#: The per-sample functions of :mod:`boostloss._kernels` that are compiled for CUDA too, callees
-#: first.
-SHARED_MATH = ("_logistic_parts", "_modulating_factor", "focal_point", "_gradient_norm_parts",
-               "bin_of")
+def _per_sample_functions():
+    """Names of the per-sample functions of :mod:`boostloss._kernels`: its ``inline="always"`` ones.
+
+    The kernels' loops are ``parallel``; the per-sample math (``_logistic_parts``, ``focal_point``,
+    ``bin_of``, the exp/log1p helpers, ...) is what is inlined into them, and all of it is plain
+    scalar arithmetic that numba can also compile for CUDA.
+    """
+    names = []
+    for name, obj in vars(_kernels).items():
+        options = getattr(obj, "targetoptions", None)
+        if options is not None and options.get("inline") == "always" and hasattr(obj, "py_func"):
+            names.append(name)
+    return tuple(names)
+
+
+#: The per-sample functions of :mod:`boostloss._kernels` that are compiled for CUDA too.
+SHARED_MATH = _per_sample_functions()
 
 
 class CudaUnavailableError(RuntimeError):
@@ -287,7 +300,8 @@ def _compiled(local_bins):
     namespace.update(cuda=cuda, math=math, float64=float64, THREADS=threads,
                      PER_THREAD=per_thread, LOCAL_BINS=local_bins, BIN_GROUP=bin_group,
                      SHARED_CELLS=threads * bin_group)
-    # Callees are bound before their callers compile (numba resolves globals at compile time).
+    # numba resolves globals when a kernel first compiles, so by then every callee in the namespace
+    # is its CUDA version.
     for name in SHARED_MATH:
         namespace[name] = cuda.jit(device=True)(_rebind(getattr(_kernels, name).py_func, namespace))
     namespace["_tree_sum"] = cuda.jit(device=True)(_rebind(_tree_sum, namespace))
@@ -316,13 +330,17 @@ def _blocks(n, threads):
 # ------------------------------------------------------------------------------------------
 
 
+def _is_numba_device_array(obj):
+    return bool(getattr(obj, "__cuda_ndarray__", False))  # numba's device arrays, simulated or not
+
+
 def _is_device(cuda, obj):
-    return cuda.devicearray.is_cuda_ndarray(obj) or (
+    return _is_numba_device_array(obj) or (
         hasattr(obj, "__cuda_array_interface__") and not isinstance(obj, np.ndarray))
 
 
 def _as_device_array(cuda, obj):
-    if cuda.devicearray.is_cuda_ndarray(obj):
+    if _is_numba_device_array(obj):
         return obj
     return cuda.as_cuda_array(obj)  # zero-copy view of CuPy, PyTorch, ...
 
@@ -462,23 +480,27 @@ class DeviceGradients:
                 self._partial = cuda.device_array((max(1, (n + chunk - 1) // chunk), bins))
                 self._counts = cuda.device_array(bins)
 
-    def _margins(self, raw_prediction):
+    def _margins(self, raw_prediction, validate):
         cuda = self._k.cuda
-        if _is_device(cuda, raw_prediction):
+        if not validate and isinstance(raw_prediction, np.ndarray):
+            x = raw_prediction
+        elif _is_device(cuda, raw_prediction):
             x = _as_device_array(cuda, raw_prediction)
             _check_device_1d("raw_prediction", x, self.n, "f")
             if np.dtype(x.dtype) not in (np.float32, np.float64):
                 raise TypeError(f"raw_prediction must be float32 or float64, got dtype {x.dtype}")
-            _check_device_values(self._k, x, 1)
+            if validate:
+                _check_device_values(self._k, x, 1)
             return x
-        x = v.check_margins(raw_prediction, n=self.n)
+        else:
+            x = v.check_margins(raw_prediction, n=self.n)
         # One device buffer per margin dtype, reused every round.
         if self._x is None or self._x.dtype != x.dtype:
             self._x = cuda.device_array(self.n, dtype=x.dtype)
         self._x.copy_to_device(x)
         return self._x
 
-    def __call__(self, raw_prediction, out=None):
+    def __call__(self, raw_prediction, out=None, *, validate=True):
         """Gradient and Hessian (device arrays) of the loss at these margins.
 
         Parameters
@@ -488,12 +510,16 @@ class DeviceGradients:
         out : tuple of two device arrays, optional
             Where to write gradient and Hessian (float32 or float64, shape (n,)) instead of the
             object's own buffers.
+        validate : bool, default=True
+            False skips the check that the margins are finite, for callers that have made it (the
+            XGBoost adapter); host margins must then be a contiguous float32 or float64 array of
+            shape (n,).
 
         Returns
         -------
         (gradient, hessian) : tuple of device arrays
         """
-        x = self._margins(raw_prediction)
+        x = self._margins(raw_prediction, validate)
         if out is None:
             grad, hess = self._grad, self._hess
         else:

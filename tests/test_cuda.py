@@ -176,6 +176,7 @@ class TestInputs:
     def test_math_is_compiled_from_the_cpu_source(self):
         funcs = bc.device_functions()
         assert set(funcs) == set(bc.SHARED_MATH)
+        assert {"focal_point", "_gradient_norm_parts", "bin_of"} <= set(funcs)
         for name, dev in funcs.items():
             assert dev.py_func.__code__ is getattr(_kernels, name).py_func.__code__
 
@@ -228,6 +229,8 @@ class TestInputs:
         g1, _ = work(x.astype(np.float32))
         g2, _ = work((x + 1.0).astype(np.float32))
         assert g1 is g2  # the object's own buffer, overwritten
+        g3, _ = work(np.ascontiguousarray(x + 1.0, dtype=np.float32), validate=False)
+        assert np.array_equal(g3.copy_to_host(), g2.copy_to_host())
         _assert_close(g2.copy_to_host(), loss.gradient_hessian(y, (x + 1.0).astype(np.float32),
                                                                w)[0], 1e-5)
 
