@@ -1,0 +1,84 @@
+"""The figure of ``boostloss compare --plot``: precision-recall curves and gradient-norm histograms.
+
+Drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot, no global backend state), so it works
+headless and inside other programs.
+"""
+
+import numpy as np
+
+__all__ = ["GRADIENT_NORM_BINS", "plot_rounds", "draw_compare_figure"]
+
+#: Bin edges of the gradient-norm histograms (20 bins over [0, 1]).
+GRADIENT_NORM_BINS = np.linspace(0.0, 1.0, 21)
+
+_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def plot_rounds(rounds):
+    """The boosting rounds at which gradient norms are shown: 1, ~10%, ~50% and all of them."""
+    picks = {1, max(1, round(rounds / 10)), max(1, round(rounds / 2)), rounds}
+    return sorted(picks)
+
+
+def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels):
+    """Build the comparison figure.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,)
+        0/1 labels of the whole dataset.
+    oof_proba : dict
+        ``(backend, loss) -> out-of-fold probabilities`` (shape (n,)).
+    staged : dict
+        ``loss -> (y_train, {round: probabilities on the training rows})`` for the first fold of
+        ``backend_for_norms``; a loss whose staged predictions are unavailable is left out.
+    backend_for_norms : str
+        The backend the histograms come from (for the titles).
+    labels : dict
+        ``loss -> label`` for legends and titles.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Top row: one precision-recall panel per backend (out-of-fold predictions, AP in the
+        legend). Bottom row: per loss, histograms of the gradient norm ``g = |p - y|`` on the
+        training rows after a few boosting rounds (log scale; the U shape of the GHM paper).
+    """
+    from matplotlib.figure import Figure
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    backends = list(dict.fromkeys(b for b, _ in oof_proba))
+    ncols = max(len(backends), len(staged), 1)
+    nrows = 2 if staged else 1
+    fig = Figure(figsize=(4.2 * ncols, 3.8 * nrows), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+    prevalence = float(np.mean(y))
+    for col, backend in enumerate(backends):
+        ax = axes[0, col]
+        for (b, loss), proba in oof_proba.items():
+            if b != backend:
+                continue
+            precision, recall, _ = precision_recall_curve(y, proba)
+            ap = average_precision_score(y, proba)
+            ax.step(recall, precision, where="post", label=f"{labels[loss]} (AP {ap:.3f})")
+        ax.axhline(prevalence, color="grey", lw=0.8, ls=":", label=f"prevalence {prevalence:.3f}")
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
+        ax.set_title(f"{backend}: precision-recall\n(out-of-fold predictions)", fontsize="medium")
+        ax.legend(fontsize="x-small", loc="lower left")
+    for col in range(len(backends), ncols):
+        axes[0, col].set_axis_off()
+    if staged:
+        for col, (loss, (y_train, by_round)) in enumerate(staged.items()):
+            ax = axes[1, col]
+            for i, (k, proba) in enumerate(by_round.items()):
+                g = np.abs(proba - y_train)
+                ax.hist(g, bins=GRADIENT_NORM_BINS, histtype="step", lw=2.2 - 0.4 * (i % 4),
+                        ls=_LINESTYLES[i % len(_LINESTYLES)],
+                        weights=np.full(g.shape[0], 1.0 / g.shape[0]), label=f"round {k}")
+            ax.set_yscale("log")
+            ax.set(xlim=(0, 1), xlabel="gradient norm g = |p - y|", ylabel="fraction of samples")
+            ax.set_title(f"{labels[loss]}\n{backend_for_norms}, fold-1 training rows", fontsize="medium")
+            ax.legend(fontsize="x-small")
+        for col in range(len(staged), ncols):
+            axes[1, col].set_axis_off()
+    return fig
