@@ -48,6 +48,8 @@ from .losses import FocalLoss, GHMLoss, GHMState
 __all__ = [
     "CudaUnavailableError",
     "DeviceGradients",
+    "device_functions",
+    "ensure_available",
     "gradient_hessian",
     "is_available",
     "is_simulator",
@@ -91,6 +93,11 @@ def is_available():
         return bool(cuda.is_available())
     except Exception:  # no numba.cuda, no driver, a broken toolkit: not available
         return False
+
+
+def ensure_available():
+    """Raise :class:`CudaUnavailableError`, saying what to do, unless the kernels can run."""
+    _cuda()
 
 
 def _cuda():

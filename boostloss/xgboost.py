@@ -138,12 +138,15 @@ class XGBObjective:
     ----------
     loss : FocalLoss or GHMLoss
         Cloned at construction, so later changes of ``loss`` do not affect this objective.
+    compute : {"host", "device", "auto"}, default="host"
+        Where the gradients are computed; see :func:`objective`.
     """
 
-    def __init__(self, loss):
+    def __init__(self, loss, *, compute="host"):
         self.loss, self._params = _check_loss(loss)
         self.__name__ = self.loss.name
         self._cache = _PerDataset()
+        self._compute = _check_compute(compute)
 
     def reset(self):
         """Forget cached labels, weights and GHM running counts: start a new training."""
@@ -165,6 +168,8 @@ class XGBObjective:
         # The per-round computation, kept apart so another backend (CUDA) can replace it: labels
         # ``entry.y`` (float64 0/1), weights ``entry.w`` (float64, empty = none), margins ``x``
         # (float32/float64, finite), GHM state ``entry.state``; returns float32 (grad, hess).
+        if getattr(self, "_compute", "host") == "device":
+            return _device_gradient_hessian(self.loss, entry, x)
         self.loss._grad_hess_unchecked(self._params, entry.y, x, entry.w, entry.grad, entry.hess,
                                        entry.state, entry.scratch)
         return entry.grad, entry.hess
@@ -255,10 +260,11 @@ class XGBSklearnObjective:
     (:meth:`reset` starts another); ``sample_weight`` given to ``fit`` reaches it.
     """
 
-    def __init__(self, loss):
+    def __init__(self, loss, *, compute="host"):
         self.loss, self._params = _check_loss(loss)
         self.__name__ = self.loss.name
         self._cache = _ArrayCache()
+        self._compute = _check_compute(compute)
 
     def reset(self):
         """Forget cached labels, weights and GHM running counts: start a new training."""
@@ -297,12 +303,19 @@ class XGBSklearnMetric:
         return f"boostloss.xgboost.sklearn_metric({self.loss!r})"
 
 
-def objective(loss):
+def objective(loss, *, compute="host"):
     """A custom objective for ``xgb.train(params, dtrain, obj=objective(loss))``.
 
     Parameters
     ----------
     loss : FocalLoss or GHMLoss
+    compute : {"host", "device", "auto"}, default="host"
+        Where the gradients are computed. ``"host"``: the CPU numba kernels, float32 numpy arrays
+        (XGBoost uploads them when it trains with ``device="cuda"``). ``"device"``: the CUDA kernels
+        of :mod:`boostloss.cuda` (labels, weights and buffers cached on the GPU; the margins, which
+        XGBoost hands over on the host, are uploaded each round) returning device arrays, which
+        XGBoost reads in place; needs numba's CUDA target and a GPU. ``"auto"``: currently
+        ``"host"``, until GPU measurements (``benchmarks/gpu.py``) say otherwise.
 
     Returns
     -------
@@ -310,7 +323,7 @@ def objective(loss):
         ``(margins, dtrain) -> (grad, hess)`` as float32 arrays. It owns a clone of ``loss`` and the
         state of one training; call :func:`objective` again (or ``reset()``) for the next one.
     """
-    return XGBObjective(loss)
+    return XGBObjective(loss, compute=compute)
 
 
 def metric(loss):
@@ -318,15 +331,16 @@ def metric(loss):
     return XGBMetric(loss)
 
 
-def sklearn_objective(loss):
+def sklearn_objective(loss, *, compute="host"):
     """An objective for ``xgb.XGBClassifier(objective=sklearn_objective(loss))``.
 
     The callable takes ``(y_true, y_pred, *, sample_weight=None)``, so sample weights passed to
     ``fit`` are honoured. Note that ``xgb.XGBClassifier`` then starts from its own ``base_score``
     (pass ``base_score=scipy.special.expit(loss.init_score(y))``, a probability there) and
     ``predict_proba`` applies the sigmoid; :class:`boostloss.XGBClassifier` does all this for you.
+    ``compute`` is as in :func:`objective`.
     """
-    return XGBSklearnObjective(loss)
+    return XGBSklearnObjective(loss, compute=compute)
 
 
 def sklearn_metric(loss):
@@ -406,3 +420,37 @@ def set_base_margin(loss, dtrain, *others):
         d.set_base_margin(np.full(d.num_row(), score, dtype=np.float32))
     return score
 
+
+# ------------------------------------------------------------------------------------------------
+# compute="device": the CUDA kernels of boostloss.cuda behind the same objectives
+# ------------------------------------------------------------------------------------------------
+
+_COMPUTES = ("host", "device", "auto")
+
+
+def _check_compute(compute):
+    compute = v.check_choice("compute", compute, _COMPUTES)
+    if compute == "auto":
+        # Host until measured otherwise: no GPU timing has shown the device path faster yet.
+        return "host"
+    if compute == "device":
+        from . import cuda
+
+        cuda.ensure_available()
+    return compute
+
+
+def _device_gradient_hessian(loss, entry, x):
+    """One round on the GPU; the device buffers live in the training set's cache entry."""
+    from . import cuda
+
+    work = entry.scratch.get("cuda")
+    if work is None:
+        work = entry.scratch["cuda"] = cuda.DeviceGradients(
+            loss, entry.y, entry.w if entry.w.shape[0] else None, dtype=np.float32,
+            state=entry.state)
+    grad, hess = work(x, validate=False)
+    if cuda.is_simulator():
+        # XGBoost cannot read the simulator's (host) memory as device memory.
+        return grad.copy_to_host(), hess.copy_to_host()
+    return grad, hess
