@@ -1,0 +1,233 @@
+"""Reproducibility: the answer does not depend on the number of numba threads, and trainings that
+share one loss object at the same time in several Python threads give the models they give alone.
+"""
+
+import threading
+
+import numba
+import numpy as np
+import pytest
+
+from boostloss import FocalLoss, GHMLoss
+from boostloss import _kernels
+
+N_LARGE = 200_000  # several reduction chunks of _kernels.CHUNK samples
+
+
+def _max_threads():
+    return numba.config.NUMBA_NUM_THREADS
+
+
+needs_two_threads = pytest.mark.skipif(
+    _max_threads() < 2, reason="numba was started with a single thread (NUMBA_NUM_THREADS=1)"
+)
+
+LOSSES = {
+    "focal": lambda: FocalLoss(gamma=2.0, alpha=0.25),
+    "focal_exact": lambda: FocalLoss(gamma=2.5, alpha=None, hessian="exact"),
+    "ghm_bins": lambda: GHMLoss(bins=10),
+    "ghm_bins_momentum": lambda: GHMLoss(bins=30, momentum=0.75),
+    "ghm_window": lambda: GHMLoss(density="window", epsilon=0.05),
+}
+
+
+@pytest.fixture(scope="module")
+def large_data():
+    assert N_LARGE > 4 * _kernels.CHUNK
+    rng = np.random.default_rng(7)
+    y = (rng.random(N_LARGE) < 0.1).astype(np.float64)
+    x = rng.normal(-1.0, 3.0, N_LARGE)
+    # Weights spanning many orders of magnitude: a summation order change would show in the last bits.
+    w = rng.lognormal(0.0, 2.0, N_LARGE)
+    w[rng.random(N_LARGE) < 0.05] = 0.0
+    return y, x, w
+
+
+def run_rounds(loss_name, y, x, w, n_threads):
+    """Three boosting-like rounds with the given number of numba threads; every output collected."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        loss = LOSSES[loss_name]()
+        outputs = [loss.loss(y, x, sample_weight=w)]
+        margins = x.copy()
+        for _ in range(3):
+            grad, hess = loss.gradient_hessian(y, margins, sample_weight=w)
+            outputs += [grad, hess]
+            margins = margins - 0.5 * grad / np.maximum(hess, 1e-3)
+        if isinstance(loss, GHMLoss):
+            outputs.append(loss.harmonizing_weights(y, x, sample_weight=w))
+            if loss.running_counts_ is not None:
+                outputs.append(loss.running_counts_.copy())
+        return outputs
+    finally:
+        numba.set_num_threads(previous)
+
+
+@needs_two_threads
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_bit_identical_with_one_and_two_threads(loss_name, weighted, large_data):
+    y, x, w = large_data
+    w = w if weighted else None
+    one = run_rounds(loss_name, y, x, w, 1)
+    two = run_rounds(loss_name, y, x, w, 2)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b, strict=True)
+    # float32 margins (what XGBoost and LightGBM pass) too.
+    x32 = x.astype(np.float32)
+    for a, b in zip(run_rounds(loss_name, y, x32, w, 1), run_rounds(loss_name, y, x32, w, 2), strict=True):
+        np.testing.assert_array_equal(a, b, strict=True)
+
+
+@needs_two_threads
+def test_histogram_kernel_identical_across_threads(large_data):
+    """The chunked GHM histogram itself: counts and total weight equal bit for bit."""
+    y, x, w = large_data
+    edges = np.arange(31, dtype=np.float64) / 30
+    edges[-1] += 1e-6
+    results = []
+    for n_threads in (1, 2):
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            grad, hess = np.empty(N_LARGE), np.empty(N_LARGE)
+            idx = np.empty(N_LARGE, dtype=np.int32)
+            counts = np.zeros(30)
+            tot = _kernels.ghm_bins_pass(y, x, w, edges, grad, hess, idx, counts)
+        finally:
+            numba.set_num_threads(previous)
+        results.append((tot, counts, idx, grad, hess))
+    (tot1, *arrays1), (tot2, *arrays2) = results
+    assert tot1 == tot2
+    for a, b in zip(arrays1, arrays2):
+        np.testing.assert_array_equal(a, b, strict=True)
+    # The counts are the weighted histogram (up to summation order) and total the weights.
+    assert np.isclose(arrays1[0].sum(), w.sum(), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Trainings in threads sharing one loss object
+# --------------------------------------------------------------------------------------------
+
+SHARED_LOSSES = {
+    "focal": lambda: FocalLoss(gamma=2.0, alpha=0.25),
+    "ghm_momentum": lambda: GHMLoss(bins=10, momentum=0.75),
+}
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    rng = np.random.default_rng(3)
+    n = 3000
+    X = rng.normal(size=(n, 6))
+    logit = 1.5 * X[:, 0] - X[:, 1] + 0.5 * X[:, 2] * X[:, 3] - 2.0
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float64)
+    w = rng.uniform(0.5, 2.0, n)
+    return X, y, w
+
+
+def run_concurrently(jobs):
+    """Run callables at the same time in threads (released together); return their results in order."""
+    barrier = threading.Barrier(len(jobs))
+    results = [None] * len(jobs)
+    errors = []
+
+    def work(i, job):
+        try:
+            barrier.wait()
+            results[i] = job()
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _xgb_job(loss, X, y, w, seed):
+    import xgboost as xgb
+
+    import boostloss.xgboost as blx
+
+    def job():
+        dtrain = xgb.DMatrix(X, label=y, weight=w)
+        params = {"tree_method": "hist", "max_depth": 3, "eta": 0.3, "nthread": 1, "seed": seed,
+                  "subsample": 0.8, "base_score": 0.0}
+        booster = xgb.train(params, dtrain, 15, obj=blx.objective(loss))
+        return booster.predict(dtrain, output_margin=True), bytes(booster.save_raw("json"))
+
+    return job
+
+
+def _lgb_job(loss, X, y, w, seed):
+    import lightgbm as lgb
+
+    import boostloss.lightgbm as bll
+
+    def job():
+        train = lgb.Dataset(X, label=y, weight=w, free_raw_data=False)
+        params = {"objective": bll.objective(loss), "metric": "None", "num_leaves": 7,
+                  "learning_rate": 0.3, "num_threads": 1, "seed": seed, "bagging_fraction": 0.8,
+                  "bagging_freq": 1, "deterministic": True, "verbose": -1}
+        booster = lgb.train(params, train, 15)
+        return booster.predict(X, raw_score=True), booster.model_to_string()
+
+    return job
+
+
+def _estimator_job(kind, loss, X, y, w, seed):
+    import boostloss
+
+    def job():
+        if kind == "xgb":
+            clf = boostloss.XGBClassifier(loss=loss, n_estimators=15, max_depth=3, n_jobs=1,
+                                          random_state=seed, subsample=0.8)
+        else:
+            clf = boostloss.LGBMClassifier(loss=loss, n_estimators=15, num_leaves=7, n_jobs=1,
+                                           random_state=seed, subsample=0.8, subsample_freq=1,
+                                           deterministic=True, verbose=-1)
+        clf.fit(X, y, sample_weight=w)
+        return clf.predict_proba(X)[:, 1], None
+
+    return job
+
+
+JOB_FACTORIES = {
+    "xgb_train": _xgb_job,
+    "lgb_train": _lgb_job,
+    "XGBClassifier": lambda loss, X, y, w, seed: _estimator_job("xgb", loss, X, y, w, seed),
+    "LGBMClassifier": lambda loss, X, y, w, seed: _estimator_job("lgb", loss, X, y, w, seed),
+}
+
+
+@pytest.mark.parametrize("loss_name", sorted(SHARED_LOSSES))
+@pytest.mark.parametrize(
+    "framework",
+    [pytest.param(name, marks=pytest.mark.slow) if name.endswith("Classifier") else name
+     for name in sorted(JOB_FACTORIES)],
+)
+def test_concurrent_trainings_sharing_a_loss_match_sequential(framework, loss_name, small_problem):
+    X, y, w = small_problem
+    make_job = JOB_FACTORIES[framework]
+    # Two different trainings (different rows, weights and seeds), so crossed state would show.
+    half = X.shape[0] // 2
+    specs = [(X, y, w, 0), (X[:half], y[:half], None, 1)]
+
+    sequential = [make_job(SHARED_LOSSES[loss_name](), *spec)() for spec in specs]
+    shared = SHARED_LOSSES[loss_name]()
+    concurrent = run_concurrently([make_job(shared, *spec) for spec in specs] * 2)
+    again = [make_job(shared, *spec)() for spec in specs]  # the shared object, reused afterwards
+
+    for got_list in (concurrent[:2], concurrent[2:], again):
+        for (pred, model), (pred_ref, model_ref) in zip(got_list, sequential):
+            np.testing.assert_array_equal(pred, pred_ref)
+            assert model == model_ref
+    # The shared loss itself kept no training state.
+    if isinstance(shared, GHMLoss):
+        assert shared.running_counts_ is None
