@@ -187,10 +187,14 @@ def _config(args):
     )
 
 
+_DECIMALS = {"average_precision": 4, "roc_auc": 4, "log_loss": 4, "brier": 4, "fit_seconds": 2}
+
+
 def _format(metric, mean, std):
+    places = _DECIMALS[metric]
     if metric == "fit_seconds":
-        return f"{mean:.2f}"
-    return f"{mean:.4f} ± {std:.4f}"
+        return f"{mean:.{places}f}"
+    return f"{mean:.{places}f} ± {std:.{places}f}"
 
 
 def _print_table(console, dataset, config, rows):
@@ -206,7 +210,7 @@ def _print_table(console, dataset, config, rows):
         f"{config.folds}-fold stratified CV, {config.rounds} rounds, learning rate "
         f"{config.learning_rate:g}, seed {config.seed}; mean ± std over folds"
     )
-    best = cmp.best_per_metric(rows)
+    best = cmp.best_per_metric(rows, decimals=_DECIMALS)
     table = Table(show_lines=False)
     table.add_column("backend")
     table.add_column("loss")
@@ -220,7 +224,7 @@ def _print_table(console, dataset, config, rows):
             cells.append(f"[bold green]{text} *[/bold green]" if i in best[metric] else f"{text}  ")
         table.add_row(*cells)
     console.print(table)
-    console.print("* best in its column (fold mean); ↑ larger is better, ↓ smaller is better")
+    console.print("* best in its column (fold mean, as shown); ↑ larger is better, ↓ smaller is better")
 
 
 def _results_document(dataset, config, result, rows):

@@ -508,7 +508,21 @@ def _numba_threads(n_jobs):
         numba.set_num_threads(previous)
 
 
+def _warm_up(config):
+    # Loads (or compiles) the numba kernels of each loss once, so that the first fit's time
+    # measures training, not compilation.
+    y = np.array([0.0, 1.0, 0.0, 0.0])
+    margin = np.array([-1.0, 0.5, 0.2, -2.0])
+    for loss in config.losses:
+        loss_object = _loss_object(loss, config)
+        if loss_object is not None:
+            loss_object.init_score(y)
+            loss_object.gradient_hessian(y, margin)
+            loss_object.gradient_hessian(y, margin.astype(np.float32))
+
+
 def _cross_validate(dataset, config, on_fit, keep_first_fold):
+    _warm_up(config)
     X, y = dataset.X, dataset.y
     splitter = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
     splits = list(splitter.split(np.zeros(len(y)), y))
@@ -565,14 +579,28 @@ def summarize(records):
     return rows
 
 
-def best_per_metric(rows):
-    """Index of the best row (by the fold mean) for each metric of :data:`METRICS`.
+def best_per_metric(rows, decimals=None):
+    """Indices of the best rows (by the fold mean) for each metric of :data:`METRICS`.
 
-    Ties are resolved in favour of every tied row: the value is a set of indices.
+    Parameters
+    ----------
+    rows : list of dict
+        As returned by :func:`summarize`.
+    decimals : dict, optional
+        ``metric -> number of decimals``: compare the means rounded as they are shown, so that
+        every row that looks best is marked.
+
+    Returns
+    -------
+    dict
+        ``metric -> set of row indices``; every tied row is included.
     """
+    decimals = decimals or {}
     best = {}
     for metric, (_, larger_is_better) in METRICS.items():
         means = np.array([row[f"{metric}_mean"] for row in rows])
+        if metric in decimals:
+            means = np.round(means, decimals[metric])
         target = means.max() if larger_is_better else means.min()
         best[metric] = {i for i, m in enumerate(means) if math.isclose(m, target, rel_tol=1e-12, abs_tol=0.0)}
     return best

@@ -171,6 +171,8 @@ def test_summary_and_best_marks():
     assert best["log_loss"] == {0}
     assert best["brier"] == {0, 1}
     assert best["fit_seconds"] == {1}
+    # Compared as shown: means 0.2 and 0.5 both round to 0 at 0 decimals, a tie.
+    assert cmp.best_per_metric(rows, decimals={"log_loss": 0})["log_loss"] == {0, 1}
 
 
 def test_weighted_logistic_uses_the_class_ratio():
