@@ -20,20 +20,14 @@ import numpy as np
 import lightgbm as lgb
 import xgboost as xgb
 from scipy.special import expit
-from sklearn.base import clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from . import lightgbm as _bll
 from . import xgboost as _blx
-from .losses import FocalLoss
 
 __all__ = ["XGBClassifier", "LGBMClassifier"]
-
-#: Default of ``min_child_weight`` that XGBoost applies when it is left at None.
-_XGB_DEFAULT_MIN_CHILD_WEIGHT = 1.0
-
 
 def _is_loss_key(key):
     return key == "loss" or key.startswith("loss__")
@@ -68,16 +62,6 @@ def _encode_binary(y, loss):
     return encoder, encoder.transform(y)
 
 
-def _hessian_scale(loss, y01, sample_weight, start):
-    """sum of the loss's Hessians at its start / sum of the logistic Hessians at the prior log-odds."""
-    n = y01.shape[0]
-    logistic = FocalLoss(gamma=0.0, alpha=None)
-    prior = logistic.init_score(y01, sample_weight)
-    _, h_logistic = logistic.gradient_hessian(y01, np.full(n, prior), sample_weight)
-    _, h_loss = clone(loss).gradient_hessian(y01, np.full(n, start), sample_weight)
-    return float(h_loss.sum() / h_logistic.sum())
-
-
 class XGBClassifier(xgb.XGBClassifier):
     """``xgboost.XGBClassifier`` that trains a boostloss loss.
 
@@ -93,21 +77,19 @@ class XGBClassifier(xgb.XGBClassifier):
     Notes
     -----
     With a loss, ``base_score`` left at None becomes ``sigmoid(loss.init_score(y, sample_weight))``
-    (stored in the model), ``eval_metric`` left at None becomes the loss's metric (the default
-    ``logloss`` is disabled), and ``min_child_weight`` left at None becomes XGBoost's default 1
-    multiplied by ``min_child_weight_scale_``: the total Hessian of the loss at its starting margin
-    divided by that of the logistic loss at the prior log-odds. Focal Hessians carry the modulating
-    factor ``(1 - p_t)^gamma`` (about 1e-5 for an easy negative at gamma=2), so the unscaled default
-    would ask a leaf for tens of thousands of samples and stop the trees from growing; the scaled
-    value asks a leaf for about as many samples as the logistic loss does. Set ``min_child_weight``
-    to use your own value.
+    (stored in the model, so the booster predicts on its own), and ``eval_metric`` left at None
+    becomes the loss's metric (XGBoost's default ``logloss`` is then disabled). ``base_margin``
+    passed to ``fit`` overrides the start for those rows, as in XGBoost.
+
+    Focal Hessians carry the modulating factor ``(1 - p_t)^gamma``, so ``min_child_weight`` (default
+    1) means fewer samples per leaf than it does for the logistic loss. Scaling the default by the
+    ratio of total Hessians at the start did not help on the real datasets (README, "XGBoost and
+    LightGBM"), so the framework defaults are kept; tune ``min_child_weight`` like any parameter.
 
     Attributes
     ----------
     init_score_ : float or None
         The starting margin (None with ``loss=None``).
-    min_child_weight_scale_ : float or None
-        The Hessian ratio applied to the default ``min_child_weight`` (None when not applied).
     """
 
     def __init__(self, *, loss=None, objective="binary:logistic", **kwargs):
@@ -151,7 +133,6 @@ class XGBClassifier(xgb.XGBClassifier):
         """
         self.__dict__.pop("_boostloss_classes", None)
         self.init_score_ = None
-        self.min_child_weight_scale_ = None
         y_arr = np.asarray(y)
         multilabel = y_arr.ndim == 2 and y_arr.shape[1] > 1
         if multilabel and self.loss is None:
@@ -176,10 +157,6 @@ class XGBClassifier(xgb.XGBClassifier):
             self.init_score_ = start
             if self.base_score is None:
                 fit_params["base_score"] = float(expit(start))
-            if self.min_child_weight is None:
-                scale = _hessian_scale(self.loss, y_enc, sample_weight, start)
-                self.min_child_weight_scale_ = scale
-                fit_params["min_child_weight"] = _XGB_DEFAULT_MIN_CHILD_WEIGHT * scale
             self.objective = _blx.sklearn_objective(self.loss)
             if self.eval_metric is None:
                 self.eval_metric = _blx.sklearn_metric(self.loss)
