@@ -102,7 +102,7 @@ def markdown(results, config):
                 cells = [_cell(by_loss[loss], places, shown[loss] == best) for loss in losses]
                 lines.append(f"| {name} | {backend} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += _tally(summaries, config)
+    lines += _tally(results, config)
     sizes = ", ".join(
         f"{name} {dataset.y.shape[0]:,} rows / {dataset.n_positive:,} positive"
         for name, (dataset, _, _) in results.items()
@@ -116,31 +116,51 @@ def markdown(results, config):
     return "\n".join(lines)
 
 
-def _tally(summaries, config):
-    """How often focal / GHM-C beat the better of the two logistic baselines, per metric."""
+def _tally(results, config):
+    """How often focal / GHM-C beat the better of the two logistic baselines, per metric.
+
+    The folds are the same for every loss, so each comparison is paired: the per-fold differences
+    between the challenger and the baseline with the better fold mean. "Clearly" means the mean
+    difference is more than twice its standard error (over the folds).
+    """
     baselines = [loss for loss in ("logistic", "weighted") if loss in config.losses]
     challengers = [loss for loss in ("focal", "ghm") if loss in config.losses]
     if not baselines or not challengers:
         return []
-    lines = ["**Does focal or GHM-C beat the better of logistic and weighted logistic?** "
-             "(dataset x backend pairs where it is strictly better on the fold mean)", ""]
-    lines += ["| loss | " + " | ".join(cmp.METRICS[m][0] for m, _, _ in _TABLES[:4]) + " |",
-              "|---|" + "---:|" * 4]
+    metrics = [m for m, _, _ in _TABLES[:4]]
+    counts = {(c, m): [0, 0, 0, 0] for c in challengers for m in metrics}  # better, clearly, clearly worse, n
+    for _, records, _ in results.values():
+        for backend in config.backends:
+            folds = {}
+            for r in records:
+                if r["backend"] == backend:
+                    folds.setdefault(r["loss"], []).append(r)
+            for metric in metrics:
+                sign = 1.0 if cmp.METRICS[metric][1] else -1.0
+                per_loss = {loss: sign * np.array([r[metric] for r in sorted(rs, key=lambda r: r["fold"])])
+                            for loss, rs in folds.items()}
+                baseline = max(baselines, key=lambda b: per_loss[b].mean())
+                for challenger in challengers:
+                    diff = per_loss[challenger] - per_loss[baseline]
+                    margin = 2.0 * diff.std(ddof=1) / np.sqrt(diff.size)
+                    tally = counts[(challenger, metric)]
+                    tally[0] += int(diff.mean() > 0)
+                    tally[1] += int(diff.mean() > margin)
+                    tally[2] += int(diff.mean() < -margin)
+                    tally[3] += 1
+    lines = [
+        "**Does focal or GHM-C beat the better of logistic and weighted logistic?** Counts of "
+        "(dataset, backend) pairs; *better*: a better fold mean; *clearly*: the paired per-fold "
+        "difference is more than twice its standard error.",
+        "",
+        "| loss | | " + " | ".join(cmp.METRICS[m][0] for m in metrics) + " |",
+        "|---|---|" + "---:|" * len(metrics),
+    ]
     for challenger in challengers:
-        cells = []
-        for metric, _, _ in _TABLES[:4]:
-            larger = cmp.METRICS[metric][1]
-            wins = total = 0
-            for rows in summaries.values():
-                for backend in config.backends:
-                    means = {r["loss"]: r[f"{metric}_mean"] for r in rows if r["backend"] == backend}
-                    base = [means[b] for b in baselines]
-                    reference = max(base) if larger else min(base)
-                    better = means[challenger] > reference if larger else means[challenger] < reference
-                    wins += int(better)
-                    total += 1
-            cells.append(f"{wins} / {total}")
-        lines.append(f"| {config.loss_label(challenger)} | " + " | ".join(cells) + " |")
+        for i, what in enumerate(("better", "clearly better", "clearly worse")):
+            cells = [f"{counts[(challenger, m)][i]} / {counts[(challenger, m)][3]}" for m in metrics]
+            label = config.loss_label(challenger) if i == 0 else ""
+            lines.append(f"| {label} | {what} | " + " | ".join(cells) + " |")
     return lines
 
 
