@@ -394,6 +394,11 @@ def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None
     if features.shape[1] == 0:
         raise DataError(f"{path} has no feature columns besides the target {target!r}")
     X = _as_features(features)
+    if all(X[c].nunique(dropna=True) <= 1 for c in X.columns):
+        raise DataError(
+            f"no feature column of {path} varies (each holds at most one distinct value); "
+            "give columns that can predict the target"
+        )
     if max_rows is not None and max_rows < X.shape[0]:
         keep, _ = train_test_split(
             np.arange(X.shape[0]), train_size=max_rows, stratify=y, random_state=seed
@@ -443,6 +448,14 @@ def make_estimator(backend, loss, config, y_train):
     if backend == "lightgbm":
         return LGBMClassifier(loss=_loss_object(loss, config), verbose=-1, **params)
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+
+def _backend_errors():
+    # The errors the libraries raise for data they cannot train on (e.g. no usable feature).
+    from lightgbm.basic import LightGBMError
+    from xgboost.core import XGBoostError
+
+    return (LightGBMError, XGBoostError)
 
 
 def _positive_proba(estimator, X, **kwargs):
@@ -508,21 +521,25 @@ def _numba_threads(n_jobs):
         numba.set_num_threads(previous)
 
 
-def _warm_up(config):
-    # Loads (or compiles) the numba kernels of each loss once, so that the first fit's time
-    # measures training, not compilation.
-    y = np.array([0.0, 1.0, 0.0, 0.0])
-    margin = np.array([-1.0, 0.5, 0.2, -2.0])
-    for loss in config.losses:
-        loss_object = _loss_object(loss, config)
-        if loss_object is not None:
-            loss_object.init_score(y)
-            loss_object.gradient_hessian(y, margin)
-            loss_object.gradient_hessian(y, margin.astype(np.float32))
+def _warm_up(dataset, config):
+    # One tiny training per custom loss and backend loads (or, on a fresh install, compiles) the
+    # numba kernels that the real trainings use, with the same dtypes, so that the first fold's
+    # fit time measures training, not compilation.
+    # Failures are left to the real trainings, which report them.
+    positives = np.flatnonzero(dataset.y == 1)[:40]
+    negatives = np.flatnonzero(dataset.y == 0)[:80]
+    rows = np.concatenate([positives, negatives])
+    X, y = dataset.X.iloc[rows], dataset.y[rows]
+    tiny = dataclasses.replace(config, rounds=2)
+    for backend in config.backends:
+        for loss in config.losses:
+            if _loss_object(loss, config) is not None:
+                with contextlib.suppress(Exception):
+                    make_estimator(backend, loss, tiny, y).fit(X, y)
 
 
 def _cross_validate(dataset, config, on_fit, keep_first_fold):
-    _warm_up(config)
+    _warm_up(dataset, config)
     X, y = dataset.X, dataset.y
     splitter = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
     splits = list(splitter.split(np.zeros(len(y)), y))
@@ -535,7 +552,14 @@ def _cross_validate(dataset, config, on_fit, keep_first_fold):
             for fold, (train, test) in enumerate(splits):
                 estimator = make_estimator(backend, loss, config, y[train])
                 start = time.perf_counter()
-                estimator.fit(X.iloc[train], y[train])
+                try:
+                    estimator.fit(X.iloc[train], y[train])
+                except _backend_errors() as exc:
+                    raise DataError(
+                        f"{backend} could not train the {LOSSES[loss]} loss on fold {fold + 1} "
+                        f"({_short(exc)}); check that the features vary and that there are "
+                        "enough rows"
+                    ) from None
                 fit_seconds = time.perf_counter() - start
                 proba = _positive_proba(estimator, X.iloc[test])
                 out[test] = proba

@@ -233,6 +233,10 @@ _BAD_INPUTS = {
         _write_frame("d.csv", pd.DataFrame({"a": range(20), "y": [1] + [0] * 19})),
         ["--target", "y", "--folds", "3"], "lower --folds",
     ),
+    "constant features": (
+        _write_frame("d.csv", pd.DataFrame({"a": [1.0] * 40, "b": ["x"] * 40, "y": [1] * 10 + [0] * 30})),
+        ["--target", "y"], "no feature column",
+    ),
     "empty file": (_write_bytes("empty.csv", b""), ["--target", "y"], "is empty"),
     "header only": (_write_bytes("header.csv", b"a,y\n"), ["--target", "y"], "no data rows"),
     "binary content": (
@@ -340,3 +344,15 @@ def test_module_entry_point_matches(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "boostloss.cli", "compare", "--folds", "1"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "--folds must be at least 2" in proc.stderr
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_on_a_terminal_and_quiet(quiet, monkeypatch, capsys):
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich then treats the captured stream as a terminal
+    argv = ["compare", "--rounds", "3", "--folds", "2", "--backend", "lightgbm", "--losses", "logistic"]
+    assert main(argv + (["--quiet"] if quiet else [])) == 0
+    err = capsys.readouterr().err
+    if quiet:
+        assert err == ""
+    else:
+        assert "lightgbm logistic fold 2" in err and "2/2" in err
