@@ -356,3 +356,22 @@ def test_progress_on_a_terminal_and_quiet(quiet, monkeypatch, capsys):
         assert err == ""
     else:
         assert "lightgbm logistic fold 2" in err and "2/2" in err
+
+
+def test_parquet_input(tmp_path):
+    pytest.importorskip("pyarrow")
+    data = tmp_path / "mixed.parquet"
+    _mixed_frame().to_parquet(data)
+    out = tmp_path / "r.json"
+    assert main(["compare", str(data), "--target", "churn", "--positive", "yes",
+                 "--output", str(out), *ONE_CONFIG]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["dataset"]["categorical_features"] == ["city"]
+    assert doc["dataset"]["positives"] == 36
+
+
+def test_semicolon_csv(tmp_path):
+    data = tmp_path / "semi.csv"
+    _mixed_frame().to_csv(data, index=False, sep=";")
+    dataset = cmp.load_table(data, "churn", positive="yes")
+    assert list(dataset.X.columns) == ["x1", "x2", "city"]
