@@ -62,6 +62,14 @@ def _encode_binary(y, loss):
     return encoder, encoder.transform(y)
 
 
+def _init_score(loss, y01, sample_weight):
+    if sample_weight is not None and not np.any(np.asarray(sample_weight, dtype=np.float64) > 0):
+        raise ValueError(
+            "sample_weight has no positive entry (all zero weights): there is nothing to fit"
+        )
+    return float(loss.init_score(y01, sample_weight))
+
+
 class XGBClassifier(xgb.XGBClassifier):
     """``xgboost.XGBClassifier`` that trains a boostloss loss.
 
@@ -153,7 +161,7 @@ class XGBClassifier(xgb.XGBClassifier):
         saved = {"objective": self.objective, "eval_metric": self.eval_metric}
         fit_params = {}
         if self.loss is not None:
-            start = float(self.loss.init_score(y_enc, sample_weight))
+            start = _init_score(self.loss, y_enc, sample_weight)
             self.init_score_ = start
             if self.base_score is None:
                 fit_params["base_score"] = float(expit(start))
@@ -278,7 +286,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
         if self.class_weight is not None:
             class_w = compute_sample_weight(self.class_weight, y)
             weight = class_w if weight is None else weight * class_w
-        start = float(self.loss.init_score(y_enc, weight))
+        start = _init_score(self.loss, y_enc, weight)
         if init_score is None:
             kwargs["init_score"] = np.full(y_enc.shape[0], start)
             if eval_init_score is None:

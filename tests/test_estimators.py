@@ -1,0 +1,182 @@
+"""The drop-in estimators: scikit-learn compatibility, probabilities, labels, weights, search."""
+
+import pickle
+import warnings
+
+import joblib
+import lightgbm as lgb
+import numpy as np
+import pytest
+import xgboost as xgb
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from boostloss import FocalLoss, GHMLoss, LGBMClassifier, XGBClassifier
+
+SMALL_XGB = dict(n_estimators=5, max_depth=3, n_jobs=1, random_state=0)
+SMALL_LGB = dict(n_estimators=5, num_leaves=7, n_jobs=1, random_state=0, verbose=-1)
+
+
+def make(cls, loss, **kwargs):
+    return cls(loss=loss, **(SMALL_XGB if cls is XGBClassifier else SMALL_LGB), **kwargs)
+
+
+# Checks that cannot pass, with the reason (also listed in the README).
+EXPECTED_FAILED = {
+    "check_classifier_not_supporting_multiclass":
+        "XGBoost's own fit rejects 3 classes only after our binary-loss check; the message names "
+        "the loss, not the pattern the check looks for",
+    "check_fit2d_1sample": "a single sample has one class: the binary loss's init score is infinite",
+}
+
+
+@pytest.mark.slow
+@parametrize_with_checks([make(XGBClassifier, FocalLoss())],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check(estimator)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=1200, n_features=8, weights=[0.92], flip_y=0.01,
+                               random_state=3)
+    return X, y
+
+
+CLASSES = [XGBClassifier, LGBMClassifier]
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("loss", [FocalLoss(), GHMLoss(momentum=0.5)])
+def test_probabilities_labels_and_init_score(cls, loss, data):
+    X, y = data
+    labels = np.where(y == 1, "fraud", "ok")
+    clf = make(cls, loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "returning raw scores" warning
+        clf.fit(X, labels)
+        proba = clf.predict_proba(X)
+    assert proba.shape == (y.shape[0], 2)
+    assert np.all((proba > 0) & (proba < 1))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert list(clf.classes_) == ["fraud", "ok"]
+    pred = clf.predict(X)
+    assert set(pred) <= {"fraud", "ok"}
+    np.testing.assert_array_equal(pred, clf.classes_[np.argmax(proba, axis=1)])
+    # "fraud" sorts first, so the loss's positive class is "ok" (encoded 1).
+    assert clf.init_score_ == pytest.approx(clone(loss).init_score((labels == "ok").astype(int)))
+    if cls is XGBClassifier:
+        margin = clf.predict(X, output_margin=True)
+    else:
+        margin = clf.predict(X, raw_score=True)
+    np.testing.assert_allclose(proba[:, 1], 1.0 / (1.0 + np.exp(-margin)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls, native", [(XGBClassifier, xgb.XGBClassifier),
+                                         (LGBMClassifier, lgb.LGBMClassifier)])
+def test_loss_none_is_the_framework_estimator(cls, native, data):
+    X, y = data
+    ours = make(cls, None).fit(X, y).predict_proba(X)
+    params = dict(SMALL_XGB if cls is XGBClassifier else SMALL_LGB)
+    theirs = native(**params).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_custom_logistic_matches_builtin_estimator(cls, data):
+    X, y = data
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=y.shape[0])
+    logistic = make(cls, FocalLoss(gamma=0.0, alpha=None)).fit(X, y, sample_weight=w)
+    if cls is XGBClassifier:
+        start = 1.0 / (1.0 + np.exp(-logistic.init_score_))
+        builtin = make(cls, None, base_score=start).fit(X, y, sample_weight=w)
+    else:
+        builtin = make(cls, None).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(logistic.predict_proba(X), builtin.predict_proba(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_sample_weight_is_honoured(cls, data):
+    X, y = data
+    w = np.where(y == 1, 5.0, 1.0)
+    focal = FocalLoss()
+    weighted = make(cls, focal).fit(X, y, sample_weight=w)
+    assert weighted.init_score_ == pytest.approx(focal.init_score(y, w))
+    assert not np.allclose(weighted.predict_proba(X), make(cls, focal).fit(X, y).predict_proba(X))
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_early_stopping_uses_the_loss_metric(cls, data):
+    X, y = data
+    Xtr, ytr, Xva, yva = X[:800], y[:800], X[800:], y[800:]
+    if cls is XGBClassifier:
+        clf = cls(loss=FocalLoss(), n_estimators=300, learning_rate=0.8, max_depth=6, n_jobs=1,
+                  early_stopping_rounds=5)
+        clf.fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
+        curve = clf.evals_result()["validation_0"]["focal"]
+        best = clf.best_iteration
+    else:
+        clf = cls(loss=FocalLoss(), n_estimators=300, learning_rate=0.8, n_jobs=1, verbose=-1,
+                  min_child_samples=2)
+        clf.fit(Xtr, ytr, eval_X=Xva, eval_y=yva, callbacks=[lgb.early_stopping(5, verbose=False)])
+        curve = clf.evals_result_["valid_0"]["focal"]
+        assert list(clf.evals_result_["valid_0"]) == ["focal"]  # binary_logloss is disabled
+        best = clf.best_iteration_ - 1
+    assert best == int(np.argmin(curve)) and len(curve) == best + 6 < 300
+    # The first evaluation is the loss at the starting margin: the validation set starts there too.
+    start = np.full(yva.shape[0], clf.init_score_)
+    assert curve[0] < FocalLoss().loss(yva, start).mean()
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_clone_pickle_joblib(cls, data, tmp_path):
+    X, y = data
+    clf = make(cls, GHMLoss(momentum=0.5)).fit(X, y)
+    expected = clf.predict_proba(X)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), expected)
+    joblib.dump(clf, tmp_path / "model.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "model.joblib").predict_proba(X), expected)
+    fresh = clone(clf)
+    assert fresh.loss is not clf.loss and fresh.loss.get_params() == clf.loss.get_params()
+    np.testing.assert_array_equal(fresh.fit(X, y).predict_proba(X), expected)
+    np.testing.assert_array_equal(clf.fit(X, y).predict_proba(X), expected)  # refit: no state
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_grid_search_over_loss_params_in_a_pipeline(cls, data):
+    X, y = data
+    pipe = make_pipeline(StandardScaler(), make(cls, FocalLoss()))
+    name = pipe.steps[-1][0]
+    params = pipe.get_params()
+    assert f"{name}__loss__gamma" in params and f"{name}__n_estimators" in params
+    search = GridSearchCV(pipe, {f"{name}__loss__gamma": [0.0, 2.0]}, cv=2,
+                          scoring="average_precision")
+    search.fit(X, y)
+    gammas = [p[f"{name}__loss__gamma"] for p in search.cv_results_["params"]]
+    assert gammas == [0.0, 2.0]
+    assert search.best_estimator_[-1].loss.gamma in (0.0, 2.0)
+    direct = GridSearchCV(make(cls, FocalLoss()), {"loss__gamma": [1.0]}, cv=2).fit(X, y)
+    assert direct.best_estimator_.loss.gamma == 1.0
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_set_params_and_errors(cls, data):
+    X, y = data
+    clf = make(cls, FocalLoss())
+    clf.set_params(loss__gamma=0.5, n_estimators=3)
+    assert clf.loss.gamma == 0.5 and clf.get_params()["n_estimators"] == 3
+    with pytest.raises(ValueError, match="loss is None"):
+        make(cls, None).set_params(loss__gamma=1.0)
+    with pytest.raises(ValueError, match="exactly 2 classes"):
+        clf.fit(X, np.arange(y.shape[0]) % 3)
+    with pytest.raises(ValueError, match="gamma"):
+        make(cls, FocalLoss(gamma=-2.0)).fit(X, y)
+    multi = make(cls, None).fit(X, np.arange(y.shape[0]) % 3)
+    assert multi.predict_proba(X).shape == (y.shape[0], 3)
