@@ -135,8 +135,7 @@ def report(framework, times, rounds):
     c.print_table(["objective", "training", "per round", "objective call", "/ built-in",
                    "extra per round", "target"], rows)
     print("(objective call: median time inside the custom objective per round, framework overhead "
-          "excluded;
- the trees themselves differ between objectives, so 'per round' also moves "
+          "excluded;\n the trees themselves differ between objectives, so 'per round' also moves "
           "with tree shape)")
 
 
