@@ -48,7 +48,7 @@ _TABLES = [
     ("roc_auc", "ROC-AUC (higher is better)", 4),
     ("log_loss", "Log loss of the probabilities (lower is better)", 4),
     ("brier", "Brier score (lower is better)", 4),
-    ("fit_seconds", "Fit time per fold, seconds", 2),
+    ("fit_seconds", "Fit time per fold, seconds (wall clock, one thread per model; noisy on a shared machine)", 2),
 ]
 
 
