@@ -8,8 +8,15 @@ Adapters live in :mod:`boostloss.xgboost` and :mod:`boostloss.lightgbm`; drop-in
 :class:`boostloss.XGBClassifier` and :class:`boostloss.LGBMClassifier`.
 """
 
-from ._kernels import HESSIAN_FLOOR
-from .losses import FocalLoss, GHMLoss
+import os as _os
+
+from . import _numba_cache
+
+# The kernels are compiled with cache=True; give numba a writable cache directory even when the
+# install directory and the user's cache are both read-only.
+with _numba_cache.writable_cache(_os.path.dirname(__file__)):
+    from ._kernels import HESSIAN_FLOOR
+    from .losses import FocalLoss, GHMLoss
 
 __version__ = "0.1.0"
 

@@ -125,13 +125,6 @@ def test_fallback_helper_makes_a_fully_read_only_setup_work(read_only_install, u
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="import boostloss fails with numba's 'no locator available' RuntimeError when neither the "
-           "package's __pycache__ nor the user cache is writable, until boostloss/__init__.py imports "
-           "the kernels inside _numba_cache.writable_cache (then remove this marker)",
-)
 def test_fully_read_only_setup_imports(read_only_install, unwritable_home):
     _assert_clean(run_probe(read_only_install, unwritable_home), read_only_install)
 
