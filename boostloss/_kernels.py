@@ -35,6 +35,11 @@ HESSIAN_GAUSS_NEWTON = 1
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
 
+#: Below this many samples the kernels run their serial loops: the work (about 0.4 ms at this size)
+#: does not repay waking the other threads, and on a busy machine a parallel region can wait for a
+#: descheduled thread for a whole time slice. Results are the same either way.
+PARALLEL_MIN_SAMPLES = 1 << 17
+
 
 # --------------------------------------------------------------------------------------------
 # exp and log1p that the compiler can vectorise
@@ -213,7 +218,11 @@ def focal_grad_hess(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out
     """
     n = x.shape[0]
     weighted = w.shape[0] > 0
-    if gamma == 2.0:
+    if n < PARALLEL_MIN_SAMPLES:
+        for i in range(n):
+            _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg,
+                                   hessian_mode, grad_out, hess_out)
+    elif gamma == 2.0:
         for i in prange(n):
             _focal_grad_hess_store(i, y, x, w, weighted, 2.0, alpha_pos, alpha_neg, hessian_mode,
                                    grad_out, hess_out)
@@ -295,6 +304,7 @@ def _edges_are_uniform(edges):
 
 @njit(cache=True, inline="always")
 def _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out):
+    """Weighted CE gradient and floored Hessian of sample ``i`` into the outputs; returns ``g``."""
     diff, hess, g, _ = _gradient_norm_parts(np.float64(x[i]), y[i])
     if not hess > HESSIAN_FLOOR:
         hess = HESSIAN_FLOOR
@@ -304,6 +314,33 @@ def _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out):
     grad_out[i] = diff
     hess_out[i] = hess
     return g
+
+
+@njit(cache=True, inline="always")
+def _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot):
+    """Bin counts (and total weight) of the valid samples of chunk ``c``, into row ``c``."""
+    start = c * CHUNK
+    stop = min(start + CHUNK, n)
+    if weighted:
+        tot = 0.0
+        for i in range(start, stop):
+            wi = w[i]
+            if wi > 0.0:
+                partial[c, bin_out[i]] += wi
+                tot += wi
+        partial_tot[c] = tot
+    else:
+        # Four interleaved integer histograms: consecutive samples often share a bin, and one
+        # histogram would make every increment wait for the previous one.
+        counts4 = np.empty((4, bins), dtype=np.int64)
+        for b in range(bins):
+            for r in range(4):
+                counts4[r, b] = 0
+        for i in range(start, stop):
+            counts4[i & 3, bin_out[i]] += 1
+        for b in range(bins):
+            partial[c, b] = float(counts4[0, b] + counts4[1, b] + counts4[2, b] + counts4[3, b])
+        partial_tot[c] = float(stop - start)
 
 
 @njit(cache=True, parallel=True)
@@ -324,10 +361,20 @@ def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_out):
     uniform = _edges_are_uniform(edges)
     weighted = w.shape[0] > 0
     n_chunks = (n + CHUNK - 1) // CHUNK
-    partial = np.zeros((n_chunks, bins))
-    partial_tot = np.zeros(n_chunks)
+    # np.empty and explicit zeroing: in a parallel kernel numba turns np.zeros into a parallel loop
+    # of its own, one more wake-up of the threads for a few bytes.
+    partial = np.empty((n_chunks, bins))
+    partial_tot = np.empty(n_chunks)
+    for c in range(n_chunks):
+        partial_tot[c] = 0.0
+        for b in range(bins):
+            partial[c, b] = 0.0
     # A flat parallel loop: numba's inner loops of a chunked prange do not compile to SIMD code.
-    if uniform:
+    if n < PARALLEL_MIN_SAMPLES:
+        for i in range(n):
+            g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
+            bin_out[i] = bin_of(g, bins, edges)
+    elif uniform:
         for i in prange(n):
             g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = _bin_of_uniform(g, bins, fbins)
@@ -335,26 +382,12 @@ def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_out):
         for i in prange(n):
             g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = bin_of(g, bins, edges)
-    for c in prange(n_chunks):
-        start = c * CHUNK
-        stop = min(start + CHUNK, n)
-        if weighted:
-            tot = 0.0
-            for i in range(start, stop):
-                wi = w[i]
-                if wi > 0.0:
-                    partial[c, bin_out[i]] += wi
-                    tot += wi
-            partial_tot[c] = tot
-        else:
-            # Four interleaved integer histograms: consecutive samples often share a bin, and one
-            # histogram would make every increment wait for the previous one.
-            counts4 = np.zeros((4, bins), dtype=np.int64)
-            for i in range(start, stop):
-                counts4[i & 3, bin_out[i]] += 1
-            for b in range(bins):
-                partial[c, b] = float(counts4[0, b] + counts4[1, b] + counts4[2, b] + counts4[3, b])
-            partial_tot[c] = float(stop - start)
+    if n < PARALLEL_MIN_SAMPLES:
+        for c in range(n_chunks):
+            _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot)
+    else:
+        for c in prange(n_chunks):
+            _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot)
     total = 0.0
     for c in range(n_chunks):
         total += partial_tot[c]
@@ -363,13 +396,22 @@ def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_out):
     return total
 
 
+@njit(cache=True, inline="always")
+def _scale_one(i, factor, grad, hess):
+    grad[i] *= factor
+    hess[i] *= factor
+
+
 @njit(cache=True, parallel=True)
 def scale_by_bin(bin_idx, beta, grad, hess):
     """``grad *= beta[bin]``, ``hess *= beta[bin]`` in place."""
-    for i in prange(grad.shape[0]):
-        bb = beta[bin_idx[i]]
-        grad[i] *= bb
-        hess[i] *= bb
+    n = grad.shape[0]
+    if n < PARALLEL_MIN_SAMPLES:
+        for i in range(n):
+            _scale_one(i, beta[bin_idx[i]], grad, hess)
+    else:
+        for i in prange(n):
+            _scale_one(i, beta[bin_idx[i]], grad, hess)
 
 
 @njit(cache=True, parallel=True)
@@ -377,16 +419,12 @@ def ghm_norm_pass(y, x, w, grad_out, hess_out, g_out):
     """First GHM pass with window density: weighted CE gradient, floored Hessian and ``g = |p - y|``."""
     n = x.shape[0]
     weighted = w.shape[0] > 0
-    for i in prange(n):
-        diff, hess, g, _ = _gradient_norm_parts(np.float64(x[i]), y[i])
-        if not hess > HESSIAN_FLOOR:
-            hess = HESSIAN_FLOOR
-        wi = 1.0
-        if weighted:
-            wi = w[i]
-        g_out[i] = g
-        grad_out[i] = wi * diff
-        hess_out[i] = wi * hess
+    if n < PARALLEL_MIN_SAMPLES:
+        for i in range(n):
+            g_out[i] = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
+    else:
+        for i in prange(n):
+            g_out[i] = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
 
 
 _RADIX_BITS = 11
@@ -513,9 +551,14 @@ def window_beta(g, w, epsilon, beta_out):
 
 @njit(cache=True, parallel=True)
 def scale_by_sample(beta, grad, hess):
-    for i in prange(grad.shape[0]):
-        grad[i] *= beta[i]
-        hess[i] *= beta[i]
+    """``grad *= beta``, ``hess *= beta`` in place."""
+    n = grad.shape[0]
+    if n < PARALLEL_MIN_SAMPLES:
+        for i in range(n):
+            _scale_one(i, beta[i], grad, hess)
+    else:
+        for i in prange(n):
+            _scale_one(i, beta[i], grad, hess)
 
 
 @njit(cache=True, parallel=True)
