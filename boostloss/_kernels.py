@@ -35,11 +35,6 @@ HESSIAN_GAUSS_NEWTON = 1
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
 
-#: Below this many samples the kernels run their serial loops: the work (about 0.4 ms at this size)
-#: does not repay waking the other threads, and on a busy machine a parallel region can wait for a
-#: descheduled thread for a whole time slice. Results are the same either way.
-PARALLEL_MIN_SAMPLES = 1 << 17
-
 
 # --------------------------------------------------------------------------------------------
 # exp and log1p that the compiler can vectorise
@@ -218,11 +213,7 @@ def focal_grad_hess(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out
     """
     n = x.shape[0]
     weighted = w.shape[0] > 0
-    if n < PARALLEL_MIN_SAMPLES:
-        for i in range(n):
-            _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg,
-                                   hessian_mode, grad_out, hess_out)
-    elif gamma == 2.0:
+    if gamma == 2.0:
         for i in prange(n):
             _focal_grad_hess_store(i, y, x, w, weighted, 2.0, alpha_pos, alpha_neg, hessian_mode,
                                    grad_out, hess_out)
@@ -370,11 +361,7 @@ def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_out):
         for b in range(bins):
             partial[c, b] = 0.0
     # A flat parallel loop: numba's inner loops of a chunked prange do not compile to SIMD code.
-    if n < PARALLEL_MIN_SAMPLES:
-        for i in range(n):
-            g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
-            bin_out[i] = bin_of(g, bins, edges)
-    elif uniform:
+    if uniform:
         for i in prange(n):
             g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = _bin_of_uniform(g, bins, fbins)
@@ -382,12 +369,8 @@ def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_out):
         for i in prange(n):
             g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = bin_of(g, bins, edges)
-    if n < PARALLEL_MIN_SAMPLES:
-        for c in range(n_chunks):
-            _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot)
-    else:
-        for c in prange(n_chunks):
-            _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot)
+    for c in prange(n_chunks):
+        _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot)
     total = 0.0
     for c in range(n_chunks):
         total += partial_tot[c]
@@ -406,12 +389,8 @@ def _scale_one(i, factor, grad, hess):
 def scale_by_bin(bin_idx, beta, grad, hess):
     """``grad *= beta[bin]``, ``hess *= beta[bin]`` in place."""
     n = grad.shape[0]
-    if n < PARALLEL_MIN_SAMPLES:
-        for i in range(n):
-            _scale_one(i, beta[bin_idx[i]], grad, hess)
-    else:
-        for i in prange(n):
-            _scale_one(i, beta[bin_idx[i]], grad, hess)
+    for i in prange(n):
+        _scale_one(i, beta[bin_idx[i]], grad, hess)
 
 
 @njit(cache=True, parallel=True)
@@ -419,12 +398,8 @@ def ghm_norm_pass(y, x, w, grad_out, hess_out, g_out):
     """First GHM pass with window density: weighted CE gradient, floored Hessian and ``g = |p - y|``."""
     n = x.shape[0]
     weighted = w.shape[0] > 0
-    if n < PARALLEL_MIN_SAMPLES:
-        for i in range(n):
-            g_out[i] = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
-    else:
-        for i in prange(n):
-            g_out[i] = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
+    for i in prange(n):
+        g_out[i] = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
 
 
 _RADIX_BITS = 11
@@ -553,12 +528,8 @@ def window_beta(g, w, epsilon, beta_out):
 def scale_by_sample(beta, grad, hess):
     """``grad *= beta``, ``hess *= beta`` in place."""
     n = grad.shape[0]
-    if n < PARALLEL_MIN_SAMPLES:
-        for i in range(n):
-            _scale_one(i, beta[i], grad, hess)
-    else:
-        for i in prange(n):
-            _scale_one(i, beta[i], grad, hess)
+    for i in prange(n):
+        _scale_one(i, beta[i], grad, hess)
 
 
 @njit(cache=True, parallel=True)
