@@ -145,13 +145,15 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--numba-threads", type=int, default=None,
+                        help="numba's threads for the boostloss kernels (default: --threads)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", choices=["xgboost", "lightgbm"], default=None)
     args = parser.parse_args(argv)
 
     import numba
 
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(args.numba_threads or args.threads, numba.config.NUMBA_NUM_THREADS))
     import lightgbm
     import xgboost
 
