@@ -10,7 +10,9 @@ With ``loss=None`` they train the framework's built-in logistic objective; with 
 - return real probabilities from ``predict_proba`` and the original labels (any values, strings
   too) from ``predict``,
 - evaluate ``eval_set`` with the loss's own metric (weighted mean loss, lower is better) unless
-  ``eval_metric`` says otherwise, so early stopping watches the loss being optimised,
+  ``eval_metric`` says otherwise, so early stopping watches the loss being optimised (for GHM-C,
+  whose density-weighted loss is not comparable across rounds, the cross-entropy it re-weights,
+  named ``logloss``),
 - make a fresh objective (clone of the loss, new GHM state, new buffers) for every ``fit``.
 
 They survive ``clone``, pickle and joblib, and ``GridSearchCV(clf, {"loss__gamma": [...]})``.
@@ -26,6 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from . import lightgbm as _bll
 from . import xgboost as _blx
+from .losses import FocalLoss, GHMLoss
 
 __all__ = ["XGBClassifier", "LGBMClassifier"]
 
@@ -62,6 +65,19 @@ def _encode_binary(y, loss):
     return encoder, encoder.transform(y)
 
 
+def _default_metric(adapters, loss):
+    """The ``eval_set`` metric when the user names none: the loss itself, except for GHM-C.
+
+    GHM-C's loss re-weights every evaluation by the gradient density of the margins it is given, so
+    it grows as the model separates the classes (the easy crowd gets down-weighted); early stopping
+    on it stops after a round or two. Its model is evaluated with the cross-entropy it re-weights,
+    reported as ``logloss`` on the raw margins.
+    """
+    if isinstance(loss, GHMLoss):
+        return adapters.sklearn_metric(FocalLoss(gamma=0.0, alpha=None), name="logloss")
+    return adapters.sklearn_metric(loss)
+
+
 def _init_score(loss, y01, sample_weight):
     if sample_weight is not None and not np.any(np.asarray(sample_weight, dtype=np.float64) > 0):
         raise ValueError(
@@ -86,7 +102,8 @@ class XGBClassifier(xgb.XGBClassifier):
     -----
     With a loss, ``base_score`` left at None becomes ``sigmoid(loss.init_score(y, sample_weight))``
     (stored in the model, so the booster predicts on its own), and ``eval_metric`` left at None
-    becomes the loss's metric (XGBoost's default ``logloss`` is then disabled). ``base_margin``
+    becomes the loss's metric (``logloss`` on margins for GHM-C; XGBoost's default ``logloss`` on
+    probabilities is then disabled). ``base_margin``
     passed to ``fit`` overrides the start for those rows, as in XGBoost.
 
     Focal Hessians carry the modulating factor ``(1 - p_t)^gamma``, so ``min_child_weight`` (default
@@ -167,7 +184,7 @@ class XGBClassifier(xgb.XGBClassifier):
                 fit_params["base_score"] = float(expit(start))
             self.objective = _blx.sklearn_objective(self.loss)
             if self.eval_metric is None:
-                self.eval_metric = _blx.sklearn_metric(self.loss)
+                self.eval_metric = _default_metric(_blx, self.loss)
                 fit_params["disable_default_eval_metric"] = True
         self._boostloss_fit_params = fit_params
         try:
@@ -211,7 +228,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
     With a loss, ``fit`` sets ``init_score = loss.init_score(y, sample_weight * class weights)`` on
     the training and validation sets (unless you pass ``init_score`` / ``eval_init_score``: then your
     values are used and ``init_score_`` is 0), disables LightGBM's default ``binary_logloss`` metric
-    (it would read raw scores as probabilities) and evaluates ``eval_set`` with the loss's metric
+    (it would read raw scores as probabilities) and evaluates ``eval_set`` with the loss's metric (``logloss`` for GHM-C)
     unless ``eval_metric`` is given. ``predict_proba`` returns ``sigmoid(raw score + init_score_)``
     (no warning), ``predict(raw_score=True)`` the margins including ``init_score_``, and
     ``predict(pred_contrib=True)`` puts ``init_score_`` into the expected-value column.
@@ -302,7 +319,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
         else:
             start = 0.0
         if eval_metric is None:
-            kwargs["eval_metric"] = _bll.sklearn_metric(self.loss)
+            kwargs["eval_metric"] = _default_metric(_bll, self.loss)
         self._boostloss_objective = _bll.sklearn_objective(self.loss)
         try:
             super().fit(X, y, **kwargs)

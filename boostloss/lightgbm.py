@@ -102,9 +102,9 @@ class LGBMMetric:
     probabilities, which this metric would misread.
     """
 
-    def __init__(self, loss):
+    def __init__(self, loss, name=None):
         self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name
+        self.__name__ = self.loss.name if name is None else str(name)
         self._cache = _PerDataset()
 
     def __call__(self, preds, dataset):
@@ -155,9 +155,9 @@ class LGBMSklearnMetric:
     Returns ``(loss.name, weighted mean loss, False)``; expects raw margins (a callable objective).
     """
 
-    def __init__(self, loss):
+    def __init__(self, loss, name=None):
         self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name
+        self.__name__ = self.loss.name if name is None else str(name)
         self._cache = _ArrayCache()
 
     def __call__(self, y_true, y_pred, weight):
@@ -185,9 +185,12 @@ def objective(loss):
     return LGBMObjective(loss)
 
 
-def metric(loss):
-    """An evaluation metric for ``lgb.train(..., feval=metric(loss))`` (lower is better)."""
-    return LGBMMetric(loss)
+def metric(loss, name=None):
+    """An evaluation metric for ``lgb.train(..., feval=metric(loss))`` (lower is better).
+
+    ``name`` names it in the evaluation log (default ``loss.name``).
+    """
+    return LGBMMetric(loss, name=name)
 
 
 def sklearn_objective(loss):
@@ -199,9 +202,12 @@ def sklearn_objective(loss):
     return LGBMSklearnObjective(loss)
 
 
-def sklearn_metric(loss):
-    """An evaluation metric for ``lgb.LGBMClassifier.fit(eval_metric=sklearn_metric(loss))``."""
-    return LGBMSklearnMetric(loss)
+def sklearn_metric(loss, name=None):
+    """An evaluation metric for ``lgb.LGBMClassifier.fit(eval_metric=sklearn_metric(loss))``.
+
+    ``name`` names it in ``evals_result_`` (default ``loss.name``).
+    """
+    return LGBMSklearnMetric(loss, name=name)
 
 
 def set_init_score(loss, train_set, *valid_sets):

@@ -7,6 +7,9 @@ convention), so ``set_params`` and ``clone`` never fail on values that are only 
 Inputs are validated on every public call; outputs are float64 arrays.
 """
 
+import contextlib
+
+import numba
 import numpy as np
 from scipy.optimize import brentq
 from sklearn.base import BaseEstimator
@@ -15,6 +18,32 @@ from . import _kernels
 from . import _validation as v
 
 __all__ = ["FocalLoss", "GHMLoss"]
+
+#: Below this many rows the kernels run on the calling thread only: waking numba's thread pool
+#: costs more than it saves there (tens of microseconds idle, milliseconds on a busy machine).
+PARALLEL_MIN_ROWS = 1 << 15
+
+
+@contextlib.contextmanager
+def kernel_threads(n_rows, limit=None):
+    """Run the kernels of this block on one thread when ``n_rows`` is small, or on at most ``limit``.
+
+    ``numba.set_num_threads`` is local to the calling thread, so concurrent trainings in other
+    threads are not affected. Results do not depend on the thread count (see ``_kernels``).
+    """
+    current = numba.get_num_threads()
+    wanted = 1 if n_rows < PARALLEL_MIN_ROWS else current
+    if limit is not None:
+        wanted = min(wanted, limit)
+    if wanted == current:
+        yield
+        return
+    numba.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(current)
+
 
 _HESSIANS = {"exact": _kernels.HESSIAN_EXACT, "gauss_newton": _kernels.HESSIAN_GAUSS_NEWTON}
 _DENSITIES = ("bins", "window")
@@ -94,6 +123,18 @@ class _BinaryLoss(BaseEstimator):
         return self._constant_minimiser(params, w1, w0)
 
     # -- internals ------------------------------------------------------------------------
+
+    # The adapters call these two on validated input with buffers they own; the subclasses
+    # implement ``_loss_kernels`` / ``_grad_hess_kernels``.
+    @classmethod
+    def _loss_unchecked(cls, params, y, x, w, out):
+        with kernel_threads(y.shape[0]):
+            cls._loss_kernels(params, y, x, w, out)
+
+    @classmethod
+    def _grad_hess_unchecked(cls, params, y, x, w, grad, hess, state, scratch=None):
+        with kernel_threads(y.shape[0]):
+            cls._grad_hess_kernels(params, y, x, w, grad, hess, state, scratch)
 
     def _constant_total_and_slope(self, params, s, w1, w0):
         y2 = np.array([1.0, 0.0])
@@ -200,12 +241,12 @@ class FocalLoss(_BinaryLoss):
         return gamma, a_pos, a_neg, mode
 
     @staticmethod
-    def _loss_unchecked(params, y, x, w, out):
+    def _loss_kernels(params, y, x, w, out):
         gamma, a_pos, a_neg, _ = params
         _kernels.focal_loss(y, x, w, gamma, a_pos, a_neg, out)
 
     @staticmethod
-    def _grad_hess_unchecked(params, y, x, w, grad, hess, state, scratch=None):
+    def _grad_hess_kernels(params, y, x, w, grad, hess, state, scratch=None):
         gamma, a_pos, a_neg, mode = params
         _kernels.focal_grad_hess(y, x, w, gamma, a_pos, a_neg, mode, grad, hess)
 
@@ -340,7 +381,7 @@ class GHMLoss(_BinaryLoss):
         return beta
 
     @classmethod
-    def _loss_unchecked(cls, params, y, x, w, out):
+    def _loss_kernels(cls, params, y, x, w, out):
         bins, momentum, density, epsilon, edges = params
         n = y.shape[0]
         g = np.empty(n)
@@ -361,7 +402,7 @@ class GHMLoss(_BinaryLoss):
                 out *= w
 
     @classmethod
-    def _grad_hess_unchecked(cls, params, y, x, w, grad, hess, state, scratch=None):
+    def _grad_hess_kernels(cls, params, y, x, w, grad, hess, state, scratch=None):
         bins, momentum, density, epsilon, edges = params
         n = y.shape[0]
         if density == "bins":
@@ -410,18 +451,20 @@ class GHMLoss(_BinaryLoss):
         """
         y, x, w = v.check_inputs(y_true, raw_prediction, sample_weight)
         params = self._params()
-        n = y.shape[0]
-        ce = np.empty(n)
-        g = np.empty(n)
-        _kernels.cross_entropy_and_norm(y, x, ce, g)
-        if params[2] == "bins":
-            idx = np.empty(n, dtype=np.intp)
-            counts = np.zeros(params[0])
-            tot = _kernels.bin_counts(g, w, params[4], idx, counts)
-            beta = self._bin_betas(counts, tot, 0.0, None)[idx]
-            if w.shape[0]:
-                beta[w == 0.0] = 0.0
+        with kernel_threads(y.shape[0]):
+            n = y.shape[0]
+            ce = np.empty(n)
+            g = np.empty(n)
+            _kernels.cross_entropy_and_norm(y, x, ce, g)
+            if params[2] == "bins":
+                idx = np.empty(n, dtype=np.intp)
+                counts = np.zeros(params[0])
+                tot = _kernels.bin_counts(g, w, params[4], idx, counts)
+                beta = self._bin_betas(counts, tot, 0.0, None)[idx]
+                if w.shape[0]:
+                    beta[w == 0.0] = 0.0
+                return beta
+            beta = np.empty(n)
+            _kernels.window_beta(g, w, params[3], beta)
             return beta
-        beta = np.empty(n)
-        _kernels.window_beta(g, w, params[3], beta)
-        return beta
+

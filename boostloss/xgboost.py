@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.base import clone
 
 from . import _validation as v
-from .losses import GHMState
+from .losses import GHMState, kernel_threads
 
 __all__ = [
     "objective",
@@ -170,8 +170,11 @@ class XGBObjective:
         # (float32/float64, finite), GHM state ``entry.state``; returns float32 (grad, hess).
         if getattr(self, "_compute", "host") == "device":
             return _device_gradient_hessian(self.loss, entry, x)
-        self.loss._grad_hess_unchecked(self._params, entry.y, x, entry.w, entry.grad, entry.hess,
-                                       entry.state, entry.scratch)
+        # One numba thread: between rounds XGBoost's OpenMP workers keep the cores busy, and a
+        # second numba thread competing with them made rounds slower (benchmarks/bench_training.py).
+        with kernel_threads(x.shape[0], limit=1):
+            self.loss._grad_hess_unchecked(self._params, entry.y, x, entry.w, entry.grad,
+                                           entry.hess, entry.state, entry.scratch)
         return entry.grad, entry.hess
 
     def __getstate__(self):
@@ -201,9 +204,9 @@ class XGBMetric:
     better, so early stopping minimises it). Made by :func:`metric`; stateless across rounds.
     """
 
-    def __init__(self, loss):
+    def __init__(self, loss, name=None):
         self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name
+        self.__name__ = self.loss.name if name is None else str(name)
         self._cache = _PerDataset()
 
     def __call__(self, predt, dmatrix):
@@ -289,9 +292,9 @@ class XGBSklearnMetric:
     probabilities, which this metric would misread as margins.
     """
 
-    def __init__(self, loss):
+    def __init__(self, loss, name=None):
         self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name
+        self.__name__ = self.loss.name if name is None else str(name)
         self._cache = _ArrayCache()
 
     def __call__(self, y_true, y_pred, *, sample_weight=None):
@@ -326,9 +329,12 @@ def objective(loss, *, compute="host"):
     return XGBObjective(loss, compute=compute)
 
 
-def metric(loss):
-    """An evaluation metric for ``xgb.train(..., custom_metric=metric(loss))`` (lower is better)."""
-    return XGBMetric(loss)
+def metric(loss, name=None):
+    """An evaluation metric for ``xgb.train(..., custom_metric=metric(loss))`` (lower is better).
+
+    ``name`` names it in the evaluation log (default ``loss.name``).
+    """
+    return XGBMetric(loss, name=name)
 
 
 def sklearn_objective(loss, *, compute="host"):
@@ -343,12 +349,13 @@ def sklearn_objective(loss, *, compute="host"):
     return XGBSklearnObjective(loss, compute=compute)
 
 
-def sklearn_metric(loss):
+def sklearn_metric(loss, name=None):
     """An evaluation metric for ``xgb.XGBClassifier(eval_metric=sklearn_metric(loss))``.
 
-    Use it together with a callable objective (XGBoost then passes raw margins to it).
+    Use it together with a callable objective (XGBoost then passes raw margins to it). ``name``
+    names it in ``evals_result()`` (default ``loss.name``).
     """
-    return XGBSklearnMetric(loss)
+    return XGBSklearnMetric(loss, name=name)
 
 
 def _labels_weights(data, sample_weight):

@@ -180,3 +180,26 @@ def test_set_params_and_errors(cls, data):
         make(cls, FocalLoss(gamma=-2.0)).fit(X, y)
     multi = make(cls, None).fit(X, np.arange(y.shape[0]) % 3)
     assert multi.predict_proba(X).shape == (y.shape[0], 3)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_ghm_early_stopping_watches_the_cross_entropy(cls, data):
+    # GHM-C's own loss grows as the classes separate (the density re-weighting), so the default
+    # eval metric of a GHM model is the cross-entropy on margins, named "logloss".
+    X, y = data
+    Xtr, ytr, Xva, yva = X[:800], y[:800], X[800:], y[800:]
+    clf = cls(loss=GHMLoss(), n_estimators=200, learning_rate=0.1, n_jobs=1)
+    if cls is XGBClassifier:
+        clf.set_params(early_stopping_rounds=10)
+        clf.fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
+        curve = clf.evals_result()["validation_0"]["logloss"]
+        best = clf.best_iteration
+    else:
+        clf.fit(Xtr, ytr, eval_X=Xva, eval_y=yva, callbacks=[lgb.early_stopping(10, verbose=False)])
+        curve = clf.evals_result_["valid_0"]["logloss"]
+        best = clf.best_iteration_ - 1
+    p = clf.predict_proba(Xva)[:, 1]
+    ce = -np.mean(np.where(yva == 1, np.log(p), np.log1p(-p)))
+    assert best >= 5
+    assert curve[best] == pytest.approx(min(curve))
+    assert curve[best] == pytest.approx(ce, rel=1e-4)
