@@ -56,11 +56,15 @@ def _encode_binary(y, loss):
     """Labels encoded to 0/1 with their original values, for a binary loss."""
     check_classification_targets(y)
     encoder = LabelEncoder().fit(y)
-    if encoder.classes_.shape[0] != 2:
+    n_classes = encoder.classes_.shape[0]
+    if n_classes != 2:
+        # The wording follows scikit-learn's convention ("Only binary classification is supported",
+        # "one class"), which its estimator checks look for.
+        got = "one class" if n_classes == 1 else f"{n_classes} classes"
+        hint = "; use loss=None for the framework's multi-class objective" if n_classes > 2 else ""
         raise ValueError(
-            f"loss={loss!r} is a binary loss: y must have exactly 2 classes, got "
-            f"{encoder.classes_.shape[0]}: {list(encoder.classes_[:5])}; use loss=None for the "
-            "framework's multi-class objective"
+            f"Only binary classification is supported with loss={loss!r}: y must have exactly "
+            f"2 classes, got {got}: {list(encoder.classes_[:5])}{hint}"
         )
     return encoder, encoder.transform(y)
 
@@ -212,6 +216,24 @@ class XGBClassifier(xgb.XGBClassifier):
         return classes[np.asarray(out, dtype=np.intp)]
 
 
+def _objective_is_none(env):
+    """Before the first round: tell the Booster its objective is already ``"none"``.
+
+    With a callable objective, ``Booster.update`` first calls ``reset_parameter({"objective":
+    "none"})``; the sklearn wrapper has created the Booster with that objective already, so the call
+    changes nothing, but LightGBM aborts in it (``Check failed: num_features() > 0``) when no feature
+    is usable (all constant, or none splittable under ``min_child_samples`` on a small set), where
+    the built-in objective trains a constant model. Skipping the redundant reset gives the same
+    constant model here: one empty tree, so the prediction is ``init_score_``.
+    """
+    if env.iteration == env.begin_iteration:
+        env.model._Booster__set_objective_to_none = True
+
+
+_objective_is_none.before_iteration = True
+_objective_is_none.order = 0
+
+
 class LGBMClassifier(lgb.LGBMClassifier):
     """``lightgbm.LGBMClassifier`` that trains a boostloss loss.
 
@@ -232,6 +254,9 @@ class LGBMClassifier(lgb.LGBMClassifier):
     unless ``eval_metric`` is given. ``predict_proba`` returns ``sigmoid(raw score + init_score_)``
     (no warning), ``predict(raw_score=True)`` the margins including ``init_score_``, and
     ``predict(pred_contrib=True)`` puts ``init_score_`` into the expected-value column.
+    ``decision_function`` returns the margins including ``init_score_`` too. When no feature is
+    usable (all constant, or none splittable under ``min_child_samples``), the model is the
+    constant ``init_score_``, as LightGBM's built-in objective gives its constant model.
 
     Attributes
     ----------
@@ -320,6 +345,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
             start = 0.0
         if eval_metric is None:
             kwargs["eval_metric"] = _default_metric(_bll, self.loss)
+        kwargs["callbacks"] = list(callbacks or []) + [_objective_is_none]
         self._boostloss_objective = _bll.sklearn_objective(self.loss)
         try:
             super().fit(X, y, **kwargs)
@@ -357,6 +383,17 @@ class LGBMClassifier(lgb.LGBMClassifier):
             return margin
         p = expit(margin)
         return np.column_stack([1.0 - p, p])
+
+    def decision_function(self, X, *, start_iteration=0, num_iteration=None,
+                          validate_features=False, **kwargs):
+        """Raw margins, ``init_score_`` included: ``predict`` is ``decision_function(X) > 0``."""
+        if self.__dict__.get("init_score_") is None:
+            return super().decision_function(X, start_iteration=start_iteration,
+                                             num_iteration=num_iteration,
+                                             validate_features=validate_features, **kwargs)
+        return self.predict_proba(X, raw_score=True, start_iteration=start_iteration,
+                                  num_iteration=num_iteration,
+                                  validate_features=validate_features, **kwargs)
 
     def predict(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,
                 pred_contrib=False, validate_features=False, **kwargs):
