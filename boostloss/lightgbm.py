@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import expit
 
 from . import _validation as v
-from .xgboost import _check_loss, _Entry, _ArrayCache, _margins_1d, _mean_loss, _PerDataset
+from ._adapters import _ArrayCache, _check_loss, _Entry, _margins_1d, _mean_loss, _PerDataset
 
 __all__ = [
     "objective",
