@@ -408,15 +408,15 @@ _RADIX_PASSES = 6  # 66 bits: the 63 bits of a non-negative float64
 
 
 @njit(cache=True)
-def _radix_sort_bits(keys, idx, keys_tmp, idx_tmp):
-    """Stable LSD radix sort of non-negative int64 keys (float64 bit patterns), carrying ``idx``.
+def _radix_sort_bits(n, keys, idx, keys_tmp, idx_tmp):
+    """Stable LSD radix sort of the first ``n`` non-negative int64 keys (float64 bit patterns),
+    carrying ``idx``.
 
     For non-negative floats the bit patterns order like the values, so this sorts the values
     exactly. 11-bit digits (a 2048-bucket histogram stays in L1), all digit histograms in one read,
     and digits that are equal for every key are skipped. Returns the sorted ``(keys, idx)``: the
     input arrays or the scratch ones, whichever holds the result.
     """
-    n = keys.shape[0]
     hist = np.zeros((_RADIX_PASSES, _RADIX), dtype=np.int64)
     for i in range(n):
         k = keys[i]
@@ -449,6 +449,15 @@ def _radix_sort_bits(keys, idx, keys_tmp, idx_tmp):
 
 @njit(cache=True)
 def window_beta(g, w, epsilon, beta_out):
+    """:func:`window_beta_into` with its work arrays allocated here."""
+    n = g.shape[0]
+    return window_beta_into(g, w, epsilon, beta_out, np.empty(n, dtype=np.int64),
+                            np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64),
+                            np.empty(n, dtype=np.int64), np.empty(n + 1))
+
+
+@njit(cache=True)
+def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, prefix):
     """Harmonising weights from the paper's sliding-window gradient density.
 
     ``GD(g_i) = (sum of weights of valid k with g_k in (g_i - eps/2, g_i + eps/2)) / l_eps(g_i)``,
@@ -459,6 +468,8 @@ def window_beta(g, w, epsilon, beta_out):
     One exact sort of the valid samples' ``g`` (a radix sort of the float64 bit patterns, carrying
     the sample index), then one sweep in sorted order: the window's two ends only move forward, so
     every window count costs O(1), and each count lands at its sample through the index.
+    ``keys``, ``idx``, ``keys_tmp``, ``idx_tmp`` (int64, length n) and ``prefix`` (float64, length
+    n + 1) are work arrays, so a training can reuse them across rounds.
     """
     n = g.shape[0]
     weighted = w.shape[0] > 0
@@ -467,8 +478,6 @@ def window_beta(g, w, epsilon, beta_out):
         if (not weighted) or w[i] > 0.0:
             n_valid += 1
     g_bits = g.view(np.int64)
-    keys = np.empty(n_valid, dtype=np.int64)
-    idx = np.empty(n_valid, dtype=np.int64)
     j = 0
     for i in range(n):
         if (not weighted) or w[i] > 0.0:
@@ -477,17 +486,15 @@ def window_beta(g, w, epsilon, beta_out):
             j += 1
         else:
             beta_out[i] = 0.0
-    keys, idx = _radix_sort_bits(keys, idx, np.empty_like(keys), np.empty_like(idx))
+    keys, idx = _radix_sort_bits(n_valid, keys, idx, keys_tmp, idx_tmp)
     sorted_g = keys.view(np.float64)
     # prefix[k] = total weight of the k smallest; unweighted it is k itself.
     if weighted:
-        prefix = np.empty(n_valid + 1)
         prefix[0] = 0.0
         for k in range(n_valid):
             prefix[k + 1] = prefix[k] + w[idx[k]]
         tot = prefix[n_valid]
     else:
-        prefix = np.empty(0)
         tot = float(n_valid)
     half = 0.5 * epsilon
     lo = 0  # number of sorted g <= g_j - half

@@ -416,10 +416,15 @@ class GHMLoss(_BinaryLoss):
             beta = cls._bin_betas(counts, tot, momentum, state)
             _kernels.scale_by_bin(idx, beta, grad, hess)
         else:
-            g = np.empty(n)
-            beta = np.empty(n)
+            work = scratch.get("window") if scratch is not None else None
+            if work is None or work[0].shape[0] != n:
+                work = (np.empty(n), np.empty(n)) + tuple(
+                    np.empty(n, dtype=np.int64) for _ in range(4)) + (np.empty(n + 1),)
+                if scratch is not None:
+                    scratch["window"] = work
+            g, beta = work[0], work[1]
             _kernels.ghm_norm_pass(y, x, w, grad, hess, g)
-            _kernels.window_beta(g, w, epsilon, beta)
+            _kernels.window_beta_into(g, w, epsilon, beta, *work[2:])
             _kernels.scale_by_sample(beta, grad, hess)
 
     def _constant_minimiser(self, params, w1, w0):
