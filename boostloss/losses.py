@@ -293,7 +293,7 @@ class GHMLoss(_BinaryLoss):
     :math:`(g - \epsilon/2, g + \epsilon/2)` and its length inside [0, 1],
     :math:`l_\epsilon(g) = \min(g + \epsilon/2, 1) - \max(g - \epsilon/2, 0)`;
     :math:`\beta_i = N / GD(g_i)`, rescaled by one constant so the weights sum to N as with bins.
-    Computed in O(n log n) with one sort.
+    Computed exactly in O(n): one radix sort of the gradient norms, then one sweep.
 
     Sample weights: bin counts, window counts and ``tot`` are sums of sample weights (samples of
     weight 0 are not counted), and each sample's gradient and Hessian are then also multiplied by its
