@@ -1,6 +1,5 @@
 """Every script under examples/ runs to completion."""
 
-import os
 import pathlib
 import subprocess
 import sys
@@ -13,11 +12,8 @@ EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[1] / "examples").glo
 @pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(script):
-    # One numba thread: the examples train on a few thousand rows, where launching parallel
-    # kernels every round costs more than it saves on a busy 2-core runner.
-    env = dict(os.environ, NUMBA_NUM_THREADS="1")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=300, env=env, cwd=script.parent)
+                            timeout=300, cwd=script.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip(), "the example printed nothing"
 
