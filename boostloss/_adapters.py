@@ -123,3 +123,49 @@ class _ArrayCache:
         self.raw_w = None if raw_w is None else raw_w.copy()
         self.entry = _Entry(y, w)
         return self.entry
+
+
+class LossCallable:
+    """What every adapter callable shares: a clone of the loss, a metric name, a per-training cache.
+
+    ``_new_cache`` makes the cache (:class:`_PerDataset` or :class:`_ArrayCache`); ``_display`` is
+    how ``repr`` names the factory that made the callable.
+    """
+
+    _new_cache = _ArrayCache
+    _display = "boostloss"
+
+    def __init__(self, loss, name=None):
+        self.loss, self._params = _check_loss(loss)
+        self.__name__ = self.loss.name if name is None else str(name)
+        self._cache = type(self)._new_cache()
+
+    def reset(self):
+        """Forget cached labels, weights and GHM running counts: start a new training."""
+        self._cache = type(self)._new_cache()
+        return self
+
+    def __repr__(self):
+        return f"{self._display}({self.loss!r})"
+
+
+class PerDatasetCallable(LossCallable):
+    """An ``xgb.train`` / ``lgb.train`` callable: labels and weights read from the DMatrix / Dataset
+    (``_read``), once, and cached per training set; the cache is not pickled."""
+
+    _new_cache = _PerDataset
+
+    @staticmethod
+    def _read(data):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def _entry(self, data):
+        entry = self._cache.get(data)
+        if entry is None:
+            entry = self._cache.put(data, _Entry(*self._read(data)))
+        return entry
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = _PerDataset()
+        return state

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import expit
 
 from . import _validation as v
-from ._adapters import _ArrayCache, _check_loss, _Entry, _margins_1d, _mean_loss, _PerDataset
+from ._adapters import LossCallable, PerDatasetCallable, _check_loss, _margins_1d, _mean_loss
 
 __all__ = [
     "objective",
@@ -55,7 +55,7 @@ def _read_dataset(dataset):
     return y, w
 
 
-class LGBMObjective:
+class LGBMObjective(PerDatasetCallable):
     """Custom objective for ``lgb.train({"objective": ...})``: ``(preds, train_set) -> (grad, hess)``.
 
     Made by :func:`objective`. It owns a clone of the loss, the GHM state and the float32 buffers of
@@ -63,20 +63,11 @@ class LGBMObjective:
     boosting round; GHM recomputes its density from the margins of that round.
     """
 
-    def __init__(self, loss):
-        self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name
-        self._cache = _PerDataset()
-
-    def reset(self):
-        """Forget cached labels, weights and GHM running counts: start a new training."""
-        self._cache.clear()
-        return self
+    _display = "boostloss.lightgbm.objective"
+    _read = staticmethod(_read_dataset)
 
     def __call__(self, preds, train_set):
-        entry = self._cache.get(train_set)
-        if entry is None:
-            entry = self._cache.put(train_set, _Entry(*_read_dataset(train_set)))
+        entry = self._entry(train_set)
         x = _margins_1d(preds, entry.y.shape[0])
         return self._gradient_hessian(entry, x)
 
@@ -85,16 +76,8 @@ class LGBMObjective:
                                        entry.state, entry.scratch)
         return entry.grad, entry.hess
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_cache"] = _PerDataset()
-        return state
 
-    def __repr__(self):
-        return f"boostloss.lightgbm.objective({self.loss!r})"
-
-
-class LGBMMetric:
+class LGBMMetric(PerDatasetCallable):
     """Metric for ``lgb.train(feval=...)``: ``(preds, dataset) -> (name, value, False)``.
 
     The weighted mean loss on raw margins; ``False`` tells LightGBM lower is better. LightGBM passes
@@ -102,71 +85,42 @@ class LGBMMetric:
     probabilities, which this metric would misread.
     """
 
-    def __init__(self, loss, name=None):
-        self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name if name is None else str(name)
-        self._cache = _PerDataset()
+    _display = "boostloss.lightgbm.metric"
+    _read = staticmethod(_read_dataset)
 
     def __call__(self, preds, dataset):
-        entry = self._cache.get(dataset)
-        if entry is None:
-            entry = self._cache.put(dataset, _Entry(*_read_dataset(dataset)))
+        entry = self._entry(dataset)
         x = _margins_1d(preds, entry.y.shape[0])
         return self.__name__, _mean_loss(self.loss, self._params, entry, x), False
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_cache"] = _PerDataset()
-        return state
 
-    def __repr__(self):
-        return f"boostloss.lightgbm.metric({self.loss!r})"
-
-
-class LGBMSklearnObjective:
+class LGBMSklearnObjective(LossCallable):
     """Objective for ``lgb.LGBMClassifier(objective=...)``: ``(y_true, y_pred, weight)``.
 
     LightGBM chooses the call by counting parameters; with three it passes the sample weights
     (None when there are none). Belongs to one training; :meth:`reset` starts another.
     """
 
-    def __init__(self, loss):
-        self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name
-        self._cache = _ArrayCache()
-
-    def reset(self):
-        """Forget cached labels, weights and GHM running counts: start a new training."""
-        self._cache = _ArrayCache()
-        return self
+    _display = "boostloss.lightgbm.sklearn_objective"
 
     def __call__(self, y_true, y_pred, weight):
         entry = self._cache.get(y_true, weight)
         x = _margins_1d(y_pred, entry.y.shape[0])
         return LGBMObjective._gradient_hessian(self, entry, x)
 
-    def __repr__(self):
-        return f"boostloss.lightgbm.sklearn_objective({self.loss!r})"
 
-
-class LGBMSklearnMetric:
+class LGBMSklearnMetric(LossCallable):
     """Metric for ``lgb.LGBMClassifier.fit(eval_metric=...)``: ``(y_true, y_pred, weight)``.
 
     Returns ``(loss.name, weighted mean loss, False)``; expects raw margins (a callable objective).
     """
 
-    def __init__(self, loss, name=None):
-        self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name if name is None else str(name)
-        self._cache = _ArrayCache()
+    _display = "boostloss.lightgbm.sklearn_metric"
 
     def __call__(self, y_true, y_pred, weight):
         entry = self._cache.get(y_true, weight)
         x = _margins_1d(y_pred, entry.y.shape[0])
         return self.__name__, _mean_loss(self.loss, self._params, entry, x), False
-
-    def __repr__(self):
-        return f"boostloss.lightgbm.sklearn_metric({self.loss!r})"
 
 
 def objective(loss):

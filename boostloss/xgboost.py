@@ -31,8 +31,7 @@ What the adapters take care of:
 import numpy as np
 
 from . import _validation as v
-from ._adapters import (_ArrayCache, _check_loss, _Entry, _margins_1d, _mean_loss,
-                        _PerDataset)
+from ._adapters import LossCallable, PerDatasetCallable, _check_loss, _margins_1d, _mean_loss
 from .losses import kernel_threads
 
 __all__ = [
@@ -56,7 +55,7 @@ def _read_dmatrix(dmatrix):
     return y, w
 
 
-class XGBObjective:
+class XGBObjective(PerDatasetCallable):
     """Custom objective for ``xgb.train(obj=...)``: ``(margins, dtrain) -> (grad, hess)``.
 
     Made by :func:`objective`. It owns a clone of the loss, the GHM state and float32 buffers of one
@@ -71,22 +70,12 @@ class XGBObjective:
         Where the gradients are computed; see :func:`objective`.
     """
 
+    _display = "boostloss.xgboost.objective"
+    _read = staticmethod(_read_dmatrix)
+
     def __init__(self, loss, *, compute="host"):
-        self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name
-        self._cache = _PerDataset()
+        super().__init__(loss)
         self._compute = _check_compute(compute)
-
-    def reset(self):
-        """Forget cached labels, weights and GHM running counts: start a new training."""
-        self._cache.clear()
-        return self
-
-    def _entry(self, dtrain):
-        entry = self._cache.get(dtrain)
-        if entry is None:
-            entry = self._cache.put(dtrain, _Entry(*_read_dmatrix(dtrain)))
-        return entry
 
     def __call__(self, predt, dtrain):
         entry = self._entry(dtrain)
@@ -106,71 +95,43 @@ class XGBObjective:
                                            entry.hess, entry.state, entry.scratch)
         return entry.grad, entry.hess
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_cache"] = _PerDataset()
-        return state
 
-    def __repr__(self):
-        return f"boostloss.xgboost.objective({self.loss!r})"
-
-
-class XGBMetric:
+class XGBMetric(PerDatasetCallable):
     """Evaluation metric for ``xgb.train(custom_metric=...)``: ``(margins, dmatrix) -> (name, value)``.
 
     The value is the weighted mean loss ``sum(w_i l_i) / sum(w_i)`` on raw margins (lower is
     better, so early stopping minimises it). Made by :func:`metric`; stateless across rounds.
     """
 
-    def __init__(self, loss, name=None):
-        self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name if name is None else str(name)
-        self._cache = _PerDataset()
+    _display = "boostloss.xgboost.metric"
+    _read = staticmethod(_read_dmatrix)
 
     def __call__(self, predt, dmatrix):
-        entry = self._cache.get(dmatrix)
-        if entry is None:
-            entry = self._cache.put(dmatrix, _Entry(*_read_dmatrix(dmatrix)))
+        entry = self._entry(dmatrix)
         x = _margins_1d(predt, entry.y.shape[0])
         return self.__name__, _mean_loss(self.loss, self._params, entry, x)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_cache"] = _PerDataset()
-        return state
 
-    def __repr__(self):
-        return f"boostloss.xgboost.metric({self.loss!r})"
-
-
-class XGBSklearnObjective:
+class XGBSklearnObjective(LossCallable):
     """Objective for ``xgb.XGBClassifier(objective=...)``: ``(y_true, y_pred, *, sample_weight)``.
 
     Made by :func:`sklearn_objective`. Like :class:`XGBObjective`, it belongs to one training
     (:meth:`reset` starts another); ``sample_weight`` given to ``fit`` reaches it.
     """
 
-    def __init__(self, loss, *, compute="host"):
-        self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name
-        self._cache = _ArrayCache()
-        self._compute = _check_compute(compute)
+    _display = "boostloss.xgboost.sklearn_objective"
 
-    def reset(self):
-        """Forget cached labels, weights and GHM running counts: start a new training."""
-        self._cache = _ArrayCache()
-        return self
+    def __init__(self, loss, *, compute="host"):
+        super().__init__(loss)
+        self._compute = _check_compute(compute)
 
     def __call__(self, y_true, y_pred, *, sample_weight=None):
         entry = self._cache.get(y_true, sample_weight)
         x = _margins_1d(y_pred, entry.y.shape[0])
         return XGBObjective._gradient_hessian(self, entry, x)
 
-    def __repr__(self):
-        return f"boostloss.xgboost.sklearn_objective({self.loss!r})"
 
-
-class XGBSklearnMetric:
+class XGBSklearnMetric(LossCallable):
     """Metric for ``xgb.XGBClassifier(eval_metric=...)``: ``(y_true, y_pred, *, sample_weight)``.
 
     Returns the weighted mean loss on raw margins; its ``__name__`` (``loss.name``) names it in
@@ -179,18 +140,12 @@ class XGBSklearnMetric:
     probabilities, which this metric would misread as margins.
     """
 
-    def __init__(self, loss, name=None):
-        self.loss, self._params = _check_loss(loss)
-        self.__name__ = self.loss.name if name is None else str(name)
-        self._cache = _ArrayCache()
+    _display = "boostloss.xgboost.sklearn_metric"
 
     def __call__(self, y_true, y_pred, *, sample_weight=None):
         entry = self._cache.get(y_true, sample_weight)
         x = _margins_1d(y_pred, entry.y.shape[0])
         return _mean_loss(self.loss, self._params, entry, x)
-
-    def __repr__(self):
-        return f"boostloss.xgboost.sklearn_metric({self.loss!r})"
 
 
 def objective(loss, *, compute="host"):
