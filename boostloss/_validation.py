@@ -173,3 +173,6 @@ def check_choice(name, value, choices):
         allowed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value
+
+
+describe_values = _describe
