@@ -215,6 +215,30 @@ def test_lgb_multiclass_portable(tmp_path):
     with pytest.raises(ValueError, match="3 margins"):
         bll.make_portable(booster, 0.5)
 
+    # Without a tree, each class gets a single-leaf tree holding its start.
+    empty = lgb.Booster(dict(LGB_PARAMS, objective="none", num_class=3),
+                        lgb.Dataset(X, label=y, params={"verbose": -1}))
+    plain = bll.make_portable(empty, start)
+    assert plain.num_trees() == 3
+    np.testing.assert_allclose(plain.predict(X[:5]), np.tile(softmax(start), (5, 1)),
+                               rtol=0, atol=ATOL)
+
+
+def test_lgb_pandas_categorical_survives(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"amount": rng.normal(size=800),
+                          "shop": pd.Categorical(rng.choice(["a", "b", "c", "d"], size=800))})
+    y = ((frame["shop"].isin(["a", "c"])) & (frame["amount"] > 0.5)).astype(int).to_numpy()
+    booster, start = lgb_train(FocalLoss(), frame, y, 10, params={"min_data_per_group": 5,
+                                                                  "cat_smooth": 1.0})
+    assert booster.pandas_categorical is not None
+    bll.make_portable(booster, start).save_model(tmp_path / "m.txt")
+    plain = lgb.Booster(model_file=tmp_path / "m.txt")
+    assert plain.pandas_categorical == booster.pandas_categorical
+    np.testing.assert_allclose(plain.predict(frame), bll.predict_proba(booster, frame, start),
+                               rtol=0, atol=ATOL)
+
 
 def test_plain_lgbm_classifier_loads_through_init_model(data, tmp_path):
     # lgb.LGBMClassifier has no loader for model files. fit(init_model=...) with one round that
