@@ -134,6 +134,9 @@ def make_portable(booster, init_score):
             f"the model already stores objective={objective!r}: it was trained with a built-in "
             "objective (which folds its own start into the model) or is already portable; "
             "make_portable is for boosters trained with a boostloss objective")
+    # The objective is set in the text: LightGBM has no call that gives a trained model an
+    # objective (reset_parameter({"objective": ...}) on a booster whose training data was freed,
+    # as lgb.train returns it, crashes LightGBM 4.7), and predict() takes the link from this line.
     lines = _with_objective(lines, _objective_for(k))
     if booster.num_trees() == 0:
         text = _with_constant_trees(lines, rest, k)
