@@ -39,6 +39,7 @@ __all__ = [
     "sklearn_metric",
     "set_init_score",
     "predict_proba",
+    "make_portable",
     "LGBMObjective",
     "LGBMMetric",
     "LGBMSklearnObjective",
@@ -200,3 +201,47 @@ def predict_proba(booster, X, init_score=0.0, **kwargs):
     """
     v.check_real("init_score", init_score)
     return expit(booster.predict(X, raw_score=True, **kwargs) + float(init_score))
+
+
+def make_portable(booster, init_score):
+    """A copy of ``booster`` that predicts the boostloss probabilities in plain LightGBM.
+
+    A booster trained with a boostloss objective predicts raw margins without the start, and its
+    saved model has no objective. The copy stores both: ``init_score`` is added to every leaf of
+    the first iteration (as LightGBM does with ``boost_from_average`` for its built-in
+    objectives) and the model carries ``objective=binary sigmoid:1`` (``multiclass num_class:K``
+    for K trees per iteration). Then ``lgb.Booster(model_file=...).predict(X)`` returns the
+    probabilities and ``predict(X, raw_score=True)`` the margins including the start, with
+    LightGBM alone (any binding, the CLI).
+
+    Parameters
+    ----------
+    booster : lightgbm.Booster
+        Trained with :func:`objective` after :func:`set_init_score`; it is not modified.
+    init_score : float or array-like of shape (K,)
+        The value returned by :func:`set_init_score` (K margins for a K-class model). Pass 0.0
+        for a booster continued (``init_model=``) from a portable model: its first trees already
+        hold the start.
+
+    Returns
+    -------
+    lightgbm.Booster
+        Keeps ``best_iteration`` (``save_model`` and ``predict`` still use it) and every tree.
+        ``predict(X, start_iteration=i)`` with ``i > 0`` leaves out the first iteration, and with
+        it the start. ``predict(X, pred_contrib=True)`` puts the start in the expected-value
+        column. Continued training (``lgb.train({"objective": objective(loss), ...}, train_set,
+        init_model=portable)``) starts from the portable model's margins, so do not call
+        :func:`set_init_score` on ``train_set`` then; make the continued booster portable with
+        ``init_score=0.0``.
+
+    Examples
+    --------
+    >>> start = set_init_score(focal, train_set)                     # doctest: +SKIP
+    >>> booster = lgb.train({"objective": objective(focal), "metric": "None"},
+    ...                     train_set)                                  # doctest: +SKIP
+    >>> make_portable(booster, start).save_model("model.txt")        # doctest: +SKIP
+    >>> lgb.Booster(model_file="model.txt").predict(X)  # probabilities  # doctest: +SKIP
+    """
+    from ._lgb_portable import make_portable as _make_portable
+
+    return _make_portable(booster, init_score)
