@@ -175,4 +175,3 @@ def check_choice(name, value, choices):
     return value
 
 
-describe_values = _describe
