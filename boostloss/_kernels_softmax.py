@@ -2,21 +2,22 @@
 
 A row holds the K raw margins ``z`` of one sample, ``p = softmax(z)``, and ``y`` is its class.
 Everything rests on one identity: with ``t = z_y - LSE_{k != y} z_k`` (the margin of the true class
-over the log-sum-exp of the others), ``p_y = sigmoid(t)``, so the loss of a row is the binary loss of
-``t`` and the binary pieces of :mod:`boostloss._kernels` (``_logistic_parts``) give ``P = p_y``,
-``q = 1 - P``, ``log P`` and ``log q`` without cancellation. The wrong classes share the rest through
-``r_k = e^{z_k} / sum_{j != y} e^{z_j}`` (softmax over the wrong classes only): ``p_k = q r_k``.
+over the log-sum-exp of the others), ``p_y = sigmoid(t)``, so the loss of a row is the binary focal
+loss of ``t``, and its derivatives follow from the binary ones in ``t``. The wrong classes share the
+rest through ``r_k = e^{z_k} / sum_{j != y} e^{z_j}`` (softmax over the wrong classes only):
+``p_k = q r_k`` with ``q = 1 - p_y``.
 
 Stable evaluation of a row (O(1) scalars, no temporaries):
 
 1. ``mo = max_{k != y} z_k`` and ``am`` its first index (compares only);
 2. ``s_rest = sum_{k != y, am} e_k`` with ``e_k = exp(z_k - mo) <= 1`` (one ``exp`` per value, none
-   can overflow), ``s = 1 + s_rest``, ``log s = log1p(s_rest)`` and ``t = (z_y - mo) - log1p(s_rest)``;
-   the gradient kernels also park ``e_k`` in the row of the output buffers (see
+   can overflow), so ``s = sum_{k != y} e_k = 1 + s_rest`` and ``log s = log1p(s_rest)``; the
+   gradient kernels also park ``e_k`` in the row of the output buffers (see
    :func:`_row_margin_keep`), so that no ``exp`` is evaluated twice;
-3. the binary pieces of ``t``, then every output: ``r_k = e_k / s``, with ``1 - r_am = s_rest / s``
-   and ``1 - r_k = (s - e_k) / s`` otherwise (``s - e_k >= 1``: no cancellation), and
-   ``1 - p_k = P + q (1 - r_k)``.
+3. ``P = p_y``, ``q``, ``log P``, ``log q`` from ``a = z_y - mo`` and ``s`` (:func:`_true_class_parts`:
+   the binary pieces of ``t = a - log s``, without rounding ``t`` itself), then every output:
+   ``r_k = e_k / s``, with ``1 - r_am = s_rest / s`` and ``1 - r_k = (s - e_k) / s`` otherwise
+   (``s - e_k >= 1``: no cancellation), and ``1 - p_k = P + q (1 - r_k)``.
 
 Inputs are validated by the caller (:mod:`boostloss.losses`): labels are float64 class indices
 0..K-1, margins float32 or float64 of shape (n, K) in C or F order (read as float64, never copied),
@@ -44,7 +45,7 @@ from ._kernels import (
     _bin_of_uniform,
     _chunk_histogram,
     _edges_are_uniform,
-    _logistic_parts,
+    _exp_nonpositive,
     _modulating_factor,
     bin_of,
 )
@@ -84,8 +85,36 @@ def _row_max_others(x, i, c, n_classes):
 
 
 @njit(cache=True, inline="always")
+def _true_class_parts(a, s_rest):
+    """``(P, q, log P, log q)`` of the true class from ``a = z_y - mo`` and ``s_rest``.
+
+    ``P = e^a / (e^a + s)`` with ``s = 1 + s_rest``: the binary pieces of ``t = a - log s`` without
+    forming ``t`` (whose rounding would cost ``|t|`` ulps in ``q``), from one ``exp`` of ``-|a|``:
+
+        a <= 0:  E = e^a,     P = E / (s + E),  q = s / (s + E),
+                 log P = a - log1p(s_rest + E),  log q = -log1p(E / s)
+        a >  0:  v = s e^-a,  P = 1 / (1 + v),  q = v / (1 + v),
+                 log P = -log1p(v),              log q = (log1p(s_rest) - a) - log1p(v)
+
+    Nothing overflows, nothing takes ``log(0)`` (``v`` may underflow; ``log q`` does not need it).
+    With K = 2 (``s_rest = 0``) ``P`` and ``q`` are computed exactly as the binary kernels compute
+    them from the margin difference.
+    """
+    s = 1.0 + s_rest
+    if a <= 0.0:
+        big = _exp_nonpositive(a)
+        inv = 1.0 / (s + big)
+        return big * inv, s * inv, a - math.log1p(s_rest + big), -math.log1p(big / s)
+    v = s * _exp_nonpositive(-a)
+    inv = 1.0 / (1.0 + v)
+    l1p = math.log1p(v)
+    return inv, v * inv, -l1p, (math.log1p(s_rest) - a) - l1p
+
+
+@njit(cache=True, inline="always")
 def _row_margin(x, i, c, n_classes):
-    """``(t, mo, am, s_rest)`` of row ``i`` with true class ``c``: ``t = z_c - LSE_{k != c} z_k``.
+    """``(a, am, s_rest)`` of row ``i`` with true class ``c``: ``a = z_c - mo``, ``am`` the index of
+    ``mo = max_{k != c} z_k``.
 
     ``s_rest = sum_{k != c, am} exp(x[i, k] - mo)``, so ``LSE_{k != c} = mo + log1p(s_rest)``. The sum
     is written without branches (the two skipped terms are selected away; the ``min`` keeps the
@@ -96,8 +125,7 @@ def _row_margin(x, i, c, n_classes):
     for k in range(n_classes):
         e = math.exp(min(np.float64(x[i, k]) - mo, 0.0))
         s_rest += e if (k != c) & (k != am) else 0.0
-    t = (np.float64(x[i, c]) - mo) - math.log1p(s_rest)
-    return t, mo, am, s_rest
+    return np.float64(x[i, c]) - mo, am, s_rest
 
 
 @njit(cache=True, inline="always")
@@ -117,28 +145,26 @@ def _row_margin_keep(x, i, c, n_classes, hi_out, lo_out):
         hi_out[i, k] = e
         lo_out[i, k] = e - np.float64(hi_out[i, k])
         s_rest += e if (k != c) & (k != am) else 0.0
-    t = (np.float64(x[i, c]) - mo) - math.log1p(s_rest)
-    return t, mo, am, s_rest
+    return np.float64(x[i, c]) - mo, am, s_rest
 
 
 @njit(cache=True, inline="always")
-def _focal_t_parts(t, gamma, a):
-    """Binary focal loss of the margin ``t`` and its derivatives in ``t``.
+def _focal_t_parts(p, q, log_p, log_q, gamma, a):
+    """Binary focal loss of the margin ``t`` and its derivatives in ``t``, from its pieces.
 
-    Returns ``(FL, FL', FL'', P, q)`` with ``P = sigmoid(t)``, ``q = 1 - P``, ``m = q ** gamma``::
+    Returns ``(FL, FL', FL'')`` with ``P = sigmoid(t)``, ``q = 1 - P``, ``m = q ** gamma``::
 
         FL   = -a m log P
         FL'  =  a m (gamma P log P - q)                          (<= 0)
         FL'' =  a m (gamma P log P (q - gamma P) + (2 gamma + 1) P q)
     """
-    p, q, log_p, log_q = _logistic_parts(t)
     am = a * _modulating_factor(q, log_q, gamma)
     # P log P first: 0 (not 0 * -inf) when P underflows.
     p_log_p = p * log_p
     fl = -am * log_p
     d1 = am * (gamma * p_log_p - q)
     d2 = am * (gamma * p_log_p * (q - gamma * p) + (2.0 * gamma + 1.0) * p * q)
-    return fl, d1, d2, p, q
+    return fl, d1, d2
 
 
 @njit(cache=True, inline="always")
@@ -147,9 +173,10 @@ def _focal_row_store(i, y, x, w, weighted, gamma, alpha, class_weighted, hessian
     """Gradient and diagonal Hessian of row ``i`` into the outputs (see softmax_focal_grad_hess)."""
     n_classes = x.shape[1]
     c = int(y[i])
-    t, _, am, s_rest = _row_margin_keep(x, i, c, n_classes, grad_out, hess_out)
+    a_y, am, s_rest = _row_margin_keep(x, i, c, n_classes, grad_out, hess_out)
+    p, q, log_p, log_q = _true_class_parts(a_y, s_rest)
     a = alpha[c] if class_weighted else 1.0
-    _, d1, d2, p, q = _focal_t_parts(t, gamma, a)
+    _, d1, d2 = _focal_t_parts(p, q, log_p, log_q, gamma, a)
     wi = w[i] if weighted else 1.0
     s = 1.0 + s_rest
     inv_s = 1.0 / s
@@ -183,8 +210,8 @@ def _ce_row_store(i, y, x, w, weighted, grad_out, hess_out):
     times the sample weight; returns the gradient norm ``g = 1 - p_y``."""
     n_classes = x.shape[1]
     c = int(y[i])
-    t, _, am, s_rest = _row_margin_keep(x, i, c, n_classes, grad_out, hess_out)
-    p, q, _, _ = _logistic_parts(t)
+    a_y, am, s_rest = _row_margin_keep(x, i, c, n_classes, grad_out, hess_out)
+    p, q, _, _ = _true_class_parts(a_y, s_rest)
     wi = w[i] if weighted else 1.0
     s = 1.0 + s_rest
     inv_s = 1.0 / s
@@ -225,9 +252,10 @@ def softmax_focal_loss(y, x, w, gamma, alpha, out):
     class_weighted = alpha.shape[0] > 0
     for i in prange(n):
         c = int(y[i])
-        t, _, _, _ = _row_margin(x, i, c, n_classes)
+        a_y, _, s_rest = _row_margin(x, i, c, n_classes)
+        p, q, log_p, log_q = _true_class_parts(a_y, s_rest)
         a = alpha[c] if class_weighted else 1.0
-        fl, _, _, _, _ = _focal_t_parts(t, gamma, a)
+        fl, _, _ = _focal_t_parts(p, q, log_p, log_q, gamma, a)
         out[i] = fl * w[i] if weighted else fl
 
 
@@ -343,8 +371,8 @@ def softmax_ce_loss_and_norm(y, x, ce_out, g_out):
     n_classes = x.shape[1]
     for i in prange(n):
         c = int(y[i])
-        t, _, _, _ = _row_margin(x, i, c, n_classes)
-        _, q, log_p, _ = _logistic_parts(t)
+        a_y, _, s_rest = _row_margin(x, i, c, n_classes)
+        _, q, log_p, _ = _true_class_parts(a_y, s_rest)
         ce_out[i] = -log_p
         g_out[i] = q
 
