@@ -180,28 +180,29 @@ def _focal_row_store(i, y, x, w, weighted, gamma, alpha, class_weighted, hessian
     wi = w[i] if weighted else 1.0
     s = 1.0 + s_rest
     inv_s = 1.0 / s
-    exact = hessian_mode == HESSIAN_EXACT
-    for k in range(n_classes):
-        if k == c:
-            g = d1
-            h = d2 if exact else -d1 * p
-        else:
-            if k == am:
-                e = 1.0
-                one_minus_r = s_rest * inv_s
-            else:
-                e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
-                one_minus_r = (s - e) * inv_s
+    # Written with selects, not branches: the loops run without jumps (the true class's parked
+    # value e_c is finite, it is just not used).
+    if hessian_mode == HESSIAN_EXACT:
+        for k in range(n_classes):
+            e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
+            one_minus_r = (s_rest if k == am else s - e) * inv_s
             r = e * inv_s
-            g = -r * d1
-            if exact:
-                h = d2 * r * r - d1 * r * one_minus_r
-            else:
-                h = -d1 * r * (p + q * one_minus_r)
-        if not h > HESSIAN_FLOOR:
-            h = HESSIAN_FLOOR
-        grad_out[i, k] = g * wi
-        hess_out[i, k] = h * wi
+            g = d1 if k == c else -r * d1
+            h = d2 if k == c else d2 * r * r - d1 * r * one_minus_r
+            h = h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
+            grad_out[i, k] = g * wi
+            hess_out[i, k] = h * wi
+    else:
+        h_y = -d1 * p
+        for k in range(n_classes):
+            e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
+            one_minus_r = (s_rest if k == am else s - e) * inv_s
+            r = e * inv_s
+            g = d1 if k == c else -r * d1
+            h = h_y if k == c else -d1 * r * (p + q * one_minus_r)
+            h = h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
+            grad_out[i, k] = g * wi
+            hess_out[i, k] = h * wi
 
 
 @njit(cache=True, inline="always")
@@ -215,21 +216,15 @@ def _ce_row_store(i, y, x, w, weighted, grad_out, hess_out):
     wi = w[i] if weighted else 1.0
     s = 1.0 + s_rest
     inv_s = 1.0 / s
+    h_y = p * q
     for k in range(n_classes):
-        if k == c:
-            g = -q
-            h = p * q
-        else:
-            if k == am:
-                e = 1.0
-                one_minus_r = s_rest * inv_s
-            else:
-                e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
-                one_minus_r = (s - e) * inv_s
-            g = q * (e * inv_s)
-            h = g * (p + q * one_minus_r)
-        if not h > HESSIAN_FLOOR:
-            h = HESSIAN_FLOOR
+        e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
+        one_minus_r = (s_rest if k == am else s - e) * inv_s
+        g = q * (e * inv_s)
+        h = g * (p + q * one_minus_r)
+        g = -q if k == c else g
+        h = h_y if k == c else h
+        h = h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
         grad_out[i, k] = g * wi
         hess_out[i, k] = h * wi
     return q
