@@ -94,6 +94,15 @@ def _tie_rank_overload(t):
 
 
 @njit(cache=True, inline="always")
+def _rank_to_score(r):
+    """Inverse of :func:`_score_rank` (up to the sign of zero)."""
+    b = ~r
+    if b < 0:
+        b ^= _LOW63
+    return np.int64(b).view(np.float64)
+
+
+@njit(cache=True, inline="always")
 def _component(domain, score, ties, i):
     if domain == _SCORE:
         return _score_rank(score[i])
@@ -111,9 +120,41 @@ def _digit(key, low, shift):
     return (d >> shift) & ((np.int64(1) << (64 - shift)) - 1)
 
 
+@njit(cache=True, inline="always")
+def _float_bucket(s, top_score, scale):
+    """Linear value bucket, clamped in floating point first: rows that are not candidates (the
+    positives, in branch-free loops) may lie outside the candidates' range."""
+    d = (top_score - np.float64(s)) * scale
+    return np.int64(min(max(d, 0.0), _BUCKETS - 1.0))
+
+
+@njit(cache=True, inline="always")
+def _bucket(domain, score, ties, i, low, shift, top_score, scale):
+    """Bucket of row ``i`` at a level; buckets are in ranking order (bucket 0 holds the hardest).
+
+    Scores are bucketed linearly in value, ``floor((top_score - s) * scale)``: the float bit
+    patterns are logarithmic, so their top bits would put most margins of a typical round into a
+    handful of buckets. Subtracting from a constant and scaling by a positive one are monotone in
+    floating point, so a lower bucket never holds an easier row. ``scale = 0`` marks a level that
+    uses the integer digits (tie keys, rows, or a score range too wide or too narrow for floats).
+    Rows that are not candidates get some bucket in range (branch-free loops ignore it).
+    """
+    if domain == _SCORE and scale > 0.0:
+        return _float_bucket(score[i], top_score, scale)
+    # Candidates' digits are below _BUCKETS already; the mask keeps other rows' in range.
+    return _digit(_component(domain, score, ties, i), low, shift) & (_BUCKETS - 1)
+
+
 @njit(cache=True)
-def _shift_for(low, high):
-    """Smallest shift that maps the unsigned span ``high - low`` into ``_BUCKETS`` digits."""
+def _plan(domain, low, high):
+    """Digit parameters ``(shift, top_score, scale)`` of a level over the keys ``low..high``."""
+    if domain == _SCORE:
+        top_score = _rank_to_score(low)
+        span = top_score - _rank_to_score(high)
+        if span > 0.0 and math.isfinite(span):
+            scale = _BUCKETS / span
+            if scale > 0.0 and math.isfinite(scale):
+                return 0, top_score, scale
     span = high - low
     if span < 0:
         bits = 64
@@ -122,7 +163,7 @@ def _shift_for(low, high):
         while span > 0:
             bits += 1
             span >>= 1
-    return max(0, bits - _DIGIT_BITS)
+    return max(0, bits - _DIGIT_BITS), 0.0, 0.0
 
 
 @njit(cache=True, inline="always")
@@ -136,19 +177,18 @@ def _is_candidate(y, w, weighted, negative_label, i):
 
 
 @njit(cache=True, parallel=True)
-def _census(y, score, w, weighted, negative_label, ties):
+def _census(y, score, w, weighted, negative_label):
     """Per-chunk statistics, combined in chunk order.
 
-    Returns ``(n_pos, w_pos, n_cand, w_cand, lows, highs)``: positives (rows not of the negative
+    Returns ``(n_pos, w_pos, n_cand, w_cand, low, high)``: positives (rows not of the negative
     label) and their weight, candidate negatives (weight > 0) and their weight, and the candidates'
-    minimum and maximum of the score and tie components (``lows``/``highs`` of length 2).
+    smallest and largest score rank.
     """
     n = y.shape[0]
     n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
     counts = np.empty((n_chunks, 2), dtype=np.int64)
     sums = np.empty((n_chunks, 2))
-    lows = np.empty((n_chunks, 2), dtype=np.int64)
-    highs = np.empty((n_chunks, 2), dtype=np.int64)
+    ranks = np.empty((n_chunks, 2), dtype=np.int64)
     for c in prange(n_chunks):
         start = c * CHUNK
         stop = min(start + CHUNK, n)
@@ -156,105 +196,261 @@ def _census(y, score, w, weighted, negative_label, ties):
         w_pos = 0.0
         n_cand = 0
         w_cand = 0.0
-        lo_s = np.int64(_LOW63)
-        hi_s = np.int64(_INT64_MIN)
-        lo_t = np.int64(_LOW63)
-        hi_t = np.int64(_INT64_MIN)
-        for i in range(start, stop):
-            wi = w[i] if weighted else 1.0
-            if y[i] != negative_label:
-                n_pos += 1
-                w_pos += wi
-            elif wi > 0.0:
-                n_cand += 1
-                w_cand += wi
-                ks = _score_rank(score[i])
-                kt = _tie_rank(ties[i])
-                lo_s = min(lo_s, ks)
-                hi_s = max(hi_s, ks)
-                lo_t = min(lo_t, kt)
-                hi_t = max(hi_t, kt)
+        low = np.int64(_LOW63)
+        high = np.int64(_INT64_MIN)
+        # Branch-free (the class of a row is random); unweighted, no floating-point sum at all
+        # (a running float sum is a chain of dependent additions that nothing can reorder).
+        if weighted:
+            for i in range(start, stop):
+                wi = w[i]
+                negative = y[i] == negative_label
+                candidate = negative & (wi > 0.0)
+                n_pos += 0 if negative else 1
+                w_pos += 0.0 if negative else wi
+                n_cand += 1 if candidate else 0
+                w_cand += wi if candidate else 0.0
+                k = _score_rank(score[i])
+                low = min(low, k if candidate else _LOW63)
+                high = max(high, k if candidate else _INT64_MIN)
+        else:
+            for i in range(start, stop):
+                candidate = y[i] == negative_label
+                n_cand += 1 if candidate else 0
+                k = _score_rank(score[i])
+                low = min(low, k if candidate else _LOW63)
+                high = max(high, k if candidate else _INT64_MIN)
+            n_pos = (stop - start) - n_cand
+            w_pos = float(n_pos)
+            w_cand = float(n_cand)
         counts[c, 0] = n_pos
         counts[c, 1] = n_cand
         sums[c, 0] = w_pos
         sums[c, 1] = w_cand
-        lows[c, 0] = lo_s
-        lows[c, 1] = lo_t
-        highs[c, 0] = hi_s
-        highs[c, 1] = hi_t
+        ranks[c, 0] = low
+        ranks[c, 1] = high
     n_pos = 0
     n_cand = 0
     w_pos = 0.0
     w_cand = 0.0
-    low = np.empty(2, dtype=np.int64)
-    high = np.empty(2, dtype=np.int64)
-    low[:] = _LOW63
-    high[:] = _INT64_MIN
+    low = np.int64(_LOW63)
+    high = np.int64(_INT64_MIN)
     for c in range(n_chunks):
         n_pos += counts[c, 0]
         n_cand += counts[c, 1]
         w_pos += sums[c, 0]
         w_cand += sums[c, 1]
-        for d in range(2):
-            low[d] = min(low[d], lows[c, d])
-            high[d] = max(high[d], highs[c, d])
+        low = min(low, ranks[c, 0])
+        high = max(high, ranks[c, 1])
     return n_pos, w_pos, n_cand, w_cand, low, high
 
 
 @njit(cache=True, parallel=True)
-def _level(y, score, w, weighted, negative_label, ties, cand, m, all_rows, domain, low, shift,
-           counts_out, weights_out):
-    """Histogram of one level: digit counts (and weights) per fixed chunk of the candidates.
-
-    ``all_rows``: the candidates are the rows ``0..m-1`` that pass :func:`_is_candidate`;
-    otherwise they are ``cand[:m]``. ``counts_out``/``weights_out`` have shape (n_chunks, _BUCKETS).
-    """
-    n_chunks = counts_out.shape[0]
+def _tie_range(y, w, weighted, negative_label, ties):
+    """Smallest and largest tie rank of the candidate negatives."""
+    n = y.shape[0]
+    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
+    ranks = np.empty((n_chunks, 2), dtype=np.int64)
     for c in prange(n_chunks):
-        start = c * CHUNK
-        stop = min(start + CHUNK, m)
-        for b in range(_BUCKETS):
-            counts_out[c, b] = 0
-            weights_out[c, b] = 0.0
-        for j in range(start, stop):
-            if all_rows:
-                i = j
-                if not _is_candidate(y, w, weighted, negative_label, i):
-                    continue
-            else:
-                i = cand[j]
-            b = _digit(_component(domain, score, ties, i), low, shift)
-            counts_out[c, b] += 1
-            if weighted:
-                weights_out[c, b] += w[i]
+        low = np.int64(_LOW63)
+        high = np.int64(_INT64_MIN)
+        for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
+            if _is_candidate(y, w, weighted, negative_label, i):
+                k = _tie_rank(ties[i])
+                low = min(low, k)
+                high = max(high, k)
+        ranks[c, 0] = low
+        ranks[c, 1] = high
+    low = np.int64(_LOW63)
+    high = np.int64(_INT64_MIN)
+    for c in range(n_chunks):
+        low = min(low, ranks[c, 0])
+        high = max(high, ranks[c, 1])
+    return low, high
+
+
+@njit(cache=True, inline="always")
+def _histogram_row(i, b, y, w, weighted, negative_label, counts, weights):
+    if weighted:
+        wi = w[i]
+        candidate = (y[i] == negative_label) & (wi > 0.0)
+        counts[b] += 1 if candidate else 0
+        weights[b] += wi if candidate else 0.0
+    else:
+        counts[b] += 1 if y[i] == negative_label else 0
+
+
+@njit(cache=True, inline="always")
+def _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
+                          top_score, scale, counts_out, weights_out):
+    """Bucket counts (weights) of the candidate negatives among the rows of chunk ``c``.
+
+    Branch-free in the row's class (which is random, so a branch would be mispredicted): every row
+    gets a bucket and the others add 0 to it. The loop over scores in value buckets (the usual
+    level) is written out on its own so that nothing else is evaluated per row.
+    """
+    start = c * CHUNK
+    stop = min(start + CHUNK, y.shape[0])
+    counts = counts_out[c]
+    weights = weights_out[c]
+    for b in range(_BUCKETS):
+        counts[b] = 0
+        weights[b] = 0.0
+    if domain == _SCORE and scale > 0.0:
+        for i in range(start, stop):
+            b = _float_bucket(score[i], top_score, scale)
+            _histogram_row(i, b, y, w, weighted, negative_label, counts, weights)
+    else:
+        for i in range(start, stop):
+            b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
+            _histogram_row(i, b, y, w, weighted, negative_label, counts, weights)
 
 
 @njit(cache=True, parallel=True)
-def _gather(y, score, w, weighted, negative_label, ties, cand, m, all_rows, domain, low, shift,
-            bucket, chunk_counts, cand_out):
-    """Rows of ``bucket`` into ``cand_out``, in row order (each chunk writes its own segment)."""
+def _rows_histogram(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score,
+                    scale, counts_out, weights_out):
+    """First level: per-chunk bucket counts (weights) over all rows, shape (n_chunks, _BUCKETS)."""
+    for c in prange(counts_out.shape[0]):
+        _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
+                              top_score, scale, counts_out, weights_out)
+
+
+@njit(cache=True, inline="always")
+def _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out, pos, kept,
+               kept_w):
+    negative = y[i] == negative_label
+    wi = w[i] if weighted else 1.0
+    candidate = negative & (wi > 0.0)
+    keep_negative = candidate & (b < bucket)
+    keep_out[i] = 1 if (keep_negative | (not negative)) else 0
+    if candidate & (b == bucket):
+        cand_out[pos] = i
+        pos += 1
+    if weighted:
+        kept_w += wi if keep_negative else 0.0
+    return pos, kept + (1 if keep_negative else 0), kept_w
+
+
+@njit(cache=True, inline="always")
+def _mark_split_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
+                      top_score, scale, bucket, offsets, keep_out, cand_out, kept_counts,
+                      kept_weights):
+    start = c * CHUNK
+    stop = min(start + CHUNK, y.shape[0])
+    pos = offsets[c]
+    kept = 0
+    kept_w = 0.0
+    if domain == _SCORE and scale > 0.0:
+        for i in range(start, stop):
+            b = _float_bucket(score[i], top_score, scale)
+            pos, kept, kept_w = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out,
+                                           cand_out, pos, kept, kept_w)
+    else:
+        for i in range(start, stop):
+            b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
+            pos, kept, kept_w = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out,
+                                           cand_out, pos, kept, kept_w)
+    kept_counts[c] = kept
+    kept_weights[c] = kept_w if weighted else float(kept)
+
+
+@njit(cache=True, parallel=True)
+def _mark_split(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score, scale,
+                bucket, chunk_counts, keep_out, cand_out):
+    """Keep the rows of buckets before ``bucket``, gather those of ``bucket`` into ``cand_out``.
+
+    Candidates of the boundary bucket get ``keep_out = 0`` here (each chunk writes its own segment
+    of ``cand_out``, so they stay in row order); returns the count and weight of the negatives kept
+    so far (chunk-ordered sums).
+    """
     n_chunks = chunk_counts.shape[0]
     offsets = np.empty(n_chunks + 1, dtype=np.int64)
     offsets[0] = 0
     for c in range(n_chunks):
         offsets[c + 1] = offsets[c] + chunk_counts[c, bucket]
+    kept_counts = np.empty(n_chunks, dtype=np.int64)
+    kept_weights = np.empty(n_chunks)
     for c in prange(n_chunks):
-        if chunk_counts[c, bucket] == 0:
-            continue
-        pos = offsets[c]
-        start = c * CHUNK
-        stop = min(start + CHUNK, m)
-        for j in range(start, stop):
-            if all_rows:
-                i = j
-                if not _is_candidate(y, w, weighted, negative_label, i):
-                    continue
-            else:
-                i = cand[j]
-            if _digit(_component(domain, score, ties, i), low, shift) == bucket:
-                cand_out[pos] = i
-                pos += 1
-    return offsets[n_chunks]
+        _mark_split_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
+                          top_score, scale, bucket, offsets, keep_out, cand_out, kept_counts,
+                          kept_weights)
+    n_kept = 0
+    w_kept = 0.0
+    for c in range(n_chunks):
+        n_kept += kept_counts[c]
+        w_kept += kept_weights[c]
+    return n_kept, w_kept
+
+
+@njit(cache=True, inline="always")
+def _cand_histogram_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
+                          counts_out, weights_out):
+    start = c * CHUNK
+    stop = min(start + CHUNK, cand.shape[0])
+    for b in range(_BUCKETS):
+        counts_out[c, b] = 0
+        weights_out[c, b] = 0.0
+    for j in range(start, stop):
+        i = cand[j]
+        b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
+        counts_out[c, b] += 1
+        if weighted:
+            weights_out[c, b] += w[i]
+
+
+@njit(cache=True, inline="always")
+def _cand_gather_chunk(c, score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                       offsets, cand_out):
+    pos = offsets[c]
+    for j in range(c * CHUNK, min(c * CHUNK + CHUNK, cand.shape[0])):
+        i = cand[j]
+        if _bucket(domain, score, ties, i, low, shift, top_score, scale) == bucket:
+            cand_out[pos] = i
+            pos += 1
+
+
+@njit(cache=True, parallel=True)
+def _cand_histogram_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
+                             counts_out, weights_out):
+    for c in prange(counts_out.shape[0]):
+        _cand_histogram_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score,
+                              scale, counts_out, weights_out)
+
+
+@njit(cache=True, parallel=True)
+def _cand_gather_parallel(score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                          offsets, cand_out):
+    for c in prange(offsets.shape[0] - 1):
+        _cand_gather_chunk(c, score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                           offsets, cand_out)
+
+
+@njit(cache=True)
+def _cand_level(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, counts_out,
+                weights_out):
+    """Per-chunk bucket counts (weights) of the candidates ``cand``; threads only for many."""
+    if counts_out.shape[0] == 1:
+        _cand_histogram_chunk(0, score, w, weighted, ties, cand, domain, low, shift, top_score,
+                              scale, counts_out, weights_out)
+    else:
+        _cand_histogram_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score,
+                                 scale, counts_out, weights_out)
+
+
+@njit(cache=True)
+def _cand_gather(score, ties, cand, domain, low, shift, top_score, scale, bucket, chunk_counts,
+                 cand_out):
+    """The candidates of ``bucket``, in their order, into ``cand_out``."""
+    n_chunks = chunk_counts.shape[0]
+    offsets = np.empty(n_chunks + 1, dtype=np.int64)
+    offsets[0] = 0
+    for c in range(n_chunks):
+        offsets[c + 1] = offsets[c] + chunk_counts[c, bucket]
+    if n_chunks == 1:
+        _cand_gather_chunk(0, score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                           offsets, cand_out)
+    else:
+        _cand_gather_parallel(score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                              offsets, cand_out)
 
 
 @njit(cache=True)
@@ -269,116 +465,93 @@ def _candidate_range(score, ties, cand, m, domain):
 
 
 @njit(cache=True)
-def _boundary_row(y, score, w, weighted, negative_label, ties, n_cand, census_low, census_high,
-                  need_count, need_weight):
-    """Row index of the last kept negative of the ranking (there is at least one to keep).
+def _walk(counts, weights, weighted, acc_count, acc_weight, need_count, need_weight):
+    """The bucket where the running count (weight) reaches the target, and the totals before it.
 
-    Unweighted (``need_count`` > 0): the ``need_count``-th candidate of the ranking. Weighted: the
-    first candidate at which the running weight reaches ``need_weight`` (the last candidate if the
-    rounding of the partial sums leaves it short).
+    Buckets are walked in ranking order; the chunk rows of a bucket are added in chunk order. If
+    weighted partial sums fall short by rounding, the last non-empty bucket is the answer.
     """
-    n = y.shape[0]
-    cand = np.empty(0, dtype=np.int64)
-    m = n
-    all_rows = True
-    domain = _SCORE
-    low = census_low[0]
-    high = census_high[0]
-    if low == high:
-        domain = _TIE
-        low = census_low[1]
-        high = census_high[1]
-        if low == high:
-            domain = _ROW
-            low, high = 0, n - 1
-    acc_count = 0
-    acc_weight = 0.0
-    while True:
-        if domain == _ROW and not all_rows and m == 1:
-            return cand[0]
-        shift = _shift_for(low, high)
+    n_chunks = counts.shape[0]
+    last = -1
+    last_count = acc_count
+    last_weight = acc_weight
+    for b in range(_BUCKETS):
+        bc = 0
+        bw = 0.0
+        for c in range(n_chunks):
+            bc += counts[c, b]
+            if weighted:
+                bw += weights[c, b]
+        if bc == 0:
+            continue
+        if weighted:
+            if acc_weight + bw >= need_weight:
+                return b, acc_count, acc_weight
+        elif acc_count + bc >= need_count:
+            return b, acc_count, acc_weight
+        last, last_count, last_weight = b, acc_count, acc_weight
+        acc_count += bc
+        acc_weight += bw
+    return last, last_count, last_weight
+
+
+@njit(cache=True)
+def _next_domain(score, ties, cand, m, domain):
+    """The first component, from ``domain`` on, on which the candidates differ, and its range."""
+    low, high = _candidate_range(score, ties, cand, m, domain)
+    while low == high:
+        domain += 1
+        if domain == _ROW:
+            return domain, cand[0], cand[m - 1]  # rows in increasing order, all different
+        low, high = _candidate_range(score, ties, cand, m, domain)
+    return domain, low, high
+
+
+@njit(cache=True)
+def _refine(y, score, w, weighted, negative_label, ties, cand, domain, acc_count, acc_weight,
+            need_count, need_weight):
+    """Row of the boundary (last kept) negative among the candidates ``cand`` (in row order).
+
+    ``acc_count``/``acc_weight``: what the rows ranked before all candidates already hold.
+    """
+    m = cand.shape[0]
+    while m > 1:
+        domain, low, high = _next_domain(score, ties, cand, m, domain)
+        shift, top_score, scale = _plan(domain, low, high)
         n_chunks = max(1, (m + CHUNK - 1) // CHUNK)
         counts = np.empty((n_chunks, _BUCKETS), dtype=np.int64)
         weights = np.empty((n_chunks, _BUCKETS))
-        _level(y, score, w, weighted, negative_label, ties, cand, m, all_rows, domain, low, shift,
-               counts, weights)
-        # Walk the buckets in ranking order to the one where the target is reached.
-        top = _digit(high, low, shift)
-        bucket = top
-        for b in range(top + 1):
-            bc = 0
-            bw = 0.0
-            for c in range(n_chunks):
-                bc += counts[c, b]
-                if weighted:
-                    bw += weights[c, b]
-            if bc == 0:
-                continue
-            if weighted:
-                if acc_weight + bw >= need_weight:
-                    bucket = b
-                    break
-                acc_weight += bw
-            else:
-                if acc_count + bc >= need_count:
-                    bucket = b
-                    break
-                acc_count += bc
-            # Weighted sums that fall short by rounding end in the last non-empty bucket.
+        _cand_level(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, counts,
+                    weights)
+        bucket, acc_count, acc_weight = _walk(counts, weights, weighted, acc_count, acc_weight,
+                                              need_count, need_weight)
         size = 0
         for c in range(n_chunks):
             size += counts[c, bucket]
         next_cand = np.empty(size, dtype=np.int64)
-        _gather(y, score, w, weighted, negative_label, ties, cand, m, all_rows, domain, low, shift,
-                bucket, counts, next_cand)
+        _cand_gather(score, ties, cand, domain, low, shift, top_score, scale, bucket, counts,
+                     next_cand)
         cand = next_cand
         m = size
-        all_rows = False
-        if m == 1:
-            return cand[0]
-        # The next component on which the remaining candidates differ.
-        low, high = _candidate_range(score, ties, cand, m, domain)
-        while low == high:
-            domain += 1
-            if domain == _ROW:
-                low, high = cand[0], cand[m - 1]
-            else:
-                low, high = _candidate_range(score, ties, cand, m, domain)
+    return cand[0]
 
 
 @njit(cache=True, parallel=True)
-def _mark(y, score, w, weighted, negative_label, ties, mode, b_score, b_tie, b_row, keep_out):
-    """Write ``keep_out`` and return the kept negatives' count and weight (chunk-ordered sums).
-
-    ``mode``: 0 keeps no negative, 1 keeps every candidate, 2 keeps the candidates whose ranking key
-    is at most the boundary's ``(b_score, b_tie, b_row)``.
-    """
+def _mark_all_or_none(y, w, weighted, negative_label, keep_all, keep_out):
+    """``keep_out`` when every candidate negative is kept (or none); returns count and weight."""
     n = y.shape[0]
     n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
     counts = np.empty(n_chunks, dtype=np.int64)
     sums = np.empty(n_chunks)
     for c in prange(n_chunks):
-        start = c * CHUNK
-        stop = min(start + CHUNK, n)
         kept = 0
         kept_w = 0.0
-        for i in range(start, stop):
-            keep = False
-            if y[i] != negative_label:
+        for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
+            keep = y[i] != negative_label
+            if not keep and keep_all and (not weighted or w[i] > 0.0):
                 keep = True
-            elif mode != 0 and (not weighted or w[i] > 0.0):
-                if mode == 1:
-                    keep = True
-                else:
-                    ks = _score_rank(score[i])
-                    if ks < b_score:
-                        keep = True
-                    elif ks == b_score:
-                        kt = _tie_rank(ties[i])
-                        keep = kt < b_tie or (kt == b_tie and i <= b_row)
-                if keep:
-                    kept += 1
-                    kept_w += w[i] if weighted else 1.0
+                kept += 1
+                kept_w += w[i] if weighted else 1.0
             keep_out[i] = 1 if keep else 0
         counts[c] = kept
         sums[c] = kept_w
@@ -392,36 +565,62 @@ def _mark(y, score, w, weighted, negative_label, ties, mode, b_score, b_tie, b_r
 
 @njit(cache=True)
 def _select(y, score, w, negative_label, ratio, ties, keep_out):
+    n = y.shape[0]
     weighted = w.shape[0] > 0
-    n_pos, w_pos, n_cand, w_cand, low, high = _census(y, score, w, weighted, negative_label, ties)
-    need_count = 0
+    n_pos, w_pos, n_cand, w_cand, low, high = _census(y, score, w, weighted, negative_label)
+    need_count = np.int64(0)
     need_weight = 0.0
     if weighted:
         need_weight = ratio * w_pos
         if need_weight <= 0.0 or n_cand == 0:
-            mode = 0
-        elif need_weight >= w_cand:
-            mode = 1
-        else:
-            mode = 2
+            return _mark_all_or_none(y, w, weighted, negative_label, False, keep_out)
+        if need_weight >= w_cand:
+            return _mark_all_or_none(y, w, weighted, negative_label, True, keep_out)
     else:
         need = math.ceil(ratio * n_pos)
         if need <= 0 or n_cand == 0:
-            mode = 0
-        elif need >= n_cand:
-            mode = 1
-        else:
-            mode = 2
-            need_count = np.int64(need)
-    b_score = np.int64(0)
-    b_tie = np.int64(0)
-    b_row = np.int64(0)
-    if mode == 2:
-        b_row = _boundary_row(y, score, w, weighted, negative_label, ties, n_cand, low, high,
-                              need_count, need_weight)
-        b_score = _score_rank(score[b_row])
-        b_tie = _tie_rank(ties[b_row])
-    return _mark(y, score, w, weighted, negative_label, ties, mode, b_score, b_tie, b_row, keep_out)
+            return _mark_all_or_none(y, w, weighted, negative_label, False, keep_out)
+        if need >= n_cand:
+            return _mark_all_or_none(y, w, weighted, negative_label, True, keep_out)
+        need_count = np.int64(need)
+
+    # First level over all rows, on the first component on which the candidates differ.
+    domain = _SCORE
+    if low == high:
+        domain = _TIE
+        low, high = _tie_range(y, w, weighted, negative_label, ties)
+        if low == high:
+            domain = _ROW
+            low, high = 0, n - 1
+    shift, top_score, scale = _plan(domain, low, high)
+    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
+    counts = np.empty((n_chunks, _BUCKETS), dtype=np.int64)
+    weights = np.empty((n_chunks, _BUCKETS))
+    _rows_histogram(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score,
+                    scale, counts, weights)
+    bucket, acc_count, acc_weight = _walk(counts, weights, weighted, 0, 0.0, need_count,
+                                          need_weight)
+    size = 0
+    for c in range(n_chunks):
+        size += counts[c, bucket]
+    cand = np.empty(size, dtype=np.int64)
+    n_kept, w_kept = _mark_split(y, score, w, weighted, negative_label, ties, domain, low, shift,
+                                 top_score, scale, bucket, counts, keep_out, cand)
+
+    # The boundary bucket's rows: refine to the boundary row, keep those ranked up to it.
+    b_row = _refine(y, score, w, weighted, negative_label, ties, cand, domain, acc_count,
+                    acc_weight, need_count, need_weight)
+    b_score = _score_rank(score[b_row])
+    b_tie = _tie_rank(ties[b_row])
+    for j in range(size):
+        i = cand[j]
+        ks = _score_rank(score[i])
+        kt = _tie_rank(ties[i])
+        if ks < b_score or (ks == b_score and (kt < b_tie or (kt == b_tie and i <= b_row))):
+            keep_out[i] = 1
+            n_kept += 1
+            w_kept += w[i] if weighted else 1.0
+    return n_kept, w_kept
 
 
 # --------------------------------------------------------------------------------------------
