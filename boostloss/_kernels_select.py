@@ -21,15 +21,17 @@ The kept set
     carry nothing and are never kept (they are not part of the ranking). Every positive is kept,
     whatever its weight. No positives (or ``W_pos = 0``): no negative is kept.
 
-The selection is a radix select, O(n), no sort: the ranking key is the triple
-(order-preserving integer image of the score, tie key, row index); a level takes the candidates'
-minimum and maximum of the current component, histograms the digit ``(key - min) >> shift`` into
-2**11 buckets, walks the buckets in ranking order to the one where the count (or weight) reaches
-the target, and keeps only that bucket's rows as the next level's candidates; a component on which
-all candidates agree is skipped. Levels over many rows run over fixed-size chunks in parallel, with
-partial histograms added in chunk order, so the kept set and the returned weight are bit-identical
-whatever the number of numba threads. A last parallel pass compares every row with the boundary
-row's key.
+The selection is a radix select, O(n), no sort: the ranking key is the triple (score, tie key,
+row index). A level takes the candidates' range of the current component and splits it into 2**11
+buckets (scores linearly in value, integer components by their top bits above the common prefix),
+walks the buckets in ranking order to the one where the count (or weight) reaches the target, and
+keeps only that bucket's rows as the next level's candidates; a component on which all candidates
+agree is skipped. The passes over all rows are three: a census (counts, weights, score range), the
+first level's histogram, and one pass that marks the rows of the buckets before the boundary bucket
+and gathers the rows of that bucket; the later levels only see those few rows. Passes over many rows
+run over fixed-size chunks in parallel, their loops free of branches on the (random) class of a
+row, and partial counts and sums are added in chunk order, so the kept set and the returned weight
+are bit-identical whatever the number of numba threads.
 
 The tie keys must be drawn once per training data (not per round) from a seeded generator, e.g.
 :func:`tie_keys`; redrawing them every round would make the order at a tie random across rounds.
