@@ -43,7 +43,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from boostloss._kernels import CHUNK, HESSIAN_FLOOR, _gradient_norm_parts, _logistic_parts
+from boostloss._kernels import CHUNK, HESSIAN_FLOOR, _gradient_norm_parts
 
 __all__ = [
     "ohem_select",
