@@ -4,6 +4,8 @@ Each function says which upstream behaviour it works around; ``tests/test_compat
 upstream changes that behaviour, so we know to revisit (or drop) the workaround.
 """
 
+import inspect
+
 #: Where ``lightgbm.LGBMModel`` keeps the parameters passed through ``**kwargs`` (not a fitted
 #: attribute). Upstream: ``LGBMModel.set_params`` stores every parameter in ``_other_params`` too.
 PARAMETER_STORAGE = ("_other_params",)
@@ -50,3 +52,25 @@ def set_booster(estimator, booster):
     is a read-only property) and offers no public way to replace it after ``fit``.
     """
     estimator._Booster = booster
+
+
+def estimator_param_names():
+    """The constructor parameters of ``lightgbm.LGBMModel``.
+
+    Upstream (LightGBM < 4.6): ``LGBMModel.get_params`` of a subclass reads only the subclass's own
+    ``__init__`` signature, so ``boostloss.LGBMClassifier(loss=..., n_estimators=7).get_params()``
+    would lose every LightGBM parameter (and ``clone`` with it). 4.6 walks the parent classes.
+    """
+    import lightgbm as lgb
+
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [name for name, p in inspect.signature(lgb.LGBMModel.__init__).parameters.items()
+            if name != "self" and p.kind in kinds]
+
+
+def fit_takes_eval_xy():
+    """Upstream: ``LGBMClassifier.fit(eval_X=, eval_y=)`` exists from LightGBM 4.7 (which deprecates
+    ``eval_set``); before, only ``eval_set`` exists."""
+    import lightgbm as lgb
+
+    return "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters
