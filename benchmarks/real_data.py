@@ -1,9 +1,9 @@
-"""``boostloss compare`` on every real dataset, with the results table written into the README.
+"""``boostloss compare`` on every real dataset, with the results tables written into docs/real-data.md.
 
 Usage::
 
-    python benchmarks/real_data.py                  # all datasets, prints and updates README.md
-    python benchmarks/real_data.py --no-readme      # print only
+    python benchmarks/real_data.py                  # all datasets, prints and updates docs/real-data.md
+    python benchmarks/real_data.py --no-docs        # print only
     python benchmarks/real_data.py --datasets yeast_me2,abalone_19 --rounds 50 --output r.json
 
 Every dataset in ``$BOOSTLOSS_DATASETS`` (default ``../shared/datasets``) goes through the same
@@ -16,7 +16,8 @@ with two dataset-specific steps:
 - ``covertype_cottonwood`` (286,048 rows): a stratified random subsample of 60,000 rows (seed 0,
   same positive rate), to keep the whole run within minutes.
 
-The README part between ``<!-- real-data:start -->`` and ``<!-- real-data:end -->`` is replaced.
+The part of ``docs/real-data.md`` between ``<!-- real-data:start -->`` and ``<!-- real-data:end -->``
+is replaced; the text around the markers (how to read the tables) is kept.
 """
 
 import argparse
@@ -36,6 +37,8 @@ from boostloss import compare as cmp  # noqa: E402
 
 START = "<!-- real-data:start -->"
 END = "<!-- real-data:end -->"
+#: The page whose block between START and END the run rewrites.
+PAGE = ROOT / "docs" / "real-data.md"
 
 #: Per-dataset options of :func:`boostloss.compare.load_table`.
 DATASET_OPTIONS = {
@@ -79,7 +82,7 @@ def _cell(value, places, bold):
 
 
 def markdown(results, config):
-    """The README block: settings, one table per metric, and a tally of wins."""
+    """The block of docs/real-data.md: settings, one table per metric, and a tally of wins."""
     losses = list(config.losses)
     headers = [config.loss_label(loss) for loss in losses]
     lines = [
@@ -164,14 +167,14 @@ def _tally(results, config):
     return lines
 
 
-def update_readme(block, readme=ROOT / "README.md"):
-    """Replace the text between the markers (which must exist) with ``block``."""
-    text = readme.read_text(encoding="utf-8")
+def update_page(block, page=PAGE):
+    """Replace the text between the markers of ``page`` (which must exist) with ``block``."""
+    text = page.read_text(encoding="utf-8")
     if START not in text or END not in text:
-        raise SystemExit(f"{readme} has no {START} ... {END} markers; add them first")
+        raise SystemExit(f"{page} has no {START} ... {END} markers; add them first")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{block}\n{END}{tail}", encoding="utf-8")
+    page.write_text(f"{head}{START}\n{block}\n{END}{tail}", encoding="utf-8")
 
 
 def main(argv=None):
@@ -180,7 +183,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--output", help="also write every fold's results to this JSON file")
-    parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md alone")
+    parser.add_argument("--no-docs", "--no-readme", dest="no_docs", action="store_true",
+                        help="print only; leave docs/real-data.md alone")
     args = parser.parse_args(argv)
     root = datasets_dir()
     if not root.is_dir():
@@ -197,9 +201,9 @@ def main(argv=None):
     if args.output:
         document = {name: records for name, (_, records, _) in results.items()}
         pathlib.Path(args.output).write_text(json.dumps(document, indent=1) + "\n")
-    if not args.no_readme:
-        update_readme(block)
-        print("README.md updated")
+    if not args.no_docs:
+        update_page(block)
+        print(f"{PAGE.relative_to(ROOT)} updated")
 
 
 if __name__ == "__main__":

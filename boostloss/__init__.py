@@ -4,23 +4,26 @@
 >>> focal = FocalLoss(gamma=2.0, alpha=0.25)
 >>> grad, hess = focal.gradient_hessian([0, 1], [0.3, -1.2])
 
-Adapters live in :mod:`boostloss.xgboost` and :mod:`boostloss.lightgbm`; drop-in estimators are
-:class:`boostloss.XGBClassifier` and :class:`boostloss.LGBMClassifier`.
+The layers (each uses only the public names of the one below; see ``losses.py``'s Design block)::
+
+    boostloss compare (cli.py, compare/)     the main job: cross-validated comparison of losses
+      -> XGBClassifier, LGBMClassifier      drop-in scikit-learn estimators (estimators.py)
+        -> boostloss.xgboost / .lightgbm     objectives and metrics for the frameworks
+          -> FocalLoss, GHMLoss              parameters, validation, init_score (losses.py)
+            -> numba kernels                 per-sample math and loops (_kernels.py; cuda.py
+                                             compiles the same math for GPUs)
+
+``import boostloss`` imports no kernel and writes no file: the numba kernels are imported (and
+their on-disk cache located) at the first computation.
 """
 
-import os as _os
-
-from . import _numba_cache
-
-# The kernels are compiled with cache=True; give numba a writable cache directory even when the
-# install directory and the user's cache are both read-only.
-with _numba_cache.writable_cache(_os.path.dirname(__file__)):
-    from ._kernels import HESSIAN_FLOOR
-    from .losses import FocalLoss, GHMLoss
+from ._constants import HESSIAN_FLOOR
+from .losses import LOSSES, FocalLoss, GHMLoss, make_loss
 
 __version__ = "0.1.0"
 
-__all__ = ["FocalLoss", "GHMLoss", "HESSIAN_FLOOR", "XGBClassifier", "LGBMClassifier", "__version__"]
+__all__ = ["FocalLoss", "GHMLoss", "HESSIAN_FLOOR", "LOSSES", "make_loss", "XGBClassifier",
+           "LGBMClassifier", "__version__"]
 
 
 def __getattr__(name):

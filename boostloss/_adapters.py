@@ -1,6 +1,9 @@
 """What the XGBoost and LightGBM adapters share: loss checking, per-training caches, margins.
 
-Kept free of both frameworks, so each adapter module imports only its own.
+Kept free of both frameworks, so each adapter module imports only its own. The adapters are glue:
+they unpack labels, weights and margins from the framework, call the loss's public methods
+(``gradient_hessian`` / ``loss`` with a :class:`~boostloss.losses.Target`, the training's state,
+reused output buffers and ``n_threads``) and hand the result back.
 """
 
 import weakref
@@ -8,22 +11,17 @@ import weakref
 import numpy as np
 from sklearn.base import clone
 
-from . import _validation as v
-from .losses import GHMState
+from ._threads import check_n_threads
+from .losses import check_target, make_loss
 
 
-def _check_loss(loss):
-    if not (hasattr(loss, "_grad_hess_unchecked") and hasattr(loss, "_params")):
-        raise TypeError(
-            f"loss must be a boostloss loss (FocalLoss or GHMLoss), got {loss!r} of type "
-            f"{type(loss).__name__}"
-        )
-    fresh = clone(loss)
-    return fresh, fresh._params()
+def fresh_loss(loss):
+    """A clone of ``loss`` (a loss object or a registered name, see ``make_loss``)."""
+    return clone(make_loss(loss))
 
 
-def _margins_1d(predt, n):
-    """The float32/float64 margins of a binary model as a contiguous 1-D view, checked finite."""
+def margins_1d(predt, n):
+    """The margins of a binary model as a 1-D array (XGBoost may pass shape (n, 1))."""
     x = np.asarray(predt)
     if x.ndim == 2 and x.shape[1] == 1:
         x = x[:, 0]
@@ -32,28 +30,28 @@ def _margins_1d(predt, n):
             f"expected one raw margin per sample (a binary model), got predictions of shape {x.shape}; "
             "boostloss losses are binary: multi-class and multi-target models are not supported"
         )
-    if x.dtype != np.float32 and x.dtype != np.float64:
-        x = x.astype(np.float64)
-    x = np.ascontiguousarray(x)
     if x.shape[0] != n:
         raise ValueError(f"got {x.shape[0]} margins for a training set of {n} rows")
-    v.check_finite_margins(x)
     return x
 
 
 class _Entry:
     """What one training set needs across rounds: validated labels/weights, state, buffers."""
 
-    __slots__ = ("y", "w", "state", "scratch", "grad", "hess", "loss_out")
+    __slots__ = ("target", "state", "scratch", "grad", "hess", "loss_out")
 
-    def __init__(self, y, w):
-        self.y = y
-        self.w = w
-        self.state = GHMState()
+    def __init__(self, loss, target):
+        n = target.n_samples
+        self.target = target
+        self.state = loss.new_state()
         self.scratch = {}
-        self.grad = np.empty(y.shape[0], dtype=np.float32)
-        self.hess = np.empty(y.shape[0], dtype=np.float32)
-        self.loss_out = None
+        self.grad = np.empty(n, dtype=np.float32)
+        self.hess = np.empty(n, dtype=np.float32)
+        self.loss_out = np.empty(n, dtype=np.float64)
+
+    @property
+    def n_samples(self):
+        return self.target.n_samples
 
 
 class _PerDataset:
@@ -83,15 +81,22 @@ class _PerDataset:
         self._entries = []
 
 
-def _mean_loss(loss, params, entry, x):
-    n = entry.y.shape[0]
-    if entry.loss_out is None:
-        entry.loss_out = np.empty(n, dtype=np.float64)
-    loss._loss_unchecked(params, entry.y, x, entry.w, entry.loss_out)
-    total_weight = float(entry.w.sum()) if entry.w.shape[0] else float(n)
+def mean_loss(loss, entry, predt, n_threads):
+    """The weighted mean loss ``sum(w_i l_i) / sum(w_i)`` of these margins (NaN without weight)."""
+    x = margins_1d(predt, entry.n_samples)
+    loss.loss(entry.target, x, loss_out=entry.loss_out, n_threads=n_threads)
+    w = entry.target.sample_weight
+    total_weight = float(w.sum()) if w.shape[0] else float(entry.n_samples)
     if total_weight <= 0.0:
         return float("nan")
     return float(entry.loss_out.sum() / total_weight)
+
+
+def gradient_hessian(loss, entry, predt, n_threads):
+    """One boosting round on the host: float32 gradient and Hessian in the entry's buffers."""
+    x = margins_1d(predt, entry.n_samples)
+    return loss.gradient_hessian(entry.target, x, gradient_out=entry.grad, hessian_out=entry.hess,
+                                 n_threads=n_threads, state=entry.state)
 
 
 class _ArrayCache:
@@ -106,7 +111,7 @@ class _ArrayCache:
         self.raw_w = None
         self.entry = None
 
-    def get(self, y_true, sample_weight):
+    def get(self, loss, y_true, sample_weight):
         raw_y = np.asarray(y_true)
         raw_w = None if sample_weight is None else np.asarray(sample_weight)
         if raw_w is not None and raw_w.size == 0:
@@ -117,16 +122,17 @@ class _ArrayCache:
                      or (raw_w is not None and self.raw_w is not None
                          and raw_w.shape == self.raw_w.shape and np.array_equal(raw_w, self.raw_w)))):
             return e
-        y = v.check_labels(raw_y)
-        w = v.check_weights(raw_w, y.shape[0])
+        target = check_target(raw_y, raw_w)
         self.raw_y = raw_y.copy()
         self.raw_w = None if raw_w is None else raw_w.copy()
-        self.entry = _Entry(y, w)
+        self.entry = _Entry(loss, target)
         return self.entry
 
 
 class LossCallable:
     """What every adapter callable shares: a clone of the loss, a metric name, a per-training cache.
+
+    ``n_threads`` is the loss kernels' thread count (default 1: see ``boostloss._threads``).
 
     ``_new_cache`` makes the cache (:class:`_PerDataset` or :class:`_ArrayCache`); ``_display`` is
     how ``repr`` names the factory that made the callable.
@@ -135,9 +141,11 @@ class LossCallable:
     _new_cache = _ArrayCache
     _display = "boostloss"
 
-    def __init__(self, loss, name=None):
-        self.loss, self._params = _check_loss(loss)
+    def __init__(self, loss, name=None, *, n_threads=1):
+        self.loss = fresh_loss(loss)
+        self.loss.resolved_params()  # bad parameters fail here, not in the first round
         self.__name__ = self.loss.name if name is None else str(name)
+        self.n_threads = check_n_threads(n_threads)
         self._cache = type(self)._new_cache()
 
     def reset(self):
@@ -162,7 +170,7 @@ class PerDatasetCallable(LossCallable):
     def _entry(self, data):
         entry = self._cache.get(data)
         if entry is None:
-            entry = self._cache.put(data, _Entry(*self._read(data)))
+            entry = self._cache.put(data, _Entry(self.loss, self._read(data)))
         return entry
 
     def __getstate__(self):

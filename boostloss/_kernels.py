@@ -24,13 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-#: Every Hessian is floored at this value before the sample weight multiplies it (XGBoost's built-in
-#: logistic objective uses the same floor). Boosting needs a strictly positive Hessian.
-HESSIAN_FLOOR = 1e-16
-
-#: Hessian policies of the focal loss, as passed to the kernels.
-HESSIAN_EXACT = 0
-HESSIAN_GAUSS_NEWTON = 1
+from ._constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # noqa: F401
 
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
@@ -324,7 +318,7 @@ def _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out):
 
 
 @njit(cache=True, inline="always")
-def _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot):
+def _chunk_histogram(c, n, bins, weighted, w, bin_idx, partial, partial_tot):
     """Bin counts (and total weight) of the valid samples of chunk ``c``, into row ``c``."""
     start = c * CHUNK
     stop = min(start + CHUNK, n)
@@ -333,7 +327,7 @@ def _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot):
         for i in range(start, stop):
             wi = w[i]
             if wi > 0.0:
-                partial[c, bin_out[i]] += wi
+                partial[c, bin_idx[i]] += wi
                 tot += wi
         partial_tot[c] = tot
     else:
@@ -344,28 +338,22 @@ def _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot):
             for r in range(4):
                 counts4[r, b] = 0
         for i in range(start, stop):
-            counts4[i & 3, bin_out[i]] += 1
+            counts4[i & 3, bin_idx[i]] += 1
         for b in range(bins):
             partial[c, b] = float(counts4[0, b] + counts4[1, b] + counts4[2, b] + counts4[3, b])
         partial_tot[c] = float(stop - start)
 
 
 @njit(cache=True, parallel=True)
-def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_out):
-    """First GHM pass with binned density.
+def bin_histogram(bin_idx, w, bins, counts_out):
+    """Add the (weighted) count of every bin to ``counts_out``; return the total weight counted.
 
-    Writes the sample-weighted cross-entropy gradient ``w (p - y)`` and floored Hessian
-    ``w max(p (1 - p), floor)``, each sample's bin, and the (weighted) count of every bin, summed
-    over samples with positive weight only (zero-weight samples are not "valid" in GHM's sense).
-    Returns the total weight of valid samples.
-
-    Two parallel loops: the per-sample math (no reduction, so it compiles to SIMD code), then the
-    histogram of each fixed-size chunk's bins. Unweighted counts are integers, summed exactly.
+    Only samples with positive weight are counted (zero-weight samples are not "valid" in GHM's
+    sense). Each fixed-size chunk of samples gets its own histogram, and the chunks are added in
+    chunk order, so the result is the same whatever the number of threads; unweighted counts are
+    integers, summed exactly.
     """
-    n = x.shape[0]
-    bins = edges.shape[0] - 1
-    fbins = float(bins)
-    uniform = _edges_are_uniform(edges)
+    n = bin_idx.shape[0]
     weighted = w.shape[0] > 0
     n_chunks = (n + CHUNK - 1) // CHUNK
     # np.empty and explicit zeroing: in a parallel kernel numba turns np.zeros into a parallel loop
@@ -376,8 +364,29 @@ def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_out):
         partial_tot[c] = 0.0
         for b in range(bins):
             partial[c, b] = 0.0
-    # A flat parallel loop: numba's inner loops of a chunked prange do not compile to SIMD code.
-    if uniform:
+    for c in prange(n_chunks):
+        _chunk_histogram(c, n, bins, weighted, w, bin_idx, partial, partial_tot)
+    total = 0.0
+    for c in range(n_chunks):
+        total += partial_tot[c]
+        for b in range(bins):
+            counts_out[b] += partial[c, b]
+    return total
+
+
+@njit(cache=True, parallel=True)
+def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
+    """First GHM pass with binned density: per-sample derivatives and bins.
+
+    Writes the sample-weighted cross-entropy gradient ``w (p - y)`` and floored Hessian
+    ``w max(p (1 - p), floor)``, and each sample's bin of ``g = |p - y|``; the counts come from
+    :func:`bin_histogram`. A flat loop with no reduction, so it compiles to SIMD code.
+    """
+    n = x.shape[0]
+    bins = edges.shape[0] - 1
+    fbins = float(bins)
+    weighted = w.shape[0] > 0
+    if _edges_are_uniform(edges):
         for i in prange(n):
             g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = _bin_of_uniform(g, bins, fbins)
@@ -385,14 +394,14 @@ def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_out):
         for i in prange(n):
             g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = bin_of(g, bins, edges)
-    for c in prange(n_chunks):
-        _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot)
-    total = 0.0
-    for c in range(n_chunks):
-        total += partial_tot[c]
-        for b in range(bins):
-            counts_out[b] += partial[c, b]
-    return total
+
+
+@njit(cache=True, parallel=True)
+def assign_bins(g, edges, bin_out):
+    """The bin of every precomputed gradient norm ``g`` (same rule as :func:`ghm_bins_pass`)."""
+    bins = edges.shape[0] - 1
+    for i in prange(g.shape[0]):
+        bin_out[i] = bin_of(g[i], bins, edges)
 
 
 @njit(cache=True, inline="always")
@@ -473,45 +482,33 @@ def window_beta(g, w, epsilon, beta_out):
 
 
 @njit(cache=True)
-def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, prefix):
-    """Harmonising weights from the paper's sliding-window gradient density.
+def _sort_valid_norms(g, w, beta_out, keys, idx, keys_tmp, idx_tmp):
+    """Sort the ``g`` of the valid samples (positive weight); zero-weight samples get beta 0.
 
-    ``GD(g_i) = (sum of weights of valid k with g_k in (g_i - eps/2, g_i + eps/2)) / l_eps(g_i)``,
-    ``l_eps(g) = min(g + eps/2, 1) - max(g - eps/2, 0)``, ``beta_i = tot / GD(g_i)``, then all betas
-    are rescaled by one constant so that ``sum_i w_i beta_i = tot`` (the binned version's
-    normalisation). Samples with zero weight get beta 0. Returns ``tot``.
-
-    One exact sort of the valid samples' ``g`` (a radix sort of the float64 bit patterns, carrying
-    the sample index), then one sweep in sorted order: the window's two ends only move forward, so
-    every window count costs O(1), and each count lands at its sample through the index.
-    ``keys``, ``idx``, ``keys_tmp``, ``idx_tmp`` (int64, length n) and ``prefix`` (float64, length
-    n + 1) are work arrays, so a training can reuse them across rounds.
+    Returns ``(n_valid, sorted_keys, sorted_idx)``: the float64 bit patterns of the sorted ``g``
+    and the sample index of each.
     """
-    n = g.shape[0]
     weighted = w.shape[0] > 0
-    n_valid = 0
-    for i in range(n):
-        if (not weighted) or w[i] > 0.0:
-            n_valid += 1
     g_bits = g.view(np.int64)
-    j = 0
-    for i in range(n):
+    n_valid = 0
+    for i in range(g.shape[0]):
         if (not weighted) or w[i] > 0.0:
-            keys[j] = g_bits[i]
-            idx[j] = i
-            j += 1
+            keys[n_valid] = g_bits[i]
+            idx[n_valid] = i
+            n_valid += 1
         else:
             beta_out[i] = 0.0
     keys, idx = _radix_sort_bits(n_valid, keys, idx, keys_tmp, idx_tmp)
-    sorted_g = keys.view(np.float64)
-    # prefix[k] = total weight of the k smallest; unweighted it is k itself.
-    if weighted:
-        prefix[0] = 0.0
-        for k in range(n_valid):
-            prefix[k + 1] = prefix[k] + w[idx[k]]
-        tot = prefix[n_valid]
-    else:
-        tot = float(n_valid)
+    return n_valid, keys, idx
+
+
+@njit(cache=True)
+def _window_sweep(n_valid, sorted_g, idx, prefix, weighted, tot, epsilon, beta_out):
+    """``beta_i = tot * l_eps(g_i) / count_eps(g_i)`` for the valid samples, in one sweep.
+
+    The window's two ends only move forward over the sorted ``g``, so every count costs O(1);
+    ``prefix[k]`` is the total weight of the k smallest (unused when unweighted).
+    """
     half = 0.5 * epsilon
     lo = 0  # number of sorted g <= g_j - half
     hi = 0  # number of sorted g < g_j + half
@@ -532,7 +529,16 @@ def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, pref
             beta_out[idx[k]] = tot * length / count
         else:
             beta_out[idx[k]] = 0.0
-    # The normalisation sums in sample order (independent of how ties were sorted).
+
+
+@njit(cache=True)
+def _normalise_betas(w, tot, beta_out):
+    """Rescale all betas by one constant so that ``sum_i w_i beta_i = tot``.
+
+    Sums in sample order, so the result does not depend on how ties were sorted.
+    """
+    weighted = w.shape[0] > 0
+    n = beta_out.shape[0]
     norm = 0.0
     if weighted:
         for i in range(n):
@@ -544,6 +550,33 @@ def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, pref
         scale = tot / norm
         for i in range(n):
             beta_out[i] *= scale
+
+
+@njit(cache=True)
+def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, prefix):
+    """Harmonising weights from the paper's sliding-window gradient density.
+
+    ``GD(g_i) = (sum of weights of valid k with g_k in (g_i - eps/2, g_i + eps/2)) / l_eps(g_i)``,
+    ``l_eps(g) = min(g + eps/2, 1) - max(g - eps/2, 0)``, ``beta_i = tot / GD(g_i)``, then all betas
+    are rescaled by one constant so that ``sum_i w_i beta_i = tot`` (the binned version's
+    normalisation). Samples with zero weight get beta 0. Returns ``tot``.
+
+    One exact sort of the valid samples' ``g`` (a radix sort of the float64 bit patterns, carrying
+    the sample index), then one sweep in sorted order. ``keys``, ``idx``, ``keys_tmp``, ``idx_tmp``
+    (int64, length n) and ``prefix`` (float64, length n + 1) are work arrays, so a training can
+    reuse them across rounds.
+    """
+    weighted = w.shape[0] > 0
+    n_valid, keys, idx = _sort_valid_norms(g, w, beta_out, keys, idx, keys_tmp, idx_tmp)
+    if weighted:
+        prefix[0] = 0.0
+        for k in range(n_valid):
+            prefix[k + 1] = prefix[k] + w[idx[k]]
+        tot = prefix[n_valid]
+    else:
+        tot = float(n_valid)
+    _window_sweep(n_valid, keys.view(np.float64), idx, prefix, weighted, tot, epsilon, beta_out)
+    _normalise_betas(w, tot, beta_out)
     return tot
 
 
@@ -562,19 +595,3 @@ def cross_entropy_and_norm(y, x, ce_out, g_out):
         _, _, g, ce = _gradient_norm_parts(np.float64(x[i]), y[i])
         ce_out[i] = ce
         g_out[i] = g
-
-
-@njit(cache=True)
-def bin_counts(g, w, edges, bin_out, counts_out):
-    """Bins and (weighted, valid-only) bin counts of precomputed gradient norms. Returns tot."""
-    bins = edges.shape[0] - 1
-    weighted = w.shape[0] > 0
-    tot = 0.0
-    for i in range(g.shape[0]):
-        b = bin_of(g[i], bins, edges)
-        bin_out[i] = b
-        wi = w[i] if weighted else 1.0
-        if wi > 0.0:
-            counts_out[b] += wi
-            tot += wi
-    return tot

@@ -8,17 +8,20 @@ works; but when that is not writable either (read-only ``HOME``, serverless runt
 temporary directory is writable), numba raises ``RuntimeError: cannot cache function ...: no locator
 available`` and ``import boostloss`` fails.
 
-:func:`writable_cache` wraps the import of the kernels: only in that last case it points numba at a
+:func:`writable_cache` wraps the import of the kernels, which :func:`kernels` does lazily, at the
+first computation (``import boostloss`` touches no file and imports no numba kernel): only in that last case it points numba at a
 private directory under the system temporary directory while the kernels are defined, and restores
 numba's setting afterwards (the kernels keep their cache location; nothing else changes).
 """
 
 import contextlib
+import importlib
 import os
 import stat
+import sys
 import tempfile
 
-from numba.core import config
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _writable(path):
@@ -65,6 +68,8 @@ def fallback_cache_dir(package_dir):
 
     Returns None also when no directory at all can be written (numba will then raise its own error).
     """
+    from numba.core import config
+
     if config.CACHE_DIR and _writable(config.CACHE_DIR):
         return None
     if _writable(os.path.join(package_dir, "__pycache__")):
@@ -81,6 +86,8 @@ def writable_cache(package_dir):
     >>> with writable_cache(os.path.dirname(__file__)):      # doctest: +SKIP
     ...     from . import _kernels
     """
+    from numba.core import config
+
     fallback = fallback_cache_dir(package_dir)
     if fallback is None:
         yield None
@@ -91,3 +98,13 @@ def writable_cache(package_dir):
         yield fallback
     finally:
         config.CACHE_DIR = previous
+
+
+def kernels(module="._kernels"):
+    """The kernel module ``boostloss<module>``, imported (and its numba cache located) on first use."""
+    name = "boostloss" + module
+    loaded = sys.modules.get(name)
+    if loaded is None:
+        with writable_cache(_PACKAGE_DIR):
+            loaded = importlib.import_module(name)
+    return loaded

@@ -9,13 +9,14 @@ import numbers
 
 import numpy as np
 
-from . import _kernels
+from ._numba_cache import kernels
 
 _EMPTY = np.empty(0, dtype=np.float64)
 _MAX_SHOWN = 5
 
 
-def _describe(values):
+def describe_values(values):
+    """The first few values, as ``repr`` shows them, and how many more there are."""
     shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:_MAX_SHOWN])
     more = len(values) - _MAX_SHOWN
     return shown + (f" and {more} more" if more > 0 else "")
@@ -36,7 +37,7 @@ def _as_1d(name, values):
     arr = np.asarray(values)
     if arr.dtype == object or arr.dtype.kind in "USVMmc":
         kind = "complex" if arr.dtype.kind == "c" else str(arr.dtype)
-        sample = _describe(np.ravel(arr)[:_MAX_SHOWN + 1]) if arr.size else ""
+        sample = describe_values(np.ravel(arr)[:_MAX_SHOWN + 1]) if arr.size else ""
         raise TypeError(
             f"{name} must hold real numbers, got dtype {kind}"
             + (f" (first values: {sample})" if sample else "")
@@ -59,7 +60,7 @@ def check_labels(y_true):
             offending = np.unique(arr[bad]) if not np.isnan(y[bad]).any() else arr[bad]
             raise ValueError(
                 "y_true must contain only 0 and 1 (binary labels; map other classes to 0/1 "
-                f"first), got {int(bad.sum())} other value(s): {_describe(offending)}"
+                f"first), got {int(bad.sum())} other value(s): {describe_values(offending)}"
             )
     return y
 
@@ -83,7 +84,7 @@ def check_margins(raw_prediction, n=None):
 
 def check_finite_margins(x):
     """Raise if any margin is NaN or infinite (one jitted pass, no temporary arrays)."""
-    if x.size and _kernels.count_nonfinite(x):
+    if x.size and kernels().count_nonfinite(x):
         bad = np.flatnonzero(~np.isfinite(x))
         raise ValueError(
             f"raw_prediction contains {bad.size} non-finite value(s) (first at index {bad[0]}: "
@@ -107,7 +108,7 @@ def check_weights(sample_weight, n):
     if bad.any():
         raise ValueError(
             f"sample_weight must be finite and >= 0, got {int(bad.sum())} bad value(s): "
-            f"{_describe(w[bad])}"
+            f"{describe_values(w[bad])}"
         )
     # GHM divides by weight totals: a total that overflows would turn every gradient into NaN.
     with np.errstate(over="ignore"):
@@ -125,6 +126,19 @@ def check_inputs(y_true, raw_prediction, sample_weight=None):
     x = check_margins(raw_prediction, n=y.shape[0])
     w = check_weights(sample_weight, y.shape[0])
     return y, x, w
+
+
+def check_out(name, out, n):
+    """A caller's output buffer: a writeable, C-contiguous float32 or float64 array of length n."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(out).__name__}")
+    if out.dtype != np.float32 and out.dtype != np.float64:
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {out.dtype}")
+    if out.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) like y_true, got {out.shape}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"{name} must be a writeable, C-contiguous array")
+    return out
 
 
 def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
@@ -159,3 +173,5 @@ def check_choice(name, value, choices):
         allowed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value
+
+

@@ -11,18 +11,20 @@ gives a one-line message on stderr and exit status 2, and leaves no output file 
 
 import argparse
 import contextlib
-import csv
-import json
 import os
 import pathlib
 import sys
 
 from . import compare as cmp
+from .compare.config import CompareConfig
+from .compare.registry import BACKENDS, LOSSES
 
 __all__ = ["main"]
 
 _OUTPUT_SUFFIXES = (".json", ".csv")
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+_ALL_BACKENDS = "both"
+_DEFAULTS = CompareConfig()
 
 
 class _UsageError(Exception):
@@ -70,11 +72,11 @@ def _alpha(text):
 
 def _losses(text):
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [n for n in names if n not in cmp.LOSSES]
+    unknown = [n for n in names if n not in LOSSES]
     if not names or unknown:
         raise argparse.ArgumentTypeError(
             f"unknown loss {unknown[0] if unknown else text!r}; choose among "
-            f"{', '.join(cmp.LOSSES)} (comma-separated)"
+            f"{', '.join(LOSSES)} (comma-separated)"
         )
     return tuple(dict.fromkeys(names))
 
@@ -83,21 +85,43 @@ def _names(text):
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class _Backends(argparse.Action):
+    """``--backend NAME`` stores the tuple ``(NAME,)``; ``--backend both`` stores every backend."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, tuple(BACKENDS) if value == _ALL_BACKENDS else (value,))
+
+
+def _in_words(words):
+    """``"a, b, c and d"``."""
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def _build_parser():
     parser = _Parser(prog="boostloss", description="Focal loss and GHM-C for gradient-boosted trees.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = commands.add_parser(
         "compare",
-        help="cross-validate logistic, weighted logistic, focal and GHM-C side by side",
+        help=f"cross-validate {_in_words(spec.title for spec in LOSSES.values())} side by side",
         description=(
-            "Stratified k-fold cross-validation of the built-in logistic loss, class-weighted "
-            "logistic (scale_pos_weight = n_neg / n_pos), focal loss and GHM-C on XGBoost and "
-            "LightGBM: average precision, ROC-AUC, log loss and Brier score of the predicted "
-            "probabilities, and fit time. Without DATA: a built-in imbalanced dataset (breast "
-            "cancer, malignant made rare)."
+            f"Stratified k-fold cross-validation of {_in_words(s.summary for s in LOSSES.values())} "
+            f"on {_in_words(b.title for b in BACKENDS.values())}: average precision, ROC-AUC, log "
+            "loss and Brier score of the predicted probabilities, and fit time. Without DATA: a "
+            "built-in imbalanced dataset (breast cancer, malignant made rare)."
         ),
     )
-    data = p.add_argument_group("data")
+    _add_data_options(p.add_argument_group("data"))
+    _add_comparison_options(p.add_argument_group("comparison"))
+    out = p.add_argument_group("output")
+    out.add_argument("--output", metavar="FILE", help="write every fold's results: .json or .csv")
+    out.add_argument("--plot", metavar="FILE",
+                     help="precision-recall curves and gradient-norm histograms (.png, .pdf, .svg)")
+    out.add_argument("--quiet", action="store_true", help="no progress display")
+    return parser
+
+
+def _add_data_options(data):
     data.add_argument("data", nargs="?", metavar="DATA",
                       help="CSV file (.csv, .csv.gz, ...) or parquet; omit for the built-in dataset")
     data.add_argument("--target", metavar="COLUMN", help="label column of DATA (required with DATA)")
@@ -109,27 +133,30 @@ def _build_parser():
                       help="comma-separated extra strings that mean missing, e.g. 'unknown,?'")
     data.add_argument("--max-rows", metavar="N", type=_positive_int,
                       help="use a stratified random subsample of N rows (seeded by --seed)")
-    run = p.add_argument_group("comparison")
-    run.add_argument("--backend", choices=("xgboost", "lightgbm", "both"), default="both",
-                     help="boosting library (default: both)")
-    run.add_argument("--losses", type=_losses, default=tuple(cmp.LOSSES), metavar="LIST",
-                     help="comma-separated subset of logistic,weighted,focal,ghm (default: all)")
-    run.add_argument("--folds", type=_positive_int, default=5, help="stratified folds, >= 2 (default: 5)")
-    run.add_argument("--rounds", type=_positive_int, default=200, help="boosting rounds (default: 200)")
-    run.add_argument("--learning-rate", type=_positive_float, default=0.1, help="(default: 0.1)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the fold split and the models (default: 0)")
-    run.add_argument("--gamma", type=_gamma, default=2.0, help="focal loss gamma (default: 2)")
-    run.add_argument("--alpha", type=_alpha, default=0.25,
-                     help="focal loss weight of the positive class, or 'none' (default: 0.25)")
-    run.add_argument("--bins", type=_positive_int, default=10, help="GHM-C bins (default: 10)")
-    run.add_argument("--n-jobs", type=_positive_int, default=1,
-                     help="threads per model (default: 1, the fastest on small data and busy machines)")
-    out = p.add_argument_group("output")
-    out.add_argument("--output", metavar="FILE", help="write every fold's results: .json or .csv")
-    out.add_argument("--plot", metavar="FILE",
-                     help="precision-recall curves and gradient-norm histograms (.png, .pdf, .svg)")
-    out.add_argument("--quiet", action="store_true", help="no progress display")
-    return parser
+
+
+def _add_comparison_options(run):
+    # Option names are the CompareConfig field names (dest), so the config is vars(args) filtered.
+    d = _DEFAULTS
+    run.add_argument("--backend", dest="backends", choices=(*BACKENDS, _ALL_BACKENDS), action=_Backends,
+                     default=d.backends, help=f"boosting library (default: {_ALL_BACKENDS})")
+    run.add_argument("--losses", type=_losses, default=d.losses, metavar="LIST",
+                     help=f"comma-separated subset of {','.join(LOSSES)} (default: all)")
+    run.add_argument("--folds", type=_positive_int, default=d.folds,
+                     help=f"stratified folds, >= 2 (default: {d.folds})")
+    run.add_argument("--rounds", type=_positive_int, default=d.rounds,
+                     help=f"boosting rounds (default: {d.rounds})")
+    run.add_argument("--learning-rate", type=_positive_float, default=d.learning_rate,
+                     help=f"(default: {d.learning_rate:g})")
+    run.add_argument("--seed", type=int, default=d.seed,
+                     help=f"seed of the fold split and the models (default: {d.seed})")
+    run.add_argument("--gamma", type=_gamma, default=d.gamma, help=f"focal loss gamma (default: {d.gamma:g})")
+    run.add_argument("--alpha", type=_alpha, default=d.alpha,
+                     help=f"focal loss weight of the positive class, or 'none' (default: {d.alpha:g})")
+    run.add_argument("--bins", type=_positive_int, default=d.bins, help=f"GHM-C bins (default: {d.bins})")
+    run.add_argument("--n-jobs", type=_positive_int, default=d.n_jobs,
+                     help=f"the estimators' n_jobs: threads per model (default: {d.n_jobs}, the fastest "
+                          "on small data and busy machines)")
 
 
 def _check_destination(path, suffixes, option):
@@ -161,125 +188,29 @@ def _validate_args(args):
             raise _UsageError("--plot needs matplotlib: pip install 'boostloss[plot]'") from None
 
 
-def _config(args):
-    backends = cmp.BACKENDS if args.backend == "both" else (args.backend,)
-    return cmp.CompareConfig(
-        backends=tuple(backends),
-        losses=tuple(args.losses),
-        folds=args.folds,
-        rounds=args.rounds,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        gamma=args.gamma,
-        alpha=args.alpha,
-        bins=args.bins,
-        n_jobs=args.n_jobs,
-    )
-
-
-_DECIMALS = {"average_precision": 4, "roc_auc": 4, "log_loss": 4, "brier": 4, "fit_seconds": 2}
-
-
-def _format(metric, mean, std):
-    places = _DECIMALS[metric]
-    if metric == "fit_seconds":
-        return f"{mean:.{places}f}"
-    return f"{mean:.{places}f} ± {std:.{places}f}"
-
-
-def _print_table(console, dataset, config, rows):
-    from rich.table import Table
-
-    n, n_pos = dataset.y.shape[0], dataset.n_positive
-    categorical = len(dataset.categorical_columns)
-    console.print(
-        f"[bold]{dataset.name}[/bold]: {n} rows, {dataset.X.shape[1]} features"
-        f" ({categorical} categorical), {n_pos} positive ({n_pos / n:.2%})"
-    )
-    console.print(
-        f"{config.folds}-fold stratified CV, {config.rounds} rounds, learning rate "
-        f"{config.learning_rate:g}, seed {config.seed}; mean ± std over folds"
-    )
-    best = cmp.best_per_metric(rows, decimals=_DECIMALS)
-    table = Table(show_lines=False)
-    table.add_column("backend")
-    table.add_column("loss")
-    for metric, (title, larger) in cmp.METRICS.items():
-        arrow = "↑" if larger else "↓"
-        table.add_column(f"{title} {arrow}", justify="right")
-    for i, row in enumerate(rows):
-        cells = [row["backend"], config.loss_label(row["loss"])]
-        for metric in cmp.METRICS:
-            text = _format(metric, row[f"{metric}_mean"], row[f"{metric}_std"])
-            cells.append(f"[bold green]{text} *[/bold green]" if i in best[metric] else f"{text}  ")
-        table.add_row(*cells)
-    console.print(table)
-    console.print("* best in its column (fold mean, as shown); ↑ larger is better, ↓ smaller is better")
-
-
-def _results_document(dataset, config, result, rows):
-    return {
-        "dataset": {
-            "name": dataset.name,
-            "description": dataset.description,
-            "rows": int(dataset.y.shape[0]),
-            "features": int(dataset.X.shape[1]),
-            "categorical_features": dataset.categorical_columns,
-            "positives": dataset.n_positive,
-        },
-        "config": {
-            "backends": list(config.backends),
-            "losses": list(config.losses),
-            "folds": config.folds,
-            "rounds": config.rounds,
-            "learning_rate": config.learning_rate,
-            "seed": config.seed,
-            "gamma": config.gamma,
-            "alpha": config.alpha,
-            "bins": config.bins,
-            "n_jobs": config.n_jobs,
-        },
-        "folds": result.records,
-        "summary": rows,
-    }
+def _temporary_name(path):
+    target = pathlib.Path(path)
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
 def _write_output(path, document):
     """Write the results to a temporary file next to ``path``; return its name."""
-    target = pathlib.Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    if target.suffix.lower() == ".json":
-        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    else:
-        records = document["folds"]
-        fields = ["dataset", *records[0].keys()]
-        with tmp.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            for record in records:
-                writer.writerow({"dataset": document["dataset"]["name"], **record})
+    from .compare.report import write_document
+
+    fmt = pathlib.Path(path).suffix.lower().lstrip(".")
+    tmp = _temporary_name(path)
+    with tmp.open("w", newline="" if fmt == "csv" else None, encoding="utf-8") as handle:
+        write_document(handle, document, fmt)
     return tmp
 
 
 def _write_plot(path, dataset, config, result):
-    from ._compare_plot import draw_compare_figure, plot_rounds
+    """Draw the figure into a temporary file next to ``path``; return its name."""
+    from .compare.report import compare_figure
 
-    backend = config.backends[0]
-    train = result.first_fold["train_index"]
-    X_train, y_train = dataset.X.iloc[train], dataset.y[train]
-    staged = {}
-    for loss in config.losses:
-        estimator = result.first_fold[(backend, loss)]
-        try:
-            by_round = cmp.staged_gradient_norms(estimator, backend, X_train, plot_rounds(config.rounds))
-        except TypeError:
-            continue  # the estimator cannot predict with a prefix of its trees
-        staged[loss] = (y_train, by_round)
-    labels = {loss: config.loss_label(loss) for loss in config.losses}
-    fig = draw_compare_figure(dataset.y, result.oof_proba, staged, backend, labels)
-    target = pathlib.Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, format=target.suffix.lower().lstrip("."), dpi=110)
+    fig = compare_figure(dataset, config, result)
+    tmp = _temporary_name(path)
+    fig.savefig(tmp, format=pathlib.Path(path).suffix.lower().lstrip("."), dpi=110)
     return tmp
 
 
@@ -306,38 +237,46 @@ def _progress(total, quiet):
         yield step
 
 
+def _load_dataset(args):
+    from .compare.data import load_default_dataset, load_table
+
+    if args.data is None:
+        return load_default_dataset()
+    return load_table(
+        args.data,
+        args.target,
+        positive=args.positive,
+        drop=args.drop,
+        na_values=args.na_values,
+        max_rows=args.max_rows,
+        seed=args.seed,
+    )
+
+
 def _compare(args):
     from rich.console import Console
 
+    from .compare import protocol, report
+
     _validate_args(args)
-    if args.data is None:
-        dataset = cmp.load_default_dataset()
-    else:
-        dataset = cmp.load_table(
-            args.data,
-            args.target,
-            positive=args.positive,
-            drop=args.drop,
-            na_values=args.na_values,
-            max_rows=args.max_rows,
-            seed=args.seed,
-        )
-    config = _config(args)
-    cmp.check_folds(dataset, config.folds)
+    dataset = _load_dataset(args)
+    config = CompareConfig.from_options(vars(args))
+    protocol.check_folds(dataset, config.folds)
     total = len(config.backends) * len(config.losses) * config.folds
     with _progress(total, args.quiet) as step:
-        result = cmp.cross_validate(dataset, config, on_fit=step, keep_first_fold=bool(args.plot))
-    rows = cmp.summarize(result.records)
+        result = protocol.cross_validate(dataset, config, on_fit=step, keep_first_fold=bool(args.plot))
+    rows = report.summarize(result.records)
 
     console = Console()
     if not console.is_terminal:
         console = Console(width=150)
-    _print_table(console, dataset, config, rows)
+    report.print_table(console, dataset, config, rows)
 
     pending = []
     try:
         if args.output:
-            pending.append((_write_output(args.output, _results_document(dataset, config, result, rows)), args.output))
+            document = report.results_document(dataset, config, result, rows)
+            pending.append((_write_output(args.output, document), args.output))
         if args.plot:
             pending.append((_write_plot(args.plot, dataset, config, result), args.plot))
         for tmp, final in pending:

@@ -2,8 +2,9 @@
 
 :class:`XGBClassifier` and :class:`LGBMClassifier` subclass ``xgboost.XGBClassifier`` and
 ``lightgbm.LGBMClassifier``: every framework parameter, ``fit`` argument and attribute still works.
-With ``loss=None`` they train the framework's built-in logistic objective; with a
-:class:`~boostloss.FocalLoss` or :class:`~boostloss.GHMLoss` they train that loss and
+With ``loss=None`` they train the framework's built-in objective; with a loss (a
+:class:`~boostloss.FocalLoss` / :class:`~boostloss.GHMLoss` object or a registered name such as
+``"focal:gamma=2,alpha=0.25"``) they train that loss and
 
 - start from ``loss.init_score(y, sample_weight)`` (stored in the model for XGBoost as
   ``base_score``; kept as ``init_score_`` and added back at prediction for LightGBM),
@@ -15,7 +16,11 @@ With ``loss=None`` they train the framework's built-in logistic objective; with 
   named ``logloss``),
 - make a fresh objective (clone of the loss, new GHM state, new buffers) for every ``fit``.
 
-They survive ``clone``, pickle and joblib, and ``GridSearchCV(clf, {"loss__gamma": [...]})``.
+How ``fit`` works: it builds the framework's parameters locally (the objective and metric callables,
+the start) and fits a plain framework estimator made from them, then takes over its fitted
+attributes; the estimator's own parameters are never modified, as in XGBoost's own ``fit``.
+They survive ``clone``, pickle and joblib, and ``GridSearchCV(clf, {"loss__gamma": [...]})`` or
+``{"loss": ["focal", "ghm"]}``.
 """
 
 import numpy as np
@@ -26,11 +31,13 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 
+from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from . import xgboost as _blx
-from .losses import FocalLoss, GHMLoss
+from .losses import FocalLoss, GHMLoss, make_loss
 
 __all__ = ["XGBClassifier", "LGBMClassifier"]
+
 
 def _is_loss_key(key):
     return key == "loss" or key.startswith("loss__")
@@ -43,21 +50,22 @@ def _split_loss_params(estimator, params):
         estimator.loss = params["loss"]
     nested = {k[len("loss__"):]: val for k, val in params.items() if k.startswith("loss__")}
     if nested:
-        if estimator.loss is None:
+        if estimator.loss is None or isinstance(estimator.loss, str):
             raise ValueError(
-                f"cannot set {sorted('loss__' + k for k in nested)}: loss is None; set loss to a "
-                "FocalLoss or GHMLoss first (e.g. {'loss': [FocalLoss()], 'loss__gamma': [...]})"
+                f"cannot set {sorted('loss__' + k for k in nested)}: loss is {estimator.loss!r}; set "
+                "loss to a FocalLoss or GHMLoss object first (e.g. {'loss': [FocalLoss()], "
+                "'loss__gamma': [...]}), or put the parameters in the name ('focal:gamma=1')"
             )
         estimator.loss.set_params(**nested)
     return rest
 
 
-def _encode_binary(y, loss):
-    """Labels encoded to 0/1 with their original values, for a binary loss."""
+def _encode_labels(y, loss):
+    """Labels encoded to 0..K-1 with their original values; a loss needs exactly two."""
     check_classification_targets(y)
     encoder = LabelEncoder().fit(y)
     n_classes = encoder.classes_.shape[0]
-    if n_classes != 2:
+    if loss is not None and n_classes != 2:
         # The wording follows scikit-learn's convention ("Only binary classification is supported",
         # "one class"), which its estimator checks look for.
         got = "one class" if n_classes == 1 else f"{n_classes} classes"
@@ -90,14 +98,51 @@ def _init_score(loss, y01, sample_weight):
     return float(loss.init_score(y01, sample_weight))
 
 
+def _fit_plain(estimator, plain_class, params, parameter_storage, X, y, **fit_kwargs):
+    """Fit ``plain_class(**params)`` and give ``estimator`` the fitted attributes it made.
+
+    Fitted attributes are everything the plain estimator holds except its parameters and the
+    framework's own parameter storage (``parameter_storage``).
+    """
+    plain = plain_class(**params)
+    plain.fit(X, y, **fit_kwargs)
+    skip = set(plain.get_params(deep=False)) | set(parameter_storage)
+    for key, value in vars(plain).items():
+        if key not in skip:
+            setattr(estimator, key, value)
+    return estimator
+
+
+def _plain_view(estimator, plain_class, parameter_storage):
+    """A plain framework estimator with ``estimator``'s parameters (less ``loss``) and fitted state.
+
+    LightGBM's ``predict`` re-reads ``get_params()``, where ``loss`` is one of its aliases of
+    ``objective``: predicting through a plain estimator keeps ``loss`` away from it.
+    """
+    params = _framework_params(estimator)
+    plain = plain_class(**params)
+    skip = set(params) | set(parameter_storage) | {"loss", "init_score_"}
+    for key, value in vars(estimator).items():
+        if key not in skip:
+            setattr(plain, key, value)
+    return plain
+
+
+def _framework_params(estimator):
+    """The estimator's parameters without ``loss`` (the framework does not know it)."""
+    return {k: val for k, val in estimator.get_params(deep=False).items() if not _is_loss_key(k)}
+
+
 class XGBClassifier(xgb.XGBClassifier):
     """``xgboost.XGBClassifier`` that trains a boostloss loss.
 
     Parameters
     ----------
-    loss : FocalLoss, GHMLoss or None, default=None
-        The loss to train. None: XGBoost's built-in ``objective`` (``binary:logistic`` by default;
-        multi-class works then too). With a loss, ``objective`` is ignored and y must be binary.
+    loss : FocalLoss, GHMLoss, str or None, default=None
+        The loss to train, or its registered name with optional parameters
+        (``"focal:gamma=2,alpha=0.25"``, see :func:`boostloss.make_loss`). None: XGBoost's built-in
+        ``objective`` (``binary:logistic`` by default; multi-class works then too). With a loss,
+        ``objective`` is ignored and y must be binary.
     **kwargs
         Every ``xgboost.XGBClassifier`` parameter (``n_estimators``, ``learning_rate``,
         ``early_stopping_rounds``, ``eval_metric``, ``device``, ...).
@@ -107,13 +152,13 @@ class XGBClassifier(xgb.XGBClassifier):
     With a loss, ``base_score`` left at None becomes ``sigmoid(loss.init_score(y, sample_weight))``
     (stored in the model, so the booster predicts on its own), and ``eval_metric`` left at None
     becomes the loss's metric (``logloss`` on margins for GHM-C; XGBoost's default ``logloss`` on
-    probabilities is then disabled). ``base_margin``
-    passed to ``fit`` overrides the start for those rows, as in XGBoost.
+    probabilities is then disabled). ``base_margin`` passed to ``fit`` overrides the start for those
+    rows, as in XGBoost.
 
     Focal Hessians carry the modulating factor ``(1 - p_t)^gamma``, so ``min_child_weight`` (default
     1) means fewer samples per leaf than it does for the logistic loss. Scaling the default by the
-    ratio of total Hessians at the start did not help on the real datasets (README, "XGBoost and
-    LightGBM"), so the framework defaults are kept; tune ``min_child_weight`` like any parameter.
+    ratio of total Hessians at the start did not help on the real datasets (docs/frameworks.md), so
+    the framework defaults are kept; tune ``min_child_weight`` like any parameter.
 
     Attributes
     ----------
@@ -125,16 +170,12 @@ class XGBClassifier(xgb.XGBClassifier):
         super().__init__(objective=objective, **kwargs)
         self.loss = loss
 
-    # -- parameters -----------------------------------------------------------------------
-
     def set_params(self, **params):
         rest = _split_loss_params(self, params)
         return super().set_params(**rest) if rest else self
 
     def get_xgb_params(self):
-        params = {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
-        params.update(self.__dict__.get("_boostloss_fit_params", {}))
-        return params
+        return {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -145,12 +186,8 @@ class XGBClassifier(xgb.XGBClassifier):
 
     @property
     def classes_(self):
-        classes = self.__dict__.get("_boostloss_classes")
-        if classes is None:
-            return np.arange(self.n_classes_)
-        return classes
-
-    # -- fit and predict ------------------------------------------------------------------
+        encoder = self.__dict__.get("label_encoder_")
+        return np.arange(self.n_classes_) if encoder is None else encoder.classes_
 
     def fit(self, X, y, *, sample_weight=None, base_margin=None, eval_set=None, verbose=True,
             xgb_model=None, sample_weight_eval_set=None, base_margin_eval_set=None,
@@ -160,48 +197,32 @@ class XGBClassifier(xgb.XGBClassifier):
         Labels may be any two values (any number with ``loss=None``); ``eval_set`` labels are
         encoded the same way.
         """
-        self.__dict__.pop("_boostloss_classes", None)
-        self.init_score_ = None
+        loss = None if self.loss is None else make_loss(self.loss)
+        params = _framework_params(self)
+        kwargs = dict(sample_weight=sample_weight, base_margin=base_margin, verbose=verbose,
+                      xgb_model=xgb_model, sample_weight_eval_set=sample_weight_eval_set,
+                      base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
         y_arr = np.asarray(y)
-        multilabel = y_arr.ndim == 2 and y_arr.shape[1] > 1
-        if multilabel and self.loss is None:
-            return super().fit(X, y, sample_weight=sample_weight, base_margin=base_margin,
-                               eval_set=eval_set, verbose=verbose, xgb_model=xgb_model,
-                               sample_weight_eval_set=sample_weight_eval_set,
-                               base_margin_eval_set=base_margin_eval_set,
-                               feature_weights=feature_weights)
-        if self.loss is None:
-            check_classification_targets(y)
-            encoder = LabelEncoder().fit(y)
-            y_enc = encoder.transform(y)
-        else:
-            encoder, y_enc = _encode_binary(y, self.loss)
+        if loss is None and y_arr.ndim == 2 and y_arr.shape[1] > 1:  # multi-label: as XGBoost does
+            self.init_score_ = self.label_encoder_ = None
+            return _fit_plain(self, xgb.XGBClassifier, params, _compat_xgboost.PARAMETER_STORAGE,
+                              X, y, eval_set=eval_set, **kwargs)
+        encoder, y_enc = _encode_labels(y, loss)
         if eval_set is not None:
             eval_set = [(ex, encoder.transform(ey)) for ex, ey in eval_set]
-
-        saved = {"objective": self.objective, "eval_metric": self.eval_metric}
-        fit_params = {}
-        if self.loss is not None:
-            start = _init_score(self.loss, y_enc, sample_weight)
-            self.init_score_ = start
-            if self.base_score is None:
-                fit_params["base_score"] = float(expit(start))
-            self.objective = _blx.sklearn_objective(self.loss)
-            if self.eval_metric is None:
-                self.eval_metric = _default_metric(_blx, self.loss)
-                fit_params["disable_default_eval_metric"] = True
-        self._boostloss_fit_params = fit_params
-        try:
-            super().fit(X, y_enc, sample_weight=sample_weight, base_margin=base_margin,
-                        eval_set=eval_set, verbose=verbose, xgb_model=xgb_model,
-                        sample_weight_eval_set=sample_weight_eval_set,
-                        base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
-        finally:
-            del self._boostloss_fit_params
-            if self.loss is not None:
-                self.objective = saved["objective"]
-                self.eval_metric = saved["eval_metric"]
-        self._boostloss_classes = encoder.classes_
+        start = None
+        if loss is not None:
+            start = _init_score(loss, y_enc, sample_weight)
+            params["objective"] = _blx.sklearn_objective(loss)
+            if params.get("base_score") is None:
+                params["base_score"] = float(expit(start))
+            if params.get("eval_metric") is None:
+                params["eval_metric"] = _default_metric(_blx, loss)
+                params["disable_default_eval_metric"] = True
+        _fit_plain(self, xgb.XGBClassifier, params, _compat_xgboost.PARAMETER_STORAGE, X, y_enc,
+                   eval_set=eval_set, **kwargs)
+        self.init_score_ = start
+        self.label_encoder_ = encoder
         return self
 
     def predict(self, X, *, output_margin=False, validate_features=True, base_margin=None,
@@ -210,28 +231,10 @@ class XGBClassifier(xgb.XGBClassifier):
         ``output_margin=True``."""
         out = super().predict(X, output_margin=output_margin, validate_features=validate_features,
                               base_margin=base_margin, iteration_range=iteration_range)
-        classes = self.__dict__.get("_boostloss_classes")
-        if output_margin or classes is None:
+        encoder = self.__dict__.get("label_encoder_")
+        if output_margin or encoder is None:
             return out
-        return classes[np.asarray(out, dtype=np.intp)]
-
-
-def _objective_is_none(env):
-    """Before the first round: tell the Booster its objective is already ``"none"``.
-
-    With a callable objective, ``Booster.update`` first calls ``reset_parameter({"objective":
-    "none"})``; the sklearn wrapper has created the Booster with that objective already, so the call
-    changes nothing, but LightGBM aborts in it (``Check failed: num_features() > 0``) when no feature
-    is usable (all constant, or none splittable under ``min_child_samples`` on a small set), where
-    the built-in objective trains a constant model. Skipping the redundant reset gives the same
-    constant model here: one empty tree, so the prediction is ``init_score_``.
-    """
-    if env.iteration == env.begin_iteration:
-        env.model._Booster__set_objective_to_none = True
-
-
-_objective_is_none.before_iteration = True
-_objective_is_none.order = 0
+        return encoder.classes_[np.asarray(out, dtype=np.intp)]
 
 
 class LGBMClassifier(lgb.LGBMClassifier):
@@ -239,9 +242,10 @@ class LGBMClassifier(lgb.LGBMClassifier):
 
     Parameters
     ----------
-    loss : FocalLoss, GHMLoss or None, default=None
-        The loss to train. None: LightGBM's built-in ``objective`` (``binary`` / ``multiclass``).
-        With a loss, ``objective`` is ignored and y must be binary.
+    loss : FocalLoss, GHMLoss, str or None, default=None
+        The loss to train, or its registered name with optional parameters (see
+        :func:`boostloss.make_loss`). None: LightGBM's built-in ``objective`` (``binary`` /
+        ``multiclass``). With a loss, ``objective`` is ignored and y must be binary.
     **kwargs
         Every ``lightgbm.LGBMClassifier`` parameter.
 
@@ -250,13 +254,13 @@ class LGBMClassifier(lgb.LGBMClassifier):
     With a loss, ``fit`` sets ``init_score = loss.init_score(y, sample_weight * class weights)`` on
     the training and validation sets (unless you pass ``init_score`` / ``eval_init_score``: then your
     values are used and ``init_score_`` is 0), disables LightGBM's default ``binary_logloss`` metric
-    (it would read raw scores as probabilities) and evaluates ``eval_set`` with the loss's metric (``logloss`` for GHM-C)
-    unless ``eval_metric`` is given. ``predict_proba`` returns ``sigmoid(raw score + init_score_)``
-    (no warning), ``predict(raw_score=True)`` the margins including ``init_score_``, and
-    ``predict(pred_contrib=True)`` puts ``init_score_`` into the expected-value column.
-    ``decision_function`` returns the margins including ``init_score_`` too. When no feature is
-    usable (all constant, or none splittable under ``min_child_samples``), the model is the
-    constant ``init_score_``, as LightGBM's built-in objective gives its constant model.
+    (it would read raw scores as probabilities) and evaluates ``eval_set`` with the loss's metric
+    (``logloss`` for GHM-C) unless ``eval_metric`` is given. ``predict_proba`` returns
+    ``sigmoid(raw score + init_score_)`` (no warning), ``predict(raw_score=True)`` the margins
+    including ``init_score_``, and ``predict(pred_contrib=True)`` puts ``init_score_`` into the
+    expected-value column. ``decision_function`` returns the margins including ``init_score_`` too.
+    When no feature is usable (all constant, or none splittable under ``min_child_samples``), the
+    model is the constant ``init_score_``, as LightGBM's built-in objective gives its constant model.
 
     Attributes
     ----------
@@ -272,27 +276,6 @@ class LGBMClassifier(lgb.LGBMClassifier):
         rest = _split_loss_params(self, params)
         return super().set_params(**rest) if rest else self
 
-    def get_params(self, deep=True):
-        params = super().get_params(deep=deep)
-        if self.__dict__.get("_boostloss_hide_loss"):
-            # "loss" is one of LightGBM's aliases of "objective": never let it reach LightGBM.
-            params = {k: val for k, val in params.items() if not _is_loss_key(k)}
-        return params
-
-    def _process_params(self, stage):
-        fit_objective = self.__dict__.get("_boostloss_objective")
-        if stage == "fit" and fit_objective is not None:
-            self._objective = fit_objective
-        self._boostloss_hide_loss = True
-        try:
-            params = super()._process_params(stage)
-        finally:
-            del self._boostloss_hide_loss
-        if fit_objective is not None and not any(
-                key in self._other_params for key in ("metric", "metrics", "metric_types")):
-            params["metric"] = "None"
-        return params
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         if self.loss is not None:
@@ -304,7 +287,8 @@ class LGBMClassifier(lgb.LGBMClassifier):
             eval_metric=None, feature_name="auto", categorical_feature="auto", callbacks=None,
             init_model=None, *, eval_X=None, eval_y=None):
         """Fit the booster; see ``lightgbm.LGBMClassifier.fit`` for the arguments."""
-        self.init_score_ = None
+        loss = None if self.loss is None else make_loss(self.loss)
+        params = _framework_params(self)
         kwargs = dict(sample_weight=sample_weight, init_score=init_score, eval_set=eval_set,
                       eval_names=eval_names, eval_sample_weight=eval_sample_weight,
                       eval_class_weight=eval_class_weight, eval_init_score=eval_init_score,
@@ -314,59 +298,55 @@ class LGBMClassifier(lgb.LGBMClassifier):
         if eval_y is not None:
             # LightGBM encodes the labels of eval_set but passes eval_y on as given: encode it
             # the same way as y, so that string or non-0/1 labels evaluate correctly.
-            check_classification_targets(y)
-            encoder = LabelEncoder().fit(y)
+            encoder, _ = _encode_labels(y, None)
             eval_y = (tuple(encoder.transform(e) for e in eval_y) if isinstance(eval_y, tuple)
                       else encoder.transform(eval_y))
         if eval_X is not None or eval_y is not None:
             kwargs.update(eval_X=eval_X, eval_y=eval_y)
-        if self.loss is None:
-            return super().fit(X, y, **kwargs)
+        self.init_score_ = None
+        if loss is None:
+            return _fit_plain(self, lgb.LGBMClassifier, params,
+                              _compat_lightgbm.PARAMETER_STORAGE, X, y, **kwargs)
 
-        _, y_enc = _encode_binary(y, self.loss)
+        _, y_enc = _encode_labels(y, loss)
         weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         if self.class_weight is not None:
             class_w = compute_sample_weight(self.class_weight, y)
             weight = class_w if weight is None else weight * class_w
-        start = _init_score(self.loss, y_enc, weight)
+        start = _init_score(loss, y_enc, weight)
         if init_score is None:
             kwargs["init_score"] = np.full(y_enc.shape[0], start)
             if eval_init_score is None:
-                if eval_set is not None:
-                    eval_labels = [ey for _, ey in ([eval_set] if isinstance(eval_set, tuple)
-                                                     else eval_set)]
-                elif eval_y is not None:
-                    eval_labels = list(eval_y) if isinstance(eval_y, tuple) else [eval_y]
-                else:
-                    eval_labels = []
+                eval_labels = _eval_labels(eval_set, eval_y)
                 if eval_labels:
                     kwargs["eval_init_score"] = [np.full(len(ey), start) for ey in eval_labels]
         else:
             start = 0.0
         if eval_metric is None:
-            kwargs["eval_metric"] = _default_metric(_bll, self.loss)
-        kwargs["callbacks"] = list(callbacks or []) + [_objective_is_none]
-        self._boostloss_objective = _bll.sklearn_objective(self.loss)
-        try:
-            super().fit(X, y, **kwargs)
-        finally:
-            self._boostloss_objective.reset()
-            del self._boostloss_objective
+            kwargs["eval_metric"] = _default_metric(_bll, loss)
+        kwargs["callbacks"] = list(callbacks or []) + [
+            _compat_lightgbm.skip_redundant_objective_reset]
+        params["objective"] = _bll.sklearn_objective(loss)
+        if not any(key in params for key in ("metric", "metrics", "metric_types")):
+            params["metric"] = "None"
+        _fit_plain(self, lgb.LGBMClassifier, params, _compat_lightgbm.PARAMETER_STORAGE, X, y,
+                   **kwargs)
         self.init_score_ = start
         return self
+
+    def _plain(self):
+        return _plain_view(self, lgb.LGBMClassifier, _compat_lightgbm.PARAMETER_STORAGE)
 
     def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None,
                       pred_leaf=False, pred_contrib=False, validate_features=False, **kwargs):
         """Class probabilities ``[1 - p, p]`` with ``p = sigmoid(raw score + init_score_)``."""
+        plain = self._plain()
+        options = dict(start_iteration=start_iteration, num_iteration=num_iteration,
+                       pred_leaf=pred_leaf, pred_contrib=pred_contrib,
+                       validate_features=validate_features, **kwargs)
         if self.__dict__.get("init_score_") is None:
-            return super().predict_proba(X, raw_score=raw_score, start_iteration=start_iteration,
-                                         num_iteration=num_iteration, pred_leaf=pred_leaf,
-                                         pred_contrib=pred_contrib,
-                                         validate_features=validate_features, **kwargs)
-        out = lgb.LGBMModel.predict(self, X, raw_score=True, start_iteration=start_iteration,
-                                    num_iteration=num_iteration, pred_leaf=pred_leaf,
-                                    pred_contrib=pred_contrib, validate_features=validate_features,
-                                    **kwargs)
+            return plain.predict_proba(X, raw_score=raw_score, **options)
+        out = plain.predict(X, raw_score=True, **options)
         if pred_leaf:
             return out
         if pred_contrib:
@@ -387,10 +367,6 @@ class LGBMClassifier(lgb.LGBMClassifier):
     def decision_function(self, X, *, start_iteration=0, num_iteration=None,
                           validate_features=False, **kwargs):
         """Raw margins, ``init_score_`` included: ``predict`` is ``decision_function(X) > 0``."""
-        if self.__dict__.get("init_score_") is None:
-            return super().decision_function(X, start_iteration=start_iteration,
-                                             num_iteration=num_iteration,
-                                             validate_features=validate_features, **kwargs)
         return self.predict_proba(X, raw_score=True, start_iteration=start_iteration,
                                   num_iteration=num_iteration,
                                   validate_features=validate_features, **kwargs)
@@ -399,15 +375,20 @@ class LGBMClassifier(lgb.LGBMClassifier):
                 pred_contrib=False, validate_features=False, **kwargs):
         """Predicted labels (the values ``y`` had in ``fit``), or raw scores / leaves /
         contributions when asked for."""
+        options = dict(start_iteration=start_iteration, num_iteration=num_iteration,
+                       pred_leaf=pred_leaf, pred_contrib=pred_contrib,
+                       validate_features=validate_features, **kwargs)
         if self.__dict__.get("init_score_") is None:
-            return super().predict(X, raw_score=raw_score, start_iteration=start_iteration,
-                                   num_iteration=num_iteration, pred_leaf=pred_leaf,
-                                   pred_contrib=pred_contrib, validate_features=validate_features,
-                                   **kwargs)
-        result = self.predict_proba(X, raw_score=raw_score, start_iteration=start_iteration,
-                                    num_iteration=num_iteration, pred_leaf=pred_leaf,
-                                    pred_contrib=pred_contrib, validate_features=validate_features,
-                                    **kwargs)
+            return self._plain().predict(X, raw_score=raw_score, **options)
+        result = self.predict_proba(X, raw_score=raw_score, **options)
         if raw_score or pred_leaf or pred_contrib:
             return result
-        return self._le.inverse_transform(np.argmax(result, axis=1))
+        return self.classes_[np.argmax(result, axis=1)]
+
+
+def _eval_labels(eval_set, eval_y):
+    if eval_set is not None:
+        return [ey for _, ey in ([eval_set] if isinstance(eval_set, tuple) else eval_set)]
+    if eval_y is not None:
+        return list(eval_y) if isinstance(eval_y, tuple) else [eval_y]
+    return []

@@ -27,7 +27,10 @@ import numpy as np
 from scipy.special import expit
 
 from . import _validation as v
-from ._adapters import LossCallable, PerDatasetCallable, _check_loss, _margins_1d, _mean_loss
+from ._adapters import (LossCallable, PerDatasetCallable, fresh_loss, gradient_hessian,
+                        mean_loss)
+from ._compat_lightgbm import dataset_weight
+from .losses import check_target
 
 __all__ = [
     "objective",
@@ -36,6 +39,7 @@ __all__ = [
     "sklearn_metric",
     "set_init_score",
     "predict_proba",
+    "make_portable",
     "LGBMObjective",
     "LGBMMetric",
     "LGBMSklearnObjective",
@@ -47,12 +51,8 @@ def _read_dataset(dataset):
     label = dataset.get_label()
     if label is None:
         raise ValueError("the LightGBM Dataset has no label; boostloss objectives need 0/1 labels")
-    y = v.check_labels(label)
-    # get_weight() raises on a Dataset not constructed yet; the weights given to it are kept as is.
-    weight = dataset.weight if dataset.weight is not None else (
-        dataset.get_weight() if getattr(dataset, "_handle", None) is not None else None)
-    w = v.check_weights(None if weight is None or len(weight) == 0 else weight, y.shape[0])
-    return y, w
+    weight = dataset_weight(dataset)
+    return check_target(label, None if weight is None or len(weight) == 0 else weight)
 
 
 class LGBMObjective(PerDatasetCallable):
@@ -67,14 +67,7 @@ class LGBMObjective(PerDatasetCallable):
     _read = staticmethod(_read_dataset)
 
     def __call__(self, preds, train_set):
-        entry = self._entry(train_set)
-        x = _margins_1d(preds, entry.y.shape[0])
-        return self._gradient_hessian(entry, x)
-
-    def _gradient_hessian(self, entry, x):
-        self.loss._grad_hess_unchecked(self._params, entry.y, x, entry.w, entry.grad, entry.hess,
-                                       entry.state, entry.scratch)
-        return entry.grad, entry.hess
+        return gradient_hessian(self.loss, self._entry(train_set), preds, self.n_threads)
 
 
 class LGBMMetric(PerDatasetCallable):
@@ -89,9 +82,8 @@ class LGBMMetric(PerDatasetCallable):
     _read = staticmethod(_read_dataset)
 
     def __call__(self, preds, dataset):
-        entry = self._entry(dataset)
-        x = _margins_1d(preds, entry.y.shape[0])
-        return self.__name__, _mean_loss(self.loss, self._params, entry, x), False
+        value = mean_loss(self.loss, self._entry(dataset), preds, self.n_threads)
+        return self.__name__, value, False
 
 
 class LGBMSklearnObjective(LossCallable):
@@ -104,9 +96,8 @@ class LGBMSklearnObjective(LossCallable):
     _display = "boostloss.lightgbm.sklearn_objective"
 
     def __call__(self, y_true, y_pred, weight):
-        entry = self._cache.get(y_true, weight)
-        x = _margins_1d(y_pred, entry.y.shape[0])
-        return LGBMObjective._gradient_hessian(self, entry, x)
+        entry = self._cache.get(self.loss, y_true, weight)
+        return gradient_hessian(self.loss, entry, y_pred, self.n_threads)
 
 
 class LGBMSklearnMetric(LossCallable):
@@ -118,17 +109,19 @@ class LGBMSklearnMetric(LossCallable):
     _display = "boostloss.lightgbm.sklearn_metric"
 
     def __call__(self, y_true, y_pred, weight):
-        entry = self._cache.get(y_true, weight)
-        x = _margins_1d(y_pred, entry.y.shape[0])
-        return self.__name__, _mean_loss(self.loss, self._params, entry, x), False
+        entry = self._cache.get(self.loss, y_true, weight)
+        return self.__name__, mean_loss(self.loss, entry, y_pred, self.n_threads), False
 
 
-def objective(loss):
+def objective(loss, *, n_threads=1):
     """A custom objective for ``lgb.train({"objective": objective(loss), "metric": "None"}, ...)``.
 
     Parameters
     ----------
-    loss : FocalLoss or GHMLoss
+    loss : FocalLoss, GHMLoss or a registered name (``"focal:gamma=2"``)
+    n_threads : int or None, default=1
+        Numba threads of the kernels. 1: LightGBM's OpenMP workers keep the cores busy between
+        rounds. None: the package's default policy (``boostloss._threads``).
 
     Returns
     -------
@@ -136,32 +129,32 @@ def objective(loss):
         ``(preds, train_set) -> (grad, hess)`` as float32 arrays. It owns a clone of ``loss`` and the
         state of one training; call :func:`objective` again (or ``reset()``) for the next one.
     """
-    return LGBMObjective(loss)
+    return LGBMObjective(loss, n_threads=n_threads)
 
 
-def metric(loss, name=None):
+def metric(loss, name=None, *, n_threads=1):
     """An evaluation metric for ``lgb.train(..., feval=metric(loss))`` (lower is better).
 
     ``name`` names it in the evaluation log (default ``loss.name``).
     """
-    return LGBMMetric(loss, name=name)
+    return LGBMMetric(loss, name=name, n_threads=n_threads)
 
 
-def sklearn_objective(loss):
+def sklearn_objective(loss, *, n_threads=1):
     """An objective for ``lgb.LGBMClassifier(objective=sklearn_objective(loss))``.
 
     ``lgb.LGBMClassifier`` then starts from 0 and ``predict_proba`` returns raw scores;
     :class:`boostloss.LGBMClassifier` handles the init score and the probabilities for you.
     """
-    return LGBMSklearnObjective(loss)
+    return LGBMSklearnObjective(loss, n_threads=n_threads)
 
 
-def sklearn_metric(loss, name=None):
+def sklearn_metric(loss, name=None, *, n_threads=1):
     """An evaluation metric for ``lgb.LGBMClassifier.fit(eval_metric=sklearn_metric(loss))``.
 
     ``name`` names it in ``evals_result_`` (default ``loss.name``).
     """
-    return LGBMSklearnMetric(loss, name=name)
+    return LGBMSklearnMetric(loss, name=name, n_threads=n_threads)
 
 
 def set_init_score(loss, train_set, *valid_sets):
@@ -181,9 +174,7 @@ def set_init_score(loss, train_set, *valid_sets):
         The init score. LightGBM does not store it in the model: add it to
         ``booster.predict(X, raw_score=True)`` (see :func:`predict_proba`).
     """
-    fresh, _ = _check_loss(loss)
-    y, w = _read_dataset(train_set)
-    score = float(fresh.init_score(y, w if w.shape[0] else None))
+    score = float(fresh_loss(loss).init_score(_read_dataset(train_set)))
     for d in (train_set,) + valid_sets:
         label = d.get_label()
         if label is None:
@@ -210,3 +201,47 @@ def predict_proba(booster, X, init_score=0.0, **kwargs):
     """
     v.check_real("init_score", init_score)
     return expit(booster.predict(X, raw_score=True, **kwargs) + float(init_score))
+
+
+def make_portable(booster, init_score):
+    """A copy of ``booster`` that predicts the boostloss probabilities in plain LightGBM.
+
+    A booster trained with a boostloss objective predicts raw margins without the start, and its
+    saved model has no objective. The copy stores both: ``init_score`` is added to every leaf of
+    the first iteration (as LightGBM does with ``boost_from_average`` for its built-in
+    objectives) and the model carries ``objective=binary sigmoid:1`` (``multiclass num_class:K``
+    for K trees per iteration). Then ``lgb.Booster(model_file=...).predict(X)`` returns the
+    probabilities and ``predict(X, raw_score=True)`` the margins including the start, with
+    LightGBM alone (any binding, the CLI).
+
+    Parameters
+    ----------
+    booster : lightgbm.Booster
+        Trained with :func:`objective` after :func:`set_init_score`; it is not modified.
+    init_score : float or array-like of shape (K,)
+        The value returned by :func:`set_init_score` (K margins for a K-class model). Pass 0.0
+        for a booster continued (``init_model=``) from a portable model: its first trees already
+        hold the start.
+
+    Returns
+    -------
+    lightgbm.Booster
+        Keeps ``best_iteration`` (``save_model`` and ``predict`` still use it) and every tree.
+        ``predict(X, start_iteration=i)`` with ``i > 0`` leaves out the first iteration, and with
+        it the start. ``predict(X, pred_contrib=True)`` puts the start in the expected-value
+        column. Continued training (``lgb.train({"objective": objective(loss), ...}, train_set,
+        init_model=portable)``) starts from the portable model's margins, so do not call
+        :func:`set_init_score` on ``train_set`` then; make the continued booster portable with
+        ``init_score=0.0``.
+
+    Examples
+    --------
+    >>> start = set_init_score(focal, train_set)                     # doctest: +SKIP
+    >>> booster = lgb.train({"objective": objective(focal), "metric": "None"},
+    ...                     train_set)                                  # doctest: +SKIP
+    >>> make_portable(booster, start).save_model("model.txt")        # doctest: +SKIP
+    >>> lgb.Booster(model_file="model.txt").predict(X)  # probabilities  # doctest: +SKIP
+    """
+    from ._lgb_portable import make_portable as _make_portable
+
+    return _make_portable(booster, init_score)

@@ -1,95 +1,212 @@
-"""The public losses: :class:`FocalLoss` and :class:`GHMLoss`.
+"""The public losses: :class:`FocalLoss` and :class:`GHMLoss`, and the protocol every caller uses.
 
-Both work on raw margins ``x`` (what a booster predicts before the sigmoid) and binary labels
-``y in {0, 1}``, and give per-sample losses, first and second derivatives with respect to ``x``, and
-the best constant starting margin. Parameters are validated at first use (the scikit-learn
-convention), so ``set_params`` and ``clone`` never fail on values that are only wrong in context.
-Inputs are validated on every public call; outputs are float64 arrays.
+Design
+------
+Three layers, as in scikit-learn's ``sklearn/_loss``:
+
+1. ``_kernels.py``: numba functions, the per-sample math and the loops over samples. They assume
+   valid input and write into buffers they are given.
+2. This module: the loss classes. They own the parameters (scikit-learn style, validated at first
+   use and resolved into a frozen :class:`FocalParams` / :class:`GHMParams`), validate inputs,
+   allocate outputs, pick the number of threads (``_threads``) and compute the best constant.
+3. The callers: the XGBoost / LightGBM adapters, the CUDA path, the estimators, compare and the
+   benchmarks. They use only the public, keyword-only methods below, in scikit-learn's names::
+
+       target = check_target(y_true, sample_weight)          # validated once per training
+       state = loss.new_state()                              # what one training owns
+       loss.gradient_hessian(target, raw_prediction, gradient_out=g, hessian_out=h,
+                             n_threads=1, state=state)      # every boosting round
+       loss.loss(target, raw_prediction, loss_out=buf)       # metrics
+       loss.init_score(y_true, sample_weight)                # the start
+
+Every method takes labels ``y_true`` (0/1) or a :class:`Target`, margins ``raw_prediction``
+(float32 or float64, read without a copy) and optional ``sample_weight``, and returns float64
+arrays unless given output buffers (float32 or float64). GHM-C's running average is a
+:class:`GHMState` that the caller owns and passes in; nothing here keeps module-level state.
 """
 
-import contextlib
+import dataclasses
+import re
 
-import numba
 import numpy as np
 from scipy.optimize import brentq
 from sklearn.base import BaseEstimator
 
-from . import _kernels
 from . import _validation as v
+from ._constants import HESSIAN_EXACT, HESSIAN_GAUSS_NEWTON
+from ._numba_cache import kernels
+from ._threads import check_n_threads, kernel_threads
 
-__all__ = ["FocalLoss", "GHMLoss"]
+__all__ = [
+    "FocalLoss",
+    "GHMLoss",
+    "FocalParams",
+    "GHMParams",
+    "GHMState",
+    "Target",
+    "check_target",
+    "LOSSES",
+    "make_loss",
+]
 
-#: Below this many rows the kernels run on the calling thread only: waking numba's thread pool
-#: costs more than it saves there (tens of microseconds idle, milliseconds on a busy machine).
-PARALLEL_MIN_ROWS = 1 << 15
-
-
-@contextlib.contextmanager
-def kernel_threads(n_rows, limit=None):
-    """Run the kernels of this block on one thread when ``n_rows`` is small, or on at most ``limit``.
-
-    ``numba.set_num_threads`` is local to the calling thread, so concurrent trainings in other
-    threads are not affected. Results do not depend on the thread count (see ``_kernels``).
-    """
-    current = numba.get_num_threads()
-    wanted = 1 if n_rows < PARALLEL_MIN_ROWS else current
-    if limit is not None:
-        wanted = min(wanted, limit)
-    if wanted == current:
-        yield
-        return
-    numba.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(current)
-
-
-_HESSIANS = {"exact": _kernels.HESSIAN_EXACT, "gauss_newton": _kernels.HESSIAN_GAUSS_NEWTON}
+_HESSIANS = {"exact": HESSIAN_EXACT, "gauss_newton": HESSIAN_GAUSS_NEWTON}
 _DENSITIES = ("bins", "window")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Target:
+    """Validated labels and weights of one data set, made by :func:`check_target`.
+
+    Pass it as ``y_true`` (with ``sample_weight=None``) to skip revalidating the same labels every
+    boosting round. ``y`` is float64 in {0, 1}; ``sample_weight`` float64, empty meaning "all ones".
+    """
+
+    y: np.ndarray
+    sample_weight: np.ndarray
+
+    @property
+    def n_samples(self):
+        return self.y.shape[0]
+
+    @property
+    def weighted(self):
+        return self.sample_weight.shape[0] > 0
+
+
+def check_target(y_true, sample_weight=None):
+    """Validate labels (0/1) and non-negative weights once; returns a :class:`Target`."""
+    if isinstance(y_true, Target):
+        if sample_weight is not None:
+            raise TypeError("pass sample_weight=None with a Target: the Target carries its weights")
+        return y_true
+    y = v.check_labels(y_true)
+    return Target(y, v.check_weights(sample_weight, y.shape[0]))
+
+
+@dataclasses.dataclass(frozen=True)
+class FocalParams:
+    """Resolved parameters of a :class:`FocalLoss` (``hessian`` is the kernels' integer mode)."""
+
+    gamma: float
+    alpha_pos: float
+    alpha_neg: float
+    hessian: int
+
+
+@dataclasses.dataclass(frozen=True)
+class GHMParams:
+    """Resolved parameters of a :class:`GHMLoss`."""
+
+    bins: int
+    momentum: float
+    density: str
+    epsilon: float
+
+    @property
+    def edges(self):
+        """Bin edges ``b / bins``, the last one raised by 1e-6 (the paper's code)."""
+        edges = np.arange(self.bins + 1, dtype=np.float64) / self.bins
+        edges[-1] += 1e-6
+        return edges
+
+
+class GHMState:
+    """What one GHM training owns across rounds: the running bin counts and reusable work arrays.
+
+    Made by :meth:`GHMLoss.new_state`; pass it to every :meth:`GHMLoss.gradient_hessian` call of that
+    training. ``running_counts`` is None before the first round with ``momentum > 0``.
+    """
+
+    __slots__ = ("running_counts", "_work")
+
+    def __init__(self):
+        self.running_counts = None
+        self._work = {}
+
+    def reset(self):
+        """Forget the running counts (the work arrays are kept: they hold no information)."""
+        self.running_counts = None
+
+    def work(self, key, make):
+        """The work array(s) stored under ``key``, made by ``make()`` when absent."""
+        arrays = self._work.get(key)
+        if arrays is None:
+            arrays = self._work[key] = make()
+        return arrays
+
+
+def _outputs(n, *named_buffers):
+    return tuple(np.empty(n, dtype=np.float64) if buf is None else v.check_out(name, buf, n)
+                 for name, buf in named_buffers)
 
 
 class _BinaryLoss(BaseEstimator):
     """What both losses share: the public methods, validation and the constant minimiser."""
 
-    #: Name used by the metrics of the adapters.
+    #: Name used by the metrics of the adapters and by :func:`make_loss`.
     name = "loss"
 
-    def loss(self, y_true, raw_prediction, sample_weight=None):
+    def resolved_params(self):  # pragma: no cover - every subclass defines it
+        """The validated parameters as a frozen dataclass (raises on bad values)."""
+        raise NotImplementedError
+
+    def new_state(self):
+        """A fresh per-training state to pass to :meth:`gradient_hessian` (None: no state)."""
+        return None
+
+    def loss(self, y_true, raw_prediction, sample_weight=None, *, loss_out=None, n_threads=None):
         """Per-sample loss, multiplied by ``sample_weight`` when given.
 
         Parameters
         ----------
-        y_true : array-like of shape (n,)
-            Binary labels, 0 or 1 (bool, int or float).
+        y_true : array-like of shape (n,) or Target
+            Binary labels, 0 or 1 (bool, int or float), or a :class:`Target`.
         raw_prediction : array-like of shape (n,)
             Raw margins (log-odds), float32 or float64.
         sample_weight : array-like of shape (n,), optional
             Non-negative weights.
+        loss_out : ndarray of shape (n,), float32 or float64, optional
+            Written in place and returned.
+        n_threads : int, optional
+            Numba threads (see ``boostloss._threads`` for the default policy).
 
         Returns
         -------
-        ndarray of shape (n,), float64
+        ndarray of shape (n,), float64 unless ``loss_out`` is given
         """
-        y, x, w = v.check_inputs(y_true, raw_prediction, sample_weight)
-        out = np.empty(y.shape[0], dtype=np.float64)
-        self._loss_unchecked(self._params(), y, x, w, out)
+        target, x = self._inputs(y_true, raw_prediction, sample_weight)
+        params = self.resolved_params()
+        (out,) = _outputs(target.n_samples, ("loss_out", loss_out))
+        with kernel_threads(target.n_samples, check_n_threads(n_threads)):
+            self._loss_kernels(params, target.y, x, target.sample_weight, out)
         return out
 
-    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None):
+    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, *, gradient_out=None,
+                         hessian_out=None, n_threads=None, state=None):
         """First and second derivatives of the loss with respect to the raw margin.
+
+        Parameters
+        ----------
+        y_true, raw_prediction, sample_weight, n_threads
+            As in :meth:`loss`.
+        gradient_out, hessian_out : ndarray of shape (n,), float32 or float64, optional
+            Written in place and returned (a training reuses them across rounds).
+        state : object from :meth:`new_state`, optional
+            The state of the training this call is a round of (GHM-C's running counts).
 
         Returns
         -------
-        (gradient, hessian) : tuple of ndarrays of shape (n,), float64
+        (gradient, hessian) : tuple of ndarrays of shape (n,)
             Both multiplied by ``sample_weight`` when given. The Hessian is strictly positive
             (before weighting) for every finite margin.
         """
-        y, x, w = v.check_inputs(y_true, raw_prediction, sample_weight)
-        n = y.shape[0]
-        grad = np.empty(n, dtype=np.float64)
-        hess = np.empty(n, dtype=np.float64)
-        self._grad_hess_unchecked(self._params(), y, x, w, grad, hess, self._state())
+        target, x = self._inputs(y_true, raw_prediction, sample_weight)
+        params = self.resolved_params()
+        state = self._check_state(state)
+        grad, hess = _outputs(target.n_samples, ("gradient_out", gradient_out),
+                              ("hessian_out", hessian_out))
+        with kernel_threads(target.n_samples, check_n_threads(n_threads)):
+            self._grad_hess_kernels(params, target.y, x, target.sample_weight, grad, hess, state)
         return grad, hess
 
     def init_score(self, y_true, sample_weight=None):
@@ -106,10 +223,10 @@ class _BinaryLoss(BaseEstimator):
         ValueError
             If one class has no (positive) weight: the minimiser is then at infinity.
         """
-        y = v.check_labels(y_true)
-        w = v.check_weights(sample_weight, y.shape[0])
-        params = self._params()
-        if w.shape[0]:
+        target = check_target(y_true, sample_weight)
+        y, w = target.y, target.sample_weight
+        params = self.resolved_params()
+        if target.weighted:
             w1 = float(w[y == 1.0].sum())
             w0 = float(w[y == 0.0].sum())
         else:
@@ -120,31 +237,34 @@ class _BinaryLoss(BaseEstimator):
                 "init_score needs both classes with positive total weight, got weight "
                 f"{w1!r} for class 1 and {w0!r} for class 0: the best constant margin is infinite"
             )
-        return self._constant_minimiser(params, w1, w0)
+        with kernel_threads(2):
+            return self._constant_minimiser(params, w1, w0)
+
+    def __sklearn_clone__(self):
+        # A clone is a fresh loss: same parameters, no training state.
+        return type(self)(**self.get_params())
 
     # -- internals ------------------------------------------------------------------------
 
-    # The adapters call these two on validated input with buffers they own; the subclasses
-    # implement ``_loss_kernels`` / ``_grad_hess_kernels``.
-    @classmethod
-    def _loss_unchecked(cls, params, y, x, w, out):
-        with kernel_threads(y.shape[0]):
-            cls._loss_kernels(params, y, x, w, out)
+    @staticmethod
+    def _inputs(y_true, raw_prediction, sample_weight):
+        target = check_target(y_true, sample_weight)
+        return target, v.check_margins(raw_prediction, n=target.n_samples)
 
-    @classmethod
-    def _grad_hess_unchecked(cls, params, y, x, w, grad, hess, state, scratch=None):
-        with kernel_threads(y.shape[0]):
-            cls._grad_hess_kernels(params, y, x, w, grad, hess, state, scratch)
+    def _check_state(self, state):
+        if state is not None:
+            raise TypeError(f"{type(self).__name__} keeps no training state; got state={state!r}")
+        return None
 
     def _constant_total_and_slope(self, params, s, w1, w0):
         y2 = np.array([1.0, 0.0])
         w2 = np.array([w1, w0])
         x2 = np.array([s, s])
         out = np.empty(2)
-        self._loss_unchecked(params, y2, x2, w2, out)
+        self._loss_kernels(params, y2, x2, w2, out)
         grad = np.empty(2)
         hess = np.empty(2)
-        self._grad_hess_unchecked(params, y2, x2, w2, grad, hess, None)
+        self._grad_hess_kernels(params, y2, x2, w2, grad, hess, None)
         return float(out.sum()), float(grad.sum())
 
     @staticmethod
@@ -168,13 +288,6 @@ class _BinaryLoss(BaseEstimator):
             return float(brentq(lambda s: self._constant_total_and_slope(params, s, w1, w0)[1],
                                 lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200))
         return float(grid[k])
-
-    def _state(self):
-        return None
-
-    def __sklearn_clone__(self):
-        # A clone is a fresh loss: same parameters, no training state.
-        return type(self)(**self.get_params())
 
 
 class FocalLoss(_BinaryLoss):
@@ -207,7 +320,7 @@ class FocalLoss(_BinaryLoss):
         0.25 is the paper's setting together with gamma=2.
     hessian : {"exact", "gauss_newton"}, default="exact"
         Second-derivative policy. The exact second derivative is negative for confidently wrong
-        samples (down to about -0.06 alpha_t for gamma=2), which boosting cannot use:
+        samples (down to about -0.047 alpha_t for gamma=2), which boosting cannot use:
 
         - ``"exact"`` (default): the true second derivative, floored at
           ``boostloss.HESSIAN_FLOOR`` (1e-16).
@@ -215,10 +328,9 @@ class FocalLoss(_BinaryLoss):
           cross-entropy weighted by the focal modulating factor held constant. Always positive and
           equal to the exact Hessian at gamma=0.
 
-        On the real datasets (``benchmarks/hessian_policy.py``, results in the README) the exact
-        Hessian gave the better average precision in 12 of 18 dataset/setting pairs, the
-        Gauss-Newton one the lower log loss in 16 of 18: ranking is what focal loss is for, so
-        ``"exact"`` is the default.
+        On the real datasets the exact Hessian ranks better and the Gauss-Newton one is better
+        calibrated (``benchmarks/hessian_policy.py``, docs/losses.md); ranking is what focal loss
+        is for, so ``"exact"`` is the default.
 
         Every policy is floored at 1e-16, so the Hessian is strictly positive for any finite margin.
     """
@@ -230,7 +342,8 @@ class FocalLoss(_BinaryLoss):
         self.alpha = alpha
         self.hessian = hessian
 
-    def _params(self):
+    def resolved_params(self):
+        """The validated parameters, as a :class:`FocalParams`."""
         gamma = v.check_real("gamma", self.gamma, low=0.0)
         if self.alpha is None:
             a_pos = a_neg = 1.0
@@ -238,33 +351,16 @@ class FocalLoss(_BinaryLoss):
             a_pos = v.check_real("alpha", self.alpha, low=0.0, high=1.0)
             a_neg = 1.0 - a_pos
         mode = _HESSIANS[v.check_choice("hessian", self.hessian, tuple(_HESSIANS))]
-        return gamma, a_pos, a_neg, mode
+        return FocalParams(gamma, a_pos, a_neg, mode)
 
     @staticmethod
     def _loss_kernels(params, y, x, w, out):
-        gamma, a_pos, a_neg, _ = params
-        _kernels.focal_loss(y, x, w, gamma, a_pos, a_neg, out)
+        kernels().focal_loss(y, x, w, params.gamma, params.alpha_pos, params.alpha_neg, out)
 
     @staticmethod
-    def _grad_hess_kernels(params, y, x, w, grad, hess, state, scratch=None):
-        gamma, a_pos, a_neg, mode = params
-        _kernels.focal_grad_hess(y, x, w, gamma, a_pos, a_neg, mode, grad, hess)
-
-
-class GHMState:
-    """Running bin counts of one GHM training run (the exponential moving average).
-
-    Owned by exactly one training: the adapters and estimators make one per training, and
-    ``GHMLoss`` holds one for direct calls of ``gradient_hessian``.
-    """
-
-    __slots__ = ("running_counts",)
-
-    def __init__(self):
-        self.running_counts = None
-
-    def reset(self):
-        self.running_counts = None
+    def _grad_hess_kernels(params, y, x, w, grad, hess, state):
+        kernels().focal_grad_hess(y, x, w, params.gamma, params.alpha_pos, params.alpha_neg,
+                                  params.hessian, grad, hess)
 
 
 class GHMLoss(_BinaryLoss):
@@ -315,8 +411,10 @@ class GHMLoss(_BinaryLoss):
 
     Notes
     -----
-    :meth:`loss` and :meth:`init_score` compute the weights from the margins they are given alone
-    and never touch the running counts. The Hessian ``p (1 - p)`` is floored at 1e-16 before the
+    :meth:`loss`, :meth:`init_score` and :meth:`harmonizing_weights` compute the weights from the
+    margins they are given alone and never touch a running average. :meth:`gradient_hessian` uses the
+    ``state`` it is given (see :meth:`new_state`), or, without one, a state that this object keeps
+    for direct calls (:attr:`running_counts_`, :meth:`reset`). The Hessian ``p (1 - p)`` is floored at 1e-16 before the
     weights multiply it.
     """
 
@@ -328,28 +426,8 @@ class GHMLoss(_BinaryLoss):
         self.density = density
         self.epsilon = epsilon
 
-    @property
-    def running_counts_(self):
-        """The moving-average bin counts after the last call (None before the first)."""
-        state = self.__dict__.get("_ghm_state")
-        return None if state is None else state.running_counts
-
-    def reset(self):
-        """Forget the running counts: the next call starts a new training run."""
-        self._state().reset()
-        return self
-
-    def set_params(self, **params):
-        super().set_params(**params)
-        return self.reset()
-
-    def _state(self):
-        state = self.__dict__.get("_ghm_state")
-        if state is None:
-            state = self.__dict__["_ghm_state"] = GHMState()
-        return state
-
-    def _params(self):
+    def resolved_params(self):
+        """The validated parameters, as a :class:`GHMParams`."""
         bins = v.check_int("bins", self.bins, 1)
         momentum = v.check_real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         density = v.check_choice("density", self.density, _DENSITIES)
@@ -359,16 +437,40 @@ class GHMLoss(_BinaryLoss):
                 f"momentum={self.momentum!r} needs density='bins': the moving average is over bin "
                 "counts; use momentum=0.0 with density='window'"
             )
-        edges = np.arange(bins + 1, dtype=np.float64) / bins
-        edges[-1] += 1e-6
-        return bins, momentum, density, epsilon, edges
+        return GHMParams(bins, momentum, density, epsilon)
 
-    @staticmethod
-    def _bin_betas(counts, tot, momentum, state):
+    def new_state(self):
+        """A fresh :class:`GHMState` for one training."""
+        return GHMState()
+
+    @property
+    def running_counts_(self):
+        """The moving-average bin counts of direct calls after the last one (None before)."""
+        state = self.__dict__.get("_own_state")
+        return None if state is None else state.running_counts
+
+    def reset(self):
+        """Forget the running counts of direct calls: the next call starts a new training run."""
+        self.__dict__.pop("_own_state", None)
+        return self
+
+    def set_params(self, **params):
+        super().set_params(**params)
+        return self.reset()
+
+    def weights_from_counts(self, counts, total, *, state=None):
+        """Per-bin harmonising weights ``beta_b = total / density_b / n_nonempty``.
+
+        ``counts`` are the (weighted) bin counts of one round and ``total`` the weight of the valid
+        samples. With ``momentum > 0`` and a ``state``, the density is the state's running average,
+        updated here for the non-empty bins; without a state the round's counts are used as they
+        are. Empty bins get weight 0.
+        """
+        momentum = self.resolved_params().momentum
+        counts = np.asarray(counts, dtype=np.float64)
         nonempty = counts > 0.0
         n_nonempty = int(np.count_nonzero(nonempty))
         density = counts
-        # Without a state (loss, init_score, harmonizing_weights) the momentum is not applied.
         if momentum > 0.0 and state is not None:
             if state.running_counts is None or state.running_counts.shape != counts.shape:
                 state.running_counts = np.zeros_like(counts)
@@ -377,23 +479,54 @@ class GHMLoss(_BinaryLoss):
             density = acc
         beta = np.zeros_like(counts)
         if n_nonempty:
-            beta[nonempty] = tot / density[nonempty] / n_nonempty
+            beta[nonempty] = total / density[nonempty] / n_nonempty
         return beta
 
-    @classmethod
-    def _loss_kernels(cls, params, y, x, w, out):
-        bins, momentum, density, epsilon, edges = params
+    def harmonizing_weights(self, y_true, raw_prediction, sample_weight=None, *, n_threads=None):
+        """The harmonising weights beta_i of these margins (stateless: momentum is not applied).
+
+        Samples with zero weight are not counted and get beta 0. Unweighted, the betas sum to n.
+        """
+        target, x = self._inputs(y_true, raw_prediction, sample_weight)
+        params = self.resolved_params()
+        with kernel_threads(target.n_samples, check_n_threads(n_threads)):
+            ce = np.empty(target.n_samples)
+            return self._sample_betas(params, target.y, x, target.sample_weight, ce)
+
+    def _check_state(self, state):
+        if state is None:
+            state = self.__dict__.get("_own_state")
+            if state is None:
+                state = self.__dict__["_own_state"] = GHMState()
+            return state
+        if not isinstance(state, GHMState):
+            raise TypeError(
+                f"state must be a GHMState made by GHMLoss.new_state(), got {state!r} of type "
+                f"{type(state).__name__}"
+            )
+        return state
+
+    def _sample_betas(self, params, y, x, w, ce_out):
+        """Per-sample weights of these margins (no momentum); ``ce_out`` gets the cross-entropy."""
+        k = kernels()
         n = y.shape[0]
         g = np.empty(n)
-        _kernels.cross_entropy_and_norm(y, x, out, g)
-        if density == "bins":
-            idx = np.empty(n, dtype=np.intp)
-            counts = np.zeros(bins)
-            tot = _kernels.bin_counts(g, w, edges, idx, counts)
-            beta = cls._bin_betas(counts, tot, momentum, None)[idx]
+        k.cross_entropy_and_norm(y, x, ce_out, g)
+        beta = np.empty(n)
+        if params.density == "bins":
+            idx = np.empty(n, dtype=np.int32)
+            k.assign_bins(g, params.edges, idx)
+            counts = np.zeros(params.bins)
+            tot = k.bin_histogram(idx, w, params.bins, counts)
+            np.take(self.weights_from_counts(counts, tot), idx, out=beta)
+            if w.shape[0]:
+                beta[w == 0.0] = 0.0
         else:
-            beta = np.empty(n)
-            _kernels.window_beta(g, w, epsilon, beta)
+            k.window_beta(g, w, params.epsilon, beta)
+        return beta
+
+    def _loss_kernels(self, params, y, x, w, out):
+        beta = self._sample_betas(params, y, x, w, out)
         # A tiny loss times its weight may underflow to 0, and a loss near the float64 maximum
         # may round to inf: both are the correctly rounded values, not errors.
         with np.errstate(under="ignore", over="ignore"):
@@ -401,31 +534,26 @@ class GHMLoss(_BinaryLoss):
             if w.shape[0]:
                 out *= w
 
-    @classmethod
-    def _grad_hess_kernels(cls, params, y, x, w, grad, hess, state, scratch=None):
-        bins, momentum, density, epsilon, edges = params
+    def _grad_hess_kernels(self, params, y, x, w, grad, hess, state):
+        k = kernels()
         n = y.shape[0]
-        if density == "bins":
-            idx = scratch.get("bin") if scratch is not None else None
-            if idx is None or idx.shape[0] != n:
-                idx = np.empty(n, dtype=np.int32)
-                if scratch is not None:
-                    scratch["bin"] = idx
-            counts = np.zeros(bins)
-            tot = _kernels.ghm_bins_pass(y, x, w, edges, grad, hess, idx, counts)
-            beta = cls._bin_betas(counts, tot, momentum, state)
-            _kernels.scale_by_bin(idx, beta, grad, hess)
+        if params.density == "bins":
+            idx = (np.empty(n, dtype=np.int32) if state is None
+                   else state.work(("bins", n), lambda: np.empty(n, dtype=np.int32)))
+            k.ghm_bins_pass(y, x, w, params.edges, grad, hess, idx)
+            counts = np.zeros(params.bins)
+            tot = k.bin_histogram(idx, w, params.bins, counts)
+            k.scale_by_bin(idx, self.weights_from_counts(counts, tot, state=state), grad, hess)
         else:
-            work = scratch.get("window") if scratch is not None else None
-            if work is None or work[0].shape[0] != n:
-                work = (np.empty(n), np.empty(n)) + tuple(
+            def make():
+                return (np.empty(n), np.empty(n)) + tuple(
                     np.empty(n, dtype=np.int64) for _ in range(4)) + (np.empty(n + 1),)
-                if scratch is not None:
-                    scratch["window"] = work
+
+            work = make() if state is None else state.work(("window", n), make)
             g, beta = work[0], work[1]
-            _kernels.ghm_norm_pass(y, x, w, grad, hess, g)
-            _kernels.window_beta_into(g, w, epsilon, beta, *work[2:])
-            _kernels.scale_by_sample(beta, grad, hess)
+            k.ghm_norm_pass(y, x, w, grad, hess, g)
+            k.window_beta_into(g, w, params.epsilon, beta, *work[2:])
+            k.scale_by_sample(beta, grad, hess)
 
     def _constant_minimiser(self, params, w1, w0):
         # Over a constant margin the harmonising weights change whenever the two classes' g move
@@ -449,27 +577,71 @@ class GHMLoss(_BinaryLoss):
             step = grid[1] - grid[0]
         return float(best_s)
 
-    def harmonizing_weights(self, y_true, raw_prediction, sample_weight=None):
-        """The harmonising weights beta_i of these margins (stateless: momentum is not applied).
 
-        Samples with zero weight are not counted and get beta 0. Unweighted, the betas sum to n.
-        """
-        y, x, w = v.check_inputs(y_true, raw_prediction, sample_weight)
-        params = self._params()
-        with kernel_threads(y.shape[0]):
-            n = y.shape[0]
-            ce = np.empty(n)
-            g = np.empty(n)
-            _kernels.cross_entropy_and_norm(y, x, ce, g)
-            if params[2] == "bins":
-                idx = np.empty(n, dtype=np.intp)
-                counts = np.zeros(params[0])
-                tot = _kernels.bin_counts(g, w, params[4], idx, counts)
-                beta = self._bin_betas(counts, tot, 0.0, None)[idx]
-                if w.shape[0]:
-                    beta[w == 0.0] = 0.0
-                return beta
-            beta = np.empty(n)
-            _kernels.window_beta(g, w, params[3], beta)
-            return beta
+# ------------------------------------------------------------------------------------------------
+# Losses by name
+# ------------------------------------------------------------------------------------------------
 
+#: The registered losses, by the names that ``make_loss`` and ``boostloss compare --losses`` use.
+LOSSES = {"focal": FocalLoss, "ghm": GHMLoss}
+
+_SPEC = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*(?::(.*))?$")
+
+
+def _parse_value(text):
+    """A parameter value of a loss spec: None, an int, a float, or a string as written."""
+    text = text.strip()
+    if text.lower() in ("none", "null"):
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def make_loss(spec):
+    """A loss from a loss object or a name with optional parameters, CatBoost style.
+
+    ``make_loss("focal")``, ``make_loss("focal:gamma=2,alpha=0.25")``,
+    ``make_loss("ghm:bins=30,momentum=0.75")``; ``;`` separates parameters too. Values are read as
+    int, float, ``none`` or a string (``hessian=gauss_newton``). A loss object is returned as it is.
+    Parameters are validated as usual, at first use.
+
+    Raises
+    ------
+    TypeError
+        ``spec`` is neither a loss nor a string.
+    ValueError
+        An unknown name or parameter, or a malformed spec; the message lists what is allowed.
+    """
+    if isinstance(spec, _BinaryLoss):
+        return spec
+    names = ", ".join(repr(n) for n in LOSSES)
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"loss must be a boostloss loss object or a name ({names}, optionally with parameters "
+            f"such as 'focal:gamma=2,alpha=0.25'), got {spec!r} of type {type(spec).__name__}"
+        )
+    match = _SPEC.match(spec)
+    if match is None or match.group(1).lower() not in LOSSES:
+        raise ValueError(f"unknown loss {spec!r}: the registered losses are {names}")
+    cls = LOSSES[match.group(1).lower()]
+    params = {}
+    for item in re.split(r"[,;]", match.group(2) or ""):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"malformed parameter {item.strip()!r} in loss {spec!r}: write name=value")
+        params[key] = _parse_value(value)
+    allowed = sorted(cls().get_params())
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)} for loss {cls.name!r} in {spec!r}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    return cls(**params)

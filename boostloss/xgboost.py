@@ -31,8 +31,9 @@ What the adapters take care of:
 import numpy as np
 
 from . import _validation as v
-from ._adapters import LossCallable, PerDatasetCallable, _check_loss, _margins_1d, _mean_loss
-from .losses import kernel_threads
+from ._adapters import (LossCallable, PerDatasetCallable, fresh_loss, gradient_hessian,
+                        mean_loss)
+from .losses import check_target
 
 __all__ = [
     "objective",
@@ -49,13 +50,21 @@ __all__ = [
 
 
 def _read_dmatrix(dmatrix):
-    y = v.check_labels(dmatrix.get_label())
-    w_raw = dmatrix.get_weight()
-    w = v.check_weights(w_raw if w_raw.size else None, y.shape[0])
-    return y, w
+    """The validated labels and weights of a DMatrix (``get_label`` copies: read them once)."""
+    w = dmatrix.get_weight()
+    return check_target(dmatrix.get_label(), w if w.size else None)
 
 
-class XGBObjective(PerDatasetCallable):
+class _RoundMixin:
+    """One boosting round, on the host or (``compute="device"``) with the CUDA kernels."""
+
+    def _round(self, entry, predt):
+        if self._compute == "device":
+            return _device_gradient_hessian(self.loss, entry, predt)
+        return gradient_hessian(self.loss, entry, predt, self.n_threads)
+
+
+class XGBObjective(_RoundMixin, PerDatasetCallable):
     """Custom objective for ``xgb.train(obj=...)``: ``(margins, dtrain) -> (grad, hess)``.
 
     Made by :func:`objective`. It owns a clone of the loss, the GHM state and float32 buffers of one
@@ -64,36 +73,23 @@ class XGBObjective(PerDatasetCallable):
 
     Parameters
     ----------
-    loss : FocalLoss or GHMLoss
+    loss : FocalLoss, GHMLoss or a registered name (``"focal:gamma=2"``)
         Cloned at construction, so later changes of ``loss`` do not affect this objective.
     compute : {"host", "device", "auto"}, default="host"
         Where the gradients are computed; see :func:`objective`.
+    n_threads : int or None, default=1
+        Numba threads of the host kernels (see ``boostloss._threads``).
     """
 
     _display = "boostloss.xgboost.objective"
     _read = staticmethod(_read_dmatrix)
 
-    def __init__(self, loss, *, compute="host"):
-        super().__init__(loss)
+    def __init__(self, loss, *, compute="host", n_threads=1):
+        super().__init__(loss, n_threads=n_threads)
         self._compute = _check_compute(compute)
 
     def __call__(self, predt, dtrain):
-        entry = self._entry(dtrain)
-        x = _margins_1d(predt, entry.y.shape[0])
-        return self._gradient_hessian(entry, x)
-
-    def _gradient_hessian(self, entry, x):
-        # The per-round computation, kept apart so another backend (CUDA) can replace it: labels
-        # ``entry.y`` (float64 0/1), weights ``entry.w`` (float64, empty = none), margins ``x``
-        # (float32/float64, finite), GHM state ``entry.state``; returns float32 (grad, hess).
-        if getattr(self, "_compute", "host") == "device":
-            return _device_gradient_hessian(self.loss, entry, x)
-        # One numba thread: between rounds XGBoost's OpenMP workers keep the cores busy, and a
-        # second numba thread competing with them made rounds slower (benchmarks/bench_training.py).
-        with kernel_threads(x.shape[0], limit=1):
-            self.loss._grad_hess_unchecked(self._params, entry.y, x, entry.w, entry.grad,
-                                           entry.hess, entry.state, entry.scratch)
-        return entry.grad, entry.hess
+        return self._round(self._entry(dtrain), predt)
 
 
 class XGBMetric(PerDatasetCallable):
@@ -107,12 +103,10 @@ class XGBMetric(PerDatasetCallable):
     _read = staticmethod(_read_dmatrix)
 
     def __call__(self, predt, dmatrix):
-        entry = self._entry(dmatrix)
-        x = _margins_1d(predt, entry.y.shape[0])
-        return self.__name__, _mean_loss(self.loss, self._params, entry, x)
+        return self.__name__, mean_loss(self.loss, self._entry(dmatrix), predt, self.n_threads)
 
 
-class XGBSklearnObjective(LossCallable):
+class XGBSklearnObjective(_RoundMixin, LossCallable):
     """Objective for ``xgb.XGBClassifier(objective=...)``: ``(y_true, y_pred, *, sample_weight)``.
 
     Made by :func:`sklearn_objective`. Like :class:`XGBObjective`, it belongs to one training
@@ -121,14 +115,12 @@ class XGBSklearnObjective(LossCallable):
 
     _display = "boostloss.xgboost.sklearn_objective"
 
-    def __init__(self, loss, *, compute="host"):
-        super().__init__(loss)
+    def __init__(self, loss, *, compute="host", n_threads=1):
+        super().__init__(loss, n_threads=n_threads)
         self._compute = _check_compute(compute)
 
     def __call__(self, y_true, y_pred, *, sample_weight=None):
-        entry = self._cache.get(y_true, sample_weight)
-        x = _margins_1d(y_pred, entry.y.shape[0])
-        return XGBObjective._gradient_hessian(self, entry, x)
+        return self._round(self._cache.get(self.loss, y_true, sample_weight), y_pred)
 
 
 class XGBSklearnMetric(LossCallable):
@@ -143,12 +135,11 @@ class XGBSklearnMetric(LossCallable):
     _display = "boostloss.xgboost.sklearn_metric"
 
     def __call__(self, y_true, y_pred, *, sample_weight=None):
-        entry = self._cache.get(y_true, sample_weight)
-        x = _margins_1d(y_pred, entry.y.shape[0])
-        return _mean_loss(self.loss, self._params, entry, x)
+        entry = self._cache.get(self.loss, y_true, sample_weight)
+        return mean_loss(self.loss, entry, y_pred, self.n_threads)
 
 
-def objective(loss, *, compute="host"):
+def objective(loss, *, compute="host", n_threads=1):
     """A custom objective for ``xgb.train(params, dtrain, obj=objective(loss))``.
 
     Parameters
@@ -159,8 +150,12 @@ def objective(loss, *, compute="host"):
         (XGBoost uploads them when it trains with ``device="cuda"``). ``"device"``: the CUDA kernels
         of :mod:`boostloss.cuda` (labels, weights and buffers cached on the GPU; the margins, which
         XGBoost hands over on the host, are uploaded each round) returning device arrays, which
-        XGBoost reads in place; needs numba's CUDA target and a GPU. ``"auto"``: currently
-        ``"host"``, until GPU measurements (``benchmarks/gpu.py``) say otherwise.
+        XGBoost reads in place; needs numba's CUDA target and a GPU. ``"auto"`` is exactly
+        ``"host"`` (no GPU measurement has shown the device path faster yet).
+    n_threads : int or None, default=1
+        Numba threads of the host kernels. 1: XGBoost's OpenMP workers keep the cores busy between
+        rounds, and a second numba thread competing with them made rounds slower. None: the
+        package's default policy (``boostloss._threads``).
 
     Returns
     -------
@@ -168,36 +163,36 @@ def objective(loss, *, compute="host"):
         ``(margins, dtrain) -> (grad, hess)`` as float32 arrays. It owns a clone of ``loss`` and the
         state of one training; call :func:`objective` again (or ``reset()``) for the next one.
     """
-    return XGBObjective(loss, compute=compute)
+    return XGBObjective(loss, compute=compute, n_threads=n_threads)
 
 
-def metric(loss, name=None):
+def metric(loss, name=None, *, n_threads=1):
     """An evaluation metric for ``xgb.train(..., custom_metric=metric(loss))`` (lower is better).
 
     ``name`` names it in the evaluation log (default ``loss.name``).
     """
-    return XGBMetric(loss, name=name)
+    return XGBMetric(loss, name=name, n_threads=n_threads)
 
 
-def sklearn_objective(loss, *, compute="host"):
+def sklearn_objective(loss, *, compute="host", n_threads=1):
     """An objective for ``xgb.XGBClassifier(objective=sklearn_objective(loss))``.
 
     The callable takes ``(y_true, y_pred, *, sample_weight=None)``, so sample weights passed to
     ``fit`` are honoured. Note that ``xgb.XGBClassifier`` then starts from its own ``base_score``
     (pass ``base_score=scipy.special.expit(loss.init_score(y))``, a probability there) and
     ``predict_proba`` applies the sigmoid; :class:`boostloss.XGBClassifier` does all this for you.
-    ``compute`` is as in :func:`objective`.
+    ``compute`` and ``n_threads`` are as in :func:`objective`.
     """
-    return XGBSklearnObjective(loss, compute=compute)
+    return XGBSklearnObjective(loss, compute=compute, n_threads=n_threads)
 
 
-def sklearn_metric(loss, name=None):
+def sklearn_metric(loss, name=None, *, n_threads=1):
     """An evaluation metric for ``xgb.XGBClassifier(eval_metric=sklearn_metric(loss))``.
 
     Use it together with a callable objective (XGBoost then passes raw margins to it). ``name``
     names it in ``evals_result()`` (default ``loss.name``).
     """
-    return XGBSklearnMetric(loss, name=name)
+    return XGBSklearnMetric(loss, name=name, n_threads=n_threads)
 
 
 def _labels_weights(data, sample_weight):
@@ -205,8 +200,7 @@ def _labels_weights(data, sample_weight):
         if sample_weight is not None:
             raise TypeError("pass sample_weight only with label arrays; a DMatrix carries its own weights")
         return _read_dmatrix(data)
-    y = v.check_labels(data)
-    return y, v.check_weights(sample_weight, y.shape[0])
+    return check_target(data, sample_weight)
 
 
 def base_score(loss, dtrain, sample_weight=None, *, objective=None):
@@ -231,9 +225,7 @@ def base_score(loss, dtrain, sample_weight=None, *, objective=None):
         Put it in ``params["base_score"]``: unlike ``base_margin`` it is stored in the model, so
         predictions on new data need nothing extra.
     """
-    fresh, params = _check_loss(loss)
-    y, w = _labels_weights(dtrain, sample_weight)
-    score = fresh.init_score(y, w if w.shape[0] else None)
+    score = fresh_loss(loss).init_score(_labels_weights(dtrain, sample_weight))
     if objective is None or objective in ("reg:squarederror", "reg:linear", "reg:pseudohubererror",
                                           "reg:absoluteerror", "binary:logitraw"):
         return float(score)
@@ -262,9 +254,7 @@ def set_base_margin(loss, dtrain, *others):
         The init score. XGBoost does not store ``base_margin`` in the model: every DMatrix you predict
         on later needs ``set_base_margin`` too (or use :func:`base_score`, which is stored).
     """
-    fresh, _ = _check_loss(loss)
-    y, w = _read_dmatrix(dtrain)
-    score = float(fresh.init_score(y, w if w.shape[0] else None))
+    score = float(fresh_loss(loss).init_score(_read_dmatrix(dtrain)))
     for d in (dtrain,) + others:
         d.set_base_margin(np.full(d.num_row(), score, dtype=np.float32))
     return score
@@ -289,15 +279,17 @@ def _check_compute(compute):
     return compute
 
 
-def _device_gradient_hessian(loss, entry, x):
+def _device_gradient_hessian(loss, entry, predt):
     """One round on the GPU; the device buffers live in the training set's cache entry."""
     from . import cuda
+    from ._adapters import margins_1d
 
+    x = v.check_margins(margins_1d(predt, entry.n_samples))
     work = entry.scratch.get("cuda")
     if work is None:
+        w = entry.target.sample_weight
         work = entry.scratch["cuda"] = cuda.DeviceGradients(
-            loss, entry.y, entry.w if entry.w.shape[0] else None, dtype=np.float32,
-            state=entry.state)
+            loss, entry.target.y, w if w.shape[0] else None, dtype=np.float32, state=entry.state)
     grad, hess = work(x, validate=False)
     if cuda.is_simulator():
         # XGBoost cannot read the simulator's (host) memory as device memory.

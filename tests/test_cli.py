@@ -2,6 +2,7 @@
 
 import csv
 import gzip
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -75,6 +76,9 @@ def test_csv_with_string_categories_and_missing_values(mixed_csv, tmp_path, caps
     assert doc["dataset"]["rows"] == 240
     assert doc["dataset"]["positives"] == 36
     assert doc["config"]["losses"] == ["logistic", "focal"]
+    assert list(doc["config"]) == ["backends", "losses", "folds", "rounds", "learning_rate", "seed",
+                                   "gamma", "alpha", "bins", "n_jobs"]
+    assert doc["config"]["backends"] == ["xgboost", "lightgbm"] and doc["config"]["rounds"] == 3
     assert len(doc["folds"]) == 2 * 2 * 2  # backends x losses x folds
     for record in doc["folds"]:
         assert 0.0 <= record["average_precision"] <= 1.0
@@ -183,6 +187,80 @@ def test_weighted_logistic_uses_the_class_ratio():
         estimator = cmp.make_estimator(backend, "weighted", config, y)
         assert estimator.get_params()["scale_pos_weight"] == pytest.approx(3.0)
         assert estimator.get_params()["loss"] is None
+
+
+def test_staged_probabilities_use_the_first_trees():
+    pytest.importorskip("boostloss.estimators")
+    dataset = cmp.load_default_dataset()
+    config = cmp.CompareConfig(rounds=4)
+    for backend in cmp.BACKENDS:
+        estimator = cmp.make_estimator(backend, "focal", config, dataset.y)
+        estimator.fit(dataset.X, dataset.y)
+        staged = cmp.staged_probabilities(estimator, backend, dataset.X, [1, 4])
+        assert list(staged) == [1, 4]
+        np.testing.assert_allclose(staged[4], estimator.predict_proba(dataset.X)[:, 1], rtol=1e-6)
+        assert not np.allclose(staged[1], staged[4])
+        assert np.all((staged[1] > 0.0) & (staged[1] < 1.0))
+
+
+# -- one registry, one config -----------------------------------------------------------------
+
+
+def test_config_is_derived_from_the_parsed_arguments():
+    from boostloss.cli import _build_parser
+
+    args = _build_parser().parse_args(["compare"])
+    assert cmp.CompareConfig.from_options(vars(args)) == cmp.CompareConfig()
+    argv = ["compare", "--backend", "lightgbm", "--losses", "ghm,focal", "--folds", "3", "--rounds", "7",
+            "--learning-rate", "0.3", "--seed", "5", "--gamma", "1.5", "--alpha", "none", "--bins", "20",
+            "--n-jobs", "2"]
+    config = cmp.CompareConfig.from_options(vars(_build_parser().parse_args(argv)))
+    assert config == cmp.CompareConfig(backends=("lightgbm",), losses=("ghm", "focal"), folds=3, rounds=7,
+                                       learning_rate=0.3, seed=5, gamma=1.5, alpha=None, bins=20, n_jobs=2)
+    assert config.loss_label("focal") == "focal (gamma=1.5, alpha=none)"
+    assert config.loss_label("ghm") == "GHM-C (20 bins)"
+
+
+def test_parser_and_protocol_read_one_registry(monkeypatch, capsys):
+    from boostloss.cli import _build_parser
+    from boostloss.compare import registry
+
+    assert main(["compare", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert ",".join(registry.LOSSES) in out and "{" + ",".join(registry.BACKENDS) + ",both}" in out
+    # A loss added to the registry is accepted by --losses and built by the protocol.
+    spec = registry.LossSpec(title="extra", summary="an extra loss", build=registry.LOSSES["focal"].build)
+    monkeypatch.setitem(registry.LOSSES, "extra", spec)
+    args = _build_parser().parse_args(["compare", "--losses", "extra,logistic"])
+    config = cmp.CompareConfig.from_options(vars(args))
+    assert config.losses == ("extra", "logistic") and config.loss_label("extra") == "extra"
+    if importlib.util.find_spec("xgboost") is not None:
+        estimator = cmp.make_estimator("xgboost", "extra", config, np.array([0, 1, 1]))
+        assert type(estimator.get_params()["loss"]).__name__ == "FocalLoss"
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        cmp.make_estimator("xgboost", "hinge", config, np.array([0, 1]))
+    with pytest.raises(ValueError, match="unknown backend 'catboost'"):
+        cmp.make_estimator("catboost", "logistic", config, np.array([0, 1]))
+
+
+def test_data_errors_describe_values_as_validation_does(tmp_path):
+    from boostloss._validation import describe_values
+
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"a": range(16), "y": list(range(8)) * 2}).to_csv(path, index=False)
+    with pytest.raises(cmp.DataError) as excinfo:
+        cmp.load_table(path, "y")
+    assert f"(values: {describe_values(np.arange(8))});" in str(excinfo.value)
+    assert "and 3 more" in str(excinfo.value)
+
+
+def test_cli_parser_imports_no_backend():
+    code = ("import sys, boostloss.cli as c; c._build_parser().format_help(); "
+            "print(sorted(m for m in ('xgboost', 'lightgbm', 'matplotlib', 'boostloss.estimators', "
+            "'boostloss.compare.protocol', 'boostloss.compare.data') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 # -- bad input --------------------------------------------------------------------------------

@@ -141,8 +141,11 @@ def test_sklearn_objective_and_metric_honour_weights(data):
 
 def test_bad_input_is_rejected(data):
     X, y, _ = data
-    with pytest.raises(TypeError, match="boostloss loss"):
+    with pytest.raises(TypeError, match="boostloss loss object or a name"):
         bll.objective(None)
+    with pytest.raises(ValueError, match="unknown loss 'fokal'.*'focal', 'ghm'"):
+        bll.objective("fokal")
+    assert bll.objective("ghm:bins=30").loss.get_params() == GHMLoss(bins=30).get_params()
     d = lgb.Dataset(X, label=y, params={"verbose": -1}).construct()
     preds = np.zeros(y.shape[0])
     preds[0] = np.inf

@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 import pytest
+from numba.core import config as numba_config
 
 import boostloss
 
@@ -132,11 +133,11 @@ def test_fully_read_only_setup_imports(read_only_install, unwritable_home):
 def test_fallback_not_used_when_numba_has_a_cache(tmp_path, monkeypatch):
     from boostloss import _numba_cache
 
-    monkeypatch.setattr(_numba_cache.config, "CACHE_DIR", "")
+    monkeypatch.setattr(numba_config, "CACHE_DIR", "")
     # A writable package directory: numba's in-tree cache works, nothing to do.
     assert _numba_cache.fallback_cache_dir(str(tmp_path)) is None
     with _numba_cache.writable_cache(str(tmp_path)) as where:
-        assert where is None and _numba_cache.config.CACHE_DIR == ""
+        assert where is None and numba_config.CACHE_DIR == ""
 
 
 def test_fallback_used_and_restored_when_nothing_is_writable(tmp_path, monkeypatch):
@@ -144,14 +145,14 @@ def test_fallback_used_and_restored_when_nothing_is_writable(tmp_path, monkeypat
 
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    monkeypatch.setattr(_numba_cache.config, "CACHE_DIR", "")
+    monkeypatch.setattr(numba_config, "CACHE_DIR", "")
     monkeypatch.setattr(_numba_cache, "_numba_user_cache_dir", lambda: str(blocker / "user"))
     with _numba_cache.writable_cache(str(blocker / "pkg")) as where:
-        assert where is not None and _numba_cache.config.CACHE_DIR == where
+        assert where is not None and numba_config.CACHE_DIR == where
         assert _numba_cache._writable(where)
         info = os.stat(where)
         assert not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    assert _numba_cache.config.CACHE_DIR == ""
+    assert numba_config.CACHE_DIR == ""
 
 
 def test_fallback_refuses_a_directory_others_can_write(tmp_path, monkeypatch):
@@ -164,3 +165,33 @@ def test_fallback_refuses_a_directory_others_can_write(tmp_path, monkeypatch):
     chosen = _numba_cache._private_temp_dir()
     assert chosen is not None and pathlib.Path(chosen) != shared
     assert pathlib.Path(chosen).parent == tmp_path
+
+
+def test_import_creates_no_file_and_loads_no_kernel(tmp_path):
+    """``import boostloss`` (and making losses) touches no file: the numba cache is set up lazily."""
+    site = tmp_path / "site"
+    shutil.copytree(PACKAGE, site / "boostloss",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc"))
+    for name in ("numba-cache", "home", "xdg"):
+        (tmp_path / name).mkdir()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    env = {k: val for k, val in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON"))}
+    env.update(PYTHONPATH=str(site), PYTHONDONTWRITEBYTECODE="1", HOME=str(tmp_path / "home"),
+               XDG_CACHE_HOME=str(tmp_path / "xdg"), NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    code = textwrap.dedent(
+        """
+        import sys
+        import boostloss
+        from boostloss import FocalLoss, GHMLoss, make_loss
+        FocalLoss(gamma=1.0).get_params(); GHMLoss(); make_loss("focal:gamma=2")
+        assert boostloss.__file__.startswith(sys.argv[1]), boostloss.__file__
+        kernels = [m for m in sys.modules if m.startswith("boostloss._kernels")]
+        assert not kernels, kernels
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(site)], env=env, capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert after == before

@@ -192,8 +192,11 @@ def test_sklearn_objective_and_metric_honour_weights(data):
 
 def test_bad_input_is_rejected(data):
     X, y, _ = data
-    with pytest.raises(TypeError, match="boostloss loss"):
-        blx.objective("focal")
+    with pytest.raises(TypeError, match="boostloss loss object or a name"):
+        blx.objective(42)
+    with pytest.raises(ValueError, match="unknown loss 'fokal'.*'focal', 'ghm'"):
+        blx.objective("fokal")
+    assert blx.objective("focal:gamma=1").loss.get_params() == FocalLoss(gamma=1).get_params()
     d_bad = xgb.DMatrix(X, label=np.where(y == 1, 2, 0))
     with pytest.raises(ValueError, match="only 0 and 1"):
         blx.objective(FocalLoss())(np.zeros(y.shape[0], np.float32), d_bad)

@@ -45,40 +45,50 @@ def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels):
         training rows after a few boosting rounds (log scale; the U shape of the GHM paper).
     """
     from matplotlib.figure import Figure
-    from sklearn.metrics import average_precision_score, precision_recall_curve
 
     backends = list(dict.fromkeys(b for b, _ in oof_proba))
     ncols = max(len(backends), len(staged), 1)
     nrows = 2 if staged else 1
     fig = Figure(figsize=(4.2 * ncols, 3.8 * nrows), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
-    prevalence = float(np.mean(y))
     for col, backend in enumerate(backends):
-        ax = axes[0, col]
-        for (b, loss), proba in oof_proba.items():
-            if b != backend:
-                continue
-            precision, recall, _ = precision_recall_curve(y, proba)
-            ap = average_precision_score(y, proba)
-            ax.step(recall, precision, where="post", label=f"{labels[loss]} (AP {ap:.3f})")
-        ax.axhline(prevalence, color="grey", lw=0.8, ls=":", label=f"prevalence {prevalence:.3f}")
-        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
-        ax.set_title(f"{backend}: precision-recall\n(out-of-fold predictions)", fontsize="medium")
-        ax.legend(fontsize="x-small", loc="lower left")
+        _draw_precision_recall(axes[0, col], y, oof_proba, backend, labels)
     for col in range(len(backends), ncols):
         axes[0, col].set_axis_off()
     if staged:
         for col, (loss, (y_train, by_round)) in enumerate(staged.items()):
-            ax = axes[1, col]
-            for i, (k, proba) in enumerate(by_round.items()):
-                g = np.abs(proba - y_train)
-                ax.hist(g, bins=GRADIENT_NORM_BINS, histtype="step", lw=2.2 - 0.4 * (i % 4),
-                        ls=_LINESTYLES[i % len(_LINESTYLES)],
-                        weights=np.full(g.shape[0], 1.0 / g.shape[0]), label=f"round {k}")
-            ax.set_yscale("log")
-            ax.set(xlim=(0, 1), xlabel="gradient norm g = |p - y|", ylabel="fraction of samples")
-            ax.set_title(f"{labels[loss]}\n{backend_for_norms}, fold-1 training rows", fontsize="medium")
-            ax.legend(fontsize="x-small")
+            title = f"{labels[loss]}\n{backend_for_norms}, fold-1 training rows"
+            _draw_gradient_norms(axes[1, col], y_train, by_round, title)
         for col in range(len(staged), ncols):
             axes[1, col].set_axis_off()
     return fig
+
+
+def _draw_precision_recall(ax, y, oof_proba, backend, labels):
+    """One backend's precision-recall curves, one per loss, with the prevalence as a baseline."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    prevalence = float(np.mean(y))
+    for (b, loss), proba in oof_proba.items():
+        if b != backend:
+            continue
+        precision, recall, _ = precision_recall_curve(y, proba)
+        ap = average_precision_score(y, proba)
+        ax.step(recall, precision, where="post", label=f"{labels[loss]} (AP {ap:.3f})")
+    ax.axhline(prevalence, color="grey", lw=0.8, ls=":", label=f"prevalence {prevalence:.3f}")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
+    ax.set_title(f"{backend}: precision-recall\n(out-of-fold predictions)", fontsize="medium")
+    ax.legend(fontsize="x-small", loc="lower left")
+
+
+def _draw_gradient_norms(ax, y_train, by_round, title):
+    """Histograms of g = |p - y| on the training rows, one per round of ``by_round``."""
+    for i, (k, proba) in enumerate(by_round.items()):
+        g = np.abs(proba - y_train)
+        ax.hist(g, bins=GRADIENT_NORM_BINS, histtype="step", lw=2.2 - 0.4 * (i % 4),
+                ls=_LINESTYLES[i % len(_LINESTYLES)],
+                weights=np.full(g.shape[0], 1.0 / g.shape[0]), label=f"round {k}")
+    ax.set_yscale("log")
+    ax.set(xlim=(0, 1), xlabel="gradient norm g = |p - y|", ylabel="fraction of samples")
+    ax.set_title(title, fontsize="medium")
+    ax.legend(fontsize="x-small")

@@ -1,0 +1,9 @@
+"""Constants shared by the kernels and the Python layers (no numba import, so importing is cheap)."""
+
+#: Every Hessian is floored at this value before the sample weight multiplies it (XGBoost's built-in
+#: logistic objective uses the same floor). Boosting needs a strictly positive Hessian.
+HESSIAN_FLOOR = 1e-16
+
+#: Hessian policies of the focal loss, as passed to the kernels.
+HESSIAN_EXACT = 0
+HESSIAN_GAUSS_NEWTON = 1

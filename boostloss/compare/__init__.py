@@ -1,0 +1,47 @@
+"""The engine of ``boostloss compare``: data, protocol and report, importable on their own.
+
+The command-line layer (:mod:`boostloss.cli`) parses arguments, shows progress and writes files;
+nothing here prints except to a console it is handed, so benchmarks and notebooks can call it too::
+
+    from boostloss.compare import CompareConfig, load_default_dataset, cross_validate, summarize
+    result = cross_validate(load_default_dataset(), CompareConfig(folds=3, rounds=50))
+    rows = summarize(result.records)
+
+One job per module, data flowing down the list::
+
+    registry   BACKENDS, LOSSES, METRICS: what can be compared and how each is built (one list)
+    config     CompareConfig: which backends and losses, folds, rounds, loss parameters
+    data       the built-in dataset, CSV / parquet reading, the binary target -> Dataset
+    protocol   folds, one estimator per (backend, loss), warm-up, cross-validation -> CompareResult
+    report     summaries, best per metric, the table, the JSON / CSV document, the figure
+    plot       the matplotlib figure itself
+
+The names below load their module on first use, so that ``boostloss --help`` imports neither
+pandas nor the boosting libraries.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "registry": ("BACKENDS", "LOSSES", "METRICS"),
+    "config": ("CompareConfig",),
+    "data": ("DataError", "Dataset", "load_default_dataset", "load_table", "read_table"),
+    "protocol": ("CompareResult", "check_folds", "cross_validate", "make_estimator", "staged_probabilities"),
+    "report": ("best_per_metric", "summarize"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'boostloss.compare' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,333 @@
+"""Reading the data of a comparison: the built-in dataset, CSV / parquet files, the binary target.
+
+Everything here turns input into a :class:`Dataset` or raises :class:`DataError` with a message
+that says what is wrong and what to do; nothing trains.
+"""
+
+import dataclasses
+import gzip
+import pathlib
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from .._validation import describe_values
+
+__all__ = ["DataError", "Dataset", "load_default_dataset", "load_table", "read_table"]
+
+
+class DataError(ValueError):
+    """Input the command cannot use; the message says what is wrong and what to do."""
+
+
+@dataclasses.dataclass
+class Dataset:
+    """A binary task ready for cross-validation.
+
+    Attributes
+    ----------
+    name : str
+        Short name shown in the table header.
+    X : pandas.DataFrame
+        Features: numeric columns (NaN for missing) and ``category`` columns for strings.
+    y : ndarray of shape (n,), int8
+        1 for the positive class, 0 otherwise.
+    description : str
+        One line on where the data comes from and what the positive class is.
+    """
+
+    name: str
+    X: pd.DataFrame
+    y: np.ndarray
+    description: str = ""
+
+    @property
+    def n_positive(self):
+        """Number of positive rows."""
+        return int(self.y.sum())
+
+    @property
+    def categorical_columns(self):
+        """Names of the columns passed to the backends as categories."""
+        return [c for c in self.X.columns if isinstance(self.X[c].dtype, pd.CategoricalDtype)]
+
+
+def load_default_dataset():
+    """The built-in task: Wisconsin breast cancer with the malignant class made rare.
+
+    scikit-learn's bundled copy of the Breast Cancer Wisconsin (Diagnostic) data (569 tumours,
+    30 numeric features, 212 malignant) is available offline on every install. To make the task
+    imbalanced, every benign tumour is kept and only every 5th malignant one in file order
+    (rows 0, 5, 10, ... of the malignant rows): 357 benign + 43 malignant = 400 rows, 10.75%
+    positive. The positive class is *malignant*. Deterministic: no random numbers are involved.
+
+    Returns
+    -------
+    Dataset
+    """
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    malignant = bunch.target.to_numpy() == 0  # scikit-learn codes malignant as 0
+    malignant_rank = np.cumsum(malignant) - 1
+    keep = ~malignant | (malignant_rank % 5 == 0)
+    X = bunch.data.loc[keep].reset_index(drop=True)
+    y = malignant[keep].astype(np.int8)
+    return Dataset(
+        name="breast_cancer (built-in, malignant made rare)",
+        X=X,
+        y=y,
+        description=(
+            "scikit-learn's Breast Cancer Wisconsin data; all benign tumours and every 5th "
+            "malignant one; positive = malignant"
+        ),
+    )
+
+
+def first_line(exc):
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# -- files --------------------------------------------------------------------------------------
+
+_CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".tab", ".dat"}
+_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zip", ".zst"}
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def read_table(path, na_values=()):
+    """Read a CSV (plain or compressed) or parquet file into a DataFrame.
+
+    The format follows the file name: ``.parquet`` / ``.pq`` is parquet (needs pyarrow); ``.csv``,
+    ``.tsv``, ``.txt``, optionally followed by ``.gz``, ``.bz2``, ``.xz``, ``.zip`` or ``.zst``, is
+    delimited text (``.tsv``: tabs; otherwise commas, or semicolons / tabs when the header holds
+    no comma but one of those).
+
+    Raises
+    ------
+    DataError
+        Missing, empty or unreadable file, or an unsupported file type.
+    """
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise DataError(f"file not found: {path}; give the path of a CSV or parquet file")
+    if p.is_dir():
+        raise DataError(f"{path} is a directory; give the path of a CSV or parquet file")
+    suffixes = [s.lower() for s in p.suffixes]
+    last = suffixes[-1] if suffixes else ""
+    if last in _PARQUET_SUFFIXES:
+        return _read_parquet(p, path)
+    text_suffix = suffixes[-2] if last in _COMPRESSION_SUFFIXES and len(suffixes) > 1 else last
+    if last not in _CSV_SUFFIXES | _COMPRESSION_SUFFIXES | {""} or (
+        last in _COMPRESSION_SUFFIXES and text_suffix not in _CSV_SUFFIXES | {last}
+    ):
+        raise DataError(
+            f"cannot read {path}: unsupported file type {''.join(p.suffixes[-2:])!r}; use CSV "
+            "(.csv, optionally compressed as .csv.gz) or parquet (.parquet)"
+        )
+    _check_not_empty(p, path)
+    sep = "\t" if text_suffix in (".tsv", ".tab") else ","
+    return _read_delimited(p, path, sep, list(na_values))
+
+
+def _check_not_empty(p, path):
+    if p.stat().st_size == 0:
+        raise DataError(f"{path} is empty; give a file with a header row and data rows")
+
+
+def _read_parquet(p, path):
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise DataError(
+            f"reading {path} needs pyarrow: pip install pyarrow, or convert the file to CSV"
+        ) from None
+    _check_not_empty(p, path)
+    try:
+        return pd.read_parquet(p)
+    except Exception as exc:
+        raise DataError(f"cannot read {path} as parquet ({first_line(exc)}); check the file") from None
+
+
+def _read_delimited(p, path, sep, na_values):
+    try:
+        frame = pd.read_csv(p, sep=sep, na_values=na_values, compression="infer")
+        if frame.shape[1] == 1 and sep == ",":
+            # A one-column read of a semicolon- or tab-separated file: try those delimiters.
+            header = str(frame.columns[0])
+            other = ";" if ";" in header else "\t" if "\t" in header else None
+            if other is not None:
+                frame = pd.read_csv(p, sep=other, na_values=na_values, compression="infer")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; give a file with a header row and data rows") from None
+    except UnicodeDecodeError:
+        raise DataError(
+            f"cannot read {path} as CSV: it is not UTF-8 text; give a CSV (optionally gzip) or "
+            "parquet file"
+        ) from None
+    except (pd.errors.ParserError, OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        raise DataError(f"cannot read {path} as CSV ({first_line(exc)}); check the file") from None
+    return frame
+
+
+# -- features and target ------------------------------------------------------------------------
+
+
+def _as_features(frame):
+    """Numeric columns as float, booleans as 0/1, everything else as pandas categories."""
+    columns = {}
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_bool_dtype(col):
+            columns[name] = col.astype("float64")
+        elif pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
+            columns[name] = col.astype("float64")
+        else:
+            # One category per distinct string; missing values stay missing.
+            as_text = col.astype("object").where(col.notna(), None)
+            as_text = as_text.map(lambda v: v if v is None else str(v))
+            columns[name] = as_text.astype("category")
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _sorted_distinct(values):
+    distinct = pd.unique(values)
+    try:
+        return np.sort(distinct)
+    except TypeError:
+        return np.array(sorted(distinct, key=str), dtype=object)
+
+
+def _zero_one_target(values, distinct, target):
+    numeric = pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+    if numeric and set(np.asarray(distinct, dtype=float)) <= {0.0, 1.0}:
+        return np.asarray(values, dtype=float).astype(np.int8)
+    raise DataError(
+        f"target {target!r} is not coded 0/1 (values: {describe_values(distinct)}); pass "
+        "--positive LABEL to say which value is the positive class"
+    )
+
+
+def _positive_target(values, distinct, target, positive):
+    matches = [v for v in distinct if str(v) == positive]
+    if not matches:
+        try:
+            wanted = float(positive)
+            matches = [v for v in distinct if isinstance(v, (int, float, np.number)) and v == wanted]
+        except ValueError:
+            pass
+    if not matches:
+        raise DataError(
+            f"--positive {positive!r} is not a value of target {target!r} (values: "
+            f"{describe_values(distinct)}); pass one of them"
+        )
+    return np.asarray(values.isin(matches), dtype=np.int8)
+
+
+def _binary_target(values, target, positive):
+    """0/1 labels from a target column; ``positive`` picks the positive value when given."""
+    distinct = _sorted_distinct(values)
+    if positive is None:
+        y = _zero_one_target(values, distinct, target)
+    else:
+        y = _positive_target(values, distinct, target, positive)
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == y.shape[0]:
+        only = "positive" if n_pos else "negative"
+        raise DataError(
+            f"target {target!r} has a single class (every row is {only}); compare needs rows of "
+            "both classes"
+        )
+    return y
+
+
+# -- a file as a Dataset ------------------------------------------------------------------------
+
+
+def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None, seed=0):
+    """Load a file as a binary :class:`Dataset`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        CSV (plain or compressed) or parquet file; see :func:`read_table`.
+    target : str
+        Name of the label column. Rows with a missing label are dropped.
+    positive : str, optional
+        The value of ``target`` that is the positive class (compared as text, or as a number
+        when the column is numeric). Needed unless the target is coded 0/1.
+    drop : sequence of str
+        Columns not to use as features.
+    na_values : sequence of str
+        Extra strings read as missing values (e.g. ``"unknown"``).
+    max_rows : int, optional
+        Keep a stratified random subsample of this many rows (same positive rate, seeded by
+        ``seed``).
+
+    Returns
+    -------
+    Dataset
+        Numeric features as float64 with NaN for missing, every other column (strings, mixed)
+        as a pandas ``category`` column, which both backends split on natively.
+
+    Raises
+    ------
+    DataError
+    """
+    if target is None:
+        raise DataError("--target COLUMN is required with a data file: name the label column")
+    frame = read_table(path, na_values)
+    _check_columns(frame, path, target, drop)
+    frame = _labelled_rows(frame, path, target)
+    y = _binary_target(frame[target], target, positive)
+    X = _feature_frame(frame.drop(columns=[target, *drop]), path, target)
+    if max_rows is not None and max_rows < X.shape[0]:
+        X, y = _stratified_subsample(X, y, max_rows, seed)
+    name = pathlib.Path(path).name
+    label = f"{target} == {positive!r}" if positive is not None else f"{target} == 1"
+    return Dataset(name=name, X=X, y=y, description=f"{name}; positive = {label}")
+
+
+def _check_columns(frame, path, target, drop):
+    if frame.shape[0] == 0:
+        raise DataError(f"{path} has no data rows; give a file with a header row and data rows")
+    if target not in frame.columns:
+        near = [c for c in frame.columns if str(c).lower() == target.lower()]
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise DataError(
+            f"target column {target!r} not found in {path}; {hint}columns are: "
+            f"{describe_values(list(frame.columns))}"
+        )
+    unknown = [c for c in drop if c not in frame.columns]
+    if unknown:
+        raise DataError(f"--drop: column {unknown[0]!r} not found in {path}")
+
+
+def _labelled_rows(frame, path, target):
+    labelled = frame[target].notna()
+    if not labelled.any():
+        raise DataError(f"target column {target!r} in {path} is empty; every label is missing")
+    return frame.loc[labelled].reset_index(drop=True)
+
+
+def _feature_frame(features, path, target):
+    if features.shape[1] == 0:
+        raise DataError(f"{path} has no feature columns besides the target {target!r}")
+    X = _as_features(features)
+    if all(X[c].nunique(dropna=True) <= 1 for c in X.columns):
+        raise DataError(
+            f"no feature column of {path} varies (each holds at most one distinct value); "
+            "give columns that can predict the target"
+        )
+    return X
+
+
+def _stratified_subsample(X, y, max_rows, seed):
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(X.shape[0]), train_size=max_rows, stratify=y, random_state=seed)
+    keep = np.sort(keep)
+    return X.iloc[keep].reset_index(drop=True), y[keep]
