@@ -15,10 +15,9 @@ never called as such. :func:`namespace` builds the globals they run with:
 - ``cuda`` (``numba.cuda``), ``float64``, :func:`_tree_sum` (device version), and the launch
   constants ``THREADS``, ``PER_THREAD``, ``LOCAL_BINS``, ``BIN_GROUP``, ``SHARED_CELLS``.
 
-The module-level names below with the same spelling (the CPU functions imported from
-``_kernels``, ``THREADS``, ...) are there for readers: they are what the namespace holds, or its
-CPU counterpart. numba resolves a kernel's globals when it compiles it, so every callee is then the
-CUDA version. Device functions are inlined into the kernels at numba IR level, so compiling a
+The module-level names below with the same spelling are there for readers (and linters): the
+constants are the ones the namespace holds, and the names set to None are bound only there.
+numba resolves a kernel's globals when it compiles it, so every callee is then the CUDA version. Device functions are inlined into the kernels at numba IR level, so compiling a
 kernel never compiles a device function on its own; that is what lets :func:`compile_ptx` target
 an explicit compute capability on a machine without a GPU (numba-cuda asks the current device for
 the compute capability of a separately compiled device function).
@@ -38,8 +37,7 @@ import types
 import numpy as np
 from numba import float64
 
-from . import _kernels
-from ._kernels import DEVICE_FUNCTIONS, _focal_grad_hess_store, _ghm_bins_sample, _scale_one, bin_of
+from ._numba_cache import kernels
 
 #: Threads per block of every launch on a GPU (a power of two: the reduction tree halves it).
 THREADS = 256
@@ -57,10 +55,12 @@ MAX_BINS = LOCAL_BIN_SIZES[-1]
 MARGIN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 OUTPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# Bound by namespace(): numba.cuda (importing it here would load the CUDA driver at import) and the
-# per-build constants of the histogram pass.
+# Bound by namespace() only: numba.cuda (importing it here would load the CUDA driver at import),
+# the per-build constants of the histogram pass, and the CUDA versions of the DEVICE_FUNCTIONS
+# that the kernels call (boostloss._kernels is imported lazily, at the first build).
 cuda = None
 LOCAL_BINS = BIN_GROUP = SHARED_CELLS = None
+_focal_grad_hess_store = _ghm_bins_sample = bin_of = _scale_one = None
 
 
 def local_bins_for(bins):
@@ -208,7 +208,8 @@ def _rebind(func, globals_):
 @functools.lru_cache(maxsize=None)
 def namespace(cuda_module, threads=THREADS, local_bins=None):
     """The globals of the kernel sources for one build (see the module's Design notes)."""
-    ns = dict(vars(_kernels))
+    cpu = kernels()
+    ns = dict(vars(cpu))
     bin_group = 1
     if local_bins is not None:
         bin_group = max(1, min(local_bins, SHARED_FLOAT64 // threads, threads))
@@ -216,8 +217,8 @@ def namespace(cuda_module, threads=THREADS, local_bins=None):
               PER_THREAD=PER_THREAD, LOCAL_BINS=local_bins, BIN_GROUP=bin_group,
               SHARED_CELLS=threads * bin_group)
     device = functools.partial(cuda_module.jit, device=True, inline="always")
-    for name in DEVICE_FUNCTIONS:
-        ns[name] = device(_rebind(getattr(_kernels, name).py_func, ns))
+    for name in cpu.DEVICE_FUNCTIONS:
+        ns[name] = device(_rebind(getattr(cpu, name).py_func, ns))
     ns["_tree_sum"] = device(_rebind(_tree_sum, ns))
     return ns
 

@@ -52,13 +52,11 @@ import math
 import numpy as np
 
 from . import _cuda_build as build
-from . import _kernels
 from . import _validation as v
-from ._kernels import DEVICE_FUNCTIONS
-from .losses import FocalLoss, GHMLoss
+from ._numba_cache import kernels
+from .losses import FocalLoss, GHMLoss, GHMState
 
 __all__ = [
-    "DEVICE_FUNCTIONS",
     "MAX_BINS",
     "SIMULATOR_THREADS",
     "CudaUnavailableError",
@@ -121,12 +119,13 @@ def _cuda():
 
 
 def device_functions():
-    """The CUDA device versions of :data:`DEVICE_FUNCTIONS`, by name, compiled from the CPU source.
+    """The CUDA device versions of :data:`boostloss._kernels.DEVICE_FUNCTIONS`, by name, compiled
+    from the CPU source.
 
     For further kernels with the same per-sample math (e.g. ``focal_point``).
     """
     namespace = build.namespace(_cuda())
-    return {name: namespace[name] for name in DEVICE_FUNCTIONS}
+    return {name: namespace[name] for name in kernels().DEVICE_FUNCTIONS}
 
 
 #: Threads per block in numba's simulator (a GPU gets ``_cuda_build.THREADS``, 256).
@@ -272,8 +271,12 @@ class DeviceGradients:
         self.loss = loss
         self.params = loss.resolved_params()
         self.dtype = dtype
-        self.state = loss.new_state() if state is None else state
         ghm = isinstance(loss, GHMLoss)
+        if ghm and state is not None and not isinstance(state, GHMState):
+            raise TypeError(
+                f"state must be a GHMState made by GHMLoss.new_state(), got {state!r} of type "
+                f"{type(state).__name__}")
+        self.state = loss.new_state() if state is None else state
         self._binned = ghm and self.params.density == "bins"
         self._window = ghm and not self._binned
         if self._binned:
@@ -357,7 +360,7 @@ class DeviceGradients:
             _launch(cuda, "_ghm_norm_kernel", blocks, threads, self._y, x, self._w, grad, hess,
                     self._g)
             self._g.copy_to_host(self._g_host)
-            _kernels.window_beta(self._g_host, self._w_host, p.epsilon, self._beta_host)
+            kernels().window_beta(self._g_host, self._w_host, p.epsilon, self._beta_host)
             self._beta.copy_to_device(self._beta_host)
             _launch(cuda, "_scale_by_sample_kernel", blocks, threads, self._beta, grad, hess)
         else:
@@ -389,7 +392,8 @@ def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=
         Host arrays (validated like the CPU losses, then uploaded), numba device arrays or objects
         with ``__cuda_array_interface__`` (CuPy, PyTorch). Device margins are used in place.
     state : optional
-        The training's state from ``loss.new_state()`` (GHM's momentum); default: a new one.
+        The training's state from ``loss.new_state()`` (GHM's momentum). Default: a new one, so
+        nothing carries over between calls; pass the same state to every round of a training.
     out : tuple (gradient, hessian), optional
         Output arrays, both float32 or both float64, of shape (n,): device arrays, or numpy arrays
         that the result is copied into.
