@@ -193,28 +193,23 @@ def _device_margins(cuda, x, n, validate, threads):
     )
 
 
-def _check_out_arrays(out, n):
-    """``out`` must be two arrays of one dtype of OUTPUT_DTYPES and shape (n,)."""
-    if not (isinstance(out, tuple) and len(out) == 2):
-        raise TypeError(f"out must be a tuple (gradient, hessian) of arrays, got {out!r}")
-    for name, arr in zip(("gradient", "hessian"), out):
-        dtype = np.dtype(arr.dtype)
-        if dtype not in build.OUTPUT_DTYPES:
-            raise TypeError(f"out {name} must be float32 or float64, got dtype {dtype}")
-        if tuple(arr.shape) != (n,):
-            raise ValueError(f"out {name} must have shape ({n},), got {tuple(arr.shape)}")
-    if out[0].dtype != out[1].dtype:
-        raise TypeError(
-            f"out gradient and hessian must have the same dtype, got {out[0].dtype} and "
-            f"{out[1].dtype}")
+def _layout(arr):
+    """A numpy array with ``arr``'s dtype, shape and strides over no data of its own, so the host
+    checks of :mod:`boostloss._validation` can judge a device array's layout (never read)."""
+    return np.lib.stride_tricks.as_strided(np.empty(1, dtype=arr.dtype), arr.shape, arr.strides)
 
 
 def _check_out(cuda, out, n):
-    """``out`` as two C-contiguous device arrays (see :func:`_check_out_arrays`)."""
-    _check_out_arrays(out, n)
-    arrays = tuple(_as_device_array(cuda, a) for a in out)
-    if not all(a.is_c_contiguous() for a in arrays):
-        raise ValueError("out arrays on the device must be C-contiguous")
+    """``out`` as two arrays (host or device) of one float dtype, shape (n,), C-contiguous."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"out must be a tuple (gradient, hessian) of arrays, got {out!r}")
+    arrays = tuple(a if isinstance(a, np.ndarray) else _as_device_array(cuda, a) for a in out)
+    for name, arr in zip(("gradient_out", "hessian_out"), arrays):
+        v.check_out(name, arr if isinstance(arr, np.ndarray) else _layout(arr), n)
+    if arrays[0].dtype != arrays[1].dtype:
+        raise TypeError(
+            f"out gradient and hessian must have the same dtype, got {arrays[0].dtype} and "
+            f"{arrays[1].dtype}")
     return arrays
 
 
@@ -410,9 +405,9 @@ def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=
         Without a CUDA device and without numba's simulator.
     """
     work = DeviceGradients(loss, y_true, sample_weight, state=state)
+    if out is not None:
+        _check_out(work._cuda, out, work.n)
     host_out = out is not None and all(isinstance(a, np.ndarray) for a in out)
-    if host_out:
-        _check_out_arrays(out, work.n)
     grad, hess = work(raw_prediction, out=None if host_out else out)
     if host_out:
         for dst, src in zip(out, (grad, hess)):

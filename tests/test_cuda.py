@@ -276,6 +276,19 @@ class TestInputs:
             bc.gradient_hessian(FocalLoss(), y, x,
                                 out=(np.empty(N, np.float32), np.empty(N, np.float64)))
 
+    def test_device_out_checked_like_host_out(self):
+        from numba import cuda
+
+        y, x, _ = _data()
+        strided = cuda.device_array(2 * N)[::2]
+        with pytest.raises(ValueError, match="gradient_out must be a writeable, C-contiguous"):
+            bc.gradient_hessian(FocalLoss(), y, x, out=(strided, cuda.device_array(N)))
+        with pytest.raises(TypeError, match="hessian_out must be a float32 or float64.*int64"):
+            bc.gradient_hessian(FocalLoss(), y, x,
+                                out=(cuda.device_array(N), cuda.device_array(N, np.int64)))
+        with pytest.raises(ValueError, match=r"shape \(257,\) like y_true"):
+            bc.DeviceGradients(FocalLoss(), y)(x, out=(cuda.device_array(3), cuda.device_array(3)))
+
     def test_buffers_reused_across_rounds(self):
         y, x, w = _data(seed=11)
         loss = FocalLoss()
