@@ -3,31 +3,27 @@
 Design
 ------
 The per-sample math is written once, in :mod:`boostloss._kernels`, and compiled twice: by
-``numba.njit`` for the CPU when that module is imported, and from the very same Python source for
-CUDA here. The functions shared that way are named in :data:`boostloss._kernels.DEVICE_FUNCTIONS`.
+``numba.njit`` for the CPU, and from the same Python source for CUDA here. The functions shared
+that way are named in :data:`boostloss._kernels.DEVICE_FUNCTIONS`.
 
-The kernels below (the loops over samples and the reductions) are plain Python functions that are
-never called as such. :func:`namespace` builds the globals they run with:
+The kernels below are plain Python functions, never called as such. :func:`namespace` builds the
+globals they are compiled with: everything in :mod:`boostloss._kernels`, with each name of
+``DEVICE_FUNCTIONS`` replaced by its CUDA version (its ``py_func`` re-bound to the namespace and
+handed to ``numba.cuda.jit(device=True, inline="always")``), plus ``cuda``, ``float64``,
+``_tree_sum`` and the launch constants ``THREADS``, ``PER_THREAD``, ``LOCAL_BINS``, ``BIN_GROUP``,
+``SHARED_CELLS``. Module-level names of the same spelling are here for readers and linters (the
+ones set to None exist only in the namespace). numba resolves a kernel's globals when it compiles
+it, so every callee is then its CUDA version.
 
-- everything in :mod:`boostloss._kernels` (``np``, ``math``, the constants), with each name of
-  ``DEVICE_FUNCTIONS`` replaced by its CUDA device version: the function's ``py_func`` re-bound to
-  this namespace and handed to ``numba.cuda.jit(device=True, inline="always")``;
-- ``cuda`` (``numba.cuda``), ``float64``, :func:`_tree_sum` (device version), and the launch
-  constants ``THREADS``, ``PER_THREAD``, ``LOCAL_BINS``, ``BIN_GROUP``, ``SHARED_CELLS``.
+Device functions are inlined at numba IR level, so a kernel compiles without compiling any device
+function on its own, which numba-cuda would do for the current device: that is how
+:func:`compile_ptx` targets an explicit compute capability on a machine without a GPU.
 
-The module-level names below with the same spelling are there for readers (and linters): the
-constants are the ones the namespace holds, and the names set to None are bound only there.
-numba resolves a kernel's globals when it compiles it, so every callee is then the CUDA version. Device functions are inlined into the kernels at numba IR level, so compiling a
-kernel never compiles a device function on its own; that is what lets :func:`compile_ptx` target
-an explicit compute capability on a machine without a GPU (numba-cuda asks the current device for
-the compute capability of a separately compiled device function).
-
-A GPU launches ``THREADS`` (256) threads a block. numba's simulator runs every GPU thread as a
-Python thread, so :mod:`boostloss.cuda` gives it fewer by default; the tests also run the simulator
-with ``THREADS``, which is the shared-memory layout and the reduction trees that a GPU runs. The
-threads of a block are a build parameter: :func:`namespace` binds ``THREADS`` to it.
-:func:`launch_signatures` lists every kernel with every signature :mod:`boostloss.cuda` launches it
-with on a GPU; the tests compile each one to PTX for real architectures and assemble it.
+A GPU launches ``THREADS`` (256) threads a block. numba's simulator runs each GPU thread as a Python
+thread, so :mod:`boostloss.cuda` gives it fewer by default, and the tests also run it with
+``THREADS``: a GPU's shared-memory layout and reduction tree. :func:`launch_signatures` lists every
+kernel with every signature launched on a GPU; the tests compile each to PTX for real
+architectures and assemble it with ptxas.
 """
 
 import functools
@@ -35,7 +31,6 @@ import math
 import types
 
 import numpy as np
-from numba import float64
 
 from ._numba_cache import kernels
 
@@ -55,10 +50,10 @@ MAX_BINS = LOCAL_BIN_SIZES[-1]
 MARGIN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 OUTPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# Bound by namespace() only: numba.cuda (importing it here would load the CUDA driver at import),
+# Bound by namespace() only: numba.cuda and numba's float64 (imported at the first build),
 # the per-build constants of the histogram pass, and the CUDA versions of the DEVICE_FUNCTIONS
 # that the kernels call (boostloss._kernels is imported lazily, at the first build).
-cuda = None
+cuda = float64 = None
 LOCAL_BINS = BIN_GROUP = SHARED_CELLS = None
 _focal_grad_hess_store = _ghm_bins_sample = bin_of = _scale_one = None
 
@@ -208,12 +203,14 @@ def _rebind(func, globals_):
 @functools.lru_cache(maxsize=None)
 def namespace(cuda_module, threads=THREADS, local_bins=None):
     """The globals of the kernel sources for one build (see the module's Design notes)."""
+    from numba import float64 as numba_float64
+
     cpu = kernels()
     ns = dict(vars(cpu))
     bin_group = 1
     if local_bins is not None:
         bin_group = max(1, min(local_bins, SHARED_FLOAT64 // threads, threads))
-    ns.update(cuda=cuda_module, math=math, float64=float64, THREADS=threads,
+    ns.update(cuda=cuda_module, math=math, float64=numba_float64, THREADS=threads,
               PER_THREAD=PER_THREAD, LOCAL_BINS=local_bins, BIN_GROUP=bin_group,
               SHARED_CELLS=threads * bin_group)
     device = functools.partial(cuda_module.jit, device=True, inline="always")
