@@ -606,6 +606,11 @@ import json, pathlib, shutil, sys
 cc = tuple(json.loads(sys.argv[2]))
 out = pathlib.Path(sys.argv[1])
 try:  # the toolchain: numba-cuda with NVVM and NVRTC, and ptxas
+    import importlib.util
+
+    if importlib.util.find_spec("numba_cuda") is None:
+        raise RuntimeError("numba-cuda is not installed (numba's bundled numba.cuda compiles "
+                           "device functions for the GPU present only)")
     from numba import cuda
     from numba.core import types
 
