@@ -42,7 +42,7 @@ for name, loss, path in calls:
     t = time.perf_counter()
     if path == "adapter":
         g = np.empty(100, np.float32); h = np.empty(100, np.float32)
-        loss._grad_hess_unchecked(loss._params(), y, x32, np.empty(0), g, h, loss._state(), {})
+        loss.gradient_hessian(y, x32, gradient_out=g, hessian_out=h, state=loss.new_state())
     elif path == "public":
         loss.gradient_hessian(y, x32.astype(np.float64))
     else:

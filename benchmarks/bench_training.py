@@ -55,7 +55,7 @@ def losses():
     }
 
 
-def xgboost_contenders(X, y, rounds, threads):
+def xgboost_contenders(X, y, rounds, threads, kernel_threads=1):
     import xgboost as xgb
 
     import boostloss.xgboost as blx
@@ -75,11 +75,11 @@ def xgboost_contenders(X, y, rounds, threads):
         # A fresh objective per training: each owns its state (GHM) and buffers.
         name = f"boostloss {name}"
         contenders[name] = lambda loss=loss, name=name: xgb.train(
-            params, dtrain, rounds, obj=Timed(("XGBoost", name), blx.objective(loss)))
+            params, dtrain, rounds, obj=Timed(("XGBoost", name), blx.objective(loss, n_threads=kernel_threads)))
     return contenders
 
 
-def lightgbm_contenders(X, y, rounds, threads):
+def lightgbm_contenders(X, y, rounds, threads, kernel_threads=1):
     import lightgbm as lgb
 
     import boostloss.lightgbm as bll
@@ -97,7 +97,7 @@ def lightgbm_contenders(X, y, rounds, threads):
     for name, loss in losses().items():
         name = f"boostloss {name}"
         contenders[name] = lambda loss=loss, name=name: lgb.train(
-            {**base, "objective": Timed(("LightGBM", name), bll.objective(loss))}, dataset, rounds)
+            {**base, "objective": Timed(("LightGBM", name), bll.objective(loss, n_threads=kernel_threads))}, dataset, rounds)
     return contenders
 
 
@@ -108,7 +108,7 @@ def warm_kernels(y):
     for loss in losses().values():
         grad = np.empty(n, dtype=np.float32)
         hess = np.empty(n, dtype=np.float32)
-        loss._grad_hess_unchecked(loss._params(), y[:n], x, np.empty(0), grad, hess, loss._state(), {})
+        loss.gradient_hessian(y[:n], x, gradient_out=grad, hessian_out=hess, state=loss.new_state())
 
 
 TARGETS = {
@@ -145,20 +145,18 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--numba-threads", type=int, default=None,
-                        help="numba's threads for the boostloss kernels (default: --threads)")
+    parser.add_argument("--numba-threads", type=int, default=1,
+                        help="the adapters' n_threads for the boostloss kernels (default 1, the "
+                             "adapters' default)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", choices=["xgboost", "lightgbm"], default=None)
     args = parser.parse_args(argv)
 
-    import numba
-
-    numba.set_num_threads(min(args.numba_threads or args.threads, numba.config.NUMBA_NUM_THREADS))
     import lightgbm
     import xgboost
 
     t_start = time.perf_counter()
-    c.print_machine([f"numba   : {numba.get_num_threads()} threads; xgboost {xgboost.__version__}, "
+    c.print_machine([f"numba   : n_threads={args.numba_threads} in the adapters; xgboost {xgboost.__version__}, "
                      f"lightgbm {lightgbm.__version__}; {args.threads} threads for the frameworks"])
     X, y = c.synthetic_classification(args.rows, args.features, positive_rate=0.03, seed=0)
     print(f"data    : {args.rows:,} rows x {args.features} features, {y.mean():.2%} positives")
@@ -167,11 +165,11 @@ def main(argv=None):
 
     if args.only in (None, "xgboost"):
         rounds = 10 if args.quick else 30
-        times = c.alternate(xgboost_contenders(X, y, rounds, args.threads), repeats=repeats, warmup=0)
+        times = c.alternate(xgboost_contenders(X, y, rounds, args.threads, args.numba_threads), repeats=repeats, warmup=0)
         report("XGBoost", times, rounds)
     if args.only in (None, "lightgbm"):
         rounds = 30 if args.quick else 100
-        times = c.alternate(lightgbm_contenders(X, y, rounds, args.threads), repeats=repeats, warmup=0)
+        times = c.alternate(lightgbm_contenders(X, y, rounds, args.threads, args.numba_threads), repeats=repeats, warmup=0)
         report("LightGBM", times, rounds)
     print(f"\nload average at the end: {c.load_average()}; total {time.perf_counter() - t_start:.0f} s")
 

@@ -41,3 +41,12 @@ def skip_redundant_objective_reset(env):
 
 skip_redundant_objective_reset.before_iteration = True
 skip_redundant_objective_reset.order = 0
+
+
+def set_booster(estimator, booster):
+    """Give a fitted ``lightgbm.LGBMModel`` another Booster (the self-contained copy of its own).
+
+    Upstream: the scikit-learn wrapper keeps its Booster in the private ``_Booster`` (``booster_``
+    is a read-only property) and offers no public way to replace it after ``fit``.
+    """
+    estimator._Booster = booster

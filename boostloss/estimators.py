@@ -34,6 +34,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from . import xgboost as _blx
+from ._lgb_portable import make_portable
 from .losses import FocalLoss, GHMLoss, make_loss
 
 __all__ = ["XGBClassifier", "LGBMClassifier"]
@@ -253,19 +254,22 @@ class LGBMClassifier(lgb.LGBMClassifier):
     -----
     With a loss, ``fit`` sets ``init_score = loss.init_score(y, sample_weight * class weights)`` on
     the training and validation sets (unless you pass ``init_score`` / ``eval_init_score``: then your
-    values are used and ``init_score_`` is 0), disables LightGBM's default ``binary_logloss`` metric
+    values are used and ``init_score_`` is 0; or ``init_model``: LightGBM then starts from that
+    model's margins, which hold its start, and ``init_score_`` is 0), disables LightGBM's default ``binary_logloss`` metric
     (it would read raw scores as probabilities) and evaluates ``eval_set`` with the loss's metric
-    (``logloss`` for GHM-C) unless ``eval_metric`` is given. ``predict_proba`` returns
-    ``sigmoid(raw score + init_score_)`` (no warning), ``predict(raw_score=True)`` the margins
-    including ``init_score_``, and ``predict(pred_contrib=True)`` puts ``init_score_`` into the
-    expected-value column. ``decision_function`` returns the margins including ``init_score_`` too.
-    When no feature is usable (all constant, or none splittable under ``min_child_samples``), the
-    model is the constant ``init_score_``, as LightGBM's built-in objective gives its constant model.
+    (``logloss`` for GHM-C) unless ``eval_metric`` is given. After training, the start is folded
+    into the first tree and the model stores LightGBM's binary objective (see
+    :func:`boostloss.lightgbm.make_portable`): ``booster_`` alone predicts the probabilities, also
+    when saved and loaded by plain LightGBM. ``predict_proba`` returns ``sigmoid(margin)`` (no
+    warning), ``predict(raw_score=True)`` and ``decision_function`` the margins including the
+    start, and ``predict(pred_contrib=True)`` has the start in the expected-value column. When no
+    feature is usable (all constant, or none splittable under ``min_child_samples``), the model is
+    the constant ``init_score_``, as LightGBM's built-in objective gives its constant model.
 
     Attributes
     ----------
     init_score_ : float or None
-        The starting margin added back at prediction (None with ``loss=None``).
+        The starting margin, folded into ``booster_`` (None with ``loss=None``).
     """
 
     def __init__(self, *, loss=None, **kwargs):
@@ -314,7 +318,10 @@ class LGBMClassifier(lgb.LGBMClassifier):
             class_w = compute_sample_weight(self.class_weight, y)
             weight = class_w if weight is None else weight * class_w
         start = _init_score(loss, y_enc, weight)
-        if init_score is None:
+        if init_model is not None:
+            # LightGBM starts from the init model's margins, which hold its start already.
+            start = 0.0
+        elif init_score is None:
             kwargs["init_score"] = np.full(y_enc.shape[0], start)
             if eval_init_score is None:
                 eval_labels = _eval_labels(eval_set, eval_y)
@@ -331,59 +338,42 @@ class LGBMClassifier(lgb.LGBMClassifier):
             params["metric"] = "None"
         _fit_plain(self, lgb.LGBMClassifier, params, _compat_lightgbm.PARAMETER_STORAGE, X, y,
                    **kwargs)
+        # Self-contained: the saved model predicts these probabilities in plain LightGBM.
+        _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
         self.init_score_ = start
         return self
 
     def _plain(self):
-        return _plain_view(self, lgb.LGBMClassifier, _compat_lightgbm.PARAMETER_STORAGE)
+        plain = _plain_view(self, lgb.LGBMClassifier, _compat_lightgbm.PARAMETER_STORAGE)
+        if self.__dict__.get("init_score_") is not None:
+            # The booster is self-contained (start folded in, binary link stored): predicting is
+            # LightGBM's own binary prediction.
+            plain.set_params(objective="binary")
+        return plain
 
     def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None,
                       pred_leaf=False, pred_contrib=False, validate_features=False, **kwargs):
-        """Class probabilities ``[1 - p, p]`` with ``p = sigmoid(raw score + init_score_)``."""
-        plain = self._plain()
-        options = dict(start_iteration=start_iteration, num_iteration=num_iteration,
-                       pred_leaf=pred_leaf, pred_contrib=pred_contrib,
-                       validate_features=validate_features, **kwargs)
-        if self.__dict__.get("init_score_") is None:
-            return plain.predict_proba(X, raw_score=raw_score, **options)
-        out = plain.predict(X, raw_score=True, **options)
-        if pred_leaf:
-            return out
-        if pred_contrib:
-            if not isinstance(out, np.ndarray):
-                raise TypeError(
-                    "pred_contrib with sparse input is not supported with a boostloss loss; pass a "
-                    "dense X (the init score is added to the expected-value column)"
-                )
-            out = np.array(out, dtype=np.float64)
-            out[:, -1] += self.init_score_
-            return out
-        margin = np.asarray(out, dtype=np.float64) + self.init_score_
-        if raw_score:
-            return margin
-        p = expit(margin)
-        return np.column_stack([1.0 - p, p])
+        """Class probabilities ``[1 - p, p]``; with a loss ``p = sigmoid(margin)``, start included."""
+        return self._plain().predict_proba(
+            X, raw_score=raw_score, start_iteration=start_iteration, num_iteration=num_iteration,
+            pred_leaf=pred_leaf, pred_contrib=pred_contrib, validate_features=validate_features,
+            **kwargs)
 
     def decision_function(self, X, *, start_iteration=0, num_iteration=None,
                           validate_features=False, **kwargs):
-        """Raw margins, ``init_score_`` included: ``predict`` is ``decision_function(X) > 0``."""
-        return self.predict_proba(X, raw_score=True, start_iteration=start_iteration,
-                                  num_iteration=num_iteration,
-                                  validate_features=validate_features, **kwargs)
+        """Raw margins, the start included: ``predict`` is ``decision_function(X) > 0``."""
+        return self._plain().predict(X, raw_score=True, start_iteration=start_iteration,
+                                     num_iteration=num_iteration,
+                                     validate_features=validate_features, **kwargs)
 
     def predict(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,
                 pred_contrib=False, validate_features=False, **kwargs):
         """Predicted labels (the values ``y`` had in ``fit``), or raw scores / leaves /
         contributions when asked for."""
-        options = dict(start_iteration=start_iteration, num_iteration=num_iteration,
-                       pred_leaf=pred_leaf, pred_contrib=pred_contrib,
-                       validate_features=validate_features, **kwargs)
-        if self.__dict__.get("init_score_") is None:
-            return self._plain().predict(X, raw_score=raw_score, **options)
-        result = self.predict_proba(X, raw_score=raw_score, **options)
-        if raw_score or pred_leaf or pred_contrib:
-            return result
-        return self.classes_[np.argmax(result, axis=1)]
+        return self._plain().predict(
+            X, raw_score=raw_score, start_iteration=start_iteration, num_iteration=num_iteration,
+            pred_leaf=pred_leaf, pred_contrib=pred_contrib, validate_features=validate_features,
+            **kwargs)
 
 
 def _eval_labels(eval_set, eval_y):

@@ -9,6 +9,8 @@ import pathlib
 
 import pytest
 
+from boostloss import FocalLoss, GHMLoss
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATASETS = pathlib.Path(os.environ.get("BOOSTLOSS_DATASETS", ROOT.parent / "shared" / "datasets"))
 
@@ -18,3 +20,19 @@ def datasets_dir():
     if not DATASETS.is_dir():
         pytest.skip(f"real datasets not found at {DATASETS} (set BOOSTLOSS_DATASETS)")
     return DATASETS
+
+#: The loss settings that the property, invariance, extreme-value, validation, pickling and thread
+#: tests run through: both Hessian policies, gamma from 0 to 3.5, alpha None and weighted, both GHM
+#: densities, with and without momentum.
+LOSSES = {
+    "focal_gauss_newton": lambda: FocalLoss(gamma=2.0, alpha=0.25, hessian="gauss_newton"),
+    "focal_exact": lambda: FocalLoss(gamma=2.0, alpha=0.25, hessian="exact"),
+    "focal_exact_gamma_3.5": lambda: FocalLoss(gamma=3.5, alpha=None, hessian="exact"),
+    "focal_gauss_newton_gamma_0.3": lambda: FocalLoss(gamma=0.3, alpha=0.9, hessian="gauss_newton"),
+    "focal_exact_gamma_0": lambda: FocalLoss(gamma=0.0, alpha=None, hessian="exact"),
+    "focal_exact_gamma_1": lambda: FocalLoss(gamma=1.0, alpha=0.5, hessian="exact"),
+    "ghm_bins": lambda: GHMLoss(bins=10),
+    "ghm_bins_momentum": lambda: GHMLoss(bins=30, momentum=0.75),
+    "ghm_window": lambda: GHMLoss(density="window", epsilon=0.1),
+    "ghm_window_narrow": lambda: GHMLoss(density="window", epsilon=1e-6),
+}

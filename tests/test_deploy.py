@@ -276,7 +276,6 @@ def test_make_portable_rejects_what_it_cannot_fix(data):
         bll.make_portable(linear, start)
 
 
-@pytest.mark.xfail(strict=True, reason="estimator wiring pending")
 @pytest.mark.parametrize("loss", [FocalLoss(), GHMLoss()], ids=["focal", "ghm"])
 def test_lgb_estimator_saved_model_predicts_its_probabilities(loss, data, tmp_path):
     X, y, X_test, _ = data
@@ -365,3 +364,19 @@ def test_xgb_estimator_saved_model_predicts_its_probabilities(loss, early_stoppi
     booster = xgb.Booster(model_file=tmp_path / "m.json")
     np.testing.assert_array_equal(booster.predict(xgb.DMatrix(X_valid), iteration_range=best),
                                   expected[:, 1])
+
+
+@pytest.mark.parametrize("loss", ["focal", "ghm"])
+def test_lgb_estimator_continued_training_matches_one_training(loss, data, tmp_path):
+    """init_model= from a self-contained model: the start is not counted twice."""
+    X, y, X_test, _ = data
+    kwargs = dict(loss=loss, num_leaves=7, n_jobs=1, random_state=0, verbose=-1)
+    first = boostloss.LGBMClassifier(n_estimators=6, **kwargs).fit(X, y)
+    continued = boostloss.LGBMClassifier(n_estimators=4, **kwargs).fit(X, y, init_model=first.booster_)
+    straight = boostloss.LGBMClassifier(n_estimators=10, **kwargs).fit(X, y)
+    np.testing.assert_allclose(continued.predict_proba(X_test), straight.predict_proba(X_test),
+                               rtol=0, atol=1e-12)
+    continued.booster_.save_model(tmp_path / "m.txt")
+    plain = lgb.Booster(model_file=tmp_path / "m.txt")
+    np.testing.assert_allclose(plain.predict(X_test), straight.predict_proba(X_test)[:, 1],
+                               rtol=0, atol=ATOL)

@@ -7,6 +7,7 @@ import joblib
 import lightgbm as lgb
 import numpy as np
 import pytest
+from scipy.special import expit
 import xgboost as xgb
 from sklearn.base import clone
 from sklearn.datasets import make_classification
@@ -221,10 +222,15 @@ def test_lgbm_without_a_usable_feature_is_the_constant_model(X):
 def test_decision_function_and_errors_follow_sklearn(cls, data):
     X, y = data
     clf = make(cls, FocalLoss()).fit(X, y)
-    if hasattr(clf, "decision_function"):  # lightgbm >= 4.7
+    # The margins, start included: XGBoost's output_margin; LightGBM's decision_function (which
+    # boostloss defines for LightGBM < 4.7 too) and raw_score.
+    if cls is XGBClassifier:
+        margin = clf.predict(X, output_margin=True)
+    else:
         margin = clf.decision_function(X)
-        np.testing.assert_allclose(margin, clf.predict(X, raw_score=True))
-        np.testing.assert_array_equal(clf.predict(X), (margin > 0).astype(int))
+        np.testing.assert_allclose(margin, clf.predict(X, raw_score=True), rtol=1e-12)
+    np.testing.assert_allclose(expit(margin), clf.predict_proba(X)[:, 1], rtol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), (margin > 0).astype(int))
     with pytest.raises(ValueError, match="Only binary classification is supported"):
         make(cls, FocalLoss()).fit(X, np.arange(y.shape[0]) % 3)
     with pytest.raises(ValueError, match="one class"):

@@ -10,20 +10,9 @@ import warnings
 import numpy as np
 import pytest
 
-from boostloss import HESSIAN_FLOOR, FocalLoss, GHMLoss
+from boostloss import HESSIAN_FLOOR
+from conftest import LOSSES
 
-LOSSES = {
-    "focal_gauss_newton": lambda: FocalLoss(gamma=2.0, alpha=0.25, hessian="gauss_newton"),
-    "focal_exact": lambda: FocalLoss(gamma=2.0, alpha=0.25, hessian="exact"),
-    "focal_exact_gamma_3.5": lambda: FocalLoss(gamma=3.5, alpha=None, hessian="exact"),
-    "focal_gauss_newton_gamma_0.3": lambda: FocalLoss(gamma=0.3, alpha=0.9, hessian="gauss_newton"),
-    "focal_exact_gamma_0": lambda: FocalLoss(gamma=0.0, alpha=None, hessian="exact"),
-    "focal_exact_gamma_1": lambda: FocalLoss(gamma=1.0, alpha=0.5, hessian="exact"),
-    "ghm_bins": lambda: GHMLoss(bins=10),
-    "ghm_bins_momentum": lambda: GHMLoss(bins=30, momentum=0.75),
-    "ghm_window": lambda: GHMLoss(density="window", epsilon=0.1),
-    "ghm_window_narrow": lambda: GHMLoss(density="window", epsilon=1e-6),
-}
 
 F32_MAX = float(np.finfo(np.float32).max)  # 3.4028235e38
 F64_MAX = float(np.finfo(np.float64).max)  # 1.7976931348623157e308

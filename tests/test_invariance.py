@@ -9,15 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from boostloss import FocalLoss, GHMLoss
+from boostloss import GHMLoss
+from conftest import LOSSES
 
-LOSSES = {
-    "focal": lambda: FocalLoss(gamma=2.0, alpha=0.25),
-    "focal_exact": lambda: FocalLoss(gamma=1.5, alpha=None, hessian="exact"),
-    "ghm_bins": lambda: GHMLoss(bins=10),
-    "ghm_bins_momentum": lambda: GHMLoss(bins=7, momentum=0.6),
-    "ghm_window": lambda: GHMLoss(density="window", epsilon=0.15),
-}
 
 N = 301
 

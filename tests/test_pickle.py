@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from boostloss import FocalLoss, GHMLoss
+from conftest import LOSSES
 
 
 def _pickle(obj):
@@ -37,13 +38,6 @@ def _joblib(obj):
 ROUND_TRIPS = {"pickle": _pickle, "pickle_protocol2": _pickle_v2, "cloudpickle": _cloudpickle,
                "joblib": _joblib}
 
-LOSSES = {
-    "focal": lambda: FocalLoss(gamma=2.0, alpha=0.25),
-    "focal_exact": lambda: FocalLoss(gamma=0.5, alpha=None, hessian="exact"),
-    "ghm_bins": lambda: GHMLoss(bins=12),
-    "ghm_momentum": lambda: GHMLoss(bins=10, momentum=0.75),
-    "ghm_window": lambda: GHMLoss(density="window", epsilon=0.2),
-}
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 
 from boostloss import FocalLoss, GHMLoss
 from boostloss import _kernels
+from conftest import LOSSES
 
 N_LARGE = 200_000  # several reduction chunks of _kernels.CHUNK samples
 
@@ -22,13 +23,6 @@ needs_two_threads = pytest.mark.skipif(
     _max_threads() < 2, reason="numba was started with a single thread (NUMBA_NUM_THREADS=1)"
 )
 
-LOSSES = {
-    "focal": lambda: FocalLoss(gamma=2.0, alpha=0.25),
-    "focal_exact": lambda: FocalLoss(gamma=2.5, alpha=None, hessian="exact"),
-    "ghm_bins": lambda: GHMLoss(bins=10),
-    "ghm_bins_momentum": lambda: GHMLoss(bins=30, momentum=0.75),
-    "ghm_window": lambda: GHMLoss(density="window", epsilon=0.05),
-}
 
 
 @pytest.fixture(scope="module")

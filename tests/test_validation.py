@@ -11,13 +11,8 @@ import pytest
 from sklearn.base import clone
 
 from boostloss import FocalLoss, GHMLoss
+from conftest import LOSSES
 
-LOSSES = {
-    "focal": lambda: FocalLoss(gamma=2.0, alpha=0.25),
-    "focal_exact": lambda: FocalLoss(gamma=2.0, alpha=None, hessian="exact"),
-    "ghm_bins": lambda: GHMLoss(bins=10, momentum=0.5),
-    "ghm_window": lambda: GHMLoss(density="window", epsilon=0.2),
-}
 
 Y = np.array([0, 1, 1, 0])
 X = np.array([-1.0, 0.5, 2.0, 0.0])
