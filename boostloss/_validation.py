@@ -2,10 +2,14 @@
 
 Every check raises ``ValueError`` (bad value) or ``TypeError`` (bad type) with a message that quotes
 the offending value and says what is allowed. Nothing is coerced silently: labels must already be
-0/1 (bool, int or float), margins must be real numbers, weights non-negative and finite.
+0/1 (bool, int or float), margins must be real numbers, weights non-negative and finite. pandas'
+nullable arrays (``boolean``, ``Int64``, ``Float64``, ...) and object arrays that hold only bools or
+integers count as numbers; a missing value (``pd.NA``, ``None``) in them is an error, and strings are
+never parsed.
 """
 
 import numbers
+import sys
 
 import numpy as np
 
@@ -22,6 +26,64 @@ def describe_values(values):
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _raise_missing(name, missing, values):
+    first = int(np.flatnonzero(missing)[0])
+    raise ValueError(
+        f"{name} has {int(np.count_nonzero(missing))} missing value(s) (first at index {first}: "
+        f"{values[first]!r}); drop or fill them first"
+    )
+
+
+def _numeric_extension_array(name, values):
+    """A pandas nullable array or Series (``boolean``, ``Int64``, ``Float64``, ``int64[pyarrow]``)
+    as a numpy array of its numeric dtype, or None for anything else.
+
+    Before pandas 2.2, ``np.asarray`` turns these into object arrays even without a missing value
+    (pandas 2.2 converts them to their numpy dtype, but an ``Int64`` NA then becomes a float NaN).
+    Reading the dtype first gives one behaviour on every pandas: numbers, and NA is an error.
+    """
+    dtype = getattr(values, "dtype", None)
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)
+    if (isinstance(dtype, np.dtype) or not isinstance(numpy_dtype, np.dtype)
+            or numpy_dtype.kind not in "biuf" or not hasattr(values, "to_numpy")):
+        return None
+    missing = np.asarray(values.isna(), dtype=bool)
+    if missing.any():
+        _raise_missing(name, missing, np.asarray(values, dtype=object).ravel())
+    return values.to_numpy(dtype=numpy_dtype)
+
+
+def _is_missing(value):
+    pandas = sys.modules.get("pandas")  # pd.NA can only exist if pandas is imported
+    return value is None or (pandas is not None and value is pandas.NA) or (
+        isinstance(value, float) and value != value)
+
+
+def _numeric_object_array(name, arr):
+    """An object array that holds only bools (-> bool) or integers (-> int64), else None.
+
+    Such arrays come from ``pd.Series(..., dtype=object)`` or from pandas < 2.2 nullable arrays
+    reaching us through another library. Strings and floats are not converted (the caller rejects
+    them); a missing value among bools and integers is an error that quotes it.
+    """
+    flat = arr.ravel()
+    if flat.size == 0:
+        return None
+    is_bool = np.fromiter((isinstance(v, (bool, np.bool_)) for v in flat), bool, flat.size)
+    is_int = is_bool | np.fromiter((isinstance(v, numbers.Integral) for v in flat), bool, flat.size)
+    if is_bool.all():
+        return flat.astype(np.bool_).reshape(arr.shape)
+    if is_int.all():
+        try:
+            return flat.astype(np.int64).reshape(arr.shape)
+        except OverflowError:
+            return None
+    missing = np.fromiter((_is_missing(v) for v in flat), bool, flat.size)
+    if missing.any() and (is_int | missing).all():
+        _raise_missing(name, missing, flat)
+    return None
+
+
 def _as_1d(name, values):
     """``np.asarray`` with a clear error for the shapes and dtypes no loss can use."""
     if values is None:
@@ -34,7 +96,12 @@ def _as_1d(name, values):
                 "(numpy, pandas, list) or use the CUDA kernels in boostloss.cuda"
             )
         values = get()
-    arr = np.asarray(values)
+    arr = _numeric_extension_array(name, values)
+    if arr is None:
+        arr = np.asarray(values)
+        if arr.dtype == object and arr.ndim:
+            converted = _numeric_object_array(name, arr)
+            arr = arr if converted is None else converted
     if arr.dtype == object or arr.dtype.kind in "USVMmc":
         kind = "complex" if arr.dtype.kind == "c" else str(arr.dtype)
         sample = describe_values(np.ravel(arr)[:_MAX_SHOWN + 1]) if arr.size else ""

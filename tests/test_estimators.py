@@ -1,5 +1,6 @@
 """The drop-in estimators: scikit-learn compatibility, probabilities, labels, weights, search."""
 
+import inspect
 import pickle
 import warnings
 
@@ -37,8 +38,18 @@ CHECKED = [make(XGBClassifier, FocalLoss()),
            LGBMClassifier(loss=FocalLoss(), n_estimators=5, num_leaves=7, n_jobs=1, random_state=0)]
 
 
-@parametrize_with_checks(CHECKED, expected_failed_checks=lambda est: EXPECTED_FAILED)
+# ``expected_failed_checks`` exists from scikit-learn 1.6 on; before, the test marks them itself.
+CHECKS_OPTIONS = (
+    {"expected_failed_checks": lambda est: EXPECTED_FAILED}
+    if "expected_failed_checks" in inspect.signature(parametrize_with_checks).parameters else {}
+)
+
+
+@parametrize_with_checks(CHECKED, **CHECKS_OPTIONS)
 def test_sklearn_compatible(estimator, check):
+    name = getattr(check, "func", check).__name__
+    if not CHECKS_OPTIONS and name in EXPECTED_FAILED:
+        pytest.xfail(EXPECTED_FAILED[name])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         check(estimator)

@@ -1,8 +1,9 @@
 """The answer does not depend on how the same numbers are stored.
 
 Label dtype (float32, float64, ints, bool), margin dtype where the values are exactly
-representable, read-only memory, non-contiguous views, pandas Series (with any index) and plain
-lists all give bit-identical outputs; the inputs are never modified; empty input gives empty output.
+representable, read-only memory, non-contiguous views, pandas Series (with any index; nullable
+dtypes too), object arrays of bools or integers and plain lists all give bit-identical outputs;
+the inputs are never modified; empty input gives empty output.
 """
 
 import numpy as np
@@ -72,6 +73,11 @@ LABEL_FORMS = {
     "series_int64_nullable": lambda y: pd.Series(y.astype(int), dtype="Int64"),
     "series_boolean": lambda y: pd.Series(y.astype(bool), dtype="boolean"),
     "series_category": lambda y: pd.Series(y.astype(int)).astype("category"),
+    "series_uint8_nullable": lambda y: pd.Series(y.astype(np.uint8), dtype="UInt8"),
+    "series_float64_nullable": lambda y: pd.Series(y, dtype="Float64"),
+    "object_int": lambda y: np.array([int(v) for v in y], dtype=object),
+    "object_bool": lambda y: np.array([bool(v) for v in y], dtype=object),
+    "series_object_bool": lambda y: pd.Series(y.astype(bool), dtype=object),
 }
 
 MARGIN_FORMS = {
@@ -85,6 +91,8 @@ MARGIN_FORMS = {
     "series_float32": lambda x: pd.Series(x.astype(np.float32)),
     "dataframe_column": lambda x: pd.DataFrame({"a": x, "b": -x})["a"],
     "fortran_column": lambda x: np.asfortranarray(np.stack([x, -x], axis=1))[:, 0],
+    "series_float64_nullable": lambda x: pd.Series(x, dtype="Float64"),
+    "series_float32_nullable": lambda x: pd.Series(x.astype(np.float32), dtype="Float32"),
 }
 
 WEIGHT_FORMS = {
@@ -94,6 +102,7 @@ WEIGHT_FORMS = {
     "readonly": readonly,
     "strided": strided,
     "series": lambda w: pd.Series(w, index=np.arange(N) + 100),
+    "series_float64_nullable": lambda w: pd.Series(w, dtype="Float64"),
 }
 
 

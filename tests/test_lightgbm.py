@@ -1,5 +1,6 @@
 """LightGBM adapters: the custom logistic reproduces ``binary``; GHM state per training; metrics."""
 
+import inspect
 import pickle
 
 import lightgbm as lgb
@@ -129,9 +130,15 @@ def test_sklearn_objective_and_metric_honour_weights(data):
     clf = lgb.LGBMClassifier(objective=bll.sklearn_objective(focal), n_estimators=8, num_leaves=7,
                              learning_rate=0.3, n_jobs=1, random_state=0, verbose=-1,
                              deterministic=True, force_col_wise=True)
-    clf.fit(X, y, sample_weight=w, init_score=np.full(y.shape[0], start), eval_X=X, eval_y=y,
+    # LightGBM 4.7 added eval_X/eval_y and deprecated eval_set; before 4.7 only eval_set exists.
+    if "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters:
+        evals = dict(eval_X=X, eval_y=y)
+    else:
+        evals = dict(eval_set=[(X, y)])
+    clf.fit(X, y, sample_weight=w, init_score=np.full(y.shape[0], start), **evals,
             eval_sample_weight=[w], eval_init_score=[np.full(y.shape[0], start)],
             eval_metric=bll.sklearn_metric(focal))
+    assert [len(curves["focal"]) for curves in clf.evals_result_.values()] == [8]
     booster, _ = train_custom(focal, X, y, w)
     np.testing.assert_allclose(clf.predict(X, raw_score=True), booster.predict(X, raw_score=True),
                                atol=1e-9)

@@ -7,6 +7,7 @@ and the first call of a method raises.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 
@@ -37,6 +38,24 @@ BAD_DATA = [
     ("labels_2d", np.array([[0, 1], [1, 0]]), X, None, ValueError, r"y_true must be 1-D.*\(2, 2\)"),
     ("labels_datetime", np.array(["2020-01-01"] * 4, dtype="datetime64[D]"), X, None, TypeError,
      r"y_true must hold real numbers"),
+    # pandas nullable arrays and object arrays of bools/ints are numbers, but a missing value is
+    # an error on every pandas (before 2.2 NA came as an object array, since as a float NaN).
+    ("labels_nullable_int_na", pd.Series([0, None, 1, 0], dtype="Int64"), X, None, ValueError,
+     r"y_true has 1 missing value\(s\) \(first at index 1: <NA>\); drop or fill"),
+    ("labels_boolean_na", pd.Series([True, False, None, None], dtype="boolean"), X, None, ValueError,
+     r"y_true has 2 missing value\(s\) \(first at index 2: <NA>\)"),
+    ("labels_object_none", np.array([0, 1, None, 0], dtype=object), X, None, ValueError,
+     r"y_true has 1 missing value\(s\) \(first at index 2: None\)"),
+    ("labels_object_pd_na", np.array([True, pd.NA, False, True], dtype=object), X, None, ValueError,
+     r"y_true has 1 missing value\(s\) \(first at index 1: <NA>\)"),
+    ("labels_object_digit_strings", np.array(["0", "1", "1", "0"], dtype=object), X, None, TypeError,
+     r"y_true must hold real numbers, got dtype object \(first values: '0'"),
+    ("labels_object_floats", np.array([0.0, 1.0, 1.0, 0.0], dtype=object), X, None, TypeError,
+     r"y_true must hold real numbers, got dtype object"),
+    ("labels_object_bool_and_string", np.array([True, "no", False, True], dtype=object), X, None,
+     TypeError, r"y_true.*dtype object"),
+    ("labels_nullable_int_2", pd.Series([0, 2, 1, 0], dtype="Int64"), X, None, ValueError,
+     r"other value\(s\): 2"),
     # margins
     ("margin_nan", Y, [-1.0, np.nan, 2.0, 0.0], None, ValueError, r"non-finite.*index 1: nan"),
     ("margin_inf", Y, [-1.0, 0.5, np.inf, 0.0], None, ValueError, r"non-finite.*index 2: inf"),
@@ -52,6 +71,8 @@ BAD_DATA = [
     ("margins_strings", Y, ["a", "b", "c", "d"], None, TypeError, r"raw_prediction must hold real numbers"),
     ("margins_none", Y, None, None, TypeError, r"raw_prediction must be an array-like.*None"),
     ("margins_complex", Y, np.zeros(4, dtype=complex), None, TypeError, r"raw_prediction.*complex"),
+    ("margins_nullable_na", Y, pd.Series([0.0, 1.0, None, 0.0], dtype="Float64"), None, ValueError,
+     r"raw_prediction has 1 missing value\(s\) \(first at index 2: <NA>\)"),
     # weights
     ("weight_negative", Y, X, [1.0, -1.0, 1.0, 1.0], ValueError, r"finite and >= 0.*1 bad value\(s\): -1\.0"),
     ("weight_nan", Y, X, [1.0, 1.0, np.nan, 1.0], ValueError, r"finite and >= 0.*nan"),
@@ -61,6 +82,14 @@ BAD_DATA = [
     ("weights_2d", Y, X, np.ones((4, 1)), ValueError, r"sample_weight must be 1-D.*\(4, 1\)"),
     ("weights_bool", Y, X, np.ones(4, dtype=bool), TypeError, r"sample_weight must hold numbers.*boolean"),
     ("weights_strings", Y, X, ["1", "1", "1", "1"], TypeError, r"sample_weight must hold real numbers"),
+    ("weights_nullable_na", Y, X, pd.Series([1.0, None, 2.0, 1.0], dtype="Float64"), ValueError,
+     r"sample_weight has 1 missing value\(s\) \(first at index 1: <NA>\)"),
+    ("weights_boolean_nullable", Y, X, pd.Series([True] * 4, dtype="boolean"), TypeError,
+     r"sample_weight must hold numbers.*boolean"),
+    ("weights_object_bools", Y, X, np.array([True] * 4, dtype=object), TypeError,
+     r"sample_weight must hold numbers.*boolean"),
+    ("weights_nullable_negative", Y, X, pd.Series([1, -1, 1, 1], dtype="Int64"), ValueError,
+     r"finite and >= 0.*-1\.0"),
     ("weights_sum_overflows", Y, X, [1e308, 1e308, 1.0, 1.0], ValueError, r"sample_weight.*sum.*inf"),
 ]
 

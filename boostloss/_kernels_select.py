@@ -1,0 +1,784 @@
+"""Numba kernels of OHEM (online hard example mining): the per-round selection and its derivatives.
+
+Every boosting round OHEM keeps all positives and only the hardest negatives; the other rows get
+gradient 0 and Hessian 0 for that round (Shrivastava, Gupta, Girshick 2016, "Training Region-based
+Object Detectors with Online Hard Example Mining", arXiv:1604.03540; SSD's rule of 3 negatives per
+positive, Liu et al. 2016, arXiv:1512.02325). See ``MATH.md``, section "OHEM".
+
+The ranking
+    Negatives are ranked by their current cross-entropy loss, hardest first. For the binary
+    cross-entropy of a negative, ``log1p(exp(x))`` is strictly increasing in the margin ``x``, so the
+    kernels rank by the margin itself (exact, and no rounding of the loss can merge two margins);
+    ``-0.0`` and ``+0.0`` are the same margin. The multi-class variant ranks background rows by their
+    computed loss ``-log p_background``. Ties (every negative ties at a constant start) are broken by
+    a caller-supplied random key per row, smaller key first, and rows equal in both (repeated keys) by
+    row index. The ranking is therefore the order of ``np.lexsort((row, tie_keys, -score))``.
+
+The kept set
+    Unweighted: the first ``k = min(n_neg, ceil(ratio * n_pos))`` negatives of the ranking, with
+    ``ratio * n_pos`` evaluated in float64. Weighted: the shortest prefix of the ranking whose total
+    weight reaches ``ratio * W_pos`` (all of them when the negatives weigh less). Negatives of weight 0
+    carry nothing and are never kept (they are not part of the ranking). Every positive is kept,
+    whatever its weight. No positives (or ``W_pos = 0``): no negative is kept.
+
+The selection is a radix select, O(n), no sort: the ranking key is the triple (score, tie key,
+row index). A level takes the candidates' range of the current component and splits it into 2**11
+buckets (scores linearly in value, integer components by their top bits above the common prefix),
+walks the buckets in ranking order to the one where the count (or weight) reaches the target, and
+keeps only that bucket's rows as the next level's candidates; a component on which all candidates
+agree is skipped. The passes over all rows are three: a census (counts, weights, score range), the
+first level's histogram, and one pass that marks the rows of the buckets before the boundary bucket
+and gathers the rows of that bucket; the later levels only see those few rows. Passes over many rows
+run over fixed-size chunks in parallel, their loops free of branches on the (random) class of a
+row, and partial counts and sums are added in chunk order, so the kept set and the returned weight
+are bit-identical whatever the number of numba threads.
+
+The tie keys must be drawn once per training data (not per round) from a seeded generator, e.g.
+:func:`tie_keys`; redrawing them every round would make the order at a tie random across rounds.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from boostloss._kernels import CHUNK, HESSIAN_FLOOR, _gradient_norm_parts
+
+__all__ = [
+    "ohem_select",
+    "ohem_grad_hess",
+    "ohem_select_softmax",
+    "ohem_softmax_grad_hess",
+    "softmax_negative_loss",
+    "ohem_best_constant",
+    "tie_keys",
+]
+
+_DIGIT_BITS = 11
+_BUCKETS = 1 << _DIGIT_BITS
+_INT64_MIN = np.int64(-(1 << 63))
+_LOW63 = np.int64((1 << 63) - 1)
+
+#: Components of the ranking key, in lexicographic order.
+_SCORE, _TIE, _ROW = 0, 1, 2
+
+
+# --------------------------------------------------------------------------------------------
+# Ranking keys: int64 images whose signed order is the ranking order (smaller = harder)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def _score_rank(s):
+    """Order-reversing int64 image of a score (higher score = harder = smaller image).
+
+    The float64 bit pattern read as int64 orders like the value for non-negative floats; for
+    negative ones the 63 low bits are flipped. ``+ 0.0`` turns ``-0.0`` into ``+0.0``. Bitwise NOT
+    reverses the order without overflow.
+    """
+    b = np.float64(np.float64(s) + 0.0).view(np.int64)
+    if b < 0:
+        b ^= _LOW63
+    return ~b
+
+
+def _tie_rank(t):  # pragma: no cover - replaced by the overload below inside jitted code
+    raise NotImplementedError
+
+
+@overload(_tie_rank, inline="always")
+def _tie_rank_overload(t):
+    """int64 image of a tie key whose signed order is the key's own order (uint64 or int64)."""
+    if isinstance(t, types.Integer) and not t.signed:
+        return lambda t: np.int64(t) ^ _INT64_MIN
+    return lambda t: np.int64(t)
+
+
+@njit(cache=True, inline="always")
+def _rank_to_score(r):
+    """Inverse of :func:`_score_rank` (up to the sign of zero)."""
+    b = ~r
+    if b < 0:
+        b ^= _LOW63
+    return np.int64(b).view(np.float64)
+
+
+@njit(cache=True, inline="always")
+def _component(domain, score, ties, i):
+    if domain == _SCORE:
+        return _score_rank(score[i])
+    if domain == _TIE:
+        return _tie_rank(ties[i])
+    return np.int64(i)
+
+
+@njit(cache=True, inline="always")
+def _digit(key, low, shift):
+    """``(key - low) >> shift`` as unsigned 64-bit arithmetic (the difference may exceed 2**63)."""
+    d = key - low
+    if shift == 0:
+        return d
+    return (d >> shift) & ((np.int64(1) << (64 - shift)) - 1)
+
+
+@njit(cache=True, inline="always")
+def _float_bucket(s, top_score, scale):
+    """Linear value bucket, clamped in floating point first: rows that are not candidates (the
+    positives, in branch-free loops) may lie outside the candidates' range."""
+    d = (top_score - np.float64(s)) * scale
+    return np.int64(min(max(d, 0.0), _BUCKETS - 1.0))
+
+
+@njit(cache=True, inline="always")
+def _bucket(domain, score, ties, i, low, shift, top_score, scale):
+    """Bucket of row ``i`` at a level; buckets are in ranking order (bucket 0 holds the hardest).
+
+    Scores are bucketed linearly in value, ``floor((top_score - s) * scale)``: the float bit
+    patterns are logarithmic, so their top bits would put most margins of a typical round into a
+    handful of buckets. Subtracting from a constant and scaling by a positive one are monotone in
+    floating point, so a lower bucket never holds an easier row. ``scale = 0`` marks a level that
+    uses the integer digits (tie keys, rows, or a score range too wide or too narrow for floats).
+    Rows that are not candidates get some bucket in range (branch-free loops ignore it).
+    """
+    if domain == _SCORE and scale > 0.0:
+        return _float_bucket(score[i], top_score, scale)
+    # Candidates' digits are below _BUCKETS already; the mask keeps other rows' in range.
+    return _digit(_component(domain, score, ties, i), low, shift) & (_BUCKETS - 1)
+
+
+@njit(cache=True)
+def _plan(domain, low, high):
+    """Digit parameters ``(shift, top_score, scale)`` of a level over the keys ``low..high``."""
+    if domain == _SCORE:
+        top_score = _rank_to_score(low)
+        span = top_score - _rank_to_score(high)
+        if span > 0.0 and math.isfinite(span):
+            scale = _BUCKETS / span
+            if scale > 0.0 and math.isfinite(scale):
+                return 0, top_score, scale
+    span = high - low
+    if span < 0:
+        bits = 64
+    else:
+        bits = 0
+        while span > 0:
+            bits += 1
+            span >>= 1
+    return max(0, bits - _DIGIT_BITS), 0.0, 0.0
+
+
+@njit(cache=True, inline="always")
+def _is_candidate(y, w, weighted, negative_label, i):
+    return y[i] == negative_label and (not weighted or w[i] > 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# The selection engine, shared by the binary and the softmax kernels
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, parallel=True)
+def _census(y, score, w, weighted, negative_label):
+    """Per-chunk statistics, combined in chunk order.
+
+    Returns ``(n_pos, w_pos, n_cand, w_cand, low, high)``: positives (rows not of the negative
+    label) and their weight, candidate negatives (weight > 0) and their weight, and the candidates'
+    smallest and largest score rank.
+    """
+    n = y.shape[0]
+    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
+    counts = np.empty((n_chunks, 2), dtype=np.int64)
+    sums = np.empty((n_chunks, 2))
+    ranks = np.empty((n_chunks, 2), dtype=np.int64)
+    for c in prange(n_chunks):
+        start = c * CHUNK
+        stop = min(start + CHUNK, n)
+        n_pos = 0
+        w_pos = 0.0
+        n_cand = 0
+        w_cand = 0.0
+        low = np.int64(_LOW63)
+        high = np.int64(_INT64_MIN)
+        # Branch-free (the class of a row is random); unweighted, no floating-point sum at all
+        # (a running float sum is a chain of dependent additions that nothing can reorder).
+        if weighted:
+            for i in range(start, stop):
+                wi = w[i]
+                negative = y[i] == negative_label
+                candidate = negative & (wi > 0.0)
+                n_pos += 0 if negative else 1
+                w_pos += 0.0 if negative else wi
+                n_cand += 1 if candidate else 0
+                w_cand += wi if candidate else 0.0
+                k = _score_rank(score[i])
+                low = min(low, k if candidate else _LOW63)
+                high = max(high, k if candidate else _INT64_MIN)
+        else:
+            for i in range(start, stop):
+                candidate = y[i] == negative_label
+                n_cand += 1 if candidate else 0
+                k = _score_rank(score[i])
+                low = min(low, k if candidate else _LOW63)
+                high = max(high, k if candidate else _INT64_MIN)
+            n_pos = (stop - start) - n_cand
+            w_pos = float(n_pos)
+            w_cand = float(n_cand)
+        counts[c, 0] = n_pos
+        counts[c, 1] = n_cand
+        sums[c, 0] = w_pos
+        sums[c, 1] = w_cand
+        ranks[c, 0] = low
+        ranks[c, 1] = high
+    n_pos = 0
+    n_cand = 0
+    w_pos = 0.0
+    w_cand = 0.0
+    low = np.int64(_LOW63)
+    high = np.int64(_INT64_MIN)
+    for c in range(n_chunks):
+        n_pos += counts[c, 0]
+        n_cand += counts[c, 1]
+        w_pos += sums[c, 0]
+        w_cand += sums[c, 1]
+        low = min(low, ranks[c, 0])
+        high = max(high, ranks[c, 1])
+    return n_pos, w_pos, n_cand, w_cand, low, high
+
+
+@njit(cache=True, parallel=True)
+def _tie_range(y, w, weighted, negative_label, ties):
+    """Smallest and largest tie rank of the candidate negatives."""
+    n = y.shape[0]
+    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
+    ranks = np.empty((n_chunks, 2), dtype=np.int64)
+    for c in prange(n_chunks):
+        low = np.int64(_LOW63)
+        high = np.int64(_INT64_MIN)
+        for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
+            if _is_candidate(y, w, weighted, negative_label, i):
+                k = _tie_rank(ties[i])
+                low = min(low, k)
+                high = max(high, k)
+        ranks[c, 0] = low
+        ranks[c, 1] = high
+    low = np.int64(_LOW63)
+    high = np.int64(_INT64_MIN)
+    for c in range(n_chunks):
+        low = min(low, ranks[c, 0])
+        high = max(high, ranks[c, 1])
+    return low, high
+
+
+@njit(cache=True, inline="always")
+def _histogram_row(i, b, y, w, weighted, negative_label, counts, weights):
+    if weighted:
+        wi = w[i]
+        candidate = (y[i] == negative_label) & (wi > 0.0)
+        counts[b] += 1 if candidate else 0
+        weights[b] += wi if candidate else 0.0
+    else:
+        counts[b] += 1 if y[i] == negative_label else 0
+
+
+@njit(cache=True, inline="always")
+def _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
+                          top_score, scale, counts_out, weights_out):
+    """Bucket counts (weights) of the candidate negatives among the rows of chunk ``c``.
+
+    Branch-free in the row's class (which is random, so a branch would be mispredicted): every row
+    gets a bucket and the others add 0 to it. The loop over scores in value buckets (the usual
+    level) is written out on its own so that nothing else is evaluated per row.
+    """
+    start = c * CHUNK
+    stop = min(start + CHUNK, y.shape[0])
+    counts = counts_out[c]
+    weights = weights_out[c]
+    for b in range(_BUCKETS):
+        counts[b] = 0
+        weights[b] = 0.0
+    if domain == _SCORE and scale > 0.0:
+        for i in range(start, stop):
+            b = _float_bucket(score[i], top_score, scale)
+            _histogram_row(i, b, y, w, weighted, negative_label, counts, weights)
+    else:
+        for i in range(start, stop):
+            b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
+            _histogram_row(i, b, y, w, weighted, negative_label, counts, weights)
+
+
+@njit(cache=True, parallel=True)
+def _rows_histogram(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score,
+                    scale, counts_out, weights_out):
+    """First level: per-chunk bucket counts (weights) over all rows, shape (n_chunks, _BUCKETS)."""
+    for c in prange(counts_out.shape[0]):
+        _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
+                              top_score, scale, counts_out, weights_out)
+
+
+@njit(cache=True, inline="always")
+def _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out, pos, kept,
+               kept_w):
+    negative = y[i] == negative_label
+    wi = w[i] if weighted else 1.0
+    candidate = negative & (wi > 0.0)
+    keep_negative = candidate & (b < bucket)
+    keep_out[i] = 1 if (keep_negative | (not negative)) else 0
+    if candidate & (b == bucket):
+        cand_out[pos] = i
+        pos += 1
+    if weighted:
+        kept_w += wi if keep_negative else 0.0
+    return pos, kept + (1 if keep_negative else 0), kept_w
+
+
+@njit(cache=True, inline="always")
+def _mark_split_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
+                      top_score, scale, bucket, offsets, keep_out, cand_out, kept_counts,
+                      kept_weights):
+    start = c * CHUNK
+    stop = min(start + CHUNK, y.shape[0])
+    pos = offsets[c]
+    kept = 0
+    kept_w = 0.0
+    if domain == _SCORE and scale > 0.0:
+        for i in range(start, stop):
+            b = _float_bucket(score[i], top_score, scale)
+            pos, kept, kept_w = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out,
+                                           cand_out, pos, kept, kept_w)
+    else:
+        for i in range(start, stop):
+            b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
+            pos, kept, kept_w = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out,
+                                           cand_out, pos, kept, kept_w)
+    kept_counts[c] = kept
+    kept_weights[c] = kept_w if weighted else float(kept)
+
+
+@njit(cache=True, parallel=True)
+def _mark_split(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score, scale,
+                bucket, chunk_counts, keep_out, cand_out):
+    """Keep the rows of buckets before ``bucket``, gather those of ``bucket`` into ``cand_out``.
+
+    Candidates of the boundary bucket get ``keep_out = 0`` here (each chunk writes its own segment
+    of ``cand_out``, so they stay in row order); returns the count and weight of the negatives kept
+    so far (chunk-ordered sums).
+    """
+    n_chunks = chunk_counts.shape[0]
+    offsets = np.empty(n_chunks + 1, dtype=np.int64)
+    offsets[0] = 0
+    for c in range(n_chunks):
+        offsets[c + 1] = offsets[c] + chunk_counts[c, bucket]
+    kept_counts = np.empty(n_chunks, dtype=np.int64)
+    kept_weights = np.empty(n_chunks)
+    for c in prange(n_chunks):
+        _mark_split_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
+                          top_score, scale, bucket, offsets, keep_out, cand_out, kept_counts,
+                          kept_weights)
+    n_kept = 0
+    w_kept = 0.0
+    for c in range(n_chunks):
+        n_kept += kept_counts[c]
+        w_kept += kept_weights[c]
+    return n_kept, w_kept
+
+
+@njit(cache=True, inline="always")
+def _cand_histogram_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
+                          counts_out, weights_out):
+    start = c * CHUNK
+    stop = min(start + CHUNK, cand.shape[0])
+    for b in range(_BUCKETS):
+        counts_out[c, b] = 0
+        weights_out[c, b] = 0.0
+    for j in range(start, stop):
+        i = cand[j]
+        b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
+        counts_out[c, b] += 1
+        if weighted:
+            weights_out[c, b] += w[i]
+
+
+@njit(cache=True, inline="always")
+def _cand_gather_chunk(c, score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                       offsets, cand_out):
+    pos = offsets[c]
+    for j in range(c * CHUNK, min(c * CHUNK + CHUNK, cand.shape[0])):
+        i = cand[j]
+        if _bucket(domain, score, ties, i, low, shift, top_score, scale) == bucket:
+            cand_out[pos] = i
+            pos += 1
+
+
+@njit(cache=True, parallel=True)
+def _cand_histogram_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
+                             counts_out, weights_out):
+    for c in prange(counts_out.shape[0]):
+        _cand_histogram_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score,
+                              scale, counts_out, weights_out)
+
+
+@njit(cache=True, parallel=True)
+def _cand_gather_parallel(score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                          offsets, cand_out):
+    for c in prange(offsets.shape[0] - 1):
+        _cand_gather_chunk(c, score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                           offsets, cand_out)
+
+
+@njit(cache=True)
+def _cand_level(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, counts_out,
+                weights_out):
+    """Per-chunk bucket counts (weights) of the candidates ``cand``; threads only for many."""
+    if counts_out.shape[0] == 1:
+        _cand_histogram_chunk(0, score, w, weighted, ties, cand, domain, low, shift, top_score,
+                              scale, counts_out, weights_out)
+    else:
+        _cand_histogram_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score,
+                                 scale, counts_out, weights_out)
+
+
+@njit(cache=True)
+def _cand_gather(score, ties, cand, domain, low, shift, top_score, scale, bucket, chunk_counts,
+                 cand_out):
+    """The candidates of ``bucket``, in their order, into ``cand_out``."""
+    n_chunks = chunk_counts.shape[0]
+    offsets = np.empty(n_chunks + 1, dtype=np.int64)
+    offsets[0] = 0
+    for c in range(n_chunks):
+        offsets[c + 1] = offsets[c] + chunk_counts[c, bucket]
+    if n_chunks == 1:
+        _cand_gather_chunk(0, score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                           offsets, cand_out)
+    else:
+        _cand_gather_parallel(score, ties, cand, domain, low, shift, top_score, scale, bucket,
+                              offsets, cand_out)
+
+
+@njit(cache=True)
+def _candidate_range(score, ties, cand, m, domain):
+    low = np.int64(_LOW63)
+    high = np.int64(_INT64_MIN)
+    for j in range(m):
+        k = _component(domain, score, ties, cand[j])
+        low = min(low, k)
+        high = max(high, k)
+    return low, high
+
+
+@njit(cache=True)
+def _walk(counts, weights, weighted, acc_count, acc_weight, need_count, need_weight):
+    """The bucket where the running count (weight) reaches the target, and the totals before it.
+
+    Buckets are walked in ranking order; the chunk rows of a bucket are added in chunk order. If
+    weighted partial sums fall short by rounding, the last non-empty bucket is the answer.
+    """
+    n_chunks = counts.shape[0]
+    last = -1
+    last_count = acc_count
+    last_weight = acc_weight
+    for b in range(_BUCKETS):
+        bc = 0
+        bw = 0.0
+        for c in range(n_chunks):
+            bc += counts[c, b]
+            if weighted:
+                bw += weights[c, b]
+        if bc == 0:
+            continue
+        if weighted:
+            if acc_weight + bw >= need_weight:
+                return b, acc_count, acc_weight
+        elif acc_count + bc >= need_count:
+            return b, acc_count, acc_weight
+        last, last_count, last_weight = b, acc_count, acc_weight
+        acc_count += bc
+        acc_weight += bw
+    return last, last_count, last_weight
+
+
+@njit(cache=True)
+def _next_domain(score, ties, cand, m, domain):
+    """The first component, from ``domain`` on, on which the candidates differ, and its range."""
+    low, high = _candidate_range(score, ties, cand, m, domain)
+    while low == high:
+        domain += 1
+        if domain == _ROW:
+            return domain, cand[0], cand[m - 1]  # rows in increasing order, all different
+        low, high = _candidate_range(score, ties, cand, m, domain)
+    return domain, low, high
+
+
+@njit(cache=True)
+def _refine(y, score, w, weighted, negative_label, ties, cand, domain, acc_count, acc_weight,
+            need_count, need_weight):
+    """Row of the boundary (last kept) negative among the candidates ``cand`` (in row order).
+
+    ``acc_count``/``acc_weight``: what the rows ranked before all candidates already hold.
+    """
+    m = cand.shape[0]
+    while m > 1:
+        domain, low, high = _next_domain(score, ties, cand, m, domain)
+        shift, top_score, scale = _plan(domain, low, high)
+        n_chunks = max(1, (m + CHUNK - 1) // CHUNK)
+        counts = np.empty((n_chunks, _BUCKETS), dtype=np.int64)
+        weights = np.empty((n_chunks, _BUCKETS))
+        _cand_level(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, counts,
+                    weights)
+        bucket, acc_count, acc_weight = _walk(counts, weights, weighted, acc_count, acc_weight,
+                                              need_count, need_weight)
+        size = 0
+        for c in range(n_chunks):
+            size += counts[c, bucket]
+        next_cand = np.empty(size, dtype=np.int64)
+        _cand_gather(score, ties, cand, domain, low, shift, top_score, scale, bucket, counts,
+                     next_cand)
+        cand = next_cand
+        m = size
+    return cand[0]
+
+
+@njit(cache=True, parallel=True)
+def _mark_all_or_none(y, w, weighted, negative_label, keep_all, keep_out):
+    """``keep_out`` when every candidate negative is kept (or none); returns count and weight."""
+    n = y.shape[0]
+    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
+    counts = np.empty(n_chunks, dtype=np.int64)
+    sums = np.empty(n_chunks)
+    for c in prange(n_chunks):
+        kept = 0
+        kept_w = 0.0
+        for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
+            keep = y[i] != negative_label
+            if not keep and keep_all and (not weighted or w[i] > 0.0):
+                keep = True
+                kept += 1
+                kept_w += w[i] if weighted else 1.0
+            keep_out[i] = 1 if keep else 0
+        counts[c] = kept
+        sums[c] = kept_w
+    n_kept = 0
+    w_kept = 0.0
+    for c in range(n_chunks):
+        n_kept += counts[c]
+        w_kept += sums[c]
+    return n_kept, w_kept
+
+
+@njit(cache=True)
+def _select(y, score, w, negative_label, ratio, ties, keep_out):
+    n = y.shape[0]
+    weighted = w.shape[0] > 0
+    n_pos, w_pos, n_cand, w_cand, low, high = _census(y, score, w, weighted, negative_label)
+    need_count = np.int64(0)
+    need_weight = 0.0
+    if weighted:
+        need_weight = ratio * w_pos
+        if need_weight <= 0.0 or n_cand == 0:
+            return _mark_all_or_none(y, w, weighted, negative_label, False, keep_out)
+        if need_weight >= w_cand:
+            return _mark_all_or_none(y, w, weighted, negative_label, True, keep_out)
+    else:
+        need = math.ceil(ratio * n_pos)
+        if need <= 0 or n_cand == 0:
+            return _mark_all_or_none(y, w, weighted, negative_label, False, keep_out)
+        if need >= n_cand:
+            return _mark_all_or_none(y, w, weighted, negative_label, True, keep_out)
+        need_count = np.int64(need)
+
+    # First level over all rows, on the first component on which the candidates differ.
+    domain = _SCORE
+    if low == high:
+        domain = _TIE
+        low, high = _tie_range(y, w, weighted, negative_label, ties)
+        if low == high:
+            domain = _ROW
+            low, high = 0, n - 1
+    shift, top_score, scale = _plan(domain, low, high)
+    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
+    counts = np.empty((n_chunks, _BUCKETS), dtype=np.int64)
+    weights = np.empty((n_chunks, _BUCKETS))
+    _rows_histogram(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score,
+                    scale, counts, weights)
+    bucket, acc_count, acc_weight = _walk(counts, weights, weighted, 0, 0.0, need_count,
+                                          need_weight)
+    size = 0
+    for c in range(n_chunks):
+        size += counts[c, bucket]
+    cand = np.empty(size, dtype=np.int64)
+    n_kept, w_kept = _mark_split(y, score, w, weighted, negative_label, ties, domain, low, shift,
+                                 top_score, scale, bucket, counts, keep_out, cand)
+
+    # The boundary bucket's rows: refine to the boundary row, keep those ranked up to it.
+    b_row = _refine(y, score, w, weighted, negative_label, ties, cand, domain, acc_count,
+                    acc_weight, need_count, need_weight)
+    b_score = _score_rank(score[b_row])
+    b_tie = _tie_rank(ties[b_row])
+    for j in range(size):
+        i = cand[j]
+        ks = _score_rank(score[i])
+        kt = _tie_rank(ties[i])
+        if ks < b_score or (ks == b_score and (kt < b_tie or (kt == b_tie and i <= b_row))):
+            keep_out[i] = 1
+            n_kept += 1
+            w_kept += w[i] if weighted else 1.0
+    return n_kept, w_kept
+
+
+# --------------------------------------------------------------------------------------------
+# Binary OHEM
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def ohem_select(y, x, w, ratio, tie_keys, keep_out):
+    """Keep every positive and the hardest negatives; returns ``(n_kept_neg, kept_neg_weight)``.
+
+    Parameters
+    ----------
+    y : float64 array (n,)
+        Labels in {0, 1}.
+    x : float32 or float64 array (n,)
+        Current margins. A negative's cross-entropy ``log1p(exp(x))`` increases with ``x``, so the
+        hardest negatives are those with the highest margins.
+    w : float64 array (n,) or empty
+        Sample weights (empty: all ones).
+    ratio : float
+        Negatives kept per positive: ``k = min(n_neg, ceil(ratio * n_pos))``, or weighted the
+        shortest prefix of the ranking whose weight reaches ``ratio * W_pos``.
+    tie_keys : uint64 or int64 array (n,)
+        Random keys, drawn once per training data; at equal margins the smaller key ranks first.
+    keep_out : uint8 or bool array (n,)
+        Set to 1 for kept rows, 0 for the others.
+
+    The selection is O(n) (radix select) and bit-identical across thread counts; see the module
+    docstring for the ranking and the treatment of zero weights.
+    """
+    return _select(y, x, w, 0.0, ratio, tie_keys, keep_out)
+
+
+@njit(cache=True, parallel=True)
+def ohem_grad_hess(y, x, w, keep, grad_out, hess_out):
+    """Cross-entropy derivatives of the kept rows, exactly 0 for the others.
+
+    Kept rows: ``grad = w (p - y)``, ``hess = w max(p (1 - p), HESSIAN_FLOOR)`` with
+    ``p = sigmoid(x)``; dropped rows: ``grad = hess = +0.0``.
+    """
+    n = x.shape[0]
+    weighted = w.shape[0] > 0
+    for i in prange(n):
+        diff, hess, _, _ = _gradient_norm_parts(np.float64(x[i]), y[i])
+        if not hess > HESSIAN_FLOOR:
+            hess = HESSIAN_FLOOR
+        if weighted:
+            diff *= w[i]
+            hess *= w[i]
+        kept = keep[i] != 0
+        grad_out[i] = diff if kept else 0.0
+        hess_out[i] = hess if kept else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Multi-class OHEM: the rows of a background class play the negatives
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def _log_sum_exp_row(x, i):
+    k_classes = x.shape[1]
+    top = np.float64(x[i, 0])
+    for k in range(1, k_classes):
+        top = max(top, np.float64(x[i, k]))
+    s = 0.0
+    for k in range(k_classes):
+        s += math.exp(np.float64(x[i, k]) - top)
+    return top, s
+
+
+@njit(cache=True, parallel=True)
+def softmax_negative_loss(x, negative_class, out):
+    """``-log p_negative = LSE(x_i) - x_i[negative_class]`` of every row, into ``out``.
+
+    Stable: ``(max_k x_ik - x_i,neg) + log(sum_k exp(x_ik - max))``, both terms >= 0 (the sum is at
+    least 1), so the loss is never negative.
+    """
+    for i in prange(x.shape[0]):
+        top, s = _log_sum_exp_row(x, i)
+        out[i] = (top - np.float64(x[i, negative_class])) + math.log(s)
+
+
+@njit(cache=True)
+def ohem_select_softmax(y, x, w, negative_class, ratio, tie_keys, keep_out):
+    """Multi-class OHEM selection; returns ``(n_kept_neg, kept_neg_weight)``.
+
+    ``y``: float64 class labels in 0..K-1; ``x``: (n, K) margins. Rows of ``negative_class`` are the
+    negatives, ranked by ``-log p_negative`` (highest first, ties by ``tie_keys``, then row); rows of
+    every other class are kept. The count rule is that of :func:`ohem_select` with ``n_pos`` the
+    number (weight) of non-background rows.
+    """
+    loss = np.empty(x.shape[0])
+    softmax_negative_loss(x, negative_class, loss)
+    return _select(y, loss, w, np.float64(negative_class), ratio, tie_keys, keep_out)
+
+
+@njit(cache=True, parallel=True)
+def ohem_softmax_grad_hess(y, x, w, keep, grad_out, hess_out):
+    """Softmax cross-entropy derivatives of the kept rows, exactly 0 for the others.
+
+    Kept rows: ``grad_k = w (p_k - [k == y])``, ``hess_k = w max(p_k (1 - p_k), HESSIAN_FLOOR)`` with
+    ``p = softmax(x_i)`` (the diagonal; the framework's own Hessian factor is the adapter's business).
+    ``1 - p_k`` is evaluated as ``(s - e_k) / s`` so it does not cancel for a dominant class.
+    """
+    n = x.shape[0]
+    k_classes = x.shape[1]
+    weighted = w.shape[0] > 0
+    for i in prange(n):
+        if keep[i] == 0:
+            for k in range(k_classes):
+                grad_out[i, k] = 0.0
+                hess_out[i, k] = 0.0
+            continue
+        top, s = _log_sum_exp_row(x, i)
+        wi = w[i] if weighted else 1.0
+        label = int(y[i])
+        for k in range(k_classes):
+            e = math.exp(np.float64(x[i, k]) - top)
+            p = e / s
+            q = (s - e) / s
+            g = p - 1.0 if k == label else p
+            h = p * q
+            if not h > HESSIAN_FLOOR:
+                h = HESSIAN_FLOOR
+            grad_out[i, k] = wi * g
+            hess_out[i, k] = wi * h
+
+
+# --------------------------------------------------------------------------------------------
+# Pure-Python helpers
+# --------------------------------------------------------------------------------------------
+
+
+def ohem_best_constant(positive_weight, kept_negative_weight):
+    """The cross-entropy minimiser over the kept set at a constant start: ``log(W+ / W-kept)``.
+
+    At a constant start every negative ties, so the kept set is ``ceil(ratio * n+)`` negatives
+    (unweighted), and the constant margin ``s`` with ``sum_kept (sigmoid(s) - y) = 0`` is
+    ``log(n+ / k) = -log(ratio)`` when ``ratio * n+`` is a whole number not above ``n-``. Weighted:
+    pass the positives' total weight and the kept negatives' weight returned by :func:`ohem_select`
+    called on constant margins. The kept set does not change at the new constant (all still tie).
+    """
+    if not (positive_weight > 0.0 and math.isfinite(positive_weight)):
+        raise ValueError(f"positive_weight must be a positive finite number, got {positive_weight!r}")
+    if not (kept_negative_weight > 0.0 and math.isfinite(kept_negative_weight)):
+        raise ValueError(
+            f"kept_negative_weight must be a positive finite number (no negative is kept otherwise), "
+            f"got {kept_negative_weight!r}"
+        )
+    return math.log(positive_weight) - math.log(kept_negative_weight)
+
+
+def tie_keys(n, random_state):
+    """``n`` random uint64 tie keys from ``Generator(PCG64(random_state))``: draw once per data."""
+    return np.random.Generator(np.random.PCG64(random_state)).integers(
+        0, np.iinfo(np.uint64).max, size=n, dtype=np.uint64, endpoint=True
+    )
