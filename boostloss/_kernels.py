@@ -29,6 +29,22 @@ from ._constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # no
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
 
+#: The per-sample functions compiled for both targets: here for the CPU, and from the same source
+#: for CUDA by boostloss._cuda_build. Each must compile for CUDA too (scalar arithmetic, reads and
+#: writes of array elements, no allocation); tests/test_cuda.py compiles them for real devices.
+DEVICE_FUNCTIONS = (
+    "_exp_nonpositive",
+    "_log1p_unit",
+    "_logistic_parts",
+    "_modulating_factor",
+    "focal_point",
+    "_focal_grad_hess_store",
+    "_gradient_norm_parts",
+    "_ghm_bins_sample",
+    "bin_of",
+    "_scale_one",
+)
+
 
 # --------------------------------------------------------------------------------------------
 # exp and log1p that the compiler can vectorise
@@ -76,7 +92,7 @@ def _exp_nonpositive(t):
     rounded once, like libm's; below -745.2 the result is 0.
     """
     t = max(t, -750.0)
-    k = math.floor(t * _LOG2E + 0.5)
+    k = int(math.floor(t * _LOG2E + 0.5))  # an int on both targets (CUDA's floor is a float)
     kf = float(k)
     hi = t - kf * _LN2_HI
     lo = kf * _LN2_LO
