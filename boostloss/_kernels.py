@@ -38,6 +38,7 @@ DEVICE_FUNCTIONS = (
     "_logistic_parts",
     "_modulating_factor",
     "focal_point",
+    "_store_weighted",
     "_focal_grad_hess_store",
     "_gradient_norm_parts",
     "_ghm_bins_sample",
@@ -154,7 +155,7 @@ def _modulating_factor(q, log_q, gamma):
 
 
 @njit(cache=True, inline="always")
-def focal_point(x, y, gamma, alpha_pos, alpha_neg, hessian_mode):
+def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
     """Focal loss, its gradient and Hessian with respect to the raw margin, for one sample.
 
     With ``a = alpha_t`` and ``m = q ** gamma``::
@@ -196,21 +197,27 @@ def focal_loss(y, x, w, gamma, alpha_pos, alpha_neg, out):
     n = x.shape[0]
     weighted = w.shape[0] > 0
     for i in prange(n):
-        loss, _, _ = focal_point(np.float64(x[i]), y[i], gamma, alpha_pos, alpha_neg, 0)
+        loss, _, _ = focal_point(y[i], np.float64(x[i]), gamma, alpha_pos, alpha_neg, 0)
         if weighted:
             loss *= w[i]
         out[i] = loss
 
 
 @njit(cache=True, inline="always")
-def _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode,
-                           grad_out, hess_out):
-    _, g, h = focal_point(np.float64(x[i]), y[i], gamma, alpha_pos, alpha_neg, hessian_mode)
+def _store_weighted(i, w, weighted, g, h, grad_out, hess_out):
+    """``grad_out[i] = w_i g``, ``hess_out[i] = w_i h`` (no multiplication when unweighted)."""
     if weighted:
         g *= w[i]
         h *= w[i]
     grad_out[i] = g
     hess_out[i] = h
+
+
+@njit(cache=True, inline="always")
+def _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode,
+                           grad_out, hess_out):
+    _, g, h = focal_point(y[i], np.float64(x[i]), gamma, alpha_pos, alpha_neg, hessian_mode)
+    _store_weighted(i, w, weighted, g, h, grad_out, hess_out)
 
 
 @njit(cache=True, parallel=True)
@@ -257,7 +264,7 @@ def count_nonfinite(x):
 
 
 @njit(cache=True, inline="always")
-def _gradient_norm_parts(x, y):
+def _gradient_norm_parts(y, x):
     """Return ``(p - y, p (1 - p), g = |p - y|, CE)`` for one sample."""
     if y > 0.5:
         z = x
@@ -306,14 +313,10 @@ def _edges_are_uniform(edges):
 @njit(cache=True, inline="always")
 def _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out):
     """Weighted CE gradient and floored Hessian of sample ``i`` into the outputs; returns ``g``."""
-    diff, hess, g, _ = _gradient_norm_parts(np.float64(x[i]), y[i])
+    diff, hess, g, _ = _gradient_norm_parts(y[i], np.float64(x[i]))
     if not hess > HESSIAN_FLOOR:
         hess = HESSIAN_FLOOR
-    if weighted:
-        diff *= w[i]
-        hess *= w[i]
-    grad_out[i] = diff
-    hess_out[i] = hess
+    _store_weighted(i, w, weighted, diff, hess, grad_out, hess_out)
     return g
 
 
@@ -592,6 +595,6 @@ def scale_by_sample(beta, grad, hess):
 def cross_entropy_and_norm(y, x, ce_out, g_out):
     """Unweighted cross-entropy and gradient norm ``g = |p - y|`` per sample."""
     for i in prange(x.shape[0]):
-        _, _, g, ce = _gradient_norm_parts(np.float64(x[i]), y[i])
+        _, _, g, ce = _gradient_norm_parts(y[i], np.float64(x[i]))
         ce_out[i] = ce
         g_out[i] = g
