@@ -31,7 +31,6 @@ import dask.array as da
 import dask.dataframe as dd
 import lightgbm as lgb
 import xgboost.dask as xgb_dask
-from lightgbm.sklearn import _LGBMLabelEncoder
 from scipy.special import expit
 
 from . import _compat_lightgbm, _compat_xgboost
@@ -361,9 +360,7 @@ class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
             if key not in skip:
                 setattr(self, key, value)
         _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
-        self._le = _LGBMLabelEncoder().fit(np.array(labels))
-        self._classes = self._le.classes_
-        self._objective = "binary"
+        _compat_lightgbm.set_binary_fitted_state(self, labels)
         self.init_score_ = start
         return self
 
@@ -371,15 +368,9 @@ class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
         """A ``lightgbm.LGBMClassifier`` with this model; with a loss it predicts probabilities."""
         local = super().to_local()
         if self.__dict__.get("init_score_") is not None:
-            local.set_params(objective="binary")
-            local._objective = "binary"
+            local.set_params(objective="binary")  # the model is self-contained and binary
         return local
 
     def _lgb_dask_to_local(self, model_factory):
         params = {k: val for k, val in self.get_params().items() if not _is_loss_key(k)}
-        params.pop("client", None)
-        model = model_factory(**params)
-        self._lgb_dask_copy_extra_params(source=self, dest=model)
-        model._other_params.pop("client", None)
-        model.__dict__.pop("loss", None)
-        return model
+        return _compat_lightgbm.dask_to_local(self, model_factory, params)
