@@ -334,7 +334,7 @@ def _mostly_numeric_notes(features):
             continue
         as_number = pd.to_numeric(present.astype(str), errors="coerce")
         failed = present[as_number.isna()]
-        if 0 < failed.shape[0] <= 0.1 * present.shape[0]:
+        if 0 < failed.shape[0] < 0.05 * present.shape[0]:
             examples = ", ".join(repr(str(v)) for v in pd.unique(failed.astype(str))[:3])
             notes.append(
                 f"column {name!r} holds numbers but {failed.shape[0]} of {present.shape[0]} values "
