@@ -18,8 +18,8 @@ GHM-C 10 bins; every other parameter the backends' default), once as is ("fair")
 
 - ``bank_marketing``: the ``duration`` column is dropped (it is only known after the call and leaks
   the label) and ``unknown`` is read as a missing value.
-- datasets above ``--max-rows`` rows (fair; default 20,000) or ``--tune-max-rows`` rows (tuned;
-  default 5,000) are replaced by a stratified random subsample of that size (seed 0, same positive
+- datasets above ``--max-rows`` rows (fair; default 15,000) or ``--tune-max-rows`` rows (tuned;
+  default 3,000) are replaced by a stratified random subsample of that size (seed 0, same positive
   rate), to keep the run within the time of a shared 2-core machine; the page says which.
 
 The part of ``docs/real-data.md`` between ``<!-- real-data:start -->`` and ``<!-- real-data:end -->``
@@ -226,9 +226,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", help="comma-separated names (default: every folder)")
     parser.add_argument("--protocols", default="fair,tuned", help="comma-separated: fair, tuned")
-    parser.add_argument("--max-rows", type=int, default=20_000,
+    parser.add_argument("--max-rows", type=int, default=15_000,
                         help="subsample larger datasets to this many rows (fair protocol)")
-    parser.add_argument("--tune-max-rows", type=int, default=5_000,
+    parser.add_argument("--tune-max-rows", type=int, default=3_000,
                         help="subsample larger datasets to this many rows (tuned protocol)")
     parser.add_argument("--cache", help="JSON file of finished (dataset, protocol) results: read "
                                         "and extended, so an interrupted run resumes")
