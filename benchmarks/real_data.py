@@ -172,6 +172,35 @@ def _verdict_table(results, config):
     return lines + [""]
 
 
+def _tally(results, config):
+    """Per loss, in how many (dataset, backend) pairs it is clearly better / worse than logistic."""
+    challengers = [loss for loss in config.losses if loss != verdict.BASELINE]
+    if verdict.BASELINE not in config.losses or not challengers:
+        return []
+    metrics = [m for m, _, _ in _TABLES[:4]]
+    lines = ["**Each loss against plain logistic**, every (dataset, backend) pair: *clearly "
+             "better / clearly worse* by the same paired test (p < 0.05), out of the pairs.", "",
+             "| loss | " + " | ".join(cmp.METRICS[m][0] for m in metrics) + " |",
+             "|---|" + "---:|" * len(metrics)]
+    for loss in challengers:
+        cells = []
+        for metric in metrics:
+            larger = cmp.METRICS[metric][1]
+            better = worse = pairs = 0
+            for result in results:
+                for backend in config.backends:
+                    diffs, n_train, n_test = verdict.paired_differences(
+                        result["records"], backend, loss, verdict.BASELINE, metric)
+                    mean, _, p = verdict.corrected_resampled_ttest(diffs, n_train, n_test)
+                    pairs += 1
+                    if p < verdict.LEVEL:
+                        better += int((mean > 0) == larger and mean != 0)
+                        worse += int((mean < 0) == larger and mean != 0)
+            cells.append(f"{better} / {worse} of {pairs}")
+        lines.append(f"| {config.loss_label(loss)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _flags(results):
     lines = []
     for result in results:
@@ -196,6 +225,7 @@ def markdown(by_protocol):
         if config.tune:
             lines += [line + "." for line in report.grid_lines(config)] + [""]
         lines += _verdict_table(results, config)
+        lines += _tally(results, config)
         lines += _metric_tables(results, config)
         lines += _rounds_table(results, config)
         lines += _flags(results)
