@@ -1,12 +1,16 @@
 """The ``boostloss`` command line.
 
 ``boostloss compare [DATA --target COLUMN]`` cross-validates the built-in logistic loss, the
-class-weighted logistic loss, focal loss and GHM-C on XGBoost and LightGBM, and prints one table of
-average precision, ROC-AUC, log loss, Brier score and fit time. Without DATA it runs on a built-in
+class-weighted logistic loss, focal loss and GHM-C on XGBoost and LightGBM, each with its own
+early-stopped number of rounds (optionally its own tuned settings), prints one table of average
+precision, ROC-AUC, log loss, Brier score, fit time and rounds, flags collapsed folds and
+miscalibrated tie blocks, and ends with a verdict per backend. Without DATA it runs on a built-in
 imbalanced dataset (see :func:`boostloss.compare.load_default_dataset`).
 
 Bad input (missing or unreadable file, unknown target column, target that is not binary, ...)
-gives a one-line message on stderr and exit status 2, and leaves no output file behind.
+gives a one-line message on stderr and exit status 2, and leaves no output file behind. Warnings
+of the libraries underneath never reach the user as such: each distinct one becomes one line on
+stderr, without source paths.
 """
 
 import argparse
@@ -14,10 +18,11 @@ import contextlib
 import os
 import pathlib
 import sys
+import warnings
 
 from . import compare as cmp
 from .compare.config import CompareConfig
-from .compare.registry import BACKENDS, LOSSES
+from .compare.registry import BACKENDS, LOSSES, SELECTION_METRICS
 
 __all__ = ["main"]
 
@@ -25,6 +30,8 @@ _OUTPUT_SUFFIXES = (".json", ".csv")
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 _ALL_BACKENDS = "both"
 _DEFAULTS = CompareConfig()
+#: ``--rounds`` without early stopping when not given: the fixed-rounds protocol of earlier versions.
+_FIXED_ROUNDS = 200
 
 
 class _UsageError(Exception):
@@ -54,6 +61,8 @@ def _number(convert, accept, what):
 
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_fraction = _number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
+_momentum = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 _positive_float = _number(float, lambda v: 0.0 < v < float("inf"), "a positive number")
 _gamma = _number(float, lambda v: 0.0 <= v < float("inf"), "a number >= 0")
 
@@ -107,8 +116,12 @@ def _build_parser():
         description=(
             f"Stratified k-fold cross-validation of {_in_words(s.summary for s in LOSSES.values())} "
             f"on {_in_words(b.title for b in BACKENDS.values())}: average precision, ROC-AUC, log "
-            "loss and Brier score of the predicted probabilities, and fit time. Without DATA: a "
-            "built-in imbalanced dataset (breast cancer, malignant made rare)."
+            "loss and Brier score of the predicted probabilities, fit time and rounds, then a "
+            "verdict per backend (the best loss, and whether it is clearly better than plain "
+            "logistic by a corrected resampled t-test). By default each configuration picks its "
+            "rounds by early stopping on an inner validation split of the training fold and is "
+            "refit on the whole training fold. Without DATA: a built-in imbalanced dataset "
+            "(breast cancer, malignant made rare)."
         ),
     )
     _add_data_options(p.add_argument_group("data"))
@@ -144,8 +157,22 @@ def _add_comparison_options(run):
                      help=f"comma-separated subset of {','.join(LOSSES)} (default: all)")
     run.add_argument("--folds", type=_positive_int, default=d.folds,
                      help=f"stratified folds, >= 2 (default: {d.folds})")
-    run.add_argument("--rounds", type=_positive_int, default=d.rounds,
-                     help=f"boosting rounds (default: {d.rounds})")
+    run.add_argument("--repeats", type=_positive_int, default=d.repeats,
+                     help=f"repeated stratified k-fold: repetitions, each with its own shuffle (default: {d.repeats})")
+    run.add_argument("--metric", choices=tuple(SELECTION_METRICS), default=d.metric,
+                     help=f"what early stopping, tuning and the verdict judge, on probabilities (default: {d.metric})")
+    run.add_argument("--rounds", type=_positive_int, default=None,
+                     help=f"most boosting rounds with early stopping (default: {d.rounds}); the rounds "
+                          f"of every model with --no-early-stopping (default: {_FIXED_ROUNDS})")
+    run.add_argument("--no-early-stopping", dest="early_stopping", action="store_false",
+                     help="train every model for --rounds rounds (the fixed-rounds protocol)")
+    run.add_argument("--patience", type=_positive_int, default=d.patience,
+                     help=f"early stopping: rounds without improvement before stopping (default: {d.patience})")
+    run.add_argument("--validation-fraction", type=_fraction, default=d.validation_fraction,
+                     help="share of each training fold held out for early stopping and tuning "
+                          f"(default: {d.validation_fraction:g})")
+    run.add_argument("--tune", action="store_true",
+                     help="choose each loss's settings from a small grid on the inner validation split")
     run.add_argument("--learning-rate", type=_positive_float, default=d.learning_rate,
                      help=f"(default: {d.learning_rate:g})")
     run.add_argument("--seed", type=int, default=d.seed,
@@ -154,6 +181,8 @@ def _add_comparison_options(run):
     run.add_argument("--alpha", type=_alpha, default=d.alpha,
                      help=f"focal loss weight of the positive class, or 'none' (default: {d.alpha:g})")
     run.add_argument("--bins", type=_positive_int, default=d.bins, help=f"GHM-C bins (default: {d.bins})")
+    run.add_argument("--momentum", type=_momentum, default=d.momentum,
+                     help=f"GHM-C momentum of the bin counts (default: {d.momentum:g})")
     run.add_argument("--n-jobs", type=_positive_int, default=d.n_jobs,
                      help=f"the estimators' n_jobs: threads per model (default: {d.n_jobs}, the fastest "
                           "on small data and busy machines)")
@@ -216,7 +245,7 @@ def _write_plot(path, dataset, config, result):
 
 @contextlib.contextmanager
 def _progress(total, quiet):
-    """Yield a callback ``step(backend, loss, fold)``; a rich progress bar on stderr unless quiet."""
+    """Yield a callback ``step(description)``; a rich progress bar on stderr unless quiet."""
     if quiet:
         yield lambda *_: None
         return
@@ -231,8 +260,8 @@ def _progress(total, quiet):
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("training", total=total)
 
-        def step(backend, loss, fold):
-            progress.update(task, advance=1, description=f"{backend} {loss} fold {fold + 1}")
+        def step(description):
+            progress.update(task, advance=1, description=description)
 
         yield step
 
@@ -253,24 +282,71 @@ def _load_dataset(args):
     )
 
 
+def config_from_args(args):
+    """The :class:`CompareConfig` of parsed arguments (``--rounds`` defaults to the protocol's)."""
+    options = dict(vars(args))
+    if options.get("rounds") is None:
+        options.pop("rounds", None)
+        if not options.get("early_stopping", True):
+            options["rounds"] = _FIXED_ROUNDS
+    return CompareConfig.from_options(options)
+
+
+def _library_of(warning):
+    """The top-level package a warning comes from (its category's module, else its file's package)."""
+    module = type(warning.message).__module__.split(".")[0]
+    if module not in ("builtins", "warnings"):
+        return module
+    parts = pathlib.Path(warning.filename).parts
+    if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    return "python"
+
+
+@contextlib.contextmanager
+def _warnings_as_notes(stream):
+    """Collect the warnings raised inside; then write each distinct one as one line on ``stream``.
+
+    Libraries underneath (pandas, scikit-learn, XGBoost, LightGBM) warn with their own source
+    paths and line numbers; the user gets what was said, by whom and how often, nothing more.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            seen = {}
+            for warning in caught:
+                text = str(warning.message).strip().splitlines()
+                key = (_library_of(warning), text[0] if text else warning.category.__name__)
+                seen[key] = seen.get(key, 0) + 1
+            for (library, text), count in seen.items():
+                times = f" ({count} times)" if count > 1 else ""
+                print(f"boostloss compare: note: {library} warned{times}: {text}", file=stream)
+
+
 def _compare(args):
+    _validate_args(args)
+    with _warnings_as_notes(sys.stderr):
+        return _run(args)
+
+
+def _run(args):
     from rich.console import Console
 
     from .compare import protocol, report
 
-    _validate_args(args)
     dataset = _load_dataset(args)
-    config = CompareConfig.from_options(vars(args))
+    config = config_from_args(args)
     protocol.check_folds(dataset, config.folds)
-    total = len(config.backends) * len(config.losses) * config.folds
-    with _progress(total, args.quiet) as step:
+    with _progress(protocol.planned_fits(config), args.quiet) as step:
         result = protocol.cross_validate(dataset, config, on_fit=step, keep_first_fold=bool(args.plot))
     rows = report.summarize(result.records)
 
     console = Console()
     if not console.is_terminal:
-        console = Console(width=150)
-    report.print_table(console, dataset, config, rows)
+        console = Console(width=170)
+    report.print_table(console, dataset, config, rows, result.records)
 
     pending = []
     try:

@@ -76,8 +76,10 @@ def test_csv_with_string_categories_and_missing_values(mixed_csv, tmp_path, caps
     assert doc["dataset"]["rows"] == 240
     assert doc["dataset"]["positives"] == 36
     assert doc["config"]["losses"] == ["logistic", "focal"]
-    assert list(doc["config"]) == ["backends", "losses", "folds", "rounds", "learning_rate", "seed",
-                                   "gamma", "alpha", "bins", "n_jobs"]
+    assert list(doc["config"]) == ["backends", "losses", "folds", "repeats", "rounds", "learning_rate",
+                                   "seed", "metric", "early_stopping", "patience",
+                                   "validation_fraction", "tune", "gamma", "alpha", "bins",
+                                   "momentum", "pos_weight_power", "n_jobs"]
     assert doc["config"]["backends"] == ["xgboost", "lightgbm"] and doc["config"]["rounds"] == 3
     assert len(doc["folds"]) == 2 * 2 * 2  # backends x losses x folds
     for record in doc["folds"]:
@@ -207,18 +209,26 @@ def test_staged_probabilities_use_the_first_trees():
 
 
 def test_config_is_derived_from_the_parsed_arguments():
-    from boostloss.cli import _build_parser
+    from boostloss.cli import _build_parser, config_from_args
 
     args = _build_parser().parse_args(["compare"])
-    assert cmp.CompareConfig.from_options(vars(args)) == cmp.CompareConfig()
+    assert config_from_args(args) == cmp.CompareConfig()
+    assert cmp.CompareConfig().rounds == 1000 and cmp.CompareConfig().early_stopping
+    # Without early stopping the fixed-rounds protocol keeps its 200 rounds unless told otherwise.
+    assert config_from_args(_build_parser().parse_args(["compare", "--no-early-stopping"])).rounds == 200
     argv = ["compare", "--backend", "lightgbm", "--losses", "ghm,focal", "--folds", "3", "--rounds", "7",
             "--learning-rate", "0.3", "--seed", "5", "--gamma", "1.5", "--alpha", "none", "--bins", "20",
-            "--n-jobs", "2"]
-    config = cmp.CompareConfig.from_options(vars(_build_parser().parse_args(argv)))
+            "--n-jobs", "2", "--repeats", "2", "--metric", "logloss", "--patience", "9",
+            "--validation-fraction", "0.3", "--tune", "--momentum", "0.5", "--no-early-stopping"]
+    config = config_from_args(_build_parser().parse_args(argv))
     assert config == cmp.CompareConfig(backends=("lightgbm",), losses=("ghm", "focal"), folds=3, rounds=7,
-                                       learning_rate=0.3, seed=5, gamma=1.5, alpha=None, bins=20, n_jobs=2)
-    assert config.loss_label("focal") == "focal (gamma=1.5, alpha=none)"
-    assert config.loss_label("ghm") == "GHM-C (20 bins)"
+                                       learning_rate=0.3, seed=5, gamma=1.5, alpha=None, bins=20, n_jobs=2,
+                                       repeats=2, metric="logloss", patience=9, validation_fraction=0.3,
+                                       tune=True, momentum=0.5, early_stopping=False)
+    assert config.loss_label("focal") == "focal (tuned)"
+    untuned = cmp.CompareConfig(gamma=1.5, alpha=None, bins=20)
+    assert untuned.loss_label("focal") == "focal (gamma=1.5, alpha=none)"
+    assert untuned.loss_label("ghm") == "GHM-C (20 bins)"
 
 
 def test_parser_and_protocol_read_one_registry(monkeypatch, capsys):
@@ -232,7 +242,7 @@ def test_parser_and_protocol_read_one_registry(monkeypatch, capsys):
     spec = registry.LossSpec(title="extra", summary="an extra loss", build=registry.LOSSES["focal"].build)
     monkeypatch.setitem(registry.LOSSES, "extra", spec)
     args = _build_parser().parse_args(["compare", "--losses", "extra,logistic"])
-    config = cmp.CompareConfig.from_options(vars(args))
+    config = cmp.CompareConfig.from_options({**vars(args), "rounds": 5})
     assert config.losses == ("extra", "logistic") and config.loss_label("extra") == "extra"
     if importlib.util.find_spec("xgboost") is not None:
         estimator = cmp.make_estimator("xgboost", "extra", config, np.array([0, 1, 1]))
@@ -359,6 +369,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path, caps
         (["compare", "--losses", "hinge"], "unknown loss 'hinge'"),
         (["compare", "--backend", "catboost"], "invalid choice"),
         (["compare", "--rounds", "0"], "expected a positive integer"),
+        (["compare", "--metric", "f1"], "invalid choice"),
+        (["compare", "--validation-fraction", "1"], "expected a number in (0, 1)"),
+        (["compare", "--repeats", "0"], "expected a positive integer"),
         (["compare", "--target", "y"], "need a DATA file"),
     ],
 )
@@ -382,7 +395,8 @@ def test_help_exits_0(capsys):
     assert main(["compare", "--help"]) == 0
     out = capsys.readouterr().out
     for option in ("--target", "--positive", "--backend", "--losses", "--folds", "--rounds",
-                   "--output", "--plot", "--quiet", "--gamma", "--alpha", "--bins"):
+                   "--output", "--plot", "--quiet", "--gamma", "--alpha", "--bins", "--tune",
+                   "--repeats", "--metric", "--no-early-stopping", "--patience"):
         assert option in out
 
 
@@ -433,7 +447,8 @@ def test_progress_on_a_terminal_and_quiet(quiet, monkeypatch, capsys):
     if quiet:
         assert err == ""
     else:
-        assert "lightgbm logistic fold 2" in err and "2/2" in err
+        # Two trainings per fold: early stopping on the inner split, then the refit.
+        assert "lightgbm logistic fold 2: refit" in err and "4/4" in err
 
 
 def test_parquet_input(tmp_path):

@@ -3,18 +3,23 @@
 The command-line layer (:mod:`boostloss.cli`) parses arguments, shows progress and writes files;
 nothing here prints except to a console it is handed, so benchmarks and notebooks can call it too::
 
-    from boostloss.compare import CompareConfig, load_default_dataset, cross_validate, summarize
-    result = cross_validate(load_default_dataset(), CompareConfig(folds=3, rounds=50))
+    from boostloss.compare import CompareConfig, load_default_dataset, cross_validate, summarize, verdicts
+    config = CompareConfig(folds=3, tune=True)
+    result = cross_validate(load_default_dataset(), config)
     rows = summarize(result.records)
+    verdict = verdicts(result.records, config)
 
 One job per module, data flowing down the list::
 
-    registry   BACKENDS, LOSSES, METRICS: what can be compared and how each is built (one list)
-    config     CompareConfig: which backends and losses, folds, rounds, loss parameters
-    data       the built-in dataset, CSV / parquet reading, the binary target -> Dataset
-    protocol   folds, one estimator per (backend, loss), warm-up, cross-validation -> CompareResult
-    report     summaries, best per metric, the table, the JSON / CSV document, the figure
-    plot       the matplotlib figure itself
+    registry     BACKENDS, LOSSES (with their --tune grids), METRICS: what can be compared (one list)
+    config       CompareConfig: backends and losses, folds and repeats, early stopping, tuning, parameters
+    data         the built-in dataset, CSV / parquet reading, the binary target -> Dataset
+    scoring      AP, ROC-AUC, log loss on probabilities, fast enough for every boosting round
+    protocol     folds, inner split, early stopping, tuning, refit, cross-validation -> CompareResult
+    diagnostics  collapsed folds and tie blocks of one fold's predictions
+    verdict      paired differences, the corrected resampled t-test, one sentence per backend
+    report       summaries, best per metric, the table, flags, the JSON / CSV document, the figure
+    plot         the matplotlib figure itself
 
 The names below load their module on first use, so that ``boostloss --help`` imports neither
 pandas nor the boosting libraries.
@@ -26,8 +31,10 @@ _EXPORTS = {
     "registry": ("BACKENDS", "LOSSES", "METRICS"),
     "config": ("CompareConfig",),
     "data": ("DataError", "Dataset", "load_default_dataset", "load_table", "read_table"),
-    "protocol": ("CompareResult", "check_folds", "cross_validate", "make_estimator", "staged_probabilities"),
+    "protocol": ("CompareResult", "check_folds", "cross_validate", "make_estimator", "planned_fits",
+                 "staged_probabilities"),
     "report": ("best_per_metric", "summarize"),
+    "verdict": ("verdicts",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -19,15 +19,34 @@ class CompareConfig:
         Subset of the keys of :data:`~boostloss.compare.LOSSES`.
     folds : int
         Number of stratified folds (>= 2).
+    repeats : int
+        Repetitions of the k-fold split, each with its own shuffle (repeated stratified k-fold).
     rounds : int
-        Boosting rounds of every model.
+        With early stopping, the most boosting rounds a model may use; without, the rounds of
+        every model.
     learning_rate : float
     seed : int
-        Seeds the fold split and the backends.
+        Seeds the fold split, the inner validation split and the backends.
+    metric : str
+        ``"ap"``, ``"logloss"`` or ``"auc"``: what early stopping, tuning and the verdict judge,
+        on probabilities for every loss alike.
+    early_stopping : bool
+        Pick each configuration's rounds by early stopping on an inner validation split of the
+        training fold, then refit on the whole training fold with that many rounds.
+    patience : int
+        Early stopping gives up after this many rounds without improvement.
+    validation_fraction : float
+        Share of the training fold held out (stratified, seeded) for early stopping and tuning.
+    tune : bool
+        Choose each loss's settings from its grid (:attr:`LossSpec.grid`) on the inner split.
     gamma, alpha : float, float or None
         Focal loss parameters (``alpha=None``: no class weighting).
     bins : int
         Number of bins of GHM-C.
+    momentum : float
+        GHM-C's momentum (0: no moving average of the bin counts).
+    pos_weight_power : float
+        The weighted logistic loss uses ``scale_pos_weight = (n_negative / n_positive) ** power``.
     n_jobs : int
         The estimators' ``n_jobs``: threads per model. 1 by default: the models are small, and
         OpenMP threads competing for busy cores slow training down by orders of magnitude rather
@@ -37,12 +56,20 @@ class CompareConfig:
     backends: tuple = tuple(BACKENDS)
     losses: tuple = tuple(LOSSES)
     folds: int = 5
-    rounds: int = 200
+    repeats: int = 1
+    rounds: int = 1000
     learning_rate: float = 0.1
     seed: int = 0
+    metric: str = "ap"
+    early_stopping: bool = True
+    patience: int = 50
+    validation_fraction: float = 0.2
+    tune: bool = False
     gamma: float = 2.0
     alpha: float | None = 0.25
     bins: int = 10
+    momentum: float = 0.0
+    pos_weight_power: float = 1.0
     n_jobs: int = 1
 
     @classmethod
@@ -52,9 +79,38 @@ class CompareConfig:
         return cls(**{name: value for name, value in options.items() if name in names})
 
     def loss_label(self, loss):
-        """Table label of a loss key, with its parameters."""
+        """Table label of a loss key, with its parameters ("(tuned)" when ``--tune`` picks them)."""
         spec = LOSSES[loss]
+        if self.tune and spec.grid:
+            return f"{spec.title} (tuned)"
         return spec.title if spec.label is None else spec.label(self)
+
+    def grid(self, loss):
+        """The settings tried for ``loss``: its grid with ``tune``, else one empty setting."""
+        grid = LOSSES[loss].grid
+        return [dict(point) for point in grid] if self.tune and grid else [{}]
+
+    def setting_words(self, loss, settings):
+        """A grid point of ``loss`` in words (``""`` for no setting)."""
+        if not settings:
+            return ""
+        describe = LOSSES[loss].describe
+        if describe is not None:
+            return describe(settings)
+        return " ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                        for name, value in settings.items())
+
+    def protocol_words(self):
+        """One line on how models are trained and chosen (table header, docs)."""
+        split = f"{self.folds}-fold stratified CV" + (f" x {self.repeats} repeats" if self.repeats > 1 else "")
+        if not self.early_stopping:
+            how = f"{self.rounds} rounds for every model"
+        else:
+            how = (f"rounds by early stopping on {self.metric} (patience {self.patience}, at most "
+                   f"{self.rounds}) on a stratified {self.validation_fraction:.0%} of each training "
+                   "fold, then refit on the whole training fold")
+        tuned = "; settings tuned on the same split" if self.tune else ""
+        return f"{split}; {how}{tuned}; learning rate {self.learning_rate:g}, seed {self.seed}"
 
     def as_dict(self):
         """The settings as plain JSON values (lists for the tuples), in field order."""

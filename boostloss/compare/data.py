@@ -35,12 +35,16 @@ class Dataset:
         1 for the positive class, 0 otherwise.
     description : str
         One line on where the data comes from and what the positive class is.
+    notes : list of str
+        Things about the reading the user should know (e.g. a numeric column with a few text
+        values, read as categories), one line each.
     """
 
     name: str
     X: pd.DataFrame
     y: np.ndarray
     description: str = ""
+    notes: list = dataclasses.field(default_factory=list)
 
     @property
     def n_positive(self):
@@ -153,14 +157,17 @@ def _read_parquet(p, path):
 
 
 def _read_delimited(p, path, sep, na_values):
+    # low_memory=False: each column's type is inferred from the whole column, not chunk by chunk
+    # (which makes a mixed column's values depend on where the chunks fall, and warns).
+    options = dict(na_values=na_values, compression="infer", low_memory=False)
     try:
-        frame = pd.read_csv(p, sep=sep, na_values=na_values, compression="infer")
+        frame = pd.read_csv(p, sep=sep, **options)
         if frame.shape[1] == 1 and sep == ",":
             # A one-column read of a semicolon- or tab-separated file: try those delimiters.
             header = str(frame.columns[0])
             other = ";" if ";" in header else "\t" if "\t" in header else None
             if other is not None:
-                frame = pd.read_csv(p, sep=other, na_values=na_values, compression="infer")
+                frame = pd.read_csv(p, sep=other, **options)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; give a file with a header row and data rows") from None
     except UnicodeDecodeError:
@@ -283,12 +290,14 @@ def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None
     _check_columns(frame, path, target, drop)
     frame = _labelled_rows(frame, path, target)
     y = _binary_target(frame[target], target, positive)
-    X = _feature_frame(frame.drop(columns=[target, *drop]), path, target)
+    features = frame.drop(columns=[target, *drop])
+    notes = _mostly_numeric_notes(features)
+    X = _feature_frame(features, path, target)
     if max_rows is not None and max_rows < X.shape[0]:
         X, y = _stratified_subsample(X, y, max_rows, seed)
     name = pathlib.Path(path).name
     label = f"{target} == {positive!r}" if positive is not None else f"{target} == 1"
-    return Dataset(name=name, X=X, y=y, description=f"{name}; positive = {label}")
+    return Dataset(name=name, X=X, y=y, description=f"{name}; positive = {label}", notes=notes)
 
 
 def _check_columns(frame, path, target, drop):
@@ -311,6 +320,28 @@ def _labelled_rows(frame, path, target):
     if not labelled.any():
         raise DataError(f"target column {target!r} in {path} is empty; every label is missing")
     return frame.loc[labelled].reset_index(drop=True)
+
+
+def _mostly_numeric_notes(features):
+    """Lines naming text columns whose values are numbers but for a few (e.g. ``?`` for missing)."""
+    notes = []
+    for name in features.columns:
+        col = features[name]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        present = col.dropna()
+        if present.empty:
+            continue
+        as_number = pd.to_numeric(present.astype(str), errors="coerce")
+        failed = present[as_number.isna()]
+        if 0 < failed.shape[0] < 0.05 * present.shape[0]:
+            examples = ", ".join(repr(str(v)) for v in pd.unique(failed.astype(str))[:3])
+            notes.append(
+                f"column {name!r} holds numbers but {failed.shape[0]} of {present.shape[0]} values "
+                f"are not (e.g. {examples}): read as categories; pass --na-values to read those "
+                "as missing and the column as numbers"
+            )
+    return notes
 
 
 def _feature_frame(features, path, target):

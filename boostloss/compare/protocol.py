@@ -1,8 +1,14 @@
-"""The protocol of ``boostloss compare``: folds, one estimator per (backend, loss), cross-validation.
+"""The protocol of ``boostloss compare``: folds, early stopping, tuning, one model per configuration.
 
-Every configuration (a loss on a backend) is trained on the same stratified folds; metrics are
-computed on the held-out fold from the probabilities the estimators return. Which estimator and
-which loss a configuration means comes from :mod:`boostloss.compare.registry`.
+Every configuration (a loss on a backend) is trained on the same (repeated) stratified folds. By
+default each one picks its own number of rounds: on each training fold, a stratified, seeded
+validation split (the same rows for every configuration) is held out, the model trains on the rest
+until the selection metric on the held-out rows has not improved for ``patience`` rounds (at most
+``rounds``), and the model kept is then **refit on the whole training fold** with the best number
+of rounds. With ``tune``, every setting of the loss's grid goes through the same early-stopped
+training on the same split, and the best one is refit. Metrics are computed on the held-out fold
+from the probabilities the estimators return. Which estimator and which loss a configuration means
+comes from :mod:`boostloss.compare.registry`.
 """
 
 import contextlib
@@ -12,9 +18,18 @@ import time
 import numpy as np
 
 from .data import DataError, first_line
+from .diagnostics import degenerate_reason, tie_block
 from .registry import BACKENDS, LOSSES
+from .scoring import make_score
 
-__all__ = ["CompareResult", "check_folds", "cross_validate", "make_estimator", "staged_probabilities"]
+__all__ = [
+    "CompareResult",
+    "check_folds",
+    "cross_validate",
+    "make_estimator",
+    "planned_fits",
+    "staged_probabilities",
+]
 
 
 @dataclasses.dataclass
@@ -24,10 +39,11 @@ class CompareResult:
     Attributes
     ----------
     records : list of dict
-        One per (backend, loss, fold): the metrics of the held-out fold, the fit time, sizes.
+        One per (backend, loss, repeat, fold): the metrics of the held-out fold, the fit time
+        (selection and refit), the rounds and settings chosen, the diagnostics, sizes.
     oof_proba : dict
-        ``(backend, loss) -> ndarray`` of out-of-fold probabilities of the positive class
-        (every row is predicted by the one model that did not see it).
+        ``(backend, loss) -> ndarray`` of out-of-fold probabilities of the positive class from
+        the first repeat (every row is predicted by the one model that did not see it).
     first_fold : dict
         ``(backend, loss) -> estimator`` trained on the first fold, and ``"train_index"``: the
         rows it was trained on (for the gradient-norm plot).
@@ -38,13 +54,14 @@ class CompareResult:
     first_fold: dict
 
 
-def make_estimator(backend, loss, config, y_train):
+def make_estimator(backend, loss, config, y_train, rounds=None):
     """A fresh, unfitted estimator for one configuration.
 
     ``"logistic"`` is the backend's built-in logistic objective; ``"weighted"`` is the same with
-    ``scale_pos_weight = n_negative / n_positive`` of the training labels (what LightGBM's
-    ``is_unbalance`` computes); ``"focal"`` and ``"ghm"`` are :class:`~boostloss.FocalLoss` and
-    :class:`~boostloss.GHMLoss`. Every other parameter is the backend's default.
+    ``scale_pos_weight = (n_negative / n_positive) ** config.pos_weight_power`` of the training
+    labels (power 1: what LightGBM's ``is_unbalance`` computes); ``"focal"`` and ``"ghm"`` are
+    :class:`~boostloss.FocalLoss` and :class:`~boostloss.GHMLoss`. ``rounds`` (default
+    ``config.rounds``) is ``n_estimators``. Every other parameter is the backend's default.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {tuple(BACKENDS)}")
@@ -52,15 +69,25 @@ def make_estimator(backend, loss, config, y_train):
         raise ValueError(f"unknown loss {loss!r}; expected one of {tuple(LOSSES)}")
     spec = LOSSES[loss]
     params = {
-        "n_estimators": config.rounds,
+        "n_estimators": int(config.rounds if rounds is None else rounds),
         "learning_rate": config.learning_rate,
         "random_state": config.seed,
         "n_jobs": config.n_jobs,
     }
     if spec.class_weighted:
         n_pos = int(np.sum(y_train))
-        params["scale_pos_weight"] = (len(y_train) - n_pos) / n_pos
+        params["scale_pos_weight"] = ((len(y_train) - n_pos) / n_pos) ** config.pos_weight_power
     return BACKENDS[backend].estimator(spec.build(config), params)
+
+
+def planned_fits(config):
+    """How many trainings :func:`cross_validate` runs (for progress displays)."""
+    per_split = 0
+    for loss in config.losses:
+        grid = config.grid(loss)
+        selects = config.early_stopping or len(grid) > 1
+        per_split += len(grid) + 1 if selects else 1
+    return per_split * len(config.backends) * config.folds * config.repeats
 
 
 def _positive_proba(estimator, X, **kwargs):
@@ -101,32 +128,106 @@ def _warm_up(dataset, config):
     negatives = np.flatnonzero(dataset.y == 0)[:80]
     rows = np.concatenate([positives, negatives])
     X, y = dataset.X.iloc[rows], dataset.y[rows]
-    tiny = dataclasses.replace(config, rounds=2)
     for backend in config.backends:
         for loss in config.losses:
-            if LOSSES[loss].build(config) is not None:
-                with contextlib.suppress(Exception):
-                    make_estimator(backend, loss, tiny, y).fit(X, y)
+            grid = config.grid(loss)
+            for settings in (grid[0], grid[-1]) if len(grid) > 1 else grid:  # e.g. GHM momentum on
+                tiny = dataclasses.replace(config, rounds=2, **settings)
+                if LOSSES[loss].build(tiny) is not None:
+                    with contextlib.suppress(Exception):
+                        make_estimator(backend, loss, tiny, y).fit(X, y)
 
 
-def _fit_fold(dataset, config, backend, loss, fold, train, test):
-    """Train one configuration on one fold; return its record, held-out probabilities and model."""
-    X, y = dataset.X, dataset.y
-    estimator = make_estimator(backend, loss, config, y[train])
-    start = time.perf_counter()
+def _inner_split(y_train, config, repeat, fold):
+    """Positions (into the training fold) of the inner training and validation rows."""
+    from sklearn.model_selection import train_test_split
+
+    seed = int(np.random.SeedSequence([config.seed, repeat, fold]).generate_state(1)[0])
+    positions = np.arange(y_train.shape[0])
     try:
-        estimator.fit(X.iloc[train], y[train])
+        inner, valid = train_test_split(positions, test_size=config.validation_fraction,
+                                        stratify=y_train, random_state=seed)
+    except ValueError:
+        raise DataError(
+            f"a training fold has too few rows of a class ({int(y_train.sum())} positive of "
+            f"{y_train.shape[0]}) to hold out a stratified validation split for early stopping; "
+            "use fewer --folds, more data or --no-early-stopping"
+        ) from None
+    return np.sort(inner), np.sort(valid)
+
+
+def _fit(backend, loss, fold, fit):
+    """Run ``fit()``; turn the backend's training errors into a :class:`DataError`."""
+    try:
+        return fit()
     except BACKENDS[backend].errors() as exc:
         raise DataError(
             f"{backend} could not train the {LOSSES[loss].title} loss on fold {fold + 1} "
             f"({first_line(exc)}); check that the features vary and that there are enough rows"
         ) from None
+
+
+def _select(dataset, config, score, backend, loss, split, train, on_fit):
+    """Early-stop every grid setting on the inner split; return (settings, rounds, validation score)."""
+    repeat, fold = split
+    X, y = dataset.X, dataset.y
+    inner, valid = _inner_split(y[train], config, repeat, fold)
+    inner, valid = train[inner], train[valid]
+    X_inner, y_inner, X_valid, y_valid = X.iloc[inner], y[inner], X.iloc[valid], y[valid]
+    grid = config.grid(loss)
+    best = None
+    for i, settings in enumerate(grid):
+        trial = dataclasses.replace(config, **settings)
+        estimator = make_estimator(backend, loss, trial, y_inner)
+        if config.early_stopping:
+            rounds = _fit(backend, loss, fold, lambda: BACKENDS[backend].fit_early_stopped(
+                estimator, X_inner, y_inner, X_valid, y_valid, score, config.patience))
+            proba = _positive_proba(estimator, X_valid, **BACKENDS[backend].first_trees(rounds))
+        else:
+            rounds = config.rounds
+            _fit(backend, loss, fold, lambda: estimator.fit(X_inner, y_inner))
+            proba = _positive_proba(estimator, X_valid)
+        value = score(y_valid, np.clip(proba, 0.0, 1.0))
+        if best is None or score.better(value, best[2]):
+            best = (settings, rounds, value)
+        if on_fit is not None:
+            words = config.setting_words(loss, settings)
+            grid_text = f": {words} ({i + 1}/{len(grid)})" if len(grid) > 1 else ""
+            on_fit(f"{backend} {loss}{_split_words(config, split)}{grid_text}")
+    return best
+
+
+def _split_words(config, split):
+    repeat, fold = split
+    again = f" repeat {repeat + 1}" if config.repeats > 1 else ""
+    return f"{again} fold {fold + 1}"
+
+
+def _fit_configuration(dataset, config, score, backend, loss, split, train, test, on_fit):
+    """Choose, train and evaluate one configuration on one fold; return record, probabilities, model."""
+    X, y = dataset.X, dataset.y
+    repeat, fold = split
+    start = time.perf_counter()
+    settings, rounds, valid_score = {}, config.rounds, None
+    if config.early_stopping or len(config.grid(loss)) > 1:
+        settings, rounds, valid_score = _select(dataset, config, score, backend, loss, split, train, on_fit)
+    final = dataclasses.replace(config, **settings)
+    estimator = make_estimator(backend, loss, final, y[train], rounds=rounds)
+    _fit(backend, loss, fold, lambda: estimator.fit(X.iloc[train], y[train]))
     fit_seconds = time.perf_counter() - start
-    proba = _positive_proba(estimator, X.iloc[test])
-    record = {"backend": backend, "loss": loss, "fold": fold}
+    proba = np.clip(_positive_proba(estimator, X.iloc[test]), 0.0, 1.0)
+    if on_fit is not None:
+        on_fit(f"{backend} {loss}{_split_words(config, split)}: refit, {rounds} rounds")
+    record = {"backend": backend, "loss": loss, "repeat": repeat, "fold": fold}
     record.update(_fold_metrics(y[test], proba))
     record.update(
         fit_seconds=fit_seconds,
+        rounds=int(rounds),
+        settings=settings,
+        setting=config.setting_words(loss, settings),
+        validation_score=valid_score,
+        degenerate=degenerate_reason(y[test], proba),
+        tie_block=tie_block(y[test], proba),
         n_train=int(len(train)),
         n_test=int(len(test)),
         n_positive_test=int(y[test].sum()),
@@ -135,14 +236,15 @@ def _fit_fold(dataset, config, backend, loss, fold, train, test):
 
 
 def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
-    """Stratified k-fold cross-validation of every (backend, loss) of ``config``.
+    """Repeated stratified k-fold cross-validation of every (backend, loss) of ``config``.
 
     Parameters
     ----------
     dataset : Dataset
     config : CompareConfig
     on_fit : callable, optional
-        Called as ``on_fit(backend, loss, fold)`` after each fit (for progress displays).
+        Called as ``on_fit(description)`` after each training (a grid setting on the inner split,
+        or a refit), :func:`planned_fits` times in all (for progress displays).
     keep_first_fold : bool
         Keep the estimators trained on the first fold (for :func:`staged_probabilities`).
 
@@ -150,27 +252,30 @@ def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
     -------
     CompareResult
     """
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import RepeatedStratifiedKFold
 
     check_folds(dataset, config.folds)
+    score = make_score(config.metric)
     _warm_up(dataset, config)
     y = dataset.y
-    splitter = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    splits = list(splitter.split(np.zeros(len(y)), y))
+    splitter = RepeatedStratifiedKFold(n_splits=config.folds, n_repeats=config.repeats,
+                                       random_state=config.seed)
+    splits = [((i // config.folds, i % config.folds), train, test)
+              for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y))]
     records = []
     oof = {}
-    first_fold = {"train_index": splits[0][0]} if keep_first_fold else {}
+    first_fold = {"train_index": splits[0][1]} if keep_first_fold else {}
     for backend in config.backends:
         for loss in config.losses:
             out = np.full(len(y), np.nan)
-            for fold, (train, test) in enumerate(splits):
-                record, proba, estimator = _fit_fold(dataset, config, backend, loss, fold, train, test)
-                out[test] = proba
+            for split, train, test in splits:
+                record, proba, estimator = _fit_configuration(
+                    dataset, config, score, backend, loss, split, train, test, on_fit)
+                if split[0] == 0:
+                    out[test] = proba
                 records.append(record)
-                if keep_first_fold and fold == 0:
+                if keep_first_fold and split == (0, 0):
                     first_fold[(backend, loss)] = estimator
-                if on_fit is not None:
-                    on_fit(backend, loss, fold)
             oof[(backend, loss)] = out
     return CompareResult(records=records, oof_proba=oof, first_fold=first_fold)
 

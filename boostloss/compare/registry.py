@@ -1,13 +1,14 @@
 """What ``boostloss compare`` can compare: the backends, the losses and the metrics, each listed once.
 
 The command line (its choices, defaults and help) and the protocol (which estimator to build, with
-which loss) both read these dicts; a new loss or backend is one entry here. Nothing heavy is
+which loss, how to early-stop it, which settings ``--tune`` tries) both read these dicts; a new
+loss or backend is one entry here. Nothing heavy is
 imported at module level, so ``boostloss --help`` stays fast: each builder imports what it needs.
 """
 
 from typing import Callable, NamedTuple
 
-__all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS"]
+__all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS", "SELECTION_METRICS"]
 
 
 class Backend(NamedTuple):
@@ -27,12 +28,18 @@ class Backend(NamedTuple):
         first ``k`` trees.
     errors : callable
         ``errors() -> tuple of exception types`` the library raises for data it cannot train on.
+    fit_early_stopped : callable
+        ``fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience) -> int``: fit
+        ``estimator`` (whose ``n_estimators`` is the ceiling) on ``X, y``, stopping when
+        ``score`` on the validation rows has not improved for ``patience`` rounds; return the
+        best number of rounds. ``score`` is a :class:`~boostloss.compare.scoring.Score`.
     """
 
     title: str
     estimator: Callable
     first_trees: Callable
     errors: Callable
+    fit_early_stopped: Callable
 
 
 class LossSpec(NamedTuple):
@@ -52,7 +59,14 @@ class LossSpec(NamedTuple):
         ``label(config) -> str``: the table label, with the parameters that ``config`` sets;
         None: the title.
     class_weighted : bool
-        Train with ``scale_pos_weight = n_negative / n_positive`` of the training labels.
+        Train with ``scale_pos_weight = (n_negative / n_positive) ** config.pos_weight_power`` of
+        the training labels.
+    grid : tuple of dict
+        What ``--tune`` tries: each dict replaces fields of the config (e.g. ``{"gamma": 1.0,
+        "alpha": None}``), in the order tried (ties keep the first). Empty: nothing to tune.
+    describe : callable or None
+        ``describe(settings) -> str``: one grid point in words for tables and progress; None:
+        ``name=value`` pairs.
     """
 
     title: str
@@ -60,6 +74,8 @@ class LossSpec(NamedTuple):
     build: Callable
     label: Callable | None = None
     class_weighted: bool = False
+    grid: tuple = ()
+    describe: Callable | None = None
 
 
 class Metric(NamedTuple):
@@ -72,7 +88,23 @@ class Metric(NamedTuple):
 def _xgboost_estimator(loss, params):
     from ..estimators import XGBClassifier
 
-    return XGBClassifier(loss=loss, enable_categorical=True, **params)
+    # No default metric: the early-stopping score is the only thing evaluated.
+    return XGBClassifier(loss=loss, enable_categorical=True, disable_default_eval_metric=True,
+                         **params)
+
+
+def _xgboost_fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience):
+    import xgboost as xgb
+
+    # XGBoost hands a custom metric raw margins when the objective is a callable (a boostloss
+    # loss) and probabilities for its built-in objective.
+    metric = score.sklearn_metric(margins=estimator.get_params()["loss"] is not None)
+    stopper = xgb.callback.EarlyStopping(rounds=patience, metric_name=metric.__name__,
+                                         data_name="validation_0", maximize=score.maximize,
+                                         save_best=False)
+    estimator.set_params(eval_metric=metric, callbacks=[stopper])
+    estimator.fit(X, y, eval_set=[(X_valid, y_valid)], verbose=False)
+    return int(estimator.best_iteration) + 1
 
 
 def _xgboost_errors():
@@ -84,7 +116,19 @@ def _xgboost_errors():
 def _lightgbm_estimator(loss, params):
     from ..estimators import LGBMClassifier
 
-    return LGBMClassifier(loss=loss, verbose=-1, **params)
+    # metric="None": no built-in metric next to the early-stopping score.
+    return LGBMClassifier(loss=loss, verbose=-1, metric="None", **params)
+
+
+def _lightgbm_fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience):
+    import lightgbm as lgb
+
+    # LightGBM hands a custom metric raw scores (start included) when the objective is a callable
+    # and probabilities for its built-in objective.
+    metric = score.lightgbm_metric(margins=estimator.get_params()["loss"] is not None)
+    estimator.fit(X, y, eval_X=X_valid, eval_y=y_valid, eval_metric=metric,
+                  callbacks=[lgb.early_stopping(patience, first_metric_only=True, verbose=False)])
+    return max(int(estimator.best_iteration_), 1)
 
 
 def _lightgbm_errors():
@@ -100,12 +144,14 @@ BACKENDS = {
         estimator=_xgboost_estimator,
         first_trees=lambda k: {"iteration_range": (0, int(k))},
         errors=_xgboost_errors,
+        fit_early_stopped=_xgboost_fit_early_stopped,
     ),
     "lightgbm": Backend(
         title="LightGBM",
         estimator=_lightgbm_estimator,
         first_trees=lambda k: {"num_iteration": int(k)},
         errors=_lightgbm_errors,
+        fit_early_stopped=_lightgbm_fit_early_stopped,
     ),
 }
 
@@ -124,7 +170,30 @@ def _focal_label(config):
 def _ghm_loss(config):
     from ..losses import GHMLoss
 
-    return GHMLoss(bins=config.bins)
+    return GHMLoss(bins=config.bins, momentum=config.momentum)
+
+
+def _ghm_label(config):
+    momentum = f", momentum {config.momentum:g}" if config.momentum else ""
+    return f"GHM-C ({config.bins} bins{momentum})"
+
+
+def _weighted_label(config):
+    return "weighted logistic" + ("" if config.pos_weight_power == 1.0 else " (sqrt ratio)")
+
+
+def _describe_weight(settings):
+    power = settings["pos_weight_power"]
+    return {1.0: "spw=ratio", 0.5: "spw=sqrt(ratio)"}.get(power, f"spw=ratio^{power:g}")
+
+
+def _describe_focal(settings):
+    alpha = settings["alpha"]
+    return f"gamma={settings['gamma']:g} alpha={'none' if alpha is None else f'{alpha:g}'}"
+
+
+def _describe_ghm(settings):
+    return f"bins={settings['bins']} momentum={settings['momentum']:g}"
 
 
 def _builtin(config):
@@ -142,14 +211,28 @@ LOSSES = {
         title="weighted logistic",
         summary="class-weighted logistic (scale_pos_weight = n_neg / n_pos)",
         build=_builtin,
+        label=_weighted_label,
         class_weighted=True,
+        grid=({"pos_weight_power": 0.5}, {"pos_weight_power": 1.0}),
+        describe=_describe_weight,
     ),
-    "focal": LossSpec(title="focal", summary="focal loss", build=_focal_loss, label=_focal_label),
+    "focal": LossSpec(
+        title="focal",
+        summary="focal loss",
+        build=_focal_loss,
+        label=_focal_label,
+        grid=tuple({"gamma": gamma, "alpha": alpha}
+                   for gamma in (0.5, 1.0, 2.0, 3.0) for alpha in (None, 0.25, 0.5, 0.75)),
+        describe=_describe_focal,
+    ),
     "ghm": LossSpec(
         title="GHM-C",
         summary="GHM-C",
         build=_ghm_loss,
-        label=lambda config: f"GHM-C ({config.bins} bins)",
+        label=_ghm_label,
+        grid=tuple({"bins": bins, "momentum": momentum}
+                   for bins in (5, 10, 30) for momentum in (0.0, 0.75)),
+        describe=_describe_ghm,
     ),
 }
 
@@ -161,4 +244,7 @@ METRICS = {
     "brier": Metric("Brier", False),
     "fit_seconds": Metric("fit s", False),
 }
+
+#: ``--metric`` choice -> the key of :data:`METRICS` it selects on (early stopping, tuning, verdict).
+SELECTION_METRICS = {"ap": "average_precision", "logloss": "log_loss", "auc": "roc_auc"}
 
