@@ -18,11 +18,11 @@ their on-disk cache located) at the first computation.
 """
 
 from ._constants import HESSIAN_FLOOR
-from .losses import LOSSES, FocalLoss, GHMLoss, make_loss
+from .losses import LOSSES, FocalLoss, GHMLoss, OHEMLoss, make_loss
 
 __version__ = "0.1.0"
 
-__all__ = ["FocalLoss", "GHMLoss", "HESSIAN_FLOOR", "LOSSES", "make_loss", "XGBClassifier",
+__all__ = ["FocalLoss", "GHMLoss", "OHEMLoss", "HESSIAN_FLOOR", "LOSSES", "make_loss", "XGBClassifier",
            "LGBMClassifier", "__version__"]
 
 
