@@ -17,7 +17,7 @@ import sys
 
 from . import compare as cmp
 from .compare.config import CompareConfig
-from .compare.registry import BACKENDS, LOSSES
+from .compare.registry import BACKENDS, LOSSES, absent_reason
 
 __all__ = ["main"]
 
@@ -262,7 +262,8 @@ def _compare(args):
     dataset = _load_dataset(args)
     config = CompareConfig.from_options(vars(args))
     protocol.check_folds(dataset, config.folds)
-    total = len(config.backends) * len(config.losses) * config.folds
+    total = config.folds * sum(not absent_reason(backend, loss)
+                               for backend in config.backends for loss in config.losses)
     with _progress(total, args.quiet) as step:
         result = protocol.cross_validate(dataset, config, on_fit=step, keep_first_fold=bool(args.plot))
     rows = report.summarize(result.records)

@@ -392,3 +392,40 @@ def test_estimators_train_and_early_stop_on_cross_entropy(kind, data):
     assert set(clf.predict(X[1000:])) <= {"yes", "no"}
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(restored.predict_proba(X[1000:]), proba)
+
+
+# ---------------------------------------------------------------------------------------------
+# compare: the ohem and goss rows
+# ---------------------------------------------------------------------------------------------
+
+
+def test_compare_registry_builds_ohem_and_goss(data):
+    from boostloss.compare import CompareConfig, registry
+    from boostloss.compare.protocol import make_estimator
+
+    _, y = data
+    config = CompareConfig(rounds=3, seed=4)
+    ohem = make_estimator("lightgbm", "ohem", config, y)
+    assert isinstance(ohem.loss, OHEMLoss) and ohem.loss.get_params()["random_state"] == 4
+    goss = make_estimator("lightgbm", "goss", config, y)
+    assert goss.loss is None and goss.get_params()["data_sample_strategy"] == "goss"
+    assert registry.absent_reason("lightgbm", "goss") is None
+    assert "device='cuda'" in registry.absent_reason("xgboost", "goss")
+    assert registry.absent_reason("xgboost", "ohem") is None
+
+
+def test_compare_runs_ohem_and_goss_and_says_why_a_row_is_absent(tmp_path, capsys):
+    import json
+
+    from boostloss.cli import main
+
+    out = tmp_path / "results.json"
+    argv = ["compare", "--losses", "logistic,ohem,goss", "--rounds", "3", "--folds", "2", "--quiet",
+            "--output", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "OHEM (ratio 3)" in text and "logistic + GOSS" in text
+    assert "no xgboost row for logistic + GOSS" in text and "gradient_based" in text
+    rows = {(r["backend"], r["loss"]) for r in json.loads(out.read_text())["summary"]}
+    assert rows == {("xgboost", "logistic"), ("xgboost", "ohem"), ("lightgbm", "logistic"),
+                    ("lightgbm", "ohem"), ("lightgbm", "goss")}

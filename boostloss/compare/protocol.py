@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from .data import DataError, first_line
-from .registry import BACKENDS, LOSSES
+from .registry import BACKENDS, LOSSES, absent_reason
 
 __all__ = ["CompareResult", "check_folds", "cross_validate", "make_estimator", "staged_probabilities"]
 
@@ -60,6 +60,8 @@ def make_estimator(backend, loss, config, y_train):
     if spec.class_weighted:
         n_pos = int(np.sum(y_train))
         params["scale_pos_weight"] = (len(y_train) - n_pos) / n_pos
+    if spec.params is not None:
+        params.update(spec.params(backend))
     return BACKENDS[backend].estimator(spec.build(config), params)
 
 
@@ -104,7 +106,7 @@ def _warm_up(dataset, config):
     tiny = dataclasses.replace(config, rounds=2)
     for backend in config.backends:
         for loss in config.losses:
-            if LOSSES[loss].build(config) is not None:
+            if LOSSES[loss].build(config) is not None and not absent_reason(backend, loss):
                 with contextlib.suppress(Exception):
                     make_estimator(backend, loss, tiny, y).fit(X, y)
 
@@ -162,6 +164,8 @@ def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
     first_fold = {"train_index": splits[0][0]} if keep_first_fold else {}
     for backend in config.backends:
         for loss in config.losses:
+            if absent_reason(backend, loss):
+                continue  # no row: the report says why
             out = np.full(len(y), np.nan)
             for fold, (train, test) in enumerate(splits):
                 record, proba, estimator = _fit_fold(dataset, config, backend, loss, fold, train, test)

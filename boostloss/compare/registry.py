@@ -7,7 +7,7 @@ imported at module level, so ``boostloss --help`` stays fast: each builder impor
 
 from typing import Callable, NamedTuple
 
-__all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS"]
+__all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS", "absent_reason"]
 
 
 class Backend(NamedTuple):
@@ -53,6 +53,12 @@ class LossSpec(NamedTuple):
         None: the title.
     class_weighted : bool
         Train with ``scale_pos_weight = n_negative / n_positive`` of the training labels.
+    params : callable or None
+        ``params(backend) -> dict``: further estimator parameters of this loss on ``backend``
+        (GOSS: LightGBM's ``data_sample_strategy``); None: none.
+    absent : callable or None
+        ``absent(backend) -> str or None``: why this loss has no row for ``backend`` (the report
+        says it under the table), None where it has one; None: a row on every backend.
     """
 
     title: str
@@ -60,6 +66,8 @@ class LossSpec(NamedTuple):
     build: Callable
     label: Callable | None = None
     class_weighted: bool = False
+    params: Callable | None = None
+    absent: Callable | None = None
 
 
 class Metric(NamedTuple):
@@ -127,7 +135,24 @@ def _ghm_loss(config):
     return GHMLoss(bins=config.bins)
 
 
+def _ohem_loss(config):
+    from ..ohem import OHEMLoss
+
+    return OHEMLoss(ratio=3.0, random_state=config.seed)
+
+
 def _builtin(config):
+    return None
+
+
+def _goss_params(backend):
+    return {"data_sample_strategy": "goss"} if backend == "lightgbm" else {}
+
+
+def _goss_absent(backend):
+    if backend == "xgboost":
+        return ("XGBoost's gradient-based sampling (sampling_method='gradient_based') needs "
+                "device='cuda'; compare trains on the CPU")
     return None
 
 
@@ -151,6 +176,20 @@ LOSSES = {
         build=_ghm_loss,
         label=lambda config: f"GHM-C ({config.bins} bins)",
     ),
+    "ohem": LossSpec(
+        title="OHEM",
+        summary="OHEM (all positives and the 3x as many hardest negatives per round)",
+        build=_ohem_loss,
+        label=lambda config: "OHEM (ratio 3)",
+    ),
+    "goss": LossSpec(
+        title="GOSS",
+        summary="the built-in logistic loss with LightGBM's GOSS sampling",
+        build=_builtin,
+        label=lambda config: "logistic + GOSS",
+        params=_goss_params,
+        absent=_goss_absent,
+    ),
 }
 
 #: Metric key -> :class:`Metric` (indexable as ``(title, larger_is_better)``), in column order.
@@ -162,3 +201,9 @@ METRICS = {
     "fit_seconds": Metric("fit s", False),
 }
 
+
+
+def absent_reason(backend, loss):
+    """Why ``loss`` has no row for ``backend`` (see :attr:`LossSpec.absent`), or None."""
+    spec = LOSSES[loss]
+    return None if spec.absent is None else spec.absent(backend)

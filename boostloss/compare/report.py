@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .registry import METRICS
+from .registry import METRICS, absent_reason
 
 __all__ = [
     "DECIMALS",
@@ -114,6 +114,11 @@ def print_table(console, dataset, config, rows):
         table.add_row(*cells)
     console.print(table)
     console.print("* best in its column (fold mean, as shown); ↑ larger is better, ↓ smaller is better")
+    for backend in config.backends:
+        for loss in config.losses:
+            why = absent_reason(backend, loss)
+            if why:
+                console.print(f"no {backend} row for {config.loss_label(loss)}: {why}")
 
 
 def results_document(dataset, config, result, rows):
@@ -164,7 +169,9 @@ def compare_figure(dataset, config, result):
     X_train, y_train = dataset.X.iloc[train], dataset.y[train]
     staged = {}
     for loss in config.losses:
-        estimator = result.first_fold[(backend, loss)]
+        estimator = result.first_fold.get((backend, loss))
+        if estimator is None:
+            continue  # no row for this backend (see LossSpec.absent)
         try:
             by_round = staged_probabilities(estimator, backend, X_train, plot_rounds(config.rounds))
         except TypeError:
