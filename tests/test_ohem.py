@@ -331,7 +331,7 @@ def data():
     return X, y
 
 
-def test_xgboost_train_adapter(data):
+def test_xgboost_train_adapter(data, monkeypatch):
     import xgboost as xgb
 
     import boostloss.xgboost as blx
@@ -341,7 +341,11 @@ def test_xgboost_train_adapter(data):
     obj = blx.objective(OHEMLoss())
     params = {"tree_method": "hist", "min_child_weight": 0, "nthread": 1,
               "base_score": blx.base_score(OHEMLoss(), dtrain)}
+    calls = []
+    original = ks.tie_keys
+    monkeypatch.setattr(ks, "tie_keys", lambda n, seed: calls.append(n) or original(n, seed))
     booster = xgb.train(params, dtrain, 10, obj=obj)
+    assert calls == [len(y)]  # the tie keys are drawn once per training set, not per round
     margins = booster.predict(dtrain, output_margin=True)
     assert np.isfinite(margins).all()
     state = obj._cache.get(dtrain).state
