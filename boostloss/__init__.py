@@ -9,7 +9,7 @@ The layers (each uses only the public names of the one below; see ``losses.py``'
     boostloss compare (cli.py, compare/)     the main job: cross-validated comparison of losses
       -> XGBClassifier, LGBMClassifier      drop-in scikit-learn estimators (estimators.py)
         -> boostloss.xgboost / .lightgbm     objectives and metrics for the frameworks
-          -> FocalLoss, GHMLoss              parameters, validation, init_score (losses.py)
+          -> FocalLoss, GHMLoss, OHEMLoss    parameters, validation, init_score (losses.py, ohem.py)
             -> numba kernels                 per-sample math and loops (_kernels.py; cuda.py
                                              compiles the same math for GPUs)
 
