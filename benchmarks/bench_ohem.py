@@ -8,7 +8,7 @@ buffers and the keep mask reused across calls, tie keys drawn once:
 - ``focal``: ``boostloss._kernels.focal_grad_hess`` (gamma 2, alpha 0.25, exact Hessian), the
   reference: OHEM should cost at most 3x this;
 - ``OHEMLoss`` / ``FocalLoss``: the public path, as the adapters call it:
-  ``loss.gradient_hessian(target, margins, gradient_out=g, hessian_out=h, n_threads=..., state=...)``
+  ``loss.gradient_hessian(target, x, gradient_out=g, hessian_out=h, n_threads=..., state=...)``
   with a validated :class:`~boostloss.losses.Target`, the training's state (OHEM: tie keys drawn
   once) and float32 buffers; the line "OHEMLoss / FocalLoss" is their ratio, the per-call price
   of OHEM over focal loss including validation of the margins;
@@ -114,8 +114,9 @@ def main():
         state = ohem_loss.new_state()
 
         def public(loss, state, margins=margins, target=target):
-            return lambda: loss.gradient_hessian(target, margins, gradient_out=grad, hessian_out=hess,
-                                                 n_threads=args.threads, state=state)
+            return lambda: loss.gradient_hessian(target, margins, gradient_out=grad,
+                                                 hessian_out=hess, n_threads=args.threads,
+                                                 state=state)
 
         contenders = {
             "FocalLoss": public(focal_loss, None),

@@ -74,7 +74,8 @@ class OHEMState:
 
     def _buffers(self, n, random_state):
         """Tie keys and the keep mask for ``n`` rows, drawn / allocated once per data set."""
-        if self.tie_keys is None or self.tie_keys.shape[0] != n or self.random_state != random_state:
+        if (self.tie_keys is None or self.tie_keys.shape[0] != n
+                or self.random_state != random_state):
             self.tie_keys = _select_kernels().tie_keys(n, random_state)
             self.random_state = random_state
             self._keep = np.zeros(n, dtype=np.uint8)

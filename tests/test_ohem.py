@@ -177,7 +177,8 @@ def test_deterministic_across_threads_and_calls(weighted):
         for _ in range(2):
             state = loss.new_state()
             grad, hess = loss.gradient_hessian(y, x, w, n_threads=n_threads, state=state)
-            results.append((grad.copy(), hess.copy(), state.kept.copy(), state.kept_negative_weight))
+            results.append((grad.copy(), hess.copy(), state.kept.copy(),
+                            state.kept_negative_weight))
     for grad, hess, kept, w_kept in results[1:]:
         np.testing.assert_array_equal(grad, results[0][0])
         np.testing.assert_array_equal(hess, results[0][1])
