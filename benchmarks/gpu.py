@@ -25,7 +25,6 @@ short training with each gives the same model predictions (to float32 rounding).
 """
 
 import argparse
-import inspect
 import os
 import platform
 import shutil
@@ -64,7 +63,7 @@ def check_gpu():
     import boostloss.cuda as bc
 
     if not bc.is_available() or bc.is_simulator():
-        fail("numba.cuda sees no CUDA device: pip install numba-cuda (or pip install -e '.[cuda]')")
+        fail("numba.cuda sees no CUDA device: pip install -e '.[cuda]' (numba-cuda[cu12], CuPy)")
     return cupy
 
 
@@ -116,28 +115,10 @@ def build_dmatrix(cupy, rows, features):
 
 
 def device_objective(loss):
-    """``blx.objective(loss, compute="device")``, or the same thing built here if the installed
-    adapter predates the ``compute`` option."""
+    """The XGBoost objective with the gradients computed by the CUDA kernels."""
     import boostloss.xgboost as blx
 
-    if "compute" in inspect.signature(blx.objective).parameters:
-        return blx.objective(loss, compute="device")
-    import boostloss.cuda as bc
-
-    class DeviceObjective:
-        __name__ = loss.name
-
-        def __init__(self):
-            self.work = None
-
-        def __call__(self, predt, dtrain):
-            if self.work is None:
-                w = dtrain.get_weight()
-                self.work = bc.DeviceGradients(loss, dtrain.get_label(), w if w.size else None,
-                                               dtype=np.float32)
-            return self.work(np.ascontiguousarray(predt, dtype=np.float32).reshape(-1))
-
-    return DeviceObjective()
+    return blx.objective(loss, compute="device")
 
 
 def alternate(contenders, repeats):
@@ -161,7 +142,7 @@ def table(title, medians, reference, unit_scale=1.0, unit="s"):
         print(f"  {name:<{width}}  {t * unit_scale:10.3f} {unit}   {t / ref:6.2f}x")
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--features", type=int, default=50)
@@ -172,29 +153,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.rounds, args.repeats = min(args.rows, 1_000_000), 20, 1
+    return args
 
-    cupy = check_gpu()
+
+def check_paths_agree(cupy, losses, base, dtrain, margins):
+    """Host and device paths give the same gradients and (to float32 rounding) the same models."""
     import xgboost as xgb
 
-    import boostloss.cuda as bc
     import boostloss.xgboost as blx
-    from boostloss import FocalLoss, GHMLoss
 
-    describe(cupy)
-    print(f"\nbuilding {args.rows:,} x {args.features} on the GPU ...")
-    dtrain, y, rows = build_dmatrix(cupy, args.rows, args.features)
-    print(f"data    : {rows:,} rows x {args.features} features, {y.mean():.2%} positives, "
-          f"{args.rounds} rounds, max_depth {args.max_depth}, {args.repeats} timed repeat(s)")
-
-    losses = {"focal": FocalLoss(gamma=2.0, alpha=0.25), "ghm": GHMLoss(bins=10)}
-    base = {"device": "cuda", "tree_method": "hist", "max_depth": args.max_depth, "eta": 0.1,
-            "max_bin": 256, "verbosity": 0}
-
-    def sync():
-        cupy.cuda.runtime.deviceSynchronize()
-
-    # -- same numbers from both paths, before any timing --------------------------------------
-    margins = np.random.default_rng(1).normal(-3.0, 2.0, rows).astype(np.float32)
     for name, loss in losses.items():
         g_host, h_host = blx.objective(loss)(margins, dtrain)
         g_host, h_host = g_host.copy(), h_host.copy()
@@ -211,7 +178,16 @@ def main(argv=None):
         print(f"check   : {name}: gradients agree; {check_rounds}-round models differ by at most "
               f"{np.max(np.abs(p_host - p_dev)):.2e} in margin")
 
-    # -- 1. training time --------------------------------------------------------------------
+
+def time_training(cupy, losses, base, dtrain, args):
+    """Table 1: ``xgb.train`` with the built-in logistic next to the custom objectives."""
+    import xgboost as xgb
+
+    import boostloss.xgboost as blx
+
+    def sync():
+        cupy.cuda.runtime.deviceSynchronize()
+
     def train_builtin():
         xgb.train(dict(base, objective="binary:logistic"), dtrain, args.rounds)
         sync()
@@ -234,7 +210,12 @@ def main(argv=None):
     table(f"1. training time, {args.rounds} rounds (goal: custom objectives <= 1.3x built-in)",
           medians, "binary:logistic (built-in)")
 
-    # -- 2. one round's gradients ------------------------------------------------------------
+
+def time_objective_calls(cupy, losses, dtrain, y, margins, args):
+    """Table 2: one round's gradients, host kernels next to the CUDA kernels."""
+    import boostloss.cuda as bc
+    import boostloss.xgboost as blx
+
     margins_dev = cupy.asarray(margins)
     contenders = []
     for name, loss in losses.items():
@@ -249,9 +230,29 @@ def main(argv=None):
     medians = alternate(contenders, max(5, 3 * args.repeats))
     for name in losses:
         part = {k: t for k, t in medians.items() if k.startswith(name + ":")}
-        table(f"2. one objective call, {name}, {rows:,} rows", part, f"{name}: host kernels",
-              unit_scale=1e3, unit="ms")
-    print("\ncompute='auto' is 'host' until these numbers say otherwise (see README, section GPU).")
+        table(f"2. one objective call, {name}, {y.shape[0]:,} rows", part,
+              f"{name}: host kernels", unit_scale=1e3, unit="ms")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cupy = check_gpu()
+    from boostloss import FocalLoss, GHMLoss
+
+    describe(cupy)
+    print(f"\nbuilding {args.rows:,} x {args.features} on the GPU ...")
+    dtrain, y, rows = build_dmatrix(cupy, args.rows, args.features)
+    print(f"data    : {rows:,} rows x {args.features} features, {y.mean():.2%} positives, "
+          f"{args.rounds} rounds, max_depth {args.max_depth}, {args.repeats} timed repeat(s)")
+
+    losses = {"focal": FocalLoss(gamma=2.0, alpha=0.25), "ghm": GHMLoss(bins=10)}
+    base = {"device": "cuda", "tree_method": "hist", "max_depth": args.max_depth, "eta": 0.1,
+            "max_bin": 256, "verbosity": 0}
+    margins = np.random.default_rng(1).normal(-3.0, 2.0, rows).astype(np.float32)
+    check_paths_agree(cupy, losses, base, dtrain, margins)
+    time_training(cupy, losses, base, dtrain, args)
+    time_objective_calls(cupy, losses, dtrain, y, margins, args)
+    print("\ncompute='auto' is 'host' until these numbers say otherwise (see docs/gpu.md).")
     return 0
 
 

@@ -81,15 +81,24 @@ class _PerDataset:
         self._entries = []
 
 
-def mean_loss(loss, entry, predt, n_threads):
-    """The weighted mean loss ``sum(w_i l_i) / sum(w_i)`` of these margins (NaN without weight)."""
+def loss_sums(loss, entry, predt, n_threads, state=None):
+    """``(sum(w_i l_i), sum(w_i))`` of these margins: a mean's numerator and denominator.
+
+    ``state`` is the entry's loss state when a distributed training sums GHM's counts over workers.
+    """
     x = margins_1d(predt, entry.n_samples)
-    loss.loss(entry.target, x, loss_out=entry.loss_out, n_threads=n_threads)
+    loss.loss(entry.target, x, loss_out=entry.loss_out, n_threads=n_threads, state=state)
     w = entry.target.sample_weight
     total_weight = float(w.sum()) if w.shape[0] else float(entry.n_samples)
+    return float(entry.loss_out.sum()), total_weight
+
+
+def mean_loss(loss, entry, predt, n_threads):
+    """The weighted mean loss ``sum(w_i l_i) / sum(w_i)`` of these margins (NaN without weight)."""
+    total, total_weight = loss_sums(loss, entry, predt, n_threads)
     if total_weight <= 0.0:
         return float("nan")
-    return float(entry.loss_out.sum() / total_weight)
+    return float(total / total_weight)
 
 
 def gradient_hessian(loss, entry, predt, n_threads):

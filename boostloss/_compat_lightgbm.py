@@ -4,6 +4,10 @@ Each function says which upstream behaviour it works around; ``tests/test_compat
 upstream changes that behaviour, so we know to revisit (or drop) the workaround.
 """
 
+import inspect
+
+import numpy as np
+
 #: Where ``lightgbm.LGBMModel`` keeps the parameters passed through ``**kwargs`` (not a fitted
 #: attribute). Upstream: ``LGBMModel.set_params`` stores every parameter in ``_other_params`` too.
 PARAMETER_STORAGE = ("_other_params",)
@@ -50,3 +54,56 @@ def set_booster(estimator, booster):
     is a read-only property) and offers no public way to replace it after ``fit``.
     """
     estimator._Booster = booster
+
+
+def estimator_param_names():
+    """The constructor parameters of ``lightgbm.LGBMModel``.
+
+    Upstream (LightGBM < 4.6): ``LGBMModel.get_params`` of a subclass reads only the subclass's own
+    ``__init__`` signature, so ``boostloss.LGBMClassifier(loss=..., n_estimators=7).get_params()``
+    would lose every LightGBM parameter (and ``clone`` with it). 4.6 walks the parent classes.
+    """
+    import lightgbm as lgb
+
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [name for name, p in inspect.signature(lgb.LGBMModel.__init__).parameters.items()
+            if name != "self" and p.kind in kinds]
+
+
+def fit_takes_eval_xy():
+    """Upstream: ``LGBMClassifier.fit(eval_X=, eval_y=)`` exists from LightGBM 4.7 (which deprecates
+    ``eval_set``); before, only ``eval_set`` exists."""
+    import lightgbm as lgb
+
+    return "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters
+
+
+def set_binary_fitted_state(estimator, classes):
+    """Give a fitted LightGBM estimator the label encoder, classes and objective of a binary model.
+
+    Upstream: the scikit-learn wrapper keeps them privately (``_le``, ``_classes``, ``_objective``)
+    and sets them only in its own ``fit``; ``boostloss.dask.DaskLGBMClassifier`` trains on labels
+    encoded to 0/1 and then folds the start into a self-contained binary model, after which
+    predictions must take LightGBM's own binary path with the original labels.
+    """
+    from lightgbm.sklearn import _LGBMLabelEncoder
+
+    estimator._le = _LGBMLabelEncoder().fit(np.asarray(classes))
+    estimator._classes = estimator._le.classes_
+    estimator._objective = "binary"
+
+
+def dask_to_local(estimator, model_factory, params):
+    """``lightgbm.dask``'s ``to_local`` for an estimator with a ``loss`` parameter.
+
+    Upstream: ``DaskLGBMClassifier._lgb_dask_to_local`` builds the local model from
+    ``get_params()`` (where ``loss`` is an alias of ``objective``) and copies the fitted state with
+    the private ``_lgb_dask_copy_extra_params``; the Dask ``client`` must not reach the local model.
+    """
+    params = dict(params)
+    params.pop("client", None)
+    model = model_factory(**params)
+    estimator._lgb_dask_copy_extra_params(source=estimator, dest=model)
+    model._other_params.pop("client", None)
+    model.__dict__.pop("loss", None)
+    return model

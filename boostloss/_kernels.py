@@ -29,6 +29,23 @@ from ._constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # no
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
 
+#: The per-sample functions compiled for both targets: here for the CPU, and from the same source
+#: for CUDA by boostloss._cuda_build. Each must compile for CUDA too (scalar arithmetic, reads and
+#: writes of array elements, no allocation); tests/test_cuda.py compiles them for real devices.
+DEVICE_FUNCTIONS = (
+    "_exp_nonpositive",
+    "_log1p_unit",
+    "_logistic_parts",
+    "_modulating_factor",
+    "focal_point",
+    "_store_weighted",
+    "_focal_grad_hess_store",
+    "_gradient_norm_parts",
+    "_ghm_bins_sample",
+    "bin_of",
+    "_scale_one",
+)
+
 
 # --------------------------------------------------------------------------------------------
 # exp and log1p that the compiler can vectorise
@@ -76,7 +93,7 @@ def _exp_nonpositive(t):
     rounded once, like libm's; below -745.2 the result is 0.
     """
     t = max(t, -750.0)
-    k = math.floor(t * _LOG2E + 0.5)
+    k = int(math.floor(t * _LOG2E + 0.5))  # an int on both targets (CUDA's floor is a float)
     kf = float(k)
     hi = t - kf * _LN2_HI
     lo = kf * _LN2_LO
@@ -138,7 +155,7 @@ def _modulating_factor(q, log_q, gamma):
 
 
 @njit(cache=True, inline="always")
-def focal_point(x, y, gamma, alpha_pos, alpha_neg, hessian_mode):
+def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
     """Focal loss, its gradient and Hessian with respect to the raw margin, for one sample.
 
     With ``a = alpha_t`` and ``m = q ** gamma``::
@@ -180,21 +197,27 @@ def focal_loss(y, x, w, gamma, alpha_pos, alpha_neg, out):
     n = x.shape[0]
     weighted = w.shape[0] > 0
     for i in prange(n):
-        loss, _, _ = focal_point(np.float64(x[i]), y[i], gamma, alpha_pos, alpha_neg, 0)
+        loss, _, _ = focal_point(y[i], np.float64(x[i]), gamma, alpha_pos, alpha_neg, 0)
         if weighted:
             loss *= w[i]
         out[i] = loss
 
 
 @njit(cache=True, inline="always")
-def _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode,
-                           grad_out, hess_out):
-    _, g, h = focal_point(np.float64(x[i]), y[i], gamma, alpha_pos, alpha_neg, hessian_mode)
+def _store_weighted(i, w, weighted, g, h, grad_out, hess_out):
+    """``grad_out[i] = w_i g``, ``hess_out[i] = w_i h`` (no multiplication when unweighted)."""
     if weighted:
         g *= w[i]
         h *= w[i]
     grad_out[i] = g
     hess_out[i] = h
+
+
+@njit(cache=True, inline="always")
+def _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode,
+                           grad_out, hess_out):
+    _, g, h = focal_point(y[i], np.float64(x[i]), gamma, alpha_pos, alpha_neg, hessian_mode)
+    _store_weighted(i, w, weighted, g, h, grad_out, hess_out)
 
 
 @njit(cache=True, parallel=True)
@@ -241,7 +264,7 @@ def count_nonfinite(x):
 
 
 @njit(cache=True, inline="always")
-def _gradient_norm_parts(x, y):
+def _gradient_norm_parts(y, x):
     """Return ``(p - y, p (1 - p), g = |p - y|, CE)`` for one sample."""
     if y > 0.5:
         z = x
@@ -290,14 +313,10 @@ def _edges_are_uniform(edges):
 @njit(cache=True, inline="always")
 def _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out):
     """Weighted CE gradient and floored Hessian of sample ``i`` into the outputs; returns ``g``."""
-    diff, hess, g, _ = _gradient_norm_parts(np.float64(x[i]), y[i])
+    diff, hess, g, _ = _gradient_norm_parts(y[i], np.float64(x[i]))
     if not hess > HESSIAN_FLOOR:
         hess = HESSIAN_FLOOR
-    if weighted:
-        diff *= w[i]
-        hess *= w[i]
-    grad_out[i] = diff
-    hess_out[i] = hess
+    _store_weighted(i, w, weighted, diff, hess, grad_out, hess_out)
     return g
 
 
@@ -576,6 +595,6 @@ def scale_by_sample(beta, grad, hess):
 def cross_entropy_and_norm(y, x, ce_out, g_out):
     """Unweighted cross-entropy and gradient norm ``g = |p - y|`` per sample."""
     for i in prange(x.shape[0]):
-        _, _, g, ce = _gradient_norm_parts(np.float64(x[i]), y[i])
+        _, _, g, ce = _gradient_norm_parts(y[i], np.float64(x[i]))
         ce_out[i] = ce
         g_out[i] = g

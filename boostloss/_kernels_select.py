@@ -667,7 +667,7 @@ def ohem_grad_hess(y, x, w, keep, grad_out, hess_out):
     n = x.shape[0]
     weighted = w.shape[0] > 0
     for i in prange(n):
-        diff, hess, _, _ = _gradient_norm_parts(np.float64(x[i]), y[i])
+        diff, hess, _, _ = _gradient_norm_parts(y[i], np.float64(x[i]))
         if not hess > HESSIAN_FLOOR:
             hess = HESSIAN_FLOOR
         if weighted:

@@ -1,51 +1,64 @@
-"""CUDA kernels for the focal and GHM-C losses (numba.cuda), and the per-training device buffers.
+"""Gradients and Hessians of the focal and GHM-C losses on an NVIDIA GPU (numba.cuda).
+
+Design
+------
+Three parts, each in its own place:
+
+1. **The device build** (:mod:`boostloss._cuda_build`): the kernels (loops over samples and the
+   reductions) and how they are compiled. The per-sample math is not written there: the functions
+   named in :data:`boostloss._kernels.DEVICE_FUNCTIONS` are compiled for CUDA from their CPU source.
+   Every kernel and launch signature is listed there, and the test suite compiles and assembles
+   each one for real architectures (no GPU needed).
+2. **Device-side validation** (this module, section "Inputs"): labels and weights, validated once
+   per training, go through :mod:`boostloss._validation` on the host (device arrays are copied
+   back for that) and are uploaded as float64. Margins on the device, checked every round, get one
+   kernel pass that finds the first non-finite value; only when something is wrong are they copied
+   back, so the error is the host check's own message.
+3. **:class:`DeviceGradients`**: one training's device buffers and the launches of one round.
 
 Importing this module needs nothing beyond boostloss itself: ``numba.cuda`` is imported, and the
 kernels compiled, on first use. Every function that computes raises :class:`CudaUnavailableError`
 when there is neither a CUDA device nor numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set
-before numba is first imported).
-
-One source of math
-------------------
-The per-sample functions of :mod:`boostloss._kernels` (:data:`SHARED_MATH`: ``_logistic_parts``,
-``_modulating_factor``, ``focal_point``, ``_gradient_norm_parts``, ``bin_of`` and their helpers)
-are compiled a second time, for the CUDA target, from the very same Python source: each one's ``py_func`` is re-bound to a namespace where
-its callees are their CUDA versions and handed to ``numba.cuda.jit(device=True)``. Only the loops
-over samples (and the reductions) are written here. All arithmetic is float64, as on the CPU;
-outputs may be float32 or float64.
+before numba is first imported). The simulator runs each GPU thread as a Python thread: it gets
+:data:`SIMULATOR_THREADS` threads a block and few blocks by default; the test suite also runs it
+with a GPU's launch shape (``_cuda_build.THREADS``, the same shared-memory layout and reduction
+trees).
 
 Determinism
 -----------
 The GHM bin counts are the only reduction. They are never accumulated with atomics: each thread
 sums its own samples, in a fixed order, into a private histogram; each block reduces its threads'
-histograms with a fixed-shape tree into one row of partial counts; one last kernel reduces the rows
-with a fixed-shape tree. The launch shape depends on the number of samples only, so the same input
-gives bit-identical counts (and gradients) on every call. The counts are exact float64 sums; they
-differ from the CPU's chunked sums by rounding only.
+histograms into one row of partial counts in a fixed order; one last kernel reduces the rows with a
+fixed-shape tree. The launch shape depends on the number of samples only, so the same input gives
+bit-identical counts (and gradients) on every call. The counts are exact float64 sums; they differ
+from the CPU's chunked sums by rounding only. The private histogram bounds ``bins`` on the device
+to :data:`MAX_BINS` (256).
 
 GHM's window density is computed on the host: the gradient norms ``g`` go down (8 bytes a sample),
 the CPU kernel ``window_beta`` sorts them, and the weights go back up. The binned density runs on
 the device entirely, except for the ``bins``-sized counts that the host turns into weights with
-:meth:`boostloss.GHMLoss._bin_betas` (which also updates the momentum state).
+:meth:`boostloss.GHMLoss.weights_from_counts` (which also updates the momentum state).
 
 Arrays
 ------
-Inputs may be host arrays (numpy, lists: validated like the CPU losses and uploaded), numba device
-arrays, or any object with ``__cuda_array_interface__`` (CuPy, PyTorch), used without a copy.
-Kernels run on numba's default stream, and every public call synchronises before it returns.
+Inputs may be host arrays (numpy, lists), numba device arrays, or any object with
+``__cuda_array_interface__`` (CuPy, PyTorch). Device margins must be C-contiguous float32 or
+float64 and are used in place. Kernels run on numba's default stream, and every public call
+synchronises before it returns.
 """
 
-import functools
 import math
-import types
 
 import numpy as np
 
-from . import _kernels
+from . import _cuda_build as build
 from . import _validation as v
+from ._numba_cache import kernels
 from .losses import FocalLoss, GHMLoss, GHMState
 
 __all__ = [
+    "MAX_BINS",
+    "SIMULATOR_THREADS",
     "CudaUnavailableError",
     "DeviceGradients",
     "device_functions",
@@ -55,23 +68,8 @@ __all__ = [
     "is_simulator",
 ]
 
-def _per_sample_functions():
-    """Names of the per-sample functions of :mod:`boostloss._kernels`: its ``inline="always"`` ones.
-
-    The kernels' loops are ``parallel``; the per-sample math (``_logistic_parts``, ``focal_point``,
-    ``bin_of``, the exp/log1p helpers, ...) is what is inlined into them, and all of it is plain
-    scalar arithmetic that numba can also compile for CUDA.
-    """
-    names = []
-    for name, obj in vars(_kernels).items():
-        options = getattr(obj, "targetoptions", None)
-        if options is not None and options.get("inline") == "always" and hasattr(obj, "py_func"):
-            names.append(name)
-    return tuple(names)
-
-
-#: The per-sample functions of :mod:`boostloss._kernels` that are compiled for CUDA too.
-SHARED_MATH = _per_sample_functions()
+#: The most GHM bins the CUDA kernels support (each GPU thread keeps a private histogram).
+MAX_BINS = build.MAX_BINS
 
 
 class CudaUnavailableError(RuntimeError):
@@ -120,210 +118,27 @@ def _cuda():
     return cuda
 
 
-# ------------------------------------------------------------------------------------------
-# Kernels. Plain functions here, compiled by _compiled() in a namespace that holds `cuda`, the
-# CUDA versions of the shared math and the launch constants.
-# ------------------------------------------------------------------------------------------
-
-
-def _focal_kernel(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
-    i = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    n = x.shape[0]
-    weighted = w.shape[0] > 0
-    while i < n:
-        _, g, h = focal_point(float64(x[i]), float64(y[i]), gamma, alpha_pos, alpha_neg,
-                              hessian_mode)
-        if weighted:
-            wi = float64(w[i])
-            g *= wi
-            h *= wi
-        grad_out[i] = g
-        hess_out[i] = h
-        i += stride
-
-
-def _tree_sum(shared, t, value):
-    """Sum ``value`` over the threads of a block, in a fixed order; every thread gets the sum."""
-    shared[t] = value
-    cuda.syncthreads()
-    s = THREADS // 2
-    while s > 0:
-        if t < s:
-            shared[t] += shared[t + s]
-        cuda.syncthreads()
-        s //= 2
-    total = shared[0]
-    cuda.syncthreads()
-    return total
-
-
-def _ghm_bins_kernel(y, x, w, edges, grad_out, hess_out, bin_out, partial_out):
-    # Block b owns samples [b * THREADS * PER_THREAD, (b + 1) * THREADS * PER_THREAD); thread t
-    # takes every THREADS-th of them (coalesced), in order, into its private histogram.
-    t = cuda.threadIdx.x
-    block = cuda.blockIdx.x
-    n = x.shape[0]
-    bins = edges.shape[0] - 1
-    weighted = w.shape[0] > 0
-    local = cuda.local.array(LOCAL_BINS, float64)
-    for b in range(bins):
-        local[b] = 0.0
-    start = block * THREADS * PER_THREAD + t
-    for k in range(PER_THREAD):
-        i = start + k * THREADS
-        if i < n:
-            diff, hess, g, _ = _gradient_norm_parts(float64(x[i]), float64(y[i]))
-            if not hess > HESSIAN_FLOOR:
-                hess = HESSIAN_FLOOR
-            b = bin_of(g, bins, edges)
-            bin_out[i] = b
-            wi = 1.0
-            if weighted:
-                wi = float64(w[i])
-            grad_out[i] = wi * diff
-            hess_out[i] = wi * hess
-            if wi > 0.0:
-                local[b] += wi
-    # The block's histograms go to shared memory BIN_GROUP bins at a time; thread j then sums bin
-    # b0 + j over the threads in order.
-    shared = cuda.shared.array(SHARED_CELLS, float64)
-    for b0 in range(0, bins, BIN_GROUP):
-        for j in range(BIN_GROUP):
-            if b0 + j < bins:
-                shared[t * BIN_GROUP + j] = local[b0 + j]
-        cuda.syncthreads()
-        if t < BIN_GROUP and b0 + t < bins:
-            total = 0.0
-            for r in range(THREADS):
-                total += shared[r * BIN_GROUP + t]
-            partial_out[block, b0 + t] = total
-        cuda.syncthreads()
-
-
-def _sum_rows_kernel(partial, counts_out):
-    # One block per bin: thread t sums rows t, t + THREADS, ... in order, then a fixed tree.
-    t = cuda.threadIdx.x
-    b = cuda.blockIdx.x
-    acc = 0.0
-    r = t
-    while r < partial.shape[0]:
-        acc += partial[r, b]
-        r += THREADS
-    shared = cuda.shared.array(THREADS, float64)
-    total = _tree_sum(shared, t, acc)
-    if t == 0:
-        counts_out[b] = total
-
-
-def _scale_by_bin_kernel(bin_idx, beta, grad, hess):
-    i = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    while i < grad.shape[0]:
-        bb = beta[bin_idx[i]]
-        grad[i] *= bb
-        hess[i] *= bb
-        i += stride
-
-
-def _ghm_norm_kernel(y, x, w, grad_out, hess_out, g_out):
-    i = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    n = x.shape[0]
-    weighted = w.shape[0] > 0
-    while i < n:
-        diff, hess, g, _ = _gradient_norm_parts(float64(x[i]), float64(y[i]))
-        if not hess > HESSIAN_FLOOR:
-            hess = HESSIAN_FLOOR
-        wi = 1.0
-        if weighted:
-            wi = float64(w[i])
-        g_out[i] = g
-        grad_out[i] = wi * diff
-        hess_out[i] = wi * hess
-        i += stride
-
-
-def _scale_by_sample_kernel(beta, grad, hess):
-    i = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    while i < grad.shape[0]:
-        grad[i] *= beta[i]
-        hess[i] *= beta[i]
-        i += stride
-
-
-def _first_bad_kernel(values, kind, first_out):
-    # kind 0: labels outside {0, 1}; 1: non-finite margins; 2: negative or non-finite weights.
-    # atomic.min of an index is order-independent, so the first offender is found deterministically.
-    i = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    while i < values.shape[0]:
-        val = float64(values[i])
-        if kind == 0:
-            bad = not (val == 0.0 or val == 1.0)
-        elif kind == 1:
-            bad = not math.isfinite(val)
-        else:
-            bad = not (math.isfinite(val) and val >= 0.0)
-        if bad:
-            cuda.atomic.min(first_out, 0, i)
-        i += stride
-
-
-#: float64 cells of shared memory the histogram pass uses per block (32 KiB).
-SHARED_FLOAT64 = 4096
-
-_KERNELS = ("_focal_kernel", "_ghm_bins_kernel", "_sum_rows_kernel", "_scale_by_bin_kernel",
-            "_ghm_norm_kernel", "_scale_by_sample_kernel", "_first_bad_kernel")
-
-
-def _launch_shape():
-    """``(threads per block, samples per thread of the histogram pass)``.
-
-    Powers of two, fixed per backend: the GHM counts' summation order depends on them and on the
-    number of samples only. The simulator runs each thread as a Python thread, so it gets few.
-    """
-    return (8, 16) if is_simulator() else (256, 16)
-
-
-def _rebind(func, namespace):
-    out = types.FunctionType(func.__code__, namespace, func.__name__, func.__defaults__,
-                             func.__closure__)
-    out.__doc__ = func.__doc__
-    out.__qualname__ = func.__qualname__
-    return out
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled(local_bins):
-    """The CUDA kernels, compiled lazily; ``local_bins`` sizes the private histogram of a thread."""
-    cuda = _cuda()
-    from numba import float64
-
-    threads, per_thread = _launch_shape()
-    namespace = dict(vars(_kernels))
-    bin_group = max(1, min(local_bins, SHARED_FLOAT64 // threads, threads))
-    namespace.update(cuda=cuda, math=math, float64=float64, THREADS=threads,
-                     PER_THREAD=per_thread, LOCAL_BINS=local_bins, BIN_GROUP=bin_group,
-                     SHARED_CELLS=threads * bin_group)
-    # numba resolves globals when a kernel first compiles, so by then every callee in the namespace
-    # is its CUDA version.
-    for name in SHARED_MATH:
-        namespace[name] = cuda.jit(device=True)(_rebind(getattr(_kernels, name).py_func, namespace))
-    namespace["_tree_sum"] = cuda.jit(device=True)(_rebind(_tree_sum, namespace))
-    kernels = {name: cuda.jit(_rebind(globals()[name], namespace)) for name in _KERNELS}
-    return types.SimpleNamespace(cuda=cuda, threads=threads, per_thread=per_thread,
-                                 namespace=namespace, **kernels)
-
-
 def device_functions():
-    """The CUDA device versions of :data:`SHARED_MATH`, by name, compiled from the CPU source.
+    """The CUDA device versions of :data:`boostloss._kernels.DEVICE_FUNCTIONS`, by name, compiled
+    from the CPU source.
 
     For further kernels with the same per-sample math (e.g. ``focal_point``).
     """
-    namespace = _compiled(1).namespace
-    return {name: namespace[name] for name in SHARED_MATH}
+    namespace = build.namespace(_cuda())
+    return {name: namespace[name] for name in kernels().DEVICE_FUNCTIONS}
+
+
+#: Threads per block in numba's simulator (a GPU gets ``_cuda_build.THREADS``, 256).
+SIMULATOR_THREADS = 8
+
+
+def _threads_per_block():
+    return SIMULATOR_THREADS if is_simulator() else build.THREADS
+
+
+def _launch(cuda, name, blocks, threads, *args, local_bins=None):
+    """Launch kernel ``name``, built for ``threads`` threads a block, on ``blocks`` blocks."""
+    build.kernel(cuda, name, threads, local_bins)[blocks, threads](*args)
 
 
 def _blocks(n, threads):
@@ -332,75 +147,84 @@ def _blocks(n, threads):
     return max(1, min((n + threads - 1) // threads, cap))
 
 
-# ------------------------------------------------------------------------------------------
-# Arrays
-# ------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
+# Inputs
+# ------------------------------------------------------------------------------------------------
 
 
-def _is_numba_device_array(obj):
-    return bool(getattr(obj, "__cuda_ndarray__", False))  # numba's device arrays, simulated or not
-
-
-def _is_device(cuda, obj):
-    return _is_numba_device_array(obj) or (
-        hasattr(obj, "__cuda_array_interface__") and not isinstance(obj, np.ndarray))
+def _is_device(obj):
+    if getattr(obj, "__cuda_ndarray__", False):  # numba's device arrays, simulated or not
+        return True
+    return hasattr(obj, "__cuda_array_interface__") and not isinstance(obj, np.ndarray)
 
 
 def _as_device_array(cuda, obj):
-    if _is_numba_device_array(obj):
+    if getattr(obj, "__cuda_ndarray__", False):
         return obj
     return cuda.as_cuda_array(obj)  # zero-copy view of CuPy, PyTorch, ...
 
 
-def _check_device_1d(name, arr, n, kinds):
-    if arr.ndim != 1:
-        raise ValueError(
-            f"{name} must be 1-D with one entry per sample, got shape {tuple(arr.shape)}")
-    if np.dtype(arr.dtype).kind not in kinds:
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if n is not None and arr.shape[0] != n:
-        raise ValueError(
-            f"{name} has {arr.shape[0]} entries but y_true has {n}; they must have the same length")
+def _host(cuda, obj):
+    """A host array of ``obj``'s values (a copy for device arrays, ``obj`` itself otherwise)."""
+    return _as_device_array(cuda, obj).copy_to_host() if _is_device(obj) else obj
 
 
-_CHECKS = {
-    0: ("y_true", "y_true must contain only 0 and 1 (binary labels; map other classes to 0/1 "
-                  "first), got {value!r} at index {index}"),
-    1: ("raw_prediction", "raw_prediction contains a non-finite value (first at index {index}: "
-                          "{value!r}); margins must be finite (a diverged model or a bad base "
-                          "margin?)"),
-    2: ("sample_weight", "sample_weight must be finite and >= 0, got {value!r} at index {index}"),
-}
-
-
-def _check_device_values(k, arr, kind):
-    """Raise ValueError quoting the first offending entry of a device array (one kernel pass)."""
-    n = arr.shape[0]
-    if n == 0:
-        return
-    cuda = k.cuda
+def _first_nonfinite(cuda, x, threads):
+    """Index of the first NaN or infinite entry of device margins ``x``; ``x.shape[0]`` if none."""
+    n = x.shape[0]
     first = cuda.to_device(np.array([n], dtype=np.int64))
-    k._first_bad_kernel[_blocks(n, k.threads), k.threads](arr, kind, first)
-    index = int(first.copy_to_host()[0])
-    if index < n:
-        value = arr[index:index + 1].copy_to_host()[0].item()
-        raise ValueError(_CHECKS[kind][1].format(value=value, index=index))
+    _launch(cuda, "_first_nonfinite_kernel", _blocks(n, threads), threads, x, first)
+    return int(first.copy_to_host()[0])
 
 
-def _check_out(out, n):
+def _device_margins(cuda, x, n, validate, threads):
+    """Device margins ``x`` checked for use in place; a bad array fails like a host one would."""
+    usable = x.ndim == 1 and np.dtype(x.dtype) in build.MARGIN_DTYPES and x.is_c_contiguous()
+    if usable and x.shape[0] == n and not (
+            validate and n and _first_nonfinite(cuda, x, threads) < n):
+        return x
+    if x.is_c_contiguous():
+        v.check_margins(x.copy_to_host(), n=n)  # the host rules, and their messages
+    raise TypeError(
+        "raw_prediction on the device must be a C-contiguous 1-D float32 or float64 array, got "
+        f"dtype {x.dtype} and shape {tuple(x.shape)}"
+        + ("" if x.is_c_contiguous() else " (not contiguous)")
+        + "; convert it (e.g. cupy.ascontiguousarray(x, dtype=cupy.float32)) or pass a host array"
+    )
+
+
+def _layout(arr):
+    """A numpy array with ``arr``'s dtype, shape and strides over no data of its own, so the host
+    checks of :mod:`boostloss._validation` can judge a device array's layout (never read)."""
+    return np.lib.stride_tricks.as_strided(np.empty(1, dtype=arr.dtype), arr.shape, arr.strides)
+
+
+def _check_out(cuda, out, n):
+    """``out`` as two arrays (host or device) of one float dtype, shape (n,), C-contiguous."""
     if not (isinstance(out, tuple) and len(out) == 2):
         raise TypeError(f"out must be a tuple (gradient, hessian) of arrays, got {out!r}")
-    for name, arr in zip(("gradient", "hessian"), out):
-        dtype = np.dtype(arr.dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"out {name} must be float32 or float64, got dtype {dtype}")
-        if tuple(arr.shape) != (n,):
-            raise ValueError(f"out {name} must have shape ({n},), got {tuple(arr.shape)}")
+    arrays = tuple(a if isinstance(a, np.ndarray) else _as_device_array(cuda, a) for a in out)
+    for name, arr in zip(("gradient_out", "hessian_out"), arrays):
+        v.check_out(name, arr if isinstance(arr, np.ndarray) else _layout(arr), n)
+    if arrays[0].dtype != arrays[1].dtype:
+        raise TypeError(
+            f"out gradient and hessian must have the same dtype, got {arrays[0].dtype} and "
+            f"{arrays[1].dtype}")
+    return arrays
 
 
-# ------------------------------------------------------------------------------------------
-# Public API
-# ------------------------------------------------------------------------------------------
+def _check_bins(bins):
+    if bins > MAX_BINS:
+        raise ValueError(
+            f"GHMLoss(bins={bins}) cannot run on the CUDA kernels: they support bins <= "
+            f"{MAX_BINS} (each GPU thread keeps a private histogram of bins float64 counts in "
+            "local memory); use fewer bins, density='window', or the host kernels "
+            "(compute='host')")
+
+
+# ------------------------------------------------------------------------------------------------
+# DeviceGradients
+# ------------------------------------------------------------------------------------------------
 
 
 class DeviceGradients:
@@ -413,15 +237,17 @@ class DeviceGradients:
     Parameters
     ----------
     loss : FocalLoss or GHMLoss
-        Its parameters are read (and validated) once, here.
+        Its parameters are read (and validated) once, here. A GHM loss needs
+        ``bins <= MAX_BINS`` (256) with ``density="bins"``.
     y_true : array-like or device array of shape (n,)
         0/1 labels (bool, integer or float).
     sample_weight : array-like or device array of shape (n,), optional
         Non-negative finite weights.
     dtype : {numpy.float32, numpy.float64}, default=numpy.float64
         Dtype of the returned gradient and Hessian (the arithmetic is float64 either way).
-    state : GHMState, optional
-        Momentum state of a GHM training. Default: a fresh one owned by this object.
+    state : optional
+        The training's state, as ``loss.new_state()`` makes it (GHM's momentum). Default: a new
+        one owned by this object.
 
     Notes
     -----
@@ -435,72 +261,56 @@ class DeviceGradients:
                 f"loss must be a boostloss FocalLoss or GHMLoss, got {loss!r} of type "
                 f"{type(loss).__name__}")
         dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
+        if dtype not in build.OUTPUT_DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-        if state is not None and not isinstance(state, GHMState):
-            raise TypeError(f"state must be a GHMState or None, got {state!r}")
         self.loss = loss
-        self.params = loss._params()
+        self.params = loss.resolved_params()
         self.dtype = dtype
-        self.state = GHMState() if state is None else state
-        self._window = isinstance(loss, GHMLoss) and self.params[2] == "window"
-        bins = self.params[0] if isinstance(loss, GHMLoss) else 1
-        k = self._k = _compiled(bins)
-        cuda = k.cuda
+        ghm = isinstance(loss, GHMLoss)
+        if ghm and state is not None and not isinstance(state, GHMState):
+            raise TypeError(
+                f"state must be a GHMState made by GHMLoss.new_state(), got {state!r} of type "
+                f"{type(state).__name__}")
+        self.state = loss.new_state() if state is None else state
+        self._binned = ghm and self.params.density == "bins"
+        self._window = ghm and not self._binned
+        if self._binned:
+            _check_bins(self.params.bins)
+        cuda = self._cuda = _cuda()
+        self._threads = _threads_per_block()
 
-        if _is_device(cuda, y_true):
-            y = _as_device_array(cuda, y_true)
-            _check_device_1d("y_true", y, None, "biuf")
-            _check_device_values(k, y, 0)
-        else:
-            y = cuda.to_device(v.check_labels(y_true))
+        y = v.check_labels(_host(cuda, y_true))
         n = self.n = y.shape[0]
-        self._y = y
-
-        self._w_host = v.check_weights(None, n)
-        if sample_weight is None:
-            w = cuda.to_device(self._w_host)
-        elif _is_device(cuda, sample_weight):
-            w = _as_device_array(cuda, sample_weight)
-            _check_device_1d("sample_weight", w, n, "iuf")
-            _check_device_values(k, w, 2)
-            if self._window:
-                self._w_host = np.ascontiguousarray(w.copy_to_host(), dtype=np.float64)
-        else:
-            self._w_host = v.check_weights(sample_weight, n)
-            w = cuda.to_device(self._w_host)
-        self._w = w
-
+        self._w_host = v.check_weights(
+            None if sample_weight is None else _host(cuda, sample_weight), n)
+        self._y = cuda.to_device(y)
+        self._w = cuda.to_device(self._w_host)
         self._grad = cuda.device_array(n, dtype=dtype)
         self._hess = cuda.device_array(n, dtype=dtype)
         self._x = None
-        if isinstance(loss, GHMLoss):
-            self._edges = cuda.to_device(self.params[4])
-            if self._window:
-                self._g = cuda.device_array(n, dtype=np.float64)
-                self._g_host = np.empty(n)
-                self._beta_host = np.empty(n)
-                self._beta = cuda.device_array(n, dtype=np.float64)
-            else:
-                chunk = k.threads * k.per_thread
-                self._bin = cuda.device_array(n, dtype=np.int32)
-                self._partial = cuda.device_array((max(1, (n + chunk - 1) // chunk), bins))
-                self._counts = cuda.device_array(bins)
+        if self._window:
+            self._g = cuda.device_array(n, dtype=np.float64)
+            self._g_host = np.empty(n)
+            self._beta_host = np.empty(n)
+            self._beta = cuda.device_array(n, dtype=np.float64)
+        elif self._binned:
+            bins = self.params.bins
+            chunk = self._threads * build.PER_THREAD
+            self._local_bins = build.local_bins_for(bins)
+            self._edges = cuda.to_device(self.params.edges)
+            self._bin = cuda.device_array(n, dtype=np.int32)
+            self._partial = cuda.device_array((max(1, (n + chunk - 1) // chunk), bins))
+            self._counts = cuda.device_array(bins)
 
     def _margins(self, raw_prediction, validate):
-        cuda = self._k.cuda
-        if not validate and isinstance(raw_prediction, np.ndarray):
-            x = raw_prediction
-        elif _is_device(cuda, raw_prediction):
-            x = _as_device_array(cuda, raw_prediction)
-            _check_device_1d("raw_prediction", x, self.n, "f")
-            if np.dtype(x.dtype) not in (np.float32, np.float64):
-                raise TypeError(f"raw_prediction must be float32 or float64, got dtype {x.dtype}")
-            if validate:
-                _check_device_values(self._k, x, 1)
-            return x
-        else:
+        cuda = self._cuda
+        if _is_device(raw_prediction):
+            return _device_margins(cuda, _as_device_array(cuda, raw_prediction), self.n, validate,
+                                   self._threads)
+        if validate or not isinstance(raw_prediction, np.ndarray):
             x = v.check_margins(raw_prediction, n=self.n)
+        else:
+            x = raw_prediction
         # One device buffer per margin dtype, reused every round.
         if self._x is None or self._x.dtype != x.dtype:
             self._x = cuda.device_array(self.n, dtype=x.dtype)
@@ -515,8 +325,8 @@ class DeviceGradients:
         raw_prediction : array-like or device array of shape (n,)
             Raw margins, float32 or float64.
         out : tuple of two device arrays, optional
-            Where to write gradient and Hessian (float32 or float64, shape (n,)) instead of the
-            object's own buffers.
+            Where to write gradient and Hessian (both float32 or both float64, shape (n,),
+            C-contiguous) instead of the object's own buffers.
         validate : bool, default=True
             False skips the check that the margins are finite, for callers that have made it (the
             XGBoost adapter); host margins must then be a contiguous float32 or float64 array of
@@ -530,37 +340,37 @@ class DeviceGradients:
         if out is None:
             grad, hess = self._grad, self._hess
         else:
-            _check_out(out, self.n)
-            grad, hess = (_as_device_array(self._k.cuda, a) for a in out)
+            grad, hess = _check_out(self._cuda, out, self.n)
         if self.n:
             self._compute(x, grad, hess)
-        self._k.cuda.synchronize()
+        self._cuda.synchronize()
         return grad, hess
 
     def _compute(self, x, grad, hess):
-        k = self._k
-        n, threads = self.n, k.threads
-        blocks = _blocks(n, threads)
-        if isinstance(self.loss, FocalLoss):
-            gamma, a_pos, a_neg, mode = self.params
-            k._focal_kernel[blocks, threads](self._y, x, self._w, gamma, a_pos, a_neg, mode,
-                                             grad, hess)
-            return
-        bins, momentum, _, epsilon, _ = self.params
-        if self._window:
-            k._ghm_norm_kernel[blocks, threads](self._y, x, self._w, grad, hess, self._g)
+        cuda, p, threads = self._cuda, self.params, self._threads
+        blocks = _blocks(self.n, threads)
+        if self._binned:
+            self._binned_density(x, grad, hess)
+        elif self._window:
+            _launch(cuda, "_ghm_norm_kernel", blocks, threads, self._y, x, self._w, grad, hess,
+                    self._g)
             self._g.copy_to_host(self._g_host)
-            _kernels.window_beta(self._g_host, self._w_host, epsilon, self._beta_host)
+            kernels().window_beta(self._g_host, self._w_host, p.epsilon, self._beta_host)
             self._beta.copy_to_device(self._beta_host)
-            k._scale_by_sample_kernel[blocks, threads](self._beta, grad, hess)
-            return
-        rows = self._partial.shape[0]
-        k._ghm_bins_kernel[rows, threads](self._y, x, self._w, self._edges, grad, hess,
-                                          self._bin, self._partial)
-        k._sum_rows_kernel[bins, threads](self._partial, self._counts)
+            _launch(cuda, "_scale_by_sample_kernel", blocks, threads, self._beta, grad, hess)
+        else:
+            _launch(cuda, "_focal_kernel", blocks, threads, self._y, x, self._w, p.gamma,
+                    p.alpha_pos, p.alpha_neg, p.hessian, grad, hess)
+
+    def _binned_density(self, x, grad, hess):
+        cuda, threads = self._cuda, self._threads
+        _launch(cuda, "_ghm_bins_kernel", self._partial.shape[0], threads, self._y, x, self._w,
+                self._edges, grad, hess, self._bin, self._partial, local_bins=self._local_bins)
+        _launch(cuda, "_sum_rows_kernel", self.params.bins, threads, self._partial, self._counts)
         counts = self._counts.copy_to_host()
-        beta = GHMLoss._bin_betas(counts, float(math.fsum(counts)), momentum, self.state)
-        k._scale_by_bin_kernel[blocks, threads](self._bin, k.cuda.to_device(beta), grad, hess)
+        beta = self.loss.weights_from_counts(counts, math.fsum(counts), state=self.state)
+        _launch(cuda, "_scale_by_bin_kernel", _blocks(self.n, threads), threads, self._bin,
+                cuda.to_device(beta), grad, hess)
 
 
 def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=None, out=None):
@@ -572,15 +382,16 @@ def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=
     Parameters
     ----------
     loss : FocalLoss or GHMLoss
+        GHM with ``density="bins"`` needs ``bins <= MAX_BINS`` (256).
     y_true, raw_prediction, sample_weight : arrays of shape (n,)
         Host arrays (validated like the CPU losses, then uploaded), numba device arrays or objects
-        with ``__cuda_array_interface__`` (CuPy, PyTorch; validated on the device, used in place).
-    state : GHMState, optional
-        Momentum state of a GHM training; default: the loss's own state, as
-        ``loss.gradient_hessian`` uses.
+        with ``__cuda_array_interface__`` (CuPy, PyTorch). Device margins are used in place.
+    state : optional
+        The training's state from ``loss.new_state()`` (GHM's momentum). Default: a new one, so
+        nothing carries over between calls; pass the same state to every round of a training.
     out : tuple (gradient, hessian), optional
-        Output arrays, float32 or float64 of shape (n,): device arrays, or numpy arrays that the
-        result is copied into.
+        Output arrays, both float32 or both float64, of shape (n,): device arrays, or numpy arrays
+        that the result is copied into.
 
     Returns
     -------
@@ -593,20 +404,16 @@ def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=
     CudaUnavailableError
         Without a CUDA device and without numba's simulator.
     """
-    cuda = _cuda()
-    if state is None and isinstance(loss, GHMLoss):
-        state = loss._state()
     work = DeviceGradients(loss, y_true, sample_weight, state=state)
     if out is not None:
-        _check_out(out, work.n)
+        _check_out(work._cuda, out, work.n)
     host_out = out is not None and all(isinstance(a, np.ndarray) for a in out)
-    device_out = out if (out is not None and not host_out) else None
-    grad, hess = work(raw_prediction, out=device_out)
+    grad, hess = work(raw_prediction, out=None if host_out else out)
     if host_out:
         for dst, src in zip(out, (grad, hess)):
             dst[...] = src.copy_to_host()
     if out is not None:
         return out
-    if _is_device(cuda, raw_prediction):
+    if _is_device(raw_prediction):
         return grad, hess
     return grad.copy_to_host(), hess.copy_to_host()

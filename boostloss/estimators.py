@@ -280,6 +280,12 @@ class LGBMClassifier(lgb.LGBMClassifier):
         rest = _split_loss_params(self, params)
         return super().set_params(**rest) if rest else self
 
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        for name in _compat_lightgbm.estimator_param_names():
+            params.setdefault(name, getattr(self, name))
+        return params
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         if self.loss is not None:
@@ -299,6 +305,10 @@ class LGBMClassifier(lgb.LGBMClassifier):
                       eval_metric=eval_metric, feature_name=feature_name,
                       categorical_feature=categorical_feature, callbacks=callbacks,
                       init_model=init_model)
+        if (eval_X is not None or eval_y is not None) and not _compat_lightgbm.fit_takes_eval_xy():
+            as_tuple = (lambda v: v if isinstance(v, tuple) else (v,))
+            eval_set = kwargs["eval_set"] = list(zip(as_tuple(eval_X), as_tuple(eval_y)))
+            eval_X = eval_y = None
         if eval_y is not None:
             # LightGBM encodes the labels of eval_set but passes eval_y on as given: encode it
             # the same way as y, so that string or non-0/1 labels evaluate correctly.

@@ -115,12 +115,22 @@ class GHMState:
 
     Made by :meth:`GHMLoss.new_state`; pass it to every :meth:`GHMLoss.gradient_hessian` call of that
     training. ``running_counts`` is None before the first round with ``momentum > 0``.
+
+    ``allreduce`` is None, or, in a training spread over several workers, a callable that takes a
+    float64 array and returns its element-wise sum over all workers (every worker calls it at the
+    same point with an array of the same length). The binned density then counts the samples of
+    every worker: each round's ``bins`` counts and total weight are summed with it right after they
+    are counted, so the weights, and the running average of ``momentum``, are the same on every
+    worker and equal to those of one process holding all the data. The adapters of
+    :mod:`boostloss.xgboost` set it inside an XGBoost collective (``xgboost.dask``,
+    ``xgboost.spark``).
     """
 
-    __slots__ = ("running_counts", "_work")
+    __slots__ = ("running_counts", "allreduce", "_work")
 
     def __init__(self):
         self.running_counts = None
+        self.allreduce = None
         self._work = {}
 
     def reset(self):
@@ -154,7 +164,8 @@ class _BinaryLoss(BaseEstimator):
         """A fresh per-training state to pass to :meth:`gradient_hessian` (None: no state)."""
         return None
 
-    def loss(self, y_true, raw_prediction, sample_weight=None, *, loss_out=None, n_threads=None):
+    def loss(self, y_true, raw_prediction, sample_weight=None, *, loss_out=None, n_threads=None,
+             state=None):
         """Per-sample loss, multiplied by ``sample_weight`` when given.
 
         Parameters
@@ -169,6 +180,9 @@ class _BinaryLoss(BaseEstimator):
             Written in place and returned.
         n_threads : int, optional
             Numba threads (see ``boostloss._threads`` for the default policy).
+        state : object from :meth:`new_state`, optional
+            Only its ``allreduce`` is used (GHM-C's density over all workers, see
+            :class:`GHMState`); the running counts are neither read nor updated.
 
         Returns
         -------
@@ -176,9 +190,11 @@ class _BinaryLoss(BaseEstimator):
         """
         target, x = self._inputs(y_true, raw_prediction, sample_weight)
         params = self.resolved_params()
+        if state is not None:
+            state = self._check_state(state)
         (out,) = _outputs(target.n_samples, ("loss_out", loss_out))
         with kernel_threads(target.n_samples, check_n_threads(n_threads)):
-            self._loss_kernels(params, target.y, x, target.sample_weight, out)
+            self._loss_kernels(params, target.y, x, target.sample_weight, out, state)
         return out
 
     def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, *, gradient_out=None,
@@ -354,7 +370,7 @@ class FocalLoss(_BinaryLoss):
         return FocalParams(gamma, a_pos, a_neg, mode)
 
     @staticmethod
-    def _loss_kernels(params, y, x, w, out):
+    def _loss_kernels(params, y, x, w, out, state=None):
         kernels().focal_loss(y, x, w, params.gamma, params.alpha_pos, params.alpha_neg, out)
 
     @staticmethod
@@ -506,8 +522,12 @@ class GHMLoss(_BinaryLoss):
             )
         return state
 
-    def _sample_betas(self, params, y, x, w, ce_out):
-        """Per-sample weights of these margins (no momentum); ``ce_out`` gets the cross-entropy."""
+    def _sample_betas(self, params, y, x, w, ce_out, state=None):
+        """Per-sample weights of these margins (no momentum); ``ce_out`` gets the cross-entropy.
+
+        With a ``state`` whose ``allreduce`` is set, the bin counts are summed over the workers.
+        """
+        allreduce = _allreduce_of(params, state)
         k = kernels()
         n = y.shape[0]
         g = np.empty(n)
@@ -518,6 +538,8 @@ class GHMLoss(_BinaryLoss):
             k.assign_bins(g, params.edges, idx)
             counts = np.zeros(params.bins)
             tot = k.bin_histogram(idx, w, params.bins, counts)
+            if allreduce is not None:
+                counts, tot = _summed_counts(allreduce, counts, tot)
             np.take(self.weights_from_counts(counts, tot), idx, out=beta)
             if w.shape[0]:
                 beta[w == 0.0] = 0.0
@@ -525,8 +547,8 @@ class GHMLoss(_BinaryLoss):
             k.window_beta(g, w, params.epsilon, beta)
         return beta
 
-    def _loss_kernels(self, params, y, x, w, out):
-        beta = self._sample_betas(params, y, x, w, out)
+    def _loss_kernels(self, params, y, x, w, out, state=None):
+        beta = self._sample_betas(params, y, x, w, out, state)
         # A tiny loss times its weight may underflow to 0, and a loss near the float64 maximum
         # may round to inf: both are the correctly rounded values, not errors.
         with np.errstate(under="ignore", over="ignore"):
@@ -535,6 +557,7 @@ class GHMLoss(_BinaryLoss):
                 out *= w
 
     def _grad_hess_kernels(self, params, y, x, w, grad, hess, state):
+        allreduce = _allreduce_of(params, state)
         k = kernels()
         n = y.shape[0]
         if params.density == "bins":
@@ -543,6 +566,8 @@ class GHMLoss(_BinaryLoss):
             k.ghm_bins_pass(y, x, w, params.edges, grad, hess, idx)
             counts = np.zeros(params.bins)
             tot = k.bin_histogram(idx, w, params.bins, counts)
+            if allreduce is not None:
+                counts, tot = _summed_counts(allreduce, counts, tot)
             k.scale_by_bin(idx, self.weights_from_counts(counts, tot, state=state), grad, hess)
         else:
             def make():
@@ -576,6 +601,33 @@ class GHMLoss(_BinaryLoss):
                 best_s, best_v = grid[k], values[k]
             step = grid[1] - grid[0]
         return float(best_s)
+
+
+def _allreduce_of(params, state):
+    """The state's reduction over workers (None in one process); the window density has none."""
+    allreduce = None if state is None else state.allreduce
+    if allreduce is not None and params.density != "bins":
+        # Each sample's window counts the gradient norms of all samples near its own: exact over
+        # several workers it needs every norm of every worker each round (an all-gather of n
+        # numbers), which is what distributing the data avoids.
+        raise ValueError(
+            f"GHMLoss(density={params.density!r}) cannot be trained on several workers: its "
+            "sliding-window density needs the gradient norms of every sample on every worker each "
+            "round; use density='bins' (its counts are summed over the workers), with more bins "
+            "for a finer density"
+        )
+    return allreduce
+
+
+def _summed_counts(allreduce, counts, tot):
+    """The bin counts and total weight summed over the workers (one reduction of bins + 1 numbers)."""
+    summed = np.asarray(allreduce(np.append(counts, tot)), dtype=np.float64)
+    if summed.shape != (counts.shape[0] + 1,):
+        raise RuntimeError(
+            f"the allreduce of GHMState returned shape {summed.shape}; expected "
+            f"({counts.shape[0] + 1},): the bin counts and the total weight"
+        )
+    return np.ascontiguousarray(summed[:-1]), float(summed[-1])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -25,6 +25,11 @@ What the adapters take care of:
   :func:`set_base_margin` start the training from ``loss.init_score(y)`` instead.
 - The metrics take raw margins (what ``xgb.train`` passes to ``custom_metric`` whenever ``obj`` is
   given) and report the (weighted) mean loss, lower is better, under the name ``loss.name``.
+- Inside a distributed training (``xgboost.dask``, ``xgboost.spark``: an active
+  ``xgboost.collective`` communicator) the same callables are global: GHM-C's bin counts are summed
+  over the workers every round, the metrics are the weighted means over all workers' rows, and an
+  error on one worker's partition is raised on every worker instead of leaving the others waiting
+  (``boostloss._collective``, docs/scaling-out.md).
 """
 
 
@@ -32,7 +37,8 @@ import numpy as np
 
 from . import _validation as v
 from ._adapters import (LossCallable, PerDatasetCallable, fresh_loss, gradient_hessian,
-                        mean_loss)
+                        loss_sums, margins_1d, mean_loss)
+from ._collective import current_group
 from .losses import check_target
 
 __all__ = [
@@ -63,6 +69,46 @@ class _RoundMixin:
             return _device_gradient_hessian(self.loss, entry, predt)
         return gradient_hessian(self.loss, entry, predt, self.n_threads)
 
+    def _any_round(self, get_entry, predt):
+        """One round, also inside a distributed training (``get_entry`` reads and validates)."""
+        group = current_group()
+        if group is None:
+            return self._round(get_entry(), predt)
+
+        def checked():
+            entry = get_entry()
+            x = v.check_margins(margins_1d(predt, entry.n_samples))
+            if entry.state is not None and self._compute == "device":
+                raise ValueError(
+                    "compute='device' cannot sum GHM-C's density over the workers of a "
+                    "distributed training; use compute='host' (XGBoost still trains on the GPU)"
+                )
+            return entry, x
+
+        entry, x = group.run(checked)
+        if entry.state is not None:
+            entry.state.allreduce = group.sum
+        return self._round(entry, x)
+
+
+def _any_mean_loss(loss, get_entry, predt, n_threads):
+    """The weighted mean loss of these margins, over all workers inside a distributed training."""
+    group = current_group()
+    if group is None:
+        return mean_loss(loss, get_entry(), predt, n_threads)
+
+    def checked():
+        entry = get_entry()
+        return entry, v.check_margins(margins_1d(predt, entry.n_samples))
+
+    entry, x = group.run(checked)
+    if entry.state is not None:
+        entry.state.allreduce = group.sum
+    total, total_weight = group.sum(loss_sums(loss, entry, x, n_threads, state=entry.state))
+    if total_weight <= 0.0:
+        return float("nan")
+    return float(total / total_weight)
+
 
 class XGBObjective(_RoundMixin, PerDatasetCallable):
     """Custom objective for ``xgb.train(obj=...)``: ``(margins, dtrain) -> (grad, hess)``.
@@ -89,7 +135,7 @@ class XGBObjective(_RoundMixin, PerDatasetCallable):
         self._compute = _check_compute(compute)
 
     def __call__(self, predt, dtrain):
-        return self._round(self._entry(dtrain), predt)
+        return self._any_round(lambda: self._entry(dtrain), predt)
 
 
 class XGBMetric(PerDatasetCallable):
@@ -103,7 +149,8 @@ class XGBMetric(PerDatasetCallable):
     _read = staticmethod(_read_dmatrix)
 
     def __call__(self, predt, dmatrix):
-        return self.__name__, mean_loss(self.loss, self._entry(dmatrix), predt, self.n_threads)
+        return self.__name__, _any_mean_loss(self.loss, lambda: self._entry(dmatrix), predt,
+                                             self.n_threads)
 
 
 class XGBSklearnObjective(_RoundMixin, LossCallable):
@@ -120,7 +167,7 @@ class XGBSklearnObjective(_RoundMixin, LossCallable):
         self._compute = _check_compute(compute)
 
     def __call__(self, y_true, y_pred, *, sample_weight=None):
-        return self._round(self._cache.get(self.loss, y_true, sample_weight), y_pred)
+        return self._any_round(lambda: self._cache.get(self.loss, y_true, sample_weight), y_pred)
 
 
 class XGBSklearnMetric(LossCallable):
@@ -135,8 +182,8 @@ class XGBSklearnMetric(LossCallable):
     _display = "boostloss.xgboost.sklearn_metric"
 
     def __call__(self, y_true, y_pred, *, sample_weight=None):
-        entry = self._cache.get(self.loss, y_true, sample_weight)
-        return mean_loss(self.loss, entry, y_pred, self.n_threads)
+        return _any_mean_loss(self.loss, lambda: self._cache.get(self.loss, y_true, sample_weight),
+                              y_pred, self.n_threads)
 
 
 def objective(loss, *, compute="host", n_threads=1):

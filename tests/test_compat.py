@@ -76,3 +76,24 @@ def test_lightgbm_predict_reads_loss_as_an_objective_alias(data):
         warnings.simplefilter("always")
         model.predict(X)
     assert any("Found 'loss' in params" in str(w.message) for w in caught)
+
+
+def _lightgbm_version():
+    return tuple(int(part) for part in lgb.__version__.split(".")[:2])
+
+
+def test_subclass_get_params_walks_parents_from_lightgbm_4_6():
+    """estimator_param_names: before 4.6 a subclass's get_params lost LightGBM's parameters."""
+
+    class Sub(lgb.LGBMClassifier):
+        def __init__(self, *, loss=None, **kwargs):
+            super().__init__(**kwargs)
+            self.loss = loss
+
+    params = Sub(n_estimators=7).get_params()
+    assert ("num_leaves" in params) == (_lightgbm_version() >= (4, 6))
+    assert "num_leaves" in _compat_lightgbm.estimator_param_names()
+
+
+def test_fit_takes_eval_xy_from_lightgbm_4_7():
+    assert _compat_lightgbm.fit_takes_eval_xy() == (_lightgbm_version() >= (4, 7))

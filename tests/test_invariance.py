@@ -156,7 +156,7 @@ def test_inputs_are_not_modified(loss_name, data):
     np.testing.assert_array_equal(w_in, w, strict=True)
 
 
-@pytest.mark.parametrize("loss_name", ["focal", "ghm_bins"])
+@pytest.mark.parametrize("loss_name", ["focal_exact", "ghm_bins"])
 def test_init_score_storage_does_not_matter(loss_name, data):
     y, _, w = data
     expected = LOSSES[loss_name]().init_score(y, sample_weight=w)

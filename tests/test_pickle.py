@@ -140,7 +140,7 @@ def _assert_same(a, b):
 
 
 @pytest.mark.parametrize("trip", sorted(ROUND_TRIPS))
-@pytest.mark.parametrize("loss_name", ["focal", "ghm_momentum"])
+@pytest.mark.parametrize("loss_name", ["focal_exact", "ghm_bins_momentum"])
 @pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])
 def test_adapter_callables_round_trip(framework, loss_name, trip, data):
     X, y, _, w = data
@@ -176,7 +176,7 @@ def _estimator(kind, loss):
     return boostloss.LGBMClassifier(loss=loss, n_estimators=8, num_leaves=7, n_jobs=1, verbose=-1)
 
 
-@pytest.mark.parametrize("loss_name", ["focal", "ghm_momentum"])
+@pytest.mark.parametrize("loss_name", ["focal_exact", "ghm_bins_momentum"])
 @pytest.mark.parametrize("kind", ["xgb", "lgb"])
 def test_estimator_round_trip(kind, loss_name, data):
     X, y, _, w = data

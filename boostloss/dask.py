@@ -1,0 +1,376 @@
+"""Training on a Dask cluster: the global start and drop-in distributed estimators.
+
+>>> import xgboost as xgb
+>>> import boostloss.dask as bld
+>>> import boostloss.xgboost as blx
+>>> from boostloss import GHMLoss
+>>> ghm = GHMLoss(bins=10)
+>>> params = {"tree_method": "hist", "base_score": bld.base_score(ghm, y)}   # doctest: +SKIP
+>>> dtrain = xgb.dask.DaskDMatrix(client, X, y)                             # doctest: +SKIP
+>>> out = xgb.dask.train(client, params, dtrain, 100, obj=blx.objective(ghm),
+...                      custom_metric=blx.metric(ghm), evals=[(dtrain, "train")])  # doctest: +SKIP
+
+What is global (the same as one process holding all the rows) and how:
+
+- ``xgb.dask.train(..., obj=blx.objective(loss), custom_metric=blx.metric(loss))`` needs nothing
+  from this module: inside XGBoost's collective the adapters sum GHM-C's bin counts over the workers
+  every round and report metrics as global weighted means (``boostloss._collective``).
+- The start: ``init_score`` depends only on the two class weight totals, which :func:`init_score`
+  and :func:`base_score` compute from the Dask collections in one pass (and validate on the way).
+- :class:`DaskXGBClassifier`: ``xgboost.dask.DaskXGBClassifier`` with ``loss=``: global start,
+  real probabilities, the original labels, early stopping on the global metric.
+- :class:`DaskLGBMClassifier`: ``lightgbm.DaskLGBMClassifier`` with ``loss=`` for per-sample losses
+  (focal). LightGBM exposes no collective to Python, so GHM-C (whose density must be global) and a
+  Python metric over ``eval_set`` (evaluated on each worker's rows only) are refused with an error
+  that says what to use instead. See docs/scaling-out.md.
+"""
+
+import numpy as np
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import lightgbm as lgb
+import xgboost.dask as xgb_dask
+from scipy.special import expit
+
+from . import _compat_lightgbm, _compat_xgboost
+from . import lightgbm as _bll
+from . import xgboost as _blx
+from ._adapters import fresh_loss
+from ._lgb_portable import make_portable
+from ._validation import describe_values
+from .estimators import (_default_metric, _fit_plain, _framework_params, _is_loss_key,
+                         _split_loss_params)
+from .losses import GHMLoss, make_loss
+
+__all__ = ["init_score", "base_score", "DaskXGBClassifier", "DaskLGBMClassifier"]
+
+
+# ------------------------------------------------------------------------------------------------
+# The global start: class weight totals in one pass over the partitions
+# ------------------------------------------------------------------------------------------------
+
+def _block_summary(y, w):
+    """Per-block label values, their weight sums, and the weight checks, as plain numbers."""
+    y = np.asarray(y).ravel()
+    values, inverse = np.unique(y, return_inverse=True)
+    if w is None:
+        sums = np.bincount(inverse.ravel(), minlength=values.shape[0]).astype(np.float64)
+        bad_w = np.empty(0)
+    else:
+        w = np.asarray(w, dtype=np.float64).ravel()
+        if w.shape[0] != y.shape[0]:
+            raise ValueError(f"a partition has {y.shape[0]} labels but {w.shape[0]} weights")
+        bad = ~(np.isfinite(w) & (w >= 0.0))
+        bad_w = np.unique(w[bad])[:5]
+        sums = np.bincount(inverse.ravel(), weights=np.where(bad, 0.0, w),
+                           minlength=values.shape[0])
+    return list(values), sums, bad_w
+
+
+def _blocks(collection):
+    if isinstance(collection, (da.Array, dd.Series, dd.DataFrame)):
+        return list(np.ravel(collection.to_delayed()))
+    return [np.asarray(collection)]
+
+
+def _aligned(y, sample_weight):
+    if isinstance(y, da.Array) and isinstance(sample_weight, da.Array):
+        sample_weight = sample_weight.rechunk(y.chunks)
+    return sample_weight
+
+
+def class_weight_totals(y, sample_weight=None):
+    """The weight total of every label value in ``y`` (Dask array / Series, or array-like).
+
+    One pass over the partitions, computed on the cluster; only a few numbers per partition come
+    back. Returns a dict ``{label: total}`` in sorted label order.
+
+    Raises
+    ------
+    ValueError
+        A weight is negative, NaN or infinite (the message quotes it), or the partitions of
+        ``y`` and ``sample_weight`` do not line up.
+    """
+    sample_weight = _aligned(y, sample_weight)
+    y_blocks = _blocks(y)
+    w_blocks = [None] * len(y_blocks) if sample_weight is None else _blocks(sample_weight)
+    if len(w_blocks) != len(y_blocks):
+        raise ValueError(
+            f"y has {len(y_blocks)} partitions but sample_weight has {len(w_blocks)}; give them "
+            "the same partitions (chunks)"
+        )
+    summaries = dask.compute(*[dask.delayed(_block_summary)(yb, wb)
+                               for yb, wb in zip(y_blocks, w_blocks)])
+    totals = {}
+    bad = []
+    for values, sums, bad_w in summaries:
+        bad.extend(bad_w.tolist())
+        for value, s in zip(values, sums):
+            key = value.item() if isinstance(value, np.generic) else value
+            totals[key] = totals.get(key, 0.0) + float(s)
+    if bad:
+        raise ValueError(
+            "sample_weight must be finite and non-negative, got "
+            f"{describe_values(np.array(bad[:5]))}"
+        )
+    return dict(sorted(totals.items()))
+
+
+def _binary_totals(totals, loss):
+    labels = list(totals)
+    if len(labels) != 2:
+        got = "one class" if len(labels) == 1 else f"{len(labels)} classes"
+        raise ValueError(
+            f"Only binary classification is supported with loss={loss!r}: y must have exactly 2 "
+            f"classes, got {got}: {labels[:5]}"
+        )
+    return labels, totals[labels[1]], totals[labels[0]]
+
+
+def _start_from_totals(loss, w1, w0):
+    # init_score depends on the data only through the two class weight totals.
+    return float(fresh_loss(loss).init_score(np.array([1.0, 0.0]), np.array([w1, w0])))
+
+
+def init_score(loss, y, sample_weight=None):
+    """``loss.init_score`` of all the rows of Dask collections, without gathering them.
+
+    Parameters
+    ----------
+    loss : FocalLoss, GHMLoss or a registered name
+    y : dask Array or Series of 0/1 labels (a numpy array works too)
+    sample_weight : dask Array or Series, optional
+        Partitioned like ``y``.
+
+    Returns
+    -------
+    float
+        Equal (to rounding of the weight sums) to ``loss.init_score`` of the concatenated data.
+    """
+    totals = class_weight_totals(y, sample_weight)
+    unknown = [label for label in totals if label not in (0, 1)]
+    if unknown:
+        raise ValueError(
+            "y_true must contain only 0 and 1 (binary labels; map other classes to 0/1 first), "
+            f"got other value(s): {describe_values(np.array(unknown[:5]))}"
+        )
+    return _start_from_totals(loss, totals.get(1, 0.0), totals.get(0, 0.0))
+
+
+def base_score(loss, y, sample_weight=None, *, objective=None):
+    """The ``base_score`` that starts ``xgb.dask.train`` from the global ``init_score``.
+
+    As :func:`boostloss.xgboost.base_score`: on the margin scale with no ``objective`` in the
+    params, a probability with ``objective="binary:logistic"``.
+    """
+    score = init_score(loss, y, sample_weight)
+    if objective is None:
+        return score
+    if objective == "binary:logistic":
+        return float(expit(score))
+    raise ValueError(
+        f"objective={objective!r} is not supported here; use None or 'binary:logistic'"
+    )
+
+
+def _encode(y, positive):
+    """0/1 labels (float32): 1 where ``y == positive``, partitioned as ``y``."""
+    def encode_block(block):
+        return (np.asarray(block) == positive).astype(np.float32)
+
+    if isinstance(y, da.Array):
+        return y.map_blocks(encode_block, dtype=np.float32)
+    if isinstance(y, dd.Series):
+        return y.map_partitions(lambda s: (s == positive).astype(np.float32),
+                                meta=(y.name, np.float32))
+    return encode_block(y)
+
+
+def _constant_like(y, value):
+    if isinstance(y, da.Array):
+        return y.map_blocks(lambda b: np.full(np.shape(b), value, dtype=np.float64),
+                            dtype=np.float64)
+    if isinstance(y, dd.Series):
+        return y.map_partitions(lambda s: s.astype(np.float64) * 0.0 + value,
+                                meta=(y.name, np.float64))
+    return np.full(np.shape(y), value, dtype=np.float64)
+
+
+class _LossParams:
+    """``loss`` next to the framework's parameters (set_params, get_xgb_params)."""
+
+    def set_params(self, **params):
+        rest = _split_loss_params(self, params)
+        return super().set_params(**rest) if rest else self
+
+
+# ------------------------------------------------------------------------------------------------
+# XGBoost
+# ------------------------------------------------------------------------------------------------
+
+class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
+    """``xgboost.dask.DaskXGBClassifier`` that trains a boostloss loss, globally.
+
+    Parameters
+    ----------
+    loss : FocalLoss, GHMLoss, str or None, default=None
+        The loss (or its registered name). None: XGBoost's built-in objective.
+    **kwargs
+        Every ``xgboost.dask.DaskXGBClassifier`` parameter (``client`` is set as an attribute,
+        as there).
+
+    Notes
+    -----
+    With a loss, ``fit`` computes the class weight totals on the cluster (one pass, validating the
+    weights), starts from ``sigmoid(loss.init_score)`` as ``base_score`` (stored in the model),
+    trains on labels encoded to 0/1 (any two values are allowed; ``predict`` returns them) and
+    evaluates ``eval_set`` with the loss's global metric (``logloss`` on margins for GHM-C), so
+    ``early_stopping_rounds`` watches the same number on every worker. GHM-C's density is summed
+    over the workers every round. ``predict_proba`` returns the probabilities.
+    """
+
+    def __init__(self, *, loss=None, objective="binary:logistic", coll_cfg=None, **kwargs):
+        super().__init__(objective=objective, coll_cfg=coll_cfg, **kwargs)
+        self.loss = loss
+
+    def get_xgb_params(self):
+        return {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
+
+    def fit(self, X, y, *, sample_weight=None, base_margin=None, eval_set=None, verbose=True,
+            xgb_model=None, sample_weight_eval_set=None, base_margin_eval_set=None,
+            feature_weights=None):
+        """Fit on Dask collections; see ``xgboost.dask.DaskXGBClassifier.fit``."""
+        kwargs = dict(sample_weight=sample_weight, base_margin=base_margin, verbose=verbose,
+                      xgb_model=xgb_model, sample_weight_eval_set=sample_weight_eval_set,
+                      base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
+        if self.loss is None:
+            self.init_score_ = None
+            return super().fit(X, y, eval_set=eval_set, **kwargs)
+        loss = make_loss(self.loss)
+        labels, w1, w0 = _binary_totals(class_weight_totals(y, sample_weight), loss)
+        start = _start_from_totals(loss, w1, w0)
+        params = _framework_params(self)
+        params["objective"] = _blx.sklearn_objective(loss)
+        if params.get("base_score") is None:
+            params["base_score"] = float(expit(start))
+        if params.get("eval_metric") is None:
+            params["eval_metric"] = _default_metric(_blx, loss)
+            params["disable_default_eval_metric"] = True
+        if eval_set is not None:
+            eval_set = [(ex, _encode(ey, labels[1])) for ex, ey in eval_set]
+        plain = xgb_dask.DaskXGBClassifier
+        storage = _compat_xgboost.PARAMETER_STORAGE + ("_client",)
+        _fit_plain(self, _with_client(plain, self), params, storage, X, _encode(y, labels[1]),
+                   eval_set=eval_set, **kwargs)
+        self.classes_ = np.array(labels)
+        self.init_score_ = start
+        return self
+
+    def predict(self, X, output_margin=False, validate_features=True, base_margin=None,
+                iteration_range=None):
+        """Predicted labels (the values ``y`` had in ``fit``), or margins with
+        ``output_margin=True``."""
+        out = super().predict(X, output_margin=output_margin,
+                              validate_features=validate_features, base_margin=base_margin,
+                              iteration_range=iteration_range)
+        if output_margin or self.__dict__.get("init_score_") is None:
+            return out
+        classes = self.classes_
+        return out.map_blocks(lambda b: classes[np.asarray(b, dtype=np.intp)],
+                              dtype=classes.dtype)
+
+
+def _with_client(plain_class, estimator):
+    """``plain_class`` made on the estimator's client (the client is an attribute, not a param)."""
+    def make(**params):
+        plain = plain_class(**params)
+        plain.client = estimator.__dict__.get("_client")
+        return plain
+
+    return make
+
+
+# ------------------------------------------------------------------------------------------------
+# LightGBM
+# ------------------------------------------------------------------------------------------------
+
+class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
+    """``lightgbm.DaskLGBMClassifier`` that trains a per-sample boostloss loss (focal).
+
+    Parameters
+    ----------
+    loss : FocalLoss, str or None, default=None
+        The loss (or its registered name). None: LightGBM's built-in objective.
+    **kwargs
+        Every ``lightgbm.DaskLGBMClassifier`` parameter.
+
+    Notes
+    -----
+    With a loss, ``fit`` computes the class weight totals on the cluster, sets the global
+    ``init_score`` on the training rows, trains on labels encoded to 0/1, and folds the start into
+    the model (``booster_`` and ``to_local()`` predict the probabilities and the original labels).
+
+    Refused with a ``ValueError`` before any work, because LightGBM's Dask interface exposes no
+    collective to Python (its objective and metrics run on each worker's rows only):
+
+    - ``GHMLoss``: its density must count all rows every round; use :class:`DaskXGBClassifier`.
+    - ``eval_set`` (and so early stopping): a Python metric would be each worker's own partial
+      mean, and workers stopping at different rounds would leave the others waiting.
+    """
+
+    def __init__(self, *, loss=None, **kwargs):
+        super().__init__(**kwargs)
+        self.loss = loss
+
+    def fit(self, X, y, sample_weight=None, init_score=None, eval_set=None, **kwargs):
+        """Fit on Dask collections; see ``lightgbm.DaskLGBMClassifier.fit``."""
+        if self.loss is None:
+            self.init_score_ = None
+            return super().fit(X, y, sample_weight=sample_weight, init_score=init_score,
+                               eval_set=eval_set, **kwargs)
+        loss = make_loss(self.loss)
+        if isinstance(loss, GHMLoss):
+            raise ValueError(
+                f"loss={self.loss!r} cannot be trained with LightGBM's Dask interface: GHM-C's "
+                "density must count the rows of every worker each round, and LightGBM exposes no "
+                "collective to Python objectives; use boostloss.dask.DaskXGBClassifier (its "
+                "density is global), or a per-sample loss such as FocalLoss here"
+            )
+        if eval_set is not None or kwargs.get("eval_X") is not None:
+            raise ValueError(
+                "eval_set is not supported with a boostloss loss under LightGBM's Dask interface: "
+                "a Python metric is evaluated on each worker's rows only (not a global mean), and "
+                "early stopping on it could stop the workers at different rounds; use "
+                "boostloss.dask.DaskXGBClassifier for a global metric and early stopping"
+            )
+        labels, w1, w0 = _binary_totals(class_weight_totals(y, sample_weight), loss)
+        start = 0.0 if init_score is not None else _start_from_totals(loss, w1, w0)
+        params = _framework_params(self)
+        params.pop("client", None)
+        params["objective"] = _bll.sklearn_objective(loss)
+        if not any(key in params for key in ("metric", "metrics", "metric_types")):
+            params["metric"] = "None"
+        plain = lgb.DaskLGBMClassifier(client=self.client, **params)
+        plain.fit(X, _encode(y, labels[1]), sample_weight=sample_weight,
+                  init_score=_constant_like(y, start) if init_score is None else init_score,
+                  **kwargs)
+        skip = set(plain.get_params(deep=False)) | set(_compat_lightgbm.PARAMETER_STORAGE)
+        for key, value in vars(plain).items():
+            if key not in skip:
+                setattr(self, key, value)
+        _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
+        _compat_lightgbm.set_binary_fitted_state(self, labels)
+        self.init_score_ = start
+        return self
+
+    def to_local(self):
+        """A ``lightgbm.LGBMClassifier`` with this model; with a loss it predicts probabilities."""
+        local = super().to_local()
+        if self.__dict__.get("init_score_") is not None:
+            local.set_params(objective="binary")  # the model is self-contained and binary
+        return local
+
+    def _lgb_dask_to_local(self, model_factory):
+        params = {k: val for k, val in self.get_params().items() if not _is_loss_key(k)}
+        return _compat_lightgbm.dask_to_local(self, model_factory, params)
