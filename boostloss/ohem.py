@@ -239,11 +239,19 @@ class OHEMLoss(_BinaryLoss):
         return state
 
     @staticmethod
-    def _loss_kernels(params, y, x, w, out):
+    def _loss_kernels(params, y, x, w, out, state=None):
+        # A training's state lends its tie keys (same seed and size: the same keys); its last
+        # selection is neither read nor changed.
         k = _select_kernels()
         n = y.shape[0]
+        keys = None
+        if (state is not None and state.tie_keys is not None and state.tie_keys.shape[0] == n
+                and state.random_state == params.random_state):
+            keys = state.tie_keys
+        if keys is None:
+            keys = k.tie_keys(n, params.random_state)
         keep = np.empty(n, dtype=np.uint8)
-        k.ohem_select(y, x, w, params.ratio, k.tie_keys(n, params.random_state), keep)
+        k.ohem_select(y, x, w, params.ratio, keys, keep)
         kernels().focal_loss(y, x, w, 0.0, 1.0, 1.0, out)
         out *= keep
 

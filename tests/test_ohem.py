@@ -134,6 +134,11 @@ def test_loss_is_cross_entropy_of_the_kept_rows():
     ce = w * (np.logaddexp(0.0, x) - y * x)
     np.testing.assert_allclose(values[kept], ce[kept], rtol=1e-12)
     assert np.all(values[~kept] == 0.0)
+    state = loss.new_state()
+    loss.gradient_hessian(y, x + 1.0, w, state=state)
+    before = state.kept.copy()
+    np.testing.assert_array_equal(loss.loss(y, x, w, state=state), values)
+    np.testing.assert_array_equal(state.kept, before)  # loss() leaves the selection alone
 
 
 # ---------------------------------------------------------------------------------------------
