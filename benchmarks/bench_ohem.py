@@ -7,6 +7,11 @@ buffers and the keep mask reused across calls, tie keys drawn once:
 - ``ohem``: ``ohem_select`` + ``ohem_grad_hess`` (ratio 3), and each of the two alone;
 - ``focal``: ``boostloss._kernels.focal_grad_hess`` (gamma 2, alpha 0.25, exact Hessian), the
   reference: OHEM should cost at most 3x this;
+- ``OHEMLoss`` / ``FocalLoss``: the public path, as the adapters call it:
+  ``loss.gradient_hessian(target, x, gradient_out=g, hessian_out=h, n_threads=..., state=...)``
+  with a validated :class:`~boostloss.losses.Target`, the training's state (OHEM: tie keys drawn
+  once) and float32 buffers; the line "OHEMLoss / FocalLoss" is their ratio, the per-call price
+  of OHEM over focal loss including validation of the margins;
 - ``numpy``: the same selection with ``np.partition`` / ``np.argpartition`` (a full ``np.lexsort``
   when weighted), then the cross-entropy derivatives in numpy; checked to keep the same rows.
 
@@ -72,8 +77,10 @@ def main():
 
     import numba
 
+    from boostloss import FocalLoss, OHEMLoss
     from boostloss import _kernels
     from boostloss import _kernels_select as ks
+    from boostloss.losses import check_target
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     c.print_machine([f"numba threads: {numba.get_num_threads()}, rows: {args.rows:,}"])
@@ -102,7 +109,18 @@ def main():
             ks.ohem_select(y, margins, w, 3.0, keys, keep)
             ks.ohem_grad_hess(y, margins, w, keep, grad, hess)
 
+        target = check_target(y, w if w.shape[0] else None)
+        ohem_loss, focal_loss = OHEMLoss(ratio=3.0), FocalLoss(gamma=2.0, alpha=0.25)
+        state = ohem_loss.new_state()
+
+        def public(loss, state, margins=margins, target=target):
+            return lambda: loss.gradient_hessian(target, margins, gradient_out=grad,
+                                                 hessian_out=hess, n_threads=args.threads,
+                                                 state=state)
+
         contenders = {
+            "FocalLoss": public(focal_loss, None),
+            "OHEMLoss": public(ohem_loss, state),
             "focal": lambda margins=margins, w=w: _kernels.focal_grad_hess(
                 y, margins, w, 2.0, 0.25, 0.75, _kernels.HESSIAN_EXACT, grad, hess),
             "ohem": ohem,
@@ -116,6 +134,8 @@ def main():
         for name, ts in times.items():
             med = c.median(ts)
             rows.append([case, name, c.fmt_time(med), f"{med / focal:6.2f}x"])
+        ratio = c.median(times["OHEMLoss"]) / c.median(times["FocalLoss"])
+        rows.append([case, "OHEMLoss / FocalLoss", "", f"{ratio:6.2f}x"])
         rows.append(["", "", "", ""])
     c.print_table(["margins", "contender", "median", "vs focal"], rows[:-1])
 

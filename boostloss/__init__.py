@@ -9,7 +9,7 @@ The layers (each uses only the public names of the one below; see ``losses.py``'
     boostloss compare (cli.py, compare/)     the main job: cross-validated comparison of losses
       -> XGBClassifier, LGBMClassifier      drop-in scikit-learn estimators (estimators.py)
         -> boostloss.xgboost / .lightgbm     objectives and metrics for the frameworks
-          -> FocalLoss, GHMLoss              parameters, validation, init_score (losses.py)
+          -> FocalLoss, GHMLoss, OHEMLoss    parameters, validation, init_score (losses.py, ohem.py)
             -> numba kernels                 per-sample math and loops (_kernels.py; cuda.py
                                              compiles the same math for GPUs)
 
@@ -18,11 +18,11 @@ their on-disk cache located) at the first computation.
 """
 
 from ._constants import HESSIAN_FLOOR
-from .losses import LOSSES, FocalLoss, GHMLoss, make_loss
+from .losses import LOSSES, FocalLoss, GHMLoss, OHEMLoss, make_loss
 
 __version__ = "0.1.0"
 
-__all__ = ["FocalLoss", "GHMLoss", "HESSIAN_FLOOR", "LOSSES", "make_loss", "XGBClassifier",
+__all__ = ["FocalLoss", "GHMLoss", "OHEMLoss", "HESSIAN_FLOOR", "LOSSES", "make_loss", "XGBClassifier",
            "LGBMClassifier", "__version__"]
 
 

@@ -35,7 +35,7 @@ from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from . import xgboost as _blx
 from ._lgb_portable import make_portable
-from .losses import FocalLoss, GHMLoss, make_loss
+from .losses import FocalLoss, GHMLoss, OHEMLoss, make_loss
 
 __all__ = ["XGBClassifier", "LGBMClassifier"]
 
@@ -86,7 +86,7 @@ def _default_metric(adapters, loss):
     on it stops after a round or two. Its model is evaluated with the cross-entropy it re-weights,
     reported as ``logloss`` on the raw margins.
     """
-    if isinstance(loss, GHMLoss):
+    if isinstance(loss, (GHMLoss, OHEMLoss)):  # OHEM: its kept set moves with the margins
         return adapters.sklearn_metric(FocalLoss(gamma=0.0, alpha=None), name="logloss")
     return adapters.sklearn_metric(loss)
 

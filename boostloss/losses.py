@@ -697,3 +697,9 @@ def make_loss(spec):
             f"allowed: {', '.join(allowed)}"
         )
     return cls(**params)
+
+
+# OHEM lives in its own module (it subclasses _BinaryLoss, defined above).
+from .ohem import OHEMLoss  # noqa: E402
+
+LOSSES["ohem"] = OHEMLoss

@@ -19,7 +19,7 @@ import numpy as np
 
 from .data import DataError, first_line
 from .diagnostics import degenerate_reason, tie_block
-from .registry import BACKENDS, LOSSES
+from .registry import BACKENDS, LOSSES, absent_reason
 from .scoring import make_score
 
 __all__ = [
@@ -77,17 +77,22 @@ def make_estimator(backend, loss, config, y_train, rounds=None):
     if spec.class_weighted:
         n_pos = int(np.sum(y_train))
         params["scale_pos_weight"] = ((len(y_train) - n_pos) / n_pos) ** config.pos_weight_power
+    if spec.params is not None:
+        params.update(spec.params(backend))
     return BACKENDS[backend].estimator(spec.build(config), params)
 
 
 def planned_fits(config):
     """How many trainings :func:`cross_validate` runs (for progress displays)."""
-    per_split = 0
-    for loss in config.losses:
-        grid = config.grid(loss)
-        selects = config.early_stopping or len(grid) > 1
-        per_split += len(grid) + 1 if selects else 1
-    return per_split * len(config.backends) * config.folds * config.repeats
+    total = 0
+    for backend in config.backends:
+        for loss in config.losses:
+            if absent_reason(backend, loss):
+                continue
+            grid = config.grid(loss)
+            selects = config.early_stopping or len(grid) > 1
+            total += len(grid) + 1 if selects else 1
+    return total * config.folds * config.repeats
 
 
 def _positive_proba(estimator, X, **kwargs):
@@ -130,6 +135,8 @@ def _warm_up(dataset, config):
     X, y = dataset.X.iloc[rows], dataset.y[rows]
     for backend in config.backends:
         for loss in config.losses:
+            if absent_reason(backend, loss):
+                continue
             grid = config.grid(loss)
             for settings in (grid[0], grid[-1]) if len(grid) > 1 else grid:  # e.g. GHM momentum on
                 tiny = dataclasses.replace(config, rounds=2, **settings)
@@ -267,6 +274,8 @@ def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
     first_fold = {"train_index": splits[0][1]} if keep_first_fold else {}
     for backend in config.backends:
         for loss in config.losses:
+            if absent_reason(backend, loss):
+                continue  # no row: the report says why
             out = np.full(len(y), np.nan)
             for split, train, test in splits:
                 record, proba, estimator = _fit_configuration(

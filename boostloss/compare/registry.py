@@ -8,7 +8,8 @@ imported at module level, so ``boostloss --help`` stays fast: each builder impor
 
 from typing import Callable, NamedTuple
 
-__all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS", "SELECTION_METRICS"]
+__all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS", "SELECTION_METRICS",
+           "absent_reason"]
 
 
 class Backend(NamedTuple):
@@ -67,6 +68,12 @@ class LossSpec(NamedTuple):
     describe : callable or None
         ``describe(settings) -> str``: one grid point in words for tables and progress; None:
         ``name=value`` pairs.
+    params : callable or None
+        ``params(backend) -> dict``: further estimator parameters of this loss on ``backend``
+        (GOSS: LightGBM's ``data_sample_strategy``); None: none.
+    absent : callable or None
+        ``absent(backend) -> str or None``: why this loss has no row for ``backend`` (the report
+        says it under the table), None where it has one; None: a row on every backend.
     """
 
     title: str
@@ -76,6 +83,8 @@ class LossSpec(NamedTuple):
     class_weighted: bool = False
     grid: tuple = ()
     describe: Callable | None = None
+    params: Callable | None = None
+    absent: Callable | None = None
 
 
 class Metric(NamedTuple):
@@ -196,7 +205,24 @@ def _describe_ghm(settings):
     return f"bins={settings['bins']} momentum={settings['momentum']:g}"
 
 
+def _ohem_loss(config):
+    from ..ohem import OHEMLoss
+
+    return OHEMLoss(ratio=3.0, random_state=config.seed)
+
+
 def _builtin(config):
+    return None
+
+
+def _goss_params(backend):
+    return {"data_sample_strategy": "goss"} if backend == "lightgbm" else {}
+
+
+def _goss_absent(backend):
+    if backend == "xgboost":
+        return ("XGBoost's gradient-based sampling (sampling_method='gradient_based') needs "
+                "device='cuda'; compare trains on the CPU")
     return None
 
 
@@ -234,6 +260,20 @@ LOSSES = {
                    for bins in (5, 10, 30) for momentum in (0.0, 0.75)),
         describe=_describe_ghm,
     ),
+    "ohem": LossSpec(
+        title="OHEM",
+        summary="OHEM (all positives and the 3x as many hardest negatives per round)",
+        build=_ohem_loss,
+        label=lambda config: "OHEM (ratio 3)",
+    ),
+    "goss": LossSpec(
+        title="GOSS",
+        summary="the built-in logistic loss with LightGBM's GOSS sampling",
+        build=_builtin,
+        label=lambda config: "logistic + GOSS",
+        params=_goss_params,
+        absent=_goss_absent,
+    ),
 }
 
 #: Metric key -> :class:`Metric` (indexable as ``(title, larger_is_better)``), in column order.
@@ -248,3 +288,9 @@ METRICS = {
 #: ``--metric`` choice -> the key of :data:`METRICS` it selects on (early stopping, tuning, verdict).
 SELECTION_METRICS = {"ap": "average_precision", "logloss": "log_loss", "auc": "roc_auc"}
 
+
+
+def absent_reason(backend, loss):
+    """Why ``loss`` has no row for ``backend`` (see :attr:`LossSpec.absent`), or None."""
+    spec = LOSSES[loss]
+    return None if spec.absent is None else spec.absent(backend)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .registry import LOSSES, METRICS
+from .registry import LOSSES, METRICS, absent_reason
 from .verdict import LEVEL, TEST_NAME, verdict_sentence, verdicts
 
 __all__ = [
@@ -233,6 +233,12 @@ def print_table(console, dataset, config, rows, records=None):
                    if config.early_stopping else "")
     console.print("* best in its column (fold mean, as shown); ↑ larger is better, ↓ smaller is better"
                   + rounds_note, soft_wrap=True)
+    for backend in config.backends:
+        for loss in config.losses:
+            why = absent_reason(backend, loss)
+            if why:
+                console.print(escape(f"no {backend} row for {config.loss_label(loss)}: {why}"),
+                              soft_wrap=True)
     if records is None:
         return
     for line in flag_lines(records, config) + tuning_lines(records, config):
@@ -306,7 +312,9 @@ def compare_figure(dataset, config, result):
     X_train, y_train = dataset.X.iloc[train], dataset.y[train]
     staged = {}
     for loss in config.losses:
-        estimator = result.first_fold[(backend, loss)]
+        estimator = result.first_fold.get((backend, loss))
+        if estimator is None:
+            continue  # no row for this backend (see LossSpec.absent)
         trees = int(estimator.get_params()["n_estimators"])
         try:
             by_round = staged_probabilities(estimator, backend, X_train, plot_rounds(trees))
