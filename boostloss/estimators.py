@@ -143,7 +143,8 @@ class XGBClassifier(xgb.XGBClassifier):
         The loss to train, or its registered name with optional parameters
         (``"focal:gamma=2,alpha=0.25"``, see :func:`boostloss.make_loss`). None: XGBoost's built-in
         ``objective`` (``binary:logistic`` by default; multi-class works then too). With a loss,
-        ``objective`` is ignored and y must be binary.
+        ``objective`` is ignored; y may have 2 classes (the binary model) or K >= 3 (a softmax
+        model: ``multi:softprob``, a K-vector ``base_score`` and the loss's softmax form).
     **kwargs
         Every ``xgboost.XGBClassifier`` parameter (``n_estimators``, ``learning_rate``,
         ``early_stopping_rounds``, ``eval_metric``, ``device``, ...).
@@ -163,8 +164,8 @@ class XGBClassifier(xgb.XGBClassifier):
 
     Attributes
     ----------
-    init_score_ : float or None
-        The starting margin (None with ``loss=None``).
+    init_score_ : float, ndarray of shape (K,) or None
+        The starting margin(s) (None with ``loss=None``).
     """
 
     def __init__(self, *, loss=None, objective="binary:logistic", **kwargs):
@@ -250,7 +251,8 @@ class LGBMClassifier(lgb.LGBMClassifier):
     loss : FocalLoss, GHMLoss, str or None, default=None
         The loss to train, or its registered name with optional parameters (see
         :func:`boostloss.make_loss`). None: LightGBM's built-in ``objective`` (``binary`` /
-        ``multiclass``). With a loss, ``objective`` is ignored and y must be binary.
+        ``multiclass``). With a loss, ``objective`` is ignored; y may have 2 classes (binary) or
+        K >= 3 (a softmax model, the start a K-vector folded into the first K trees).
     **kwargs
         Every ``lightgbm.LGBMClassifier`` parameter.
 
@@ -272,8 +274,8 @@ class LGBMClassifier(lgb.LGBMClassifier):
 
     Attributes
     ----------
-    init_score_ : float or None
-        The starting margin, folded into ``booster_`` (None with ``loss=None``).
+    init_score_ : float, ndarray of shape (K,) or None
+        The starting margin(s), folded into ``booster_`` (None with ``loss=None``).
     """
 
     def __init__(self, *, loss=None, **kwargs):

@@ -18,6 +18,10 @@ What the adapters take care of (and what they cannot do for you):
 - With a callable objective LightGBM skips ``boost_from_average`` (the first margin is 0) and does
   not store ``init_score`` in the model: :func:`set_init_score` sets ``init_score`` on the training and
   validation sets, and :func:`predict_proba` adds it back at prediction.
+- K classes (``num_class=K``): LightGBM >= 4.0 hands over margins of shape (n, K) (F order) and
+  takes (n, K) back (the buffers are F-ordered, so it reads them without a copy); the Hessian is
+  multiplied by K / (K - 1), ``multiclass``'s own scale (:func:`multiclass_hessian_factor`), and
+  :func:`set_init_score` with ``n_classes=K`` sets the (n, K) start.
 - The default ``binary_logloss`` metric would read raw scores as probabilities: pass
   ``"metric": "None"`` and ``feval=metric(loss)`` (raw margins in, weighted mean loss out, lower is
   better).
@@ -225,6 +229,8 @@ def predict_proba(booster, X, init_score=0.0, **kwargs):
     -------
     ndarray of shape (n,), or (n, K) for a K-class booster
     """
+    if np.ndim(init_score) == 0:
+        v.check_real("init_score", init_score)
     k = booster.num_model_per_iteration()
     raw = booster.predict(X, raw_score=True, **kwargs)
     if k == 1:

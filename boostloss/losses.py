@@ -19,8 +19,9 @@ Three layers, as in scikit-learn's ``sklearn/_loss``:
        loss.loss(target, raw_prediction, loss_out=buf)       # metrics
        loss.init_score(y_true, sample_weight)                # the start
 
-Every method takes labels ``y_true`` (0/1) or a :class:`Target`, margins ``raw_prediction``
-(float32 or float64, read without a copy) and optional ``sample_weight``, and returns float64
+Every method takes labels ``y_true`` (0/1 with 1-D margins; 0..K-1 with margins of shape (n, K), a
+softmax model) or a :class:`Target`, margins ``raw_prediction`` (float32 or float64, read without a
+copy; (n, K) in C or F order; the K-class kernels are in ``_kernels_softmax.py``) and optional ``sample_weight``, and returns float64
 arrays unless given output buffers (float32 or float64). GHM-C's running average is a
 :class:`GHMState` that the caller owns and passes in; nothing here keeps module-level state.
 """
@@ -438,9 +439,11 @@ class FocalLoss(_Loss):
     ----------
     gamma : float, default=2.0
         Focusing parameter, >= 0. The paper's best setting on detection is 2.
-    alpha : float in [0, 1] or None, default=0.25
+    alpha : float in [0, 1], sequence of K weights >= 0, or None, default=0.25
         Weight of the positive class (negatives get ``1 - alpha``); None for no class weighting.
-        0.25 is the paper's setting together with gamma=2.
+        0.25 is the paper's setting together with gamma=2. For K classes (margins of shape
+        (n, K)) pass one weight per class or None: a float is binary only (an error with K >= 3,
+        ``[1 - alpha, alpha]`` with K = 2). Two weights with 1-D margins are ``[class 0, class 1]``.
     hessian : {"exact", "gauss_newton"}, default="exact"
         Second-derivative policy. The exact second derivative is negative for confidently wrong
         samples (down to about -0.047 alpha_t for gamma=2), which boosting cannot use:
@@ -456,6 +459,15 @@ class FocalLoss(_Loss):
         is for, so ``"exact"`` is the default.
 
         Every policy is floored at 1e-16, so the Hessian is strictly positive for any finite margin.
+
+    Notes
+    -----
+    K classes (docs/multiclass.md): ``FL = -alpha_y (1 - p_y)^gamma log p_y`` with
+    ``p = softmax(z)``, the binary focal loss of ``t = z_y - LSE_{k != y} z_k``. The gradient is
+    ``w (p - e_y)`` with the focal weight ``w = -FL'(t) / (1 - p_y)``; ``"exact"`` is the true
+    diagonal of the Hessian (floored), ``"gauss_newton"`` the diagonal ``w p_k (1 - p_k)`` of its
+    positive part (for K = 2 this is ``-FL' p_t``, not the binary policy above; equal at gamma=0).
+    :meth:`init_score` with ``n_classes=K`` is the exact best constant vector.
     """
 
     name = "focal"
@@ -539,6 +551,11 @@ class GHMLoss(_Loss):
     mmdetection's GHMC compute it): edges ``linspace(0, 1, bins + 1)`` with the last edge raised by
     1e-6, half-open bins; ``beta = tot / count_b / n`` with ``n`` the number of non-empty bins, so the
     weights of an unweighted call with momentum 0 sum to the number of samples.
+
+    K classes (margins of shape (n, K), labels 0..K-1): ``g = 1 - p_y`` with ``p = softmax(z)``
+    (the binary ``|p - y|`` for K = 2), the same density, and the weights multiply the softmax
+    cross-entropy's gradient ``p - e_y`` and Hessian ``p (1 - p)``. :meth:`init_score` with
+    ``n_classes=K`` returns the log class priors (centred), the cross-entropy's best constant.
 
     ``density="window"``: the paper's sliding-window density
     :math:`GD(g) = \frac{1}{l_\epsilon(g)} \sum_k \delta_\epsilon(g_k, g)` with the window

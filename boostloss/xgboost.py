@@ -23,6 +23,9 @@ What the adapters take care of:
 - ``xgb.train`` with ``obj=`` and no ``objective`` in ``params`` uses ``reg:squarederror``'s intercept
   (0.5 on the margin scale) unless ``base_score`` or ``base_margin`` is given: :func:`base_score` and
   :func:`set_base_margin` start the training from ``loss.init_score(y)`` instead.
+- K classes (``num_class=K``): XGBoost hands over float32 margins of shape (n, K) and takes (n, K)
+  back; the Hessian is multiplied by 2, ``multi:softprob``'s own scale (:func:`multiclass_hessian_factor`),
+  and :func:`base_score` with ``n_classes=K`` gives the K-vector start (stored in the model).
 - The metrics take raw margins (what ``xgb.train`` passes to ``custom_metric`` whenever ``obj`` is
   given) and report the (weighted) mean loss, lower is better, under the name ``loss.name``.
 """
