@@ -20,18 +20,29 @@ def fresh_loss(loss):
     return clone(make_loss(loss))
 
 
-def margins_1d(predt, n):
-    """The margins of a binary model as a 1-D array (XGBoost may pass shape (n, 1))."""
+def margins_of(predt, n):
+    """The margins handed over by a framework: 1-D for a binary model (XGBoost may pass shape
+    (n, 1)), (n, K) for a K-class model (kept in the framework's layout, C or F order)."""
     x = np.asarray(predt)
     if x.ndim == 2 and x.shape[1] == 1:
         x = x[:, 0]
-    if x.ndim != 1:
+    if x.ndim not in (1, 2):
         raise ValueError(
-            f"expected one raw margin per sample (a binary model), got predictions of shape {x.shape}; "
-            "boostloss losses are binary: multi-class and multi-target models are not supported"
+            f"expected one raw margin per sample (a binary model) or one per class (shape (n, K)), "
+            f"got predictions of shape {x.shape}"
         )
     if x.shape[0] != n:
-        raise ValueError(f"got {x.shape[0]} margins for a training set of {n} rows")
+        raise ValueError(f"got {x.shape[0]} rows of margins for a training set of {n} rows")
+    return x
+
+
+def margins_1d(predt, n):
+    """The margins of a binary model as a 1-D array (XGBoost may pass shape (n, 1))."""
+    x = margins_of(predt, n)
+    if x.ndim != 1:
+        raise ValueError(
+            f"expected one raw margin per sample (a binary model), got predictions of shape {x.shape}"
+        )
     return x
 
 
@@ -52,6 +63,16 @@ class _Entry:
     @property
     def n_samples(self):
         return self.target.n_samples
+
+    def buffers(self, x):
+        """float32 gradient and Hessian buffers shaped like the margins ``x`` (and in their
+        layout, so that a framework reading F order gets them without a copy), reused."""
+        order = "F" if x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+        grad = self.grad
+        if grad.shape != x.shape or (x.ndim == 2 and not grad.flags[order + "_CONTIGUOUS"]):
+            self.grad = np.empty(x.shape, dtype=np.float32, order=order)
+            self.hess = np.empty(x.shape, dtype=np.float32, order=order)
+        return self.grad, self.hess
 
 
 class _PerDataset:
@@ -86,7 +107,7 @@ def loss_sums(loss, entry, predt, n_threads, state=None):
 
     ``state`` is the entry's loss state when a distributed training sums GHM's counts over workers.
     """
-    x = margins_1d(predt, entry.n_samples)
+    x = margins_of(predt, entry.n_samples)
     loss.loss(entry.target, x, loss_out=entry.loss_out, n_threads=n_threads, state=state)
     w = entry.target.sample_weight
     total_weight = float(w.sum()) if w.shape[0] else float(entry.n_samples)
@@ -101,11 +122,21 @@ def mean_loss(loss, entry, predt, n_threads):
     return float(total / total_weight)
 
 
-def gradient_hessian(loss, entry, predt, n_threads):
-    """One boosting round on the host: float32 gradient and Hessian in the entry's buffers."""
-    x = margins_1d(predt, entry.n_samples)
-    return loss.gradient_hessian(entry.target, x, gradient_out=entry.grad, hessian_out=entry.hess,
-                                 n_threads=n_threads, state=entry.state)
+def gradient_hessian(loss, entry, predt, n_threads, multiclass_hessian_factor=None):
+    """One boosting round on the host: float32 gradient and Hessian in the entry's buffers.
+
+    With K-class margins the Hessian is multiplied by ``multiclass_hessian_factor(K)``, the
+    framework's own scale of the softmax Hessian (see the adapters), for every loss alike.
+    """
+    x = margins_of(predt, entry.n_samples)
+    grad, hess = entry.buffers(x)
+    loss.gradient_hessian(entry.target, x, gradient_out=grad, hessian_out=hess,
+                          n_threads=n_threads, state=entry.state)
+    if x.ndim == 2 and multiclass_hessian_factor is not None:
+        factor = multiclass_hessian_factor(x.shape[1])
+        if factor != 1.0:
+            np.multiply(hess, np.float32(factor), out=hess)
+    return grad, hess
 
 
 class _ArrayCache:

@@ -22,10 +22,10 @@ Stable evaluation of a row (O(1) scalars, no temporaries):
 Inputs are validated by the caller (:mod:`boostloss.losses`): labels are float64 class indices
 0..K-1, margins float32 or float64 of shape (n, K) in C or F order (read as float64, never copied),
 sample weights float64 (n,) or empty (all ones), per-class weights float64 (K,) or empty (none).
-Outputs are written into C-ordered (n, K) arrays (float32 or float64) that the caller owns.
+Outputs are written into (n, K) arrays (float32 or float64, C or F order) that the caller owns.
 
-Rows are independent, and the only reduction (GHM's histogram) runs over fixed-size chunks summed in
-a fixed order, so every result is bit-identical whatever the number of numba threads.
+Rows are independent and nothing here reduces over rows (GHM's histogram of the row bins is
+``_kernels.bin_histogram``), so every result is bit-identical whatever the number of numba threads.
 
 Reference: Lin, Goyal, Girshick, He, Dollar, "Focal Loss for Dense Object Detection", 2017,
 arXiv:1708.02002 (the loss is written for K-way softmax there); Li, Liu, Wang, "Gradient Harmonized
@@ -43,7 +43,6 @@ from ._kernels import (
     HESSIAN_FLOOR,
     HESSIAN_GAUSS_NEWTON,
     _bin_of_uniform,
-    _chunk_histogram,
     _edges_are_uniform,
     _exp_nonpositive,
     _modulating_factor,
@@ -320,28 +319,19 @@ def softmax_ce_grad_hess_norm(y, x, w, grad_out, hess_out, g_out):
 
 
 @njit(cache=True, parallel=True)
-def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_out):
+def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     """First GHM pass with binned density, K classes (the row version of ``ghm_bins_pass``).
 
-    Writes the sample-weighted cross-entropy gradient and floored Hessian of every row, the bin of
-    each row's ``g = 1 - p_y`` (half-open bins ``[edges[b], edges[b + 1])``), and adds the
-    (weighted) count of every bin into ``counts_out``, over rows with positive weight only.
-    Returns the total weight of those rows. Histograms of fixed-size chunks are summed in chunk
-    order, so the counts do not depend on the thread count.
+    Writes the sample-weighted cross-entropy gradient and floored Hessian of every row and the bin
+    of each row's ``g = 1 - p_y`` (half-open bins ``[edges[b], edges[b + 1])``). The counts come
+    from ``_kernels.bin_histogram``, the package's one histogram kernel (fixed-size chunks summed
+    in chunk order: the counts do not depend on the thread count).
     """
     n = x.shape[0]
     bins = edges.shape[0] - 1
     fbins = float(bins)
-    uniform = _edges_are_uniform(edges)
     weighted = w.shape[0] > 0
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    partial = np.empty((n_chunks, bins))
-    partial_tot = np.empty(n_chunks)
-    for c in range(n_chunks):
-        partial_tot[c] = 0.0
-        for b in range(bins):
-            partial[c, b] = 0.0
-    if uniform:
+    if _edges_are_uniform(edges):
         for i in prange(n):
             g = _ce_row_store(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = _bin_of_uniform(g, bins, fbins)
@@ -349,14 +339,6 @@ def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, counts_ou
         for i in prange(n):
             g = _ce_row_store(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = bin_of(g, bins, edges)
-    for c in prange(n_chunks):
-        _chunk_histogram(c, n, bins, weighted, w, bin_out, partial, partial_tot)
-    total = 0.0
-    for c in range(n_chunks):
-        total += partial_tot[c]
-        for b in range(bins):
-            counts_out[b] += partial[c, b]
-    return total
 
 
 @njit(cache=True, parallel=True)

@@ -84,8 +84,9 @@ def _numeric_object_array(name, arr):
     return None
 
 
-def _as_1d(name, values):
-    """``np.asarray`` with a clear error for the shapes and dtypes no loss can use."""
+def _as_1d(name, values, allow_2d=False):
+    """``np.asarray`` with a clear error for the shapes and dtypes no loss can use (``allow_2d``:
+    also (n, K) with K >= 2, the margins of a K-class model)."""
     if values is None:
         raise TypeError(f"{name} must be an array-like of numbers, got None")
     if hasattr(values, "__cuda_array_interface__") and not isinstance(values, np.ndarray):
@@ -109,7 +110,12 @@ def _as_1d(name, values):
             f"{name} must hold real numbers, got dtype {kind}"
             + (f" (first values: {sample})" if sample else "")
         )
-    if arr.ndim != 1:
+    if arr.ndim != 1 and not (allow_2d and arr.ndim == 2 and arr.shape[1] >= 2):
+        if allow_2d:
+            raise ValueError(
+                f"{name} must be 1-D (one raw margin per sample: a binary model) or of shape "
+                f"(n, K) with K >= 2 columns (one margin per class), got shape {arr.shape}"
+            )
         raise ValueError(
             f"{name} must be 1-D with one entry per sample, got shape {arr.shape}; a binary loss "
             "takes one raw margin per sample"
@@ -117,33 +123,79 @@ def _as_1d(name, values):
     return arr
 
 
+def read_labels(y_true):
+    """Labels as a contiguous float64 array (type and shape checked; values checked by the user of
+    the labels, who knows how many classes the margins have: :func:`check_label_values`)."""
+    return np.ascontiguousarray(_as_1d("y_true", y_true), dtype=np.float64)
+
+
+def label_bound(y):
+    """The largest label when every label is a class index (an integer >= 0), else inf.
+
+    -1 for no labels. One pass; a label set is then valid for K classes iff ``bound <= K - 1``.
+    """
+    if not y.size:
+        return -1.0
+    top = float(y.max())  # nan when a label is nan
+    if not (top >= 0.0 and np.isfinite(top)) or float(y.min()) < 0.0:
+        return float("inf")
+    if top <= 1.0:
+        return top if np.all((y == 0.0) | (y == 1.0)) else float("inf")
+    return top if np.array_equal(y, np.floor(y)) else float("inf")
+
+
+def _label_repr(value):
+    value = float(value)
+    return int(value) if np.isfinite(value) and value.is_integer() else value
+
+
+def check_label_values(y, bound, n_classes=None):
+    """Raise unless every label is a class of the model: 0/1 for a binary model (``n_classes``
+    None: one margin per sample), 0..K-1 for K classes. ``bound`` is :func:`label_bound`'s."""
+    k = 2 if n_classes is None else n_classes
+    if bound <= k - 1:
+        return
+    bad = ~((y >= 0.0) & (y <= k - 1) & (y == np.floor(y)))
+    values = y[bad]
+    offending = values if np.isnan(values).any() else np.unique(values)
+    shown = describe_values([_label_repr(value) for value in offending])
+    if n_classes is None:
+        raise ValueError(
+            "y_true must contain only 0 and 1 (binary labels, one margin per sample; for K classes "
+            f"pass margins of shape (n, K)), got {int(bad.sum())} other value(s): {shown}"
+        )
+    raise ValueError(
+        f"y_true must contain class indices 0..{k - 1} (integers: the margins have {k} columns, one "
+        f"per class), got {int(bad.sum())} other value(s): {shown}"
+    )
+
+
 def check_labels(y_true):
     """Labels as a contiguous float64 array with values in {0, 1}."""
-    arr = _as_1d("y_true", y_true)
-    y = np.ascontiguousarray(arr, dtype=np.float64)
-    if y.size:
-        bad = ~((y == 0.0) | (y == 1.0))
-        if bad.any():
-            offending = np.unique(arr[bad]) if not np.isnan(y[bad]).any() else arr[bad]
-            raise ValueError(
-                "y_true must contain only 0 and 1 (binary labels; map other classes to 0/1 "
-                f"first), got {int(bad.sum())} other value(s): {describe_values(offending)}"
-            )
+    y = read_labels(y_true)
+    check_label_values(y, label_bound(y))
     return y
 
 
 def check_margins(raw_prediction, n=None):
-    """Margins as a contiguous float32 or float64 array (no copy when already one), all finite."""
-    arr = _as_1d("raw_prediction", raw_prediction)
-    if arr.dtype == np.float32 or arr.dtype == np.float64:
-        x = np.ascontiguousarray(arr)
-    elif arr.dtype.kind in "biuf":
-        x = np.ascontiguousarray(arr, dtype=np.float64)
-    else:  # pragma: no cover - _as_1d rejects the rest
+    """Margins as a float32 or float64 array (no copy when already one), all finite.
+
+    1-D: one margin per sample (a binary model), made C-contiguous. 2-D of shape (n, K), K >= 2:
+    one margin per class; C- or F-contiguous arrays are kept as they are (the frameworks hand over
+    either), other layouts are copied to C order.
+    """
+    arr = _as_1d("raw_prediction", raw_prediction, allow_2d=True)
+    if arr.dtype.kind not in "biuf":  # pragma: no cover - _as_1d rejects the rest
         raise TypeError(f"raw_prediction has unsupported dtype {arr.dtype}")
+    keep = arr.dtype == np.float32 or arr.dtype == np.float64
+    if arr.ndim == 2 and (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        x = arr if keep else np.asarray(arr, dtype=np.float64, order="K")
+    else:
+        x = np.ascontiguousarray(arr) if keep else np.ascontiguousarray(arr, dtype=np.float64)
     if n is not None and x.shape[0] != n:
+        what = "entries" if x.ndim == 1 else "rows"
         raise ValueError(
-            f"raw_prediction has {x.shape[0]} entries but y_true has {n}; they must have the same length"
+            f"raw_prediction has {x.shape[0]} {what} but y_true has {n}; they must have the same length"
         )
     check_finite_margins(x)
     return x
@@ -151,11 +203,17 @@ def check_margins(raw_prediction, n=None):
 
 def check_finite_margins(x):
     """Raise if any margin is NaN or infinite (one jitted pass, no temporary arrays)."""
-    if x.size and kernels().count_nonfinite(x):
-        bad = np.flatnonzero(~np.isfinite(x))
+    if not x.size:
+        return
+    flat = x if x.ndim == 1 else x.reshape(-1, order="F" if x.flags.f_contiguous else "C")
+    if kernels().count_nonfinite(flat):
+        bad = np.argwhere(~np.isfinite(x))
+        first = tuple(int(i) for i in bad[0])
+        where = (f"index {first[0]}" if x.ndim == 1
+                 else f"row {first[0]}, column {first[1]}")
         raise ValueError(
-            f"raw_prediction contains {bad.size} non-finite value(s) (first at index {bad[0]}: "
-            f"{float(x[bad[0]])!r}); margins must be finite (a diverged model or a bad base margin?)"
+            f"raw_prediction contains {bad.shape[0]} non-finite value(s) (first at {where}: "
+            f"{float(x[first])!r}); margins must be finite (a diverged model or a bad base margin?)"
         )
 
 
@@ -195,16 +253,21 @@ def check_inputs(y_true, raw_prediction, sample_weight=None):
     return y, x, w
 
 
-def check_out(name, out, n):
-    """A caller's output buffer: a writeable, C-contiguous float32 or float64 array of length n."""
+def check_out(name, out, n, n_classes=None):
+    """A caller's output buffer: a writeable float32 or float64 array of shape (n,), C-contiguous,
+    or with ``n_classes`` of shape (n, n_classes), C- or F-contiguous."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(out).__name__}")
     if out.dtype != np.float32 and out.dtype != np.float64:
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {out.dtype}")
-    if out.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) like y_true, got {out.shape}")
-    if not (out.flags.c_contiguous and out.flags.writeable):
-        raise ValueError(f"{name} must be a writeable, C-contiguous array")
+    shape = (n,) if n_classes is None else (n, n_classes)
+    if out.shape != shape:
+        like = "y_true" if n_classes is None else "raw_prediction"
+        raise ValueError(f"{name} must have shape {shape} like {like}, got {out.shape}")
+    contiguous = out.flags.c_contiguous or (n_classes is not None and out.flags.f_contiguous)
+    if not (contiguous and out.flags.writeable):
+        layout = "C-contiguous" if n_classes is None else "C- or F-contiguous"
+        raise ValueError(f"{name} must be a writeable, {layout} array")
     return out
 
 

@@ -62,18 +62,15 @@ def _split_loss_params(estimator, params):
 
 
 def _encode_labels(y, loss):
-    """Labels encoded to 0..K-1 with their original values; a loss needs exactly two."""
+    """Labels encoded to 0..K-1 with their original values; a loss needs at least two."""
     check_classification_targets(y)
     encoder = LabelEncoder().fit(y)
     n_classes = encoder.classes_.shape[0]
-    if loss is not None and n_classes != 2:
-        # The wording follows scikit-learn's convention ("Only binary classification is supported",
-        # "one class"), which its estimator checks look for.
-        got = "one class" if n_classes == 1 else f"{n_classes} classes"
-        hint = "; use loss=None for the framework's multi-class objective" if n_classes > 2 else ""
+    if loss is not None and n_classes < 2:
+        # "one class": the wording scikit-learn's estimator checks look for.
         raise ValueError(
-            f"Only binary classification is supported with loss={loss!r}: y must have exactly "
-            f"2 classes, got {got}: {list(encoder.classes_[:5])}{hint}"
+            f"y must have at least 2 classes to train loss={loss!r}, got one class: "
+            f"{list(encoder.classes_[:5])}"
         )
     return encoder, encoder.transform(y)
 
@@ -91,12 +88,15 @@ def _default_metric(adapters, loss):
     return adapters.sklearn_metric(loss)
 
 
-def _init_score(loss, y01, sample_weight):
+def _init_score(loss, y_enc, sample_weight, n_classes):
+    """The start: a float for two classes (the binary model), K margins for K >= 3 classes."""
     if sample_weight is not None and not np.any(np.asarray(sample_weight, dtype=np.float64) > 0):
         raise ValueError(
             "sample_weight has no positive entry (all zero weights): there is nothing to fit"
         )
-    return float(loss.init_score(y01, sample_weight))
+    if n_classes > 2:
+        return loss.init_score(y_enc, sample_weight, n_classes=n_classes)
+    return float(loss.init_score(y_enc, sample_weight))
 
 
 def _fit_plain(estimator, plain_class, params, parameter_storage, X, y, **fit_kwargs):
@@ -143,7 +143,8 @@ class XGBClassifier(xgb.XGBClassifier):
         The loss to train, or its registered name with optional parameters
         (``"focal:gamma=2,alpha=0.25"``, see :func:`boostloss.make_loss`). None: XGBoost's built-in
         ``objective`` (``binary:logistic`` by default; multi-class works then too). With a loss,
-        ``objective`` is ignored and y must be binary.
+        ``objective`` is ignored; y may have 2 classes (the binary model) or K >= 3 (a softmax
+        model: ``multi:softprob``, a K-vector ``base_score`` and the loss's softmax form).
     **kwargs
         Every ``xgboost.XGBClassifier`` parameter (``n_estimators``, ``learning_rate``,
         ``early_stopping_rounds``, ``eval_metric``, ``device``, ...).
@@ -163,8 +164,8 @@ class XGBClassifier(xgb.XGBClassifier):
 
     Attributes
     ----------
-    init_score_ : float or None
-        The starting margin (None with ``loss=None``).
+    init_score_ : float, ndarray of shape (K,) or None
+        The starting margin(s) (None with ``loss=None``).
     """
 
     def __init__(self, *, loss=None, objective="binary:logistic", **kwargs):
@@ -181,7 +182,6 @@ class XGBClassifier(xgb.XGBClassifier):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         if self.loss is not None:
-            tags.classifier_tags.multi_class = False
             tags.classifier_tags.multi_label = False
         return tags
 
@@ -213,10 +213,15 @@ class XGBClassifier(xgb.XGBClassifier):
             eval_set = [(ex, encoder.transform(ey)) for ex, ey in eval_set]
         start = None
         if loss is not None:
-            start = _init_score(loss, y_enc, sample_weight)
+            n_classes = encoder.classes_.shape[0]
+            start = _init_score(loss, y_enc, sample_weight, n_classes)
             params["objective"] = _blx.sklearn_objective(loss)
             if params.get("base_score") is None:
-                params["base_score"] = float(expit(start))
+                # Binary: XGBoost's binary:logistic reads base_score as a probability. K classes:
+                # multi:softprob (which XGBoost sets for a callable objective) stores the K
+                # margins as they are (a vector intercept, XGBoost >= 3.1).
+                params["base_score"] = ([float(value) for value in start] if n_classes > 2
+                                        else float(expit(start)))
             if params.get("eval_metric") is None:
                 params["eval_metric"] = _default_metric(_blx, loss)
                 params["disable_default_eval_metric"] = True
@@ -246,7 +251,8 @@ class LGBMClassifier(lgb.LGBMClassifier):
     loss : FocalLoss, GHMLoss, str or None, default=None
         The loss to train, or its registered name with optional parameters (see
         :func:`boostloss.make_loss`). None: LightGBM's built-in ``objective`` (``binary`` /
-        ``multiclass``). With a loss, ``objective`` is ignored and y must be binary.
+        ``multiclass``). With a loss, ``objective`` is ignored; y may have 2 classes (binary) or
+        K >= 3 (a softmax model, the start a K-vector folded into the first K trees).
     **kwargs
         Every ``lightgbm.LGBMClassifier`` parameter.
 
@@ -268,8 +274,8 @@ class LGBMClassifier(lgb.LGBMClassifier):
 
     Attributes
     ----------
-    init_score_ : float or None
-        The starting margin, folded into ``booster_`` (None with ``loss=None``).
+    init_score_ : float, ndarray of shape (K,) or None
+        The starting margin(s), folded into ``booster_`` (None with ``loss=None``).
     """
 
     def __init__(self, *, loss=None, **kwargs):
@@ -285,12 +291,6 @@ class LGBMClassifier(lgb.LGBMClassifier):
         for name in _compat_lightgbm.estimator_param_names():
             params.setdefault(name, getattr(self, name))
         return params
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        if self.loss is not None:
-            tags.classifier_tags.multi_class = False
-        return tags
 
     def fit(self, X, y, sample_weight=None, init_score=None, eval_set=None, eval_names=None,
             eval_sample_weight=None, eval_class_weight=None, eval_init_score=None,
@@ -322,23 +322,24 @@ class LGBMClassifier(lgb.LGBMClassifier):
             return _fit_plain(self, lgb.LGBMClassifier, params,
                               _compat_lightgbm.PARAMETER_STORAGE, X, y, **kwargs)
 
-        _, y_enc = _encode_labels(y, loss)
+        encoder, y_enc = _encode_labels(y, loss)
+        n_classes = encoder.classes_.shape[0]
         weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         if self.class_weight is not None:
             class_w = compute_sample_weight(self.class_weight, y)
             weight = class_w if weight is None else weight * class_w
-        start = _init_score(loss, y_enc, weight)
-        if init_model is not None:
-            # LightGBM starts from the init model's margins, which hold its start already.
-            start = 0.0
-        elif init_score is None:
-            kwargs["init_score"] = np.full(y_enc.shape[0], start)
+        start = _init_score(loss, y_enc, weight, n_classes)
+        if init_model is not None or init_score is not None:
+            # Your init_score is used as given; with init_model LightGBM starts from that model's
+            # margins, which hold its start already.
+            start = 0.0 if n_classes == 2 else np.zeros(n_classes)
+        else:
+            kwargs["init_score"] = _constant_rows(start, y_enc.shape[0])
             if eval_init_score is None:
                 eval_labels = _eval_labels(eval_set, eval_y)
                 if eval_labels:
-                    kwargs["eval_init_score"] = [np.full(len(ey), start) for ey in eval_labels]
-        else:
-            start = 0.0
+                    kwargs["eval_init_score"] = [_constant_rows(start, len(ey))
+                                                 for ey in eval_labels]
         if eval_metric is None:
             kwargs["eval_metric"] = _default_metric(_bll, loss)
         kwargs["callbacks"] = list(callbacks or []) + [
@@ -356,9 +357,9 @@ class LGBMClassifier(lgb.LGBMClassifier):
     def _plain(self):
         plain = _plain_view(self, lgb.LGBMClassifier, _compat_lightgbm.PARAMETER_STORAGE)
         if self.__dict__.get("init_score_") is not None:
-            # The booster is self-contained (start folded in, binary link stored): predicting is
-            # LightGBM's own binary prediction.
-            plain.set_params(objective="binary")
+            # The booster is self-contained (start folded in, link stored): predicting is
+            # LightGBM's own binary or multiclass prediction.
+            plain.set_params(objective="binary" if self.n_classes_ == 2 else "multiclass")
         return plain
 
     def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None,
@@ -384,6 +385,13 @@ class LGBMClassifier(lgb.LGBMClassifier):
             X, raw_score=raw_score, start_iteration=start_iteration, num_iteration=num_iteration,
             pred_leaf=pred_leaf, pred_contrib=pred_contrib, validate_features=validate_features,
             **kwargs)
+
+
+def _constant_rows(start, n):
+    """``init_score`` of n rows that all start from ``start`` (a float, or K margins: (n, K))."""
+    if np.ndim(start) == 0:
+        return np.full(n, float(start))
+    return np.tile(np.asarray(start, dtype=np.float64), (n, 1))
 
 
 def _eval_labels(eval_set, eval_y):

@@ -18,13 +18,17 @@ What the adapters take care of (and what they cannot do for you):
 - With a callable objective LightGBM skips ``boost_from_average`` (the first margin is 0) and does
   not store ``init_score`` in the model: :func:`set_init_score` sets ``init_score`` on the training and
   validation sets, and :func:`predict_proba` adds it back at prediction.
+- K classes (``num_class=K``): LightGBM >= 4.0 hands over margins of shape (n, K) (F order) and
+  takes (n, K) back (the buffers are F-ordered, so it reads them without a copy); the Hessian is
+  multiplied by K / (K - 1), ``multiclass``'s own scale (:func:`multiclass_hessian_factor`), and
+  :func:`set_init_score` with ``n_classes=K`` sets the (n, K) start.
 - The default ``binary_logloss`` metric would read raw scores as probabilities: pass
   ``"metric": "None"`` and ``feval=metric(loss)`` (raw margins in, weighted mean loss out, lower is
   better).
 """
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, softmax
 
 from . import _validation as v
 from ._adapters import (LossCallable, PerDatasetCallable, fresh_loss, gradient_hessian,
@@ -40,11 +44,23 @@ __all__ = [
     "set_init_score",
     "predict_proba",
     "make_portable",
+    "multiclass_hessian_factor",
     "LGBMObjective",
     "LGBMMetric",
     "LGBMSklearnObjective",
     "LGBMSklearnMetric",
 ]
+
+
+def multiclass_hessian_factor(n_classes):
+    """The factor the K-class objectives put on every loss's Hessian: ``K / (K - 1)``.
+
+    LightGBM's ``multiclass`` objective uses ``K / (K - 1) p (1 - p)``
+    (src/objective/multiclass_objective.hpp); with the same factor, ``FocalLoss(gamma=0,
+    alpha=None)`` reproduces it (the same trees and leaf values from the same start) and a learning
+    rate means what it means for the built-in objective.
+    """
+    return n_classes / (n_classes - 1.0)
 
 
 def _read_dataset(dataset):
@@ -67,7 +83,8 @@ class LGBMObjective(PerDatasetCallable):
     _read = staticmethod(_read_dataset)
 
     def __call__(self, preds, train_set):
-        return gradient_hessian(self.loss, self._entry(train_set), preds, self.n_threads)
+        return gradient_hessian(self.loss, self._entry(train_set), preds, self.n_threads,
+                                multiclass_hessian_factor)
 
 
 class LGBMMetric(PerDatasetCallable):
@@ -97,7 +114,8 @@ class LGBMSklearnObjective(LossCallable):
 
     def __call__(self, y_true, y_pred, weight):
         entry = self._cache.get(self.loss, y_true, weight)
-        return gradient_hessian(self.loss, entry, y_pred, self.n_threads)
+        return gradient_hessian(self.loss, entry, y_pred, self.n_threads,
+                                multiclass_hessian_factor)
 
 
 class LGBMSklearnMetric(LossCallable):
@@ -157,7 +175,7 @@ def sklearn_metric(loss, name=None, *, n_threads=1):
     return LGBMSklearnMetric(loss, name=name, n_threads=n_threads)
 
 
-def set_init_score(loss, train_set, *valid_sets):
+def set_init_score(loss, train_set, *valid_sets, n_classes=None):
     """Set ``init_score = loss.init_score(y_train)`` on the training set and the validation sets.
 
     Parameters
@@ -167,40 +185,64 @@ def set_init_score(loss, train_set, *valid_sets):
         Its labels (and weights) determine the init score.
     *valid_sets : lightgbm.Dataset
         Validation sets: they need the same start, or their metrics are computed from margin 0.
+    n_classes : int or None, default=None
+        K (the ``num_class`` of your params) for a K-class model: every row then starts from the
+        K margins (``init_score`` of shape (n, K)).
 
     Returns
     -------
-    float
+    float, or ndarray of shape (K,) with ``n_classes``
         The init score. LightGBM does not store it in the model: add it to
-        ``booster.predict(X, raw_score=True)`` (see :func:`predict_proba`).
+        ``booster.predict(X, raw_score=True)`` (see :func:`predict_proba`) or fold it into the
+        model with :func:`make_portable`.
     """
-    score = float(fresh_loss(loss).init_score(_read_dataset(train_set)))
+    target = _read_dataset(train_set)
+    if n_classes is None:
+        score = float(fresh_loss(loss).init_score(target))
+    else:
+        score = fresh_loss(loss).init_score(target, n_classes=n_classes)
     for d in (train_set,) + valid_sets:
         label = d.get_label()
         if label is None:
             raise ValueError("a validation Dataset has no label; init_score needs its length")
-        d.set_init_score(np.full(len(label), score, dtype=np.float64))
+        if n_classes is None:
+            d.set_init_score(np.full(len(label), score, dtype=np.float64))
+        else:
+            d.set_init_score(np.tile(score, (len(label), 1)))
     return score
 
 
 def predict_proba(booster, X, init_score=0.0, **kwargs):
-    """Probabilities of the positive class from a booster trained with a boostloss objective.
+    """Probabilities from a booster trained with a boostloss objective.
 
-    Computes ``sigmoid(booster.predict(X, raw_score=True, **kwargs) + init_score)``.
+    Binary: ``sigmoid(booster.predict(X, raw_score=True, **kwargs) + init_score)``, the
+    probability of the positive class. K classes: ``softmax(raw + init_score)`` over the classes.
 
     Parameters
     ----------
     booster : lightgbm.Booster
     X : array-like
-    init_score : float, default=0.0
+    init_score : float or array-like of shape (K,), default=0.0
         The value returned by :func:`set_init_score`.
 
     Returns
     -------
-    ndarray of shape (n,)
+    ndarray of shape (n,), or (n, K) for a K-class booster
     """
-    v.check_real("init_score", init_score)
-    return expit(booster.predict(X, raw_score=True, **kwargs) + float(init_score))
+    if np.ndim(init_score) == 0:
+        v.check_real("init_score", init_score)
+    k = booster.num_model_per_iteration()
+    raw = booster.predict(X, raw_score=True, **kwargs)
+    if k == 1:
+        v.check_real("init_score", init_score)
+        return expit(raw + float(init_score))
+    start = np.asarray(init_score, dtype=np.float64)
+    if start.shape not in ((), (k,)) or not np.all(np.isfinite(start)):
+        raise ValueError(
+            f"init_score={init_score!r} does not fit a booster with {k} classes: expected the "
+            f"{k} margins returned by set_init_score (or 0.0)"
+        )
+    return softmax(raw + start, axis=1)
 
 
 def make_portable(booster, init_score):

@@ -19,13 +19,15 @@ Three layers, as in scikit-learn's ``sklearn/_loss``:
        loss.loss(target, raw_prediction, loss_out=buf)       # metrics
        loss.init_score(y_true, sample_weight)                # the start
 
-Every method takes labels ``y_true`` (0/1) or a :class:`Target`, margins ``raw_prediction``
-(float32 or float64, read without a copy) and optional ``sample_weight``, and returns float64
+Every method takes labels ``y_true`` (0/1 with 1-D margins; 0..K-1 with margins of shape (n, K), a
+softmax model) or a :class:`Target`, margins ``raw_prediction`` (float32 or float64, read without a
+copy; (n, K) in C or F order; the K-class kernels are in ``_kernels_softmax.py``) and optional ``sample_weight``, and returns float64
 arrays unless given output buffers (float32 or float64). GHM-C's running average is a
 :class:`GHMState` that the caller owns and passes in; nothing here keeps module-level state.
 """
 
 import dataclasses
+import numbers
 import re
 
 import numpy as np
@@ -34,6 +36,7 @@ from sklearn.base import BaseEstimator
 
 from . import _validation as v
 from ._constants import HESSIAN_EXACT, HESSIAN_GAUSS_NEWTON
+from ._multiclass import softmax_focal_best_constant
 from ._numba_cache import kernels
 from ._threads import check_n_threads, kernel_threads
 
@@ -50,6 +53,27 @@ __all__ = [
 ]
 
 _HESSIANS = {"exact": HESSIAN_EXACT, "gauss_newton": HESSIAN_GAUSS_NEWTON}
+_NO_ALPHA = np.empty(0, dtype=np.float64)
+_SOFTMAX = "._kernels_softmax"
+
+
+def _check_class_alpha(alpha):
+    """Per-class weights: a 1-D sequence of at least 2 finite numbers >= 0, as a tuple of floats."""
+    arr = np.asarray(alpha)
+    if arr.ndim != 1 or arr.shape[0] < 2 or arr.dtype.kind not in "iuf":
+        raise ValueError(
+            f"alpha must be None, a float in [0, 1] (binary: positives alpha, negatives 1 - alpha) or "
+            f"a sequence of one weight >= 0 per class, got {alpha!r}"
+        )
+    values = arr.astype(np.float64)
+    bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0.0)))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(
+            f"alpha must hold finite class weights >= 0, got {values[k].item()!r} for class {k} "
+            f"(alpha={alpha!r})"
+        )
+    return tuple(float(a) for a in values)
 _DENSITIES = ("bins", "window")
 
 
@@ -58,11 +82,15 @@ class Target:
     """Validated labels and weights of one data set, made by :func:`check_target`.
 
     Pass it as ``y_true`` (with ``sample_weight=None``) to skip revalidating the same labels every
-    boosting round. ``y`` is float64 in {0, 1}; ``sample_weight`` float64, empty meaning "all ones".
+    boosting round. ``y`` is float64; ``sample_weight`` float64, empty meaning "all ones";
+    ``label_bound`` the largest label when every label is a class index (an integer >= 0), else
+    inf. Whether the labels fit the model is checked against the margins they are used with
+    (:meth:`check_classes`): 0/1 for one margin per sample, 0..K-1 for margins of shape (n, K).
     """
 
     y: np.ndarray
     sample_weight: np.ndarray
+    label_bound: float = 1.0
 
     @property
     def n_samples(self):
@@ -72,25 +100,68 @@ class Target:
     def weighted(self):
         return self.sample_weight.shape[0] > 0
 
+    def check_classes(self, n_classes=None):
+        """Raise unless the labels are 0/1 (``n_classes`` None: a binary model) or 0..K-1."""
+        v.check_label_values(self.y, self.label_bound, n_classes)
+
 
 def check_target(y_true, sample_weight=None):
-    """Validate labels (0/1) and non-negative weights once; returns a :class:`Target`."""
+    """Validate labels (real numbers, 1-D) and non-negative weights once; returns a :class:`Target`.
+
+    The label values are checked where the number of classes is known, against the margins (see
+    :meth:`Target.check_classes`); this pass records the one number that check needs.
+    """
     if isinstance(y_true, Target):
         if sample_weight is not None:
             raise TypeError("pass sample_weight=None with a Target: the Target carries its weights")
         return y_true
-    y = v.check_labels(y_true)
-    return Target(y, v.check_weights(sample_weight, y.shape[0]))
+    y = v.read_labels(y_true)
+    return Target(y, v.check_weights(sample_weight, y.shape[0]), v.label_bound(y))
 
 
 @dataclasses.dataclass(frozen=True)
 class FocalParams:
-    """Resolved parameters of a :class:`FocalLoss` (``hessian`` is the kernels' integer mode)."""
+    """Resolved parameters of a :class:`FocalLoss` (``hessian`` is the kernels' integer mode).
+
+    ``class_alpha`` holds the per-class weights when ``alpha`` is a sequence (None otherwise); for
+    a binary model they are ``alpha_neg = class_alpha[0]``, ``alpha_pos = class_alpha[1]``.
+    """
 
     gamma: float
     alpha_pos: float
     alpha_neg: float
     hessian: int
+    class_alpha: tuple = None
+
+    def binary_alpha(self):
+        """``(alpha_pos, alpha_neg)`` of a binary model (one margin per sample)."""
+        if self.class_alpha is not None and len(self.class_alpha) != 2:
+            raise ValueError(
+                f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class weights, but the "
+                "margins are 1-D (a binary model: 2 classes); pass margins of shape (n, "
+                f"{len(self.class_alpha)}) or 2 weights [class 0, class 1]"
+            )
+        return self.alpha_pos, self.alpha_neg
+
+    def softmax_alpha(self, n_classes):
+        """The kernels' per-class weights for K classes: float64 (K,), or empty for none."""
+        if self.class_alpha is not None:
+            if len(self.class_alpha) != n_classes:
+                raise ValueError(
+                    f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class weights, but "
+                    f"the margins have {n_classes} columns (classes); pass one weight per class"
+                )
+            return np.array(self.class_alpha, dtype=np.float64)
+        if self.alpha_pos == 1.0 and self.alpha_neg == 1.0:
+            return _NO_ALPHA
+        if n_classes != 2:
+            raise ValueError(
+                f"alpha={self.alpha_pos!r} is a binary weight (positives alpha, negatives 1 - alpha) "
+                f"and the margins have {n_classes} classes: pass alpha=None or one weight per class "
+                f"(a sequence of {n_classes} weights >= 0)"
+            )
+        # Two classes: the binary alpha on the margin difference z_1 - z_0.
+        return np.array([self.alpha_neg, self.alpha_pos], dtype=np.float64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,13 +216,35 @@ class GHMState:
         return arrays
 
 
-def _outputs(n, *named_buffers):
-    return tuple(np.empty(n, dtype=np.float64) if buf is None else v.check_out(name, buf, n)
+def _class_totals(target, n_classes):
+    """Total sample weight of each class 0..K-1 (the counts when unweighted); all must be > 0."""
+    labels = target.y.astype(np.intp)
+    weights = target.sample_weight if target.weighted else None
+    totals = np.bincount(labels, weights=weights, minlength=n_classes).astype(np.float64)
+    empty = np.flatnonzero(~(totals > 0.0))
+    if empty.size:
+        raise ValueError(
+            f"init_score needs every class with positive total weight, got weight "
+            f"{float(totals[empty[0]])!r} for class {int(empty[0])} (of {n_classes} classes; "
+            f"{empty.size} such class(es)): the best constant margin of a class without weight "
+            "is -inf"
+        )
+    return totals
+
+
+def _outputs(n, *named_buffers, n_classes=None):
+    shape = n if n_classes is None else (n, n_classes)
+    return tuple(np.empty(shape, dtype=np.float64) if buf is None
+                 else v.check_out(name, buf, n, n_classes)
                  for name, buf in named_buffers)
 
 
-class _BinaryLoss(BaseEstimator):
-    """What both losses share: the public methods, validation and the constant minimiser."""
+class _Loss(BaseEstimator):
+    """What both losses share: the public methods, validation and the constant minimiser.
+
+    Margins of shape (n,) are a binary model (labels 0/1); margins of shape (n, K), K >= 2, a
+    K-class softmax model (labels 0..K-1). Each subclass has the kernels of both.
+    """
 
     #: Name used by the metrics of the adapters and by :func:`make_loss`.
     name = "loss"
@@ -171,9 +264,11 @@ class _BinaryLoss(BaseEstimator):
         Parameters
         ----------
         y_true : array-like of shape (n,) or Target
-            Binary labels, 0 or 1 (bool, int or float), or a :class:`Target`.
-        raw_prediction : array-like of shape (n,)
-            Raw margins (log-odds), float32 or float64.
+            Labels: 0 or 1 (bool, int or float) with 1-D margins; class indices 0..K-1 with
+            margins of shape (n, K). Or a :class:`Target`.
+        raw_prediction : array-like of shape (n,) or (n, K)
+            Raw margins (log-odds; one per class for K classes, softmax link), float32 or float64,
+            C or F order.
         sample_weight : array-like of shape (n,), optional
             Non-negative weights.
         loss_out : ndarray of shape (n,), float32 or float64, optional
@@ -194,54 +289,81 @@ class _BinaryLoss(BaseEstimator):
             state = self._check_state(state)
         (out,) = _outputs(target.n_samples, ("loss_out", loss_out))
         with kernel_threads(target.n_samples, check_n_threads(n_threads)):
-            self._loss_kernels(params, target.y, x, target.sample_weight, out, state)
+            if x.ndim == 1:
+                self._loss_kernels(params, target.y, x, target.sample_weight, out, state)
+            else:
+                self._softmax_loss_kernels(params, target.y, x, target.sample_weight, out, state)
         return out
 
     def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, *, gradient_out=None,
                          hessian_out=None, n_threads=None, state=None):
-        """First and second derivatives of the loss with respect to the raw margin.
+        """First and second derivatives of the loss with respect to the raw margin(s).
 
         Parameters
         ----------
         y_true, raw_prediction, sample_weight, n_threads
             As in :meth:`loss`.
-        gradient_out, hessian_out : ndarray of shape (n,), float32 or float64, optional
-            Written in place and returned (a training reuses them across rounds).
+        gradient_out, hessian_out : ndarray of shape (n,) or (n, K), float32 or float64, optional
+            Written in place and returned (a training reuses them across rounds). (n, K) buffers
+            may be C- or F-contiguous.
         state : object from :meth:`new_state`, optional
             The state of the training this call is a round of (GHM-C's running counts).
 
         Returns
         -------
-        (gradient, hessian) : tuple of ndarrays of shape (n,)
-            Both multiplied by ``sample_weight`` when given. The Hessian is strictly positive
-            (before weighting) for every finite margin.
+        (gradient, hessian) : tuple of ndarrays of the margins' shape
+            Both multiplied by ``sample_weight`` when given. For K classes the Hessian is the
+            diagonal (what both frameworks use). The Hessian is strictly positive (before
+            weighting) for every finite margin.
         """
         target, x = self._inputs(y_true, raw_prediction, sample_weight)
         params = self.resolved_params()
         state = self._check_state(state)
+        n_classes = None if x.ndim == 1 else x.shape[1]
         grad, hess = _outputs(target.n_samples, ("gradient_out", gradient_out),
-                              ("hessian_out", hessian_out))
+                              ("hessian_out", hessian_out), n_classes=n_classes)
         with kernel_threads(target.n_samples, check_n_threads(n_threads)):
-            self._grad_hess_kernels(params, target.y, x, target.sample_weight, grad, hess, state)
+            if x.ndim == 1:
+                self._grad_hess_kernels(params, target.y, x, target.sample_weight, grad, hess, state)
+            else:
+                self._softmax_grad_hess_kernels(params, target.y, x, target.sample_weight, grad,
+                                                hess, state)
         return grad, hess
 
-    def init_score(self, y_true, sample_weight=None):
+    def init_score(self, y_true, sample_weight=None, *, n_classes=None):
         """The constant raw margin that minimises the (weighted) total loss.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n,) or Target
+            0/1 labels, or class indices 0..K-1 with ``n_classes=K``.
+        sample_weight : array-like of shape (n,), optional
+        n_classes : int >= 2 or None, default=None
+            None: a binary model (one margin per sample). K: a K-class softmax model; the start
+            is then a vector of K margins.
 
         Returns
         -------
-        float
-            For the logistic loss (focal with gamma=0, alpha=None) this is the prior log-odds
-            ``log(W1 / W0)`` of the positive and negative weight totals.
+        float, or ndarray of shape (K,) with ``n_classes``
+            Binary: for the logistic loss (focal with gamma=0, alpha=None) this is the prior
+            log-odds ``log(W1 / W0)`` of the positive and negative weight totals. K classes: the
+            margins, centred to mean 0 (softmax ignores a common shift), see the subclasses.
 
         Raises
         ------
         ValueError
-            If one class has no (positive) weight: the minimiser is then at infinity.
+            If a class has no (positive) weight: the minimiser is then at infinity.
         """
         target = check_target(y_true, sample_weight)
-        y, w = target.y, target.sample_weight
         params = self.resolved_params()
+        if n_classes is not None:
+            n_classes = v.check_int("n_classes", n_classes, 2)
+            target.check_classes(n_classes)
+            totals = _class_totals(target, n_classes)
+            with kernel_threads(2):
+                return self._softmax_constant(params, totals)
+        target.check_classes(None)
+        y, w = target.y, target.sample_weight
         if target.weighted:
             w1 = float(w[y == 1.0].sum())
             w0 = float(w[y == 0.0].sum())
@@ -265,7 +387,9 @@ class _BinaryLoss(BaseEstimator):
     @staticmethod
     def _inputs(y_true, raw_prediction, sample_weight):
         target = check_target(y_true, sample_weight)
-        return target, v.check_margins(raw_prediction, n=target.n_samples)
+        x = v.check_margins(raw_prediction, n=target.n_samples)
+        target.check_classes(None if x.ndim == 1 else x.shape[1])
+        return target, x
 
     def _check_state(self, state):
         if state is not None:
@@ -306,7 +430,7 @@ class _BinaryLoss(BaseEstimator):
         return float(grid[k])
 
 
-class FocalLoss(_BinaryLoss):
+class FocalLoss(_Loss):
     r"""Binary focal loss on raw margins (Lin et al., 2017, arXiv:1708.02002).
 
     .. math::
@@ -331,9 +455,11 @@ class FocalLoss(_BinaryLoss):
     ----------
     gamma : float, default=2.0
         Focusing parameter, >= 0. The paper's best setting on detection is 2.
-    alpha : float in [0, 1] or None, default=0.25
+    alpha : float in [0, 1], sequence of K weights >= 0, or None, default=0.25
         Weight of the positive class (negatives get ``1 - alpha``); None for no class weighting.
-        0.25 is the paper's setting together with gamma=2.
+        0.25 is the paper's setting together with gamma=2. For K classes (margins of shape
+        (n, K)) pass one weight per class or None: a float is binary only (an error with K >= 3,
+        ``[1 - alpha, alpha]`` with K = 2). Two weights with 1-D margins are ``[class 0, class 1]``.
     hessian : {"exact", "gauss_newton"}, default="exact"
         Second-derivative policy. The exact second derivative is negative for confidently wrong
         samples (down to about -0.047 alpha_t for gamma=2), which boosting cannot use:
@@ -349,6 +475,15 @@ class FocalLoss(_BinaryLoss):
         is for, so ``"exact"`` is the default.
 
         Every policy is floored at 1e-16, so the Hessian is strictly positive for any finite margin.
+
+    Notes
+    -----
+    K classes (docs/multiclass.md): ``FL = -alpha_y (1 - p_y)^gamma log p_y`` with
+    ``p = softmax(z)``, the binary focal loss of ``t = z_y - LSE_{k != y} z_k``. The gradient is
+    ``w (p - e_y)`` with the focal weight ``w = -FL'(t) / (1 - p_y)``; ``"exact"`` is the true
+    diagonal of the Hessian (floored), ``"gauss_newton"`` the diagonal ``w p_k (1 - p_k)`` of its
+    positive part (for K = 2 this is ``-FL' p_t``, not the binary policy above; equal at gamma=0).
+    :meth:`init_score` with ``n_classes=K`` is the exact best constant vector.
     """
 
     name = "focal"
@@ -361,25 +496,58 @@ class FocalLoss(_BinaryLoss):
     def resolved_params(self):
         """The validated parameters, as a :class:`FocalParams`."""
         gamma = v.check_real("gamma", self.gamma, low=0.0)
+        class_alpha = None
         if self.alpha is None:
             a_pos = a_neg = 1.0
-        else:
+        elif isinstance(self.alpha, (str, bytes, numbers.Number)) or np.ndim(self.alpha) == 0:
             a_pos = v.check_real("alpha", self.alpha, low=0.0, high=1.0)
             a_neg = 1.0 - a_pos
+        else:
+            class_alpha = _check_class_alpha(self.alpha)
+            a_pos, a_neg = ((class_alpha[1], class_alpha[0]) if len(class_alpha) == 2
+                            else (float("nan"), float("nan")))
         mode = _HESSIANS[v.check_choice("hessian", self.hessian, tuple(_HESSIANS))]
-        return FocalParams(gamma, a_pos, a_neg, mode)
+        return FocalParams(gamma, a_pos, a_neg, mode, class_alpha)
 
     @staticmethod
     def _loss_kernels(params, y, x, w, out, state=None):
-        kernels().focal_loss(y, x, w, params.gamma, params.alpha_pos, params.alpha_neg, out)
+        a_pos, a_neg = params.binary_alpha()
+        kernels().focal_loss(y, x, w, params.gamma, a_pos, a_neg, out)
 
     @staticmethod
     def _grad_hess_kernels(params, y, x, w, grad, hess, state):
-        kernels().focal_grad_hess(y, x, w, params.gamma, params.alpha_pos, params.alpha_neg,
-                                  params.hessian, grad, hess)
+        a_pos, a_neg = params.binary_alpha()
+        kernels().focal_grad_hess(y, x, w, params.gamma, a_pos, a_neg, params.hessian, grad, hess)
+
+    @staticmethod
+    def _softmax_loss_kernels(params, y, x, w, out, state=None):
+        alpha = params.softmax_alpha(x.shape[1])
+        kernels(_SOFTMAX).softmax_focal_loss(y, x, w, params.gamma, alpha, out)
+
+    @staticmethod
+    def _softmax_grad_hess_kernels(params, y, x, w, grad, hess, state):
+        alpha = params.softmax_alpha(x.shape[1])
+        kernels(_SOFTMAX).softmax_focal_grad_hess(y, x, w, params.gamma, alpha, params.hessian,
+                                                  grad, hess)
+
+    @staticmethod
+    def _softmax_constant(params, class_totals):
+        # The stationary point of the total over a constant vector: P_k / w(P_k) = lambda N_k
+        # (MATH.md, boostloss._multiclass), solved to machine precision in log space.
+        alpha = params.softmax_alpha(class_totals.shape[0])
+        if alpha.shape[0]:
+            zero = np.flatnonzero(alpha == 0.0)
+            if zero.size:
+                raise ValueError(
+                    f"init_score needs every class with positive weight, got alpha="
+                    f"{list(params.class_alpha or alpha)!r} (0 for class {int(zero[0])}): the best "
+                    "constant margin of that class is -inf"
+                )
+        return softmax_focal_best_constant(class_totals, params.gamma,
+                                           alpha if alpha.shape[0] else None)
 
 
-class GHMLoss(_BinaryLoss):
+class GHMLoss(_Loss):
     r"""GHM-C: cross-entropy reweighted by the inverse gradient density (Li, Liu, Wang, 2019,
     "Gradient Harmonized Single-stage Detector", arXiv:1811.05181).
 
@@ -399,6 +567,11 @@ class GHMLoss(_BinaryLoss):
     mmdetection's GHMC compute it): edges ``linspace(0, 1, bins + 1)`` with the last edge raised by
     1e-6, half-open bins; ``beta = tot / count_b / n`` with ``n`` the number of non-empty bins, so the
     weights of an unweighted call with momentum 0 sum to the number of samples.
+
+    K classes (margins of shape (n, K), labels 0..K-1): ``g = 1 - p_y`` with ``p = softmax(z)``
+    (the binary ``|p - y|`` for K = 2), the same density, and the weights multiply the softmax
+    cross-entropy's gradient ``p - e_y`` and Hessian ``p (1 - p)``. :meth:`init_score` with
+    ``n_classes=K`` returns the log class priors (centred), the cross-entropy's best constant.
 
     ``density="window"``: the paper's sliding-window density
     :math:`GD(g) = \frac{1}{l_\epsilon(g)} \sum_k \delta_\epsilon(g_k, g)` with the window
@@ -531,7 +704,10 @@ class GHMLoss(_BinaryLoss):
         k = kernels()
         n = y.shape[0]
         g = np.empty(n)
-        k.cross_entropy_and_norm(y, x, ce_out, g)
+        if x.ndim == 1:
+            k.cross_entropy_and_norm(y, x, ce_out, g)
+        else:
+            kernels(_SOFTMAX).softmax_ce_loss_and_norm(y, x, ce_out, g)
         beta = np.empty(n)
         if params.density == "bins":
             idx = np.empty(n, dtype=np.int32)
@@ -557,28 +733,70 @@ class GHMLoss(_BinaryLoss):
                 out *= w
 
     def _grad_hess_kernels(self, params, y, x, w, grad, hess, state):
-        allreduce = _allreduce_of(params, state)
+        _allreduce_of(params, state)  # refuses the window density on several workers
         k = kernels()
-        n = y.shape[0]
         if params.density == "bins":
-            idx = (np.empty(n, dtype=np.int32) if state is None
-                   else state.work(("bins", n), lambda: np.empty(n, dtype=np.int32)))
+            idx = self._bins_work(y.shape[0], state)
             k.ghm_bins_pass(y, x, w, params.edges, grad, hess, idx)
-            counts = np.zeros(params.bins)
-            tot = k.bin_histogram(idx, w, params.bins, counts)
-            if allreduce is not None:
-                counts, tot = _summed_counts(allreduce, counts, tot)
-            k.scale_by_bin(idx, self.weights_from_counts(counts, tot, state=state), grad, hess)
+            k.scale_by_bin(idx, self._bin_weights(params, idx, w, state), grad, hess)
         else:
-            def make():
-                return (np.empty(n), np.empty(n)) + tuple(
-                    np.empty(n, dtype=np.int64) for _ in range(4)) + (np.empty(n + 1),)
-
-            work = make() if state is None else state.work(("window", n), make)
+            work = self._window_work(y.shape[0], state)
             g, beta = work[0], work[1]
             k.ghm_norm_pass(y, x, w, grad, hess, g)
             k.window_beta_into(g, w, params.epsilon, beta, *work[2:])
             k.scale_by_sample(beta, grad, hess)
+
+    def _softmax_grad_hess_kernels(self, params, y, x, w, grad, hess, state):
+        # The same density code as the binary loss, on g = 1 - p_y; the weights multiply the
+        # softmax cross-entropy's gradient p - e_y and Hessian p (1 - p) of each row.
+        _allreduce_of(params, state)  # refuses the window density on several workers
+        k, ks = kernels(), kernels(_SOFTMAX)
+        if params.density == "bins":
+            idx = self._bins_work(y.shape[0], state)
+            ks.softmax_ghm_bins_pass(y, x, w, params.edges, grad, hess, idx)
+            beta = self._bin_weights(params, idx, w, state)
+            ks.scale_rows_by_bin(idx, beta, grad, hess)
+        else:
+            work = self._window_work(y.shape[0], state)
+            g, beta = work[0], work[1]
+            ks.softmax_ce_grad_hess_norm(y, x, w, grad, hess, g)
+            k.window_beta_into(g, w, params.epsilon, beta, *work[2:])
+            ks.scale_rows_by_sample(beta, grad, hess)
+
+    @staticmethod
+    def _bins_work(n, state):
+        if state is None:
+            return np.empty(n, dtype=np.int32)
+        return state.work(("bins", n), lambda: np.empty(n, dtype=np.int32))
+
+    @staticmethod
+    def _window_work(n, state):
+        def make():
+            return (np.empty(n), np.empty(n)) + tuple(
+                np.empty(n, dtype=np.int64) for _ in range(4)) + (np.empty(n + 1),)
+
+        return make() if state is None else state.work(("window", n), make)
+
+    def _bin_weights(self, params, idx, w, state):
+        """Per-bin weights of one round: counts summed over the workers when distributed."""
+        allreduce = _allreduce_of(params, state)
+        counts = np.zeros(params.bins)
+        tot = kernels().bin_histogram(idx, w, params.bins, counts)
+        if allreduce is not None:
+            counts, tot = _summed_counts(allreduce, counts, tot)
+        return self.weights_from_counts(counts, tot, state=state)
+
+    def _softmax_loss_kernels(self, params, y, x, w, out, state=None):
+        self._loss_kernels(params, y, x, w, out, state)
+
+    @staticmethod
+    def _softmax_constant(params, class_totals):
+        # Over a constant vector every sample of class j has the same g_j = 1 - p_j, so the
+        # harmonising weights are one constant per class, which jumps as the g_j change bins:
+        # the total is piecewise smooth in K - 1 dimensions. The start is the minimiser of the
+        # cross-entropy that GHM-C re-weights (the log class priors, centred), a choice that
+        # needs no search and that the first round's density then corrects.
+        return softmax_focal_best_constant(class_totals, 0.0)
 
     def _constant_minimiser(self, params, w1, w0):
         # Over a constant margin the harmonising weights change whenever the two classes' g move
@@ -668,7 +886,7 @@ def make_loss(spec):
     ValueError
         An unknown name or parameter, or a malformed spec; the message lists what is allowed.
     """
-    if isinstance(spec, _BinaryLoss):
+    if isinstance(spec, _Loss):
         return spec
     names = ", ".join(repr(n) for n in LOSSES)
     if not isinstance(spec, str):

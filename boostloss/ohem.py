@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _validation as v
 from ._numba_cache import kernels
-from .losses import _BinaryLoss, check_target
+from .losses import _Loss, check_target
 
 __all__ = ["OHEMLoss", "OHEMParams", "OHEMState"]
 
@@ -82,7 +82,7 @@ class OHEMState:
         return self.tie_keys, self._keep
 
 
-class OHEMLoss(_BinaryLoss):
+class OHEMLoss(_Loss):
     r"""Online hard example mining: the cross-entropy of all positives and the hardest negatives.
 
     Shrivastava, Gupta, Girshick (2016), "Training Region-based Object Detectors with Online Hard
@@ -223,7 +223,7 @@ class OHEMLoss(_BinaryLoss):
                 "boostloss's multi-class losses, which this version does not have yet; OHEMLoss "
                 "takes one margin per row and labels 0/1"
             )
-        return _BinaryLoss._inputs(y_true, raw_prediction, sample_weight)
+        return _Loss._inputs(y_true, raw_prediction, sample_weight)
 
     def _check_state(self, state):
         if state is None:

@@ -23,6 +23,9 @@ What the adapters take care of:
 - ``xgb.train`` with ``obj=`` and no ``objective`` in ``params`` uses ``reg:squarederror``'s intercept
   (0.5 on the margin scale) unless ``base_score`` or ``base_margin`` is given: :func:`base_score` and
   :func:`set_base_margin` start the training from ``loss.init_score(y)`` instead.
+- K classes (``num_class=K``): XGBoost hands over float32 margins of shape (n, K) and takes (n, K)
+  back; the Hessian is multiplied by 2, ``multi:softprob``'s own scale (:func:`multiclass_hessian_factor`),
+  and :func:`base_score` with ``n_classes=K`` gives the K-vector start (stored in the model).
 - The metrics take raw margins (what ``xgb.train`` passes to ``custom_metric`` whenever ``obj`` is
   given) and report the (weighted) mean loss, lower is better, under the name ``loss.name``.
 - Inside a distributed training (``xgboost.dask``, ``xgboost.spark``: an active
@@ -48,11 +51,27 @@ __all__ = [
     "sklearn_metric",
     "base_score",
     "set_base_margin",
+    "multiclass_hessian_factor",
     "XGBObjective",
     "XGBMetric",
     "XGBSklearnObjective",
     "XGBSklearnMetric",
 ]
+
+
+#: The scale of XGBoost's own softmax Hessian: ``multi:softprob`` uses ``2 p (1 - p)``
+#: (src/objective/multiclass_obj.cu), twice the true diagonal.
+XGBOOST_MULTICLASS_HESSIAN_FACTOR = 2.0
+
+
+def multiclass_hessian_factor(n_classes):
+    """The factor the K-class objectives put on every loss's Hessian: 2, XGBoost's own scale.
+
+    With it, ``FocalLoss(gamma=0, alpha=None)`` reproduces ``multi:softprob`` (the same trees and
+    leaf values from the same start), and a learning rate means what it means for the built-in
+    objective. It scales every leaf value by 1/2 compared with the true Newton step.
+    """
+    return XGBOOST_MULTICLASS_HESSIAN_FACTOR
 
 
 def _read_dmatrix(dmatrix):
@@ -67,7 +86,8 @@ class _RoundMixin:
     def _round(self, entry, predt):
         if self._compute == "device":
             return _device_gradient_hessian(self.loss, entry, predt)
-        return gradient_hessian(self.loss, entry, predt, self.n_threads)
+        return gradient_hessian(self.loss, entry, predt, self.n_threads,
+                                multiclass_hessian_factor)
 
     def _any_round(self, get_entry, predt):
         """One round, also inside a distributed training (``get_entry`` reads and validates)."""
@@ -250,29 +270,42 @@ def _labels_weights(data, sample_weight):
     return check_target(data, sample_weight)
 
 
-def base_score(loss, dtrain, sample_weight=None, *, objective=None):
+def base_score(loss, dtrain, sample_weight=None, *, objective=None, n_classes=None):
     """The ``base_score`` parameter that starts ``xgb.train`` from ``loss.init_score(y)``.
 
     Parameters
     ----------
     loss : FocalLoss or GHMLoss
-    dtrain : xgboost.DMatrix or array-like of 0/1 labels
+    dtrain : xgboost.DMatrix or array-like of labels
         The training set (its labels and weights are used) or the labels themselves.
     sample_weight : array-like, optional
         Only with label arrays.
     objective : None or str, default=None
-        The ``objective`` in your ``params``. With none (or any identity-link objective, such as
-        ``"reg:squarederror"``) ``base_score`` is on the margin scale and the init score is returned
-        as it is; with ``"binary:logistic"`` it is a probability and ``sigmoid(init_score)`` is
-        returned.
+        The ``objective`` in your ``params``. Binary: with none (or any identity-link objective,
+        such as ``"reg:squarederror"``) ``base_score`` is on the margin scale and the init score is
+        returned as it is; with ``"binary:logistic"`` it is a probability and
+        ``sigmoid(init_score)`` is returned. K classes: None, ``"multi:softprob"`` or
+        ``"multi:softmax"`` (XGBoost takes a K-class ``base_score`` as margins in every case).
+    n_classes : int or None, default=None
+        None for a binary model; K (the ``num_class`` of your ``params``) for a K-class model.
 
     Returns
     -------
-    float
+    float, or list of K floats with ``n_classes``
         Put it in ``params["base_score"]``: unlike ``base_margin`` it is stored in the model, so
-        predictions on new data need nothing extra.
+        predictions on new data need nothing extra. XGBoost >= 3.1 stores a vector intercept for
+        ``num_class`` models.
     """
-    score = fresh_loss(loss).init_score(_labels_weights(dtrain, sample_weight))
+    target = _labels_weights(dtrain, sample_weight)
+    if n_classes is not None:
+        if objective not in (None, "multi:softprob", "multi:softmax"):
+            raise ValueError(
+                f"objective={objective!r} is not a K-class objective; use None, 'multi:softprob' "
+                "or 'multi:softmax' with n_classes"
+            )
+        start = fresh_loss(loss).init_score(target, n_classes=n_classes)
+        return [float(value) for value in start]
+    score = fresh_loss(loss).init_score(target)
     if objective is None or objective in ("reg:squarederror", "reg:linear", "reg:pseudohubererror",
                                           "reg:absoluteerror", "binary:logitraw"):
         return float(score)
@@ -284,7 +317,7 @@ def base_score(loss, dtrain, sample_weight=None, *, objective=None):
     )
 
 
-def set_base_margin(loss, dtrain, *others):
+def set_base_margin(loss, dtrain, *others, n_classes=None):
     """Set ``base_margin = loss.init_score(y_train)`` on the training set and the other DMatrix.
 
     Parameters
@@ -294,14 +327,22 @@ def set_base_margin(loss, dtrain, *others):
         Its labels and weights determine the init score.
     *others : xgboost.DMatrix
         Validation / test sets that get the same constant base margin.
+    n_classes : int or None, default=None
+        K for a K-class model: every row then gets the K margins (``base_margin`` of shape (n, K)).
 
     Returns
     -------
-    float
+    float, or ndarray of shape (K,) with ``n_classes``
         The init score. XGBoost does not store ``base_margin`` in the model: every DMatrix you predict
         on later needs ``set_base_margin`` too (or use :func:`base_score`, which is stored).
     """
-    score = float(fresh_loss(loss).init_score(_read_dmatrix(dtrain)))
+    target = _read_dmatrix(dtrain)
+    if n_classes is not None:
+        start = fresh_loss(loss).init_score(target, n_classes=n_classes)
+        for d in (dtrain,) + others:
+            d.set_base_margin(np.tile(start.astype(np.float32), (d.num_row(), 1)))
+        return start
+    score = float(fresh_loss(loss).init_score(target))
     for d in (dtrain,) + others:
         d.set_base_margin(np.full(d.num_row(), score, dtype=np.float32))
     return score
@@ -329,9 +370,15 @@ def _check_compute(compute):
 def _device_gradient_hessian(loss, entry, predt):
     """One round on the GPU; the device buffers live in the training set's cache entry."""
     from . import cuda
-    from ._adapters import margins_1d
+    from ._adapters import margins_of
 
-    x = v.check_margins(margins_1d(predt, entry.n_samples))
+    x = margins_of(predt, entry.n_samples)
+    if x.ndim != 1:
+        raise ValueError(
+            f"compute='device' supports binary models only, got margins of shape {x.shape} (a "
+            f"{x.shape[1]}-class model); use compute='host' for K classes"
+        )
+    x = v.check_margins(x)
     work = entry.scratch.get("cuda")
     if work is None:
         w = entry.target.sample_weight

@@ -3,7 +3,6 @@ and that no library warning reaches the user."""
 
 import json
 import math
-import re
 import subprocess
 import sys
 import warnings

@@ -380,3 +380,74 @@ def test_lgb_estimator_continued_training_matches_one_training(loss, data, tmp_p
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
     np.testing.assert_allclose(plain.predict(X_test), straight.predict_proba(X_test)[:, 1],
                                rtol=0, atol=ATOL)
+
+
+# ------------------------------------------------------------------------------------------------
+# K classes: the softmax link and the K-vector start stored in the model
+# ------------------------------------------------------------------------------------------------
+
+MULTI_LOSSES = [
+    pytest.param(FocalLoss(gamma=2.0, alpha=None), id="focal"),
+    pytest.param(FocalLoss(gamma=1.0, alpha=[1.0, 2.0, 4.0], hessian="gauss_newton"),
+                 id="focal-alpha-gn"),
+    pytest.param(GHMLoss(bins=10), id="ghm-bins"),
+]
+
+
+@pytest.fixture(scope="module")
+def data3():
+    X, y = make_classification(n_samples=1000, n_features=6, n_informative=4, n_classes=3,
+                               weights=[0.7, 0.2, 0.1], random_state=5)
+    return X[:800], y[:800], X[800:], y[800:]
+
+
+@pytest.mark.parametrize("loss", MULTI_LOSSES)
+def test_k_class_xgb_train_saved_model_predicts_boostloss_probabilities(loss, data3, tmp_path):
+    X, y, X_test, _ = data3
+    dtrain = xgb.DMatrix(X, label=y)
+    start = blx.base_score(loss, dtrain, objective="multi:softprob", n_classes=3)
+    params = dict(XGB_PARAMS, objective="multi:softprob", num_class=3, base_score=start)
+    booster = xgb.train(params, dtrain, 10, obj=blx.objective(loss))
+    booster.save_model(tmp_path / "m.json")
+    assert saved_objective(tmp_path / "m.json") == "multi:softprob"
+    np.testing.assert_allclose(saved_base_score(tmp_path / "m.json"), start, rtol=1e-6)
+    dtest = xgb.DMatrix(X_test)
+    margins = booster.predict(dtest, output_margin=True).astype(np.float64)
+    plain = xgb.Booster(model_file=tmp_path / "m.json")
+    np.testing.assert_allclose(plain.predict(dtest), softmax(margins, axis=1), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", MULTI_LOSSES)
+def test_k_class_lgb_train_portable_model(loss, data3, tmp_path):
+    X, y, X_test, _ = data3
+    train_set = lgb.Dataset(X, label=y, params={"verbose": -1})
+    start = bll.set_init_score(loss, train_set, n_classes=3)
+    booster = lgb.train(dict(LGB_PARAMS, num_class=3, objective=bll.objective(loss)),
+                        train_set, 10)
+    expected = bll.predict_proba(booster, X_test, start)
+    bll.make_portable(booster, start).save_model(tmp_path / "m.txt")
+    assert "objective=multiclass num_class:3" in header(tmp_path / "m.txt")
+    plain = lgb.Booster(model_file=tmp_path / "m.txt")
+    np.testing.assert_allclose(plain.predict(X_test), expected, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("loss", MULTI_LOSSES)
+def test_k_class_estimators_saved_models_predict_their_probabilities(loss, data3, tmp_path):
+    X, y, X_test, _ = data3
+    names = np.array(["low", "mid", "high"])[y]
+    clf = boostloss.XGBClassifier(loss=loss, n_estimators=10, max_depth=3, n_jobs=1,
+                                  random_state=0).fit(X, names)
+    clf.save_model(tmp_path / "m.json")
+    assert saved_objective(tmp_path / "m.json") == "multi:softprob"
+    plain = xgb.XGBClassifier()
+    plain.load_model(tmp_path / "m.json")
+    np.testing.assert_array_equal(plain.predict_proba(X_test), clf.predict_proba(X_test))
+    np.testing.assert_array_equal(clf.classes_[plain.predict(X_test)], clf.predict(X_test))
+
+    clf = boostloss.LGBMClassifier(loss=loss, n_estimators=10, num_leaves=7, n_jobs=1,
+                                   random_state=0, verbose=-1).fit(X, names)
+    clf.booster_.save_model(tmp_path / "m.txt")
+    plain = lgb.Booster(model_file=tmp_path / "m.txt")
+    np.testing.assert_allclose(plain.predict(X_test), clf.predict_proba(X_test), rtol=0, atol=ATOL)
+    np.testing.assert_array_equal(clf.classes_[plain.predict(X_test).argmax(axis=1)],
+                                  clf.predict(X_test))

@@ -28,14 +28,21 @@ def make(cls, loss, **kwargs):
 
 
 # Checks that cannot pass, with the reason (also listed in the README). None at present: the
-# binary-loss error follows scikit-learn's wording, and LightGBM's abort on a training set without
+# multi-class checks run with the loss (softmax), and LightGBM's abort on a training set without
 # a usable feature is worked around.
 EXPECTED_FAILED = {}
 
 # No verbose=-1 for the checks: LightGBM keeps it as an attribute outside its __init__ signature,
 # which check_no_attributes_set_in_init reports (lightgbm.LGBMClassifier(verbose=-1) fails it too).
-CHECKED = [make(XGBClassifier, FocalLoss()),
-           LGBMClassifier(loss=FocalLoss(), n_estimators=5, num_leaves=7, n_jobs=1, random_state=0)]
+# alpha=None: the checks train on 3 classes too, where a float alpha (binary only) is an error.
+CHECKED = [make(XGBClassifier, FocalLoss(alpha=None)),
+           LGBMClassifier(loss=FocalLoss(alpha=None), n_estimators=5, num_leaves=7, n_jobs=1,
+                          random_state=0)]
+
+
+def test_the_checks_run_multi_class_with_a_loss():
+    for estimator in CHECKED:
+        assert estimator.__sklearn_tags__().classifier_tags.multi_class
 
 
 # ``expected_failed_checks`` exists from scikit-learn 1.6 on; before, the test marks them itself.
@@ -186,8 +193,8 @@ def test_set_params_and_errors(cls, data):
     assert clf.loss.gamma == 0.5 and clf.get_params()["n_estimators"] == 3
     with pytest.raises(ValueError, match="loss is None"):
         make(cls, None).set_params(loss__gamma=1.0)
-    with pytest.raises(ValueError, match="exactly 2 classes"):
-        clf.fit(X, np.arange(y.shape[0]) % 3)
+    with pytest.raises(ValueError, match=r"alpha=0\.5 is a binary weight.*3 classes"):
+        make(cls, FocalLoss(alpha=0.5)).fit(X, np.arange(y.shape[0]) % 3)
     with pytest.raises(ValueError, match="gamma"):
         make(cls, FocalLoss(gamma=-2.0)).fit(X, y)
     multi = make(cls, None).fit(X, np.arange(y.shape[0]) % 3)
@@ -242,7 +249,5 @@ def test_decision_function_and_errors_follow_sklearn(cls, data):
         np.testing.assert_allclose(margin, clf.predict(X, raw_score=True), rtol=1e-12)
     np.testing.assert_allclose(expit(margin), clf.predict_proba(X)[:, 1], rtol=1e-6)
     np.testing.assert_array_equal(clf.predict(X), (margin > 0).astype(int))
-    with pytest.raises(ValueError, match="Only binary classification is supported"):
-        make(cls, FocalLoss()).fit(X, np.arange(y.shape[0]) % 3)
     with pytest.raises(ValueError, match="one class"):
         make(cls, FocalLoss()).fit(X, np.zeros(y.shape[0]))
