@@ -40,7 +40,7 @@ import numpy as np
 
 from . import _validation as v
 from ._adapters import (LossCallable, PerDatasetCallable, fresh_loss, gradient_hessian,
-                        loss_sums, margins_1d, mean_loss)
+                        loss_sums, margins_of, mean_loss)
 from ._collective import current_group
 from .losses import check_target
 
@@ -97,7 +97,15 @@ class _RoundMixin:
 
         def checked():
             entry = get_entry()
-            x = v.check_margins(margins_1d(predt, entry.n_samples))
+            x = v.check_margins(margins_of(predt, entry.n_samples))
+            # Every check that can fail on one worker only runs here, before any collective call.
+            entry.target.check_classes(None if x.ndim == 1 else x.shape[1])
+            if self.loss.name == "ohem":
+                raise ValueError(
+                    "OHEMLoss cannot be trained on several workers yet: its selection of the hardest "
+                    "negatives would be made per worker, not over all rows; use FocalLoss or GHMLoss "
+                    "(whose density is summed over the workers)"
+                )
             if entry.state is not None and self._compute == "device":
                 raise ValueError(
                     "compute='device' cannot sum GHM-C's density over the workers of a "
@@ -119,7 +127,9 @@ def _any_mean_loss(loss, get_entry, predt, n_threads):
 
     def checked():
         entry = get_entry()
-        return entry, v.check_margins(margins_1d(predt, entry.n_samples))
+        x = v.check_margins(margins_of(predt, entry.n_samples))
+        entry.target.check_classes(None if x.ndim == 1 else x.shape[1])
+        return entry, x
 
     entry, x = group.run(checked)
     if entry.state is not None:
