@@ -267,3 +267,13 @@ def test_worker_dying_mid_training_ends_with_an_error(client):
     dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
     with pytest.raises(Exception):
         xgb.dask.train(client, PARAMS, dtrain, 10, obj=_DyingObjective())
+
+
+@pytest.mark.timeout(180)
+def test_ohem_is_refused_on_several_workers(client):
+    from boostloss import OHEMLoss
+
+    X, y, _ = _skewed(300, 200)
+    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
+    with pytest.raises(ValueError, match="OHEMLoss cannot be trained on several workers"):
+        xgb.dask.train(client, PARAMS, dtrain, 3, obj=blx.objective(OHEMLoss()))
