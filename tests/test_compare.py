@@ -358,3 +358,15 @@ def test_library_warnings_become_one_line_each(monkeypatch, capsys):
     assert cli.main(["compare", "--backend", "lightgbm", "--losses", "logistic", *FAST]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["boostloss compare: note: python warned (2 times): y_pred contains classes not in y_true"]
+
+
+def test_a_loss_absent_on_a_backend_leaves_no_warning():
+    """GOSS has no XGBoost row: the verdict skips it instead of averaging nothing."""
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::Warning", "-m", "boostloss.cli", "compare", "--backend",
+         "xgboost", "--losses", "logistic,goss", "--quiet", *FAST],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "no xgboost row for logistic + GOSS" in proc.stdout
+    assert "the plain logistic loss has the best" in proc.stdout

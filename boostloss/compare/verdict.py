@@ -88,7 +88,8 @@ def verdicts(records, config):
         means = {}
         for loss in config.losses:
             _, values = _per_split(records, backend, loss, key)
-            means[loss] = float(values.mean())
+            if values.size:  # no records: the loss has no row on this backend (e.g. GOSS)
+                means[loss] = float(values.mean())
         ordered = [loss for loss in LOSSES if loss in means] + [l for l in means if l not in LOSSES]
         best = ordered[0]
         for loss in ordered[1:]:
