@@ -35,12 +35,11 @@ from scipy.special import expit
 
 from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
-from . import xgboost as _blx
-from ._adapters import fresh_loss
+from ._distributed_start import binary_start, start_from_totals
 from ._lgb_portable import make_portable
 from ._validation import describe_values
-from .estimators import (_default_metric, _fit_plain, _framework_params, _is_loss_key,
-                         _split_loss_params)
+from .estimators import (_fit_plain, _framework_params, _is_loss_key, _split_loss_params,
+                         _xgboost_loss_params)
 from .losses import GHMLoss, make_loss
 
 __all__ = ["init_score", "base_score", "DaskXGBClassifier", "DaskLGBMClassifier"]
@@ -128,11 +127,6 @@ def _binary_totals(totals, loss):
     return labels, totals[labels[1]], totals[labels[0]]
 
 
-def _start_from_totals(loss, w1, w0):
-    # init_score depends on the data only through the two class weight totals.
-    return float(fresh_loss(loss).init_score(np.array([1.0, 0.0]), np.array([w1, w0])))
-
-
 def init_score(loss, y, sample_weight=None):
     """``loss.init_score`` of all the rows of Dask collections, without gathering them.
 
@@ -148,14 +142,7 @@ def init_score(loss, y, sample_weight=None):
     float
         Equal (to rounding of the weight sums) to ``loss.init_score`` of the concatenated data.
     """
-    totals = class_weight_totals(y, sample_weight)
-    unknown = [label for label in totals if label not in (0, 1)]
-    if unknown:
-        raise ValueError(
-            "y_true must contain only 0 and 1 (binary labels; map other classes to 0/1 first), "
-            f"got other value(s): {describe_values(np.array(unknown[:5]))}"
-        )
-    return _start_from_totals(loss, totals.get(1, 0.0), totals.get(0, 0.0))
+    return binary_start(loss, class_weight_totals(y, sample_weight), "y_true")
 
 
 def base_score(loss, y, sample_weight=None, *, objective=None):
@@ -249,14 +236,8 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
             return super().fit(X, y, eval_set=eval_set, **kwargs)
         loss = make_loss(self.loss)
         labels, w1, w0 = _binary_totals(class_weight_totals(y, sample_weight), loss)
-        start = _start_from_totals(loss, w1, w0)
-        params = _framework_params(self)
-        params["objective"] = _blx.sklearn_objective(loss)
-        if params.get("base_score") is None:
-            params["base_score"] = float(expit(start))
-        if params.get("eval_metric") is None:
-            params["eval_metric"] = _default_metric(_blx, loss)
-            params["disable_default_eval_metric"] = True
+        start = start_from_totals(loss, w1, w0)
+        params = _xgboost_loss_params(_framework_params(self), loss, float(expit(start)))
         if eval_set is not None:
             eval_set = [(ex, _encode(ey, labels[1])) for ex, ey in eval_set]
         plain = xgb_dask.DaskXGBClassifier
@@ -345,7 +326,7 @@ class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
                 "boostloss.dask.DaskXGBClassifier for a global metric and early stopping"
             )
         labels, w1, w0 = _binary_totals(class_weight_totals(y, sample_weight), loss)
-        start = 0.0 if init_score is not None else _start_from_totals(loss, w1, w0)
+        start = 0.0 if init_score is not None else start_from_totals(loss, w1, w0)
         params = _framework_params(self)
         params.pop("client", None)
         params["objective"] = _bll.sklearn_objective(loss)

@@ -83,9 +83,28 @@ def _default_metric(adapters, loss):
     on it stops after a round or two. Its model is evaluated with the cross-entropy it re-weights,
     reported as ``logloss`` on the raw margins.
     """
+    return adapters.sklearn_metric(*_metric_loss(loss))
+
+
+def _metric_loss(loss):
+    """``(loss, name)`` of the default metric (see :func:`_default_metric`), for any adapter."""
     if isinstance(loss, (GHMLoss, OHEMLoss)):  # OHEM: its kept set moves with the margins
-        return adapters.sklearn_metric(FocalLoss(gamma=0.0, alpha=None), name="logloss")
-    return adapters.sklearn_metric(loss)
+        return FocalLoss(gamma=0.0, alpha=None), "logloss"
+    return loss, None
+
+
+def _xgboost_loss_params(params, loss, base_score):
+    """XGBoost's estimator ``params`` set to train ``loss`` from ``base_score`` (in place).
+
+    ``base_score`` and ``eval_metric`` are only filled in where the user left them at None.
+    """
+    params["objective"] = _blx.sklearn_objective(loss)
+    if params.get("base_score") is None:
+        params["base_score"] = base_score
+    if params.get("eval_metric") is None:
+        params["eval_metric"] = _default_metric(_blx, loss)
+        params["disable_default_eval_metric"] = True
+    return params
 
 
 def _init_score(loss, y_enc, sample_weight, n_classes):
@@ -215,16 +234,11 @@ class XGBClassifier(xgb.XGBClassifier):
         if loss is not None:
             n_classes = encoder.classes_.shape[0]
             start = _init_score(loss, y_enc, sample_weight, n_classes)
-            params["objective"] = _blx.sklearn_objective(loss)
-            if params.get("base_score") is None:
-                # Binary: XGBoost's binary:logistic reads base_score as a probability. K classes:
-                # multi:softprob (which XGBoost sets for a callable objective) stores the K
-                # margins as they are (a vector intercept, XGBoost >= 3.1).
-                params["base_score"] = ([float(value) for value in start] if n_classes > 2
-                                        else float(expit(start)))
-            if params.get("eval_metric") is None:
-                params["eval_metric"] = _default_metric(_blx, loss)
-                params["disable_default_eval_metric"] = True
+            # Binary: XGBoost's binary:logistic reads base_score as a probability. K classes:
+            # multi:softprob (which XGBoost sets for a callable objective) stores the K margins
+            # as they are (a vector intercept, XGBoost >= 3.1).
+            _xgboost_loss_params(params, loss, [float(value) for value in start] if n_classes > 2
+                                 else float(expit(start)))
         _fit_plain(self, xgb.XGBClassifier, params, _compat_xgboost.PARAMETER_STORAGE, X, y_enc,
                    eval_set=eval_set, **kwargs)
         self.init_score_ = start

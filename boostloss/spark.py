@@ -28,9 +28,9 @@ from xgboost.spark import SparkXGBClassifier as _SparkXGBClassifier
 from xgboost.spark import SparkXGBClassifierModel
 
 from . import xgboost as _blx
-from ._adapters import fresh_loss
-from ._validation import describe_values
-from .losses import GHMLoss, FocalLoss, make_loss
+from ._distributed_start import binary_start
+from .estimators import _metric_loss
+from .losses import make_loss
 
 __all__ = ["SparkXGBClassifier", "SparkXGBClassifierModel", "loss_spec"]
 
@@ -65,9 +65,9 @@ class SparkXGBClassifier(_SparkXGBClassifier):
     -----
     ``fit`` sums the weights of each label on the cluster, starts from
     ``sigmoid(loss.init_score)`` (``base_score``), trains with :func:`boostloss.xgboost.objective`
-    (and, with ``validation_indicator_col``, the loss's global metric for early stopping; GHM-C is
-    evaluated with ``logloss`` on margins as in :class:`boostloss.XGBClassifier`), and returns a
-    plain ``SparkXGBClassifierModel``.
+    (and, with ``validation_indicator_col``, the loss's global metric for early stopping; GHM-C and
+    OHEM are evaluated with ``logloss`` on margins as in :class:`boostloss.XGBClassifier`), and
+    returns a plain ``SparkXGBClassifierModel``.
     """
 
     loss = Param(Params._dummy(), "loss", "boostloss loss spec, e.g. 'focal:gamma=2'",
@@ -102,9 +102,7 @@ class SparkXGBClassifier(_SparkXGBClassifier):
         extra["obj"] = _blx.objective(loss)
         if trainer.isDefined(trainer.validationIndicatorCol) and trainer.getOrDefault(
                 trainer.validationIndicatorCol):
-            metric = (FocalLoss(gamma=0.0, alpha=None) if isinstance(loss, GHMLoss) else loss)
-            extra["custom_metric"] = _blx.metric(
-                metric, name="logloss" if isinstance(loss, GHMLoss) else None)
+            extra["custom_metric"] = _blx.metric(*_metric_loss(loss))
             extra.setdefault("disable_default_eval_metric", True)
         trainer._set(arbitrary_params_dict=extra)
         if trainer.getOrDefault("base_score") is None:
@@ -127,20 +125,13 @@ def _global_start(estimator, loss, dataset):
                               F.sum(F.when(F.isnan("w") | F.col("w").isNull(), 1).otherwise(0))
                               .alias("bad"))
             .collect())
-    totals = {row["y"]: row["total"] for row in rows}
-    labels = sorted(totals, key=lambda v: (v is None, v))
-    unknown = [v for v in labels if v not in (0.0, 1.0)]
-    if unknown:
-        raise ValueError(
-            "the label column must contain only 0 and 1 (binary labels), got other value(s): "
-            f"{describe_values(np.array(unknown[:5], dtype=object))}"
-        )
-    low = min(row["low"] for row in rows)
-    if any(row["bad"] for row in rows) or low < 0.0 or not np.isfinite(low):
+    lows = [row["low"] for row in rows if row["low"] is not None]  # None: only null weights
+    low = min(lows) if lows else None
+    if any(row["bad"] for row in rows) or (low is not None and not 0.0 <= low < np.inf):
         raise ValueError(
             f"the weight column must be finite and non-negative, got a minimum of {low!r}"
             + (" and NaN / null values" if any(row["bad"] for row in rows) else "")
         )
-    return float(fresh_loss(loss).init_score(np.array([1.0, 0.0]),
-                                             np.array([totals.get(1.0, 0.0),
-                                                       totals.get(0.0, 0.0)])))
+    totals = {row["y"]: row["total"] for row in
+              sorted(rows, key=lambda row: (row["y"] is None, row["y"]))}
+    return binary_start(loss, totals, "the label column")

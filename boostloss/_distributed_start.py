@@ -1,0 +1,34 @@
+"""The start of a training spread over workers, from the weight total of each class.
+
+``init_score`` of the binary losses depends on the data only through the two class weight totals,
+so Dask (``boostloss.dask``) and Spark (``boostloss.spark``) sum those on the cluster and start
+from the same margin as one process holding all the rows.
+"""
+
+import numpy as np
+
+from ._adapters import fresh_loss
+from ._validation import describe_values
+
+
+def binary_start(loss, totals, labels_name):
+    """``loss.init_score`` of all the rows, from ``totals = {label: weight total}``.
+
+    Raises
+    ------
+    ValueError
+        A label other than 0 and 1 (the message quotes the first few and names ``labels_name``).
+    """
+    unknown = [label for label in totals if label not in (0, 1)]
+    if unknown:
+        raise ValueError(
+            f"{labels_name} must contain only 0 and 1 (binary labels; map other classes to 0/1 "
+            f"first), got other value(s): {describe_values(np.array(unknown[:5], dtype=object))}"
+        )
+    return start_from_totals(loss, totals.get(1, 0.0), totals.get(0, 0.0))
+
+
+def start_from_totals(loss, positive_total, negative_total):
+    """``loss.init_score`` of data whose classes weigh ``positive_total`` and ``negative_total``."""
+    return float(fresh_loss(loss).init_score(np.array([1.0, 0.0]),
+                                             np.array([positive_total, negative_total])))
