@@ -139,8 +139,13 @@ def test_global_start_equals_init_score_of_all_rows(client, loss):
 def test_window_density_is_refused(client):
     X, y, w = _skewed(300, 200)
     dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
-    with pytest.raises(ValueError, match="cannot be trained on several workers"):
+    refused = "cannot be trained on several workers.*use density='bins'"
+    with pytest.raises(ValueError, match=refused):
         xgb.dask.train(client, PARAMS, dtrain, 3, obj=blx.objective(GHMLoss(density="window")))
+    clf = DaskXGBClassifier(loss=GHMLoss(density="window"), n_estimators=3)
+    clf.client = client
+    with pytest.raises(ValueError, match=refused):
+        clf.fit(_pinned(client, X), _pinned(client, y))
 
 
 def _string_labels(y):
@@ -215,33 +220,71 @@ def test_dask_lgbm_classifier_refuses_what_cannot_be_global(client):
 # Faults: bounded time, the boostloss message on the client
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.timeout(180)
+def _bad_on_one_worker(kind, rank, n0=300, n1=200):
+    """Skewed data whose partition on worker ``rank`` only holds a label 2 or a weight -1."""
+    X, y, w = _skewed(n0, n1)
+    bad = {"label": y, "weight": w}[kind]
+    bad[rank] = bad[rank].copy()
+    bad[rank][7] = 2.0 if kind == "label" else -1.0
+    return X, y, w
+
+
+# The bad partition sits on either worker: the error must reach the client whichever worker
+# raises first and whichever waits in a collective call. The timeouts bound the time (a hang
+# fails the test); nothing here asserts a duration.
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("rank", [0, 1])
 @pytest.mark.parametrize("loss", [GHMLoss(), FocalLoss()], ids=repr)
-def test_bad_label_on_one_partition_only(client, loss):
-    X, y, w = _skewed(300, 200)
-    y[1] = y[1].copy()
-    y[1][7] = 2.0
-    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
-    with pytest.raises(ValueError, match="y_true must contain only 0 and 1"):
+def test_bad_label_on_one_partition_only(client, loss, rank):
+    X, y, w = _bad_on_one_worker("label", rank)
+    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
+                                  weight=_pinned(client, w))
+    with pytest.raises(ValueError, match="y_true must contain only 0 and 1.*got 1 other "
+                                         "value.*: 2"):
         xgb.dask.train(client, PARAMS, dtrain, 5, obj=blx.objective(loss),
                        custom_metric=blx.metric(loss), evals=[(dtrain, "train")])
 
 
-@pytest.mark.timeout(180)
-def test_negative_weight_on_one_partition_only(client):
-    X, y, w = _skewed(300, 200)
-    w[1] = w[1].copy()
-    w[1][3] = -1.0
-    dX, dw = _pinned(client, X), _pinned(client, w)
-    dy = _pinned(client, y)
-    clf = DaskXGBClassifier(loss=GHMLoss(), n_estimators=3)
-    clf.client = client
-    with pytest.raises(ValueError, match="sample_weight must be finite and non-negative, got -1"):
-        clf.fit(dX, dy, sample_weight=dw)
-    # The natural call: XGBoost itself refuses the weight while building the worker's DMatrix.
-    dtrain = xgb.dask.DaskDMatrix(client, dX, dy, weight=dw)
-    with pytest.raises(Exception, match="[Ww]eights must be"):
-        xgb.dask.train(client, PARAMS, dtrain, 3, obj=blx.objective(GHMLoss()))
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("rank", [0, 1])
+def test_negative_weight_on_one_partition_only_natural_call(client, rank):
+    # XGBoost refuses the weight itself while the worker builds its DMatrix (inside the
+    # communicator, before any boostloss code runs on the workers): its message reaches the
+    # client, and the other worker is released.
+    X, y, w = _bad_on_one_worker("weight", rank)
+    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
+                                  weight=_pinned(client, w))
+    with pytest.raises(xgb.core.XGBoostError, match="Weights must be positive"):
+        xgb.dask.train(client, PARAMS, dtrain, 5, obj=blx.objective(GHMLoss()),
+                       custom_metric=blx.metric(GHMLoss()), evals=[(dtrain, "train")])
+    # Both workers are free again: the next training runs.
+    good = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
+    assert xgb.dask.train(client, PARAMS, good, 2, obj=blx.objective(GHMLoss()))["booster"]
+
+
+_DROP_IN_ERRORS = {
+    "label": "Only binary classification is supported .* got 3 classes: \\[0.0, 1.0, 2.0\\]",
+    "weight": "sample_weight must be finite and non-negative, got -1",
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("rank", [0, 1])
+@pytest.mark.parametrize("kind", ["label", "weight"])
+@pytest.mark.parametrize("estimator", ["xgboost", "lightgbm"])
+def test_drop_ins_refuse_bad_data_on_one_partition_on_the_client(client, estimator, kind, rank):
+    # The drop-ins read every partition's labels and weights (one pass for the start) and raise
+    # boostloss's message on the client before any training starts.
+    X, y, w = _bad_on_one_worker(kind, rank)
+    if estimator == "xgboost":
+        clf = DaskXGBClassifier(loss=GHMLoss(), n_estimators=3)
+        clf.client = client
+    else:
+        clf = DaskLGBMClassifier(loss=FocalLoss(), n_estimators=3, client=client)
+    with pytest.raises(ValueError, match=_DROP_IN_ERRORS[kind]):
+        clf.fit(_pinned(client, X), _pinned(client, y), sample_weight=_pinned(client, w))
+    assert getattr(clf, "_Booster", None) is None  # nothing was trained
 
 
 class _DyingObjective:

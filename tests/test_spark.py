@@ -81,3 +81,17 @@ def test_bad_labels_are_refused_on_the_driver(spark):
     clf = SparkXGBClassifier(loss="focal", features_col=FEATURES, label_col="label", num_workers=2)
     with pytest.raises(ValueError, match="only 0 and 1"):
         clf.fit(_frame(spark, pdf))
+
+
+@pytest.mark.timeout(200)
+def test_negative_weight_on_one_partition_is_refused_on_the_driver(spark):
+    from boostloss.spark import SparkXGBClassifier
+
+    pdf = _data(60)
+    pdf["w"] = 1.0
+    pdf.loc[45, "w"] = -2.0  # in the second partition only
+    clf = SparkXGBClassifier(loss="ghm", features_col=FEATURES, label_col="label",
+                             weight_col="w", num_workers=2)
+    with pytest.raises(ValueError, match="weight column must be finite and non-negative, got a "
+                                         "minimum of -2.0"):
+        clf.fit(_frame(spark, pdf))
