@@ -15,9 +15,28 @@ from ._threads import check_n_threads
 from .losses import check_target, make_loss
 
 
+#: The factories that every adapter module (``boostloss.xgboost``, ``boostloss.lightgbm``) offers.
+FACTORIES = ("objective", "metric", "sklearn_objective", "sklearn_metric")
+
+
 def fresh_loss(loss):
     """A clone of ``loss`` (a loss object or a registered name, see ``make_loss``)."""
     return clone(make_loss(loss))
+
+
+def start_of(loss, target, n_classes=None):
+    """The constant start of a training: ``loss.init_score`` of a fresh clone, a float for a binary
+    model or the K margins (float64 array) with ``n_classes``."""
+    if n_classes is None:
+        return float(fresh_loss(loss).init_score(target))
+    return fresh_loss(loss).init_score(target, n_classes=n_classes)
+
+
+def start_rows(start, n_rows, dtype):
+    """The start of every row: shape (n_rows,) for a float, (n_rows, K) for K margins."""
+    if np.ndim(start) == 0:
+        return np.full(n_rows, start, dtype=dtype)
+    return np.tile(np.asarray(start, dtype=dtype), (n_rows, 1))
 
 
 def margins_of(predt, n):

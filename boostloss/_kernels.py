@@ -220,32 +220,46 @@ def _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, he
     _store_weighted(i, w, weighted, g, h, grad_out, hess_out)
 
 
-@njit(cache=True, parallel=True)
-def focal_grad_hess(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
-    """Weighted focal gradient and Hessian of every sample, written into the output buffers.
+@njit(cache=True, inline="always")
+def _focal_sample_store(i, gamma, y, x, w, params, grad_out, hess_out):
+    """:func:`_focal_grad_hess_store` in the form :func:`for_each_with_gamma` calls, ``params``
+    being ``(weighted, alpha_pos, alpha_neg, hessian_mode)``."""
+    weighted, alpha_pos, alpha_neg, hessian_mode = params
+    _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode,
+                           grad_out, hess_out)
 
-    One loop per common gamma, with gamma a literal in it: a single loop would evaluate every
-    branch of the modulating factor (the SIMD code computes both sides of a branch), paying an
-    ``exp`` that gamma = 2 does not need.
+
+@njit(cache=True, inline="always")
+def for_each_with_gamma(store, gamma, y, x, w, params, grad_out, hess_out):
+    """``store(i, gamma, y, x, w, params, grad_out, hess_out)`` for every sample (or row) ``i``, a
+    prange loop: call it from a parallel kernel. The binary and the softmax focal kernels share it.
+
+    One loop per common gamma (2, 1, 0), with gamma a literal in it: a single loop would evaluate
+    every branch of the modulating factor (the SIMD code computes both sides of a branch), paying
+    an ``exp`` that gamma = 2 does not need. ``params`` (a tuple) holds read-only values only: in a
+    prange loop, numba drops the writes to an array taken out of a tuple, so the outputs are
+    arguments of their own.
     """
     n = x.shape[0]
-    weighted = w.shape[0] > 0
     if gamma == 2.0:
         for i in prange(n):
-            _focal_grad_hess_store(i, y, x, w, weighted, 2.0, alpha_pos, alpha_neg, hessian_mode,
-                                   grad_out, hess_out)
+            store(i, 2.0, y, x, w, params, grad_out, hess_out)
     elif gamma == 1.0:
         for i in prange(n):
-            _focal_grad_hess_store(i, y, x, w, weighted, 1.0, alpha_pos, alpha_neg, hessian_mode,
-                                   grad_out, hess_out)
+            store(i, 1.0, y, x, w, params, grad_out, hess_out)
     elif gamma == 0.0:
         for i in prange(n):
-            _focal_grad_hess_store(i, y, x, w, weighted, 0.0, alpha_pos, alpha_neg, hessian_mode,
-                                   grad_out, hess_out)
+            store(i, 0.0, y, x, w, params, grad_out, hess_out)
     else:
         for i in prange(n):
-            _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg,
-                                   hessian_mode, grad_out, hess_out)
+            store(i, gamma, y, x, w, params, grad_out, hess_out)
+
+
+@njit(cache=True, parallel=True)
+def focal_grad_hess(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
+    """Weighted focal gradient and Hessian of every sample, written into the output buffers."""
+    for_each_with_gamma(_focal_sample_store, gamma, y, x, w,
+                        (w.shape[0] > 0, alpha_pos, alpha_neg, hessian_mode), grad_out, hess_out)
 
 
 @njit(cache=True)
@@ -377,26 +391,39 @@ def bin_histogram(bin_idx, w, bins, counts_out):
     return total
 
 
+@njit(cache=True, inline="always")
+def for_each_bin(norm_store, edges, y, x, w, grad_out, hess_out, bin_out):
+    """``bin_out[i]`` = the bin of ``g = norm_store(i, y, x, w, weighted, grad_out, hess_out)`` for
+    every sample (or row) ``i``, a prange loop: call it from a parallel kernel. The binary and the
+    softmax GHM passes share it.
+
+    ``norm_store`` writes the derivatives of ``i`` and returns its ``g``; the bins are half-open,
+    ``[edges[b], edges[b + 1])``. A flat loop with no reduction, so it compiles to SIMD code; the
+    standard edges get a loop of their own without table look-ups.
+    """
+    n = x.shape[0]
+    weighted = w.shape[0] > 0
+    bins = edges.shape[0] - 1
+    fbins = float(bins)
+    if _edges_are_uniform(edges):
+        for i in prange(n):
+            g = norm_store(i, y, x, w, weighted, grad_out, hess_out)
+            bin_out[i] = _bin_of_uniform(g, bins, fbins)
+    else:
+        for i in prange(n):
+            g = norm_store(i, y, x, w, weighted, grad_out, hess_out)
+            bin_out[i] = bin_of(g, bins, edges)
+
+
 @njit(cache=True, parallel=True)
 def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     """First GHM pass with binned density: per-sample derivatives and bins.
 
     Writes the sample-weighted cross-entropy gradient ``w (p - y)`` and floored Hessian
     ``w max(p (1 - p), floor)``, and each sample's bin of ``g = |p - y|``; the counts come from
-    :func:`bin_histogram`. A flat loop with no reduction, so it compiles to SIMD code.
+    :func:`bin_histogram`.
     """
-    n = x.shape[0]
-    bins = edges.shape[0] - 1
-    fbins = float(bins)
-    weighted = w.shape[0] > 0
-    if _edges_are_uniform(edges):
-        for i in prange(n):
-            g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
-            bin_out[i] = _bin_of_uniform(g, bins, fbins)
-    else:
-        for i in prange(n):
-            g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
-            bin_out[i] = bin_of(g, bins, edges)
+    for_each_bin(_ghm_bins_sample, edges, y, x, w, grad_out, hess_out, bin_out)
 
 
 @njit(cache=True, parallel=True)

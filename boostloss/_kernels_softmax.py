@@ -42,11 +42,10 @@ from ._kernels import (
     HESSIAN_EXACT,
     HESSIAN_FLOOR,
     HESSIAN_GAUSS_NEWTON,
-    _bin_of_uniform,
-    _edges_are_uniform,
     _exp_nonpositive,
     _modulating_factor,
-    bin_of,
+    for_each_bin,
+    for_each_with_gamma,
 )
 
 __all__ = [
@@ -167,65 +166,70 @@ def _focal_t_parts(p, q, log_p, log_q, gamma, a):
 
 
 @njit(cache=True, inline="always")
-def _focal_row_store(i, y, x, w, weighted, gamma, alpha, class_weighted, hessian_mode,
-                     grad_out, hess_out):
-    """Gradient and diagonal Hessian of row ``i`` into the outputs (see softmax_focal_grad_hess)."""
-    n_classes = x.shape[1]
+def _row_parts_keep(i, y, x, grad_out, hess_out):
+    """First sweep of row ``i``: park ``e_k`` in the output row (:func:`_row_margin_keep`) and return
+    ``(c, am, s_rest, inv_s, P, q, log P, log q)`` with ``c`` the true class and ``inv_s = 1 / s``."""
     c = int(y[i])
-    a_y, am, s_rest = _row_margin_keep(x, i, c, n_classes, grad_out, hess_out)
+    a_y, am, s_rest = _row_margin_keep(x, i, c, x.shape[1], grad_out, hess_out)
     p, q, log_p, log_q = _true_class_parts(a_y, s_rest)
+    return c, am, s_rest, 1.0 / (1.0 + s_rest), p, q, log_p, log_q
+
+
+@njit(cache=True, inline="always")
+def _parked_share(i, k, am, s_rest, inv_s, grad_out, hess_out):
+    """Second sweep: ``(r_k, 1 - r_k)`` from the ``e_k`` parked in the output row.
+
+    ``1 - r_am = s_rest / s`` and ``1 - r_k = (s - e_k) / s`` otherwise (``s - e_k >= 1``: no
+    cancellation). Written with selects, not branches, so the loops over k run without jumps.
+    """
+    e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
+    one_minus_r = (s_rest if k == am else (1.0 + s_rest) - e) * inv_s
+    return e * inv_s, one_minus_r
+
+
+@njit(cache=True, inline="always")
+def _store_floored(i, k, g, h, wi, grad_out, hess_out):
+    """``grad_out[i, k] = wi g``, ``hess_out[i, k] = wi max(h, HESSIAN_FLOOR)``."""
+    h = h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
+    grad_out[i, k] = g * wi
+    hess_out[i, k] = h * wi
+
+
+@njit(cache=True, inline="always")
+def _focal_row_store(i, gamma, y, x, w, params, grad_out, hess_out):
+    """Gradient and diagonal Hessian of row ``i`` into the outputs (see softmax_focal_grad_hess);
+    ``params`` is ``(weighted, alpha, class_weighted, hessian_mode)``."""
+    weighted, alpha, class_weighted, hessian_mode = params
+    c, am, s_rest, inv_s, p, q, log_p, log_q = _row_parts_keep(i, y, x, grad_out, hess_out)
     a = alpha[c] if class_weighted else 1.0
     _, d1, d2 = _focal_t_parts(p, q, log_p, log_q, gamma, a)
     wi = w[i] if weighted else 1.0
-    s = 1.0 + s_rest
-    inv_s = 1.0 / s
-    # Written with selects, not branches: the loops run without jumps (the true class's parked
-    # value e_c is finite, it is just not used).
+    # The true class's parked value e_c is finite, it is just not used.
     if hessian_mode == HESSIAN_EXACT:
-        for k in range(n_classes):
-            e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
-            one_minus_r = (s_rest if k == am else s - e) * inv_s
-            r = e * inv_s
-            g = d1 if k == c else -r * d1
+        for k in range(x.shape[1]):
+            r, one_minus_r = _parked_share(i, k, am, s_rest, inv_s, grad_out, hess_out)
             h = d2 if k == c else d2 * r * r - d1 * r * one_minus_r
-            h = h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
-            grad_out[i, k] = g * wi
-            hess_out[i, k] = h * wi
+            _store_floored(i, k, d1 if k == c else -r * d1, h, wi, grad_out, hess_out)
     else:
         h_y = -d1 * p
-        for k in range(n_classes):
-            e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
-            one_minus_r = (s_rest if k == am else s - e) * inv_s
-            r = e * inv_s
-            g = d1 if k == c else -r * d1
+        for k in range(x.shape[1]):
+            r, one_minus_r = _parked_share(i, k, am, s_rest, inv_s, grad_out, hess_out)
             h = h_y if k == c else -d1 * r * (p + q * one_minus_r)
-            h = h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
-            grad_out[i, k] = g * wi
-            hess_out[i, k] = h * wi
+            _store_floored(i, k, d1 if k == c else -r * d1, h, wi, grad_out, hess_out)
 
 
 @njit(cache=True, inline="always")
 def _ce_row_store(i, y, x, w, weighted, grad_out, hess_out):
     """Softmax cross-entropy gradient ``p - e_y`` and Hessian ``p (1 - p)`` (floored) of row ``i``,
     times the sample weight; returns the gradient norm ``g = 1 - p_y``."""
-    n_classes = x.shape[1]
-    c = int(y[i])
-    a_y, am, s_rest = _row_margin_keep(x, i, c, n_classes, grad_out, hess_out)
-    p, q, _, _ = _true_class_parts(a_y, s_rest)
+    c, am, s_rest, inv_s, p, q, _, _ = _row_parts_keep(i, y, x, grad_out, hess_out)
     wi = w[i] if weighted else 1.0
-    s = 1.0 + s_rest
-    inv_s = 1.0 / s
     h_y = p * q
-    for k in range(n_classes):
-        e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
-        one_minus_r = (s_rest if k == am else s - e) * inv_s
-        g = q * (e * inv_s)
+    for k in range(x.shape[1]):
+        r, one_minus_r = _parked_share(i, k, am, s_rest, inv_s, grad_out, hess_out)
+        g = q * r
         h = g * (p + q * one_minus_r)
-        g = -q if k == c else g
-        h = h_y if k == c else h
-        h = h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
-        grad_out[i, k] = g * wi
-        hess_out[i, k] = h * wi
+        _store_floored(i, k, -q if k == c else g, h_y if k == c else h, wi, grad_out, hess_out)
     return q
 
 
@@ -281,22 +285,8 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     hessian_mode : HESSIAN_EXACT or HESSIAN_GAUSS_NEWTON
     grad_out, hess_out : float32/64 (n, K), written
     """
-    n = x.shape[0]
-    weighted = w.shape[0] > 0
-    class_weighted = alpha.shape[0] > 0
-    # gamma a literal in the common cases: the modulating factor's branch folds away.
-    if gamma == 2.0:
-        for i in prange(n):
-            _focal_row_store(i, y, x, w, weighted, 2.0, alpha, class_weighted, hessian_mode,
-                             grad_out, hess_out)
-    elif gamma == 0.0:
-        for i in prange(n):
-            _focal_row_store(i, y, x, w, weighted, 0.0, alpha, class_weighted, hessian_mode,
-                             grad_out, hess_out)
-    else:
-        for i in prange(n):
-            _focal_row_store(i, y, x, w, weighted, gamma, alpha, class_weighted, hessian_mode,
-                             grad_out, hess_out)
+    for_each_with_gamma(_focal_row_store, gamma, y, x, w,
+                        (w.shape[0] > 0, alpha, alpha.shape[0] > 0, hessian_mode), grad_out, hess_out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,18 +317,7 @@ def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     from ``_kernels.bin_histogram``, the package's one histogram kernel (fixed-size chunks summed
     in chunk order: the counts do not depend on the thread count).
     """
-    n = x.shape[0]
-    bins = edges.shape[0] - 1
-    fbins = float(bins)
-    weighted = w.shape[0] > 0
-    if _edges_are_uniform(edges):
-        for i in prange(n):
-            g = _ce_row_store(i, y, x, w, weighted, grad_out, hess_out)
-            bin_out[i] = _bin_of_uniform(g, bins, fbins)
-    else:
-        for i in prange(n):
-            g = _ce_row_store(i, y, x, w, weighted, grad_out, hess_out)
-            bin_out[i] = bin_of(g, bins, edges)
+    for_each_bin(_ce_row_store, edges, y, x, w, grad_out, hess_out, bin_out)
 
 
 @njit(cache=True, parallel=True)

@@ -70,6 +70,14 @@ def _class_log_probs(log_lambda, log_n, gamma):
     return np.array([_log_parts(_class_margin(log_lambda + ln, gamma))[0] for ln in log_n])
 
 
+def _check_positive_per_class(name, values, why=""):
+    """Raise ValueError quoting the first class whose value is not finite and > 0."""
+    bad = ~(np.isfinite(values) & (values > 0.0))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name} must be finite and > 0, got {float(values[k])!r} for class {k}{why}")
+
+
 def softmax_focal_best_constant(class_weights, gamma, alpha=None):
     """The constant margin vector minimising the weighted softmax focal loss.
 
@@ -99,12 +107,8 @@ def softmax_focal_best_constant(class_weights, gamma, alpha=None):
     if weights.ndim != 1 or weights.shape[0] < 2:
         raise ValueError(
             f"class_weights must be a 1-D array of at least 2 class totals, got shape {weights.shape}")
-    bad = ~(np.isfinite(weights) & (weights > 0.0))
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"class_weights must be finite and > 0, got {float(weights[k])!r} for class {k}: a class with "
-            "no weight has a best constant margin of -inf")
+    _check_positive_per_class("class_weights", weights,
+                              ": a class with no weight has a best constant margin of -inf")
     gamma = float(gamma)
     if not (math.isfinite(gamma) and gamma >= 0.0):
         raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
@@ -115,10 +119,7 @@ def softmax_focal_best_constant(class_weights, gamma, alpha=None):
         if alpha.shape != weights.shape:
             raise ValueError(
                 f"alpha must have one weight per class ({weights.shape[0]}), got shape {alpha.shape}")
-        bad = ~(np.isfinite(alpha) & (alpha > 0.0))
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"alpha must be finite and > 0, got {float(alpha[k])!r} for class {k}")
+        _check_positive_per_class("alpha", alpha)
         totals = alpha * weights
     log_n = np.log(totals)
     if gamma == 0.0:

@@ -31,16 +31,13 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from . import _validation as v
-from ._adapters import (LossCallable, PerDatasetCallable, fresh_loss, gradient_hessian,
-                        mean_loss)
+from ._adapters import (FACTORIES, LossCallable, PerDatasetCallable, gradient_hessian, mean_loss,
+                        start_of, start_rows)
 from ._compat_lightgbm import dataset_weight
 from .losses import check_target
 
 __all__ = [
-    "objective",
-    "metric",
-    "sklearn_objective",
-    "sklearn_metric",
+    *FACTORIES,
     "set_init_score",
     "predict_proba",
     "make_portable",
@@ -196,19 +193,12 @@ def set_init_score(loss, train_set, *valid_sets, n_classes=None):
         ``booster.predict(X, raw_score=True)`` (see :func:`predict_proba`) or fold it into the
         model with :func:`make_portable`.
     """
-    target = _read_dataset(train_set)
-    if n_classes is None:
-        score = float(fresh_loss(loss).init_score(target))
-    else:
-        score = fresh_loss(loss).init_score(target, n_classes=n_classes)
+    score = start_of(loss, _read_dataset(train_set), n_classes)
     for d in (train_set,) + valid_sets:
         label = d.get_label()
         if label is None:
             raise ValueError("a validation Dataset has no label; init_score needs its length")
-        if n_classes is None:
-            d.set_init_score(np.full(len(label), score, dtype=np.float64))
-        else:
-            d.set_init_score(np.tile(score, (len(label), 1)))
+        d.set_init_score(start_rows(score, len(label), np.float64))
     return score
 
 

@@ -547,6 +547,18 @@ class FocalLoss(_Loss):
                                            alpha if alpha.shape[0] else None)
 
 
+def _ghm_passes(ndim):
+    """GHM-C's kernels for 1-D margins (``ndim`` 1) or (n, K) rows: the binned first pass
+    (derivatives and bins), the scaling by bin, the window's first pass (derivatives and ``g``) and
+    the scaling by sample."""
+    if ndim == 1:
+        k = kernels()
+        return k.ghm_bins_pass, k.scale_by_bin, k.ghm_norm_pass, k.scale_by_sample
+    k = kernels(_SOFTMAX)
+    return (k.softmax_ghm_bins_pass, k.scale_rows_by_bin, k.softmax_ce_grad_hess_norm,
+            k.scale_rows_by_sample)
+
+
 class GHMLoss(_Loss):
     r"""GHM-C: cross-entropy reweighted by the inverse gradient density (Li, Liu, Wang, 2019,
     "Gradient Harmonized Single-stage Detector", arXiv:1811.05181).
@@ -733,35 +745,23 @@ class GHMLoss(_Loss):
                 out *= w
 
     def _grad_hess_kernels(self, params, y, x, w, grad, hess, state):
+        # One density code for both layouts, on g = |p - y| (binary) or g = 1 - p_y (K classes);
+        # the weights multiply the cross-entropy's gradient and Hessian (softmax: p - e_y and
+        # p (1 - p) of each row).
         _allreduce_of(params, state)  # refuses the window density on several workers
-        k = kernels()
+        first_pass, scale_by_bin, norm_pass, scale_by_sample = _ghm_passes(x.ndim)
         if params.density == "bins":
             idx = self._bins_work(y.shape[0], state)
-            k.ghm_bins_pass(y, x, w, params.edges, grad, hess, idx)
-            k.scale_by_bin(idx, self._bin_weights(params, idx, w, state), grad, hess)
+            first_pass(y, x, w, params.edges, grad, hess, idx)
+            scale_by_bin(idx, self._bin_weights(params, idx, w, state), grad, hess)
         else:
             work = self._window_work(y.shape[0], state)
             g, beta = work[0], work[1]
-            k.ghm_norm_pass(y, x, w, grad, hess, g)
-            k.window_beta_into(g, w, params.epsilon, beta, *work[2:])
-            k.scale_by_sample(beta, grad, hess)
+            norm_pass(y, x, w, grad, hess, g)
+            kernels().window_beta_into(g, w, params.epsilon, beta, *work[2:])
+            scale_by_sample(beta, grad, hess)
 
-    def _softmax_grad_hess_kernels(self, params, y, x, w, grad, hess, state):
-        # The same density code as the binary loss, on g = 1 - p_y; the weights multiply the
-        # softmax cross-entropy's gradient p - e_y and Hessian p (1 - p) of each row.
-        _allreduce_of(params, state)  # refuses the window density on several workers
-        k, ks = kernels(), kernels(_SOFTMAX)
-        if params.density == "bins":
-            idx = self._bins_work(y.shape[0], state)
-            ks.softmax_ghm_bins_pass(y, x, w, params.edges, grad, hess, idx)
-            beta = self._bin_weights(params, idx, w, state)
-            ks.scale_rows_by_bin(idx, beta, grad, hess)
-        else:
-            work = self._window_work(y.shape[0], state)
-            g, beta = work[0], work[1]
-            ks.softmax_ce_grad_hess_norm(y, x, w, grad, hess, g)
-            k.window_beta_into(g, w, params.epsilon, beta, *work[2:])
-            ks.scale_rows_by_sample(beta, grad, hess)
+    _softmax_grad_hess_kernels = _grad_hess_kernels
 
     @staticmethod
     def _bins_work(n, state):

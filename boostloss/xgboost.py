@@ -39,16 +39,13 @@ What the adapters take care of:
 import numpy as np
 
 from . import _validation as v
-from ._adapters import (LossCallable, PerDatasetCallable, fresh_loss, gradient_hessian,
-                        loss_sums, margins_of, mean_loss)
+from ._adapters import (FACTORIES, LossCallable, PerDatasetCallable, gradient_hessian, loss_sums,
+                        margins_of, mean_loss, start_of, start_rows)
 from ._collective import current_group
 from .losses import check_target
 
 __all__ = [
-    "objective",
-    "metric",
-    "sklearn_objective",
-    "sklearn_metric",
+    *FACTORIES,
     "base_score",
     "set_base_margin",
     "multiclass_hessian_factor",
@@ -313,9 +310,8 @@ def base_score(loss, dtrain, sample_weight=None, *, objective=None, n_classes=No
                 f"objective={objective!r} is not a K-class objective; use None, 'multi:softprob' "
                 "or 'multi:softmax' with n_classes"
             )
-        start = fresh_loss(loss).init_score(target, n_classes=n_classes)
-        return [float(value) for value in start]
-    score = fresh_loss(loss).init_score(target)
+        return [float(value) for value in start_of(loss, target, n_classes)]
+    score = start_of(loss, target)
     if objective is None or objective in ("reg:squarederror", "reg:linear", "reg:pseudohubererror",
                                           "reg:absoluteerror", "binary:logitraw"):
         return float(score)
@@ -346,15 +342,9 @@ def set_base_margin(loss, dtrain, *others, n_classes=None):
         The init score. XGBoost does not store ``base_margin`` in the model: every DMatrix you predict
         on later needs ``set_base_margin`` too (or use :func:`base_score`, which is stored).
     """
-    target = _read_dmatrix(dtrain)
-    if n_classes is not None:
-        start = fresh_loss(loss).init_score(target, n_classes=n_classes)
-        for d in (dtrain,) + others:
-            d.set_base_margin(np.tile(start.astype(np.float32), (d.num_row(), 1)))
-        return start
-    score = float(fresh_loss(loss).init_score(target))
+    score = start_of(loss, _read_dmatrix(dtrain), n_classes)
     for d in (dtrain,) + others:
-        d.set_base_margin(np.full(d.num_row(), score, dtype=np.float32))
+        d.set_base_margin(start_rows(score, d.num_row(), np.float32))
     return score
 
 
