@@ -61,26 +61,30 @@ class CompareConfig:
         loss). Set from the data (:meth:`for_dataset`).
     """
 
+    # what is compared, on which splits
     backends: tuple = tuple(BACKENDS)
     losses: tuple = tuple(LOSSES)
     folds: int = 5
     repeats: int = 1
+    # how each model is trained and chosen
     rounds: int = 1000
     learning_rate: float = 0.1
     seed: int = 0
     metric: str = "ap"
+    ohem_ratio: float = 3.0
+    # early stopping and tuning on the inner split
     early_stopping: bool = True
     patience: int = 50
     validation_fraction: float = 0.2
     tune: bool = False
+    # the task (set from the data) and the losses' parameters
+    n_classes: int = 2
     gamma: float = 2.0
-    alpha: float | None = 0.25
+    alpha: float | str | None = 0.25
     bins: int = 10
     momentum: float = 0.0
     pos_weight_power: float = 1.0
     n_jobs: int = 1
-    ohem_ratio: float = 3.0
-    n_classes: int = 2
 
     #: Fields written by :meth:`as_dict` only where they matter: OHEM's ratio when OHEM is
     #: compared, the number of classes on a multi-class task.

@@ -184,27 +184,38 @@ def balanced_class_weights(y, power=1.0):
     return (counts.sum() / (counts.shape[0] * counts)) ** power
 
 
-def _alpha_words(alpha):
-    return "none" if alpha is None else alpha if isinstance(alpha, str) else f"{alpha:g}"
+def _word(value):
+    """A setting in words: none for None, numbers as ``:g``."""
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _focal_loss(config, y_train):
-    from ..losses import FocalLoss
+def _words(template):
+    """``words(settings) -> str``: ``template`` filled with the settings in words; ``settings`` is
+    a grid point (dict) or a :class:`~boostloss.compare.CompareConfig`."""
 
-    alpha = config.alpha
-    if alpha == "balanced":  # per-class weights of the training labels (multi-class only)
-        alpha = [float(w) for w in balanced_class_weights(y_train)]
-    return FocalLoss(gamma=config.gamma, alpha=alpha)
+    def words(settings):
+        fields = settings if isinstance(settings, dict) else vars(settings)
+        return template.format(**{name: _word(value) for name, value in fields.items()})
 
-
-def _focal_label(config):
-    return f"focal (gamma={config.gamma:g}, alpha={_alpha_words(config.alpha)})"
+    return words
 
 
-def _ghm_loss(config, y_train):
-    from ..losses import GHMLoss
+def _loss(module, name, **parameters):
+    """``build(config, y_train)`` of the boostloss loss ``module.name``; ``parameters`` maps its
+    arguments to config fields. A focal ``alpha`` of ``"balanced"`` (multi-class only) becomes
+    per-class weights :func:`balanced_class_weights` of the training labels."""
 
-    return GHMLoss(bins=config.bins, momentum=config.momentum)
+    def build(config, y_train):
+        import importlib
+
+        values = {arg: getattr(config, field) for arg, field in parameters.items()}
+        if values.get("alpha") == "balanced":
+            values["alpha"] = [float(w) for w in balanced_class_weights(y_train)]
+        return getattr(importlib.import_module(module, __package__), name)(**values)
+
+    return build
 
 
 def _ghm_label(config):
@@ -219,24 +230,6 @@ def _weighted_label(config):
 def _describe_weight(settings):
     power = settings["pos_weight_power"]
     return {1.0: "spw=ratio", 0.5: "spw=sqrt(ratio)"}.get(power, f"spw=ratio^{power:g}")
-
-
-def _describe_focal(settings):
-    return f"gamma={settings['gamma']:g} alpha={_alpha_words(settings['alpha'])}"
-
-
-def _describe_ghm(settings):
-    return f"bins={settings['bins']} momentum={settings['momentum']:g}"
-
-
-def _ohem_loss(config, y_train):
-    from ..ohem import OHEMLoss
-
-    return OHEMLoss(ratio=config.ohem_ratio, random_state=config.seed)
-
-
-def _describe_ohem(settings):
-    return f"ratio={settings['ohem_ratio']:g}"
 
 
 def _builtin(config, y_train):
@@ -281,28 +274,28 @@ LOSSES = {
     "focal": LossSpec(
         title="focal",
         summary="focal loss",
-        build=_focal_loss,
-        label=_focal_label,
+        build=_loss("..losses", "FocalLoss", gamma="gamma", alpha="alpha"),
+        label=_words("focal (gamma={gamma}, alpha={alpha})"),
         grid=_grid(gamma=(0.5, 1.0, 2.0, 3.0), alpha=(None, 0.25, 0.5, 0.75)),
-        describe=_describe_focal,
+        describe=_words("gamma={gamma} alpha={alpha}"),
         multiclass_grid=_grid(gamma=(0.5, 1.0, 2.0, 3.0), alpha=(None, "balanced")),
     ),
     "ghm": LossSpec(
         title="GHM-C",
         summary="GHM-C",
-        build=_ghm_loss,
+        build=_loss("..losses", "GHMLoss", bins="bins", momentum="momentum"),
         label=_ghm_label,
         grid=_grid(bins=(5, 10, 30), momentum=(0.0, 0.75)),
-        describe=_describe_ghm,
+        describe=_words("bins={bins} momentum={momentum}"),
     ),
     "ohem": LossSpec(
         title="OHEM",
         summary="OHEM (all positives and the 3x as many hardest negatives per round)",
-        build=_ohem_loss,
-        label=lambda config: f"OHEM (ratio {config.ohem_ratio:g})",
-        grid=_grid(ohem_ratio=(1.0, 3.0, 10.0)),
-        describe=_describe_ohem,
         binary_only="OHEM keeps all positives and the hardest negatives: a binary loss",
+        build=_loss("..ohem", "OHEMLoss", ratio="ohem_ratio", random_state="seed"),
+        label=_words("OHEM (ratio {ohem_ratio})"),
+        grid=({"ohem_ratio": 1.0}, {"ohem_ratio": 3.0}, {"ohem_ratio": 10.0}),
+        describe=_words("ratio={ohem_ratio}"),
     ),
     "goss": LossSpec(
         title="GOSS",
