@@ -81,7 +81,7 @@ def _alpha(text):
         value = None
     if value is None or not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(
-            f"expected a number in (0, 1), 'none' or 'balanced' (multi-class), got {text!r}")
+            f"expected a number in (0, 1) or 'none' ('balanced' too on a multi-class target), got {text!r}")
     return value
 
 

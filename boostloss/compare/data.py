@@ -345,6 +345,7 @@ def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None
         X, y = _stratified_subsample(X, y, max_rows, seed)
     name = pathlib.Path(path).name
     if classes is not None:
+        y, classes = _present_classes(y, classes)  # a subsample may hold no row of a tiny class
         if merge_rare is not None:
             y, classes, merged = merge_rare_classes(y, classes, merge_rare)
             if merged:
@@ -358,6 +359,15 @@ def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None
                        description=f"{name}; {len(classes)} classes of {target}")
     label = f"{target} == {positive!r}" if positive is not None else f"{target} == 1"
     return Dataset(name=name, X=X, y=y, description=f"{name}; positive = {label}", notes=notes)
+
+
+def _present_classes(y, classes):
+    """The labels and classes without the classes that have no row."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(classes))
+    if np.all(counts > 0):
+        return y, classes
+    new_index = np.cumsum(counts > 0) - 1
+    return new_index[y].astype(y.dtype), [c for c, n in zip(classes, counts) if n > 0]
 
 
 def merge_rare_classes(y, classes, min_rows):

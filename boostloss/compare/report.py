@@ -197,11 +197,14 @@ def flag_lines(records, config):
         if tied:
             worst = max(tied, key=lambda r: r["tie_block"]["share"])
             block = worst["tie_block"]
+            which, observed = "", "of them are positive"
+            if "class" in block:
+                which, observed = f" of class {block['class']}", "of them are of that class"
             lines.append(
                 f"! {label} predicts one probability for a block of rows on {len(tied)} of {len(group)} "
                 f"folds: on fold {_fold_name(worst, config)}, {block['rows']} held-out rows "
-                f"({block['share']:.0%}) share p = {block['value']:.3g} while {block['positive_rate']:.1%} "
-                "of them are positive"
+                f"({block['share']:.0%}) share p{which} = {block['value']:.3g} while "
+                f"{block['positive_rate']:.1%} {observed}"
             )
     return lines
 
