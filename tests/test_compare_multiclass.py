@@ -255,3 +255,21 @@ def test_multiclass_tie_blocks_are_judged_on_their_most_probable_class():
     assert block["value"] == pytest.approx(0.7) and not block["miscalibrated"]
     assert diagnostics.tie_block(y, np.tile(shared, (40, 1))) is None  # constant: degenerate instead
     assert diagnostics.degenerate_reason(y, np.tile(shared, (40, 1))).startswith("constant model")
+
+
+# -- worker processes -------------------------------------------------------------------------
+
+
+def test_jobs_give_the_same_results_in_worker_processes():
+    dataset = cmp.load_default_dataset()
+    config = cmp.CompareConfig(backends=("lightgbm",), losses=("logistic", "focal", "ghm"), folds=2,
+                               rounds=6, patience=2)
+    progress = []
+    serial = cross_validate(dataset, config).records
+    parallel = cross_validate(dataset, cmp.CompareConfig(**{**vars(config), "jobs": 2}),
+                              on_fit=progress.append).records
+    assert len(progress) == planned_fits(config)
+    drop = ("fit_seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in parallel] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in serial]
+    assert cmp.CompareConfig(jobs=2).as_dict()["jobs"] == 2 and "jobs" not in cmp.CompareConfig().as_dict()

@@ -55,6 +55,10 @@ class CompareConfig:
         than speeding it up.
     ohem_ratio : float
         OHEM's hard negatives per positive.
+    jobs : int
+        Configurations (a loss on a backend, all its folds) trained at once, each in its own
+        worker process; the results are the same as with 1 (every model is seeded and uses
+        ``n_jobs`` threads either way).
     n_classes : int
         Classes of the target: 2 (binary) or K >= 3 (a multi-class comparison: softmax losses,
         the metrics of :data:`~boostloss.compare.registry.MULTICLASS_METRICS`, no binary-only
@@ -77,7 +81,8 @@ class CompareConfig:
     patience: int = 50
     validation_fraction: float = 0.2
     tune: bool = False
-    # the task (set from the data) and the losses' parameters
+    # processes, the task (set from the data) and the losses' parameters
+    jobs: int = 1
     n_classes: int = 2
     gamma: float = 2.0
     alpha: float | str | None = 0.25
@@ -87,8 +92,9 @@ class CompareConfig:
     n_jobs: int = 1
 
     #: Fields written by :meth:`as_dict` only where they matter: OHEM's ratio when OHEM is
-    #: compared, the number of classes on a multi-class task.
-    _OPTIONAL = {"ohem_ratio": lambda c: "ohem" in c.losses, "n_classes": lambda c: c.multiclass}
+    #: compared, the number of classes on a multi-class task, the processes when more than one.
+    _OPTIONAL = {"ohem_ratio": lambda c: "ohem" in c.losses, "n_classes": lambda c: c.multiclass,
+                 "jobs": lambda c: c.jobs != 1}
 
     @property
     def multiclass(self):

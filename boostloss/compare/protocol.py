@@ -311,28 +311,66 @@ def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
         config = config.for_dataset(dataset)
     check_folds(dataset, config.folds)
     score = make_score(config.metric)
-    _warm_up(dataset, config)
+    if config.jobs <= 1:  # worker processes warm up their own
+        _warm_up(dataset, config)
     y = dataset.y
     splitter = RepeatedStratifiedKFold(n_splits=config.folds, n_repeats=config.repeats,
                                        random_state=config.seed)
     splits = [((i // config.folds, i % config.folds), train, test)
               for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y))]
-    records = []
-    oof = {}
+    records, oof = [], {}
     first_fold = {"train_index": splits[0][1]} if keep_first_fold else {}
-    shape = (len(y), dataset.n_classes) if config.multiclass else (len(y),)
-    for backend, loss in config.configurations():  # a loss without a row: the report says why
-        out = np.full(shape, np.nan)
-        for split, train, test in splits:
-            record, proba, estimator = _fit_configuration(
-                dataset, config, score, backend, loss, split, train, test, on_fit)
-            if split[0] == 0:
-                out[test] = proba
-            records.append(record)
-            if keep_first_fold and split == (0, 0):
-                first_fold[(backend, loss)] = estimator
+    for (backend, loss), (found, out, estimator) in zip(
+            config.configurations(), _each_configuration(dataset, config, score, splits, on_fit,
+                                                         keep_first_fold)):
+        records += found  # a loss without a row has no configuration: the report says why
         oof[(backend, loss)] = out
+        if keep_first_fold:
+            first_fold[(backend, loss)] = estimator
     return CompareResult(records=records, oof_proba=oof, first_fold=first_fold, config=config)
+
+
+def _configuration(dataset, config, score, backend, loss, splits, on_fit, keep_first_fold):
+    """Every fold of one configuration: (records, out-of-fold probabilities, first-fold model)."""
+    if config.jobs > 1:  # in a worker process: load the kernels before the first timed fit
+        _warm_up(dataset, dataclasses.replace(config, backends=(backend,), losses=(loss,)))
+    shape = (len(dataset.y), dataset.n_classes) if config.multiclass else (len(dataset.y),)
+    out = np.full(shape, np.nan)
+    records, first = [], None
+    for split, train, test in splits:
+        record, proba, estimator = _fit_configuration(
+            dataset, config, score, backend, loss, split, train, test, on_fit)
+        if split[0] == 0:
+            out[test] = proba
+        records.append(record)
+        if keep_first_fold and split == (0, 0):
+            first = estimator
+    return records, out, first
+
+
+def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold):
+    """Yield :func:`_configuration` of every configuration, in order; with ``config.jobs`` > 1
+    they run in that many worker processes (progress advances as each one finishes)."""
+    pairs = config.configurations()
+    if config.jobs <= 1 or len(pairs) <= 1:
+        for backend, loss in pairs:
+            yield _configuration(dataset, config, score, backend, loss, splits, on_fit, keep_first_fold)
+        return
+    from joblib import Parallel, delayed
+
+    tasks = (delayed(_configuration)(dataset, config, score, backend, loss, splits, None, keep_first_fold)
+             for backend, loss in pairs)
+    try:
+        results = Parallel(n_jobs=min(config.jobs, len(pairs)), return_as="generator")(tasks)
+    except TypeError:  # joblib < 1.3: no generator, all at once
+        results = Parallel(n_jobs=min(config.jobs, len(pairs)))(tasks)
+    single = dataclasses.replace(config, folds=1, repeats=1)
+    for (backend, loss), result in zip(pairs, results):
+        if on_fit is not None:
+            for _ in range(planned_fits(dataclasses.replace(single, backends=(backend,), losses=(loss,)))
+                           * len(splits)):
+                on_fit(f"{backend} {loss}: done")
+        yield result
 
 
 def staged_probabilities(estimator, backend, X, rounds, multiclass=False):
