@@ -281,6 +281,9 @@ def markdown(by_protocol, kind="binary"):
         if not results:
             continue
         config = _config_of(results[0])
+        for result in results:  # the settings in today's words
+            for record in result["records"]:
+                record["setting"] = config.setting_words(record["loss"], record["settings"])
         title = {"fair": "Fair protocol (the default of `boostloss compare`)",
                  "tuned": "Fair protocol with `--tune`"}[protocol]
         if kind == "multiclass":

@@ -153,6 +153,9 @@ class CompareConfig:
         """A grid point of ``loss`` in words (``""`` for no setting)."""
         if not settings:
             return ""
+        if self.multiclass and set(settings) == {"pos_weight_power"}:
+            power = settings["pos_weight_power"]
+            return "balanced weights" + ("" if power == 1.0 else f"^{power:g}")
         describe = LOSSES[loss].describe
         if describe is not None:
             return describe(settings)

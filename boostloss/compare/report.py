@@ -258,7 +258,7 @@ def grid_lines(config):
     if not config.tune:
         return []
     lines = []
-    for loss in config.losses:
+    for loss in dict.fromkeys(loss for _, loss in config.configurations()):
         grid = config.grid(loss)
         if len(grid) > 1:
             words = ", ".join(config.setting_words(loss, settings) for settings in grid)
