@@ -4,8 +4,10 @@
 class-weighted logistic loss, focal loss and GHM-C on XGBoost and LightGBM, each with its own
 early-stopped number of rounds (optionally its own tuned settings), prints one table of average
 precision, ROC-AUC, log loss, Brier score, fit time and rounds, flags collapsed folds and
-miscalibrated tie blocks, and ends with a verdict per backend. Without DATA it runs on a built-in
-imbalanced dataset (see :func:`boostloss.compare.load_default_dataset`).
+tie blocks, and ends with a verdict per backend. A target with K >= 3 values (and no
+``--positive``) runs a multi-class comparison: softmax models, macro one-vs-rest AP and ROC-AUC,
+the AP of the rarest class, log loss, balanced accuracy and macro F1. Without DATA it runs on a
+built-in imbalanced dataset (see :func:`boostloss.compare.load_default_dataset`).
 
 Bad input (missing or unreadable file, unknown target column, target that is not binary, ...)
 gives a one-line message on stderr and exit status 2, and leaves no output file behind. Warnings
@@ -32,6 +34,8 @@ _ALL_BACKENDS = "both"
 _DEFAULTS = CompareConfig()
 #: ``--rounds`` without early stopping when not given: the fixed-rounds protocol of earlier versions.
 _FIXED_ROUNDS = 200
+#: ``--alpha`` when not given: the binary default, or none on a multi-class target.
+_ALPHA_UNSET = argparse.Namespace(unset=True)  # an object argparse does not parse
 
 
 class _UsageError(Exception):
@@ -68,14 +72,16 @@ _gamma = _number(float, lambda v: 0.0 <= v < float("inf"), "a number >= 0")
 
 
 def _alpha(text):
-    if text.strip().lower() == "none":
-        return None
+    word = text.strip().lower()
+    if word in ("none", "balanced"):
+        return None if word == "none" else word
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'none', got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'none', got {text!r}")
+        value = None
+    if value is None or not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in (0, 1) or 'none' ('balanced' too on a multi-class target), got {text!r}")
     return value
 
 
@@ -120,8 +126,11 @@ def _build_parser():
             "verdict per backend (the best loss, and whether it is clearly better than plain "
             "logistic by a corrected resampled t-test). By default each configuration picks its "
             "rounds by early stopping on an inner validation split of the training fold and is "
-            "refit on the whole training fold. Without DATA: a built-in imbalanced dataset "
-            "(breast cancer, malignant made rare)."
+            "refit on the whole training fold. A target with 3 or more values and no --positive "
+            "is a multi-class comparison (softmax logistic, balanced class weights, focal, GHM-C; "
+            "macro one-vs-rest AP and ROC-AUC, AP of the rarest class, log loss, balanced "
+            "accuracy, macro F1). Without DATA: a built-in imbalanced dataset (breast cancer, "
+            "malignant made rare)."
         ),
     )
     _add_data_options(p.add_argument_group("data"))
@@ -139,7 +148,12 @@ def _add_data_options(data):
                       help="CSV file (.csv, .csv.gz, ...) or parquet; omit for the built-in dataset")
     data.add_argument("--target", metavar="COLUMN", help="label column of DATA (required with DATA)")
     data.add_argument("--positive", metavar="LABEL",
-                      help="value of the target that is the positive class (needed unless it is 0/1)")
+                      help="value of the target that is the positive class (needed for two values "
+                           "other than 0/1; with 3 or more values: that class against the rest, "
+                           "instead of a multi-class comparison)")
+    data.add_argument("--merge-rare", metavar="N", type=_positive_int,
+                      help="multi-class: merge the classes with fewer than N rows into one class "
+                           "(e.g. classes too small for the folds)")
     data.add_argument("--drop", metavar="COLS", type=_names, action="extend", default=[],
                       help="comma-separated columns not to use as features (repeatable)")
     data.add_argument("--na-values", metavar="STRINGS", type=_names, action="extend", default=[],
@@ -178,11 +192,18 @@ def _add_comparison_options(run):
     run.add_argument("--seed", type=int, default=d.seed,
                      help=f"seed of the fold split and the models (default: {d.seed})")
     run.add_argument("--gamma", type=_gamma, default=d.gamma, help=f"focal loss gamma (default: {d.gamma:g})")
-    run.add_argument("--alpha", type=_alpha, default=d.alpha,
-                     help=f"focal loss weight of the positive class, or 'none' (default: {d.alpha:g})")
+    run.add_argument("--alpha", type=_alpha, default=_ALPHA_UNSET,
+                     help=f"focal loss weight of the positive class, or 'none' (default: {d.alpha:g}); "
+                          "multi-class: 'none' (the default) or 'balanced' (per-class weights "
+                          "n / (K n_k) of the training fold)")
     run.add_argument("--bins", type=_positive_int, default=d.bins, help=f"GHM-C bins (default: {d.bins})")
     run.add_argument("--momentum", type=_momentum, default=d.momentum,
                      help=f"GHM-C momentum of the bin counts (default: {d.momentum:g})")
+    run.add_argument("--ohem-ratio", type=_positive_float, default=d.ohem_ratio,
+                     help=f"OHEM: hard negatives per positive (default: {d.ohem_ratio:g})")
+    run.add_argument("--jobs", type=_positive_int, default=d.jobs,
+                     help=f"configurations trained at once, one worker process each (default: {d.jobs}); "
+                          "the same results, in less time where cores are free")
     run.add_argument("--n-jobs", type=_positive_int, default=d.n_jobs,
                      help=f"the estimators' n_jobs: threads per model (default: {d.n_jobs}, the fastest "
                           "on small data and busy machines)")
@@ -203,8 +224,11 @@ def _check_destination(path, suffixes, option):
 def _validate_args(args):
     if args.folds < 2:
         raise _UsageError("--folds must be at least 2")
-    if args.data is None and (args.target or args.positive or args.drop or args.na_values):
-        raise _UsageError("--target, --positive, --drop and --na-values need a DATA file")
+    if args.data is None and (args.target or args.positive or args.drop or args.na_values
+                              or args.merge_rare):
+        raise _UsageError("--target, --positive, --drop, --na-values and --merge-rare need a DATA file")
+    if args.merge_rare is not None and args.positive is not None:
+        raise _UsageError("--merge-rare is for a multi-class target; --positive makes it binary")
     if args.max_rows is not None and args.max_rows < 2 * args.folds:
         raise _UsageError(f"--max-rows {args.max_rows} is too small for {args.folds} folds")
     if args.output:
@@ -279,17 +303,31 @@ def _load_dataset(args):
         na_values=args.na_values,
         max_rows=args.max_rows,
         seed=args.seed,
+        merge_rare=args.merge_rare,
     )
 
 
 def config_from_args(args):
     """The :class:`CompareConfig` of parsed arguments (``--rounds`` defaults to the protocol's)."""
     options = dict(vars(args))
+    if options.get("alpha") is _ALPHA_UNSET:
+        options.pop("alpha")
     if options.get("rounds") is None:
         options.pop("rounds", None)
         if not options.get("early_stopping", True):
             options["rounds"] = _FIXED_ROUNDS
     return CompareConfig.from_options(options)
+
+
+def _config_for(config, dataset, alpha):
+    """``config`` for the classes of ``dataset``; refuses a focal alpha that does not fit them."""
+    if dataset.n_classes > 2 and alpha is not _ALPHA_UNSET and isinstance(alpha, float):
+        raise _UsageError(f"--alpha {alpha:g} is a binary weight; with {dataset.n_classes} classes "
+                          "pass --alpha none or --alpha balanced")
+    if dataset.n_classes == 2 and alpha == "balanced":
+        raise _UsageError("--alpha balanced is for a multi-class target; a binary one takes a "
+                          "number in (0, 1) or none")
+    return config.for_dataset(dataset)
 
 
 def _library_of(warning):
@@ -337,7 +375,7 @@ def _run(args):
     from .compare import protocol, report
 
     dataset = _load_dataset(args)
-    config = config_from_args(args)
+    config = _config_for(config_from_args(args), dataset, getattr(args, "alpha", _ALPHA_UNSET))
     protocol.check_folds(dataset, config.folds)
     with _progress(protocol.planned_fits(config), args.quiet) as step:
         result = protocol.cross_validate(dataset, config, on_fit=step, keep_first_fold=bool(args.plot))

@@ -11,10 +11,12 @@ nothing here prints except to a console it is handed, so benchmarks and notebook
 
 One job per module, data flowing down the list::
 
-    registry     BACKENDS, LOSSES (with their --tune grids), METRICS: what can be compared (one list)
+    registry     BACKENDS, LOSSES (with their --tune grids), METRICS, MULTICLASS_METRICS: what can
+                 be compared (one list)
     config       CompareConfig: backends and losses, folds and repeats, early stopping, tuning, parameters
-    data         the built-in dataset, CSV / parquet reading, the binary target -> Dataset
-    scoring      AP, ROC-AUC, log loss on probabilities, fast enough for every boosting round
+    data         the built-in dataset, CSV / parquet reading, the target (binary or K classes) -> Dataset
+    scoring      AP, ROC-AUC, log loss on probabilities (macro one-vs-rest for K classes), fast
+                 enough for every boosting round; the multi-class columns
     protocol     folds, inner split, early stopping, tuning, refit, cross-validation -> CompareResult
     diagnostics  collapsed folds and tie blocks of one fold's predictions
     verdict      paired differences, the corrected resampled t-test, one sentence per backend

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from .registry import BACKENDS, LOSSES
+from .registry import BACKENDS, LOSSES, absent_reason
 
 __all__ = ["CompareConfig"]
 
@@ -39,38 +39,94 @@ class CompareConfig:
         Share of the training fold held out (stratified, seeded) for early stopping and tuning.
     tune : bool
         Choose each loss's settings from its grid (:attr:`LossSpec.grid`) on the inner split.
-    gamma, alpha : float, float or None
-        Focal loss parameters (``alpha=None``: no class weighting).
+    gamma, alpha : float, float or None or str
+        Focal loss parameters (``alpha=None``: no class weighting; on a multi-class task alpha is
+        None or ``"balanced"``: per-class weights ``n / (K n_k)`` of the training labels).
     bins : int
         Number of bins of GHM-C.
     momentum : float
         GHM-C's momentum (0: no moving average of the bin counts).
     pos_weight_power : float
-        The weighted logistic loss uses ``scale_pos_weight = (n_negative / n_positive) ** power``.
+        The weighted logistic loss uses ``scale_pos_weight = (n_negative / n_positive) ** power``
+        (multi-class: per-row weights ``(n / (K n_k)) ** power`` of the row's class k).
     n_jobs : int
         The estimators' ``n_jobs``: threads per model. 1 by default: the models are small, and
         OpenMP threads competing for busy cores slow training down by orders of magnitude rather
         than speeding it up.
+    ohem_ratio : float
+        OHEM's hard negatives per positive.
+    jobs : int
+        Configurations (a loss on a backend, all its folds) trained at once, each in its own
+        worker process; the results are the same as with 1 (every model is seeded and uses
+        ``n_jobs`` threads either way).
+    n_classes : int
+        Classes of the target: 2 (binary) or K >= 3 (a multi-class comparison: softmax losses,
+        the metrics of :data:`~boostloss.compare.registry.MULTICLASS_METRICS`, no binary-only
+        loss). Set from the data (:meth:`for_dataset`).
     """
 
+    # what is compared, on which splits
     backends: tuple = tuple(BACKENDS)
     losses: tuple = tuple(LOSSES)
     folds: int = 5
     repeats: int = 1
+    # how each model is trained and chosen
     rounds: int = 1000
     learning_rate: float = 0.1
     seed: int = 0
     metric: str = "ap"
+    ohem_ratio: float = 3.0
+    # early stopping and tuning on the inner split
     early_stopping: bool = True
     patience: int = 50
     validation_fraction: float = 0.2
     tune: bool = False
+    # processes, the task (set from the data) and the losses' parameters
+    jobs: int = 1
+    n_classes: int = 2
     gamma: float = 2.0
-    alpha: float | None = 0.25
+    alpha: float | str | None = 0.25
     bins: int = 10
     momentum: float = 0.0
     pos_weight_power: float = 1.0
     n_jobs: int = 1
+
+    #: Fields written by :meth:`as_dict` only where they matter: OHEM's ratio when OHEM is
+    #: compared, the number of classes on a multi-class task, the processes when more than one.
+    _OPTIONAL = {"ohem_ratio": lambda c: "ohem" in c.losses, "n_classes": lambda c: c.multiclass,
+                 "jobs": lambda c: c.jobs != 1}
+
+    @property
+    def multiclass(self):
+        """Whether the target has K >= 3 classes."""
+        return self.n_classes > 2
+
+    def for_dataset(self, dataset):
+        """This config for ``dataset``'s number of classes; a multi-class task drops the binary
+        focal alpha default (0.25) for None."""
+        n_classes = dataset.n_classes
+        changes = {"n_classes": n_classes}
+        if n_classes > 2 and not (self.alpha is None or isinstance(self.alpha, str)):
+            changes["alpha"] = None
+        return dataclasses.replace(self, **changes)
+
+    def configurations(self):
+        """The (backend, loss) pairs that have a row, in table order."""
+        return [(backend, loss) for backend in self.backends for loss in self.losses
+                if not absent_reason(backend, loss, self.multiclass)]
+
+    def absent_lines(self):
+        """One line per loss without a row on some backend, saying why (naming the backend
+        unless the loss has no row on any)."""
+        lines = []
+        for loss in self.losses:
+            why = {backend: absent_reason(backend, loss, self.multiclass) for backend in self.backends}
+            if len(self.backends) > 1 and all(why.values()) and len(set(why.values())) == 1:
+                lines.append(f"no row for {self.loss_label(loss)}: {why[self.backends[0]]}")
+                continue
+            lines += [f"no {backend} row for {self.loss_label(loss)}: {reason}"
+                      for backend, reason in why.items() if reason]
+        return lines
 
     @classmethod
     def from_options(cls, options):
@@ -87,13 +143,19 @@ class CompareConfig:
 
     def grid(self, loss):
         """The settings tried for ``loss``: its grid with ``tune``, else one empty setting."""
-        grid = LOSSES[loss].grid
+        spec = LOSSES[loss]
+        grid = spec.grid
+        if self.multiclass and spec.multiclass_grid is not None:
+            grid = spec.multiclass_grid
         return [dict(point) for point in grid] if self.tune and grid else [{}]
 
     def setting_words(self, loss, settings):
         """A grid point of ``loss`` in words (``""`` for no setting)."""
         if not settings:
             return ""
+        if self.multiclass and set(settings) == {"pos_weight_power"}:
+            power = settings["pos_weight_power"]
+            return "balanced weights" + ("" if power == 1.0 else f"^{power:g}")
         describe = LOSSES[loss].describe
         if describe is not None:
             return describe(settings)
@@ -103,6 +165,8 @@ class CompareConfig:
     def protocol_words(self):
         """One line on how models are trained and chosen (table header, docs)."""
         split = f"{self.folds}-fold stratified CV" + (f" x {self.repeats} repeats" if self.repeats > 1 else "")
+        if self.multiclass:
+            split = f"{self.n_classes}-class softmax; {split}"
         if not self.early_stopping:
             how = f"{self.rounds} rounds for every model"
         else:
@@ -113,8 +177,10 @@ class CompareConfig:
         return f"{split}; {how}{tuned}; learning rate {self.learning_rate:g}, seed {self.seed}"
 
     def as_dict(self):
-        """The settings as plain JSON values (lists for the tuples), in field order."""
+        """The settings as plain JSON values (lists for the tuples), in field order; the optional
+        fields (OHEM's ratio, the number of classes) only where they matter."""
         return {
             name: list(value) if isinstance(value, tuple) else value
             for name, value in dataclasses.asdict(self).items()
+            if name not in self._OPTIONAL or self._OPTIONAL[name](self)
         }

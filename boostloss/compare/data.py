@@ -1,4 +1,5 @@
-"""Reading the data of a comparison: the built-in dataset, CSV / parquet files, the binary target.
+"""Reading the data of a comparison: the built-in dataset, CSV / parquet files, the target (binary,
+or K >= 3 classes).
 
 Everything here turns input into a :class:`Dataset` or raises :class:`DataError` with a message
 that says what is wrong and what to do; nothing trains.
@@ -23,7 +24,7 @@ class DataError(ValueError):
 
 @dataclasses.dataclass
 class Dataset:
-    """A binary task ready for cross-validation.
+    """A binary or multi-class task ready for cross-validation.
 
     Attributes
     ----------
@@ -32,7 +33,8 @@ class Dataset:
     X : pandas.DataFrame
         Features: numeric columns (NaN for missing) and ``category`` columns for strings.
     y : ndarray of shape (n,), int8
-        1 for the positive class, 0 otherwise.
+        Binary: 1 for the positive class, 0 otherwise. Multi-class: the class index 0..K-1
+        (into ``classes``).
     description : str
         One line on where the data comes from and what the positive class is.
     notes : list of str
@@ -45,11 +47,28 @@ class Dataset:
     y: np.ndarray
     description: str = ""
     notes: list = dataclasses.field(default_factory=list)
+    #: Multi-class: the class labels (as text), in the order of the indices in ``y``; None: binary.
+    classes: list | None = None
 
     @property
     def n_positive(self):
-        """Number of positive rows."""
+        """Number of positive rows (binary)."""
         return int(self.y.sum())
+
+    @property
+    def n_classes(self):
+        """2 for a binary task, K for a multi-class one."""
+        return 2 if self.classes is None else len(self.classes)
+
+    @property
+    def class_counts(self):
+        """Rows per class, in class order."""
+        return np.bincount(np.asarray(self.y, dtype=np.int64), minlength=self.n_classes)
+
+    @property
+    def rarest_class(self):
+        """Index of the class with the fewest rows (the first of them on a tie)."""
+        return int(np.argmin(self.class_counts))
 
     @property
     def categorical_columns(self):
@@ -213,8 +232,8 @@ def _zero_one_target(values, distinct, target):
     if numeric and set(np.asarray(distinct, dtype=float)) <= {0.0, 1.0}:
         return np.asarray(values, dtype=float).astype(np.int8)
     raise DataError(
-        f"target {target!r} is not coded 0/1 (values: {describe_values(distinct)}); pass "
-        "--positive LABEL to say which value is the positive class"
+        f"target {target!r} has two values but is not coded 0/1 (values: "
+        f"{describe_values(distinct)}); pass --positive LABEL to say which value is the positive class"
     )
 
 
@@ -234,9 +253,31 @@ def _positive_target(values, distinct, target, positive):
     return np.asarray(values.isin(matches), dtype=np.int8)
 
 
-def _binary_target(values, target, positive):
-    """0/1 labels from a target column; ``positive`` picks the positive value when given."""
+def _multiclass_target(values, distinct):
+    """Class indices 0..K-1 (in sorted label order) and the labels as text."""
+    codes = pd.Index(distinct).get_indexer(values)
+    return codes.astype(np.int8 if len(distinct) <= 127 else np.int16), [str(v) for v in distinct]
+
+
+def _target(values, target, positive):
+    """(labels, classes): 0/1 labels and None, or class indices and the class labels (K >= 3
+    values and no ``positive``)."""
     distinct = _sorted_distinct(values)
+    if positive is None and len(distinct) >= 3:
+        if 2 * len(distinct) >= len(values):
+            # Two rows per class or fewer on average: a continuous value or an identifier.
+            raise DataError(
+                f"target {target!r} has {len(distinct)} distinct values in {len(values)} rows "
+                f"(values: {describe_values(distinct)}); too many for class labels (a multi-class "
+                "target needs more than 2 rows per class on average): give a label column, or "
+                "pass --positive LABEL for one value against the rest"
+            )
+        return _multiclass_target(values, distinct)
+    return _binary_target(values, distinct, target, positive), None
+
+
+def _binary_target(values, distinct, target, positive):
+    """0/1 labels from a target column; ``positive`` picks the positive value when given."""
     if positive is None:
         y = _zero_one_target(values, distinct, target)
     else:
@@ -254,8 +295,12 @@ def _binary_target(values, target, positive):
 # -- a file as a Dataset ------------------------------------------------------------------------
 
 
-def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None, seed=0):
-    """Load a file as a binary :class:`Dataset`.
+def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None, seed=0,
+               merge_rare=None):
+    """Load a file as a binary or multi-class :class:`Dataset`.
+
+    A target with K >= 3 distinct values and no ``positive`` is a multi-class task (classes in
+    sorted order); with ``positive`` it is that value against the rest.
 
     Parameters
     ----------
@@ -265,14 +310,17 @@ def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None
         Name of the label column. Rows with a missing label are dropped.
     positive : str, optional
         The value of ``target`` that is the positive class (compared as text, or as a number
-        when the column is numeric). Needed unless the target is coded 0/1.
+        when the column is numeric). Needed for a two-valued target not coded 0/1.
     drop : sequence of str
         Columns not to use as features.
     na_values : sequence of str
         Extra strings read as missing values (e.g. ``"unknown"``).
     max_rows : int, optional
-        Keep a stratified random subsample of this many rows (same positive rate, seeded by
+        Keep a stratified random subsample of this many rows (same class rates, seeded by
         ``seed``).
+    merge_rare : int, optional
+        Multi-class: merge the classes with fewer than this many rows (after subsampling) into
+        one class, labelled ``"other (a+b+...)"``, placed last.
 
     Returns
     -------
@@ -289,15 +337,60 @@ def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None
     frame = read_table(path, na_values)
     _check_columns(frame, path, target, drop)
     frame = _labelled_rows(frame, path, target)
-    y = _binary_target(frame[target], target, positive)
+    y, classes = _target(frame[target], target, positive)
     features = frame.drop(columns=[target, *drop])
     notes = _mostly_numeric_notes(features)
     X = _feature_frame(features, path, target)
     if max_rows is not None and max_rows < X.shape[0]:
         X, y = _stratified_subsample(X, y, max_rows, seed)
     name = pathlib.Path(path).name
+    if classes is not None:
+        y, classes = _present_classes(y, classes)  # a subsample may hold no row of a tiny class
+        if merge_rare is not None:
+            y, classes, merged = merge_rare_classes(y, classes, merge_rare)
+            if merged:
+                notes.append(f"classes with fewer than {merge_rare} rows merged into one: {merged}")
+        if len(classes) < 3:
+            raise DataError(
+                f"target {target!r} has {len(classes)} classes after merging the rare ones; pass "
+                "--positive LABEL for a binary comparison"
+            )
+        return Dataset(name=name, X=X, y=y, notes=notes, classes=classes,
+                       description=f"{name}; {len(classes)} classes of {target}")
     label = f"{target} == {positive!r}" if positive is not None else f"{target} == 1"
     return Dataset(name=name, X=X, y=y, description=f"{name}; positive = {label}", notes=notes)
+
+
+def _present_classes(y, classes):
+    """The labels and classes without the classes that have no row."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(classes))
+    if np.all(counts > 0):
+        return y, classes
+    new_index = np.cumsum(counts > 0) - 1
+    return new_index[y].astype(y.dtype), [c for c, n in zip(classes, counts) if n > 0]
+
+
+def merge_rare_classes(y, classes, min_rows):
+    """Merge the classes with fewer than ``min_rows`` rows into one, placed last.
+
+    Returns
+    -------
+    (y, classes, merged) : the new class indices and labels, and the merged labels in words
+    ("" when no class was merged). One rare class alone is left as it is (nothing to merge it
+    with).
+    """
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(classes))
+    rare = [k for k in range(len(classes)) if counts[k] < min_rows]
+    if len(rare) < 2:
+        return y, classes, ""
+    kept = [k for k in range(len(classes)) if k not in rare]
+    new_index = np.empty(len(classes), dtype=np.int64)
+    new_index[kept] = np.arange(len(kept))
+    new_index[rare] = len(kept)
+    words = "+".join(classes[k] for k in rare)
+    merged = [classes[k] for k in kept] + [f"other ({words})"]
+    details = ", ".join(f"{classes[k]!r} ({counts[k]})" for k in rare)
+    return new_index[y].astype(y.dtype), merged, details
 
 
 def _check_columns(frame, path, target, drop):

@@ -8,17 +8,19 @@ the table and says, in one line per configuration, what happened.
 - **Tie block**: one predicted value shared by at least :data:`TIE_SHARE` of the held-out rows.
   Identical feature rows always share a prediction, and a model with few trees has few distinct
   values, so a block alone is no fault: what matters is whether the shared probability fits the
-  block's observed positive rate. A block is *miscalibrated* when the shared probability lies
-  outside the Wilson score interval (z = 3, about 99.7%) of that rate; those are the blocks the
-  report flags. GHM-C drives a group of identical rows with mixed labels towards p = 0.5 whatever
+  block's observed positive rate. Every block is recorded and flagged with that rate; a block is
+  *miscalibrated* when the shared probability lies outside the Wilson score interval (z = 3,
+  about 99.7%) of the rate. On a multi-class task a block is a probability vector shared by the
+  rows, judged on its most probable class (``class``: the predicted probability of that class
+  against the block's observed share of it). GHM-C drives a group of identical rows with mixed labels towards p = 0.5 whatever
   its positive rate (see docs/compare.md, "GHM-C and repeated rows").
 """
 
 import numpy as np
 
-from .scoring import average_precision, roc_auc
+from .scoring import average_precision, macro, roc_auc
 
-__all__ = ["TIE_SHARE", "degenerate_reason", "tie_block", "wilson_interval"]
+__all__ = ["TIE_SHARE", "degenerate_reason", "tie_block", "tie_blocks", "wilson_interval"]
 
 #: Share of the held-out rows that one predicted value must reach to count as a tie block.
 TIE_SHARE = 0.05
@@ -33,6 +35,15 @@ _CHANCE_AP_RATIO = 1.5
 def degenerate_reason(y_true, proba):
     """Why the predictions of a fold are degenerate, in a few words, or None when they are not."""
     proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim == 2:
+        if np.max(np.ptp(proba, axis=0)) <= 1e-12:
+            return "constant model (the same probabilities for every row)"
+        y = np.asarray(y_true)
+        prevalence = float(np.mean([np.mean(y == k) for k in range(proba.shape[1]) if np.any(y == k)]))
+        auc, ap = macro(roc_auc, y, proba), macro(average_precision, y, proba)
+        if auc <= _CHANCE_AUC and ap <= _CHANCE_AP_RATIO * prevalence:
+            return f"ranks at chance (macro ROC-AUC {auc:.2f}, macro AP {ap:.3f})"
+        return None
     if np.ptp(proba) <= 1e-12:
         return f"constant model (p = {proba[0]:.3g} for every row)"
     prevalence = float(np.mean(y_true))
@@ -43,36 +54,60 @@ def degenerate_reason(y_true, proba):
     return None
 
 
-def tie_block(y_true, proba, min_share=TIE_SHARE):
-    """The largest group of rows sharing one predicted value, when it holds >= ``min_share`` of them.
+def tie_blocks(y_true, proba, min_share=TIE_SHARE):
+    """Every group of rows sharing one predicted value that holds >= ``min_share`` of them.
+
+    Parameters
+    ----------
+    y_true : array of shape (n,)
+        0/1 labels, or class indices 0..K-1 when ``proba`` has shape (n, K).
+    proba : array of shape (n,) or (n, K)
 
     Returns
     -------
-    dict or None
-        ``value`` (the shared probability), ``rows``, ``share`` (of the rows),
-        ``positive_rate`` (observed, in the block) and ``miscalibrated`` (``value`` outside the
-        Wilson interval of ``positive_rate``); None when no value is shared that widely or the
-        model is constant (a degenerate fold, reported as such).
+    list of dict
+        Largest first, each with ``value`` (the shared probability), ``rows``, ``share`` (of the
+        rows), ``positive_rate`` (observed, in the block) and ``miscalibrated`` (``value``
+        outside the Wilson interval of ``positive_rate``); multi-class blocks also carry
+        ``class``, the most probable class, whose probability and share these are. Empty when
+        no value is shared that widely or the model is constant (a degenerate fold, reported as
+        such).
     """
     proba = np.asarray(proba, dtype=np.float64)
-    values, inverse, counts = np.unique(proba, return_inverse=True, return_counts=True)
+    y = np.asarray(y_true)
+    multiclass = proba.ndim == 2
+    values, inverse, counts = np.unique(proba, axis=0 if multiclass else None, return_inverse=True,
+                                        return_counts=True)
     if values.shape[0] <= 1:
-        return None
-    k = int(np.argmax(counts))
-    share = counts[k] / proba.shape[0]
-    if share < min_share:
-        return None
-    in_block = inverse.reshape(-1) == k
-    positives = int(np.sum(np.asarray(y_true)[in_block]))
-    low, high = wilson_interval(positives, int(counts[k]))
-    value = float(values[k])
-    return {
-        "value": value,
-        "rows": int(counts[k]),
-        "share": float(share),
-        "positive_rate": positives / int(counts[k]),
-        "miscalibrated": bool(value < low or value > high),
-    }
+        return []
+    inverse = inverse.reshape(-1)
+    blocks = []
+    for k in np.argsort(-counts, kind="stable"):
+        share = counts[k] / proba.shape[0]
+        if share < min_share:
+            break
+        in_block = inverse == k
+        rows = int(counts[k])
+        if multiclass:
+            predicted = int(np.argmax(values[k]))
+            value = float(values[k][predicted])
+            positives = int(np.sum(y[in_block] == predicted))
+        else:
+            value = float(values[k])
+            positives = int(np.sum(y[in_block]))
+        low, high = wilson_interval(positives, rows)
+        block = {"value": value, "rows": rows, "share": float(share), "positive_rate": positives / rows,
+                 "miscalibrated": bool(value < low or value > high)}
+        if multiclass:
+            block["class"] = predicted
+        blocks.append(block)
+    return blocks
+
+
+def tie_block(y_true, proba, min_share=TIE_SHARE):
+    """The largest block of :func:`tie_blocks`, or None."""
+    blocks = tie_blocks(y_true, proba, min_share)
+    return blocks[0] if blocks else None
 
 
 def wilson_interval(successes, trials, z=TIE_Z):

@@ -20,15 +20,15 @@ def plot_rounds(rounds):
     return sorted(picks)
 
 
-def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels):
+def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels, rarest=None):
     """Build the comparison figure.
 
     Parameters
     ----------
     y : ndarray of shape (n,)
-        0/1 labels of the whole dataset.
+        0/1 labels of the whole dataset (class indices 0..K-1 on a multi-class task).
     oof_proba : dict
-        ``(backend, loss) -> out-of-fold probabilities`` (shape (n,)).
+        ``(backend, loss) -> out-of-fold probabilities`` (shape (n,), or (n, K) multi-class).
     staged : dict
         ``loss -> (y_train, {round: probabilities on the training rows})`` for the first fold of
         ``backend_for_norms``; a loss whose staged predictions are unavailable is left out.
@@ -36,6 +36,10 @@ def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels):
         The backend the histograms come from (for the titles).
     labels : dict
         ``loss -> label`` for legends and titles.
+    rarest : (int, str), optional
+        Multi-class: the index and label of the rarest class. The precision-recall panels are
+        then its one-vs-rest curves (the class an imbalance loss is for), and the gradient norm
+        is GHM-C's ``g = 1 - p_y`` of the softmax.
 
     Returns
     -------
@@ -46,25 +50,37 @@ def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels):
     """
     from matplotlib.figure import Figure
 
+    if rarest is not None:
+        index, label = rarest
+        oof_proba = {key: proba[:, index] for key, proba in oof_proba.items()}
+        staged = {loss: (y_train, {k: _true_class_norm(y_train, p) for k, p in by_round.items()})
+                  for loss, (y_train, by_round) in staged.items()}
+        y = (np.asarray(y) == index).astype(np.int8)
     backends = list(dict.fromkeys(b for b, _ in oof_proba))
     ncols = max(len(backends), len(staged), 1)
     nrows = 2 if staged else 1
     fig = Figure(figsize=(4.2 * ncols, 3.8 * nrows), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
     for col, backend in enumerate(backends):
-        _draw_precision_recall(axes[0, col], y, oof_proba, backend, labels)
+        _draw_precision_recall(axes[0, col], y, oof_proba, backend, labels,
+                               None if rarest is None else f"class {rarest[1]!r} vs rest")
     for col in range(len(backends), ncols):
         axes[0, col].set_axis_off()
     if staged:
         for col, (loss, (y_train, by_round)) in enumerate(staged.items()):
             title = f"{labels[loss]}\n{backend_for_norms}, fold-1 training rows"
-            _draw_gradient_norms(axes[1, col], y_train, by_round, title)
+            _draw_gradient_norms(axes[1, col], y_train, by_round, title, norms=rarest is not None)
         for col in range(len(staged), ncols):
             axes[1, col].set_axis_off()
     return fig
 
 
-def _draw_precision_recall(ax, y, oof_proba, backend, labels):
+def _true_class_norm(y_train, proba):
+    """GHM-C's gradient norm of the softmax, ``1 - p_y``, per row."""
+    return 1.0 - proba[np.arange(proba.shape[0]), np.asarray(y_train, dtype=np.int64)]
+
+
+def _draw_precision_recall(ax, y, oof_proba, backend, labels, which=None):
     """One backend's precision-recall curves, one per loss, with the prevalence as a baseline."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
@@ -77,18 +93,21 @@ def _draw_precision_recall(ax, y, oof_proba, backend, labels):
         ax.step(recall, precision, where="post", label=f"{labels[loss]} (AP {ap:.3f})")
     ax.axhline(prevalence, color="grey", lw=0.8, ls=":", label=f"prevalence {prevalence:.3f}")
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
-    ax.set_title(f"{backend}: precision-recall\n(out-of-fold predictions)", fontsize="medium")
+    what = "" if which is None else f", {which}"
+    ax.set_title(f"{backend}: precision-recall{what}\n(out-of-fold predictions)", fontsize="medium")
     ax.legend(fontsize="x-small", loc="lower left")
 
 
-def _draw_gradient_norms(ax, y_train, by_round, title):
-    """Histograms of g = |p - y| on the training rows, one per round of ``by_round``."""
+def _draw_gradient_norms(ax, y_train, by_round, title, norms=False):
+    """Histograms of g = |p - y| on the training rows, one per round of ``by_round`` (``norms``:
+    ``by_round`` holds the norms themselves)."""
     for i, (k, proba) in enumerate(by_round.items()):
-        g = np.abs(proba - y_train)
+        g = proba if norms else np.abs(proba - y_train)
         ax.hist(g, bins=GRADIENT_NORM_BINS, histtype="step", lw=2.2 - 0.4 * (i % 4),
                 ls=_LINESTYLES[i % len(_LINESTYLES)],
                 weights=np.full(g.shape[0], 1.0 / g.shape[0]), label=f"round {k}")
     ax.set_yscale("log")
-    ax.set(xlim=(0, 1), xlabel="gradient norm g = |p - y|", ylabel="fraction of samples")
+    xlabel = "gradient norm g = 1 - p_y" if norms else "gradient norm g = |p - y|"
+    ax.set(xlim=(0, 1), xlabel=xlabel, ylabel="fraction of samples")
     ax.set_title(title, fontsize="medium")
     ax.legend(fontsize="x-small")

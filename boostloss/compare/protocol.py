@@ -9,6 +9,11 @@ of rounds. With ``tune``, every setting of the loss's grid goes through the same
 training on the same split, and the best one is refit. Metrics are computed on the held-out fold
 from the probabilities the estimators return. Which estimator and which loss a configuration means
 comes from :mod:`boostloss.compare.registry`.
+
+On a multi-class task (``config.n_classes`` K >= 3) the same protocol runs with softmax models:
+probabilities of shape (n, K), the class-weighted loss trains with balanced per-row weights
+(``sample_weight``) instead of ``scale_pos_weight``, and the folds, the inner split and the
+metrics are stratified / averaged over the K classes.
 """
 
 import contextlib
@@ -18,9 +23,9 @@ import time
 import numpy as np
 
 from .data import DataError, first_line
-from .diagnostics import degenerate_reason, tie_block
-from .registry import BACKENDS, LOSSES, absent_reason
-from .scoring import make_score
+from .diagnostics import degenerate_reason, tie_blocks
+from .registry import BACKENDS, LOSSES, balanced_class_weights
+from .scoring import make_score, multiclass_metrics
 
 __all__ = [
     "CompareResult",
@@ -28,6 +33,7 @@ __all__ = [
     "cross_validate",
     "make_estimator",
     "planned_fits",
+    "sample_weight",
     "staged_probabilities",
 ]
 
@@ -42,16 +48,20 @@ class CompareResult:
         One per (backend, loss, repeat, fold): the metrics of the held-out fold, the fit time
         (selection and refit), the rounds and settings chosen, the diagnostics, sizes.
     oof_proba : dict
-        ``(backend, loss) -> ndarray`` of out-of-fold probabilities of the positive class from
-        the first repeat (every row is predicted by the one model that did not see it).
+        ``(backend, loss) -> ndarray`` of out-of-fold probabilities of the positive class (of
+        every class, shape (n, K), on a multi-class task) from the first repeat (every row is
+        predicted by the one model that did not see it).
     first_fold : dict
         ``(backend, loss) -> estimator`` trained on the first fold, and ``"train_index"``: the
         rows it was trained on (for the gradient-norm plot).
+    config : CompareConfig or None
+        The config the comparison ran with (its ``n_classes`` set from the data).
     """
 
     records: list
     oof_proba: dict
     first_fold: dict
+    config: object = None
 
 
 def make_estimator(backend, loss, config, y_train, rounds=None):
@@ -59,7 +69,8 @@ def make_estimator(backend, loss, config, y_train, rounds=None):
 
     ``"logistic"`` is the backend's built-in logistic objective; ``"weighted"`` is the same with
     ``scale_pos_weight = (n_negative / n_positive) ** config.pos_weight_power`` of the training
-    labels (power 1: what LightGBM's ``is_unbalance`` computes); ``"focal"`` and ``"ghm"`` are
+    labels (power 1: what LightGBM's ``is_unbalance`` computes; on a multi-class task the weights
+    are per row, :func:`sample_weight`, given to ``fit``); ``"focal"`` and ``"ghm"`` are
     :class:`~boostloss.FocalLoss` and :class:`~boostloss.GHMLoss`. ``rounds`` (default
     ``config.rounds``) is ``n_estimators``. Every other parameter is the backend's default.
     """
@@ -74,29 +85,37 @@ def make_estimator(backend, loss, config, y_train, rounds=None):
         "random_state": config.seed,
         "n_jobs": config.n_jobs,
     }
-    if spec.class_weighted:
+    if spec.class_weighted and not config.multiclass:
         n_pos = int(np.sum(y_train))
         params["scale_pos_weight"] = ((len(y_train) - n_pos) / n_pos) ** config.pos_weight_power
     if spec.params is not None:
         params.update(spec.params(backend))
-    return BACKENDS[backend].estimator(spec.build(config), params)
+    return BACKENDS[backend].estimator(spec.build(config, y_train), params)
+
+
+def sample_weight(loss, config, y_train):
+    """The per-row training weights of ``loss``: on a multi-class task the class-weighted loss
+    weighs each row by its class's ``(n / (K n_k)) ** config.pos_weight_power``; otherwise None."""
+    if not (config.multiclass and LOSSES[loss].class_weighted):
+        return None
+    return balanced_class_weights(y_train, config.pos_weight_power)[np.asarray(y_train, dtype=np.int64)]
 
 
 def planned_fits(config):
     """How many trainings :func:`cross_validate` runs (for progress displays)."""
     total = 0
-    for backend in config.backends:
-        for loss in config.losses:
-            if absent_reason(backend, loss):
-                continue
-            grid = config.grid(loss)
-            selects = config.early_stopping or len(grid) > 1
-            total += len(grid) + 1 if selects else 1
+    for _, loss in config.configurations():
+        grid = config.grid(loss)
+        selects = config.early_stopping or len(grid) > 1
+        total += len(grid) + 1 if selects else 1
     return total * config.folds * config.repeats
 
 
-def _positive_proba(estimator, X, **kwargs):
+def _probabilities(estimator, X, multiclass=False, **kwargs):
+    """Probabilities of the positive class (n,), or of every class (n, K) when ``multiclass``."""
     proba = np.asarray(estimator.predict_proba(X, **kwargs))
+    if multiclass:
+        return proba
     return proba[:, 1] if proba.ndim == 2 else proba
 
 
@@ -114,6 +133,19 @@ def _fold_metrics(y_true, proba):
 
 def check_folds(dataset, folds):
     """Raise :class:`DataError` when a class has fewer rows than there are folds."""
+    if dataset.n_classes > 2:
+        counts = dataset.class_counts
+        small = [(dataset.classes[k], int(counts[k])) for k in np.argsort(counts, kind="stable")
+                 if counts[k] < folds]
+        if small:
+            listed = ", ".join(f"{label!r} {count}" for label, count in small)
+            raise DataError(
+                f"{len(small)} of {dataset.n_classes} classes have fewer rows than the {folds} folds "
+                f"({listed}); every fold needs a row of each class: lower --folds, pass --merge-rare N "
+                "to merge the classes with fewer than N rows into one, or pass --positive LABEL "
+                "for one class against the rest"
+            )
+        return
     n_pos = dataset.n_positive
     n_neg = dataset.y.shape[0] - n_pos
     if min(n_pos, n_neg) < folds:
@@ -129,20 +161,16 @@ def _warm_up(dataset, config):
     # numba kernels that the real trainings use, with the same dtypes, so that the first fold's
     # fit time measures training, not compilation.
     # Failures are left to the real trainings, which report them.
-    positives = np.flatnonzero(dataset.y == 1)[:40]
-    negatives = np.flatnonzero(dataset.y == 0)[:80]
-    rows = np.concatenate([positives, negatives])
+    per_class = (80, 40) if dataset.n_classes == 2 else (30,) * dataset.n_classes
+    rows = np.concatenate([np.flatnonzero(dataset.y == k)[:m] for k, m in enumerate(per_class)])
     X, y = dataset.X.iloc[rows], dataset.y[rows]
-    for backend in config.backends:
-        for loss in config.losses:
-            if absent_reason(backend, loss):
-                continue
-            grid = config.grid(loss)
-            for settings in (grid[0], grid[-1]) if len(grid) > 1 else grid:  # e.g. GHM momentum on
-                tiny = dataclasses.replace(config, rounds=2, **settings)
-                if LOSSES[loss].build(tiny) is not None:
-                    with contextlib.suppress(Exception):
-                        make_estimator(backend, loss, tiny, y).fit(X, y)
+    for backend, loss in config.configurations():
+        grid = config.grid(loss)
+        for settings in (grid[0], grid[-1]) if len(grid) > 1 else grid:  # e.g. GHM momentum on
+            tiny = dataclasses.replace(config, rounds=2, **settings)
+            if LOSSES[loss].build(tiny, y) is not None:
+                with contextlib.suppress(Exception):
+                    make_estimator(backend, loss, tiny, y).fit(X, y)
 
 
 def _inner_split(y_train, config, repeat, fold):
@@ -155,10 +183,18 @@ def _inner_split(y_train, config, repeat, fold):
         inner, valid = train_test_split(positions, test_size=config.validation_fraction,
                                         stratify=y_train, random_state=seed)
     except ValueError:
+        fewest = int(np.min(np.bincount(np.asarray(y_train, dtype=np.int64))))
+        if not config.multiclass:
+            raise DataError(
+                f"a training fold has too few rows of a class ({int(y_train.sum())} positive of "
+                f"{y_train.shape[0]}) to hold out a stratified validation split for early stopping; "
+                "use fewer --folds, more data or --no-early-stopping"
+            ) from None
         raise DataError(
-            f"a training fold has too few rows of a class ({int(y_train.sum())} positive of "
-            f"{y_train.shape[0]}) to hold out a stratified validation split for early stopping; "
-            "use fewer --folds, more data or --no-early-stopping"
+            f"a training fold has too few rows of a class ({fewest} of {y_train.shape[0]}) to hold "
+            "out a stratified validation split of every class for early stopping; use fewer "
+            "--folds, more data, --merge-rare N or --no-early-stopping, or pass --positive LABEL "
+            "for one class against the rest"
         ) from None
     return np.sort(inner), np.sort(valid)
 
@@ -186,14 +222,16 @@ def _select(dataset, config, score, backend, loss, split, train, on_fit):
     for i, settings in enumerate(grid):
         trial = dataclasses.replace(config, **settings)
         estimator = make_estimator(backend, loss, trial, y_inner)
+        weight = sample_weight(loss, trial, y_inner)
         if config.early_stopping:
             rounds = _fit(backend, loss, fold, lambda: BACKENDS[backend].fit_early_stopped(
-                estimator, X_inner, y_inner, X_valid, y_valid, score, config.patience))
-            proba = _positive_proba(estimator, X_valid, **BACKENDS[backend].first_trees(rounds))
+                estimator, X_inner, y_inner, X_valid, y_valid, score, config.patience, weight))
+            proba = _probabilities(estimator, X_valid, config.multiclass,
+                                   **BACKENDS[backend].first_trees(rounds))
         else:
             rounds = config.rounds
-            _fit(backend, loss, fold, lambda: estimator.fit(X_inner, y_inner))
-            proba = _positive_proba(estimator, X_valid)
+            _fit(backend, loss, fold, lambda: estimator.fit(X_inner, y_inner, sample_weight=weight))
+            proba = _probabilities(estimator, X_valid, config.multiclass)
         value = score(y_valid, np.clip(proba, 0.0, 1.0))
         if best is None or score.better(value, best[2]):
             best = (settings, rounds, value)
@@ -220,13 +258,18 @@ def _fit_configuration(dataset, config, score, backend, loss, split, train, test
         settings, rounds, valid_score = _select(dataset, config, score, backend, loss, split, train, on_fit)
     final = dataclasses.replace(config, **settings)
     estimator = make_estimator(backend, loss, final, y[train], rounds=rounds)
-    _fit(backend, loss, fold, lambda: estimator.fit(X.iloc[train], y[train]))
+    weight = sample_weight(loss, final, y[train])
+    _fit(backend, loss, fold, lambda: estimator.fit(X.iloc[train], y[train], sample_weight=weight))
     fit_seconds = time.perf_counter() - start
-    proba = np.clip(_positive_proba(estimator, X.iloc[test]), 0.0, 1.0)
+    proba = np.clip(_probabilities(estimator, X.iloc[test], config.multiclass), 0.0, 1.0)
     if on_fit is not None:
         on_fit(f"{backend} {loss}{_split_words(config, split)}: refit, {rounds} rounds")
     record = {"backend": backend, "loss": loss, "repeat": repeat, "fold": fold}
-    record.update(_fold_metrics(y[test], proba))
+    blocks = tie_blocks(y[test], proba)
+    if config.multiclass:
+        record.update(multiclass_metrics(y[test], proba, dataset.rarest_class))
+    else:
+        record.update(_fold_metrics(y[test], proba))
     record.update(
         fit_seconds=fit_seconds,
         rounds=int(rounds),
@@ -234,7 +277,8 @@ def _fit_configuration(dataset, config, score, backend, loss, split, train, test
         setting=config.setting_words(loss, settings),
         validation_score=valid_score,
         degenerate=degenerate_reason(y[test], proba),
-        tie_block=tie_block(y[test], proba),
+        tie_block=blocks[0] if blocks else None,
+        tie_blocks=blocks,
         n_train=int(len(train)),
         n_test=int(len(test)),
         n_positive_test=int(y[test].sum()),
@@ -249,6 +293,8 @@ def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
     ----------
     dataset : Dataset
     config : CompareConfig
+        Its ``n_classes`` is set from ``dataset`` (:meth:`CompareConfig.for_dataset`) when they
+        differ; ``CompareResult.config`` is the config used.
     on_fit : callable, optional
         Called as ``on_fit(description)`` after each training (a grid setting on the inner split,
         or a refit), :func:`planned_fits` times in all (for progress displays).
@@ -261,36 +307,75 @@ def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
     """
     from sklearn.model_selection import RepeatedStratifiedKFold
 
+    if config.n_classes != dataset.n_classes:
+        config = config.for_dataset(dataset)
     check_folds(dataset, config.folds)
     score = make_score(config.metric)
-    _warm_up(dataset, config)
+    if config.jobs <= 1:  # worker processes warm up their own
+        _warm_up(dataset, config)
     y = dataset.y
     splitter = RepeatedStratifiedKFold(n_splits=config.folds, n_repeats=config.repeats,
                                        random_state=config.seed)
     splits = [((i // config.folds, i % config.folds), train, test)
               for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y))]
-    records = []
-    oof = {}
+    records, oof = [], {}
     first_fold = {"train_index": splits[0][1]} if keep_first_fold else {}
-    for backend in config.backends:
-        for loss in config.losses:
-            if absent_reason(backend, loss):
-                continue  # no row: the report says why
-            out = np.full(len(y), np.nan)
-            for split, train, test in splits:
-                record, proba, estimator = _fit_configuration(
-                    dataset, config, score, backend, loss, split, train, test, on_fit)
-                if split[0] == 0:
-                    out[test] = proba
-                records.append(record)
-                if keep_first_fold and split == (0, 0):
-                    first_fold[(backend, loss)] = estimator
-            oof[(backend, loss)] = out
-    return CompareResult(records=records, oof_proba=oof, first_fold=first_fold)
+    for (backend, loss), (found, out, estimator) in zip(
+            config.configurations(), _each_configuration(dataset, config, score, splits, on_fit,
+                                                         keep_first_fold)):
+        records += found  # a loss without a row has no configuration: the report says why
+        oof[(backend, loss)] = out
+        if keep_first_fold:
+            first_fold[(backend, loss)] = estimator
+    return CompareResult(records=records, oof_proba=oof, first_fold=first_fold, config=config)
 
 
-def staged_probabilities(estimator, backend, X, rounds):
-    """Probabilities of the positive class after each of ``rounds`` boosting rounds.
+def _configuration(dataset, config, score, backend, loss, splits, on_fit, keep_first_fold):
+    """Every fold of one configuration: (records, out-of-fold probabilities, first-fold model)."""
+    if config.jobs > 1:  # in a worker process: load the kernels before the first timed fit
+        _warm_up(dataset, dataclasses.replace(config, backends=(backend,), losses=(loss,)))
+    shape = (len(dataset.y), dataset.n_classes) if config.multiclass else (len(dataset.y),)
+    out = np.full(shape, np.nan)
+    records, first = [], None
+    for split, train, test in splits:
+        record, proba, estimator = _fit_configuration(
+            dataset, config, score, backend, loss, split, train, test, on_fit)
+        if split[0] == 0:
+            out[test] = proba
+        records.append(record)
+        if keep_first_fold and split == (0, 0):
+            first = estimator
+    return records, out, first
+
+
+def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold):
+    """Yield :func:`_configuration` of every configuration, in order; with ``config.jobs`` > 1
+    they run in that many worker processes (progress advances as each one finishes)."""
+    pairs = config.configurations()
+    if config.jobs <= 1 or len(pairs) <= 1:
+        for backend, loss in pairs:
+            yield _configuration(dataset, config, score, backend, loss, splits, on_fit, keep_first_fold)
+        return
+    from joblib import Parallel, delayed
+
+    tasks = (delayed(_configuration)(dataset, config, score, backend, loss, splits, None, keep_first_fold)
+             for backend, loss in pairs)
+    try:
+        results = Parallel(n_jobs=min(config.jobs, len(pairs)), return_as="generator")(tasks)
+    except TypeError:  # joblib < 1.3: no generator, all at once
+        results = Parallel(n_jobs=min(config.jobs, len(pairs)))(tasks)
+    single = dataclasses.replace(config, folds=1, repeats=1)
+    for (backend, loss), result in zip(pairs, results):
+        if on_fit is not None:
+            for _ in range(planned_fits(dataclasses.replace(single, backends=(backend,), losses=(loss,)))
+                           * len(splits)):
+                on_fit(f"{backend} {loss}: done")
+        yield result
+
+
+def staged_probabilities(estimator, backend, X, rounds, multiclass=False):
+    """Probabilities of the positive class (of every class when ``multiclass``) after each of
+    ``rounds`` boosting rounds.
 
     Parameters
     ----------
@@ -308,4 +393,4 @@ def staged_probabilities(estimator, backend, X, rounds):
         ``round -> probabilities of the positive class`` using the first ``round`` trees.
     """
     first_trees = BACKENDS[backend].first_trees
-    return {k: _positive_proba(estimator, X, **first_trees(k)) for k in rounds}
+    return {k: _probabilities(estimator, X, multiclass, **first_trees(k)) for k in rounds}

@@ -8,8 +8,8 @@ imported at module level, so ``boostloss --help`` stays fast: each builder impor
 
 from typing import Callable, NamedTuple
 
-__all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS", "SELECTION_METRICS",
-           "absent_reason"]
+__all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS", "MULTICLASS_METRICS",
+           "SELECTION_METRICS", "absent_reason", "balanced_class_weights", "metrics_of"]
 
 
 class Backend(NamedTuple):
@@ -30,8 +30,9 @@ class Backend(NamedTuple):
     errors : callable
         ``errors() -> tuple of exception types`` the library raises for data it cannot train on.
     fit_early_stopped : callable
-        ``fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience) -> int``: fit
-        ``estimator`` (whose ``n_estimators`` is the ceiling) on ``X, y``, stopping when
+        ``fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience, sample_weight)
+        -> int``: fit ``estimator`` (whose ``n_estimators`` is the ceiling) on ``X, y`` (with
+        ``sample_weight``, None for none), stopping when
         ``score`` on the validation rows has not improved for ``patience`` rounds; return the
         best number of rounds. ``score`` is a :class:`~boostloss.compare.scoring.Score`.
     """
@@ -53,18 +54,25 @@ class LossSpec(NamedTuple):
     summary : str
         The phrase that describes it in ``--help``.
     build : callable
-        ``build(config) -> loss``: the boostloss loss object with the parameters of ``config``
-        (a :class:`~boostloss.compare.CompareConfig`), or None for the backend's built-in
-        logistic objective.
+        ``build(config, y_train) -> loss``: the boostloss loss object with the parameters of
+        ``config`` (a :class:`~boostloss.compare.CompareConfig`) for the training labels
+        ``y_train`` (0/1, or 0..K-1 on a multi-class task), or None for the backend's built-in
+        logistic (softmax) objective.
     label : callable or None
         ``label(config) -> str``: the table label, with the parameters that ``config`` sets;
         None: the title.
     class_weighted : bool
         Train with ``scale_pos_weight = (n_negative / n_positive) ** config.pos_weight_power`` of
-        the training labels.
+        the training labels; on a multi-class task with the per-row weights
+        :func:`balanced_class_weights` ``** config.pos_weight_power`` (``sample_weight``).
     grid : tuple of dict
         What ``--tune`` tries: each dict replaces fields of the config (e.g. ``{"gamma": 1.0,
         "alpha": None}``), in the order tried (ties keep the first). Empty: nothing to tune.
+    multiclass_grid : tuple of dict or None
+        The grid on a multi-class task; None: the same as ``grid``.
+    binary_only : str or None
+        Why the loss has no row on a multi-class task (the report says it under the table);
+        None: it has one.
     describe : callable or None
         ``describe(settings) -> str``: one grid point in words for tables and progress; None:
         ``name=value`` pairs.
@@ -85,6 +93,8 @@ class LossSpec(NamedTuple):
     describe: Callable | None = None
     params: Callable | None = None
     absent: Callable | None = None
+    multiclass_grid: tuple | None = None
+    binary_only: str | None = None
 
 
 class Metric(NamedTuple):
@@ -102,7 +112,7 @@ def _xgboost_estimator(loss, params):
                          **params)
 
 
-def _xgboost_fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience):
+def _xgboost_fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience, sample_weight=None):
     import xgboost as xgb
 
     # XGBoost hands a custom metric raw margins when the objective is a callable (a boostloss
@@ -112,7 +122,7 @@ def _xgboost_fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patienc
                                          data_name="validation_0", maximize=score.maximize,
                                          save_best=False)
     estimator.set_params(eval_metric=metric, callbacks=[stopper])
-    estimator.fit(X, y, eval_set=[(X_valid, y_valid)], verbose=False)
+    estimator.fit(X, y, sample_weight=sample_weight, eval_set=[(X_valid, y_valid)], verbose=False)
     return int(estimator.best_iteration) + 1
 
 
@@ -129,13 +139,13 @@ def _lightgbm_estimator(loss, params):
     return LGBMClassifier(loss=loss, verbose=-1, metric="None", **params)
 
 
-def _lightgbm_fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience):
+def _lightgbm_fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience, sample_weight=None):
     import lightgbm as lgb
 
     # LightGBM hands a custom metric raw scores (start included) when the objective is a callable
     # and probabilities for its built-in objective.
     metric = score.lightgbm_metric(margins=estimator.get_params()["loss"] is not None)
-    estimator.fit(X, y, eval_X=X_valid, eval_y=y_valid, eval_metric=metric,
+    estimator.fit(X, y, sample_weight=sample_weight, eval_X=X_valid, eval_y=y_valid, eval_metric=metric,
                   callbacks=[lgb.early_stopping(patience, first_metric_only=True, verbose=False)])
     return max(int(estimator.best_iteration_), 1)
 
@@ -165,21 +175,47 @@ BACKENDS = {
 }
 
 
-def _focal_loss(config):
-    from ..losses import FocalLoss
+def balanced_class_weights(y, power=1.0):
+    """Per-class weights ``(n / (K * n_k)) ** power`` of integer labels ``y`` in 0..K-1 (scikit-learn's
+    "balanced" weights: every class carries the same total weight when ``power`` is 1)."""
+    import numpy as np
 
-    return FocalLoss(gamma=config.gamma, alpha=config.alpha)
-
-
-def _focal_label(config):
-    alpha = "none" if config.alpha is None else f"{config.alpha:g}"
-    return f"focal (gamma={config.gamma:g}, alpha={alpha})"
+    counts = np.bincount(np.asarray(y, dtype=np.int64))
+    return (counts.sum() / (counts.shape[0] * counts)) ** power
 
 
-def _ghm_loss(config):
-    from ..losses import GHMLoss
+def _word(value):
+    """A setting in words: none for None, numbers as ``:g``."""
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
-    return GHMLoss(bins=config.bins, momentum=config.momentum)
+
+def _words(template):
+    """``words(settings) -> str``: ``template`` filled with the settings in words; ``settings`` is
+    a grid point (dict) or a :class:`~boostloss.compare.CompareConfig`."""
+
+    def words(settings):
+        fields = settings if isinstance(settings, dict) else vars(settings)
+        return template.format(**{name: _word(value) for name, value in fields.items()})
+
+    return words
+
+
+def _loss(module, name, **parameters):
+    """``build(config, y_train)`` of the boostloss loss ``module.name``; ``parameters`` maps its
+    arguments to config fields. A focal ``alpha`` of ``"balanced"`` (multi-class only) becomes
+    per-class weights :func:`balanced_class_weights` of the training labels."""
+
+    def build(config, y_train):
+        import importlib
+
+        values = {arg: getattr(config, field) for arg, field in parameters.items()}
+        if values.get("alpha") == "balanced":
+            values["alpha"] = [float(w) for w in balanced_class_weights(y_train)]
+        return getattr(importlib.import_module(module, __package__), name)(**values)
+
+    return build
 
 
 def _ghm_label(config):
@@ -196,22 +232,7 @@ def _describe_weight(settings):
     return {1.0: "spw=ratio", 0.5: "spw=sqrt(ratio)"}.get(power, f"spw=ratio^{power:g}")
 
 
-def _describe_focal(settings):
-    alpha = settings["alpha"]
-    return f"gamma={settings['gamma']:g} alpha={'none' if alpha is None else f'{alpha:g}'}"
-
-
-def _describe_ghm(settings):
-    return f"bins={settings['bins']} momentum={settings['momentum']:g}"
-
-
-def _ohem_loss(config):
-    from ..ohem import OHEMLoss
-
-    return OHEMLoss(ratio=3.0, random_state=config.seed)
-
-
-def _builtin(config):
+def _builtin(config, y_train):
     return None
 
 
@@ -226,16 +247,24 @@ def _goss_absent(backend):
     return None
 
 
+def _grid(**axes):
+    """Every combination of the axes' values, the last axis varying fastest."""
+    import itertools
+
+    names = list(axes)
+    return tuple(dict(zip(names, values)) for values in itertools.product(*axes.values()))
+
+
 #: Loss key (as ``--losses`` takes it) -> :class:`LossSpec`, in table order.
 LOSSES = {
     "logistic": LossSpec(
         title="logistic",
-        summary="the built-in logistic loss",
+        summary="the built-in logistic loss (softmax for K classes)",
         build=_builtin,
     ),
     "weighted": LossSpec(
         title="weighted logistic",
-        summary="class-weighted logistic (scale_pos_weight = n_neg / n_pos)",
+        summary="class-weighted logistic (scale_pos_weight = n_neg / n_pos; balanced weights for K classes)",
         build=_builtin,
         label=_weighted_label,
         class_weighted=True,
@@ -245,26 +274,28 @@ LOSSES = {
     "focal": LossSpec(
         title="focal",
         summary="focal loss",
-        build=_focal_loss,
-        label=_focal_label,
-        grid=tuple({"gamma": gamma, "alpha": alpha}
-                   for gamma in (0.5, 1.0, 2.0, 3.0) for alpha in (None, 0.25, 0.5, 0.75)),
-        describe=_describe_focal,
+        build=_loss("..losses", "FocalLoss", gamma="gamma", alpha="alpha"),
+        label=_words("focal (gamma={gamma}, alpha={alpha})"),
+        grid=_grid(gamma=(0.5, 1.0, 2.0, 3.0), alpha=(None, 0.25, 0.5, 0.75)),
+        describe=_words("gamma={gamma} alpha={alpha}"),
+        multiclass_grid=_grid(gamma=(0.5, 1.0, 2.0, 3.0), alpha=(None, "balanced")),
     ),
     "ghm": LossSpec(
         title="GHM-C",
         summary="GHM-C",
-        build=_ghm_loss,
+        build=_loss("..losses", "GHMLoss", bins="bins", momentum="momentum"),
         label=_ghm_label,
-        grid=tuple({"bins": bins, "momentum": momentum}
-                   for bins in (5, 10, 30) for momentum in (0.0, 0.75)),
-        describe=_describe_ghm,
+        grid=_grid(bins=(5, 10, 30), momentum=(0.0, 0.75)),
+        describe=_words("bins={bins} momentum={momentum}"),
     ),
     "ohem": LossSpec(
         title="OHEM",
         summary="OHEM (all positives and the 3x as many hardest negatives per round)",
-        build=_ohem_loss,
-        label=lambda config: "OHEM (ratio 3)",
+        binary_only="OHEM keeps all positives and the hardest negatives: a binary loss",
+        build=_loss("..ohem", "OHEMLoss", ratio="ohem_ratio", random_state="seed"),
+        label=_words("OHEM (ratio {ohem_ratio})"),
+        grid=({"ohem_ratio": 1.0}, {"ohem_ratio": 3.0}, {"ohem_ratio": 10.0}),
+        describe=_words("ratio={ohem_ratio}"),
     ),
     "goss": LossSpec(
         title="GOSS",
@@ -273,6 +304,7 @@ LOSSES = {
         label=lambda config: "logistic + GOSS",
         params=_goss_params,
         absent=_goss_absent,
+        binary_only="compare's GOSS row is the binary logistic baseline with GOSS sampling",
     ),
 }
 
@@ -285,12 +317,33 @@ METRICS = {
     "fit_seconds": Metric("fit s", False),
 }
 
-#: ``--metric`` choice -> the key of :data:`METRICS` it selects on (early stopping, tuning, verdict).
+#: The columns on a multi-class task (K >= 3): one-vs-rest average precision and ROC-AUC
+#: macro-averaged over the classes, the AP of the rarest class (fewest rows in the data), the
+#: multi-class log loss, and the balanced accuracy and macro F1 of the argmax prediction.
+MULTICLASS_METRICS = {
+    "average_precision": Metric("macro AP", True),
+    "rarest_ap": Metric("AP rarest", True),
+    "roc_auc": Metric("macro AUC", True),
+    "log_loss": Metric("log loss", False),
+    "balanced_accuracy": Metric("bal. acc.", True),
+    "macro_f1": Metric("macro F1", True),
+    "fit_seconds": Metric("fit s", False),
+}
+
+#: ``--metric`` choice -> the key of :data:`METRICS` (and of :data:`MULTICLASS_METRICS`) it
+#: selects on (early stopping, tuning, verdict).
 SELECTION_METRICS = {"ap": "average_precision", "logloss": "log_loss", "auc": "roc_auc"}
 
 
+def metrics_of(multiclass):
+    """The columns of a binary (:data:`METRICS`) or multi-class (:data:`MULTICLASS_METRICS`) task."""
+    return MULTICLASS_METRICS if multiclass else METRICS
 
-def absent_reason(backend, loss):
-    """Why ``loss`` has no row for ``backend`` (see :attr:`LossSpec.absent`), or None."""
+
+def absent_reason(backend, loss, multiclass=False):
+    """Why ``loss`` has no row for ``backend`` (see :attr:`LossSpec.absent` and
+    :attr:`LossSpec.binary_only`), or None."""
     spec = LOSSES[loss]
+    if multiclass and spec.binary_only is not None:
+        return f"binary only ({spec.binary_only})"
     return None if spec.absent is None else spec.absent(backend)

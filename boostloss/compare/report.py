@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .registry import LOSSES, METRICS, absent_reason
+from .registry import LOSSES, METRICS, MULTICLASS_METRICS, metrics_of
 from .verdict import LEVEL, TEST_NAME, verdict_sentence, verdicts
 
 __all__ = [
@@ -24,12 +24,36 @@ __all__ = [
     "print_table",
     "results_document",
     "summarize",
+    "tie_lines",
     "tuning_lines",
     "write_document",
 ]
 
 #: Metric key -> decimals shown in the table (and used to find the best rows as shown).
-DECIMALS = {"average_precision": 4, "roc_auc": 4, "log_loss": 4, "brier": 4, "fit_seconds": 2}
+DECIMALS = {"average_precision": 4, "roc_auc": 4, "log_loss": 4, "brier": 4, "fit_seconds": 2,
+            "rarest_ap": 4, "balanced_accuracy": 4, "macro_f1": 4}
+
+#: Every column, binary and multi-class: key -> larger is better.
+_LARGER_IS_BETTER = {key: metric.larger_is_better for key, metric in {**METRICS, **MULTICLASS_METRICS}.items()}
+
+
+def _metric_keys(record):
+    """The metric columns present in a record or summary row, in column order."""
+    return [key for key in _LARGER_IS_BETTER if key in record or f"{key}_mean" in record]
+
+
+def _by_configuration(records):
+    groups = {}
+    for record in records:
+        groups.setdefault((record["backend"], record["loss"]), []).append(record)
+    return groups
+
+
+def _blocks(record):
+    """Every tie block of a fold's record (older records carry only the largest)."""
+    if "tie_blocks" in record:
+        return record["tie_blocks"]
+    return [record["tie_block"]] if record.get("tie_block") else []
 
 
 def summarize(records):
@@ -39,19 +63,17 @@ def summarize(records):
     -------
     list of dict
         Keys ``backend``, ``loss``, ``folds`` (resamples: folds x repeats), ``<metric>_mean`` /
-        ``<metric>_std`` for every metric of :data:`~boostloss.compare.METRICS`, and, when the
-        records carry them, ``rounds_median`` / ``rounds_min`` / ``rounds_max``, ``settings``
-        (setting -> number of folds that chose it, most chosen first), ``degenerate_folds`` and
-        ``tie_block_folds`` (folds with a miscalibrated tie block); in the order the
-        configurations first appear in ``records``.
+        ``<metric>_std`` for every metric the records hold (:data:`~boostloss.compare.METRICS`,
+        or the multi-class columns), and, when the records carry them, ``rounds_median`` /
+        ``rounds_min`` / ``rounds_max``, ``settings`` (setting -> number of folds that chose it,
+        most chosen first), ``degenerate_folds``, ``tie_block_folds`` (folds with a
+        miscalibrated tie block) and ``any_tie_block_folds`` (folds with any tie block); in the
+        order the configurations first appear in ``records``.
     """
-    groups = {}
-    for record in records:
-        groups.setdefault((record["backend"], record["loss"]), []).append(record)
     rows = []
-    for (backend, loss), group in groups.items():
+    for (backend, loss), group in _by_configuration(records).items():
         row = {"backend": backend, "loss": loss, "folds": len(group)}
-        for metric in METRICS:
+        for metric in _metric_keys(group[0]):
             values = np.array([r[metric] for r in group], dtype=float)
             row[f"{metric}_mean"] = float(values.mean())
             row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -64,6 +86,7 @@ def summarize(records):
         if "degenerate" in group[0]:
             row["degenerate_folds"] = sum(r["degenerate"] is not None for r in group)
             row["tie_block_folds"] = sum(_flagged_tie(r) is not None for r in group)
+            row["any_tie_block_folds"] = sum(bool(_blocks(r)) for r in group)
         rows.append(row)
     return rows
 
@@ -71,6 +94,20 @@ def summarize(records):
 def _flagged_tie(record):
     block = record.get("tie_block")
     return block if block is not None and block["miscalibrated"] else None
+
+
+def _largest_block(group):
+    """(record, block) of the largest tie block over a configuration's folds, or None."""
+    found = [(r, b) for r in group for b in _blocks(r)]
+    return max(found, key=lambda pair: pair[1]["share"]) if found else None
+
+
+def _block_words(block):
+    """``30% of rows at p = 0.465, 0.4% positive`` (multi-class: the class's probability and share)."""
+    which = "" if "class" not in block else f" of class {block['class']}"
+    observed = "positive" if "class" not in block else "of that class"
+    return (f"{block['share']:.0%} of rows at p{which} = {block['value']:.3g}, "
+            f"{block['positive_rate']:.1%} {observed}")
 
 
 def best_per_metric(rows, decimals=None):
@@ -87,11 +124,13 @@ def best_per_metric(rows, decimals=None):
     Returns
     -------
     dict
-        ``metric -> set of row indices``; every tied row is included.
+        ``metric -> set of row indices`` for every metric the rows hold; every tied row is
+        included.
     """
     decimals = decimals or {}
     best = {}
-    for metric, (_, larger_is_better) in METRICS.items():
+    for metric in _metric_keys(rows[0]):
+        larger_is_better = _LARGER_IS_BETTER[metric]
         means = np.array([row[f"{metric}_mean"] for row in rows])
         if metric in decimals:
             means = np.round(means, decimals[metric])
@@ -122,12 +161,21 @@ def _settings_cell(row):
     return f"{top} ({count}/{row['folds']})"
 
 
-def _flags_cell(row):
+def _flags_cell(row, group=()):
+    """The flags of a table row: collapsed folds, and tie blocks (every one, with the largest's
+    share, shared probability and observed rate; "!" when a block is miscalibrated)."""
     flags = []
     if row.get("degenerate_folds"):
         flags.append(f"collapsed {row['degenerate_folds']}/{row['folds']}")
-    if row.get("tie_block_folds"):
-        flags.append(f"tie block {row['tie_block_folds']}/{row['folds']}")
+    largest = _largest_block(group)
+    tied = row.get("any_tie_block_folds") or row.get("tie_block_folds")
+    if tied:
+        mark = "!" if row.get("tie_block_folds") else ""
+        words = ""
+        if largest:
+            block = largest[1]
+            words = f" ({block['share']:.0%} at {block['value']:.3g}, {block['positive_rate']:.0%} obs.)"
+        flags.append(f"tie block{mark} {tied}/{row['folds']}{words}")
     return ", ".join(flags) or "–"
 
 
@@ -139,10 +187,7 @@ def _fold_name(record, config):
 def flag_lines(records, config):
     """One line per configuration with a collapsed fold or a miscalibrated tie block."""
     lines = []
-    groups = {}
-    for record in records:
-        groups.setdefault((record["backend"], record["loss"]), []).append(record)
-    for (backend, loss), group in groups.items():
+    for (backend, loss), group in _by_configuration(records).items():
         label = f"{backend} {config.loss_label(loss)}"
         collapsed = [r for r in group if r.get("degenerate")]
         if collapsed:
@@ -152,13 +197,45 @@ def flag_lines(records, config):
         if tied:
             worst = max(tied, key=lambda r: r["tie_block"]["share"])
             block = worst["tie_block"]
+            which, observed = "", "of them are positive"
+            if "class" in block:
+                which, observed = f" of class {block['class']}", "of them are of that class"
             lines.append(
                 f"! {label} predicts one probability for a block of rows on {len(tied)} of {len(group)} "
                 f"folds: on fold {_fold_name(worst, config)}, {block['rows']} held-out rows "
-                f"({block['share']:.0%}) share p = {block['value']:.3g} while {block['positive_rate']:.1%} "
-                "of them are positive"
+                f"({block['share']:.0%}) share p{which} = {block['value']:.3g} while "
+                f"{block['positive_rate']:.1%} {observed}"
             )
     return lines
+
+
+def tie_lines(records, config):
+    """One line per configuration whose tie blocks are all within the Wilson interval of their
+    observed rate (the miscalibrated ones are in :func:`flag_lines`): the largest block, so the
+    user can judge whether it matters."""
+    lines = []
+    for (backend, loss), group in _by_configuration(records).items():
+        largest = _largest_block(group)
+        if largest is None or any(_flagged_tie(r) for r in group):
+            continue
+        folds = sum(bool(_blocks(r)) for r in group)
+        record, block = largest
+        lines.append(
+            f"{backend} {config.loss_label(loss)} has a tie block on {folds} of {len(group)} folds, "
+            f"its probability within the observed rate: on fold {_fold_name(record, config)}, "
+            f"{block['rows']} held-out rows ({_block_words(block)})"
+        )
+    return lines
+
+
+def _tie_document(records):
+    """``"backend/loss" -> every tie block, with its repeat and fold`` (the JSON's ``tie_blocks``)."""
+    out = {}
+    for (backend, loss), group in _by_configuration(records).items():
+        blocks = [{"repeat": r.get("repeat", 0), "fold": r["fold"], **b} for r in group for b in _blocks(r)]
+        if blocks:
+            out[f"{backend}/{loss}"] = blocks
+    return out
 
 
 def tuning_lines(records, config):
@@ -181,7 +258,7 @@ def grid_lines(config):
     if not config.tune:
         return []
     lines = []
-    for loss in config.losses:
+    for loss in dict.fromkeys(loss for _, loss in config.configurations()):
         grid = config.grid(loss)
         if len(grid) > 1:
             words = ", ".join(config.setting_words(loss, settings) for settings in grid)
@@ -195,22 +272,19 @@ def print_table(console, dataset, config, rows, records=None):
     from rich.markup import escape
     from rich.table import Table
 
-    n, n_pos = dataset.y.shape[0], dataset.n_positive
-    categorical = len(dataset.categorical_columns)
-    console.print(
-        f"[bold]{escape(dataset.name)}[/bold]: {n} rows, {dataset.X.shape[1]} features"
-        f" ({categorical} categorical), {n_pos} positive ({n_pos / n:.2%})"
-    )
+    console.print(f"[bold]{escape(dataset.name)}[/bold]: {escape(_dataset_words(dataset))}", soft_wrap=True)
     for note in getattr(dataset, "notes", ()):
         console.print(escape(f"note: {note}"), soft_wrap=True)
     console.print(escape(config.protocol_words()) + "; mean ± std over folds", soft_wrap=True)
     for line in grid_lines(config):
         console.print(escape(line), soft_wrap=True)
     best = best_per_metric(rows, decimals=DECIMALS)
+    metrics = metrics_of(config.multiclass)
+    groups = _by_configuration(records or [])
     table = Table(show_lines=False)
     table.add_column("backend")
     table.add_column("loss")
-    for title, larger in METRICS.values():
+    for title, larger in metrics.values():
         arrow = "↑" if larger else "↓"
         table.add_column(f"{title} {arrow}", justify="right")
     table.add_column("rounds", justify="right")
@@ -219,31 +293,31 @@ def print_table(console, dataset, config, rows, records=None):
     table.add_column("flags")
     for i, row in enumerate(rows):
         cells = [row["backend"], escape(config.loss_label(row["loss"]))]
-        for metric in METRICS:
+        for metric in metrics:
             text = _format(metric, row[f"{metric}_mean"], row[f"{metric}_std"])
             cells.append(f"[bold green]{text} *[/bold green]" if i in best[metric] else f"{text}  ")
         cells.append(_rounds_cell(row, config) if "rounds_min" in row else str(config.rounds))
         if config.tune:
             cells.append(escape(_settings_cell(row)))
-        flags = _flags_cell(row)
-        cells.append(f"[bold red]{flags}[/bold red]" if flags != "–" else flags)
+        flags = escape(_flags_cell(row, groups.get((row["backend"], row["loss"]), ())))
+        alarming = row.get("degenerate_folds") or row.get("tie_block_folds")
+        cells.append(f"[bold red]{flags}[/bold red]" if alarming else flags)
         table.add_row(*cells)
     console.print(table)
     rounds_note = ("; rounds: median (min–max) over folds, chosen by early stopping"
                    if config.early_stopping else "")
     console.print("* best in its column (fold mean, as shown); ↑ larger is better, ↓ smaller is better"
                   + rounds_note, soft_wrap=True)
-    for backend in config.backends:
-        for loss in config.losses:
-            why = absent_reason(backend, loss)
-            if why:
-                console.print(escape(f"no {backend} row for {config.loss_label(loss)}: {why}"),
-                              soft_wrap=True)
+    if config.multiclass:
+        console.print(escape(_multiclass_note(dataset)), soft_wrap=True)
+    for line in config.absent_lines():
+        console.print(escape(line), soft_wrap=True)
     if records is None:
         return
-    for line in flag_lines(records, config) + tuning_lines(records, config):
+    for line in flag_lines(records, config) + tie_lines(records, config) + tuning_lines(records, config):
         console.print(escape(line), soft_wrap=True)
-    console.print(f"[bold]Verdict[/bold] ({escape(SELECTION_METRICS_WORDS[config.metric])}, "
+    metric_words = ("macro " if config.multiclass else "") + SELECTION_METRICS_WORDS[config.metric]
+    console.print(f"[bold]Verdict[/bold] ({escape(metric_words)}, "
                   f"{TEST_NAME}, clearly better: p < {LEVEL:g}):")
     for backend, verdict in verdicts(records, config).items():
         console.print(escape(verdict_sentence(backend, verdict, config)), soft_wrap=True)
@@ -252,18 +326,44 @@ def print_table(console, dataset, config, rows, records=None):
 SELECTION_METRICS_WORDS = {"ap": "average precision", "logloss": "log loss", "auc": "ROC-AUC"}
 
 
+def _dataset_words(dataset):
+    """``400 rows, 30 features (0 categorical), 43 positive (10.75%)``; multi-class: the classes."""
+    n = dataset.y.shape[0]
+    head = f"{n} rows, {dataset.X.shape[1]} features ({len(dataset.categorical_columns)} categorical), "
+    if dataset.n_classes == 2:
+        return head + f"{dataset.n_positive} positive ({dataset.n_positive / n:.2%})"
+    counts = ", ".join(f"{label} {count}" for label, count in zip(dataset.classes, dataset.class_counts))
+    return head + f"{dataset.n_classes} classes ({counts})"
+
+
+def _multiclass_note(dataset):
+    rarest = dataset.rarest_class
+    return (f"{dataset.n_classes} classes: macro = one-vs-rest averaged over the classes; AP rarest = "
+            f"AP of class {dataset.classes[rarest]!r} ({dataset.class_counts[rarest]} rows); balanced "
+            "accuracy and macro F1 of the most probable class")
+
+
+def _dataset_document(dataset):
+    document = {
+        "name": dataset.name,
+        "description": dataset.description,
+        "rows": int(dataset.y.shape[0]),
+        "features": int(dataset.X.shape[1]),
+        "categorical_features": dataset.categorical_columns,
+    }
+    if dataset.n_classes == 2:
+        document["positives"] = dataset.n_positive
+    else:
+        document["classes"] = {label: int(c) for label, c in zip(dataset.classes, dataset.class_counts)}
+        document["rarest_class"] = dataset.classes[dataset.rarest_class]
+    return document
+
+
 def results_document(dataset, config, result, rows):
     """Everything worth keeping, as plain JSON values: the dataset, the config, the protocol, the
     folds, the summary, the flags and the verdict per backend."""
     return {
-        "dataset": {
-            "name": dataset.name,
-            "description": dataset.description,
-            "rows": int(dataset.y.shape[0]),
-            "features": int(dataset.X.shape[1]),
-            "categorical_features": dataset.categorical_columns,
-            "positives": dataset.n_positive,
-        },
+        "dataset": _dataset_document(dataset),
         "config": config.as_dict(),
         "protocol": {
             "description": config.protocol_words(),
@@ -276,6 +376,8 @@ def results_document(dataset, config, result, rows):
         "folds": result.records,
         "summary": rows,
         "flags": flag_lines(result.records, config),
+        "tie_blocks": _tie_document(result.records),
+        "tie_notes": tie_lines(result.records, config),
         "verdict": verdicts(result.records, config),
     }
 
@@ -293,7 +395,7 @@ def write_document(handle, document, fmt):
     writer = csv.DictWriter(handle, fieldnames=["dataset", *records[0].keys()])
     writer.writeheader()
     for record in records:
-        flat = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in record.items()}
+        flat = {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in record.items()}
         writer.writerow({"dataset": document["dataset"]["name"], **flat})
 
 
@@ -307,7 +409,7 @@ def compare_figure(dataset, config, result):
     from .plot import draw_compare_figure, plot_rounds
     from .protocol import staged_probabilities
 
-    backend = config.backends[0]
+    backend = config.configurations()[0][0] if config.configurations() else config.backends[0]
     train = result.first_fold["train_index"]
     X_train, y_train = dataset.X.iloc[train], dataset.y[train]
     staged = {}
@@ -317,9 +419,13 @@ def compare_figure(dataset, config, result):
             continue  # no row for this backend (see LossSpec.absent)
         trees = int(estimator.get_params()["n_estimators"])
         try:
-            by_round = staged_probabilities(estimator, backend, X_train, plot_rounds(trees))
+            by_round = staged_probabilities(estimator, backend, X_train, plot_rounds(trees),
+                                            multiclass=config.multiclass)
         except TypeError:
             continue  # the estimator cannot predict with a prefix of its trees
         staged[loss] = (y_train, by_round)
     labels = {loss: config.loss_label(loss) for loss in config.losses}
-    return draw_compare_figure(dataset.y, result.oof_proba, staged, backend, labels)
+    rarest = None
+    if config.multiclass:
+        rarest = (dataset.rarest_class, dataset.classes[dataset.rarest_class])
+    return draw_compare_figure(dataset.y, result.oof_proba, staged, backend, labels, rarest=rarest)

@@ -6,17 +6,23 @@ validating input). They agree with :func:`sklearn.metrics.average_precision_scor
 :func:`~sklearn.metrics.roc_auc_score` and :func:`~sklearn.metrics.log_loss` (tested).
 
 Every loss is judged on probabilities alike: a custom objective hands the metric raw margins, the
-built-in one probabilities, and :class:`Score` turns margins into probabilities first.
+built-in one probabilities, and :class:`Score` turns margins into probabilities first (the sigmoid,
+or the softmax of a row of K margins).
+
+On a multi-class task (probabilities of shape (n, K), labels 0..K-1) ``ap`` and ``auc`` are the
+one-vs-rest metrics averaged over the classes (macro), and ``logloss`` is the multi-class
+cross-entropy; :func:`multiclass_metrics` computes the table's columns with scikit-learn.
 """
 
 import dataclasses
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, softmax
 
 from .registry import SELECTION_METRICS
 
-__all__ = ["Score", "average_precision", "log_loss", "make_score", "roc_auc"]
+__all__ = ["Score", "average_precision", "log_loss", "macro", "make_score", "multiclass_log_loss",
+           "multiclass_metrics", "roc_auc"]
 
 
 def average_precision(y_true, proba):
@@ -54,7 +60,56 @@ def log_loss(y_true, proba):
     return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
 
 
-_FUNCTIONS = {"ap": average_precision, "auc": roc_auc, "logloss": log_loss}
+def macro(metric, y_true, proba):
+    """``metric`` one-vs-rest per class of ``proba`` (n, K), averaged over the classes present in
+    ``y_true`` (a class absent from a small validation split has no AP or ROC-AUC)."""
+    y = np.asarray(y_true)
+    present = [k for k in range(proba.shape[1]) if np.any(y == k)]
+    return float(np.mean([metric(y == k, proba[:, k]) for k in present]))
+
+
+def multiclass_log_loss(y_true, proba):
+    """Mean of ``-log p_y`` over rows, p clipped to [eps, 1 - eps] (float64 eps, as scikit-learn)."""
+    eps = np.finfo(np.float64).eps
+    proba = np.asarray(proba, dtype=np.float64)
+    picked = proba[np.arange(proba.shape[0]), np.asarray(y_true, dtype=np.int64)]
+    return float(-np.mean(np.log(np.clip(picked, eps, 1.0 - eps))))
+
+
+def multiclass_metrics(y_true, proba, rarest):
+    """The columns of a multi-class fold, from scikit-learn: macro one-vs-rest AP and ROC-AUC,
+    the AP of class ``rarest``, log loss, balanced accuracy and macro F1 of the argmax."""
+    from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score
+    from sklearn.metrics import log_loss as sklearn_log_loss
+    from sklearn.metrics import roc_auc_score
+
+    n_classes = proba.shape[1]
+    labels = np.arange(n_classes)
+    onehot = (np.asarray(y_true)[:, None] == labels).astype(np.int8)
+    predicted = np.argmax(proba, axis=1)
+    return {
+        "average_precision": float(average_precision_score(onehot, proba, average="macro")),
+        "rarest_ap": float(average_precision_score(onehot[:, rarest], proba[:, rarest])),
+        "roc_auc": float(roc_auc_score(onehot, proba, average="macro")),
+        "log_loss": float(sklearn_log_loss(y_true, proba, labels=labels)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, predicted)),
+        "macro_f1": float(f1_score(y_true, predicted, labels=labels, average="macro", zero_division=0)),
+    }
+
+
+def _either(binary, multiclass):
+    def metric(y_true, proba):
+        proba = np.asarray(proba)
+        return multiclass(y_true, proba) if proba.ndim == 2 else binary(y_true, proba)
+
+    return metric
+
+
+_FUNCTIONS = {
+    "ap": _either(average_precision, lambda y, p: macro(average_precision, y, p)),
+    "auc": _either(roc_auc, lambda y, p: macro(roc_auc, y, p)),
+    "logloss": _either(log_loss, multiclass_log_loss),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +131,7 @@ class Score:
     maximize: bool
 
     def __call__(self, y_true, proba):
-        """The metric of probabilities ``proba``."""
+        """The metric of probabilities ``proba``: shape (n,) binary, (n, K) multi-class."""
         return _FUNCTIONS[self.name](y_true, proba)
 
     def better(self, candidate, incumbent):
@@ -87,7 +142,10 @@ class Score:
 
     def of_predictions(self, y_true, prediction, margins):
         """The metric of a backend's predictions: raw margins when ``margins``, else probabilities."""
-        proba = expit(np.asarray(prediction, dtype=np.float64)) if margins else prediction
+        prediction = np.asarray(prediction, dtype=np.float64)
+        if margins:
+            prediction = softmax(prediction, axis=1) if prediction.ndim == 2 else expit(prediction)
+        proba = prediction
         return self(y_true, proba)
 
     def sklearn_metric(self, margins):

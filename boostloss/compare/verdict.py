@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .registry import LOSSES, METRICS
+from .registry import LOSSES, metrics_of
 
 __all__ = ["BASELINE", "LEVEL", "TEST_NAME", "corrected_resampled_ttest", "paired_differences",
            "verdict_sentence", "verdicts"]
@@ -82,7 +82,7 @@ def verdicts(records, config):
     ``standard_error``, ``p_value``, ``pairs``, ``test``, ``level`` and ``clearly_better``.
     """
     key = _metric_key(config)
-    larger = METRICS[key].larger_is_better
+    larger = metrics_of(config.multiclass)[key].larger_is_better
     out = {}
     for backend in config.backends:
         means = {}
@@ -137,7 +137,7 @@ def _metric_key(config):
 def verdict_sentence(backend, verdict, config):
     """The verdict of one backend as one plain sentence."""
     key = _metric_key(config)
-    name = METRICS[key].title
+    name = metrics_of(config.multiclass)[key].title
     label = verdict["best_label"]
     if verdict["baseline"] is None:
         return (f"{backend}: {label} has the best {name} ({verdict['best_mean']:.4f}); add logistic to "
