@@ -46,6 +46,7 @@ from numba.extending import overload
 from boostloss._kernels import CHUNK, HESSIAN_FLOOR, _gradient_norm_parts
 
 __all__ = [
+    "select_rows",
     "ohem_select",
     "ohem_grad_hess",
     "ohem_select_softmax",
@@ -615,6 +616,25 @@ def _select(y, score, w, negative_label, ratio, ties, keep_out, group=None):
 # --------------------------------------------------------------------------------------------
 
 
+def select_rows(y, x, w, negative_class, ratio, tie_keys, keep_out, group=None):
+    """The selection of any OHEM model; returns ``(n_kept_neg, kept_neg_weight, n_pos, w_pos)``.
+
+    ``x`` of shape (n, K): :func:`ohem_select_softmax`. ``x`` of shape (n,), a binary model whose
+    negatives are the rows of ``negative_class`` 0 (ranked by ``x``, :func:`ohem_select`) or 1
+    (ranked by ``-x``: their cross-entropy ``log1p(exp(-x))``). ``x`` None: a constant start,
+    where every negative ties and the tie keys alone rank them. ``n_pos`` and ``w_pos`` count the
+    rows of the other classes (over all workers with a ``group``).
+    """
+    if x is None:
+        score = np.zeros(y.shape[0])
+    elif x.ndim == 2:
+        score = np.empty(x.shape[0])
+        softmax_negative_loss(x, negative_class, score)
+    else:
+        score = np.negative(x, dtype=np.float64) if negative_class == 1 else x
+    return _select(y, score, w, float(negative_class), ratio, tie_keys, keep_out, group)
+
+
 def ohem_select(y, x, w, ratio, tie_keys, keep_out, group=None):
     """Keep every positive and the hardest negatives; returns ``(n_kept_neg, kept_neg_weight)``.
 
@@ -705,9 +725,7 @@ def ohem_select_softmax(y, x, w, negative_class, ratio, tie_keys, keep_out, grou
     every other class are kept. The count rule is that of :func:`ohem_select` with ``n_pos`` the
     number (weight) of non-background rows; ``group`` as there.
     """
-    loss = np.empty(x.shape[0])
-    softmax_negative_loss(x, negative_class, loss)
-    return _select(y, loss, w, float(negative_class), ratio, tie_keys, keep_out, group)[:2]
+    return select_rows(y, x, w, negative_class, ratio, tie_keys, keep_out, group)[:2]
 
 
 @njit(cache=True, parallel=True)
@@ -766,8 +784,16 @@ def ohem_best_constant(positive_weight, kept_negative_weight):
     return math.log(positive_weight) - math.log(kept_negative_weight)
 
 
-def tie_keys(n, random_state):
-    """``n`` random uint64 tie keys from ``Generator(PCG64(random_state))``: draw once per data."""
-    return np.random.Generator(np.random.PCG64(random_state)).integers(
+def tie_keys(n, random_state, offset=0):
+    """``n`` random uint64 tie keys from ``Generator(PCG64(random_state))``: draw once per data.
+
+    ``offset``: skip that many keys first (``PCG64.advance``), so that the keys of rows
+    ``offset .. offset + n - 1`` of a larger data set are those that one draw for all its rows
+    gives them: each key is one 64-bit output of the generator.
+    """
+    bits = np.random.PCG64(random_state)
+    if offset:
+        bits.advance(int(offset))
+    return np.random.Generator(bits).integers(
         0, np.iinfo(np.uint64).max, size=n, dtype=np.uint64, endpoint=True
     )

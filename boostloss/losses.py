@@ -382,6 +382,30 @@ class _Loss(BaseEstimator):
         # A clone is a fresh loss: same parameters, no training state.
         return type(self)(**self.get_params())
 
+    def reset(self):
+        """Forget the state of the calls given no ``state``: the next one starts a new training."""
+        self.__dict__.pop("_own_state", None)
+        return self
+
+    def set_params(self, **params):
+        super().set_params(**params)
+        return self.reset()
+
+    def _state_or_own(self, state, state_class):
+        """``state`` checked to be a ``state_class``, or (None) the state this object keeps for
+        the calls given none (made on first use; ``reset`` forgets it)."""
+        if state is None:
+            own = self.__dict__.get("_own_state")
+            if own is None:
+                own = self.__dict__["_own_state"] = state_class()
+            return own
+        if not isinstance(state, state_class):
+            raise TypeError(
+                f"state must be a {state_class.__name__} made by {type(self).__name__}.new_state(), "
+                f"got {state!r} of type {type(state).__name__}"
+            )
+        return state
+
     # -- internals ------------------------------------------------------------------------
 
     @staticmethod
