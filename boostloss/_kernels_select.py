@@ -582,9 +582,10 @@ def _select(y, score, w, negative_label, ratio, ties, keep_out, group=None):
     s = _Selection(y, score, w, negative_label, ties, keep_out, group)
     n_pos, w_pos, n_cand, w_cand, low, high = _census(y, score, w, s.weighted, negative_label)
     if group is not None:
-        n_pos, w_pos, n_cand, w_cand = group.sum(
-            np.array([n_pos, w_pos, n_cand, w_cand], dtype=np.float64))
-        n_pos, n_cand = int(n_pos), int(n_cand)
+        # A worker without rows has no weights either: weighted is what any worker says.
+        n_pos, w_pos, n_cand, w_cand, weighted = group.sum(
+            np.array([n_pos, w_pos, n_cand, w_cand, s.weighted], dtype=np.float64))
+        n_pos, n_cand, s.weighted = int(n_pos), int(n_cand), weighted > 0.0
         low, high = group.span(low, high)
     need_count, need_weight = 0, 0.0
     if s.weighted:
