@@ -302,6 +302,32 @@ class OHEMLoss(_Loss):
             return float(np.log(totals[1]) - np.log(totals[0]))
         return softmax_focal_best_constant(totals, 0.0)
 
+    def start_from_class_totals(self, class_totals):
+        """The start from the class weight totals alone (a distributed training's global start).
+
+        :meth:`init_score` with the background class's kept weight taken as
+        ``min(W_bg, ratio * W_others)``: the kept weight of the first round at a constant start
+        to within one row (exact unweighted when ``ratio * n_others`` is whole). ``class_totals``
+        holds K totals; two give the binary model's float.
+        """
+        params = self.resolved_params()
+        totals = np.array(class_totals, dtype=np.float64)
+        n_classes = None if totals.shape[0] == 2 else totals.shape[0]
+        neg = params.background(n_classes)
+        others = totals.sum() - totals[neg]
+        if not others > 0.0:
+            raise ValueError(
+                f"OHEM needs positives: the class totals {list(totals)} have no weight outside "
+                f"the background class {neg}")
+        totals[neg] = min(totals[neg], params.ratio * others)
+        if not (totals > 0.0).all():
+            raise ValueError(
+                f"the start needs every class with positive weight, got class totals "
+                f"{list(totals)}: the best constant margin of a class without weight is -inf")
+        if n_classes is None:
+            return float(np.log(totals[1]) - np.log(totals[0]))
+        return softmax_focal_best_constant(totals, 0.0)
+
     # -- internals ------------------------------------------------------------------------
 
     def _check_state(self, state):
