@@ -240,16 +240,16 @@ class OHEMLoss(_Loss):
         """A fresh :class:`OHEMState` for one training."""
         return OHEMState()
 
-    @property
-    def kept_(self):
-        """Boolean mask of the rows kept by the last direct :meth:`gradient_hessian` call."""
-        state = self.__dict__.get("_own_state")
-        return None if state is None else state.kept
-
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_own_state", None)  # the direct calls' state, rebuilt on use
         return state
+
+    @property
+    def kept_(self):
+        """Boolean mask of the rows kept by the last direct :meth:`gradient_hessian` call (None
+        before the first)."""
+        return getattr(self.__dict__.get("_own_state"), "kept", None)
 
     def init_score(self, y_true, sample_weight=None, *, n_classes=None):
         """The cross-entropy minimiser over the kept set at a constant start.
@@ -274,10 +274,9 @@ class OHEMLoss(_Loss):
             No positive (or no positive weight), a class without weight in the kept set, or a bad
             ``negative_class``.
         """
-        target = check_target(y_true, sample_weight)
         params = self.resolved_params()
-        if n_classes is not None:
-            n_classes = v.check_int("n_classes", n_classes, 2)
+        target = check_target(y_true, sample_weight)
+        n_classes = None if n_classes is None else v.check_int("n_classes", n_classes, 2)
         target.check_classes(n_classes)
         neg = params.background(n_classes)
         totals = np.bincount(target.y.astype(np.intp),
@@ -291,16 +290,7 @@ class OHEMLoss(_Loss):
         if not w_pos > 0.0:
             raise ValueError(_no_positives_message(target, neg))
         totals[neg] = w_kept
-        empty = np.flatnonzero(~(totals > 0.0))
-        if empty.size:
-            raise ValueError(
-                f"init_score needs every class with positive weight in the kept set, got "
-                f"{float(totals[empty[0]])!r} for class {int(empty[0])} (the negatives are the "
-                f"rows of class {neg}): the best constant margin of a class without weight is -inf"
-            )
-        if n_classes is None:
-            return float(np.log(totals[1]) - np.log(totals[0]))
-        return softmax_focal_best_constant(totals, 0.0)
+        return _kept_set_constant(totals, neg, n_classes)
 
     def start_from_class_totals(self, class_totals):
         """The start from the class weight totals alone (a distributed training's global start).
@@ -320,13 +310,7 @@ class OHEMLoss(_Loss):
                 f"OHEM needs positives: the class totals {list(totals)} have no weight outside "
                 f"the background class {neg}")
         totals[neg] = min(totals[neg], params.ratio * others)
-        if not (totals > 0.0).all():
-            raise ValueError(
-                f"the start needs every class with positive weight, got class totals "
-                f"{list(totals)}: the best constant margin of a class without weight is -inf")
-        if n_classes is None:
-            return float(np.log(totals[1]) - np.log(totals[0]))
-        return softmax_focal_best_constant(totals, 0.0)
+        return _kept_set_constant(totals, neg, n_classes)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -377,6 +361,21 @@ class OHEMLoss(_Loss):
 
 
 _NO_ALPHA = np.empty(0, dtype=np.float64)
+
+
+def _kept_set_constant(kept_totals, negative_class, n_classes):
+    """The cross-entropy minimiser over a kept set with these class weights: the log-odds of a
+    binary model (``n_classes`` None), else the centred log weights (the log class shares)."""
+    for j, total in enumerate(kept_totals):
+        if not total > 0.0:
+            raise ValueError(
+                f"the start needs every class with positive weight in the kept set, got "
+                f"{float(total)!r} for class {j} (the negatives are the rows of class "
+                f"{negative_class}): the best constant margin of a class without weight is -inf"
+            )
+    if n_classes is None:
+        return float(np.log(kept_totals[1]) - np.log(kept_totals[0]))
+    return softmax_focal_best_constant(kept_totals, 0.0)
 
 
 def _same_label(label, wanted):
