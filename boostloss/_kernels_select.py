@@ -21,17 +21,36 @@ The kept set
     carry nothing and are never kept (they are not part of the ranking). Every positive is kept,
     whatever its weight. No positives (or ``W_pos = 0``): no negative is kept.
 
-The selection is a radix select, O(n), no sort: the ranking key is the triple (score, tie key,
-row index). A level takes the candidates' range of the current component and splits it into 2**11
-buckets (scores linearly in value, integer components by their top bits above the common prefix),
-walks the buckets in ranking order to the one where the count (or weight) reaches the target, and
-keeps only that bucket's rows as the next level's candidates; a component on which all candidates
-agree is skipped. The passes over all rows are three: a census (counts, weights, score range), the
-first level's histogram, and one pass that marks the rows of the buckets before the boundary bucket
-and gathers the rows of that bucket; the later levels only see those few rows. Passes over many rows
-run over fixed-size chunks in parallel, their loops free of branches on the (random) class of a
-row, and partial counts and sums are added in chunk order, so the kept set and the returned weight
-are bit-identical whatever the number of numba threads.
+The selection is a radix select, O(n), no sort: the ranking key is the pair (score, tie key), and
+rows equal in both are taken in row order. A level takes the candidates' range of the current
+component and splits it into 2**11 buckets (scores linearly in value, tie keys by their top bits
+above the common prefix), walks the buckets in ranking order to the one where the count (or
+weight) reaches the target, keeps the rows of the buckets before it and takes that bucket's rows as
+the next level's candidates; a component on which all candidates agree is skipped. The search ends
+when the boundary bucket is kept whole (it holds one row, or, unweighted, exactly the rows still
+needed), or when its rows tie on both components (then the first ones in row order are kept). The
+passes over all rows are three: a census (counts, weights, score range), the first level's
+histogram, and one pass that marks the rows of the buckets before the boundary bucket and gathers
+the rows of that bucket; the later levels only see those few rows. The levels are driven from
+Python (:class:`_Selection`), the passes are numba kernels. Passes over many rows run over
+fixed-size chunks in parallel, their loops free of branches on the (random) class of a row, and
+partial counts and sums are added in chunk order, so the kept set and the returned weight are
+bit-identical whatever the number of numba threads.
+
+Over several workers
+    With a worker ``group`` (a distributed XGBoost training, ``boostloss._collective``) every
+    number a decision needs is reduced over the workers before it is used: the census (counts and
+    weights of both classes), each level's key range (min / max) and its bucket totals, and, at a
+    tie on both components, the number (weight) of tied rows of the workers of lower rank. Every
+    worker therefore walks the same global histograms, takes the same decisions and makes the same
+    collective calls (a worker without rows included), and keeps its own rows of the one global
+    ranking: the kept count is ``min(n_neg, ceil(ratio * n_pos))`` of the global counts (weighted:
+    the shortest prefix of the global ranking reaching ``ratio * W_pos``). Rows tied on score
+    and tie key across workers are taken in (worker rank, row) order. If each worker's tie keys
+    are those of one draw over all rows in rank order (``tie_keys(n, seed, offset)``, as the
+    adapters draw them), the kept set is exactly that of one process holding the workers' rows
+    concatenated in rank order, ties included. A typical round costs 2 + 2 per level reductions
+    (of 5, 2 and 2048 or 4096 numbers).
 
 The tie keys must be drawn once per training data (not per round) from a seeded generator, e.g.
 :func:`tie_keys`; redrawing them every round would make the order at a tie random across rounds.
@@ -61,7 +80,7 @@ _BUCKETS = 1 << _DIGIT_BITS
 _INT64_MIN = np.int64(-(1 << 63))
 _LOW63 = np.int64((1 << 63) - 1)
 
-#: Components of the ranking key, in lexicographic order.
+#: Components of the ranking key, in lexicographic order (rows equal in both: row order).
 _SCORE, _TIE, _ROW = 0, 1, 2
 
 
@@ -109,9 +128,7 @@ def _rank_to_score(r):
 def _component(domain, score, ties, i):
     if domain == _SCORE:
         return _score_rank(score[i])
-    if domain == _TIE:
-        return _tie_rank(ties[i])
-    return np.int64(i)
+    return _tie_rank(ties[i])
 
 
 @njit(cache=True, inline="always")
