@@ -106,14 +106,18 @@ class OHEMState:
         mask.flags.writeable = False
         return mask
 
+    def has_keys(self, n, random_state):
+        """Whether the tie keys of ``n`` rows and this seed are drawn already."""
+        return (self.tie_keys is not None and self.tie_keys.shape[0] == n
+                and self.random_state == random_state)
+
     def buffers(self, n, random_state):
         """Tie keys and the keep mask for ``n`` rows, drawn / allocated once per data set.
 
         With a ``group``, the first call is a collective one (the rows of the workers of lower
         rank give this worker's offset in the draw).
         """
-        if (self.tie_keys is None or self.tie_keys.shape[0] != n
-                or self.random_state != random_state):
+        if not self.has_keys(n, random_state):
             k = _select_kernels()
             if self.group is None:
                 self.tie_keys = k.tie_keys(n, random_state)
@@ -335,7 +339,8 @@ class OHEMLoss(_Loss):
     def _loss_kernels(self, params, y, x, w, out, state=None):
         # A training's state lends its tie keys and its workers; its last selection is neither
         # read nor changed.
-        if state is None or state.tie_keys is None and state.group is None:
+        if state is None or (state.group is None and not state.has_keys(y.shape[0],
+                                                                        params.random_state)):
             state = OHEMState()
         _, _, keep = self._select(params, y, x, w, state, np.empty(y.shape[0], dtype=np.uint8))
         if x.ndim == 1:

@@ -142,6 +142,14 @@ def test_global_selection_equals_one_process(sizes, margins, weighted):
     for r in results:
         assert r[2] == pytest.approx(kept_weight, rel=1e-12)
     assert len(set(calls)) == 1
+    if sizes == SIZES["skewed"]:
+        # Each worker selecting from its own rows (no group) keeps another set.
+        local = []
+        for yp, xp, wp, kp in split((y, x, w, keys), sizes):
+            keep = np.empty(yp.shape[0], dtype=np.uint8)
+            ks.ohem_select(yp, xp, wp, ratio, kp, keep)
+            local.append(keep)
+        assert not np.array_equal(np.concatenate(local), expected)
 
 
 def test_tie_keys_of_a_worker_are_those_of_one_draw():
