@@ -16,7 +16,9 @@ buffers and the keep mask reused across calls, tie keys drawn once:
   when weighted), then the cross-entropy derivatives in numpy; checked to keep the same rows.
 
 Margin sets: ``mid-training`` (continuous margins), ``constant start`` (every negative ties, the
-first round) and ``weighted`` (continuous margins, lognormal sample weights).
+first round) and ``weighted`` (continuous margins, lognormal sample weights). Last, ``4 classes``:
+``OHEMLoss(negative_class=0)`` next to the softmax ``FocalLoss(gamma=2, alpha=None)`` on (n, 4) margins, both
+through the public path (the "vs focal" column is then against the softmax focal loss).
 
 Run ``python benchmarks/bench_ohem.py`` (about a minute on 2 cores); ``--rows`` and ``--threads``
 (default 2) change the size and numba's thread count.
@@ -137,7 +139,38 @@ def main():
         ratio = c.median(times["OHEMLoss"]) / c.median(times["FocalLoss"])
         rows.append([case, "OHEMLoss / FocalLoss", "", f"{ratio:6.2f}x"])
         rows.append(["", "", "", ""])
-    c.print_table(["margins", "contender", "median", "vs focal"], rows[:-1])
+    rows.extend(multiclass_rows(args, c))
+    c.print_table(["margins", "contender", "median", "vs focal"], rows)
+
+
+def multiclass_rows(args, c, k_classes=4):
+    """Multi-class OHEM (background class 0) next to the softmax focal loss, public path."""
+    from boostloss import FocalLoss, OHEMLoss
+    from boostloss.losses import check_target
+
+    rng = np.random.default_rng(2)
+    n = args.rows
+    y = rng.choice(k_classes, n, p=[0.9] + [0.1 / (k_classes - 1)] * (k_classes - 1))
+    x = rng.normal(0.0, 1.5, (n, k_classes)).astype(np.float32)
+    target = check_target(y.astype(np.float64))
+    grad = np.empty((n, k_classes), dtype=np.float32)
+    hess = np.empty((n, k_classes), dtype=np.float32)
+    ohem, focal = OHEMLoss(negative_class=0), FocalLoss(gamma=2.0, alpha=None)
+    state = ohem.new_state()
+
+    def public(loss, state):
+        return lambda: loss.gradient_hessian(target, x, gradient_out=grad, hessian_out=hess,
+                                             n_threads=args.threads, state=state)
+
+    times = c.alternate({"FocalLoss": public(focal, None), "OHEMLoss": public(ohem, state)},
+                        args.repeats)
+    case = f"{k_classes} classes"
+    focal_time = c.median(times["FocalLoss"])
+    out = [["", "", "", ""]]
+    for name, ts in times.items():
+        med = c.median(ts)
+        out.append([case, name, c.fmt_time(med), f"{med / focal_time:6.2f}x"])
+    return out
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ communicator (``xgboost.collective``) that every worker has joined. The boostlos
 metrics stay the same per-worker callables; what must be global is summed over the workers here:
 
 - GHM-C's bin counts and total weight, every round (``GHMState.allreduce``, bins + 1 numbers);
+- OHEM's selection, every round (``OHEMState.group``): the class counts and weights, the range of
+  the candidates' ranking keys and each radix level's bucket counts (and weights), so that the
+  kept negatives are those of one ranking of all rows (``_kernels_select``, "Over several
+  workers");
 - a metric's weighted loss sum and weight sum (2 numbers), so it is the global weighted mean;
 - whether any worker failed (1 number) before each of these steps.
 
@@ -20,7 +24,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["WorkerGroup", "current_group"]
+__all__ = ["WorkerGroup", "current_group", "attach"]
 
 
 def current_group():
@@ -32,6 +36,14 @@ def current_group():
     if collective is None or not collective.is_distributed():
         return None
     return WorkerGroup(collective)
+
+
+def attach(state, group):
+    """Make a loss state of this worker global: OHEM's state takes the group, GHM's its sum."""
+    if hasattr(state, "group"):
+        state.group = group
+    else:
+        state.allreduce = group.sum
 
 
 class WorkerGroup:
@@ -46,10 +58,28 @@ class WorkerGroup:
     def rank(self):
         return int(self._collective.get_rank())
 
+    @property
+    def world_size(self):
+        return int(self._collective.get_world_size())
+
     def sum(self, values):
         """Element-wise sum over the workers of a float64 array (every worker passes one)."""
         values = np.ascontiguousarray(values, dtype=np.float64)
         return self._collective.allreduce(values, self._collective.Op.SUM)
+
+    def span(self, low, high):
+        """``(min of low, max of high)`` over the workers, int64 (one reduction)."""
+        # ~high reverses the order without overflow, so one MIN gives both.
+        pair = np.array([low, ~np.int64(high)], dtype=np.int64)
+        out = self._collective.allreduce(pair, self._collective.Op.MIN)
+        return np.int64(out[0]), ~np.int64(out[1])
+
+    def before(self, values):
+        """The element-wise sum of ``values`` over the workers of lower rank (one reduction)."""
+        values = np.asarray(values, dtype=np.float64)
+        table = np.zeros((self.world_size, values.shape[0]))
+        table[self.rank] = values
+        return self.sum(table.ravel()).reshape(table.shape)[:self.rank].sum(axis=0)
 
     def run(self, work):
         """``work()`` on every worker; if it raised on any worker, raise that error on all of them.

@@ -21,17 +21,36 @@ The kept set
     carry nothing and are never kept (they are not part of the ranking). Every positive is kept,
     whatever its weight. No positives (or ``W_pos = 0``): no negative is kept.
 
-The selection is a radix select, O(n), no sort: the ranking key is the triple (score, tie key,
-row index). A level takes the candidates' range of the current component and splits it into 2**11
-buckets (scores linearly in value, integer components by their top bits above the common prefix),
-walks the buckets in ranking order to the one where the count (or weight) reaches the target, and
-keeps only that bucket's rows as the next level's candidates; a component on which all candidates
-agree is skipped. The passes over all rows are three: a census (counts, weights, score range), the
-first level's histogram, and one pass that marks the rows of the buckets before the boundary bucket
-and gathers the rows of that bucket; the later levels only see those few rows. Passes over many rows
-run over fixed-size chunks in parallel, their loops free of branches on the (random) class of a
-row, and partial counts and sums are added in chunk order, so the kept set and the returned weight
-are bit-identical whatever the number of numba threads.
+The selection is a radix select, O(n), no sort: the ranking key is the pair (score, tie key), and
+rows equal in both are taken in row order. A level takes the candidates' range of the current
+component and splits it into 2**11 buckets (scores linearly in value, tie keys by their top bits
+above the common prefix), walks the buckets in ranking order to the one where the count (or
+weight) reaches the target, keeps the rows of the buckets before it and takes that bucket's rows as
+the next level's candidates; a component on which all candidates agree is skipped. The search ends
+when the boundary bucket is kept whole (it holds one row, or, unweighted, exactly the rows still
+needed), or when its rows tie on both components (then the first ones in row order are kept). The
+passes over all rows are three: a census (counts, weights, score range), the first level's
+histogram, and one pass that marks the rows of the buckets before the boundary bucket and gathers
+the rows of that bucket; the later levels only see those few rows. The levels are driven from
+Python (:class:`_Selection`), the passes are numba kernels. Passes over many rows run over
+fixed-size chunks in parallel, their loops free of branches on the (random) class of a row, and
+partial counts and sums are added in chunk order, so the kept set and the returned weight are
+bit-identical whatever the number of numba threads.
+
+Over several workers
+    With a worker ``group`` (a distributed XGBoost training, ``boostloss._collective``) every
+    number a decision needs is reduced over the workers before it is used: the census (counts and
+    weights of both classes), each level's key range (min / max) and its bucket totals, and, at a
+    tie on both components, the number (weight) of tied rows of the workers of lower rank. Every
+    worker therefore walks the same global histograms, takes the same decisions and makes the same
+    collective calls (a worker without rows included), and keeps its own rows of the one global
+    ranking: the kept count is ``min(n_neg, ceil(ratio * n_pos))`` of the global counts (weighted:
+    the shortest prefix of the global ranking reaching ``ratio * W_pos``). Rows tied on score
+    and tie key across workers are taken in (worker rank, row) order. If each worker's tie keys
+    are those of one draw over all rows in rank order (``tie_keys(n, seed, offset)``, as the
+    adapters draw them), the kept set is exactly that of one process holding the workers' rows
+    concatenated in rank order, ties included. A typical round costs 2 + 2 per level reductions
+    (of 5, 2 and 2048 or 4096 numbers).
 
 The tie keys must be drawn once per training data (not per round) from a seeded generator, e.g.
 :func:`tie_keys`; redrawing them every round would make the order at a tie random across rounds.
@@ -46,6 +65,7 @@ from numba.extending import overload
 from boostloss._kernels import CHUNK, HESSIAN_FLOOR, _gradient_norm_parts
 
 __all__ = [
+    "select_rows",
     "ohem_select",
     "ohem_grad_hess",
     "ohem_select_softmax",
@@ -60,7 +80,7 @@ _BUCKETS = 1 << _DIGIT_BITS
 _INT64_MIN = np.int64(-(1 << 63))
 _LOW63 = np.int64((1 << 63) - 1)
 
-#: Components of the ranking key, in lexicographic order.
+#: Components of the ranking key, in lexicographic order (rows equal in both: row order).
 _SCORE, _TIE, _ROW = 0, 1, 2
 
 
@@ -108,9 +128,7 @@ def _rank_to_score(r):
 def _component(domain, score, ties, i):
     if domain == _SCORE:
         return _score_rank(score[i])
-    if domain == _TIE:
-        return _tie_rank(ties[i])
-    return np.int64(i)
+    return _tie_rank(ties[i])
 
 
 @njit(cache=True, inline="always")
@@ -178,6 +196,21 @@ def _is_candidate(y, w, weighted, negative_label, i):
 # --------------------------------------------------------------------------------------------
 
 
+def _n_chunks(n):
+    return max(1, (n + CHUNK - 1) // CHUNK)
+
+
+@njit(cache=True)
+def _combine_ranges(ranks):
+    """Smallest of column 0 and largest of column 1 of per-chunk ``(low, high)`` rows."""
+    low = np.int64(_LOW63)
+    high = np.int64(_INT64_MIN)
+    for c in range(ranks.shape[0]):
+        low = min(low, ranks[c, 0])
+        high = max(high, ranks[c, 1])
+    return low, high
+
+
 @njit(cache=True, parallel=True)
 def _census(y, score, w, weighted, negative_label):
     """Per-chunk statistics, combined in chunk order.
@@ -234,40 +267,43 @@ def _census(y, score, w, weighted, negative_label):
     n_cand = 0
     w_pos = 0.0
     w_cand = 0.0
-    low = np.int64(_LOW63)
-    high = np.int64(_INT64_MIN)
     for c in range(n_chunks):
         n_pos += counts[c, 0]
         n_cand += counts[c, 1]
         w_pos += sums[c, 0]
         w_cand += sums[c, 1]
-        low = min(low, ranks[c, 0])
-        high = max(high, ranks[c, 1])
+    low, high = _combine_ranges(ranks)
     return n_pos, w_pos, n_cand, w_cand, low, high
 
 
 @njit(cache=True, parallel=True)
-def _tie_range(y, w, weighted, negative_label, ties):
-    """Smallest and largest tie rank of the candidate negatives."""
+def _rows_range(y, score, w, weighted, negative_label, ties, domain):
+    """Smallest and largest rank of one key component over the candidate negatives of all rows."""
     n = y.shape[0]
     n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
     ranks = np.empty((n_chunks, 2), dtype=np.int64)
     for c in prange(n_chunks):
-        low = np.int64(_LOW63)
-        high = np.int64(_INT64_MIN)
+        ranks[c, 0] = _LOW63
+        ranks[c, 1] = _INT64_MIN
         for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
             if _is_candidate(y, w, weighted, negative_label, i):
-                k = _tie_rank(ties[i])
-                low = min(low, k)
-                high = max(high, k)
-        ranks[c, 0] = low
-        ranks[c, 1] = high
-    low = np.int64(_LOW63)
-    high = np.int64(_INT64_MIN)
-    for c in range(n_chunks):
-        low = min(low, ranks[c, 0])
-        high = max(high, ranks[c, 1])
-    return low, high
+                k = _component(domain, score, ties, i)
+                ranks[c, 0] = min(ranks[c, 0], k)
+                ranks[c, 1] = max(ranks[c, 1], k)
+    return _combine_ranges(ranks)
+
+
+@njit(cache=True)
+def _cand_range(score, ties, cand, domain):
+    """Smallest and largest rank of one key component over the rows ``cand``."""
+    ranks = np.empty((1, 2), dtype=np.int64)
+    ranks[0, 0] = _LOW63
+    ranks[0, 1] = _INT64_MIN
+    for j in range(cand.shape[0]):
+        k = _component(domain, score, ties, cand[j])
+        ranks[0, 0] = min(ranks[0, 0], k)
+        ranks[0, 1] = max(ranks[0, 1], k)
+    return _combine_ranges(ranks)
 
 
 @njit(cache=True, inline="always")
@@ -294,9 +330,8 @@ def _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, domain
     stop = min(start + CHUNK, y.shape[0])
     counts = counts_out[c]
     weights = weights_out[c]
-    for b in range(_BUCKETS):
-        counts[b] = 0
-        weights[b] = 0.0
+    counts[:] = 0
+    weights[:] = 0.0
     if domain == _SCORE and scale > 0.0:
         for i in range(start, stop):
             b = _float_bucket(score[i], top_score, scale)
@@ -317,173 +352,112 @@ def _rows_histogram(y, score, w, weighted, negative_label, ties, domain, low, sh
 
 
 @njit(cache=True, inline="always")
-def _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out, pos, kept,
-               kept_w):
+def _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out, pos):
     negative = y[i] == negative_label
-    wi = w[i] if weighted else 1.0
-    candidate = negative & (wi > 0.0)
-    keep_negative = candidate & (b < bucket)
-    keep_out[i] = 1 if (keep_negative | (not negative)) else 0
+    candidate = negative & ((not weighted) or w[i] > 0.0)
+    keep_out[i] = 1 if ((candidate & (b < bucket)) | (not negative)) else 0
     if candidate & (b == bucket):
         cand_out[pos] = i
         pos += 1
-    if weighted:
-        kept_w += wi if keep_negative else 0.0
-    return pos, kept + (1 if keep_negative else 0), kept_w
-
-
-@njit(cache=True, inline="always")
-def _mark_split_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
-                      top_score, scale, bucket, offsets, keep_out, cand_out, kept_counts,
-                      kept_weights):
-    start = c * CHUNK
-    stop = min(start + CHUNK, y.shape[0])
-    pos = offsets[c]
-    kept = 0
-    kept_w = 0.0
-    if domain == _SCORE and scale > 0.0:
-        for i in range(start, stop):
-            b = _float_bucket(score[i], top_score, scale)
-            pos, kept, kept_w = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out,
-                                           cand_out, pos, kept, kept_w)
-    else:
-        for i in range(start, stop):
-            b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
-            pos, kept, kept_w = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out,
-                                           cand_out, pos, kept, kept_w)
-    kept_counts[c] = kept
-    kept_weights[c] = kept_w if weighted else float(kept)
+    return pos
 
 
 @njit(cache=True, parallel=True)
 def _mark_split(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score, scale,
-                bucket, chunk_counts, keep_out, cand_out):
-    """Keep the rows of buckets before ``bucket``, gather those of ``bucket`` into ``cand_out``.
+                bucket, offsets, keep_out, cand_out):
+    """Keep the positives and the rows of buckets before ``bucket``; gather ``bucket``'s rows.
 
-    Candidates of the boundary bucket get ``keep_out = 0`` here (each chunk writes its own segment
-    of ``cand_out``, so they stay in row order); returns the count and weight of the negatives kept
-    so far (chunk-ordered sums).
+    Each chunk writes its own segment of ``cand_out`` (from ``offsets``), so the gathered rows
+    are in row order; they get ``keep_out = 0`` here.
     """
-    n_chunks = chunk_counts.shape[0]
-    offsets = np.empty(n_chunks + 1, dtype=np.int64)
-    offsets[0] = 0
-    for c in range(n_chunks):
-        offsets[c + 1] = offsets[c] + chunk_counts[c, bucket]
-    kept_counts = np.empty(n_chunks, dtype=np.int64)
-    kept_weights = np.empty(n_chunks)
-    for c in prange(n_chunks):
-        _mark_split_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
-                          top_score, scale, bucket, offsets, keep_out, cand_out, kept_counts,
-                          kept_weights)
-    n_kept = 0
-    w_kept = 0.0
-    for c in range(n_chunks):
-        n_kept += kept_counts[c]
-        w_kept += kept_weights[c]
-    return n_kept, w_kept
+    for c in prange(offsets.shape[0] - 1):
+        pos = offsets[c]
+        stop = min(c * CHUNK + CHUNK, y.shape[0])
+        if domain == _SCORE and scale > 0.0:
+            for i in range(c * CHUNK, stop):
+                b = _float_bucket(score[i], top_score, scale)
+                pos = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out,
+                                 pos)
+        else:
+            for i in range(c * CHUNK, stop):
+                b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
+                pos = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out,
+                                 pos)
 
 
 @njit(cache=True, inline="always")
-def _cand_histogram_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
-                          counts_out, weights_out):
-    start = c * CHUNK
-    stop = min(start + CHUNK, cand.shape[0])
-    for b in range(_BUCKETS):
-        counts_out[c, b] = 0
-        weights_out[c, b] = 0.0
-    for j in range(start, stop):
-        i = cand[j]
-        b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
-        counts_out[c, b] += 1
-        if weighted:
-            weights_out[c, b] += w[i]
-
-
-@njit(cache=True, inline="always")
-def _cand_gather_chunk(c, score, ties, cand, domain, low, shift, top_score, scale, bucket,
-                       offsets, cand_out):
+def _cand_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score, scale, bucket,
+                offsets, counts_out, weights_out, keep_out, cand_out):
+    """One chunk of a later level: with ``bucket < 0`` its histogram, else its split (as
+    :func:`_mark_split`: rows of earlier buckets kept, those of ``bucket`` gathered)."""
     pos = offsets[c]
+    if bucket < 0:
+        counts_out[c, :] = 0
+        weights_out[c, :] = 0.0
     for j in range(c * CHUNK, min(c * CHUNK + CHUNK, cand.shape[0])):
         i = cand[j]
-        if _bucket(domain, score, ties, i, low, shift, top_score, scale) == bucket:
+        b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
+        if bucket < 0:
+            counts_out[c, b] += 1
+            weights_out[c, b] += w[i] if weighted else 0.0
+        elif b < bucket:
+            keep_out[i] = 1
+        elif b == bucket:
             cand_out[pos] = i
             pos += 1
 
 
 @njit(cache=True, parallel=True)
-def _cand_histogram_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
-                             counts_out, weights_out):
-    for c in prange(counts_out.shape[0]):
-        _cand_histogram_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score,
-                              scale, counts_out, weights_out)
-
-
-@njit(cache=True, parallel=True)
-def _cand_gather_parallel(score, ties, cand, domain, low, shift, top_score, scale, bucket,
-                          offsets, cand_out):
+def _cand_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, bucket,
+                   offsets, counts_out, weights_out, keep_out, cand_out):
     for c in prange(offsets.shape[0] - 1):
-        _cand_gather_chunk(c, score, ties, cand, domain, low, shift, top_score, scale, bucket,
-                           offsets, cand_out)
+        _cand_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
+                    bucket, offsets, counts_out, weights_out, keep_out, cand_out)
 
 
 @njit(cache=True)
-def _cand_level(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, counts_out,
-                weights_out):
-    """Per-chunk bucket counts (weights) of the candidates ``cand``; threads only for many."""
-    if counts_out.shape[0] == 1:
-        _cand_histogram_chunk(0, score, w, weighted, ties, cand, domain, low, shift, top_score,
-                              scale, counts_out, weights_out)
+def _cand_pass(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, bucket,
+               offsets, counts_out, weights_out, keep_out, cand_out):
+    """A pass over the candidates ``cand`` (see :func:`_cand_chunk`); threads only for many."""
+    if offsets.shape[0] == 2:
+        _cand_chunk(0, score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
+                    bucket, offsets, counts_out, weights_out, keep_out, cand_out)
     else:
-        _cand_histogram_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score,
-                                 scale, counts_out, weights_out)
+        _cand_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
+                       bucket, offsets, counts_out, weights_out, keep_out, cand_out)
 
 
 @njit(cache=True)
-def _cand_gather(score, ties, cand, domain, low, shift, top_score, scale, bucket, chunk_counts,
-                 cand_out):
-    """The candidates of ``bucket``, in their order, into ``cand_out``."""
-    n_chunks = chunk_counts.shape[0]
-    offsets = np.empty(n_chunks + 1, dtype=np.int64)
-    offsets[0] = 0
+def _totals_and_offsets(counts, weights, bucket, totals_out, weight_totals_out, offsets_out):
+    """``bucket < 0``: the buckets' totals over the chunks, added in chunk order. Else: each
+    chunk's first slot among the rows of ``bucket`` (``offsets_out[-1]`` is their number)."""
+    n_chunks = counts.shape[0]
+    if bucket < 0:
+        totals_out[:] = 0
+        weight_totals_out[:] = 0.0
+        for c in range(n_chunks):
+            for b in range(_BUCKETS):
+                totals_out[b] += counts[c, b]
+                weight_totals_out[b] += weights[c, b]
+        return
+    offsets_out[0] = 0
     for c in range(n_chunks):
-        offsets[c + 1] = offsets[c] + chunk_counts[c, bucket]
-    if n_chunks == 1:
-        _cand_gather_chunk(0, score, ties, cand, domain, low, shift, top_score, scale, bucket,
-                           offsets, cand_out)
-    else:
-        _cand_gather_parallel(score, ties, cand, domain, low, shift, top_score, scale, bucket,
-                              offsets, cand_out)
-
-
-@njit(cache=True)
-def _candidate_range(score, ties, cand, m, domain):
-    low = np.int64(_LOW63)
-    high = np.int64(_INT64_MIN)
-    for j in range(m):
-        k = _component(domain, score, ties, cand[j])
-        low = min(low, k)
-        high = max(high, k)
-    return low, high
+        offsets_out[c + 1] = offsets_out[c] + counts[c, bucket]
 
 
 @njit(cache=True)
 def _walk(counts, weights, weighted, acc_count, acc_weight, need_count, need_weight):
     """The bucket where the running count (weight) reaches the target, and the totals before it.
 
-    Buckets are walked in ranking order; the chunk rows of a bucket are added in chunk order. If
-    weighted partial sums fall short by rounding, the last non-empty bucket is the answer.
+    Buckets are walked in ranking order. If weighted partial sums fall short by rounding, the last
+    non-empty bucket is the answer.
     """
-    n_chunks = counts.shape[0]
     last = -1
     last_count = acc_count
     last_weight = acc_weight
     for b in range(_BUCKETS):
-        bc = 0
-        bw = 0.0
-        for c in range(n_chunks):
-            bc += counts[c, b]
-            if weighted:
-                bw += weights[c, b]
+        bc = counts[b]
+        bw = weights[b]
         if bc == 0:
             continue
         if weighted:
@@ -498,131 +472,161 @@ def _walk(counts, weights, weighted, acc_count, acc_weight, need_count, need_wei
 
 
 @njit(cache=True)
-def _next_domain(score, ties, cand, m, domain):
-    """The first component, from ``domain`` on, on which the candidates differ, and its range."""
-    low, high = _candidate_range(score, ties, cand, m, domain)
-    while low == high:
-        domain += 1
-        if domain == _ROW:
-            return domain, cand[0], cand[m - 1]  # rows in increasing order, all different
-        low, high = _candidate_range(score, ties, cand, m, domain)
-    return domain, low, high
-
-
-@njit(cache=True)
-def _refine(y, score, w, weighted, negative_label, ties, cand, domain, acc_count, acc_weight,
-            need_count, need_weight):
-    """Row of the boundary (last kept) negative among the candidates ``cand`` (in row order).
-
-    ``acc_count``/``acc_weight``: what the rows ranked before all candidates already hold.
-    """
-    m = cand.shape[0]
-    while m > 1:
-        domain, low, high = _next_domain(score, ties, cand, m, domain)
-        shift, top_score, scale = _plan(domain, low, high)
-        n_chunks = max(1, (m + CHUNK - 1) // CHUNK)
-        counts = np.empty((n_chunks, _BUCKETS), dtype=np.int64)
-        weights = np.empty((n_chunks, _BUCKETS))
-        _cand_level(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, counts,
-                    weights)
-        bucket, acc_count, acc_weight = _walk(counts, weights, weighted, acc_count, acc_weight,
-                                              need_count, need_weight)
-        size = 0
-        for c in range(n_chunks):
-            size += counts[c, bucket]
-        next_cand = np.empty(size, dtype=np.int64)
-        _cand_gather(score, ties, cand, domain, low, shift, top_score, scale, bucket, counts,
-                     next_cand)
-        cand = next_cand
-        m = size
-    return cand[0]
+def _keep_prefix(cand, w, weighted, count_left, weight_left, keep_out):
+    """Keep the rows ``cand`` in their order until ``count_left`` rows (weighted: until their
+    weight reaches ``weight_left``, the row that reaches it included); returns count and weight."""
+    kept = 0
+    kept_w = 0.0
+    for j in range(cand.shape[0]):
+        if (kept >= count_left) if not weighted else (kept_w >= weight_left):
+            break
+        keep_out[cand[j]] = 1
+        kept += 1
+        kept_w += w[cand[j]] if weighted else 1.0
+    return kept, kept_w
 
 
 @njit(cache=True, parallel=True)
 def _mark_all_or_none(y, w, weighted, negative_label, keep_all, keep_out):
-    """``keep_out`` when every candidate negative is kept (or none); returns count and weight."""
-    n = y.shape[0]
-    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
-    counts = np.empty(n_chunks, dtype=np.int64)
-    sums = np.empty(n_chunks)
-    for c in prange(n_chunks):
-        kept = 0
-        kept_w = 0.0
-        for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
-            keep = y[i] != negative_label
-            if not keep and keep_all and (not weighted or w[i] > 0.0):
-                keep = True
-                kept += 1
-                kept_w += w[i] if weighted else 1.0
-            keep_out[i] = 1 if keep else 0
-        counts[c] = kept
-        sums[c] = kept_w
-    n_kept = 0
-    w_kept = 0.0
-    for c in range(n_chunks):
-        n_kept += counts[c]
-        w_kept += sums[c]
-    return n_kept, w_kept
+    """``keep_out`` when every candidate negative is kept (or none)."""
+    for i in prange(y.shape[0]):
+        keep = (y[i] != negative_label) | (keep_all & ((not weighted) or w[i] > 0.0))
+        keep_out[i] = 1 if keep else 0
 
 
-@njit(cache=True)
-def _select(y, score, w, negative_label, ratio, ties, keep_out):
-    n = y.shape[0]
-    weighted = w.shape[0] > 0
-    n_pos, w_pos, n_cand, w_cand, low, high = _census(y, score, w, weighted, negative_label)
-    need_count = np.int64(0)
-    need_weight = 0.0
-    if weighted:
+class _Selection:
+    """One selection: the rows, the targets, and where the walk over the ranking stands.
+
+    ``group`` is None (one process) or the workers of a distributed training (see
+    :func:`ohem_select`); every decision below is taken on global numbers, so every worker takes
+    the same ones and makes the same collective calls.
+    """
+
+    def __init__(self, y, score, w, negative_label, ties, keep_out, group):
+        self.y, self.score, self.w, self.ties, self.keep = y, score, w, ties, keep_out
+        self.label = negative_label
+        self.weighted = w.shape[0] > 0
+        self.group = group
+        self.acc_count, self.acc_weight = 0, 0.0
+
+    def span(self, low, high):
+        return (low, high) if self.group is None else self.group.span(low, high)
+
+    def domain_range(self, domain, cand):
+        if cand is None:
+            low, high = _rows_range(self.y, self.score, self.w, self.weighted, self.label,
+                                    self.ties, domain)
+        else:
+            low, high = _cand_range(self.score, self.ties, cand, domain)
+        return self.span(low, high)
+
+    def totals(self, counts, weights):
+        """Bucket totals over the chunks (and the workers): int64 counts, float64 weights."""
+        totals = np.empty(_BUCKETS, dtype=np.int64)
+        weight_totals = np.empty(_BUCKETS)
+        _totals_and_offsets(counts, weights, -1, totals, weight_totals, totals)
+        if self.group is not None:
+            parts = [totals.astype(np.float64)] + ([weight_totals] if self.weighted else [])
+            summed = self.group.sum(np.concatenate(parts))
+            totals = summed[:_BUCKETS].astype(np.int64)
+            if self.weighted:
+                weight_totals = np.ascontiguousarray(summed[_BUCKETS:])
+        return totals, weight_totals
+
+    def level(self, cand, domain, low, high, need_count, need_weight):
+        """One radix level; returns the next candidates and the boundary bucket's totals."""
+        shift, top_score, scale = _plan(domain, low, high)
+        m = self.y.shape[0] if cand is None else cand.shape[0]
+        n_chunks = _n_chunks(m)
+        counts = np.empty((n_chunks, _BUCKETS), dtype=np.int64)
+        weights = np.empty((n_chunks, _BUCKETS))
+        offsets = np.zeros(n_chunks + 1, dtype=np.int64)
+        args = (domain, low, shift, top_score, scale)
+        if cand is None:
+            _rows_histogram(self.y, self.score, self.w, self.weighted, self.label, self.ties,
+                            *args, counts, weights)
+        else:
+            _cand_pass(self.score, self.w, self.weighted, self.ties, cand, *args, -1, offsets,
+                       counts, weights, self.keep, cand)
+        totals, weight_totals = self.totals(counts, weights)
+        bucket, self.acc_count, self.acc_weight = _walk(
+            totals, weight_totals, self.weighted, self.acc_count, self.acc_weight, need_count,
+            need_weight)
+        _totals_and_offsets(counts, weights, bucket, totals, weight_totals, offsets)
+        next_cand = np.empty(offsets[-1], dtype=np.int64)
+        if cand is None:
+            _mark_split(self.y, self.score, self.w, self.weighted, self.label, self.ties, *args,
+                        bucket, offsets, self.keep, next_cand)
+        else:
+            _cand_pass(self.score, self.w, self.weighted, self.ties, cand, *args, bucket, offsets,
+                       counts, weights, self.keep, next_cand)
+        return next_cand, int(totals[bucket]), float(weight_totals[bucket])
+
+    def tied_prefix(self, cand, need_count, need_weight):
+        """The rows left that tie on score and tie key: kept in (worker rank, row) order."""
+        if cand is None:  # every candidate ties: nothing was marked yet
+            _mark_all_or_none(self.y, self.w, self.weighted, self.label, False, self.keep)
+            candidate = self.y == self.label
+            if self.weighted:
+                candidate &= self.w > 0.0
+            cand = np.flatnonzero(candidate)
+        count_left = need_count - self.acc_count
+        weight_left = need_weight - self.acc_weight
+        mine = [cand.shape[0], float(self.w[cand].sum()) if self.weighted else 0.0]
+        if self.group is not None:
+            before = self.group.before(np.array(mine))
+            count_left -= int(before[0])
+            weight_left -= before[1]
+        kept, kept_w = _keep_prefix(cand, self.w, self.weighted, count_left, weight_left,
+                                    self.keep)
+        if self.group is not None:
+            kept, kept_w = self.group.sum(np.array([kept, kept_w], dtype=np.float64))
+        return self.result(int(kept), float(kept_w))
+
+    def result(self, count, weight):
+        """``(n_kept, kept_weight)``: the rows before the boundary and ``count`` more."""
+        n_kept = self.acc_count + count
+        return n_kept, (self.acc_weight + weight) if self.weighted else float(n_kept)
+
+
+def _select(y, score, w, negative_label, ratio, ties, keep_out, group=None):
+    """The OHEM selection of candidates ``y == negative_label`` ranked by ``score``, highest first.
+
+    Returns ``(n_kept, kept_weight, n_pos, w_pos)`` over all workers. The radix levels are
+    described in the module docstring; with a ``group`` every count, weight and key range that a
+    decision needs is first reduced over the workers.
+    """
+    s = _Selection(y, score, w, negative_label, ties, keep_out, group)
+    n_pos, w_pos, n_cand, w_cand, low, high = _census(y, score, w, s.weighted, negative_label)
+    if group is not None:
+        # A worker without rows has no weights either: weighted is what any worker says.
+        n_pos, w_pos, n_cand, w_cand, weighted = group.sum(
+            np.array([n_pos, w_pos, n_cand, w_cand, s.weighted], dtype=np.float64))
+        n_pos, n_cand, s.weighted = int(n_pos), int(n_cand), weighted > 0.0
+        low, high = group.span(low, high)
+    need_count, need_weight = 0, 0.0
+    if s.weighted:
         need_weight = ratio * w_pos
-        if need_weight <= 0.0 or n_cand == 0:
-            return _mark_all_or_none(y, w, weighted, negative_label, False, keep_out)
-        if need_weight >= w_cand:
-            return _mark_all_or_none(y, w, weighted, negative_label, True, keep_out)
+        keep_none, keep_all = need_weight <= 0.0 or n_cand == 0, need_weight >= w_cand
     else:
-        need = math.ceil(ratio * n_pos)
-        if need <= 0 or n_cand == 0:
-            return _mark_all_or_none(y, w, weighted, negative_label, False, keep_out)
-        if need >= n_cand:
-            return _mark_all_or_none(y, w, weighted, negative_label, True, keep_out)
-        need_count = np.int64(need)
+        need_count = math.ceil(ratio * n_pos)
+        keep_none, keep_all = need_count <= 0 or n_cand == 0, need_count >= n_cand
+    if keep_none or keep_all:
+        _mark_all_or_none(y, w, s.weighted, negative_label, not keep_none, keep_out)
+        return (0, 0.0, n_pos, w_pos) if keep_none else (n_cand, w_cand, n_pos, w_pos)
 
-    # First level over all rows, on the first component on which the candidates differ.
-    domain = _SCORE
-    if low == high:
-        domain = _TIE
-        low, high = _tie_range(y, w, weighted, negative_label, ties)
-        if low == high:
-            domain = _ROW
-            low, high = 0, n - 1
-    shift, top_score, scale = _plan(domain, low, high)
-    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
-    counts = np.empty((n_chunks, _BUCKETS), dtype=np.int64)
-    weights = np.empty((n_chunks, _BUCKETS))
-    _rows_histogram(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score,
-                    scale, counts, weights)
-    bucket, acc_count, acc_weight = _walk(counts, weights, weighted, 0, 0.0, need_count,
-                                          need_weight)
-    size = 0
-    for c in range(n_chunks):
-        size += counts[c, bucket]
-    cand = np.empty(size, dtype=np.int64)
-    n_kept, w_kept = _mark_split(y, score, w, weighted, negative_label, ties, domain, low, shift,
-                                 top_score, scale, bucket, counts, keep_out, cand)
-
-    # The boundary bucket's rows: refine to the boundary row, keep those ranked up to it.
-    b_row = _refine(y, score, w, weighted, negative_label, ties, cand, domain, acc_count,
-                    acc_weight, need_count, need_weight)
-    b_score = _score_rank(score[b_row])
-    b_tie = _tie_rank(ties[b_row])
-    for j in range(size):
-        i = cand[j]
-        ks = _score_rank(score[i])
-        kt = _tie_rank(ties[i])
-        if ks < b_score or (ks == b_score and (kt < b_tie or (kt == b_tie and i <= b_row))):
-            keep_out[i] = 1
-            n_kept += 1
-            w_kept += w[i] if weighted else 1.0
-    return n_kept, w_kept
+    domain, cand = _SCORE, None
+    while True:
+        while low == high:  # the candidates agree on this component: rank by the next one
+            domain += 1
+            if domain == _ROW:
+                return s.tied_prefix(cand, need_count, need_weight) + (n_pos, w_pos)
+            low, high = s.domain_range(domain, cand)
+        cand, b_count, b_weight = s.level(cand, domain, low, high, need_count, need_weight)
+        if b_count == 1 or (not s.weighted and s.acc_count + b_count == need_count):
+            keep_out[cand] = 1  # the boundary bucket is kept whole
+            return s.result(b_count, b_weight) + (n_pos, w_pos)
+        low, high = s.domain_range(domain, cand)
 
 
 # --------------------------------------------------------------------------------------------
@@ -630,8 +634,26 @@ def _select(y, score, w, negative_label, ratio, ties, keep_out):
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
-def ohem_select(y, x, w, ratio, tie_keys, keep_out):
+def select_rows(y, x, w, negative_class, ratio, tie_keys, keep_out, group=None):
+    """The selection of any OHEM model; returns ``(n_kept_neg, kept_neg_weight, n_pos, w_pos)``.
+
+    ``x`` of shape (n, K): :func:`ohem_select_softmax`. ``x`` of shape (n,), a binary model whose
+    negatives are the rows of ``negative_class`` 0 (ranked by ``x``, :func:`ohem_select`) or 1
+    (ranked by ``-x``: their cross-entropy ``log1p(exp(-x))``). ``x`` None: a constant start,
+    where every negative ties and the tie keys alone rank them. ``n_pos`` and ``w_pos`` count the
+    rows of the other classes (over all workers with a ``group``).
+    """
+    if x is None:
+        score = np.zeros(y.shape[0])
+    elif x.ndim == 2:
+        score = np.empty(x.shape[0])
+        softmax_negative_loss(x, negative_class, score)
+    else:
+        score = np.negative(x, dtype=np.float64) if negative_class == 1 else x
+    return _select(y, score, w, float(negative_class), ratio, tie_keys, keep_out, group)
+
+
+def ohem_select(y, x, w, ratio, tie_keys, keep_out, group=None):
     """Keep every positive and the hardest negatives; returns ``(n_kept_neg, kept_neg_weight)``.
 
     Parameters
@@ -650,11 +672,17 @@ def ohem_select(y, x, w, ratio, tie_keys, keep_out):
         Random keys, drawn once per training data; at equal margins the smaller key ranks first.
     keep_out : uint8 or bool array (n,)
         Set to 1 for kept rows, 0 for the others.
+    group : None or a worker group
+        None: one process. In a training spread over workers, an object with ``sum(array)``
+        (element-wise float64 sum over the workers), ``span(low, high)`` (the smallest ``low`` and
+        largest ``high`` over the workers, int64) and ``before(array)`` (the sum of the arrays of
+        the workers of lower rank), such as ``boostloss._collective.WorkerGroup``. The selection is
+        then global (module docstring, "Over several workers") and so are the returned numbers.
 
     The selection is O(n) (radix select) and bit-identical across thread counts; see the module
     docstring for the ranking and the treatment of zero weights.
     """
-    return _select(y, x, w, 0.0, ratio, tie_keys, keep_out)
+    return _select(y, x, w, 0.0, ratio, tie_keys, keep_out, group)[:2]
 
 
 @njit(cache=True, parallel=True)
@@ -707,18 +735,15 @@ def softmax_negative_loss(x, negative_class, out):
         out[i] = (top - np.float64(x[i, negative_class])) + math.log(s)
 
 
-@njit(cache=True)
-def ohem_select_softmax(y, x, w, negative_class, ratio, tie_keys, keep_out):
+def ohem_select_softmax(y, x, w, negative_class, ratio, tie_keys, keep_out, group=None):
     """Multi-class OHEM selection; returns ``(n_kept_neg, kept_neg_weight)``.
 
     ``y``: float64 class labels in 0..K-1; ``x``: (n, K) margins. Rows of ``negative_class`` are the
     negatives, ranked by ``-log p_negative`` (highest first, ties by ``tie_keys``, then row); rows of
     every other class are kept. The count rule is that of :func:`ohem_select` with ``n_pos`` the
-    number (weight) of non-background rows.
+    number (weight) of non-background rows; ``group`` as there.
     """
-    loss = np.empty(x.shape[0])
-    softmax_negative_loss(x, negative_class, loss)
-    return _select(y, loss, w, np.float64(negative_class), ratio, tie_keys, keep_out)
+    return select_rows(y, x, w, negative_class, ratio, tie_keys, keep_out, group)[:2]
 
 
 @njit(cache=True, parallel=True)
@@ -777,8 +802,16 @@ def ohem_best_constant(positive_weight, kept_negative_weight):
     return math.log(positive_weight) - math.log(kept_negative_weight)
 
 
-def tie_keys(n, random_state):
-    """``n`` random uint64 tie keys from ``Generator(PCG64(random_state))``: draw once per data."""
-    return np.random.Generator(np.random.PCG64(random_state)).integers(
+def tie_keys(n, random_state, offset=0):
+    """``n`` random uint64 tie keys from ``Generator(PCG64(random_state))``: draw once per data.
+
+    ``offset``: skip that many keys first (``PCG64.advance``), so that the keys of rows
+    ``offset .. offset + n - 1`` of a larger data set are those that one draw for all its rows
+    gives them: each key is one 64-bit output of the generator.
+    """
+    bits = np.random.PCG64(random_state)
+    if offset:
+        bits.advance(int(offset))
+    return np.random.Generator(bits).integers(
         0, np.iinfo(np.uint64).max, size=n, dtype=np.uint64, endpoint=True
     )

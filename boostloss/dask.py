@@ -38,9 +38,9 @@ from . import lightgbm as _bll
 from ._distributed_start import binary_start, start_from_totals
 from ._lgb_portable import make_portable
 from ._validation import describe_values
-from .estimators import (_fit_plain, _framework_params, _is_loss_key, _split_loss_params,
-                         _xgboost_loss_params)
-from .losses import GHMLoss, make_loss
+from .estimators import (_fit_plain, _for_classes, _framework_params, _is_loss_key,
+                         _split_loss_params, _xgboost_loss_params)
+from .losses import GHMLoss, OHEMLoss, make_loss
 
 __all__ = ["init_score", "base_score", "DaskXGBClassifier", "DaskLGBMClassifier"]
 
@@ -236,6 +236,7 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
             return super().fit(X, y, eval_set=eval_set, **kwargs)
         loss = make_loss(self.loss)
         labels, w1, w0 = _binary_totals(class_weight_totals(y, sample_weight), loss)
+        loss = _for_classes(loss, labels)
         start = start_from_totals(loss, w1, w0)
         params = _xgboost_loss_params(_framework_params(self), loss, float(expit(start)))
         if eval_set is not None:
@@ -317,6 +318,13 @@ class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
                 "density must count the rows of every worker each round, and LightGBM exposes no "
                 "collective to Python objectives; use boostloss.dask.DaskXGBClassifier (its "
                 "density is global), or a per-sample loss such as FocalLoss here"
+            )
+        if isinstance(loss, OHEMLoss):
+            raise ValueError(
+                f"loss={self.loss!r} cannot be trained with LightGBM's Dask interface: OHEM "
+                "selects the hardest negatives of all rows each round, which needs a collective "
+                "that LightGBM does not expose to Python objectives (each worker would keep its "
+                "own hardest rows); use boostloss.dask.DaskXGBClassifier (its selection is global)"
             )
         if eval_set is not None or kwargs.get("eval_X") is not None:
             raise ValueError(

@@ -75,6 +75,12 @@ def _encode_labels(y, loss):
     return encoder, encoder.transform(y)
 
 
+def _for_classes(loss, classes):
+    """The loss for the encoded labels 0..K-1 of ``classes`` (OHEM's ``negative_class`` is a
+    label value here, an index there; see ``OHEMLoss.for_classes``)."""
+    return loss.for_classes(classes) if isinstance(loss, OHEMLoss) else loss
+
+
 def _default_metric(adapters, loss):
     """The ``eval_set`` metric when the user names none: the loss itself, except for GHM-C.
 
@@ -232,6 +238,7 @@ class XGBClassifier(xgb.XGBClassifier):
             eval_set = [(ex, encoder.transform(ey)) for ex, ey in eval_set]
         start = None
         if loss is not None:
+            loss = _for_classes(loss, encoder.classes_)
             n_classes = encoder.classes_.shape[0]
             start = _init_score(loss, y_enc, sample_weight, n_classes)
             # Binary: XGBoost's binary:logistic reads base_score as a probability. K classes:
@@ -337,6 +344,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
                               _compat_lightgbm.PARAMETER_STORAGE, X, y, **kwargs)
 
         encoder, y_enc = _encode_labels(y, loss)
+        loss = _for_classes(loss, encoder.classes_)
         n_classes = encoder.classes_.shape[0]
         weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         if self.class_weight is not None:

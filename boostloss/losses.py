@@ -382,6 +382,30 @@ class _Loss(BaseEstimator):
         # A clone is a fresh loss: same parameters, no training state.
         return type(self)(**self.get_params())
 
+    def reset(self):
+        """Forget the state of the calls given no ``state``: the next one starts a new training."""
+        self.__dict__.pop("_own_state", None)
+        return self
+
+    def set_params(self, **params):
+        super().set_params(**params)
+        return self.reset()
+
+    def _state_or_own(self, state, state_class):
+        """``state`` checked to be a ``state_class``, or (None) the state this object keeps for
+        the calls given none (made on first use; ``reset`` forgets it)."""
+        if state is None:
+            own = self.__dict__.get("_own_state")
+            if own is None:
+                own = self.__dict__["_own_state"] = state_class()
+            return own
+        if not isinstance(state, state_class):
+            raise TypeError(
+                f"state must be a {state_class.__name__} made by {type(self).__name__}.new_state(), "
+                f"got {state!r} of type {type(state).__name__}"
+            )
+        return state
+
     # -- internals ------------------------------------------------------------------------
 
     @staticmethod
@@ -650,15 +674,6 @@ class GHMLoss(_Loss):
         state = self.__dict__.get("_own_state")
         return None if state is None else state.running_counts
 
-    def reset(self):
-        """Forget the running counts of direct calls: the next call starts a new training run."""
-        self.__dict__.pop("_own_state", None)
-        return self
-
-    def set_params(self, **params):
-        super().set_params(**params)
-        return self.reset()
-
     def weights_from_counts(self, counts, total, *, state=None):
         """Per-bin harmonising weights ``beta_b = total / density_b / n_nonempty``.
 
@@ -695,17 +710,7 @@ class GHMLoss(_Loss):
             return self._sample_betas(params, target.y, x, target.sample_weight, ce)
 
     def _check_state(self, state):
-        if state is None:
-            state = self.__dict__.get("_own_state")
-            if state is None:
-                state = self.__dict__["_own_state"] = GHMState()
-            return state
-        if not isinstance(state, GHMState):
-            raise TypeError(
-                f"state must be a GHMState made by GHMLoss.new_state(), got {state!r} of type "
-                f"{type(state).__name__}"
-            )
-        return state
+        return self._state_or_own(state, GHMState)
 
     def _sample_betas(self, params, y, x, w, ce_out, state=None):
         """Per-sample weights of these margins (no momentum); ``ce_out`` gets the cross-entropy.

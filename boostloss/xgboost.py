@@ -30,9 +30,10 @@ What the adapters take care of:
   given) and report the (weighted) mean loss, lower is better, under the name ``loss.name``.
 - Inside a distributed training (``xgboost.dask``, ``xgboost.spark``: an active
   ``xgboost.collective`` communicator) the same callables are global: GHM-C's bin counts are summed
-  over the workers every round, the metrics are the weighted means over all workers' rows, and an
-  error on one worker's partition is raised on every worker instead of leaving the others waiting
-  (``boostloss._collective``, docs/scaling-out.md).
+  over the workers every round, OHEM selects its negatives from one ranking of all rows, the
+  metrics are the weighted means over all workers' rows, and an error on one worker's partition
+  is raised on every worker instead of leaving the others waiting (``boostloss._collective``,
+  docs/scaling-out.md).
 """
 
 
@@ -41,7 +42,7 @@ import numpy as np
 from . import _validation as v
 from ._adapters import (FACTORIES, LossCallable, PerDatasetCallable, gradient_hessian, loss_sums,
                         margins_of, mean_loss, start_of, start_rows)
-from ._collective import current_group
+from ._collective import attach, current_group
 from .losses import check_target
 
 __all__ = [
@@ -97,12 +98,6 @@ class _RoundMixin:
             x = v.check_margins(margins_of(predt, entry.n_samples))
             # Every check that can fail on one worker only runs here, before any collective call.
             entry.target.check_classes(None if x.ndim == 1 else x.shape[1])
-            if self.loss.name == "ohem":
-                raise ValueError(
-                    "OHEMLoss cannot be trained on several workers yet: its selection of the hardest "
-                    "negatives would be made per worker, not over all rows; use FocalLoss or GHMLoss "
-                    "(whose density is summed over the workers)"
-                )
             if entry.state is not None and self._compute == "device":
                 raise ValueError(
                     "compute='device' cannot sum GHM-C's density over the workers of a "
@@ -112,7 +107,7 @@ class _RoundMixin:
 
         entry, x = group.run(checked)
         if entry.state is not None:
-            entry.state.allreduce = group.sum
+            attach(entry.state, group)
         return self._round(entry, x)
 
 
@@ -130,7 +125,7 @@ def _any_mean_loss(loss, get_entry, predt, n_threads):
 
     entry, x = group.run(checked)
     if entry.state is not None:
-        entry.state.allreduce = group.sum
+        attach(entry.state, group)
     total, total_weight = group.sum(loss_sums(loss, entry, x, n_threads, state=entry.state))
     if total_weight <= 0.0:
         return float("nan")

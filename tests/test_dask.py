@@ -20,7 +20,7 @@ Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
 import boostloss.dask as bld
 import boostloss.xgboost as blx
-from boostloss import FocalLoss, GHMLoss
+from boostloss import FocalLoss, GHMLoss, OHEMLoss
 from boostloss.dask import DaskLGBMClassifier, DaskXGBClassifier
 
 PARAMS = {"tree_method": "hist", "max_depth": 3, "eta": 0.3, "max_bin": 16}
@@ -217,6 +217,110 @@ def test_dask_lgbm_classifier_refuses_what_cannot_be_global(client):
 
 
 # ------------------------------------------------------------------------------------------------
+# OHEM: the hardest negatives of all rows, selected over the workers
+# ------------------------------------------------------------------------------------------------
+
+class _CheckedOHEM:
+    """The OHEM objective, checking every round on every worker that the negatives kept by all
+    workers together (summed here with the collective) number the global k."""
+
+    def __init__(self, loss, k):
+        self.objective = blx.objective(loss)
+        self.k = k
+
+    def __call__(self, predt, dtrain):
+        from xgboost import collective
+
+        grad, hess = self.objective(predt, dtrain)
+        state = self.objective._entry(dtrain).state
+        negative = dtrain.get_label() == 0.0
+        mine = np.array([np.count_nonzero(state.kept & negative)], dtype=np.float64)
+        total = collective.allreduce(mine, collective.Op.SUM)[0]
+        if not (state.n_kept_negatives == self.k == total):
+            raise AssertionError(f"kept {state.n_kept_negatives} / {total}, expected {self.k}")
+        return grad, hess
+
+
+def _ohem_both(client, loss, X, y, margins, params=PARAMS, rounds=ROUNDS, k=None):
+    """Distributed and single-process OHEM from the non-constant start ``margins`` (no ties)."""
+    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
+                                  base_margin=_pinned(client, margins))
+    obj = blx.objective(loss) if k is None else _CheckedOHEM(loss, k)
+    out = xgb.dask.train(client, params, dtrain, rounds, obj=obj, custom_metric=blx.metric(loss),
+                         evals=[(dtrain, "train")], verbose_eval=False)
+    d_all = xgb.DMatrix(np.concatenate(X), np.concatenate(y),
+                        base_margin=np.concatenate(margins))
+    history = {}
+    single = xgb.train(params, d_all, rounds, obj=blx.objective(loss),
+                       custom_metric=blx.metric(loss), evals=[(d_all, "train")],
+                       evals_result=history, verbose_eval=False)
+    grid = xgb.DMatrix(np.concatenate(X))
+    np.testing.assert_allclose(out["booster"].predict(grid, output_margin=True),
+                               single.predict(grid, output_margin=True), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["history"]["train"][loss.name], history["train"][loss.name],
+                               rtol=1e-6)
+    return out["booster"], single
+
+
+def _distinct_margins(y, seed=5, n_classes=None):
+    rng = np.random.default_rng(seed)
+    shape = (lambda n: n) if n_classes is None else (lambda n: (n, n_classes))
+    return [rng.normal(-1.0, 1.0, shape(part.shape[0])).astype(np.float32) for part in y]
+
+
+@pytest.mark.timeout(240)
+def test_distributed_ohem_equals_one_process(client):
+    # Worker 1 has no positive: a per-worker selection would keep none of its negatives.
+    X, y, _ = _skewed()
+    loss = OHEMLoss(ratio=2.0)
+    n_pos = int(np.concatenate(y).sum())
+    _ohem_both(client, loss, X, y, _distinct_margins(y), k=2 * n_pos)
+
+
+@pytest.mark.timeout(240)
+def test_distributed_ohem_empty_partition(client):
+    X, y, _ = _skewed()
+    X[1], y[1] = X[1][:0], y[1][:0]
+    _ohem_both(client, OHEMLoss(ratio=1.5), X, y, _distinct_margins(y))
+
+
+@pytest.mark.timeout(240)
+def test_distributed_multiclass_ohem_equals_one_process(client):
+    X, y, _ = _skewed()
+    rng = np.random.default_rng(2)
+    y = [np.where(part == 1.0, rng.integers(1, 3, part.shape[0]), 0).astype(np.float32)
+         for part in y]
+    params = dict(PARAMS, num_class=3)
+    _ohem_both(client, OHEMLoss(ratio=2.0, negative_class=0), X, y,
+               _distinct_margins(y, n_classes=3), params=params, rounds=6)
+
+
+def test_dask_xgb_classifier_ohem(client):
+    X, y, _ = _skewed()
+    labels = _string_labels(y)
+    dX = _pinned(client, X)
+    dy = da.from_array(labels, chunks=(X[0].shape[0],)).rechunk(dX.chunks[0])
+    clf = DaskXGBClassifier(loss=OHEMLoss(ratio=3.0, negative_class="ok"), n_estimators=5,
+                            max_depth=3, max_bin=16)
+    clf.client = client
+    clf.fit(dX, dy)
+    # "ok" is class 1 of ["fraud", "ok"]: the negatives are the "ok" rows, the start the log
+    # of the kept weights, min(n_ok, 3 n_fraud) "ok" rows against all "fraud" rows.
+    n_fraud, n_ok = int((labels == "fraud").sum()), int((labels == "ok").sum())
+    assert clf.init_score_ == pytest.approx(np.log(min(n_ok, 3 * n_fraud) / n_fraud), rel=1e-12)
+    proba = clf.predict_proba(dX).compute()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert set(clf.predict(dX).compute()) <= {"fraud", "ok"}
+
+
+def test_dask_lgbm_classifier_refuses_ohem(client):
+    X, y, _ = _skewed(300, 200)
+    with pytest.raises(ValueError, match="OHEM selects the hardest negatives of all rows"):
+        DaskLGBMClassifier(loss=OHEMLoss(), client=client).fit(_pinned(client, X),
+                                                               _pinned(client, y))
+
+
+# ------------------------------------------------------------------------------------------------
 # Faults: bounded time, the boostloss message on the client
 # ------------------------------------------------------------------------------------------------
 
@@ -310,13 +414,3 @@ def test_worker_dying_mid_training_ends_with_an_error(client):
     dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
     with pytest.raises(Exception):
         xgb.dask.train(client, PARAMS, dtrain, 10, obj=_DyingObjective())
-
-
-@pytest.mark.timeout(180)
-def test_ohem_is_refused_on_several_workers(client):
-    from boostloss import OHEMLoss
-
-    X, y, _ = _skewed(300, 200)
-    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
-    with pytest.raises(ValueError, match="OHEMLoss cannot be trained on several workers"):
-        xgb.dask.train(client, PARAMS, dtrain, 3, obj=blx.objective(OHEMLoss()))

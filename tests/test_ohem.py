@@ -289,11 +289,11 @@ def test_no_positives_is_a_clear_error():
         OHEMLoss().init_score(np.ones(4))
 
 
-def test_multi_class_is_a_clear_error():
-    with pytest.raises(ValueError, match="multi-class OHEM"):
-        OHEMLoss(negative_class=0).resolved_params()
-    with pytest.raises(ValueError, match="multi-class OHEM"):
+def test_multi_class_without_negative_class_is_a_clear_error():
+    with pytest.raises(ValueError, match="need negative_class"):
         OHEMLoss().gradient_hessian([0, 1, 2], np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="need negative_class"):
+        OHEMLoss().init_score([0, 1, 2], n_classes=3)
     with pytest.raises(ValueError, match="only 0 and 1"):
         OHEMLoss().gradient_hessian([0, 1, 2], np.zeros(3))
 
