@@ -3,7 +3,7 @@ points toward the label, and GHM's harmonizing weights are normalised."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -66,6 +66,8 @@ def test_outputs_finite_and_hessian_positive(loss, problem, rounds):
 
 @SETTINGS
 @given(loss=focal_losses, problem=problems(weighted=False))
+@example(loss=FocalLoss(alpha=5e-324, gamma=0.0),
+         problem=(np.array([1.0]), np.array([0.0], dtype=np.float32), None))
 def test_focal_gradient_sign_is_sign_of_p_minus_y(loss, problem):
     y, x, _ = problem
     grad, _ = loss.gradient_hessian(y, x)
@@ -76,8 +78,10 @@ def test_focal_gradient_sign_is_sign_of_p_minus_y(loss, problem):
     expected = np.where(y == 1, -1.0, 1.0)
     nonzero = (grad != 0) & (alpha_t > 0)
     assert (np.sign(grad[nonzero]) == expected[nonzero]).all()
-    # Where the margin is moderate the gradient cannot underflow.
-    moderate = (np.abs(x.astype(np.float64)) < 30) & (alpha_t > 0)
+    # Where the margin is moderate and alpha_t is not itself near underflow (alpha = 5e-324 times
+    # |p - y| = 0.5 rounds to 0) the gradient cannot underflow: at |x| < 30 and gamma <= 5 its
+    # magnitude is at least alpha_t * 1e-78.
+    moderate = (np.abs(x.astype(np.float64)) < 30) & (alpha_t > 1e-200)
     assert (grad[moderate] != 0).all()
 
 
