@@ -354,12 +354,14 @@ def test_bad_label_on_one_partition_only(client, loss, rank):
 @pytest.mark.parametrize("rank", [0, 1])
 def test_negative_weight_on_one_partition_only_natural_call(client, rank):
     # XGBoost refuses the weight itself while the worker builds its DMatrix (inside the
-    # communicator, before any boostloss code runs on the workers): its message reaches the
-    # client, and the other worker is released.
+    # communicator, before any boostloss code runs on the workers). The client raises the first
+    # failed task's error: that worker's own message or, in a race inside xgb.dask.train, its
+    # peer's failed allreduce; either way the training ends and the other worker is released.
     X, y, w = _bad_on_one_worker("weight", rank)
     dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
                                   weight=_pinned(client, w))
-    with pytest.raises(xgb.core.XGBoostError, match="Weights must be positive"):
+    with pytest.raises(xgb.core.XGBoostError,
+                       match="Weights must be positive|Ring allreduce"):
         xgb.dask.train(client, PARAMS, dtrain, 5, obj=blx.objective(GHMLoss()),
                        custom_metric=blx.metric(GHMLoss()), evals=[(dtrain, "train")])
     # Both workers are free again: the next training runs.
