@@ -180,7 +180,9 @@ class XGBClassifier(xgb.XGBClassifier):
     (stored in the model, so the booster predicts on its own), and ``eval_metric`` left at None
     becomes the loss's metric (``logloss`` on margins for GHM-C; XGBoost's default ``logloss`` on
     probabilities is then disabled). ``base_margin`` passed to ``fit`` overrides the start for those
-    rows, as in XGBoost.
+    rows, as in XGBoost. K classes on XGBoost < 3.1 (one float ``base_score`` only): the start is
+    passed as ``base_margin`` in ``fit``, ``predict`` and ``predict_proba`` instead, so the saved
+    booster alone predicts without it (on XGBoost >= 3.1 it is stored in the model).
 
     Focal Hessians carry the modulating factor ``(1 - p_t)^gamma``, so ``min_child_weight`` (default
     1) means fewer samples per leaf than it does for the logistic loss. Scaling the default by the
@@ -210,6 +212,13 @@ class XGBClassifier(xgb.XGBClassifier):
             tags.classifier_tags.multi_label = False
         return tags
 
+    def _more_tags(self):
+        # scikit-learn < 1.6 reads the tags from _more_tags() (a dict) instead.
+        tags = super()._more_tags()
+        if self.loss is not None:
+            tags["multilabel"] = False
+        return tags
+
     @property
     def classes_(self):
         encoder = self.__dict__.get("label_encoder_")
@@ -225,6 +234,7 @@ class XGBClassifier(xgb.XGBClassifier):
         """
         loss = None if self.loss is None else make_loss(self.loss)
         params = _framework_params(self)
+        self._start_rows = None
         kwargs = dict(sample_weight=sample_weight, base_margin=base_margin, verbose=verbose,
                       xgb_model=xgb_model, sample_weight_eval_set=sample_weight_eval_set,
                       base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
@@ -241,6 +251,16 @@ class XGBClassifier(xgb.XGBClassifier):
             loss = _for_classes(loss, encoder.classes_)
             n_classes = encoder.classes_.shape[0]
             start = _init_score(loss, y_enc, sample_weight, n_classes)
+            if (n_classes > 2 and params.get("base_score") is None
+                    and not _compat_xgboost.takes_vector_base_score()):
+                # XGBoost < 3.1 keeps one float intercept: the K margins start every row as
+                # base_margin, here and in predict / predict_proba (see _compat_xgboost).
+                self._start_rows = np.asarray(start, dtype=np.float64)
+                params["base_score"] = 0.0
+                kwargs["base_margin"] = _start_margin(self._start_rows, X, base_margin)
+                if eval_set is not None and base_margin_eval_set is None:
+                    kwargs["base_margin_eval_set"] = [_start_margin(self._start_rows, ex, None)
+                                                      for ex, _ in eval_set]
             # Binary: XGBoost's binary:logistic reads base_score as a probability. K classes:
             # multi:softprob (which XGBoost sets for a callable objective) stores the K margins
             # as they are (a vector intercept, XGBoost >= 3.1).
@@ -256,12 +276,19 @@ class XGBClassifier(xgb.XGBClassifier):
                 iteration_range=None):
         """Predicted labels (the values ``y`` had in ``fit``), or raw margins with
         ``output_margin=True``."""
+        base_margin = _start_margin(self.__dict__.get("_start_rows"), X, base_margin)
         out = super().predict(X, output_margin=output_margin, validate_features=validate_features,
                               base_margin=base_margin, iteration_range=iteration_range)
         encoder = self.__dict__.get("label_encoder_")
         if output_margin or encoder is None:
             return out
         return encoder.classes_[np.asarray(out, dtype=np.intp)]
+
+    def predict_proba(self, X, validate_features=True, base_margin=None, iteration_range=None):
+        """Class probabilities; see ``xgboost.XGBClassifier.predict_proba``."""
+        base_margin = _start_margin(self.__dict__.get("_start_rows"), X, base_margin)
+        return super().predict_proba(X, validate_features=validate_features,
+                                     base_margin=base_margin, iteration_range=iteration_range)
 
 
 class LGBMClassifier(lgb.LGBMClassifier):
@@ -414,6 +441,14 @@ def _constant_rows(start, n):
     if np.ndim(start) == 0:
         return np.full(n, float(start))
     return np.tile(np.asarray(start, dtype=np.float64), (n, 1))
+
+
+def _start_margin(start, X, base_margin):
+    """``base_margin`` as given, or the K-class start on every row of X (XGBoost < 3.1)."""
+    if start is None or base_margin is not None:
+        return base_margin
+    n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+    return _constant_rows(start, n_rows)
 
 
 def _eval_labels(eval_set, eval_y):

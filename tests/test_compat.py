@@ -71,6 +71,12 @@ def test_lightgbm_predict_reads_loss_as_an_objective_alias(data):
             super().__init__(**kwargs)
             self.loss = loss
 
+        def get_params(self, deep=True):  # as boostloss's, for LightGBM < 4.6
+            params = super().get_params(deep=deep)
+            for name in _compat_lightgbm.estimator_param_names():
+                params.setdefault(name, getattr(self, name))
+            return params
+
     model = WithLoss(n_estimators=2, verbose=-1).fit(X, y)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -97,3 +103,22 @@ def test_subclass_get_params_walks_parents_from_lightgbm_4_6():
 
 def test_fit_takes_eval_xy_from_lightgbm_4_7():
     assert _compat_lightgbm.fit_takes_eval_xy() == (_lightgbm_version() >= (4, 7))
+
+
+def _xgboost_version():
+    return tuple(int(part) for part in xgb.__version__.split(".")[:2])
+
+
+def test_vector_base_score_from_xgboost_3_1(data):
+    """takes_vector_base_score: before 3.1 a K-class start cannot be stored as base_score."""
+    X, _ = data
+    y = np.arange(X.shape[0]) % 3
+    params = {"objective": "multi:softprob", "num_class": 3, "base_score": [0.5, -1.0, 0.25]}
+    assert _compat_xgboost.takes_vector_base_score() == (_xgboost_version() >= (3, 1))
+    if _compat_xgboost.takes_vector_base_score():
+        booster = xgb.train(params, xgb.DMatrix(X, label=y), 0)  # no tree: the margins are the start
+        margins = booster.predict(xgb.DMatrix(X[:1]), output_margin=True)
+        np.testing.assert_allclose(margins[0], params["base_score"], rtol=1e-6)
+    else:
+        with pytest.raises(xgb.core.XGBoostError, match="base_score"):
+            xgb.train(params, xgb.DMatrix(X, label=y), 1)

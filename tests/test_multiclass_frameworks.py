@@ -20,7 +20,7 @@ from sklearn.model_selection import GridSearchCV
 
 import boostloss.lightgbm as bll
 import boostloss.xgboost as blx
-from boostloss import FocalLoss, GHMLoss, LGBMClassifier, XGBClassifier
+from boostloss import FocalLoss, GHMLoss, LGBMClassifier, XGBClassifier, _compat_xgboost
 
 K = 4
 CE = FocalLoss(gamma=0.0, alpha=None)
@@ -49,12 +49,20 @@ def data():
 # ------------------------------------------------------------------------------------------------
 
 
+def xgb_start(loss, dtrain):
+    """The K-class start as params: base_score (XGBoost >= 3.1), or before set as base_margin."""
+    if _compat_xgboost.takes_vector_base_score():
+        start = blx.base_score(loss, dtrain, n_classes=K)
+        assert len(start) == K
+        return {"base_score": start}
+    blx.set_base_margin(loss, dtrain, n_classes=K)
+    return {}
+
+
 def test_xgb_custom_softmax_reproduces_multi_softprob(data):
     X, y, w = data
     dtrain = xgb.DMatrix(X, label=y, weight=w)
-    start = blx.base_score(CE, dtrain, n_classes=K)
-    assert len(start) == K
-    params = dict(XGB_PARAMS, num_class=K, base_score=start)
+    params = dict(XGB_PARAMS, num_class=K, **xgb_start(CE, dtrain))
     custom = xgb.train(params, dtrain, 20, obj=blx.objective(CE))
     builtin = xgb.train(dict(params, objective="multi:softprob"), dtrain, 20)
     proba = softmax(custom.predict(dtrain, output_margin=True), axis=1)
@@ -80,8 +88,7 @@ def test_lgb_custom_softmax_reproduces_multiclass(data):
 def test_xgb_and_lgb_train_any_loss_with_its_metric(loss, data):
     X, y, w = data
     dtrain = xgb.DMatrix(X, label=y, weight=w)
-    params = dict(XGB_PARAMS, num_class=K, base_score=blx.base_score(loss, dtrain, n_classes=K),
-                  disable_default_eval_metric=1)
+    params = dict(XGB_PARAMS, num_class=K, disable_default_eval_metric=1, **xgb_start(loss, dtrain))
     log = {}
     booster = xgb.train(params, dtrain, 10, obj=blx.objective(loss), evals=[(dtrain, "train")],
                         custom_metric=blx.metric(loss), evals_result=log, verbose_eval=False)
@@ -171,6 +178,12 @@ def test_estimators_take_k_labels_of_any_type(cls, loss, data):
 def test_estimator_custom_softmax_matches_builtin(cls, data):
     X, y, w = data
     custom = make(cls, CE).fit(X, y, sample_weight=w)
+    if cls is XGBClassifier and not _compat_xgboost.takes_vector_base_score():
+        start = np.tile(custom.init_score_, (y.size, 1))  # XGBoost < 3.1: one float base_score
+        builtin = make(cls, None).fit(X, y, sample_weight=w, base_margin=start)
+        np.testing.assert_allclose(custom.predict_proba(X),
+                                   builtin.predict_proba(X, base_margin=start), atol=1e-5)
+        return
     if cls is XGBClassifier:
         builtin = make(cls, None, base_score=custom.init_score_.tolist()).fit(X, y, sample_weight=w)
     else:
