@@ -16,6 +16,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, softmax
 
 from boostloss import HESSIAN_FLOOR, LGBMClassifier, OHEMLoss, XGBClassifier
+from boostloss import _compat_xgboost
 from boostloss import _kernels_select as ks
 
 
@@ -176,8 +177,11 @@ def test_xgboost_train_num_class(data):
     X, y = data
     loss = OHEMLoss(ratio=2.0, negative_class=0)
     dtrain = xgb.DMatrix(X, y)
-    params = {"tree_method": "hist", "num_class": 3, "nthread": 1, "min_child_weight": 0,
-              "base_score": blx.base_score(loss, dtrain, n_classes=3)}
+    params = {"tree_method": "hist", "num_class": 3, "nthread": 1, "min_child_weight": 0}
+    if _compat_xgboost.takes_vector_base_score():
+        params["base_score"] = blx.base_score(loss, dtrain, n_classes=3)
+    else:  # XGBoost < 3.1 keeps one float base_score: the K-class start goes in as base_margin
+        blx.set_base_margin(loss, dtrain, n_classes=3)
     obj = blx.objective(loss)
     booster = xgb.train(params, dtrain, 10, obj=obj)
     state = obj._cache.get(dtrain).state
