@@ -6,6 +6,7 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and shutil.which("nvidia-smi") is No
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 import pathlib
+import threading
 
 import pytest
 
@@ -36,3 +37,26 @@ LOSSES = {
     "ghm_window": lambda: GHMLoss(density="window", epsilon=0.1),
     "ghm_window_narrow": lambda: GHMLoss(density="window", epsilon=1e-6),
 }
+
+
+def run_in_threads(work, n, on_error=None):
+    """``work(i)`` for ``i`` in ``range(n)``, each on its own thread; the first exception raised
+    in a thread is raised here once all have ended (``on_error()`` runs in the failing thread,
+    e.g. to release the others from a barrier)."""
+    errors = []
+
+    def guarded(i):
+        try:
+            work(i)
+        except BaseException as exc:  # noqa: BLE001 - raised in the calling thread below
+            errors.append(exc)
+            if on_error is not None:
+                on_error()
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

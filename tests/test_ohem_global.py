@@ -17,6 +17,7 @@ from boostloss import OHEMLoss
 from boostloss import _kernels_select as ks
 from boostloss._collective import WorkerGroup
 
+from conftest import run_in_threads
 from test_ohem_select import brute_force_keep
 
 
@@ -72,23 +73,12 @@ def run_workers(pieces, work):
     """``work(group, piece)`` on one thread per piece; returns the results and the call counts."""
     shared = _Shared(len(pieces))
     results = [None] * len(pieces)
-    errors = []
 
     def worker(rank):
         with shared.lock:
-            try:
-                results[rank] = work(WorkerGroup(_FakeCollective(shared, rank)), pieces[rank])
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-                shared.barrier.abort()
+            results[rank] = work(WorkerGroup(_FakeCollective(shared, rank)), pieces[rank])
 
-    threads = [threading.Thread(target=worker, args=(r,)) for r in range(len(pieces))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(worker, len(pieces), on_error=shared.barrier.abort)
     return results, shared.calls
 
 

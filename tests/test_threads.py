@@ -10,7 +10,7 @@ import pytest
 
 from boostloss import FocalLoss, GHMLoss
 from boostloss import _kernels
-from conftest import LOSSES
+from conftest import LOSSES, run_in_threads
 
 N_LARGE = 200_000  # several reduction chunks of _kernels.CHUNK samples
 
@@ -126,22 +126,12 @@ def run_concurrently(jobs):
     """Run callables at the same time in threads (released together); return their results in order."""
     barrier = threading.Barrier(len(jobs))
     results = [None] * len(jobs)
-    errors = []
 
-    def work(i, job):
-        try:
-            barrier.wait()
-            results[i] = job()
-        except BaseException as exc:  # surfaced in the main thread below
-            errors.append(exc)
+    def work(i):
+        barrier.wait()
+        results[i] = jobs[i]()
 
-    threads = [threading.Thread(target=work, args=(i, job)) for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(work, len(jobs))
     return results
 
 
