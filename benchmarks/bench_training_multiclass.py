@@ -95,6 +95,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="50k rows, one repetition")
+    parser.add_argument("--frameworks", default="XGBoost,LightGBM",
+                        help="comma-separated subset of XGBoost,LightGBM (default both)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.repeats = 50_000, 1
@@ -106,7 +108,13 @@ def main(argv=None):
     runs = contenders(X, y, args.classes, args.rounds, args.threads)
     print(f"{args.rows} rows x {args.classes} classes, {args.rounds} rounds, {args.threads} "
           f"threads, load average before: {os.getloadavg()[0]:.2f}")
+    chosen = [name.strip() for name in args.frameworks.split(",")]
+    unknown = sorted(set(chosen) - set(runs))
+    if unknown:
+        parser.error(f"--frameworks: unknown {unknown}; choose from {sorted(runs)}")
     for framework, table in runs.items():
+        if framework not in chosen:
+            continue
         times = {name: [] for name in table}
         for _ in range(args.repeats):
             for name, train in table.items():
