@@ -4,7 +4,7 @@ Inside such a training, XGBoost runs ``xgboost.train`` once per worker on that w
 communicator (``xgboost.collective``) that every worker has joined. The boostloss objectives and
 metrics stay the same per-worker callables; what must be global is summed over the workers here:
 
-- GHM-C's bin counts and total weight, every round (``GHMState.allreduce``, bins + 1 numbers);
+- GHM-C's bin counts and total weight, every round (``GHMState.group``, bins + 1 numbers);
 - OHEM's selection, every round (``OHEMState.group``): the class counts and weights, the range of
   the candidates' ranking keys and each radix level's bucket counts (and weights), so that the
   kept negatives are those of one ranking of all rows (``_kernels_select``, "Over several
@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["WorkerGroup", "current_group", "attach"]
+__all__ = ["WorkerGroup", "current_group"]
 
 
 def current_group():
@@ -36,14 +36,6 @@ def current_group():
     if collective is None or not collective.is_distributed():
         return None
     return WorkerGroup(collective)
-
-
-def attach(state, group):
-    """Make a loss state of this worker global: OHEM's state takes the group, GHM's its sum."""
-    if hasattr(state, "group"):
-        state.group = group
-    else:
-        state.allreduce = group.sum
 
 
 class WorkerGroup:

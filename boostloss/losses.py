@@ -187,21 +187,21 @@ class GHMState:
     Made by :meth:`GHMLoss.new_state`; pass it to every :meth:`GHMLoss.gradient_hessian` call of that
     training. ``running_counts`` is None before the first round with ``momentum > 0``.
 
-    ``allreduce`` is None, or, in a training spread over several workers, a callable that takes a
-    float64 array and returns its element-wise sum over all workers (every worker calls it at the
-    same point with an array of the same length). The binned density then counts the samples of
-    every worker: each round's ``bins`` counts and total weight are summed with it right after they
-    are counted, so the weights, and the running average of ``momentum``, are the same on every
+    ``group`` is None, or, in a training spread over several workers, the workers (an object whose
+    ``sum`` takes a float64 array and returns its element-wise sum over all workers; every worker
+    calls it at the same point with an array of the same length; OHEM's state takes the same
+    ``group``). The binned density then counts the samples of every worker: each round's ``bins``
+    counts and total weight are summed with ``group.sum`` right after they are counted, so the weights, and the running average of ``momentum``, are the same on every
     worker and equal to those of one process holding all the data. The adapters of
     :mod:`boostloss.xgboost` set it inside an XGBoost collective (``xgboost.dask``,
     ``xgboost.spark``).
     """
 
-    __slots__ = ("running_counts", "allreduce", "_work")
+    __slots__ = ("running_counts", "group", "_work")
 
     def __init__(self):
         self.running_counts = None
-        self.allreduce = None
+        self.group = None
         self._work = {}
 
     def reset(self):
@@ -276,7 +276,7 @@ class _Loss(BaseEstimator):
         n_threads : int, optional
             Numba threads (see ``boostloss._threads`` for the default policy).
         state : object from :meth:`new_state`, optional
-            Only its ``allreduce`` is used (GHM-C's density over all workers, see
+            Only its ``group`` is used (GHM-C's density over all workers, see
             :class:`GHMState`); the running counts are neither read nor updated.
 
         Returns
@@ -715,9 +715,9 @@ class GHMLoss(_Loss):
     def _sample_betas(self, params, y, x, w, ce_out, state=None):
         """Per-sample weights of these margins (no momentum); ``ce_out`` gets the cross-entropy.
 
-        With a ``state`` whose ``allreduce`` is set, the bin counts are summed over the workers.
+        With a ``state`` whose ``group`` is set, the bin counts are summed over the workers.
         """
-        allreduce = _allreduce_of(params, state)
+        group = _group_of(params, state)
         k = kernels()
         n = y.shape[0]
         g = np.empty(n)
@@ -731,8 +731,8 @@ class GHMLoss(_Loss):
             k.assign_bins(g, params.edges, idx)
             counts = np.zeros(params.bins)
             tot = k.bin_histogram(idx, w, params.bins, counts)
-            if allreduce is not None:
-                counts, tot = _summed_counts(allreduce, counts, tot)
+            if group is not None:
+                counts, tot = _summed_counts(group, counts, tot)
             np.take(self.weights_from_counts(counts, tot), idx, out=beta)
             if w.shape[0]:
                 beta[w == 0.0] = 0.0
@@ -753,7 +753,7 @@ class GHMLoss(_Loss):
         # One density code for both layouts, on g = |p - y| (binary) or g = 1 - p_y (K classes);
         # the weights multiply the cross-entropy's gradient and Hessian (softmax: p - e_y and
         # p (1 - p) of each row).
-        _allreduce_of(params, state)  # refuses the window density on several workers
+        _group_of(params, state)  # refuses the window density on several workers
         first_pass, scale_by_bin, norm_pass, scale_by_sample = _ghm_passes(x.ndim)
         if params.density == "bins":
             idx = self._bins_work(y.shape[0], state)
@@ -784,11 +784,11 @@ class GHMLoss(_Loss):
 
     def _bin_weights(self, params, idx, w, state):
         """Per-bin weights of one round: counts summed over the workers when distributed."""
-        allreduce = _allreduce_of(params, state)
+        group = _group_of(params, state)
         counts = np.zeros(params.bins)
         tot = kernels().bin_histogram(idx, w, params.bins, counts)
-        if allreduce is not None:
-            counts, tot = _summed_counts(allreduce, counts, tot)
+        if group is not None:
+            counts, tot = _summed_counts(group, counts, tot)
         return self.weights_from_counts(counts, tot, state=state)
 
     def _softmax_loss_kernels(self, params, y, x, w, out, state=None):
@@ -826,10 +826,10 @@ class GHMLoss(_Loss):
         return float(best_s)
 
 
-def _allreduce_of(params, state):
-    """The state's reduction over workers (None in one process); the window density has none."""
-    allreduce = None if state is None else state.allreduce
-    if allreduce is not None and params.density != "bins":
+def _group_of(params, state):
+    """The state's workers (None in one process); the window density cannot use them."""
+    group = None if state is None else state.group
+    if group is not None and params.density != "bins":
         # Each sample's window counts the gradient norms of all samples near its own: exact over
         # several workers it needs every norm of every worker each round (an all-gather of n
         # numbers), which is what distributing the data avoids.
@@ -839,15 +839,15 @@ def _allreduce_of(params, state):
             "round; use density='bins' (its counts are summed over the workers), with more bins "
             "for a finer density"
         )
-    return allreduce
+    return group
 
 
-def _summed_counts(allreduce, counts, tot):
+def _summed_counts(group, counts, tot):
     """The bin counts and total weight summed over the workers (one reduction of bins + 1 numbers)."""
-    summed = np.asarray(allreduce(np.append(counts, tot)), dtype=np.float64)
+    summed = np.asarray(group.sum(np.append(counts, tot)), dtype=np.float64)
     if summed.shape != (counts.shape[0] + 1,):
         raise RuntimeError(
-            f"the allreduce of GHMState returned shape {summed.shape}; expected "
+            f"the sum over the workers of GHMState.group returned shape {summed.shape}; expected "
             f"({counts.shape[0] + 1},): the bin counts and the total weight"
         )
     return np.ascontiguousarray(summed[:-1]), float(summed[-1])

@@ -42,7 +42,7 @@ import numpy as np
 from . import _validation as v
 from ._adapters import (FACTORIES, LossCallable, PerDatasetCallable, gradient_hessian, loss_sums,
                         margins_of, mean_loss, start_of, start_rows)
-from ._collective import attach, current_group
+from ._collective import current_group
 from .losses import check_target
 
 __all__ = [
@@ -107,7 +107,7 @@ class _RoundMixin:
 
         entry, x = group.run(checked)
         if entry.state is not None:
-            attach(entry.state, group)
+            entry.state.group = group
         return self._round(entry, x)
 
 
@@ -125,7 +125,7 @@ def _any_mean_loss(loss, get_entry, predt, n_threads):
 
     entry, x = group.run(checked)
     if entry.state is not None:
-        attach(entry.state, group)
+        entry.state.group = group
     total, total_weight = group.sum(loss_sums(loss, entry, x, n_threads, state=entry.state))
     if total_weight <= 0.0:
         return float("nan")
