@@ -245,6 +245,9 @@ def _tally(results, config):
             better = worse = pairs = 0
             for result in results:
                 for backend in config.backends:
+                    if not any(r["backend"] == backend and r["loss"] == loss
+                               for r in result["records"]):
+                        continue  # a loss of one backend only (goss)
                     diffs, n_train, n_test = verdict.paired_differences(
                         result["records"], backend, loss, verdict.BASELINE, metric)
                     mean, _, p = verdict.corrected_resampled_ttest(diffs, n_train, n_test)

@@ -68,6 +68,11 @@ def paired_differences(records, backend, loss, baseline, key):
     """``loss`` minus ``baseline`` on metric ``key``, per (repeat, fold), and the mean split sizes."""
     rows, values = _per_split(records, backend, loss, key)
     _, base = _per_split(records, backend, baseline, key)
+    if not rows or values.shape != base.shape:
+        raise ValueError(
+            f"no paired folds of {loss!r} and {baseline!r} on {backend}: {values.shape[0]} and "
+            f"{base.shape[0]} results"
+        )
     n_train = float(np.mean([r["n_train"] for r in rows]))
     n_test = float(np.mean([r["n_test"] for r in rows]))
     return values - base, n_train, n_test
