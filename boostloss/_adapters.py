@@ -11,7 +11,7 @@ import weakref
 import numpy as np
 from sklearn.base import clone
 
-from ._threads import check_n_threads
+from ._threads import AUTO, check_adapter_threads, round_threads
 from .losses import check_target, make_loss
 
 
@@ -127,7 +127,8 @@ def loss_sums(loss, entry, predt, n_threads, state=None):
     ``state`` is the entry's loss state when a distributed training sums GHM's counts over workers.
     """
     x = margins_of(predt, entry.n_samples)
-    loss.loss(entry.target, x, loss_out=entry.loss_out, n_threads=n_threads, state=state)
+    loss.loss(entry.target, x, loss_out=entry.loss_out, n_threads=round_threads(n_threads, x.ndim),
+              state=state)
     w = entry.target.sample_weight
     total_weight = float(w.sum()) if w.shape[0] else float(entry.n_samples)
     return float(entry.loss_out.sum()), total_weight
@@ -150,7 +151,7 @@ def gradient_hessian(loss, entry, predt, n_threads, multiclass_hessian_factor=No
     x = margins_of(predt, entry.n_samples)
     grad, hess = entry.buffers(x)
     loss.gradient_hessian(entry.target, x, gradient_out=grad, hessian_out=hess,
-                          n_threads=n_threads, state=entry.state)
+                          n_threads=round_threads(n_threads, x.ndim), state=entry.state)
     if x.ndim == 2 and multiclass_hessian_factor is not None:
         factor = multiclass_hessian_factor(x.shape[1])
         if factor != 1.0:
@@ -191,7 +192,8 @@ class _ArrayCache:
 class LossCallable:
     """What every adapter callable shares: a clone of the loss, a metric name, a per-training cache.
 
-    ``n_threads`` is the loss kernels' thread count (default 1: see ``boostloss._threads``).
+    ``n_threads`` is the loss kernels' thread count (default ``"auto"``: one thread for a binary
+    model, the default policy for K classes; see ``boostloss._threads``).
 
     ``_new_cache`` makes the cache (:class:`_PerDataset` or :class:`_ArrayCache`); ``_display`` is
     how ``repr`` names the factory that made the callable.
@@ -200,11 +202,11 @@ class LossCallable:
     _new_cache = _ArrayCache
     _display = "boostloss"
 
-    def __init__(self, loss, name=None, *, n_threads=1):
+    def __init__(self, loss, name=None, *, n_threads=AUTO):
         self.loss = fresh_loss(loss)
         self.loss.resolved_params()  # bad parameters fail here, not in the first round
         self.__name__ = self.loss.name if name is None else str(name)
-        self.n_threads = check_n_threads(n_threads)
+        self.n_threads = check_adapter_threads(n_threads)
         self._cache = type(self)._new_cache()
 
     def reset(self):

@@ -28,6 +28,8 @@ from ._constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # no
 
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
+#: The ``table`` of for_each_with_gamma's binary callers (they have none).
+_NO_TABLE = np.empty(0)
 
 #: The per-sample functions compiled for both targets: here for the CPU, and from the same source
 #: for CUDA by boostloss._cuda_build. Each must compile for CUDA too (scalar arithmetic, reads and
@@ -35,6 +37,7 @@ CHUNK = 1 << 15
 DEVICE_FUNCTIONS = (
     "_exp_nonpositive",
     "_log1p_unit",
+    "_log_reduced",
     "_logistic_parts",
     "_modulating_factor",
     "focal_point",
@@ -114,8 +117,38 @@ def _log1p_unit(e, u, inv_u):
     """
     c = (e - (u - 1.0)) * inv_u
     big = u > _SQRT2
-    m = u * 0.5 if big else u
-    dk = 1.0 if big else 0.0
+    return _log_reduced(u * 0.5 if big else u, 1.0 if big else 0.0, c)
+
+
+#: (k, 2**-k, 2**k sqrt(2)/2) for k = 512, 256, ..., 1: the steps of _log1p_nonnegative's scaling.
+_LOG_STEPS = tuple((float(k), 2.0 ** -k, 2.0 ** k * (_SQRT2 / 2.0)) for k in
+                   (512, 256, 128, 64, 32, 16, 8, 4, 2, 1))
+
+
+@njit(cache=True, inline="always")
+def _log1p_nonnegative(t):
+    """``log1p(t)`` for any finite ``t >= 0`` (the softmax kernels' log1p of sums of exps).
+
+    ``u = 1 + t`` is scaled by ``2**-k`` into [sqrt(2)/2, sqrt(2)) in ten exact halving steps
+    written as selects, then as :func:`_log1p_unit`: the polynomial and the correction
+    ``(t - (u - 1)) / u`` for the rounding of u (``u - 1`` is exact for ``u >= 1``).
+    """
+    u = 1.0 + t
+    c = (t - (u - 1.0)) / u
+    m = u
+    dk = 0.0
+    for k, scale, threshold in _LOG_STEPS:
+        big = m >= threshold
+        m = m * scale if big else m
+        dk = dk + k if big else dk
+    return _log_reduced(m, dk, c)
+
+
+@njit(cache=True, inline="always")
+def _log_reduced(m, dk, c):
+    """``log(m 2**dk) + c`` for ``m`` in [sqrt(2)/2, sqrt(2)] and a correction ``c`` of the order
+    of an ulp of the result: fdlibm's Lg1..Lg7 polynomial in ``s = f / (2 + f)``, ``f = m - 1``,
+    with ``dk ln 2`` added in two parts (``_LN2_HI`` times an integer below 2**20 is exact)."""
     f = m - 1.0
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)
@@ -221,7 +254,7 @@ def _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, he
 
 
 @njit(cache=True, inline="always")
-def _focal_sample_store(i, gamma, y, x, w, params, grad_out, hess_out):
+def _focal_sample_store(i, gamma, y, x, w, table, params, grad_out, hess_out):
     """:func:`_focal_grad_hess_store` in the form :func:`for_each_with_gamma` calls, ``params``
     being ``(weighted, alpha_pos, alpha_neg, hessian_mode)``."""
     weighted, alpha_pos, alpha_neg, hessian_mode = params
@@ -230,35 +263,36 @@ def _focal_sample_store(i, gamma, y, x, w, params, grad_out, hess_out):
 
 
 @njit(cache=True, inline="always")
-def for_each_with_gamma(store, gamma, y, x, w, params, grad_out, hess_out):
-    """``store(i, gamma, y, x, w, params, grad_out, hess_out)`` for every sample (or row) ``i``, a
-    prange loop: call it from a parallel kernel. The binary and the softmax focal kernels share it.
+def for_each_with_gamma(store, n, gamma, y, x, w, table, params, grad_out, hess_out):
+    """``store(i, gamma, y, x, w, table, params, grad_out, hess_out)`` for ``i`` in ``0 .. n - 1``, a
+    prange loop: call it from a parallel kernel. The binary focal kernel calls it per sample, the
+    softmax one per sweep of row blocks (``boostloss._kernels_softmax``).
 
     One loop per common gamma (2, 1, 0), with gamma a literal in it: a single loop would evaluate
     every branch of the modulating factor (the SIMD code computes both sides of a branch), paying
-    an ``exp`` that gamma = 2 does not need. ``params`` (a tuple) holds read-only values only: in a
-    prange loop, numba drops the writes to an array taken out of a tuple, so the outputs are
-    arguments of their own.
+    an ``exp`` that gamma = 2 does not need. ``params`` (a tuple) holds scalars only; ``table`` is a
+    read-only array (the softmax's class weights; empty for the binary kernel). Arrays taken out of a
+    tuple misbehave in a prange loop: numba drops the writes to them, and reads of them kept the
+    loops from compiling to SIMD code (measured: 2x slower).
     """
-    n = x.shape[0]
     if gamma == 2.0:
         for i in prange(n):
-            store(i, 2.0, y, x, w, params, grad_out, hess_out)
+            store(i, 2.0, y, x, w, table, params, grad_out, hess_out)
     elif gamma == 1.0:
         for i in prange(n):
-            store(i, 1.0, y, x, w, params, grad_out, hess_out)
+            store(i, 1.0, y, x, w, table, params, grad_out, hess_out)
     elif gamma == 0.0:
         for i in prange(n):
-            store(i, 0.0, y, x, w, params, grad_out, hess_out)
+            store(i, 0.0, y, x, w, table, params, grad_out, hess_out)
     else:
         for i in prange(n):
-            store(i, gamma, y, x, w, params, grad_out, hess_out)
+            store(i, gamma, y, x, w, table, params, grad_out, hess_out)
 
 
 @njit(cache=True, parallel=True)
 def focal_grad_hess(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
     """Weighted focal gradient and Hessian of every sample, written into the output buffers."""
-    for_each_with_gamma(_focal_sample_store, gamma, y, x, w,
+    for_each_with_gamma(_focal_sample_store, x.shape[0], gamma, y, x, w, _NO_TABLE,
                         (w.shape[0] > 0, alpha_pos, alpha_neg, hessian_mode), grad_out, hess_out)
 
 

@@ -1,4 +1,4 @@
-"""Numba kernels of the multi-class (softmax) focal loss and GHM-C, row by row.
+"""Numba kernels of the multi-class (softmax) focal loss and GHM-C.
 
 A row holds the K raw margins ``z`` of one sample, ``p = softmax(z)``, and ``y`` is its class.
 Everything rests on one identity: with ``t = z_y - LSE_{k != y} z_k`` (the margin of the true class
@@ -13,11 +13,17 @@ Stable evaluation of a row (O(1) scalars, no temporaries):
 2. ``s_rest = sum_{k != y, am} e_k`` with ``e_k = exp(z_k - mo) <= 1`` (one ``exp`` per value, none
    can overflow), so ``s = sum_{k != y} e_k = 1 + s_rest`` and ``log s = log1p(s_rest)``; the
    gradient kernels also park ``e_k`` in the row of the output buffers (see
-   :func:`_row_margin_keep`), so that no ``exp`` is evaluated twice;
-3. ``P = p_y``, ``q``, ``log P``, ``log q`` from ``a = z_y - mo`` and ``s`` (:func:`_true_class_parts`:
-   the binary pieces of ``t = a - log s``, without rounding ``t`` itself), then every output:
-   ``r_k = e_k / s``, with ``1 - r_am = s_rest / s`` and ``1 - r_k = (s - e_k) / s`` otherwise
-   (``s - e_k >= 1``: no cancellation), and ``1 - p_k = P + q (1 - r_k)``.
+   :func:`_block_first_sweep`), so that no ``exp`` is evaluated twice;
+3. ``P = p_y``, ``q``, and where needed ``log P``, ``log q``, from ``a = z_y - mo`` and ``s``
+   (:func:`_true_class_pq`: the binary pieces of ``t = a - log s``, without rounding ``t`` itself),
+   then every output: ``r_k = e_k / s``, with ``1 - r_am = s_rest / s`` and
+   ``1 - r_k = (s - e_k) / s`` otherwise (``s - e_k >= 1``: no cancellation), and
+   ``1 - p_k = P + q (1 - r_k)``.
+
+The gradient kernels go over blocks of ``ROW_BLOCK`` rows, one class at a time, so that every inner
+loop runs over rows (adjacent in memory in F order, LightGBM's layout) and compiles to SIMD code:
+``exp`` and ``log1p`` are ``_kernels``' fdlibm versions written as plain arithmetic, and the per-row
+math has selects, not branches. The loss kernels go row by row.
 
 Inputs are validated by the caller (:mod:`boostloss.losses`): labels are float64 class indices
 0..K-1, margins float32 or float64 of shape (n, K) in C or F order (read as float64, never copied),
@@ -32,7 +38,6 @@ arXiv:1708.02002 (the loss is written for K-way softmax there); Li, Liu, Wang, "
 Single-stage Detector", 2019, arXiv:1811.05181.
 """
 
-import math
 
 import numpy as np
 from numba import njit, prange
@@ -42,9 +47,12 @@ from ._kernels import (
     HESSIAN_EXACT,
     HESSIAN_FLOOR,
     HESSIAN_GAUSS_NEWTON,
+    _bin_of_uniform,
+    _edges_are_uniform,
     _exp_nonpositive,
+    _log1p_nonnegative,
     _modulating_factor,
-    for_each_bin,
+    bin_of,
     for_each_with_gamma,
 )
 
@@ -62,6 +70,9 @@ __all__ = [
     "softmax_ghm_bins_pass",
 ]
 
+
+#: ``edges`` of the kernels that bin nothing (an argument of the shared traversal).
+_NO_EDGES = np.empty(0)
 
 # --------------------------------------------------------------------------------------------
 # Per-row math
@@ -83,30 +94,56 @@ def _row_max_others(x, i, c, n_classes):
 
 
 @njit(cache=True, inline="always")
-def _true_class_parts(a, s_rest):
-    """``(P, q, log P, log q)`` of the true class from ``a = z_y - mo`` and ``s_rest``.
+def _true_class_pq(a, s_rest):
+    """``(P, q, e)`` of the true class from ``a = z_y - mo`` and ``s_rest``, with ``e = exp(-|a|)``.
 
     ``P = e^a / (e^a + s)`` with ``s = 1 + s_rest``: the binary pieces of ``t = a - log s`` without
-    forming ``t`` (whose rounding would cost ``|t|`` ulps in ``q``), from one ``exp`` of ``-|a|``:
+    forming ``t`` (whose rounding would cost ``|t|`` ulps in ``q``), from one ``exp``::
 
-        a <= 0:  E = e^a,     P = E / (s + E),  q = s / (s + E),
-                 log P = a - log1p(s_rest + E),  log q = -log1p(E / s)
-        a >  0:  v = s e^-a,  P = 1 / (1 + v),  q = v / (1 + v),
-                 log P = -log1p(v),              log q = (log1p(s_rest) - a) - log1p(v)
+        a <= 0:  E = e^a,     P = E / (s + E),  q = s / (s + E)
+        a >  0:  v = s e^-a,  P = 1 / (1 + v),  q = v / (1 + v)
 
-    Nothing overflows, nothing takes ``log(0)`` (``v`` may underflow; ``log q`` does not need it).
-    With K = 2 (``s_rest = 0``) ``P`` and ``q`` are computed exactly as the binary kernels compute
-    them from the margin difference.
+    Nothing overflows (``v`` may underflow). Both cases are written with selects, not branches: a
+    branch in the loop over a block's rows keeps it from compiling to SIMD code (measured: 3x
+    slower). With K = 2 (``s_rest = 0``) ``P`` and ``q`` are computed exactly as the binary kernels
+    compute them from the margin difference.
     """
     s = 1.0 + s_rest
-    if a <= 0.0:
-        big = _exp_nonpositive(a)
-        inv = 1.0 / (s + big)
-        return big * inv, s * inv, a - math.log1p(s_rest + big), -math.log1p(big / s)
-    v = s * _exp_nonpositive(-a)
-    inv = 1.0 / (1.0 + v)
-    l1p = math.log1p(v)
-    return inv, v * inv, -l1p, (math.log1p(s_rest) - a) - l1p
+    e = _exp_nonpositive(-abs(a))
+    neg = a <= 0.0
+    v = s * e
+    inv = 1.0 / ((s + e) if neg else (1.0 + v))
+    return (e if neg else 1.0) * inv, (s if neg else v) * inv, e
+
+
+@njit(cache=True, inline="always")
+def _true_class_log_p(a, s_rest, e):
+    """``log P`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``)::
+
+        a <= 0:  log P = a - log1p(s_rest + E)
+        a >  0:  log P = -log1p(v)
+    """
+    l1 = _log1p_nonnegative((s_rest + e) if a <= 0.0 else (1.0 + s_rest) * e)
+    return (a - l1) if a <= 0.0 else -l1
+
+
+@njit(cache=True, inline="always")
+def _true_class_log_q(a, s_rest, e):
+    """``log q`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``), without ``log(0)``::
+
+        a <= 0:  log q = -log1p(E / s)
+        a >  0:  log q = (log1p(s_rest) - a) - log1p(v)
+    """
+    s = 1.0 + s_rest
+    l2 = _log1p_nonnegative((e / s) if a <= 0.0 else s_rest)
+    return -l2 if a <= 0.0 else (l2 - a) - _log1p_nonnegative(s * e)
+
+
+@njit(cache=True, inline="always")
+def _true_class_parts(a, s_rest):
+    """``(P, q, log P, log q)`` of the true class (see :func:`_true_class_pq`)."""
+    p, q, e = _true_class_pq(a, s_rest)
+    return p, q, _true_class_log_p(a, s_rest, e), _true_class_log_q(a, s_rest, e)
 
 
 @njit(cache=True, inline="always")
@@ -121,27 +158,7 @@ def _row_margin(x, i, c, n_classes):
     mo, am = _row_max_others(x, i, c, n_classes)
     s_rest = 0.0
     for k in range(n_classes):
-        e = math.exp(min(np.float64(x[i, k]) - mo, 0.0))
-        s_rest += e if (k != c) & (k != am) else 0.0
-    return np.float64(x[i, c]) - mo, am, s_rest
-
-
-@njit(cache=True, inline="always")
-def _row_margin_keep(x, i, c, n_classes, hi_out, lo_out):
-    """:func:`_row_margin` that also leaves ``e_k = exp(x[i, k] - mo)`` in the output row.
-
-    ``e_k`` is split as ``hi = e_k`` rounded to the output's dtype and ``lo = e_k - hi`` rounded
-    again, so ``hi + lo`` gives ``e_k`` back exactly for float64 outputs and to 2**-48 relative for
-    float32 outputs (absolute 2**-149 once ``e_k`` is below float32's normal range, where every
-    result derived from it is itself below float32's resolution): the second sweep reads it back
-    instead of calling ``exp`` again.
-    """
-    mo, am = _row_max_others(x, i, c, n_classes)
-    s_rest = 0.0
-    for k in range(n_classes):
-        e = math.exp(min(np.float64(x[i, k]) - mo, 0.0))
-        hi_out[i, k] = e
-        lo_out[i, k] = e - np.float64(hi_out[i, k])
+        e = _exp_nonpositive(min(np.float64(x[i, k]) - mo, 0.0))
         s_rest += e if (k != c) & (k != am) else 0.0
     return np.float64(x[i, c]) - mo, am, s_rest
 
@@ -165,25 +182,95 @@ def _focal_t_parts(p, q, log_p, log_q, gamma, a):
     return fl, d1, d2
 
 
-@njit(cache=True, inline="always")
-def _row_parts_keep(i, y, x, grad_out, hess_out):
-    """First sweep of row ``i``: park ``e_k`` in the output row (:func:`_row_margin_keep`) and return
-    ``(c, am, s_rest, inv_s, P, q, log P, log q)`` with ``c`` the true class and ``inv_s = 1 / s``."""
-    c = int(y[i])
-    a_y, am, s_rest = _row_margin_keep(x, i, c, x.shape[1], grad_out, hess_out)
-    p, q, log_p, log_q = _true_class_parts(a_y, s_rest)
-    return c, am, s_rest, 1.0 / (1.0 + s_rest), p, q, log_p, log_q
+# --------------------------------------------------------------------------------------------
+# Block sweeps: the gradient kernels' traversal
+# --------------------------------------------------------------------------------------------
+
+#: Rows of one block. The gradient kernels go over a block one class at a time, each inner loop
+#: running over the block's rows: adjacent in memory for F-ordered arrays (LightGBM's layout), so
+#: the loops compile to SIMD code (the exp being ``_exp_nonpositive``, plain arithmetic), and the
+#: block's part of every array stays in the L1 cache from one sweep to the next.
+ROW_BLOCK = 128
+#: Rows of one parallel iteration (whole blocks); its scratch arrays are allocated once for them.
+SWEEP_ROWS = 16 * ROW_BLOCK
+
+# Rows of the float64 scratch array ``work`` (ROW_BLOCK columns): per-row values of a block.
+_MO, _S_REST, _INV_S, _P, _Q, _D1, _DY, _W = 0, 1, 2, 3, 4, 5, 6, 7
+_N_WORK = 8
 
 
 @njit(cache=True, inline="always")
-def _parked_share(i, k, am, s_rest, inv_s, grad_out, hess_out):
-    """Second sweep: ``(r_k, 1 - r_k)`` from the ``e_k`` parked in the output row.
+def _n_sweeps(n):
+    return (n + SWEEP_ROWS - 1) // SWEEP_ROWS
+
+
+@njit(cache=True, inline="always")
+def _block_first_sweep(lo, m, y, x, grad_out, hess_out, cls, am, work):
+    """First sweep of rows ``lo .. lo + m - 1``, class by class.
+
+    Leaves ``c`` (the true class) in ``cls``, ``am`` (the first ``k != c`` reaching
+    ``mo = max_{k != c} z_k``: the comparisons are strict, so ties keep the first) in ``am``,
+    ``mo`` and ``s_rest = sum_{k != c, am} e_k`` in ``work`` (the sum taken in class order), and
+    ``e_k = exp(x[i, k] - mo)`` parked in the output rows, split as ``hi = e_k`` rounded to the
+    output's dtype and ``lo = e_k - hi`` rounded again: ``hi + lo`` gives ``e_k`` back exactly for
+    float64 outputs and to 2**-48 relative for float32 outputs (absolute 2**-149 once ``e_k`` is
+    below float32's normal range, where every result derived from it is itself below float32's
+    resolution), so the last sweep reads it instead of calling ``exp`` again. The ``min`` keeps the
+    true class's term from overflowing (its parked value is not used). Margins are finite.
+    """
+    for b in range(m):
+        cls[b] = int(y[lo + b])
+        am[b] = -1
+        work[_MO, b] = -np.inf
+        work[_S_REST, b] = 0.0
+    for k in range(x.shape[1]):
+        for b in range(m):
+            v = np.float64(x[lo + b, k])
+            take = (k != cls[b]) & (v > work[_MO, b])
+            work[_MO, b] = v if take else work[_MO, b]
+            am[b] = k if take else am[b]
+    for k in range(x.shape[1]):
+        for b in range(m):
+            i = lo + b
+            e = _exp_nonpositive(min(np.float64(x[i, k]) - work[_MO, b], 0.0))
+            grad_out[i, k] = e
+            hess_out[i, k] = e - np.float64(grad_out[i, k])
+            work[_S_REST, b] += e if (k != cls[b]) & (k != am[b]) else 0.0
+
+
+@njit(cache=True, inline="always")
+def _true_class_of(lo, b, x, cls, work):
+    """``(c, a, s_rest, e, P, q)`` of row ``lo + b`` after the first sweep (see
+    :func:`_true_class_pq`); leaves ``1 / s``, ``P`` and ``q`` in ``work``."""
+    c = cls[b]
+    s_rest = work[_S_REST, b]
+    a = np.float64(x[lo + b, c]) - work[_MO, b]
+    p, q, e = _true_class_pq(a, s_rest)
+    work[_INV_S, b] = 1.0 / (1.0 + s_rest)
+    work[_P, b] = p
+    work[_Q, b] = q
+    return c, a, s_rest, e, p, q
+
+
+@njit(cache=True, inline="always")
+def _row_weights(w, n):
+    """The sample weights, ones without weights (an array in every case: a flag tested in the
+    kernels, even outside the loops over rows, kept the compiler from vectorising them; measured
+    2x slower)."""
+    return w if w.shape[0] > 0 else np.ones(n)
+
+
+@njit(cache=True, inline="always")
+def _parked_share(i, b, k, am, work, grad_out, hess_out):
+    """Last sweep: ``(r_k, 1 - r_k)`` of row ``i = lo + b`` from the ``e_k`` parked in its outputs.
 
     ``1 - r_am = s_rest / s`` and ``1 - r_k = (s - e_k) / s`` otherwise (``s - e_k >= 1``: no
-    cancellation). Written with selects, not branches, so the loops over k run without jumps.
+    cancellation). Written with selects, not branches, so the loops over the rows stay SIMD.
     """
     e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
-    one_minus_r = (s_rest if k == am else (1.0 + s_rest) - e) * inv_s
+    s_rest = work[_S_REST, b]
+    inv_s = work[_INV_S, b]
+    one_minus_r = (s_rest if k == am[b] else (1.0 + s_rest) - e) * inv_s
     return e * inv_s, one_minus_r
 
 
@@ -196,41 +283,112 @@ def _store_floored(i, k, g, h, wi, grad_out, hess_out):
 
 
 @njit(cache=True, inline="always")
-def _focal_row_store(i, gamma, y, x, w, params, grad_out, hess_out):
-    """Gradient and diagonal Hessian of row ``i`` into the outputs (see softmax_focal_grad_hess);
-    ``params`` is ``(weighted, alpha, class_weighted, hessian_mode)``."""
-    weighted, alpha, class_weighted, hessian_mode = params
-    c, am, s_rest, inv_s, p, q, log_p, log_q = _row_parts_keep(i, y, x, grad_out, hess_out)
-    a = alpha[c] if class_weighted else 1.0
-    _, d1, d2 = _focal_t_parts(p, q, log_p, log_q, gamma, a)
-    wi = w[i] if weighted else 1.0
-    # The true class's parked value e_c is finite, it is just not used.
-    if hessian_mode == HESSIAN_EXACT:
+def _focal_block(lo, m, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out, cls, am, work):
+    """Gradient and diagonal Hessian of rows ``lo .. lo + m - 1`` (see softmax_focal_grad_hess);
+    ``w`` and ``alpha`` hold the sample and class weights (ones where there are none)."""
+    _block_first_sweep(lo, m, y, x, grad_out, hess_out, cls, am, work)
+    exact = hessian_mode == HESSIAN_EXACT
+    for b in range(m):
+        c, a, s_rest, e, p, q = _true_class_of(lo, b, x, cls, work)
+        work[_W, b] = w[lo + b]
+        # log q only feeds a non-integer gamma's modulating factor; computed anyway, as a
+        # condition here would be a branch (a vectorised log1p costs less).
+        log_p = _true_class_log_p(a, s_rest, e)
+        log_q = _true_class_log_q(a, s_rest, e)
+        _, d1, d2 = _focal_t_parts(p, q, log_p, log_q, gamma, alpha[c])
+        work[_D1, b] = d1
+        work[_DY, b] = d2 if exact else -d1 * p  # the true class's Hessian
+    if exact:
         for k in range(x.shape[1]):
-            r, one_minus_r = _parked_share(i, k, am, s_rest, inv_s, grad_out, hess_out)
-            h = d2 if k == c else d2 * r * r - d1 * r * one_minus_r
-            _store_floored(i, k, d1 if k == c else -r * d1, h, wi, grad_out, hess_out)
+            for b in range(m):
+                i = lo + b
+                r, one_minus_r = _parked_share(i, b, k, am, work, grad_out, hess_out)
+                d1 = work[_D1, b]
+                d2 = work[_DY, b]
+                h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
+                _store_floored(i, k, d1 if k == cls[b] else -r * d1, h, work[_W, b],
+                               grad_out, hess_out)
     else:
-        h_y = -d1 * p
         for k in range(x.shape[1]):
-            r, one_minus_r = _parked_share(i, k, am, s_rest, inv_s, grad_out, hess_out)
-            h = h_y if k == c else -d1 * r * (p + q * one_minus_r)
-            _store_floored(i, k, d1 if k == c else -r * d1, h, wi, grad_out, hess_out)
+            for b in range(m):
+                i = lo + b
+                r, one_minus_r = _parked_share(i, b, k, am, work, grad_out, hess_out)
+                d1 = work[_D1, b]
+                h = (work[_DY, b] if k == cls[b]
+                     else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r))
+                _store_floored(i, k, d1 if k == cls[b] else -r * d1, h, work[_W, b],
+                               grad_out, hess_out)
 
 
 @njit(cache=True, inline="always")
-def _ce_row_store(i, y, x, w, weighted, grad_out, hess_out):
-    """Softmax cross-entropy gradient ``p - e_y`` and Hessian ``p (1 - p)`` (floored) of row ``i``,
-    times the sample weight; returns the gradient norm ``g = 1 - p_y``."""
-    c, am, s_rest, inv_s, p, q, _, _ = _row_parts_keep(i, y, x, grad_out, hess_out)
-    wi = w[i] if weighted else 1.0
-    h_y = p * q
+def _focal_sweep(j, gamma, y, x, w, alpha, hessian_mode, grad_out, hess_out):
+    """The rows of sweep ``j``, block by block: :func:`_kernels.for_each_with_gamma`'s store (its
+    ``table`` the K class weights, its ``params`` the Hessian mode); ``w`` and ``alpha`` hold
+    weights, ones where there are none."""
+    cls = np.empty(ROW_BLOCK, dtype=np.int64)
+    am = np.empty(ROW_BLOCK, dtype=np.int64)
+    work = np.empty((_N_WORK, ROW_BLOCK))
+    stop = min(x.shape[0], (j + 1) * SWEEP_ROWS)
+    for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
+        _focal_block(lo, min(ROW_BLOCK, stop - lo), gamma, alpha, hessian_mode, y, x, w, grad_out,
+                     hess_out, cls, am, work)
+
+
+@njit(cache=True, inline="always")
+def _ce_block(lo, m, y, x, w, grad_out, hess_out, cls, am, work):
+    """Softmax cross-entropy gradient ``p - e_y`` and Hessian ``p (1 - p)`` (floored) of rows
+    ``lo .. lo + m - 1``, times the sample weights; leaves each row's ``g = 1 - p_y`` in
+    ``work[_Q]``."""
+    _block_first_sweep(lo, m, y, x, grad_out, hess_out, cls, am, work)
+    for b in range(m):
+        _true_class_of(lo, b, x, cls, work)
+        work[_W, b] = w[lo + b]
     for k in range(x.shape[1]):
-        r, one_minus_r = _parked_share(i, k, am, s_rest, inv_s, grad_out, hess_out)
-        g = q * r
-        h = g * (p + q * one_minus_r)
-        _store_floored(i, k, -q if k == c else g, h_y if k == c else h, wi, grad_out, hess_out)
-    return q
+        for b in range(m):
+            i = lo + b
+            r, one_minus_r = _parked_share(i, b, k, am, work, grad_out, hess_out)
+            p = work[_P, b]
+            q = work[_Q, b]
+            g = q * r
+            h = g * (p + q * one_minus_r)
+            _store_floored(i, k, -q if k == cls[b] else g, p * q if k == cls[b] else h,
+                           work[_W, b], grad_out, hess_out)
+
+
+@njit(cache=True, inline="always")
+def _for_each_ce_block(finish, y, x, w, grad_out, hess_out, out, edges):
+    """:func:`_ce_block` over every row, a prange loop over sweeps, then
+    ``finish(lo, m, work, out, edges)`` with the block's gradient norms in ``work[_Q]``."""
+    n = x.shape[0]
+    w = _row_weights(w, n)
+    for j in prange(_n_sweeps(n)):
+        cls = np.empty(ROW_BLOCK, dtype=np.int64)
+        am = np.empty(ROW_BLOCK, dtype=np.int64)
+        work = np.empty((_N_WORK, ROW_BLOCK))
+        stop = min(n, (j + 1) * SWEEP_ROWS)
+        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
+            m = min(ROW_BLOCK, stop - lo)
+            _ce_block(lo, m, y, x, w, grad_out, hess_out, cls, am, work)
+            finish(lo, m, work, out, edges)
+
+
+@njit(cache=True, inline="always")
+def _store_norms(lo, m, work, g_out, edges):
+    for b in range(m):
+        g_out[lo + b] = work[_Q, b]
+
+
+@njit(cache=True, inline="always")
+def _store_bins(lo, m, work, bin_out, edges):
+    """The bin of each row's ``g`` (half-open bins ``[edges[b], edges[b + 1])``, the rule of
+    ``_kernels.bin_of``; the standard edges without a table look-up)."""
+    bins = edges.shape[0] - 1
+    if _edges_are_uniform(edges):
+        for b in range(m):
+            bin_out[lo + b] = _bin_of_uniform(work[_Q, b], bins, float(bins))
+    else:
+        for b in range(m):
+            bin_out[lo + b] = bin_of(work[_Q, b], bins, edges)
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,8 +443,10 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     hessian_mode : HESSIAN_EXACT or HESSIAN_GAUSS_NEWTON
     grad_out, hess_out : float32/64 (n, K), written
     """
-    for_each_with_gamma(_focal_row_store, gamma, y, x, w,
-                        (w.shape[0] > 0, alpha, alpha.shape[0] > 0, hessian_mode), grad_out, hess_out)
+    class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
+    for_each_with_gamma(_focal_sweep, _n_sweeps(x.shape[0]), gamma, y, x,
+                        _row_weights(w, x.shape[0]), class_alpha, hessian_mode, grad_out,
+                        hess_out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,10 +462,7 @@ def softmax_ce_grad_hess_norm(y, x, w, grad_out, hess_out, g_out):
     ``g`` is what GHM-C's density is computed on (for K = 2 it is the binary ``|p - y|`` of the
     margin difference), so the binary density code runs unchanged on ``g_out``.
     """
-    n = x.shape[0]
-    weighted = w.shape[0] > 0
-    for i in prange(n):
-        g_out[i] = _ce_row_store(i, y, x, w, weighted, grad_out, hess_out)
+    _for_each_ce_block(_store_norms, y, x, w, grad_out, hess_out, g_out, _NO_EDGES)
 
 
 @njit(cache=True, parallel=True)
@@ -317,7 +474,7 @@ def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     from ``_kernels.bin_histogram``, the package's one histogram kernel (fixed-size chunks summed
     in chunk order: the counts do not depend on the thread count).
     """
-    for_each_bin(_ce_row_store, edges, y, x, w, grad_out, hess_out, bin_out)
+    _for_each_ce_block(_store_bins, y, x, w, grad_out, hess_out, bin_out, edges)
 
 
 @njit(cache=True, parallel=True)

@@ -7,10 +7,14 @@ Every public method of a loss takes ``n_threads``:
   and numba's current thread count (``numba.get_num_threads()``) above.
 - an integer ``k >= 1``: at most ``k`` threads (and never more than numba started with).
 
-The XGBoost and LightGBM adapters pass ``n_threads=1`` unless told otherwise: between rounds the
-frameworks keep their OpenMP workers spinning, and a second numba thread competing with them made
-rounds slower (``benchmarks/bench_training.py``). Results never depend on the thread count: the
-kernels' reductions run over fixed-size chunks summed in a fixed order.
+The XGBoost and LightGBM adapters take ``n_threads="auto"`` unless told otherwise
+(:func:`round_threads`): one thread for a binary model's margins (one per sample), since between
+rounds the frameworks keep their OpenMP workers spinning and a second numba thread competing with
+them made rounds slower (``benchmarks/bench_training.py``); the default policy above for a K-class
+model's n x K margins, whose pass is K times longer (LightGBM, 200k rows x 10 classes: 12 ms a
+round on 2 threads against 21 ms on one, ``benchmarks/bench_training_multiclass.py``). Results never
+depend on the thread count: the kernels' reductions run over fixed-size chunks summed in a fixed
+order.
 """
 
 import contextlib
@@ -32,6 +36,25 @@ def check_n_threads(n_threads):
     if n_threads < 1:
         raise ValueError(f"n_threads must be None or >= 1, got {n_threads!r}")
     return int(n_threads)
+
+
+#: The adapters' default ``n_threads`` (see :func:`round_threads`).
+AUTO = "auto"
+
+
+def check_adapter_threads(n_threads):
+    """An adapter's ``n_threads``: ``"auto"``, None or a positive integer."""
+    if isinstance(n_threads, str) and n_threads == AUTO:
+        return AUTO
+    return check_n_threads(n_threads)
+
+
+def round_threads(n_threads, ndim):
+    """The ``n_threads`` of one framework round on margins of ``ndim`` dimensions: ``"auto"`` is 1
+    for a binary model (ndim 1) and None (the default policy) for a K-class model (ndim 2)."""
+    if n_threads == AUTO:
+        return 1 if ndim == 1 else None
+    return n_threads
 
 
 @contextlib.contextmanager

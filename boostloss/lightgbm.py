@@ -128,15 +128,17 @@ class LGBMSklearnMetric(LossCallable):
         return self.__name__, mean_loss(self.loss, entry, y_pred, self.n_threads), False
 
 
-def objective(loss, *, n_threads=1):
+def objective(loss, *, n_threads="auto"):
     """A custom objective for ``lgb.train({"objective": objective(loss), "metric": "None"}, ...)``.
 
     Parameters
     ----------
     loss : FocalLoss, GHMLoss or a registered name (``"focal:gamma=2"``)
-    n_threads : int or None, default=1
-        Numba threads of the kernels. 1: LightGBM's OpenMP workers keep the cores busy between
-        rounds. None: the package's default policy (``boostloss._threads``).
+    n_threads : "auto", int or None, default="auto"
+        Numba threads of the kernels. ``"auto"``: one for a binary model (LightGBM's OpenMP
+        workers keep the cores busy between rounds), the package's default policy for K classes
+        (a K times longer pass: 200k rows x 10 classes, 12 ms a round on 2 threads against 21 ms on
+        one). None: the package's default policy (``boostloss._threads``).
 
     Returns
     -------
@@ -147,7 +149,7 @@ def objective(loss, *, n_threads=1):
     return LGBMObjective(loss, n_threads=n_threads)
 
 
-def metric(loss, name=None, *, n_threads=1):
+def metric(loss, name=None, *, n_threads="auto"):
     """An evaluation metric for ``lgb.train(..., feval=metric(loss))`` (lower is better).
 
     ``name`` names it in the evaluation log (default ``loss.name``).
@@ -155,7 +157,7 @@ def metric(loss, name=None, *, n_threads=1):
     return LGBMMetric(loss, name=name, n_threads=n_threads)
 
 
-def sklearn_objective(loss, *, n_threads=1):
+def sklearn_objective(loss, *, n_threads="auto"):
     """An objective for ``lgb.LGBMClassifier(objective=sklearn_objective(loss))``.
 
     ``lgb.LGBMClassifier`` then starts from 0 and ``predict_proba`` returns raw scores;
@@ -164,7 +166,7 @@ def sklearn_objective(loss, *, n_threads=1):
     return LGBMSklearnObjective(loss, n_threads=n_threads)
 
 
-def sklearn_metric(loss, name=None, *, n_threads=1):
+def sklearn_metric(loss, name=None, *, n_threads="auto"):
     """An evaluation metric for ``lgb.LGBMClassifier.fit(eval_metric=sklearn_metric(loss))``.
 
     ``name`` names it in ``evals_result_`` (default ``loss.name``).

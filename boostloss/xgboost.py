@@ -145,14 +145,14 @@ class XGBObjective(_RoundMixin, PerDatasetCallable):
         Cloned at construction, so later changes of ``loss`` do not affect this objective.
     compute : {"host", "device", "auto"}, default="host"
         Where the gradients are computed; see :func:`objective`.
-    n_threads : int or None, default=1
-        Numba threads of the host kernels (see ``boostloss._threads``).
+    n_threads : "auto", int or None, default="auto"
+        Numba threads of the host kernels; see :func:`objective`.
     """
 
     _display = "boostloss.xgboost.objective"
     _read = staticmethod(_read_dmatrix)
 
-    def __init__(self, loss, *, compute="host", n_threads=1):
+    def __init__(self, loss, *, compute="host", n_threads="auto"):
         super().__init__(loss, n_threads=n_threads)
         self._compute = _check_compute(compute)
 
@@ -184,7 +184,7 @@ class XGBSklearnObjective(_RoundMixin, LossCallable):
 
     _display = "boostloss.xgboost.sklearn_objective"
 
-    def __init__(self, loss, *, compute="host", n_threads=1):
+    def __init__(self, loss, *, compute="host", n_threads="auto"):
         super().__init__(loss, n_threads=n_threads)
         self._compute = _check_compute(compute)
 
@@ -208,7 +208,7 @@ class XGBSklearnMetric(LossCallable):
                               y_pred, self.n_threads)
 
 
-def objective(loss, *, compute="host", n_threads=1):
+def objective(loss, *, compute="host", n_threads="auto"):
     """A custom objective for ``xgb.train(params, dtrain, obj=objective(loss))``.
 
     Parameters
@@ -221,10 +221,11 @@ def objective(loss, *, compute="host", n_threads=1):
         XGBoost hands over on the host, are uploaded each round) returning device arrays, which
         XGBoost reads in place; needs numba's CUDA target and a GPU. ``"auto"`` is exactly
         ``"host"`` (no GPU measurement has shown the device path faster yet).
-    n_threads : int or None, default=1
-        Numba threads of the host kernels. 1: XGBoost's OpenMP workers keep the cores busy between
-        rounds, and a second numba thread competing with them made rounds slower. None: the
-        package's default policy (``boostloss._threads``).
+    n_threads : "auto", int or None, default="auto"
+        Numba threads of the host kernels. ``"auto"``: one for a binary model (XGBoost's OpenMP
+        workers keep the cores busy between rounds, and a second numba thread competing with them
+        made rounds slower), the package's default policy for K classes (a K times longer pass).
+        None: the package's default policy (``boostloss._threads``).
 
     Returns
     -------
@@ -235,7 +236,7 @@ def objective(loss, *, compute="host", n_threads=1):
     return XGBObjective(loss, compute=compute, n_threads=n_threads)
 
 
-def metric(loss, name=None, *, n_threads=1):
+def metric(loss, name=None, *, n_threads="auto"):
     """An evaluation metric for ``xgb.train(..., custom_metric=metric(loss))`` (lower is better).
 
     ``name`` names it in the evaluation log (default ``loss.name``).
@@ -243,7 +244,7 @@ def metric(loss, name=None, *, n_threads=1):
     return XGBMetric(loss, name=name, n_threads=n_threads)
 
 
-def sklearn_objective(loss, *, compute="host", n_threads=1):
+def sklearn_objective(loss, *, compute="host", n_threads="auto"):
     """An objective for ``xgb.XGBClassifier(objective=sklearn_objective(loss))``.
 
     The callable takes ``(y_true, y_pred, *, sample_weight=None)``, so sample weights passed to
@@ -255,7 +256,7 @@ def sklearn_objective(loss, *, compute="host", n_threads=1):
     return XGBSklearnObjective(loss, compute=compute, n_threads=n_threads)
 
 
-def sklearn_metric(loss, name=None, *, n_threads=1):
+def sklearn_metric(loss, name=None, *, n_threads="auto"):
     """An evaluation metric for ``xgb.XGBClassifier(eval_metric=sklearn_metric(loss))``.
 
     Use it together with a callable objective (XGBoost then passes raw margins to it). ``name``
