@@ -120,16 +120,17 @@ def _log1p_unit(e, u, inv_u):
     return _log_reduced(u * 0.5 if big else u, 1.0 if big else 0.0, c)
 
 
-#: (k, 2**-k, 2**k sqrt(2)/2) for k = 512, 256, ..., 1: the steps of _log1p_nonnegative's scaling.
+#: (k, 2**-k, 2**k sqrt(2)/2) for k = 512, 256, ..., 1, 1: the steps of _log1p_nonnegative's
+#: scaling (the second 1 for u >= 2**1023 sqrt(2), which needs 1024 halvings).
 _LOG_STEPS = tuple((float(k), 2.0 ** -k, 2.0 ** k * (_SQRT2 / 2.0)) for k in
-                   (512, 256, 128, 64, 32, 16, 8, 4, 2, 1))
+                   (512, 256, 128, 64, 32, 16, 8, 4, 2, 1, 1))
 
 
 @njit(cache=True, inline="always")
 def _log1p_nonnegative(t):
     """``log1p(t)`` for any finite ``t >= 0`` (the softmax kernels' log1p of sums of exps).
 
-    ``u = 1 + t`` is scaled by ``2**-k`` into [sqrt(2)/2, sqrt(2)) in ten exact halving steps
+    ``u = 1 + t`` is scaled by ``2**-k`` into [sqrt(2)/2, sqrt(2)) in eleven exact halving steps
     written as selects, then as :func:`_log1p_unit`: the polynomial and the correction
     ``(t - (u - 1)) / u`` for the rounding of u (``u - 1`` is exact for ``u >= 1``).
     """

@@ -44,8 +44,12 @@ AUTO = "auto"
 
 def check_adapter_threads(n_threads):
     """An adapter's ``n_threads``: ``"auto"``, None or a positive integer."""
-    if isinstance(n_threads, str) and n_threads == AUTO:
-        return AUTO
+    if isinstance(n_threads, str):
+        if n_threads == AUTO:
+            return AUTO
+        raise TypeError(
+            f'n_threads must be "auto", None or a positive integer, got {n_threads!r}'
+        )
     return check_n_threads(n_threads)
 
 

@@ -503,3 +503,28 @@ def test_helpers_exported():
     assert math.isclose(ks.HESSIAN_FLOOR, 1e-16)
     for name in ks.__all__:
         assert hasattr(ks, name)
+
+
+def test_log1p_nonnegative_within_one_ulp_of_libm():
+    """The vectorisable log1p of the softmax kernels over its whole domain: 0, tiny values, the
+    sums of exps the kernels pass (up to K), and up to the float64 maximum."""
+    rng = np.random.default_rng(7)
+    t = np.concatenate([
+        [0.0, 5e-324, 1e-300, 2.0 ** -53, 2.0 ** -52, 0.5, 1.0, math.sqrt(2.0) - 1.0, 2.0, 1e300,
+         np.finfo(np.float64).max],
+        rng.uniform(0.0, 1.0, 20000),
+        rng.uniform(0.0, 20.0, 20000),
+        10.0 ** rng.uniform(-300, 308, 20000),
+    ])
+
+    @numba.njit
+    def ours(values, out):
+        for i in range(values.shape[0]):
+            out[i] = kb._log1p_nonnegative(values[i])
+
+    got = np.empty_like(t)
+    ours(t, got)
+    want = np.log1p(t)
+    ulp = np.spacing(np.abs(want))
+    assert np.all(np.abs(got - want) <= ulp), t[np.argmax(np.abs(got - want) / ulp)]
+    assert got[0] == 0.0 and got[1] == 5e-324

@@ -216,3 +216,23 @@ def test_concurrent_trainings_sharing_a_loss_match_sequential(framework, loss_na
     # The shared loss itself kept no training state.
     if isinstance(shared, GHMLoss):
         assert shared.running_counts_ is None
+
+
+def test_adapters_thread_policy_by_margin_shape():
+    """``n_threads="auto"`` (the adapters' default): one thread for a binary model's margins,
+    the default policy (None) for K-class margins; an explicit value is kept; a bad one is refused
+    with the value quoted."""
+    from boostloss import _threads
+    import boostloss.lightgbm as bll
+    import boostloss.xgboost as blx
+
+    assert _threads.round_threads("auto", 1) == 1
+    assert _threads.round_threads("auto", 2) is None
+    assert _threads.round_threads(3, 2) == 3 and _threads.round_threads(None, 1) is None
+    for factory in (blx.objective, blx.metric, bll.objective, bll.metric):
+        assert factory("focal").n_threads == "auto"
+        assert factory("focal", n_threads=1).n_threads == 1
+    with pytest.raises(TypeError, match="'fast'"):
+        bll.objective("focal", n_threads="fast")
+    with pytest.raises(ValueError, match="0"):
+        blx.objective("focal", n_threads=0)
