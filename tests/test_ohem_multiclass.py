@@ -33,9 +33,18 @@ def make_data(seed, n=3000, k_classes=4, background=0, ties=False):
 
 
 def full_sort_keep(y, x, w, background, ratio, random_state):
-    """Kept rows by a full sort of the background rows by -log p_bg, tie key, row."""
+    """Kept rows by a full sort of the background rows by -log p_bg, tie key, row.
+
+    The sort ranks the loss the selection computes (``softmax_negative_loss``), checked here
+    against scipy's to 1e-13: near-ties (a permutation of the other classes' margins sums the
+    same exps in another order) may round apart by an ulp, and a libm other than the kernels'
+    (numpy 1.24's own exp and log) may order such a pair the other way.
+    """
     keys = ks.tie_keys(y.shape[0], random_state)
-    loss = -log_softmax(x, axis=1)[:, background] + 0.0
+    loss = np.empty(y.shape[0])
+    ks.softmax_negative_loss(x, background, loss)
+    np.testing.assert_allclose(loss, -log_softmax(x, axis=1)[:, background], rtol=1e-13,
+                               atol=1e-15)
     negative = y == background
     if w is not None:
         negative &= w > 0
