@@ -353,10 +353,12 @@ def test_bad_label_on_one_partition_only(client, loss, rank):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("rank", [0, 1])
 def test_negative_weight_on_one_partition_only_natural_call(client, rank):
-    # XGBoost refuses the weight itself while the worker builds its DMatrix (inside the
-    # communicator, before any boostloss code runs on the workers). The client raises the first
-    # failed task's error: that worker's own message or, in a race inside xgb.dask.train, its
-    # peer's failed allreduce; either way the training ends and the other worker is released.
+    # Without the global start (see the test above for the documented call), XGBoost refuses the
+    # weight itself while the worker builds its DMatrix (inside the communicator, before any
+    # boostloss code runs on the workers). The client raises the first failed task's error: that
+    # worker's own message or, in a race inside xgb.dask.train, its peer's failed allreduce (in
+    # XGBoost's first collective call of round 1, before the objective); either way the training
+    # ends and the other worker is released.
     X, y, w = _bad_on_one_worker("weight", rank)
     dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
                                   weight=_pinned(client, w))
@@ -367,6 +369,29 @@ def test_negative_weight_on_one_partition_only_natural_call(client, rank):
     # Both workers are free again: the next training runs.
     good = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
     assert xgb.dask.train(client, PARAMS, good, 2, obj=blx.objective(GHMLoss()))["booster"]
+
+
+_START_ERRORS = {
+    "label": "y_true must contain only 0 and 1 .*got other value.*: 2",
+    "weight": "sample_weight must be finite and non-negative, got -1",
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("rank", [0, 1])
+@pytest.mark.parametrize("kind", ["label", "weight"])
+def test_documented_natural_call_refuses_bad_data_on_the_client(client, kind, rank):
+    # The natural call as docs/scaling-out.md writes it starts from the global start,
+    # bld.base_score(loss, y, w): its one pass over the partitions checks every label and weight,
+    # so boostloss's message is raised on the client, before XGBoost builds a DMatrix.
+    X, y, w = _bad_on_one_worker(kind, rank)
+    ghm = GHMLoss()
+    y_dask, w_dask = _pinned(client, y), _pinned(client, w)
+    with pytest.raises(ValueError, match=_START_ERRORS[kind]):
+        params = {**PARAMS, "base_score": bld.base_score(ghm, y_dask, w_dask)}
+        dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), y_dask, weight=w_dask)
+        xgb.dask.train(client, params, dtrain, 5, obj=blx.objective(ghm),
+                       custom_metric=blx.metric(ghm), evals=[(dtrain, "train")])
 
 
 _DROP_IN_ERRORS = {
