@@ -20,14 +20,16 @@ Stable evaluation of a row (O(1) scalars, no temporaries):
    ``1 - r_k = (s - e_k) / s`` otherwise (``s - e_k >= 1``: no cancellation), and
    ``1 - p_k = P + q (1 - r_k)``.
 
-The gradient kernels go over blocks of ``ROW_BLOCK`` rows, one class at a time, so that every inner
-loop runs over rows (adjacent in memory in F order, LightGBM's layout) and compiles to SIMD code:
-``exp`` and ``log1p`` are ``_kernels``' fdlibm versions written as plain arithmetic, and the per-row
-math has selects, not branches. The loss kernels go row by row.
+The gradient kernels go over blocks of ``ROW_BLOCK`` rows: a block's margins are copied into an
+F-ordered float64 scratch block (read in the caller's order: C from XGBoost, F from LightGBM), the
+math runs on it one class at a time, so that every inner loop runs over adjacent rows and compiles
+to SIMD code (``exp`` and ``log1p`` are ``_kernels``' fdlibm versions written as plain arithmetic,
+and the per-row math has selects, not branches), and the block's gradient and Hessian are copied
+out in the caller's order. The scratch stays in the L1 cache. The loss kernels go row by row.
 
 Inputs are validated by the caller (:mod:`boostloss.losses`): labels are float64 class indices
-0..K-1, margins float32 or float64 of shape (n, K) in C or F order (read as float64, never copied),
-sample weights float64 (n,) or empty (all ones), per-class weights float64 (K,) or empty (none).
+0..K-1, margins float32 or float64 of shape (n, K) in C or F order (read as float64, never copied
+whole), sample weights float64 (n,) or empty (all ones), per-class weights float64 (K,) or empty.
 Outputs are written into (n, K) arrays (float32 or float64, C or F order) that the caller owns.
 
 Rows are independent and nothing here reduces over rows (GHM's histogram of the row bins is
@@ -53,7 +55,6 @@ from ._kernels import (
     _log1p_nonnegative,
     _modulating_factor,
     bin_of,
-    for_each_with_gamma,
 )
 
 __all__ = [
@@ -187,9 +188,9 @@ def _focal_t_parts(p, q, log_p, log_q, gamma, a):
 # --------------------------------------------------------------------------------------------
 
 #: Rows of one block. The gradient kernels go over a block one class at a time, each inner loop
-#: running over the block's rows: adjacent in memory for F-ordered arrays (LightGBM's layout), so
-#: the loops compile to SIMD code (the exp being ``_exp_nonpositive``, plain arithmetic), and the
-#: block's part of every array stays in the L1 cache from one sweep to the next.
+#: running over the block's rows, adjacent in its F-ordered scratch, so the loops compile to SIMD
+#: code (the exp being ``_exp_nonpositive``, plain arithmetic); the scratch (3 x 128 x K numbers)
+#: stays in the L1 cache from one sweep to the next.
 ROW_BLOCK = 128
 #: Rows of one parallel iteration (whole blocks); its scratch arrays are allocated once for them.
 SWEEP_ROWS = 16 * ROW_BLOCK
@@ -205,13 +206,52 @@ def _n_sweeps(n):
 
 
 @njit(cache=True, inline="always")
-def _block_first_sweep(lo, m, y, x, grad_out, hess_out, cls, am, work):
-    """First sweep of rows ``lo .. lo + m - 1``, class by class.
+def _block_scratch(n_classes, out_dtype):
+    """A block's scratch: the margins (float64) and the two outputs (the output's dtype), each of
+    shape (ROW_BLOCK, K) in F order (a block's rows adjacent for every class)."""
+    xb = np.empty((n_classes, ROW_BLOCK)).T
+    gb = np.empty((n_classes, ROW_BLOCK), dtype=out_dtype).T
+    hb = np.empty((n_classes, ROW_BLOCK), dtype=out_dtype).T
+    return xb, gb, hb
+
+
+@njit(cache=True, inline="always")
+def _load_block(lo, m, x, xb):
+    """``xb[b, k] = x[lo + b, k]`` as float64, reading ``x`` in its own memory order."""
+    if x.strides[0] <= x.strides[1]:  # F order (or one row): down each column
+        for k in range(x.shape[1]):
+            for b in range(m):
+                xb[b, k] = np.float64(x[lo + b, k])
+    else:  # C order: along each row
+        for b in range(m):
+            for k in range(x.shape[1]):
+                xb[b, k] = np.float64(x[lo + b, k])
+
+
+@njit(cache=True, inline="always")
+def _store_block(lo, m, gb, hb, grad_out, hess_out):
+    """``grad_out[lo + b, k] = gb[b, k]`` (and the Hessian), writing in the outputs' order."""
+    if grad_out.strides[0] <= grad_out.strides[1]:
+        for k in range(grad_out.shape[1]):
+            for b in range(m):
+                grad_out[lo + b, k] = gb[b, k]
+                hess_out[lo + b, k] = hb[b, k]
+    else:
+        for b in range(m):
+            for k in range(grad_out.shape[1]):
+                grad_out[lo + b, k] = gb[b, k]
+                hess_out[lo + b, k] = hb[b, k]
+
+
+@njit(cache=True, inline="always")
+def _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work):
+    """First sweep of rows ``lo .. lo + m - 1`` (block row ``b`` is row ``lo + b``: ``y`` is
+    indexed by row, the block scratch ``xb``, ``gb``, ``hb`` by ``b``), class by class.
 
     Leaves ``c`` (the true class) in ``cls``, ``am`` (the first ``k != c`` reaching
     ``mo = max_{k != c} z_k``: the comparisons are strict, so ties keep the first) in ``am``,
     ``mo`` and ``s_rest = sum_{k != c, am} e_k`` in ``work`` (the sum taken in class order), and
-    ``e_k = exp(x[i, k] - mo)`` parked in the output rows, split as ``hi = e_k`` rounded to the
+    ``e_k = exp(x[i, k] - mo)`` parked in the output blocks, split as ``hi = e_k`` rounded to the
     output's dtype and ``lo = e_k - hi`` rounded again: ``hi + lo`` gives ``e_k`` back exactly for
     float64 outputs and to 2**-48 relative for float32 outputs (absolute 2**-149 once ``e_k`` is
     below float32's normal range, where every result derived from it is itself below float32's
@@ -223,28 +263,27 @@ def _block_first_sweep(lo, m, y, x, grad_out, hess_out, cls, am, work):
         am[b] = -1
         work[_MO, b] = -np.inf
         work[_S_REST, b] = 0.0
-    for k in range(x.shape[1]):
+    for k in range(xb.shape[1]):
         for b in range(m):
-            v = np.float64(x[lo + b, k])
+            v = xb[b, k]
             take = (k != cls[b]) & (v > work[_MO, b])
             work[_MO, b] = v if take else work[_MO, b]
             am[b] = k if take else am[b]
-    for k in range(x.shape[1]):
+    for k in range(xb.shape[1]):
         for b in range(m):
-            i = lo + b
-            e = _exp_nonpositive(min(np.float64(x[i, k]) - work[_MO, b], 0.0))
-            grad_out[i, k] = e
-            hess_out[i, k] = e - np.float64(grad_out[i, k])
+            e = _exp_nonpositive(min(xb[b, k] - work[_MO, b], 0.0))
+            gb[b, k] = e
+            hb[b, k] = e - np.float64(gb[b, k])
             work[_S_REST, b] += e if (k != cls[b]) & (k != am[b]) else 0.0
 
 
 @njit(cache=True, inline="always")
-def _true_class_of(lo, b, x, cls, work):
-    """``(c, a, s_rest, e, P, q)`` of row ``lo + b`` after the first sweep (see
+def _true_class_of(b, xb, cls, work):
+    """``(c, a, s_rest, e, P, q)`` of block row ``b`` after the first sweep (see
     :func:`_true_class_pq`); leaves ``1 / s``, ``P`` and ``q`` in ``work``."""
     c = cls[b]
     s_rest = work[_S_REST, b]
-    a = np.float64(x[lo + b, c]) - work[_MO, b]
+    a = xb[b, c] - work[_MO, b]
     p, q, e = _true_class_pq(a, s_rest)
     work[_INV_S, b] = 1.0 / (1.0 + s_rest)
     work[_P, b] = p
@@ -261,13 +300,13 @@ def _row_weights(w, n):
 
 
 @njit(cache=True, inline="always")
-def _parked_share(i, b, k, am, work, grad_out, hess_out):
-    """Last sweep: ``(r_k, 1 - r_k)`` of row ``i = lo + b`` from the ``e_k`` parked in its outputs.
+def _parked_share(b, k, am, work, gb, hb):
+    """Last sweep: ``(r_k, 1 - r_k)`` of block row ``b`` from the ``e_k`` parked in its outputs.
 
     ``1 - r_am = s_rest / s`` and ``1 - r_k = (s - e_k) / s`` otherwise (``s - e_k >= 1``: no
     cancellation). Written with selects, not branches, so the loops over the rows stay SIMD.
     """
-    e = np.float64(grad_out[i, k]) + np.float64(hess_out[i, k])
+    e = np.float64(gb[b, k]) + np.float64(hb[b, k])
     s_rest = work[_S_REST, b]
     inv_s = work[_INV_S, b]
     one_minus_r = (s_rest if k == am[b] else (1.0 + s_rest) - e) * inv_s
@@ -275,21 +314,22 @@ def _parked_share(i, b, k, am, work, grad_out, hess_out):
 
 
 @njit(cache=True, inline="always")
-def _store_floored(i, k, g, h, wi, grad_out, hess_out):
-    """``grad_out[i, k] = wi g``, ``hess_out[i, k] = wi max(h, HESSIAN_FLOOR)``."""
+def _store_floored(b, k, g, h, wi, gb, hb):
+    """``gb[b, k] = wi g``, ``hb[b, k] = wi max(h, HESSIAN_FLOOR)``."""
     h = h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
-    grad_out[i, k] = g * wi
-    hess_out[i, k] = h * wi
+    gb[b, k] = g * wi
+    hb[b, k] = h * wi
 
 
 @njit(cache=True, inline="always")
-def _focal_block(lo, m, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out, cls, am, work):
-    """Gradient and diagonal Hessian of rows ``lo .. lo + m - 1`` (see softmax_focal_grad_hess);
-    ``w`` and ``alpha`` hold the sample and class weights (ones where there are none)."""
-    _block_first_sweep(lo, m, y, x, grad_out, hess_out, cls, am, work)
+def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
+    """Gradient and diagonal Hessian of rows ``lo .. lo + m - 1`` (see softmax_focal_grad_hess),
+    from the margins loaded in ``xb`` into the blocks ``gb``, ``hb``; ``w`` and ``alpha`` hold the
+    sample and class weights (ones where there are none)."""
+    _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work)
     exact = hessian_mode == HESSIAN_EXACT
     for b in range(m):
-        c, a, s_rest, e, p, q = _true_class_of(lo, b, x, cls, work)
+        c, a, s_rest, e, p, q = _true_class_of(b, xb, cls, work)
         work[_W, b] = w[lo + b]
         # log q only feeds a non-integer gamma's modulating factor; computed anyway, as a
         # condition here would be a branch (a vectorised log1p costs less).
@@ -299,60 +339,86 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out,
         work[_D1, b] = d1
         work[_DY, b] = d2 if exact else -d1 * p  # the true class's Hessian
     if exact:
-        for k in range(x.shape[1]):
+        for k in range(xb.shape[1]):
             for b in range(m):
-                i = lo + b
-                r, one_minus_r = _parked_share(i, b, k, am, work, grad_out, hess_out)
+                r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
                 d1 = work[_D1, b]
                 d2 = work[_DY, b]
                 h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
-                _store_floored(i, k, d1 if k == cls[b] else -r * d1, h, work[_W, b],
-                               grad_out, hess_out)
+                _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
     else:
-        for k in range(x.shape[1]):
+        for k in range(xb.shape[1]):
             for b in range(m):
-                i = lo + b
-                r, one_minus_r = _parked_share(i, b, k, am, work, grad_out, hess_out)
+                r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
                 d1 = work[_D1, b]
                 h = (work[_DY, b] if k == cls[b]
                      else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r))
-                _store_floored(i, k, d1 if k == cls[b] else -r * d1, h, work[_W, b],
-                               grad_out, hess_out)
+                _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+
+
+# The block functions below are compiled on their own (not inlined), once per output dtype: their
+# arguments are the block scratch arrays, whose types do not depend on the caller's margins or
+# layout, so every kernel specialisation (float32/float64 margins, C/F order) links the same
+# compiled blocks: a specialisation compiled in 3 to 13 s instead of 37 to 40 s with the blocks
+# inlined into it. They use numpy's error model, as the parallel kernels' loops do: with
+# Python's, every float division checks for a zero divisor, a branch that kept the loops from
+# compiling to SIMD code (measured 2x slower; no divisor here can be 0). The focal block has one
+# version per common gamma with gamma a literal in it (see _kernels.for_each_with_gamma: a single
+# version would evaluate every branch of the modulating factor in its SIMD loops).
+
+
+@njit(cache=True, error_model="numpy")
+def _focal_block_gamma2(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
+    _focal_block(lo, m, 2.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+
+
+@njit(cache=True, error_model="numpy")
+def _focal_block_gamma1(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
+    _focal_block(lo, m, 1.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+
+
+@njit(cache=True, error_model="numpy")
+def _focal_block_gamma0(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
+    _focal_block(lo, m, 0.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+
+
+@njit(cache=True, error_model="numpy")
+def _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
+    _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
 
 
 @njit(cache=True, inline="always")
-def _focal_sweep(j, gamma, y, x, w, alpha, hessian_mode, grad_out, hess_out):
-    """The rows of sweep ``j``, block by block: :func:`_kernels.for_each_with_gamma`'s store (its
-    ``table`` the K class weights, its ``params`` the Hessian mode); ``w`` and ``alpha`` hold
-    weights, ones where there are none."""
-    cls = np.empty(ROW_BLOCK, dtype=np.int64)
-    am = np.empty(ROW_BLOCK, dtype=np.int64)
-    work = np.empty((_N_WORK, ROW_BLOCK))
-    stop = min(x.shape[0], (j + 1) * SWEEP_ROWS)
-    for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
-        _focal_block(lo, min(ROW_BLOCK, stop - lo), gamma, alpha, hessian_mode, y, x, w, grad_out,
-                     hess_out, cls, am, work)
+def _focal_block_of_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
+    """The block version for ``gamma`` (a branch per block of rows, not per row)."""
+    if gamma == 2.0:
+        _focal_block_gamma2(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+    elif gamma == 1.0:
+        _focal_block_gamma1(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+    elif gamma == 0.0:
+        _focal_block_gamma0(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+    else:
+        _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am,
+                               work)
 
 
-@njit(cache=True, inline="always")
-def _ce_block(lo, m, y, x, w, grad_out, hess_out, cls, am, work):
+@njit(cache=True, error_model="numpy")
+def _ce_block(lo, m, y, w, xb, gb, hb, cls, am, work):
     """Softmax cross-entropy gradient ``p - e_y`` and Hessian ``p (1 - p)`` (floored) of rows
-    ``lo .. lo + m - 1``, times the sample weights; leaves each row's ``g = 1 - p_y`` in
-    ``work[_Q]``."""
-    _block_first_sweep(lo, m, y, x, grad_out, hess_out, cls, am, work)
+    ``lo .. lo + m - 1`` (margins in ``xb``, outputs into ``gb``, ``hb``), times the sample
+    weights; leaves each row's ``g = 1 - p_y`` in ``work[_Q]``."""
+    _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work)
     for b in range(m):
-        _true_class_of(lo, b, x, cls, work)
+        _true_class_of(b, xb, cls, work)
         work[_W, b] = w[lo + b]
-    for k in range(x.shape[1]):
+    for k in range(xb.shape[1]):
         for b in range(m):
-            i = lo + b
-            r, one_minus_r = _parked_share(i, b, k, am, work, grad_out, hess_out)
+            r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
             p = work[_P, b]
             q = work[_Q, b]
             g = q * r
             h = g * (p + q * one_minus_r)
-            _store_floored(i, k, -q if k == cls[b] else g, p * q if k == cls[b] else h,
-                           work[_W, b], grad_out, hess_out)
+            _store_floored(b, k, -q if k == cls[b] else g, p * q if k == cls[b] else h,
+                           work[_W, b], gb, hb)
 
 
 @njit(cache=True, inline="always")
@@ -365,10 +431,13 @@ def _for_each_ce_block(finish, y, x, w, grad_out, hess_out, out, edges):
         cls = np.empty(ROW_BLOCK, dtype=np.int64)
         am = np.empty(ROW_BLOCK, dtype=np.int64)
         work = np.empty((_N_WORK, ROW_BLOCK))
+        xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
         stop = min(n, (j + 1) * SWEEP_ROWS)
         for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
             m = min(ROW_BLOCK, stop - lo)
-            _ce_block(lo, m, y, x, w, grad_out, hess_out, cls, am, work)
+            _load_block(lo, m, x, xb)
+            _ce_block(lo, m, y, w, xb, gb, hb, cls, am, work)
+            _store_block(lo, m, gb, hb, grad_out, hess_out)
             finish(lo, m, work, out, edges)
 
 
@@ -444,9 +513,23 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     grad_out, hess_out : float32/64 (n, K), written
     """
     class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
-    for_each_with_gamma(_focal_sweep, _n_sweeps(x.shape[0]), gamma, y, x,
-                        _row_weights(w, x.shape[0]), class_alpha, hessian_mode, grad_out,
-                        hess_out)
+    n = x.shape[0]
+    w = _row_weights(w, n)
+    # A prange loop over sweeps of SWEEP_ROWS rows, block by block: each block is loaded into
+    # F-ordered scratch (in L1), computed, and stored back, so the sweeps run over adjacent rows
+    # whatever the caller's layout (XGBoost hands over C order, LightGBM F order).
+    for j in prange(_n_sweeps(n)):
+        cls = np.empty(ROW_BLOCK, dtype=np.int64)
+        am = np.empty(ROW_BLOCK, dtype=np.int64)
+        work = np.empty((_N_WORK, ROW_BLOCK))
+        xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
+        stop = min(n, (j + 1) * SWEEP_ROWS)
+        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
+            m = min(ROW_BLOCK, stop - lo)
+            _load_block(lo, m, x, xb)
+            _focal_block_of_gamma(lo, m, gamma, class_alpha, hessian_mode, y, w, xb, gb, hb, cls,
+                                  am, work)
+            _store_block(lo, m, gb, hb, grad_out, hess_out)
 
 
 # --------------------------------------------------------------------------------------------

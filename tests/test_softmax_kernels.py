@@ -363,22 +363,29 @@ def test_layout_and_dtype_do_not_change_results():
     inputs = [x32, np.asfortranarray(x32), x32.astype(np.float64),
               np.asfortranarray(x32.astype(np.float64))]
     results = []
+    # Every input layout with every output layout (the kernels copy a block in and out in each
+    # array's own order), n not a multiple of the 128-row block.
     for xin in inputs:
-        g, h = np.empty((n, K)), np.empty((n, K))
-        ks.softmax_focal_grad_hess(y, xin, w, 2.0, alpha, EXACT, g, h)
-        gc, hc, gn = np.empty((n, K)), np.empty((n, K)), np.empty(n)
-        ks.softmax_ce_grad_hess_norm(y, xin, w, gc, hc, gn)
-        loss = np.empty(n)
-        ks.softmax_focal_loss(y, xin, w, 2.0, alpha, loss)
-        results.append((g, h, gc, hc, gn, loss))
+        for out_order in "CF":
+            g, h = np.empty((n, K), order=out_order), np.empty((n, K), order=out_order)
+            ks.softmax_focal_grad_hess(y, xin, w, 2.0, alpha, EXACT, g, h)
+            gc, hc = np.empty((n, K), order=out_order), np.empty((n, K), order=out_order)
+            gn = np.empty(n)
+            ks.softmax_ce_grad_hess_norm(y, xin, w, gc, hc, gn)
+            loss = np.empty(n)
+            ks.softmax_focal_loss(y, xin, w, 2.0, alpha, loss)
+            results.append((g, h, gc, hc, gn, loss))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(a, b)
     # float32 outputs: the float64 results rounded, to within one float32 rounding more (the
-    # kernels park exp values in the output rows as a float32 pair).
+    # kernels park exp values in the output rows as a float32 pair), the same in both orders.
     g, h = results[0][0], results[0][1]
     g32, h32 = np.empty((n, K), np.float32), np.empty((n, K), np.float32)
     ks.softmax_focal_grad_hess(y, x32, w, 2.0, alpha, EXACT, g32, h32)
+    g32f, h32f = np.empty((n, K), np.float32, order="F"), np.empty((n, K), np.float32, order="F")
+    ks.softmax_focal_grad_hess(y, np.asfortranarray(x32), w, 2.0, alpha, EXACT, g32f, h32f)
+    assert np.array_equal(g32, g32f) and np.array_equal(h32, h32f)
     f32 = np.finfo(np.float32)
     np.testing.assert_allclose(g32, g, rtol=2 * f32.eps, atol=2 * f32.smallest_subnormal)
     np.testing.assert_allclose(h32, h, rtol=2 * f32.eps, atol=2 * f32.smallest_subnormal)
