@@ -6,6 +6,8 @@ Contenders, run in alternation within one process (medians after a warm-up):
   gamma 1.5 exact), called the way an adapter calls it: float32 margins as the framework hands them
   over (C order, and F order for the exact Hessian), float32 output buffers reused across calls;
 - ``softmax_ce_grad_hess_norm``, GHM-C's first pass (the softmax cross-entropy in the kernels);
+- ``softmax_focal_loss``, the per-row loss behind the metrics (evaluated every round on every
+  evaluation set);
 - a straightforward vectorised numpy softmax focal loss with exactly the same formulas (stable
   log-sum-exp over the wrong classes, the binary pieces of ``t``), checked against the kernel
   before anything is timed;
@@ -101,6 +103,7 @@ def main(argv=None):
     grad = np.empty((n, n_classes), dtype=np.float32)
     hess = np.empty((n, n_classes), dtype=np.float32)
     g_norm = np.empty(n)
+    loss_out = np.empty(n)
 
     # Equal results before timing: numpy focal and the kernel agree to float32 output precision.
     ks.softmax_focal_grad_hess(y, x, no_w, 2.0, alpha, ks.HESSIAN_EXACT, grad, hess)
@@ -118,6 +121,8 @@ def main(argv=None):
         "boostloss focal g=1.5 exact": kernel(x, 1.5, ks.HESSIAN_EXACT),
         "boostloss softmax CE (GHM pass)": lambda: ks.softmax_ce_grad_hess_norm(
             y, x, no_w, grad, hess, g_norm),
+        "boostloss focal g=2 loss (a metric)": lambda: ks.softmax_focal_loss(
+            y, x, no_w, 2.0, alpha, loss_out),
         "numpy focal g=2 exact": lambda: numpy_softmax_focal(y, x, 2.0, alpha),
         "numpy CE float32": lambda: numpy_softmax_ce(y, x, np.float32),
         "numpy CE float64": lambda: numpy_softmax_ce(y, x, np.float64),

@@ -25,7 +25,7 @@ F-ordered float64 scratch block (read in the caller's order: C from XGBoost, F f
 math runs on it one class at a time, so that every inner loop runs over adjacent rows and compiles
 to SIMD code (``exp`` and ``log1p`` are ``_kernels``' fdlibm versions written as plain arithmetic,
 and the per-row math has selects, not branches), and the block's gradient and Hessian are copied
-out in the caller's order. The scratch stays in the L1 cache. The loss kernels go row by row.
+out in the caller's order. The scratch stays in the L1 cache. The loss kernels go the same way.
 
 Inputs are validated by the caller (:mod:`boostloss.losses`): labels are float64 class indices
 0..K-1, margins float32 or float64 of shape (n, K) in C or F order (read as float64, never copied
@@ -81,20 +81,6 @@ _NO_EDGES = np.empty(0)
 
 
 @njit(cache=True, inline="always")
-def _row_max_others(x, i, c, n_classes):
-    """``(mo, am)``: ``mo = max_{k != c} x[i, k]`` and ``am`` the first ``k != c`` reaching it."""
-    first = 1 if c == 0 else 0
-    mo = np.float64(x[i, first])
-    am = first
-    for k in range(first + 1, n_classes):
-        xk = np.float64(x[i, k])
-        if k != c and xk > mo:
-            mo = xk
-            am = k
-    return mo, am
-
-
-@njit(cache=True, inline="always")
 def _true_class_pq(a, s_rest):
     """``(P, q, e)`` of the true class from ``a = z_y - mo`` and ``s_rest``, with ``e = exp(-|a|)``.
 
@@ -138,30 +124,6 @@ def _true_class_log_q(a, s_rest, e):
     s = 1.0 + s_rest
     l2 = _log1p_nonnegative((e / s) if a <= 0.0 else s_rest)
     return -l2 if a <= 0.0 else (l2 - a) - _log1p_nonnegative(s * e)
-
-
-@njit(cache=True, inline="always")
-def _true_class_parts(a, s_rest):
-    """``(P, q, log P, log q)`` of the true class (see :func:`_true_class_pq`)."""
-    p, q, e = _true_class_pq(a, s_rest)
-    return p, q, _true_class_log_p(a, s_rest, e), _true_class_log_q(a, s_rest, e)
-
-
-@njit(cache=True, inline="always")
-def _row_margin(x, i, c, n_classes):
-    """``(a, am, s_rest)`` of row ``i`` with true class ``c``: ``a = z_c - mo``, ``am`` the index of
-    ``mo = max_{k != c} z_k``.
-
-    ``s_rest = sum_{k != c, am} exp(x[i, k] - mo)``, so ``LSE_{k != c} = mo + log1p(s_rest)``. The sum
-    is written without branches (the two skipped terms are selected away; the ``min`` keeps the
-    true class's term from overflowing), so its ``exp`` calls are independent of each other.
-    """
-    mo, am = _row_max_others(x, i, c, n_classes)
-    s_rest = 0.0
-    for k in range(n_classes):
-        e = _exp_nonpositive(min(np.float64(x[i, k]) - mo, 0.0))
-        s_rest += e if (k != c) & (k != am) else 0.0
-    return np.float64(x[i, c]) - mo, am, s_rest
 
 
 @njit(cache=True, inline="always")
@@ -244,6 +206,34 @@ def _store_block(lo, m, gb, hb, grad_out, hess_out):
 
 
 @njit(cache=True, inline="always")
+def _block_max_others(lo, m, y, xb, cls, am, work):
+    """``cls``, ``am`` and ``mo`` of rows ``lo .. lo + m - 1`` (see :func:`_block_first_sweep`);
+    ``s_rest`` set to 0."""
+    for b in range(m):
+        cls[b] = int(y[lo + b])
+        am[b] = -1
+        work[_MO, b] = -np.inf
+        work[_S_REST, b] = 0.0
+    for k in range(xb.shape[1]):
+        for b in range(m):
+            v = xb[b, k]
+            take = (k != cls[b]) & (v > work[_MO, b])
+            work[_MO, b] = v if take else work[_MO, b]
+            am[b] = k if take else am[b]
+
+
+@njit(cache=True, inline="always")
+def _block_log_sum_exp(lo, m, y, xb, cls, am, work):
+    """:func:`_block_first_sweep` without parking the exps (the loss kernels need only
+    ``s_rest``)."""
+    _block_max_others(lo, m, y, xb, cls, am, work)
+    for k in range(xb.shape[1]):
+        for b in range(m):
+            e = _exp_nonpositive(min(xb[b, k] - work[_MO, b], 0.0))
+            work[_S_REST, b] += e if (k != cls[b]) & (k != am[b]) else 0.0
+
+
+@njit(cache=True, inline="always")
 def _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work):
     """First sweep of rows ``lo .. lo + m - 1`` (block row ``b`` is row ``lo + b``: ``y`` is
     indexed by row, the block scratch ``xb``, ``gb``, ``hb`` by ``b``), class by class.
@@ -258,17 +248,7 @@ def _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work):
     resolution), so the last sweep reads it instead of calling ``exp`` again. The ``min`` keeps the
     true class's term from overflowing (its parked value is not used). Margins are finite.
     """
-    for b in range(m):
-        cls[b] = int(y[lo + b])
-        am[b] = -1
-        work[_MO, b] = -np.inf
-        work[_S_REST, b] = 0.0
-    for k in range(xb.shape[1]):
-        for b in range(m):
-            v = xb[b, k]
-            take = (k != cls[b]) & (v > work[_MO, b])
-            work[_MO, b] = v if take else work[_MO, b]
-            am[b] = k if take else am[b]
+    _block_max_others(lo, m, y, xb, cls, am, work)
     for k in range(xb.shape[1]):
         for b in range(m):
             e = _exp_nonpositive(min(xb[b, k] - work[_MO, b], 0.0))
@@ -465,23 +445,67 @@ def _store_bins(lo, m, work, bin_out, edges):
 # --------------------------------------------------------------------------------------------
 
 
+@njit(cache=True, inline="always")
+def _focal_loss_block(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
+    """Focal loss of rows ``lo .. lo + m - 1`` (margins in ``xb``), times the sample weights, into
+    ``out[lo + b]``."""
+    _block_log_sum_exp(lo, m, y, xb, cls, am, work)
+    for b in range(m):
+        c, a, s_rest, e, p, q = _true_class_of(b, xb, cls, work)
+        log_p = _true_class_log_p(a, s_rest, e)
+        log_q = _true_class_log_q(a, s_rest, e)
+        fl, _, _ = _focal_t_parts(p, q, log_p, log_q, gamma, alpha[c])
+        out[lo + b] = fl * w[lo + b]
+
+
+@njit(cache=True, error_model="numpy")
+def _focal_loss_block_gamma2(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
+    _focal_loss_block(lo, m, 2.0, alpha, y, w, xb, cls, am, work, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _focal_loss_block_gamma1(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
+    _focal_loss_block(lo, m, 1.0, alpha, y, w, xb, cls, am, work, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _focal_loss_block_gamma0(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
+    _focal_loss_block(lo, m, 0.0, alpha, y, w, xb, cls, am, work, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _focal_loss_block_any_gamma(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
+    _focal_loss_block(lo, m, gamma, alpha, y, w, xb, cls, am, work, out)
+
+
 @njit(cache=True, parallel=True)
 def softmax_focal_loss(y, x, w, gamma, alpha, out):
     """Per-row softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y``, times the sample weight.
 
-    ``alpha`` empty means no class weights (``alpha_y = 1``).
+    ``alpha`` empty means no class weights (``alpha_y = 1``). Block by block, as the gradient
+    kernels (the same pieces of every row, so the same bits as the gradient kernels' loss would be).
     """
     n = x.shape[0]
-    n_classes = x.shape[1]
-    weighted = w.shape[0] > 0
-    class_weighted = alpha.shape[0] > 0
-    for i in prange(n):
-        c = int(y[i])
-        a_y, _, s_rest = _row_margin(x, i, c, n_classes)
-        p, q, log_p, log_q = _true_class_parts(a_y, s_rest)
-        a = alpha[c] if class_weighted else 1.0
-        fl, _, _ = _focal_t_parts(p, q, log_p, log_q, gamma, a)
-        out[i] = fl * w[i] if weighted else fl
+    class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
+    w = _row_weights(w, n)
+    for j in prange(_n_sweeps(n)):
+        cls = np.empty(ROW_BLOCK, dtype=np.int64)
+        am = np.empty(ROW_BLOCK, dtype=np.int64)
+        work = np.empty((_N_WORK, ROW_BLOCK))
+        xb = np.empty((x.shape[1], ROW_BLOCK)).T
+        stop = min(n, (j + 1) * SWEEP_ROWS)
+        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
+            m = min(ROW_BLOCK, stop - lo)
+            _load_block(lo, m, x, xb)
+            if gamma == 2.0:
+                _focal_loss_block_gamma2(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
+            elif gamma == 1.0:
+                _focal_loss_block_gamma1(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
+            elif gamma == 0.0:
+                _focal_loss_block_gamma0(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
+            else:
+                _focal_loss_block_any_gamma(lo, m, gamma, class_alpha, y, w, xb, cls, am, work,
+                                            out)
 
 
 @njit(cache=True, parallel=True)
@@ -560,17 +584,29 @@ def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     _for_each_ce_block(_store_bins, y, x, w, grad_out, hess_out, bin_out, edges)
 
 
+@njit(cache=True, error_model="numpy")
+def _ce_loss_block(lo, m, y, xb, cls, am, work, ce_out, g_out):
+    _block_log_sum_exp(lo, m, y, xb, cls, am, work)
+    for b in range(m):
+        c, a, s_rest, e, p, q = _true_class_of(b, xb, cls, work)
+        ce_out[lo + b] = -_true_class_log_p(a, s_rest, e)
+        g_out[lo + b] = q
+
+
 @njit(cache=True, parallel=True)
 def softmax_ce_loss_and_norm(y, x, ce_out, g_out):
     """Unweighted softmax cross-entropy ``-log p_y`` and gradient norm ``g = 1 - p_y`` per row."""
     n = x.shape[0]
-    n_classes = x.shape[1]
-    for i in prange(n):
-        c = int(y[i])
-        a_y, _, s_rest = _row_margin(x, i, c, n_classes)
-        _, q, log_p, _ = _true_class_parts(a_y, s_rest)
-        ce_out[i] = -log_p
-        g_out[i] = q
+    for j in prange(_n_sweeps(n)):
+        cls = np.empty(ROW_BLOCK, dtype=np.int64)
+        am = np.empty(ROW_BLOCK, dtype=np.int64)
+        work = np.empty((_N_WORK, ROW_BLOCK))
+        xb = np.empty((x.shape[1], ROW_BLOCK)).T
+        stop = min(n, (j + 1) * SWEEP_ROWS)
+        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
+            m = min(ROW_BLOCK, stop - lo)
+            _load_block(lo, m, x, xb)
+            _ce_loss_block(lo, m, y, xb, cls, am, work, ce_out, g_out)
 
 
 @njit(cache=True, inline="always")
