@@ -169,12 +169,16 @@ def _n_sweeps(n):
 
 @njit(cache=True, inline="always")
 def _block_scratch(n_classes, out_dtype):
-    """A block's scratch: the margins (float64) and the two outputs (the output's dtype), each of
-    shape (ROW_BLOCK, K) in F order (a block's rows adjacent for every class)."""
+    """One parallel iteration's scratch for its blocks: ``cls``, ``am`` (int64) and ``work`` (the
+    per-row values, see ``_MO`` ...), then the margins (float64) and the two outputs (the output's
+    dtype), each of shape (ROW_BLOCK, K) in F order (a block's rows adjacent for every class)."""
+    cls = np.empty(ROW_BLOCK, dtype=np.int64)
+    am = np.empty(ROW_BLOCK, dtype=np.int64)
+    work = np.empty((_N_WORK, ROW_BLOCK))
     xb = np.empty((n_classes, ROW_BLOCK)).T
     gb = np.empty((n_classes, ROW_BLOCK), dtype=out_dtype).T
     hb = np.empty((n_classes, ROW_BLOCK), dtype=out_dtype).T
-    return xb, gb, hb
+    return cls, am, work, xb, gb, hb
 
 
 @njit(cache=True, inline="always")
@@ -408,10 +412,7 @@ def _for_each_ce_block(finish, y, x, w, grad_out, hess_out, out, edges):
     n = x.shape[0]
     w = _row_weights(w, n)
     for j in prange(_n_sweeps(n)):
-        cls = np.empty(ROW_BLOCK, dtype=np.int64)
-        am = np.empty(ROW_BLOCK, dtype=np.int64)
-        work = np.empty((_N_WORK, ROW_BLOCK))
-        xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
+        cls, am, work, xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
         stop = min(n, (j + 1) * SWEEP_ROWS)
         for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
             m = min(ROW_BLOCK, stop - lo)
@@ -489,10 +490,7 @@ def softmax_focal_loss(y, x, w, gamma, alpha, out):
     class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
     w = _row_weights(w, n)
     for j in prange(_n_sweeps(n)):
-        cls = np.empty(ROW_BLOCK, dtype=np.int64)
-        am = np.empty(ROW_BLOCK, dtype=np.int64)
-        work = np.empty((_N_WORK, ROW_BLOCK))
-        xb = np.empty((x.shape[1], ROW_BLOCK)).T
+        cls, am, work, xb, _, _ = _block_scratch(x.shape[1], np.float64)
         stop = min(n, (j + 1) * SWEEP_ROWS)
         for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
             m = min(ROW_BLOCK, stop - lo)
@@ -543,10 +541,7 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     # F-ordered scratch (in L1), computed, and stored back, so the sweeps run over adjacent rows
     # whatever the caller's layout (XGBoost hands over C order, LightGBM F order).
     for j in prange(_n_sweeps(n)):
-        cls = np.empty(ROW_BLOCK, dtype=np.int64)
-        am = np.empty(ROW_BLOCK, dtype=np.int64)
-        work = np.empty((_N_WORK, ROW_BLOCK))
-        xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
+        cls, am, work, xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
         stop = min(n, (j + 1) * SWEEP_ROWS)
         for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
             m = min(ROW_BLOCK, stop - lo)
@@ -598,10 +593,7 @@ def softmax_ce_loss_and_norm(y, x, ce_out, g_out):
     """Unweighted softmax cross-entropy ``-log p_y`` and gradient norm ``g = 1 - p_y`` per row."""
     n = x.shape[0]
     for j in prange(_n_sweeps(n)):
-        cls = np.empty(ROW_BLOCK, dtype=np.int64)
-        am = np.empty(ROW_BLOCK, dtype=np.int64)
-        work = np.empty((_N_WORK, ROW_BLOCK))
-        xb = np.empty((x.shape[1], ROW_BLOCK)).T
+        cls, am, work, xb, _, _ = _block_scratch(x.shape[1], np.float64)
         stop = min(n, (j + 1) * SWEEP_ROWS)
         for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
             m = min(ROW_BLOCK, stop - lo)
