@@ -9,7 +9,10 @@ that needs neither boostloss nor the start:
   gets ``init_score[k]`` with K classes), which is what LightGBM itself does with
   ``boost_from_average`` for its built-in objectives;
 - the model text gets the objective whose link turns margins into probabilities:
-  ``binary sigmoid:1`` (one tree per iteration) or ``multiclass num_class:K`` (softmax).
+  ``binary sigmoid:1`` (one tree per iteration) or ``multiclass num_class:K`` (softmax), in the
+  header (what LightGBM predicts with) and in the parameters section (``[objective: binary]`` or
+  ``[objective: multiclass]`` and ``[num_class: K]`` instead of ``[objective: custom]``: what
+  ``Booster.params`` shows after a load, and what converters such as onnxmltools read).
 
 Only LightGBM's public API is used: ``model_to_string``, ``Booster(model_str=...)``,
 ``get_leaf_output`` / ``set_leaf_output`` and ``dump_model``.
@@ -28,6 +31,13 @@ __all__ = ["make_portable"]
 # names or the parameters section (which may contain any text).
 _HEADER_TERMINATOR = "\n\n"
 _TREE_SIZES = "tree_sizes"
+# After the trees (``end of trees``) and the feature importances, LightGBM writes the training
+# parameters as ``[name: value]`` lines between these two lines; Booster(model_str=...) reads
+# them back into ``Booster.params``. Feature names cannot hold a newline, so neither line can be
+# mistaken for a tree's or an importance's line.
+_END_OF_TREES = "\nend of trees\n"
+_PARAMETERS_START = "\nparameters:\n"
+_PARAMETERS_END = "\nend of parameters"
 
 
 def _split_header(text):
@@ -61,6 +71,31 @@ def _with_objective(lines, objective):
               len(out))
     out.insert(at, "objective=" + objective)
     return out
+
+
+def _with_plain_parameters(text, n_trees_per_iteration):
+    """``text`` with the parameters section of a plain binary / multiclass model.
+
+    A training with a callable objective records ``[objective: custom]`` (and ``[num_class: 1]``
+    with K classes); a model without a parameters section is returned unchanged.
+    """
+    k = n_trees_per_iteration
+    trees_end = text.find(_END_OF_TREES)
+    start = text.find(_PARAMETERS_START, max(trees_end, 0))
+    end = text.find(_PARAMETERS_END, start) if start >= 0 else -1
+    if trees_end < 0 or start < 0 or end < 0:
+        return text
+    values = {"objective": "binary" if k == 1 else "multiclass", "num_class": str(k)}
+    lines = text[start + len(_PARAMETERS_START):end].split("\n")
+    seen = set()
+    for i, line in enumerate(lines):
+        name = line[1:].partition(":")[0]
+        if line.startswith("[") and line.endswith("]") and name in values:
+            lines[i] = f"[{name}: {values[name]}]"
+            seen.add(name)
+    # LightGBM writes every parameter; one missing (another version) is appended.
+    lines += [f"[{name}: {value}]" for name, value in values.items() if name not in seen]
+    return text[:start + len(_PARAMETERS_START)] + "\n".join(lines) + text[end:]
 
 
 def _constant_tree_text(tree_index):
@@ -142,6 +177,9 @@ def make_portable(booster, init_score):
         text = _with_constant_trees(lines, rest, k)
     else:
         text = "\n".join(lines) + rest
+    # The parameters section says what the header says, so that Booster.params (and whatever
+    # reads it: onnxmltools, other converters) sees a plain binary / multiclass model.
+    text = _with_plain_parameters(text, k)
     portable = lgb.Booster(model_str=text)
 
     first = portable.dump_model(num_iteration=1)["tree_info"]

@@ -42,6 +42,23 @@ def header(path):
     return path.read_text().split("\n\n", 1)[0].split("\n")
 
 
+# LightGBM >= 4.7 reads Booster.params back from a model string too (before: from a file only);
+# make_portable and the estimator's booster_ are Boosters made from a model string.
+PARAMS_FROM_STRING = tuple(int(part) for part in lgb.__version__.split(".")[:2]) >= (4, 7)
+
+
+def loaded_param(booster, name):
+    """``booster.params[name]`` where LightGBM loads it from the model string, else None."""
+    return booster.params[name] if PARAMS_FROM_STRING else booster.params.get(name)
+
+
+def parameters(path):
+    """The ``[name: value]`` lines of a LightGBM model file's parameters section, as a dict."""
+    section = path.read_text().split("\nparameters:\n", 1)[1].split("\nend of parameters", 1)[0]
+    pairs = (line[1:-1].partition(":") for line in section.split("\n"))
+    return {name: value.strip() for name, _, value in pairs}
+
+
 # ------------------------------------------------------------------------------------------------
 # LightGBM, lgb.train + bll.make_portable
 # ------------------------------------------------------------------------------------------------
@@ -70,10 +87,18 @@ def test_lgb_saved_model_predicts_boostloss_probabilities(loss, data, tmp_path):
     unfixed = lgb.Booster(model_file=tmp_path / "raw.txt").predict(X_test)
     assert np.abs(unfixed - expected).max() > 0.1
 
+    assert parameters(tmp_path / "raw.txt")["objective"] == "custom"
+
     portable = bll.make_portable(booster, start)
     portable.save_model(tmp_path / "m.txt")
     assert "objective=binary sigmoid:1" in header(tmp_path / "m.txt")
+    # The parameters section says so too (Booster.params and converters such as onnxmltools
+    # read it); the training's other parameters are kept.
+    saved = parameters(tmp_path / "m.txt")
+    assert (saved["objective"], saved["num_class"], saved["num_leaves"]) == ("binary", "1", "7")
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
+    assert plain.params["objective"] == "binary"
+    assert loaded_param(portable, "objective") == ("binary" if PARAMS_FROM_STRING else None)
     np.testing.assert_allclose(plain.predict(X_test), expected, rtol=0, atol=ATOL)
     np.testing.assert_allclose(plain.predict(X_test, raw_score=True), margins, rtol=0, atol=ATOL)
     # The in-memory copy and a pickle of it agree; the trained booster is left as it was.
@@ -208,7 +233,10 @@ def test_lgb_multiclass_portable(tmp_path):
 
     bll.make_portable(booster, start).save_model(tmp_path / "m.txt")
     assert "objective=multiclass num_class:3" in header(tmp_path / "m.txt")
+    saved = parameters(tmp_path / "m.txt")
+    assert (saved["objective"], saved["num_class"]) == ("multiclass", "3")
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
+    assert (plain.params["objective"], plain.params["num_class"]) == ("multiclass", 3)
     np.testing.assert_allclose(plain.predict(X, raw_score=True), margins, rtol=0, atol=ATOL)
     np.testing.assert_allclose(plain.predict(X), softmax(margins, axis=1), rtol=0, atol=ATOL)
 
@@ -282,6 +310,8 @@ def test_lgb_estimator_saved_model_predicts_its_probabilities(loss, data, tmp_pa
     clf = boostloss.LGBMClassifier(loss=loss, n_estimators=10, num_leaves=7, n_jobs=1,
                                    random_state=0, verbose=-1).fit(X, y)
     clf.booster_.save_model(tmp_path / "m.txt")
+    assert parameters(tmp_path / "m.txt")["objective"] == "binary"
+    assert loaded_param(clf.booster_, "objective") == ("binary" if PARAMS_FROM_STRING else None)
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
     np.testing.assert_allclose(plain.predict(X_test), clf.predict_proba(X_test)[:, 1],
                                rtol=0, atol=ATOL)
@@ -455,6 +485,9 @@ def test_k_class_estimators_saved_models_predict_their_probabilities(loss, data3
     clf = boostloss.LGBMClassifier(loss=loss, n_estimators=10, num_leaves=7, n_jobs=1,
                                    random_state=0, verbose=-1).fit(X, names)
     clf.booster_.save_model(tmp_path / "m.txt")
+    assert loaded_param(clf.booster_, "objective") == ("multiclass" if PARAMS_FROM_STRING else None)
+    saved = parameters(tmp_path / "m.txt")
+    assert (saved["objective"], saved["num_class"]) == ("multiclass", "3")
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
     np.testing.assert_allclose(plain.predict(X_test), clf.predict_proba(X_test), rtol=0, atol=ATOL)
     np.testing.assert_array_equal(clf.classes_[plain.predict(X_test).argmax(axis=1)],
