@@ -15,12 +15,20 @@ The layers (each uses only the public names of the one below; see ``losses.py``'
 
 ``import boostloss`` imports no kernel and writes no file: the numba kernels are imported (and
 their on-disk cache located) at the first computation.
+
+The package is distributed as ``focal-ghm-boost`` (``pip install focal-ghm-boost``); it is imported
+as ``boostloss`` and its command is ``boostloss``.
 """
 
 from ._constants import HESSIAN_FLOOR
 from .losses import LOSSES, FocalLoss, GHMLoss, OHEMLoss, make_loss
 
+#: The release, the only place it is written: the build reads it (pyproject.toml's dynamic version)
+#: and ``boostloss --version`` prints it.
 __version__ = "0.1.0"
+
+#: The name the package index knows this package by.
+DISTRIBUTION = "focal-ghm-boost"
 
 __all__ = ["FocalLoss", "GHMLoss", "OHEMLoss", "HESSIAN_FLOOR", "LOSSES", "make_loss", "XGBClassifier",
            "LGBMClassifier", "__version__"]

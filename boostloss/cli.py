@@ -22,6 +22,7 @@ import pathlib
 import sys
 import warnings
 
+from . import DISTRIBUTION, __version__
 from . import compare as cmp
 from .compare.config import CompareConfig
 from .compare.registry import BACKENDS, LOSSES, SELECTION_METRICS
@@ -113,8 +114,24 @@ def _in_words(words):
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
+class _Version(argparse.Action):
+    """``--version``: ``boostloss 0.1.0 (focal-ghm-boost) from /path/to/boostloss (Python 3.x.y)``,
+    the release and which copy of the package runs, on one line (argparse's own action wraps it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import platform
+
+        where = pathlib.Path(__file__).resolve().parent
+        print(f"boostloss {__version__} ({DISTRIBUTION}) from {where} "
+              f"(Python {platform.python_version()})")
+        parser.exit(0)
+
+
 def _build_parser():
-    parser = _Parser(prog="boostloss", description="Focal loss and GHM-C for gradient-boosted trees.")
+    parser = _Parser(prog="boostloss", description="Focal loss and GHM-C for gradient-boosted trees.",
+                     epilog=f"Installed as the {DISTRIBUTION} distribution (pip install {DISTRIBUTION}).")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print the release and where the package is installed, and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = commands.add_parser(
         "compare",
@@ -238,7 +255,7 @@ def _validate_args(args):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise _UsageError("--plot needs matplotlib: pip install 'boostloss[plot]'") from None
+            raise _UsageError(f"--plot needs matplotlib: pip install '{DISTRIBUTION}[plot]'") from None
 
 
 def _temporary_name(path):

@@ -103,7 +103,7 @@ def _cuda():
         from numba import cuda
     except ImportError as exc:  # pragma: no cover - numba always ships a cuda module today
         raise CudaUnavailableError(
-            "numba.cuda cannot be imported; install boostloss[cuda] (numba-cuda, CuPy)"
+            "numba.cuda cannot be imported; install focal-ghm-boost[cuda] (numba-cuda, CuPy)"
         ) from exc
     try:
         ok = cuda.is_available()
@@ -112,7 +112,7 @@ def _cuda():
     if not ok:
         raise CudaUnavailableError(
             "no CUDA device is available (numba.cuda.is_available() is False): run on a machine "
-            "with an NVIDIA GPU, its driver and boostloss[cuda] installed, or set "
+            "with an NVIDIA GPU, its driver and focal-ghm-boost[cuda] installed, or set "
             "NUMBA_ENABLE_CUDASIM=1 before numba is imported to use numba's CUDA simulator"
         )
     return cuda

@@ -468,3 +468,31 @@ def test_semicolon_csv(tmp_path):
     _mixed_frame().to_csv(data, index=False, sep=";")
     dataset = cmp.load_table(data, "churn", positive="yes")
     assert list(dataset.X.columns) == ["x1", "x2", "city"]
+
+
+def test_version_names_the_release_the_distribution_and_the_copy_that_runs(capsys):
+    import pathlib
+
+    import boostloss
+
+    assert main(["--version"]) == 0
+    line = capsys.readouterr().out
+    assert line.count("\n") == 1
+    assert line.startswith(f"boostloss {boostloss.__version__} (focal-ghm-boost) from ")
+    assert str(pathlib.Path(boostloss.__file__).resolve().parent) in line
+    assert main(["--help"]) == 0
+    assert "pip install focal-ghm-boost" in capsys.readouterr().out
+
+
+def test_version_is_the_packages_metadata_when_installed():
+    # The build takes the version from boostloss.__version__ (pyproject.toml, dynamic): an
+    # installed copy's metadata says the same.
+    import importlib.metadata
+
+    import boostloss
+
+    try:
+        installed = importlib.metadata.version("focal-ghm-boost")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("focal-ghm-boost is not installed (pip install -e .)")
+    assert installed == boostloss.__version__
