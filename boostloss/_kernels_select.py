@@ -3,7 +3,7 @@
 Every boosting round OHEM keeps all positives and only the hardest negatives; the other rows get
 gradient 0 and Hessian 0 for that round (Shrivastava, Gupta, Girshick 2016, "Training Region-based
 Object Detectors with Online Hard Example Mining", arXiv:1604.03540; SSD's rule of 3 negatives per
-positive, Liu et al. 2016, arXiv:1512.02325). See ``MATH.md``, section "OHEM".
+positive, Liu et al. 2016, arXiv:1512.02325). See docs/math.md, section "OHEM".
 
 The ranking
     Negatives are ranked by their current cross-entropy loss, hardest first. For the binary

@@ -8,7 +8,7 @@ weight of class j). The gradient of a class-j sample is ``w(p_j) (p - e_j)`` wit
 
 so the total gradient vanishes iff ``p_k sum_j N_j w(p_j) = N_k w(p_k)`` for every k, i.e.
 ``P_k / w(P_k) = lambda N_k`` with one common ``lambda``. ``phi(P) = P / w(P)`` increases from 0
-(MATH.md), so each ``P_k = phi^{-1}(lambda N_k)`` is a monotone 1-D root, and ``lambda`` is the
+(docs/math.md), so each ``P_k = phi^{-1}(lambda N_k)`` is a monotone 1-D root, and ``lambda`` is the
 root of ``sum_k P_k(lambda) = 1``, monotone too: a nested pair of 1-D roots. For gamma = 0,
 ``w = 1`` and ``P_k = N_k / sum_j N_j``: the log class priors.
 

@@ -557,7 +557,7 @@ class FocalLoss(_Loss):
     @staticmethod
     def _softmax_constant(params, class_totals):
         # The stationary point of the total over a constant vector: P_k / w(P_k) = lambda N_k
-        # (MATH.md, boostloss._multiclass), solved to machine precision in log space.
+        # (docs/math.md, boostloss._multiclass), solved to machine precision in log space.
         alpha = params.softmax_alpha(class_totals.shape[0])
         if alpha.shape[0]:
             zero = np.flatnonzero(alpha == 0.0)

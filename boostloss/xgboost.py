@@ -40,13 +40,17 @@ What the adapters take care of:
 import numpy as np
 
 from . import _validation as v
-from ._adapters import (FACTORIES, LossCallable, PerDatasetCallable, gradient_hessian, loss_sums,
+from ._adapters import (LossCallable, PerDatasetCallable, gradient_hessian, loss_sums,
                         margins_of, mean_loss, start_of, start_rows)
 from ._collective import current_group
 from .losses import check_target
 
 __all__ = [
-    *FACTORIES,
+    # _adapters.FACTORIES, spelled out: the documentation's generator reads strings only
+    "objective",
+    "metric",
+    "sklearn_objective",
+    "sklearn_metric",
     "base_score",
     "set_base_margin",
     "multiclass_hessian_factor",

@@ -116,3 +116,63 @@ def test_real_data_benchmark_rewrites_its_docs_page(tmp_path):
     copy.write_text("no markers\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="markers"):
         real_data.update_page("NEW TABLES", copy)
+
+
+# ------------------------------------------------------------------------------------------------
+# The documentation site (mkdocs.yml): CI builds it with `mkdocs build --strict`; these checks
+# need no mkdocs and say earlier what that build would refuse or silently leave out.
+# ------------------------------------------------------------------------------------------------
+
+MKDOCS = ROOT / "mkdocs.yml"
+REFERENCE = DOCS / "reference"
+
+
+def nav_pages():
+    """The pages mkdocs.yml's nav lists, relative to docs/."""
+    text = MKDOCS.read_text(encoding="utf-8")
+    nav = text.split("\nnav:\n", 1)[1].split("\n\n", 1)[0]
+    return re.findall(r"^\s+- (?:[^:\n]+: )?(\S+\.md)$", nav, re.MULTILINE)
+
+
+def test_the_site_lists_every_page_and_every_listed_page_exists():
+    listed = nav_pages()
+    assert len(listed) == len(set(listed))
+    pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
+    assert set(listed) == pages
+
+
+def test_the_api_reference_covers_the_public_modules_and_they_import():
+    directives = {}
+    for page in sorted(REFERENCE.glob("*.md")):
+        for name in re.findall(r"^::: (\S+)$", page.read_text(encoding="utf-8"), re.MULTILINE):
+            directives[name] = page.name
+    public = {"boostloss", "boostloss.losses", "boostloss.ohem", "boostloss.estimators",
+              "boostloss.xgboost", "boostloss.lightgbm", "boostloss.dask", "boostloss.spark",
+              "boostloss.cuda", "boostloss.compare", "boostloss.cli"}
+    assert public <= set(directives), sorted(public - set(directives))
+    for name in directives:
+        if name in ("boostloss.dask", "boostloss.spark"):
+            continue  # they import Dask / PySpark, not in every environment; griffe reads the source
+        module = importlib.import_module(name)
+        for exported in getattr(module, "__all__", []):
+            assert isinstance(exported, str) and hasattr(module, exported), (name, exported)
+
+
+def test_the_adapters_export_the_same_four_factories():
+    import boostloss.lightgbm as bll
+    import boostloss.xgboost as blx
+    from boostloss import _adapters
+
+    for module in (blx, bll):
+        assert set(_adapters.FACTORIES) <= set(module.__all__)
+        assert all(callable(getattr(module, name)) for name in _adapters.FACTORIES)
+
+
+def test_the_site_hook_drops_sphinx_roles_and_keeps_the_name():
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "_build" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    html = ("<p>:func:<code>objective</code>, :py:class:<code>FocalLoss</code>, "
+            "a :ratio: <code>3</code></p>")
+    assert hooks.on_page_content(html, None, None, None) == (
+        "<p><code>objective</code>, <code>FocalLoss</code>, a :ratio: <code>3</code></p>")
