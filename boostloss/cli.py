@@ -129,7 +129,7 @@ class _Version(argparse.Action):
 
 def _build_parser():
     parser = _Parser(prog="boostloss", description="Focal loss and GHM-C for gradient-boosted trees.",
-                     epilog=f"Installed as the {DISTRIBUTION} distribution (pip install {DISTRIBUTION}).")
+                     epilog=f"The {DISTRIBUTION} distribution: pip install {DISTRIBUTION}")
     parser.add_argument("--version", action=_Version, nargs=0,
                         help="print the release and where the package is installed, and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -255,7 +255,8 @@ def _validate_args(args):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise _UsageError(f"--plot needs matplotlib: pip install '{DISTRIBUTION}[plot]'") from None
+            raise _UsageError(
+                f"--plot needs matplotlib: pip install '{DISTRIBUTION}[plot]'") from None
 
 
 def _temporary_name(path):

@@ -13,7 +13,8 @@ import pytest
 import xgboost as xgb
 
 # The dask extra (in `dev`) brings them; the floors environment runs without it.
-da = pytest.importorskip("dask.array", reason="Dask is not installed (pip install 'focal-ghm-boost[dask]')")
+da = pytest.importorskip("dask.array",
+                         reason="Dask is not installed (pip install 'focal-ghm-boost[dask]')")
 distributed = pytest.importorskip("distributed", reason="Dask's distributed is not installed")
 pytest.importorskip("xgboost.dask", reason="xgboost.dask needs dask.dataframe")
 Client, LocalCluster = distributed.Client, distributed.LocalCluster

@@ -152,7 +152,7 @@ def test_the_api_reference_covers_the_public_modules_and_they_import():
     assert public <= set(directives), sorted(public - set(directives))
     for name in directives:
         if name in ("boostloss.dask", "boostloss.spark"):
-            continue  # they import Dask / PySpark, not in every environment; griffe reads the source
+            continue  # they import Dask / PySpark (not everywhere); griffe reads their source
         module = importlib.import_module(name)
         for exported in getattr(module, "__all__", []):
             assert isinstance(exported, str) and hasattr(module, exported), (name, exported)

@@ -14,7 +14,8 @@ import boostloss.xgboost as blx
 from boostloss import GHMLoss
 
 pytestmark = pytest.mark.spark
-pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'focal-ghm-boost[spark]')")
+pytest.importorskip("pyspark",
+                    reason="pyspark is not installed (pip install 'focal-ghm-boost[spark]')")
 
 FEATURES = ["f0", "f1", "f2"]
 
