@@ -168,11 +168,31 @@ def test_the_adapters_export_the_same_four_factories():
         assert all(callable(getattr(module, name)) for name in _adapters.FACTORIES)
 
 
-def test_the_site_hook_drops_sphinx_roles_and_keeps_the_name():
-    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "_build" / "hooks.py")
-    hooks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hooks)
-    html = ("<p>:func:<code>objective</code>, :py:class:<code>FocalLoss</code>, "
-            "a :ratio: <code>3</code></p>")
-    assert hooks.on_page_content(html, None, None, None) == (
-        "<p><code>objective</code>, <code>FocalLoss</code>, a :ratio: <code>3</code></p>")
+def test_the_reference_shows_sphinx_roles_and_math_as_markdown_code():
+    pytest.importorskip("griffe")  # the docs extra
+    spec = importlib.util.spec_from_file_location("sphinx_markup",
+                                                  DOCS / "_build" / "sphinx_markup.py")
+    markup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(markup)
+    docstring = (
+        "Uses :func:`objective` and :py:class:`~boostloss.losses.FocalLoss`, a :ratio: `3`,\n"
+        "with :math:`\\alpha_t`:\n"
+        "\n"
+        "    .. math::\n"
+        "\n"
+        "        FL = -\\alpha_t\n"
+        "            (1 - p_t)^\\gamma\n"
+        "\n"
+        "    Then text.\n"
+    )
+    assert markup.convert(docstring) == (
+        "Uses `objective` and `FocalLoss`, a :ratio: `3`,\n"
+        "with `\\alpha_t`:\n"
+        "\n"
+        "    ```text\n"
+        "    FL = -\\alpha_t\n"
+        "        (1 - p_t)^\\gamma\n"
+        "    ```\n"
+        "\n"
+        "    Then text.\n"
+    )
