@@ -60,8 +60,8 @@ def main(folder):
         problems.append(f"the wheel lacks {missing}")
     if extra := sorted(names - package - dist_info):
         problems.append(f"the wheel holds files that are not the package's: {extra}")
-    expected = (f"Name: {DISTRIBUTION}", f"Version: {version()}", "License-Expression: BSD-3-Clause")
-    for line in expected:
+    for line in (f"Name: {DISTRIBUTION}", f"Version: {version()}",
+                 "License-Expression: BSD-3-Clause"):
         if line not in metadata.splitlines():
             problems.append(f"the wheel's METADATA lacks the line {line!r}")
     if not {f"{stem}.dist-info/licenses/LICENSE", f"{stem}.dist-info/entry_points.txt"} <= names:
