@@ -93,17 +93,58 @@ def set_binary_fitted_state(estimator, classes):
     estimator._objective = "binary"
 
 
-def dask_to_local(estimator, model_factory, params):
-    """``lightgbm.dask``'s ``to_local`` for an estimator with a ``loss`` parameter.
+def dask_to_local(estimator, model_factory, params, extension_params=("loss",)):
+    """``lightgbm.dask``'s ``to_local`` for an estimator with parameters of its own (``loss``).
 
     Upstream: ``DaskLGBMClassifier._lgb_dask_to_local`` builds the local model from
     ``get_params()`` (where ``loss`` is an alias of ``objective``) and copies the fitted state with
     the private ``_lgb_dask_copy_extra_params``; the Dask ``client`` must not reach the local model.
+    ``params`` are the parameters of the local model; ``extension_params`` are not copied.
     """
     params = dict(params)
     params.pop("client", None)
     model = model_factory(**params)
     estimator._lgb_dask_copy_extra_params(source=estimator, dest=model)
     model._other_params.pop("client", None)
-    model.__dict__.pop("loss", None)
+    for name in extension_params:
+        vars(model).pop(name, None)
     return model
+
+
+class DaskEstimatorExtension:
+    """Mixin for a subclass of ``lightgbm.DaskLGBMClassifier`` with constructor parameters of its
+    own (``extension_params``, and their nested ``name__key`` forms), which the local model of
+    ``to_local()`` must not get; put it before that class among the bases.
+
+    Upstream: ``to_local()`` calls the private ``_DaskLGBMModel._lgb_dask_to_local(model_factory)``
+    (see :func:`dask_to_local`), which the mixin overrides. ``LGBMModel.get_params`` (LightGBM
+    >= 4.6) reads the parameters of ``__bases__[0]``, or of ``__bases__[1]`` when the first base
+    has no ``get_params``: derive one class from this mixin and ``lightgbm.DaskLGBMClassifier``,
+    and put at most one other mixin before it.
+    """
+
+    #: The constructor parameters of the subclass that LightGBM does not know.
+    extension_params = ()
+
+    def _lgb_dask_to_local(self, model_factory):
+        params = {key: value for key, value in self.get_params().items()
+                  if key.partition("__")[0] not in self.extension_params}
+        return dask_to_local(self, model_factory, params, self.extension_params)
+
+
+def copy_fitted_state(source, dest, *, skip=()):
+    """Give ``dest`` the fitted state of ``source``, both LightGBM scikit-learn estimators.
+
+    Every instance attribute of ``source`` except its parameters (``get_params(deep=False)``),
+    :data:`PARAMETER_STORAGE` and the names in ``skip``. Upstream: ``lightgbm.LGBMModel`` keeps
+    its fitted state as plain instance attributes, private ones included (``_Booster``,
+    ``_evals_result``, ``_best_iteration``, ``_n_features``, ``_classes``, ``_le``,
+    ``_objective`` ...; ``booster_``, ``classes_`` and the others are properties reading them),
+    and offers no public way to hand it to another estimator (``lightgbm.dask`` copies it the same
+    way, in the private ``_lgb_dask_copy_extra_params``).
+    """
+    skip = set(source.get_params(deep=False)) | set(PARAMETER_STORAGE) | set(skip)
+    for key, value in vars(source).items():
+        if key not in skip:
+            setattr(dest, key, value)
+    return dest

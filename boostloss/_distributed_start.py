@@ -9,7 +9,6 @@ import numpy as np
 
 from ._adapters import fresh_loss
 from ._validation import describe_values
-from .ohem import OHEMLoss
 
 
 def binary_start(loss, totals, labels_name):
@@ -30,12 +29,7 @@ def binary_start(loss, totals, labels_name):
 
 
 def start_from_totals(loss, positive_total, negative_total):
-    """``loss.init_score`` of data whose classes weigh ``positive_total`` and ``negative_total``.
-
-    OHEM's start depends on its kept negatives, known from the totals to within one row
-    (``OHEMLoss.start_from_class_totals``).
-    """
-    loss = fresh_loss(loss)
-    if isinstance(loss, OHEMLoss):
-        return loss.start_from_class_totals([negative_total, positive_total])
-    return float(loss.init_score(np.array([1.0, 0.0]), np.array([positive_total, negative_total])))
+    """``loss.init_score`` of data whose classes weigh ``positive_total`` and ``negative_total``
+    (``start_from_class_totals``; OHEM's depends on its kept negatives, known from the totals to
+    within one row)."""
+    return fresh_loss(loss).start_from_class_totals([negative_total, positive_total])

@@ -54,7 +54,7 @@ import numpy as np
 from . import _cuda_build as build
 from . import _validation as v
 from ._numba_cache import kernels
-from .losses import FocalLoss, GHMLoss, GHMState
+from .losses import _Loss
 
 __all__ = [
     "MAX_BINS",
@@ -237,8 +237,9 @@ class DeviceGradients:
     Parameters
     ----------
     loss : FocalLoss or GHMLoss
-        Its parameters are read (and validated) once, here. A GHM loss needs
-        ``bins <= MAX_BINS`` (256) with ``density="bins"``.
+        Its parameters are read (and validated) once, here: its ``gradient_density()`` (GHM-C), or
+        else its ``binary_focal_terms()``. A GHM loss needs ``bins <= MAX_BINS`` (256) with
+        ``density="bins"``.
     y_true : array-like or device array of shape (n,)
         0/1 labels (bool, integer or float).
     sample_weight : array-like or device array of shape (n,), optional
@@ -256,26 +257,19 @@ class DeviceGradients:
     """
 
     def __init__(self, loss, y_true, sample_weight=None, *, dtype=np.float64, state=None):
-        if not isinstance(loss, (FocalLoss, GHMLoss)):
-            raise TypeError(
-                f"loss must be a boostloss FocalLoss or GHMLoss, got {loss!r} of type "
-                f"{type(loss).__name__}")
+        density, focal = _device_terms(loss)
         dtype = np.dtype(dtype)
         if dtype not in build.OUTPUT_DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.loss = loss
-        self.params = loss.resolved_params()
         self.dtype = dtype
-        ghm = isinstance(loss, GHMLoss)
-        if ghm and state is not None and not isinstance(state, GHMState):
-            raise TypeError(
-                f"state must be a GHMState made by GHMLoss.new_state(), got {state!r} of type "
-                f"{type(state).__name__}")
-        self.state = loss.new_state() if state is None else state
-        self._binned = ghm and self.params.density == "bins"
-        self._window = ghm and not self._binned
+        self.state = _checked_state(loss, state)
+        self._density = density
+        self._focal_terms = focal
+        self._binned = density is not None and density.density == "bins"
+        self._window = density is not None and not self._binned
         if self._binned:
-            _check_bins(self.params.bins)
+            _check_bins(density.bins)
         cuda = self._cuda = _cuda()
         self._threads = _threads_per_block()
 
@@ -294,10 +288,10 @@ class DeviceGradients:
             self._beta_host = np.empty(n)
             self._beta = cuda.device_array(n, dtype=np.float64)
         elif self._binned:
-            bins = self.params.bins
+            bins = density.bins
             chunk = self._threads * build.PER_THREAD
             self._local_bins = build.local_bins_for(bins)
-            self._edges = cuda.to_device(self.params.edges)
+            self._edges = cuda.to_device(density.edges)
             self._bin = cuda.device_array(n, dtype=np.int32)
             self._partial = cuda.device_array((max(1, (n + chunk - 1) // chunk), bins))
             self._counts = cuda.device_array(bins)
@@ -347,7 +341,7 @@ class DeviceGradients:
         return grad, hess
 
     def _compute(self, x, grad, hess):
-        cuda, p, threads = self._cuda, self.params, self._threads
+        cuda, threads = self._cuda, self._threads
         blocks = _blocks(self.n, threads)
         if self._binned:
             self._binned_density(x, grad, hess)
@@ -355,22 +349,51 @@ class DeviceGradients:
             _launch(cuda, "_ghm_norm_kernel", blocks, threads, self._y, x, self._w, grad, hess,
                     self._g)
             self._g.copy_to_host(self._g_host)
-            kernels().window_beta(self._g_host, self._w_host, p.epsilon, self._beta_host)
+            kernels().window_beta(self._g_host, self._w_host, self._density.epsilon,
+                                  self._beta_host)
             self._beta.copy_to_device(self._beta_host)
             _launch(cuda, "_scale_by_sample_kernel", blocks, threads, self._beta, grad, hess)
         else:
-            _launch(cuda, "_focal_kernel", blocks, threads, self._y, x, self._w, p.gamma,
-                    p.alpha_pos, p.alpha_neg, p.hessian, grad, hess)
+            _launch(cuda, "_focal_kernel", blocks, threads, self._y, x, self._w,
+                    *self._focal_terms, grad, hess)
 
     def _binned_density(self, x, grad, hess):
         cuda, threads = self._cuda, self._threads
         _launch(cuda, "_ghm_bins_kernel", self._partial.shape[0], threads, self._y, x, self._w,
                 self._edges, grad, hess, self._bin, self._partial, local_bins=self._local_bins)
-        _launch(cuda, "_sum_rows_kernel", self.params.bins, threads, self._partial, self._counts)
+        _launch(cuda, "_sum_rows_kernel", self._density.bins, threads, self._partial,
+                self._counts)
         counts = self._counts.copy_to_host()
         beta = self.loss.weights_from_counts(counts, math.fsum(counts), state=self.state)
         _launch(cuda, "_scale_by_bin_kernel", _blocks(self.n, threads), threads, self._bin,
                 cuda.to_device(beta), grad, hess)
+
+
+def _device_terms(loss):
+    """``(gradient_density, binary_focal_terms)`` of ``loss``, one of them None: what the kernels
+    compute (GHM-C's density on the cross-entropy, or a per-sample focal loss)."""
+    if isinstance(loss, _Loss):
+        density = loss.gradient_density()
+        focal = None if density is not None else loss.binary_focal_terms()
+        if density is not None or focal is not None:
+            return density, focal
+    raise TypeError(
+        f"loss must be a boostloss FocalLoss or GHMLoss, got {loss!r} of type "
+        f"{type(loss).__name__}: the CUDA kernels compute a per-sample focal loss or GHM-C's "
+        "density; use the host kernels (compute='host') for the others")
+
+
+def _checked_state(loss, state):
+    """``state``, checked to be of the type ``loss.new_state()`` makes (any, for a loss without
+    state), or a new one."""
+    fresh = loss.new_state()
+    if state is None:
+        return fresh
+    if fresh is not None and type(state) is not type(fresh):
+        raise TypeError(
+            f"state must be a {type(fresh).__name__} made by {type(loss).__name__}.new_state(), "
+            f"got {state!r} of type {type(state).__name__}")
+    return state
 
 
 def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=None, out=None):

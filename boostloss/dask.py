@@ -38,9 +38,9 @@ from . import lightgbm as _bll
 from ._distributed_start import binary_start, start_from_totals
 from ._lgb_portable import make_portable
 from ._validation import describe_values
-from .estimators import (_fit_plain, _for_classes, _framework_params, _is_loss_key,
-                         _split_loss_params, _xgboost_loss_params)
-from .losses import GHMLoss, OHEMLoss, make_loss
+from .estimators import (_fit_plain, _framework_params, _is_loss_key, _split_loss_params,
+                         _xgboost_loss_params)
+from .losses import make_loss
 
 __all__ = ["init_score", "base_score", "DaskXGBClassifier", "DaskLGBMClassifier"]
 
@@ -236,15 +236,14 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
             return super().fit(X, y, eval_set=eval_set, **kwargs)
         loss = make_loss(self.loss)
         labels, w1, w0 = _binary_totals(class_weight_totals(y, sample_weight), loss)
-        loss = _for_classes(loss, labels)
+        loss = loss.for_classes(labels)
         start = start_from_totals(loss, w1, w0)
         params = _xgboost_loss_params(_framework_params(self), loss, float(expit(start)))
         if eval_set is not None:
             eval_set = [(ex, _encode(ey, labels[1])) for ex, ey in eval_set]
         plain = xgb_dask.DaskXGBClassifier
-        storage = _compat_xgboost.PARAMETER_STORAGE + ("_client",)
-        _fit_plain(self, _with_client(plain, self), params, storage, X, _encode(y, labels[1]),
-                   eval_set=eval_set, **kwargs)
+        _fit_plain(self, _with_client(plain, self), params, _copy_fitted_state_less_client, X,
+                   _encode(y, labels[1]), eval_set=eval_set, **kwargs)
         self.classes_ = np.array(labels)
         self.init_score_ = start
         return self
@@ -267,17 +266,30 @@ def _with_client(plain_class, estimator):
     """``plain_class`` made on the estimator's client (the client is an attribute, not a param)."""
     def make(**params):
         plain = plain_class(**params)
-        plain.client = estimator.__dict__.get("_client")
+        plain.client = _compat_xgboost.dask_client(estimator)
         return plain
 
     return make
+
+
+def _copy_fitted_state_less_client(source, dest):
+    """The fitted state of one ``xgboost.dask`` estimator given to another, less its client."""
+    return _compat_xgboost.copy_fitted_state(source, dest,
+                                             skip=(_compat_xgboost.DASK_CLIENT_STORAGE,))
 
 
 # ------------------------------------------------------------------------------------------------
 # LightGBM
 # ------------------------------------------------------------------------------------------------
 
-class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
+class _DaskLGBMWithLoss(_compat_lightgbm.DaskEstimatorExtension, lgb.DaskLGBMClassifier):
+    """``lightgbm.DaskLGBMClassifier`` whose ``to_local()`` leaves ``loss`` out (one class, so
+    that LightGBM's ``get_params`` finds its parent: see ``DaskEstimatorExtension``)."""
+
+    extension_params = ("loss",)
+
+
+class DaskLGBMClassifier(_LossParams, _DaskLGBMWithLoss):
     """``lightgbm.DaskLGBMClassifier`` that trains a per-sample boostloss loss (focal).
 
     Parameters
@@ -312,19 +324,13 @@ class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
             return super().fit(X, y, sample_weight=sample_weight, init_score=init_score,
                                eval_set=eval_set, **kwargs)
         loss = make_loss(self.loss)
-        if isinstance(loss, GHMLoss):
+        if loss.cross_row_statistic is not None:
             raise ValueError(
-                f"loss={self.loss!r} cannot be trained with LightGBM's Dask interface: GHM-C's "
-                "density must count the rows of every worker each round, and LightGBM exposes no "
-                "collective to Python objectives; use boostloss.dask.DaskXGBClassifier (its "
-                "density is global), or a per-sample loss such as FocalLoss here"
-            )
-        if isinstance(loss, OHEMLoss):
-            raise ValueError(
-                f"loss={self.loss!r} cannot be trained with LightGBM's Dask interface: OHEM "
-                "selects the hardest negatives of all rows each round, which needs a collective "
-                "that LightGBM does not expose to Python objectives (each worker would keep its "
-                "own hardest rows); use boostloss.dask.DaskXGBClassifier (its selection is global)"
+                f"loss={self.loss!r} cannot be trained with LightGBM's Dask interface: "
+                f"{loss.cross_row_statistic}, which needs a collective that LightGBM does not "
+                "expose to Python objectives (each worker would see its own rows only); use "
+                "boostloss.dask.DaskXGBClassifier (there it is global), or a per-sample loss "
+                "such as FocalLoss here"
             )
         if eval_set is not None or kwargs.get("eval_X") is not None:
             raise ValueError(
@@ -344,10 +350,7 @@ class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
         plain.fit(X, _encode(y, labels[1]), sample_weight=sample_weight,
                   init_score=_constant_like(y, start) if init_score is None else init_score,
                   **kwargs)
-        skip = set(plain.get_params(deep=False)) | set(_compat_lightgbm.PARAMETER_STORAGE)
-        for key, value in vars(plain).items():
-            if key not in skip:
-                setattr(self, key, value)
+        _compat_lightgbm.copy_fitted_state(plain, self)
         _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
         _compat_lightgbm.set_binary_fitted_state(self, labels)
         self.init_score_ = start
@@ -359,7 +362,3 @@ class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
         if self.__dict__.get("init_score_") is not None:
             local.set_params(objective="binary")  # the model is self-contained and binary
         return local
-
-    def _lgb_dask_to_local(self, model_factory):
-        params = {k: val for k, val in self.get_params().items() if not _is_loss_key(k)}
-        return _compat_lightgbm.dask_to_local(self, model_factory, params)

@@ -35,7 +35,7 @@ from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from . import xgboost as _blx
 from ._lgb_portable import make_portable
-from .losses import FocalLoss, GHMLoss, OHEMLoss, make_loss
+from .losses import make_loss
 
 __all__ = ["XGBClassifier", "LGBMClassifier"]
 
@@ -75,28 +75,10 @@ def _encode_labels(y, loss):
     return encoder, encoder.transform(y)
 
 
-def _for_classes(loss, classes):
-    """The loss for the encoded labels 0..K-1 of ``classes`` (OHEM's ``negative_class`` is a
-    label value here, an index there; see ``OHEMLoss.for_classes``)."""
-    return loss.for_classes(classes) if isinstance(loss, OHEMLoss) else loss
-
-
 def _default_metric(adapters, loss):
-    """The ``eval_set`` metric when the user names none: the loss itself, except for GHM-C.
-
-    GHM-C's loss re-weights every evaluation by the gradient density of the margins it is given, so
-    it grows as the model separates the classes (the easy crowd gets down-weighted); early stopping
-    on it stops after a round or two. Its model is evaluated with the cross-entropy it re-weights,
-    reported as ``logloss`` on the raw margins.
-    """
-    return adapters.sklearn_metric(*_metric_loss(loss))
-
-
-def _metric_loss(loss):
-    """``(loss, name)`` of the default metric (see :func:`_default_metric`), for any adapter."""
-    if isinstance(loss, (GHMLoss, OHEMLoss)):  # OHEM: its kept set moves with the margins
-        return FocalLoss(gamma=0.0, alpha=None), "logloss"
-    return loss, None
+    """The ``eval_set`` metric when the user names none: ``loss.evaluation_loss()`` (the loss
+    itself, or for GHM-C and OHEM the cross-entropy, as ``logloss`` on the raw margins)."""
+    return adapters.sklearn_metric(*loss.evaluation_loss())
 
 
 def _xgboost_loss_params(params, loss, base_score):
@@ -124,34 +106,23 @@ def _init_score(loss, y_enc, sample_weight, n_classes):
     return float(loss.init_score(y_enc, sample_weight))
 
 
-def _fit_plain(estimator, plain_class, params, parameter_storage, X, y, **fit_kwargs):
-    """Fit ``plain_class(**params)`` and give ``estimator`` the fitted attributes it made.
-
-    Fitted attributes are everything the plain estimator holds except its parameters and the
-    framework's own parameter storage (``parameter_storage``).
-    """
+def _fit_plain(estimator, plain_class, params, copy_fitted_state, X, y, **fit_kwargs):
+    """Fit ``plain_class(**params)`` and give ``estimator`` the fitted state it made, with the
+    framework's ``copy_fitted_state(source, dest)`` (``_compat_xgboost``, ``_compat_lightgbm``)."""
     plain = plain_class(**params)
     plain.fit(X, y, **fit_kwargs)
-    skip = set(plain.get_params(deep=False)) | set(parameter_storage)
-    for key, value in vars(plain).items():
-        if key not in skip:
-            setattr(estimator, key, value)
+    copy_fitted_state(plain, estimator)
     return estimator
 
 
-def _plain_view(estimator, plain_class, parameter_storage):
+def _plain_view(estimator, plain_class, copy_fitted_state):
     """A plain framework estimator with ``estimator``'s parameters (less ``loss``) and fitted state.
 
     LightGBM's ``predict`` re-reads ``get_params()``, where ``loss`` is one of its aliases of
     ``objective``: predicting through a plain estimator keeps ``loss`` away from it.
     """
-    params = _framework_params(estimator)
-    plain = plain_class(**params)
-    skip = set(params) | set(parameter_storage) | {"loss", "init_score_"}
-    for key, value in vars(estimator).items():
-        if key not in skip:
-            setattr(plain, key, value)
-    return plain
+    plain = plain_class(**_framework_params(estimator))
+    return copy_fitted_state(estimator, plain, skip=("loss", "init_score_"))
 
 
 def _framework_params(estimator):
@@ -159,7 +130,7 @@ def _framework_params(estimator):
     return {k: val for k, val in estimator.get_params(deep=False).items() if not _is_loss_key(k)}
 
 
-class XGBClassifier(xgb.XGBClassifier):
+class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
     """``xgboost.XGBClassifier`` that trains a boostloss loss.
 
     Parameters
@@ -206,18 +177,9 @@ class XGBClassifier(xgb.XGBClassifier):
     def get_xgb_params(self):
         return {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        if self.loss is not None:
-            tags.classifier_tags.multi_label = False
-        return tags
-
-    def _more_tags(self):
-        # scikit-learn < 1.6 reads the tags from _more_tags() (a dict) instead.
-        tags = super()._more_tags()
-        if self.loss is not None:
-            tags["multilabel"] = False
-        return tags
+    def _multi_label_tag(self):
+        # The scikit-learn tag, in both of its forms (_compat_xgboost.MultiLabelTag).
+        return self.loss is None
 
     @property
     def classes_(self):
@@ -241,14 +203,14 @@ class XGBClassifier(xgb.XGBClassifier):
         y_arr = np.asarray(y)
         if loss is None and y_arr.ndim == 2 and y_arr.shape[1] > 1:  # multi-label: as XGBoost does
             self.init_score_ = self.label_encoder_ = None
-            return _fit_plain(self, xgb.XGBClassifier, params, _compat_xgboost.PARAMETER_STORAGE,
+            return _fit_plain(self, xgb.XGBClassifier, params, _compat_xgboost.copy_fitted_state,
                               X, y, eval_set=eval_set, **kwargs)
         encoder, y_enc = _encode_labels(y, loss)
         if eval_set is not None:
             eval_set = [(ex, encoder.transform(ey)) for ex, ey in eval_set]
         start = None
         if loss is not None:
-            loss = _for_classes(loss, encoder.classes_)
+            loss = loss.for_classes(encoder.classes_)
             n_classes = encoder.classes_.shape[0]
             start = _init_score(loss, y_enc, sample_weight, n_classes)
             if (n_classes > 2 and params.get("base_score") is None
@@ -266,7 +228,7 @@ class XGBClassifier(xgb.XGBClassifier):
             # as they are (a vector intercept, XGBoost >= 3.1).
             _xgboost_loss_params(params, loss, [float(value) for value in start] if n_classes > 2
                                  else float(expit(start)))
-        _fit_plain(self, xgb.XGBClassifier, params, _compat_xgboost.PARAMETER_STORAGE, X, y_enc,
+        _fit_plain(self, xgb.XGBClassifier, params, _compat_xgboost.copy_fitted_state, X, y_enc,
                    eval_set=eval_set, **kwargs)
         self.init_score_ = start
         self.label_encoder_ = encoder
@@ -368,10 +330,10 @@ class LGBMClassifier(lgb.LGBMClassifier):
         self.init_score_ = None
         if loss is None:
             return _fit_plain(self, lgb.LGBMClassifier, params,
-                              _compat_lightgbm.PARAMETER_STORAGE, X, y, **kwargs)
+                              _compat_lightgbm.copy_fitted_state, X, y, **kwargs)
 
         encoder, y_enc = _encode_labels(y, loss)
-        loss = _for_classes(loss, encoder.classes_)
+        loss = loss.for_classes(encoder.classes_)
         n_classes = encoder.classes_.shape[0]
         weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         if self.class_weight is not None:
@@ -396,7 +358,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
         params["objective"] = _bll.sklearn_objective(loss)
         if not any(key in params for key in ("metric", "metrics", "metric_types")):
             params["metric"] = "None"
-        _fit_plain(self, lgb.LGBMClassifier, params, _compat_lightgbm.PARAMETER_STORAGE, X, y,
+        _fit_plain(self, lgb.LGBMClassifier, params, _compat_lightgbm.copy_fitted_state, X, y,
                    **kwargs)
         # Self-contained: the saved model predicts these probabilities in plain LightGBM.
         _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
@@ -404,7 +366,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
         return self
 
     def _plain(self):
-        plain = _plain_view(self, lgb.LGBMClassifier, _compat_lightgbm.PARAMETER_STORAGE)
+        plain = _plain_view(self, lgb.LGBMClassifier, _compat_lightgbm.copy_fitted_state)
         if self.__dict__.get("init_score_") is not None:
             # The booster is self-contained (start folded in, link stored): predicting is
             # LightGBM's own binary or multiclass prediction.

@@ -244,10 +244,34 @@ class _Loss(BaseEstimator):
 
     Margins of shape (n,) are a binary model (labels 0/1); margins of shape (n, K), K >= 2, a
     K-class softmax model (labels 0..K-1). Each subclass has the kernels of both.
+
+    Callers (estimators, Dask, Spark, CUDA) never ask which loss they hold; they ask the loss:
+    :meth:`for_classes`, :attr:`cross_row_statistic`, :meth:`evaluation_loss`,
+    :meth:`start_from_class_totals`, :meth:`gradient_density`, :meth:`binary_focal_terms`.
+
+    Attributes
+    ----------
+    state_ : object or None
+        The state of the :meth:`gradient_hessian` calls given no ``state`` (a loss with a
+        per-training state: GHM-C's running counts, OHEM's tie keys and last selection). Made by
+        :meth:`new_state` at the first such call and used by every later one, so direct calls
+        continue one training; kept by pickling and copying (a copy continues that training);
+        forgotten by :meth:`reset`, :meth:`set_params` and ``clone``. None before the first such
+        call, and always for a loss without state (:class:`FocalLoss`). A training through the
+        adapters or the estimators never touches it: each gets a state of its own.
     """
 
     #: Name used by the metrics of the adapters and by :func:`make_loss`.
     name = "loss"
+
+    state_ = None
+
+    #: None for a per-sample loss (the derivatives of a row depend on that row alone). Otherwise
+    #: a clause saying what every round computes from all the rows together (GHM-C's density,
+    #: OHEM's selection): a training spread over workers must make it global each round (the
+    #: XGBoost adapters do, ``boostloss._collective``), and the loss of a row moves with the other
+    #: rows (see :meth:`evaluation_loss`).
+    cross_row_statistic = None
 
     def resolved_params(self):  # pragma: no cover - every subclass defines it
         """The validated parameters as a frozen dataclass (raises on bad values)."""
@@ -255,6 +279,103 @@ class _Loss(BaseEstimator):
 
     def new_state(self):
         """A fresh per-training state to pass to :meth:`gradient_hessian` (None: no state)."""
+        return None
+
+    def for_classes(self, classes):
+        """This loss for a model whose class ``i`` is the label ``classes[i]``.
+
+        The estimators encode the labels of ``y`` to 0..K-1 and train the loss returned here. A
+        loss whose parameters name a class by its label (:class:`OHEMLoss`'s ``negative_class``)
+        returns a copy that names it by its index; the others return themselves.
+
+        Parameters
+        ----------
+        classes : array-like of shape (K,)
+            The labels in the order of the class indices (the estimators' sorted ``classes_``).
+
+        Returns
+        -------
+        loss : the same type as this loss
+        """
+        return self
+
+    def evaluation_loss(self):
+        """The loss, and the metric's name, that evaluate a model trained with this loss.
+
+        What the estimators evaluate ``eval_set`` with (and early-stop on) when the user names no
+        metric. A per-sample loss evaluates itself. A loss with a :attr:`cross_row_statistic`
+        does not: its value at a row moves with the other rows (GHM-C's density weights grow as
+        the model separates the classes; OHEM's kept set moves with the margins), so early
+        stopping on it stops after a round or two. It is evaluated with the cross-entropy that it
+        re-weights or selects from, named ``logloss``.
+
+        Returns
+        -------
+        (loss, name) : tuple
+            ``name`` None means the metric is named after the loss (:attr:`name`).
+        """
+        if self.cross_row_statistic is None:
+            return self, None
+        return FocalLoss(gamma=0.0, alpha=None), "logloss"
+
+    def start_from_class_totals(self, class_totals):
+        """:meth:`init_score` from the total weight of each class alone (a distributed start).
+
+        Dask and Spark sum the weight of each class on the cluster and start from this, the
+        :meth:`init_score` of one process holding all the rows (exactly for the losses whose
+        best constant depends on the class totals only; :class:`OHEMLoss` overrides it).
+
+        Parameters
+        ----------
+        class_totals : array-like of shape (K,)
+            The total sample weight of classes 0..K-1 (their counts when unweighted). Two totals
+            are the binary model.
+
+        Returns
+        -------
+        float, or ndarray of shape (K,) for K >= 3 totals
+
+        Raises
+        ------
+        ValueError
+            Fewer than two totals, or a class without (positive) weight.
+        """
+        totals = np.asarray(class_totals, dtype=np.float64)
+        if totals.ndim != 1 or totals.shape[0] < 2:
+            raise ValueError(
+                f"class_totals must hold the weight total of each class (at least 2 classes), "
+                f"got {class_totals!r}"
+            )
+        if totals.shape[0] == 2:
+            return float(self.init_score(np.array([1.0, 0.0]), np.array([totals[1], totals[0]])))
+        n_classes = totals.shape[0]
+        return self.init_score(np.arange(n_classes, dtype=np.float64), totals,
+                               n_classes=n_classes)
+
+    def gradient_density(self):
+        """The gradient density that re-weights this loss's cross-entropy every round, or None.
+
+        For kernels that compute the loss outside this class (:mod:`boostloss.cuda`).
+        :class:`GHMLoss` returns its resolved :class:`GHMParams` (``density="bins"`` with its
+        ``bins`` and ``edges``, or ``"window"`` with its ``epsilon``), and turns a round's bin
+        counts into weights with :meth:`GHMLoss.weights_from_counts`; the other losses return
+        None.
+        """
+        return None
+
+    def binary_focal_terms(self):
+        """The binary focal kernels' arguments when this loss is a per-sample focal loss, or None.
+
+        For kernels that compute the loss outside this class (:mod:`boostloss.cuda`). A loss
+        whose derivatives at a binary model's margin are those of the focal loss returns
+        ``(gamma, alpha_pos, alpha_neg, hessian_mode)`` (validated; ``hessian_mode`` the
+        kernels' integer, see ``boostloss._constants``); the others return None.
+
+        Raises
+        ------
+        ValueError
+            Bad parameters, or class weights for more than two classes.
+        """
         return None
 
     def loss(self, y_true, raw_prediction, sample_weight=None, *, loss_out=None, n_threads=None,
@@ -383,8 +504,9 @@ class _Loss(BaseEstimator):
         return type(self)(**self.get_params())
 
     def reset(self):
-        """Forget the state of the calls given no ``state``: the next one starts a new training."""
-        self.__dict__.pop("_own_state", None)
+        """Forget :attr:`state_`, the state of the calls given no ``state``: the next one starts
+        a new training."""
+        self.state_ = None
         return self
 
     def set_params(self, **params):
@@ -392,13 +514,12 @@ class _Loss(BaseEstimator):
         return self.reset()
 
     def _state_or_own(self, state, state_class):
-        """``state`` checked to be a ``state_class``, or (None) the state this object keeps for
-        the calls given none (made on first use; ``reset`` forgets it)."""
+        """``state`` checked to be a ``state_class``, or (None) :attr:`state_`, made on first
+        use."""
         if state is None:
-            own = self.__dict__.get("_own_state")
-            if own is None:
-                own = self.__dict__["_own_state"] = state_class()
-            return own
+            if self.state_ is None:
+                self.state_ = state_class()
+            return self.state_
         if not isinstance(state, state_class):
             raise TypeError(
                 f"state must be a {state_class.__name__} made by {type(self).__name__}.new_state(), "
@@ -533,6 +654,11 @@ class FocalLoss(_Loss):
         mode = _HESSIANS[v.check_choice("hessian", self.hessian, tuple(_HESSIANS))]
         return FocalParams(gamma, a_pos, a_neg, mode, class_alpha)
 
+    def binary_focal_terms(self):
+        """``(gamma, alpha_pos, alpha_neg, hessian_mode)``: the binary focal kernels' arguments."""
+        params = self.resolved_params()
+        return (params.gamma, *params.binary_alpha(), params.hessian)
+
     @staticmethod
     def _loss_kernels(params, y, x, w, out, state=None):
         a_pos, a_neg = params.binary_alpha()
@@ -639,11 +765,12 @@ class GHMLoss(_Loss):
     :meth:`loss`, :meth:`init_score` and :meth:`harmonizing_weights` compute the weights from the
     margins they are given alone and never touch a running average. :meth:`gradient_hessian` uses the
     ``state`` it is given (see :meth:`new_state`), or, without one, a state that this object keeps
-    for direct calls (:attr:`running_counts_`, :meth:`reset`). The Hessian ``p (1 - p)`` is floored at 1e-16 before the
-    weights multiply it.
+    for direct calls (:attr:`state_`, its :attr:`running_counts_`; :meth:`reset`). The Hessian
+    ``p (1 - p)`` is floored at 1e-16 before the weights multiply it.
     """
 
     name = "ghm"
+    cross_row_statistic = "GHM-C's density must count the rows of every worker each round"
 
     def __init__(self, bins=10, momentum=0.0, density="bins", epsilon=0.1):
         self.bins = bins
@@ -670,9 +797,13 @@ class GHMLoss(_Loss):
 
     @property
     def running_counts_(self):
-        """The moving-average bin counts of direct calls after the last one (None before)."""
-        state = self.__dict__.get("_own_state")
-        return None if state is None else state.running_counts
+        """The moving-average bin counts of direct calls after the last one (None before): the
+        running counts of :attr:`state_`."""
+        return None if self.state_ is None else self.state_.running_counts
+
+    def gradient_density(self):
+        """The resolved :class:`GHMParams`: the density that re-weights the cross-entropy."""
+        return self.resolved_params()
 
     def weights_from_counts(self, counts, total, *, state=None):
         """Per-bin harmonising weights ``beta_b = total / density_b / n_nonempty``.

@@ -183,11 +183,13 @@ class OHEMLoss(_Loss):
     \approx -\log r` unweighted), the centred log kept class weights for K classes.
 
     :meth:`gradient_hessian` uses the ``state`` it is given (see :meth:`new_state`), or, without
-    one, a state this object keeps for direct calls (:attr:`kept_`). In a distributed XGBoost
-    training the state holds the workers and the selection is global (docs/scaling-out.md).
+    one, a state this object keeps for direct calls (:attr:`state_`, its :attr:`kept_`). In a
+    distributed XGBoost training the state holds the workers and the selection is global
+    (docs/scaling-out.md).
     """
 
     name = "ohem"
+    cross_row_statistic = "OHEM selects the hardest negatives of all rows each round"
 
     def __init__(self, ratio=3.0, random_state=0, negative_class=None):
         self.ratio = ratio
@@ -243,16 +245,11 @@ class OHEMLoss(_Loss):
         """A fresh :class:`OHEMState` for one training."""
         return OHEMState()
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_own_state", None)  # the direct calls' state, rebuilt on use
-        return state
-
     @property
     def kept_(self):
         """Boolean mask of the rows kept by the last direct :meth:`gradient_hessian` call (None
-        before the first)."""
-        return getattr(self.__dict__.get("_own_state"), "kept", None)
+        before the first): the kept rows of :attr:`state_`."""
+        return None if self.state_ is None else self.state_.kept
 
     def init_score(self, y_true, sample_weight=None, *, n_classes=None):
         """The cross-entropy minimiser over the kept set at a constant start.

@@ -21,15 +21,15 @@ GHM-C's density and the metrics (XGBoost's collective, as with Dask: ``boostloss
 """
 
 import numpy as np
-from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param import TypeConverters
 from pyspark.sql import functions as F
 from scipy.special import expit
 from xgboost.spark import SparkXGBClassifier as _SparkXGBClassifier
 from xgboost.spark import SparkXGBClassifierModel
 
+from . import _compat_xgboost
 from . import xgboost as _blx
 from ._distributed_start import binary_start
-from .estimators import _metric_loss
 from .losses import make_loss
 
 __all__ = ["SparkXGBClassifier", "SparkXGBClassifierModel", "loss_spec"]
@@ -50,7 +50,7 @@ def loss_spec(loss):
     return f"{loss.name}:{params}"
 
 
-class SparkXGBClassifier(_SparkXGBClassifier):
+class SparkXGBClassifier(_compat_xgboost.SparkEstimatorExtension, _SparkXGBClassifier):
     """``xgboost.spark.SparkXGBClassifier`` with a ``loss`` parameter.
 
     Parameters
@@ -70,31 +70,27 @@ class SparkXGBClassifier(_SparkXGBClassifier):
     returns a plain ``SparkXGBClassifierModel``.
     """
 
-    loss = Param(Params._dummy(), "loss", "boostloss loss spec, e.g. 'focal:gamma=2'",
-                 typeConverter=TypeConverters.toString)
+    loss = _compat_xgboost.spark_param("loss", "boostloss loss spec, e.g. 'focal:gamma=2'",
+                                       TypeConverters.toString)
+    extension_params = ("loss",)
 
     def __init__(self, *, loss=None, **kwargs):
         super().__init__(**kwargs)
-        self._setDefault(loss=None)
+        _compat_xgboost.set_spark_default(self, loss=None)
         if loss is not None:
-            self._set(loss=loss_spec(loss))
+            self.set(self.loss, loss_spec(loss))
 
     def setParams(self, **kwargs):  # noqa: N802 - pyspark's name
         if "loss" in kwargs:
             value = kwargs.pop("loss")
             if value is not None:
-                self._set(loss=loss_spec(value))
+                self.set(self.loss, loss_spec(value))
         return super().setParams(**kwargs)
 
-    def _gen_xgb_params_dict(self, gen_xgb_sklearn_estimator_param=False):
-        params = super()._gen_xgb_params_dict(gen_xgb_sklearn_estimator_param)
-        params.pop("loss", None)
-        return params
-
-    def _fit(self, dataset):
+    def _boostloss_fit(self, dataset):
         spec = self.getOrDefault("loss")
         if spec is None:
-            return super()._fit(dataset)
+            return self._xgboost_fit(dataset)
         loss = make_loss(spec)
         start = _global_start(self, loss, dataset)
         trainer = self.copy()
@@ -102,15 +98,15 @@ class SparkXGBClassifier(_SparkXGBClassifier):
         extra["obj"] = _blx.objective(loss)
         if trainer.isDefined(trainer.validationIndicatorCol) and trainer.getOrDefault(
                 trainer.validationIndicatorCol):
-            extra["custom_metric"] = _blx.metric(*_metric_loss(loss))
+            extra["custom_metric"] = _blx.metric(*loss.evaluation_loss())
             extra.setdefault("disable_default_eval_metric", True)
-        trainer._set(arbitrary_params_dict=extra)
+        trainer.set(trainer.arbitrary_params_dict, extra)
         if trainer.getOrDefault("base_score") is None:
-            trainer._set(base_score=float(expit(start)))
-        model = _SparkXGBClassifier._fit(trainer, dataset)
+            trainer.set(trainer.getParam("base_score"), float(expit(start)))
+        model = trainer._xgboost_fit(dataset)
         kept = {k: v for k, v in model.getOrDefault(model.arbitrary_params_dict).items()
                 if k not in _CALLABLE_KEYS}
-        model._set(arbitrary_params_dict=kept)
+        model.set(model.arbitrary_params_dict, kept)
         return model
 
 

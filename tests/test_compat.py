@@ -122,3 +122,153 @@ def test_vector_base_score_from_xgboost_3_1(data):
     else:
         with pytest.raises(xgb.core.XGBoostError, match="base_score"):
             xgb.train(params, xgb.DMatrix(X, label=y), 1)
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])
+def test_fitted_state_lives_in_the_instance_dict(framework, data):
+    """copy_fitted_state: the wrappers keep their fitted state as instance attributes, private
+    ones included, so copying them gives another estimator the model."""
+    X, y = data
+    if framework == "xgboost":
+        compat, plain = _compat_xgboost, xgb.XGBClassifier(n_estimators=3, max_depth=2)
+    else:
+        compat, plain = _compat_lightgbm, lgb.LGBMClassifier(n_estimators=3, verbose=-1)
+    plain.fit(X, y)
+    assert "_Booster" in vars(plain)  # what get_booster() / booster_ read
+    copy = compat.copy_fitted_state(plain, type(plain)(**plain.get_params()))
+    np.testing.assert_array_equal(copy.predict_proba(X), plain.predict_proba(X), strict=True)
+    assert compat.copy_fitted_state(plain, type(plain)(), skip=("_Booster",)).__dict__.get(
+        "_Booster") is None
+
+
+def test_sklearn_reads_tags_from_more_tags_before_1_6(data):
+    """MultiLabelTag: scikit-learn < 1.6 reads the private _more_tags() (which XGBModel defines),
+    1.6 the public __sklearn_tags__."""
+    import sklearn
+
+    from boostloss import XGBClassifier
+
+    assert isinstance(xgb.XGBClassifier()._more_tags(), dict)
+    assert xgb.XGBClassifier()._more_tags()["multilabel"] is True
+    with_loss, without = XGBClassifier(loss="focal"), XGBClassifier()
+    assert with_loss._more_tags()["multilabel"] is False and without._more_tags()["multilabel"]
+    sklearn_version = tuple(int(part) for part in sklearn.__version__.split(".")[:2])
+    if sklearn_version < (1, 6):
+        assert with_loss._get_tags()["multilabel"] is False and without._get_tags()["multilabel"]
+    else:
+        from sklearn.utils import get_tags
+
+        assert not hasattr(sklearn.base.BaseEstimator, "_get_tags")
+        assert get_tags(with_loss).classifier_tags.multi_label is False
+        assert get_tags(without).classifier_tags.multi_label is True
+
+
+def _distributed():
+    pytest.importorskip("dask", reason="the Dask compat needs dask (not installed at the floors)")
+    pytest.importorskip("distributed", reason="the Dask compat needs dask.distributed")
+
+
+def test_xgboost_dask_keeps_its_client_privately():
+    """DASK_CLIENT_STORAGE / dask_client: the client given to an xgboost.dask estimator is kept
+    in the private _client (the public property resolves None to the default client)."""
+    _distributed()
+    import types
+
+    import xgboost.dask as xgb_dask
+
+    estimator = xgb_dask.DaskXGBClassifier(n_estimators=2)
+    assert _compat_xgboost.dask_client(estimator) is None
+    client = types.SimpleNamespace(asynchronous=False)  # what the setter reads of a client
+    estimator.client = client
+    assert vars(estimator)[_compat_xgboost.DASK_CLIENT_STORAGE] is client
+    assert _compat_xgboost.dask_client(estimator) is client
+    assert _compat_xgboost.DASK_CLIENT_STORAGE not in estimator.__getstate__()
+
+
+def test_lightgbm_dask_to_local_goes_through_a_private_hook():
+    """DaskEstimatorExtension / dask_to_local: to_local() calls the private _lgb_dask_to_local,
+    which would give the local model the subclass's own parameters (loss) as LightGBM params."""
+    _distributed()
+    import inspect
+
+    assert list(inspect.signature(lgb.DaskLGBMClassifier._lgb_dask_to_local).parameters) == [
+        "self", "model_factory"]
+
+    class Plain(lgb.DaskLGBMClassifier):
+        def __init__(self, *, loss=None, **kwargs):
+            super().__init__(**kwargs)
+            self.loss = loss
+
+    class Extended(_compat_lightgbm.DaskEstimatorExtension, Plain):
+        extension_params = ("loss",)
+
+    assert isinstance(vars(Plain(loss=FocalLoss()).to_local())["loss"], FocalLoss)  # upstream
+    extended = Extended(loss=FocalLoss())
+    extended.fitted_marker_ = 7  # fitted state: copied by _lgb_dask_copy_extra_params
+    local = extended.to_local()
+    assert type(local) is lgb.LGBMClassifier and local.fitted_marker_ == 7
+    assert "loss" not in local.get_params() and "loss" not in vars(local)
+    assert "client" not in local.get_params()
+
+
+def _spark():
+    pytest.importorskip("pyspark", reason="the Spark compat needs pyspark (not installed at the "
+                                          "floors)")
+    from xgboost.spark import SparkXGBClassifier
+
+    return SparkXGBClassifier
+
+
+def test_spark_params_are_declared_with_private_helpers():
+    """spark_param / set_spark_default: pyspark declares class-level Params with the private
+    Params._dummy() and sets defaults with the private _setDefault."""
+    _spark()
+    from pyspark.ml.param import Params, TypeConverters
+
+    class WithLoss(Params):
+        loss = _compat_xgboost.spark_param("loss", "a loss spec", TypeConverters.toString)
+
+        def __init__(self):
+            super().__init__()
+            _compat_xgboost.set_spark_default(self, loss=None)
+
+    params = WithLoss()
+    assert params.loss.parent == params.uid and params.getOrDefault("loss") is None
+    params.set(params.loss, "focal")
+    assert params.getOrDefault(params.loss) == "focal"
+    assert "a loss spec" in params.explainParam("loss")
+
+
+def test_spark_estimator_hooks_are_private():
+    """SparkEstimatorExtension: pyspark's fit() calls the private _fit(dataset), and xgboost.spark
+    turns every Param, a subclass's too, into an XGBoost parameter in _gen_xgb_params_dict."""
+    import inspect
+
+    SparkXGBClassifier = _spark()
+    from pyspark.ml.param import TypeConverters
+
+    assert list(inspect.signature(SparkXGBClassifier._fit).parameters) == ["self", "dataset"]
+    assert list(inspect.signature(SparkXGBClassifier._gen_xgb_params_dict).parameters) == [
+        "self", "gen_xgb_sklearn_estimator_param"]
+
+    def declare(*bases):
+        class WithLoss(*bases):
+            loss = _compat_xgboost.spark_param("loss", "a loss spec", TypeConverters.toString)
+            extension_params = ("loss",)
+
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.set(self.loss, "focal")
+
+            def _boostloss_fit(self, dataset):
+                return ("boostloss", dataset)
+
+        return WithLoss
+
+    assert declare(SparkXGBClassifier)()._gen_xgb_params_dict()["loss"] == "focal"  # upstream
+    extended = declare(_compat_xgboost.SparkEstimatorExtension, SparkXGBClassifier)(
+        n_estimators=3)
+    assert "loss" not in extended._gen_xgb_params_dict()
+    params = extended._gen_xgb_params_dict(gen_xgb_sklearn_estimator_param=True)
+    assert "loss" not in params and params["n_estimators"] == 3
+    assert extended.fit("the dataset") == ("boostloss", "the dataset")

@@ -312,12 +312,14 @@ def test_params_registry_and_export():
     assert clone(loss).get_params() == loss.get_params()
 
 
-def test_pickle_and_clone_drop_the_direct_call_state():
+def test_pickle_keeps_and_clone_drops_the_direct_call_state():
+    # As for every loss (tests/test_pickle.py): a pickle continues the direct calls' training.
     y, x = make_data(13, n=200)
     loss = OHEMLoss(ratio=2.0)
     grad, _ = loss.gradient_hessian(y, x)
     copy = pickle.loads(pickle.dumps(loss))
-    assert copy.kept_ is None and copy.get_params() == loss.get_params()
+    np.testing.assert_array_equal(copy.kept_, loss.kept_)
+    assert copy.get_params() == loss.get_params() and copy.state_.rounds == 1
     np.testing.assert_array_equal(copy.gradient_hessian(y, x)[0], grad)
     assert clone(loss).kept_ is None
     loss.set_params(ratio=1.0)

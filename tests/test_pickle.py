@@ -6,13 +6,15 @@ included; the estimators work in ``GridSearchCV(n_jobs=2)`` (worker processes re
 
 import io
 import pickle
+from copy import deepcopy
 
 import cloudpickle
 import joblib
 import numpy as np
 import pytest
+from sklearn.base import clone
 
-from boostloss import FocalLoss, GHMLoss
+from boostloss import FocalLoss, GHMLoss, OHEMLoss
 from conftest import LOSSES
 
 
@@ -80,6 +82,116 @@ def test_ghm_running_counts_survive_round_trip(trip, data):
     # The two now have separate states.
     copy.reset()
     assert copy.running_counts_ is None and original.running_counts_ is not None
+
+
+# The state of direct calls (``state_``): one rule for every loss. --------------------------
+
+#: Every kind of loss state: none (focal), GHM-C's running counts (and none for its window
+#: density), OHEM's tie keys and selection; binary and K-class margins.
+DIRECT_CALLS = {
+    "focal": (lambda: FocalLoss(gamma=2.0, alpha=0.25), 1),
+    "ghm_bins_momentum": (lambda: GHMLoss(bins=10, momentum=0.75), 1),
+    "ghm_window": (lambda: GHMLoss(density="window", epsilon=0.2), 1),
+    "ghm_3_classes_momentum": (lambda: GHMLoss(bins=8, momentum=0.5), 3),
+    "ohem": (lambda: OHEMLoss(ratio=1.5, random_state=4), 1),
+    "ohem_3_classes": (lambda: OHEMLoss(ratio=0.5, negative_class=0), 3),
+}
+
+COPIES = dict(ROUND_TRIPS, deepcopy=deepcopy)
+
+
+def _rounds(y, n_classes, count, seed):
+    """``count`` margin arrays for the labels ``y`` (binary, or K-class rows)."""
+    rng = np.random.default_rng(seed)
+    shape = y.shape if n_classes == 1 else (y.shape[0], n_classes)
+    return [rng.normal(-0.5, 2.0, shape) for _ in range(count)]
+
+
+def _direct_call_data(n_classes, data):
+    _, y, _, w = data
+    if n_classes > 1:
+        y = np.random.default_rng(5).integers(0, n_classes, y.shape[0]).astype(np.float64)
+    return y, w
+
+
+def _outputs_of_rounds(loss, y, w, rounds):
+    out = []
+    for x in rounds:
+        out.extend(loss.gradient_hessian(y, x, w))
+        out.append(loss.loss(y, x, w))
+    return out
+
+
+def _assert_all_equal(a, b):
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v, strict=True)
+
+
+@pytest.mark.parametrize("name", sorted(DIRECT_CALLS))
+def test_direct_call_state_is_the_visible_state_attribute(name, data):
+    """No hidden training state: besides its parameters a loss holds only ``state_``, None until
+    a direct gradient_hessian call makes it with new_state(), None again after reset()."""
+    make, n_classes = DIRECT_CALLS[name]
+    y, w = _direct_call_data(n_classes, data)
+    loss = make()
+    assert loss.state_ is None and set(vars(loss)) == set(loss.get_params())
+    loss.loss(y, _rounds(y, n_classes, 1, 0)[0], w)  # a loss evaluation starts no training
+    assert loss.state_ is None
+    loss.gradient_hessian(y, _rounds(y, n_classes, 1, 0)[0], w)
+    fresh = make().new_state()
+    assert set(vars(loss)) <= set(loss.get_params()) | {"state_"}
+    if fresh is None:
+        assert loss.state_ is None
+    else:
+        assert type(loss.state_) is type(fresh)
+    assert loss.reset() is loss and loss.state_ is None
+
+
+@pytest.mark.parametrize("calls", [0, 2], ids=["before_calls", "after_calls"])
+@pytest.mark.parametrize("trip", sorted(COPIES))
+@pytest.mark.parametrize("name", sorted(DIRECT_CALLS))
+def test_copies_continue_the_direct_calls_training(name, trip, calls, data):
+    """Pickled (or copied) before or after direct calls, every loss continues exactly as the
+    original does, with a state of its own."""
+    make, n_classes = DIRECT_CALLS[name]
+    y, w = _direct_call_data(n_classes, data)
+    history, later = _rounds(y, n_classes, calls, 1), _rounds(y, n_classes, 2, 2)
+    original, reference = make(), make()
+    _outputs_of_rounds(original, y, w, history)
+    _outputs_of_rounds(reference, y, w, history)
+    state = original.state_
+    copy = COPIES[trip](original)
+    assert original.state_ is state  # copying leaves the original alone
+    assert type(copy) is type(original) and copy.get_params() == original.get_params()
+    assert (copy.state_ is None) == (state is None)
+    assert copy.state_ is None or copy.state_ is not original.state_
+    expected = _outputs_of_rounds(reference, y, w, later)
+    _assert_all_equal(_outputs_of_rounds(copy, y, w, later), expected)
+    # The copy's rounds left the original's state alone.
+    _assert_all_equal(_outputs_of_rounds(original, y, w, later), expected)
+    for attribute in ("running_counts_", "kept_"):
+        if hasattr(original, attribute):
+            np.testing.assert_array_equal(getattr(copy, attribute), getattr(original, attribute))
+
+
+@pytest.mark.parametrize("name", sorted(DIRECT_CALLS))
+def test_clone_starts_a_new_training(name, data):
+    """clone() (and set_params) forget the direct calls' state; the original keeps it."""
+    make, n_classes = DIRECT_CALLS[name]
+    y, w = _direct_call_data(n_classes, data)
+    history, later = _rounds(y, n_classes, 2, 3), _rounds(y, n_classes, 2, 4)
+    original, reference = make(), make()
+    _outputs_of_rounds(original, y, w, history)
+    _outputs_of_rounds(reference, y, w, history)
+    copy = clone(original)
+    assert copy.state_ is None and copy.get_params() == original.get_params()
+    _assert_all_equal(_outputs_of_rounds(copy, y, w, later),
+                      _outputs_of_rounds(make(), y, w, later))
+    _assert_all_equal(_outputs_of_rounds(original, y, w, later),
+                      _outputs_of_rounds(reference, y, w, later))
+    original.set_params(**original.get_params())
+    assert original.state_ is None
 
 
 @pytest.mark.parametrize("trip", sorted(ROUND_TRIPS))
