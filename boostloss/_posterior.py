@@ -28,7 +28,12 @@ import numbers
 import numpy as np
 from scipy.special import expit, softmax
 
+from ._numba_cache import kernels
+from ._threads import kernel_threads
+
 __all__ = ["posterior_from_margin"]
+
+_NO_WEIGHTS = np.empty(0, dtype=np.float64)
 
 
 def _check_gamma(gamma):
@@ -39,6 +44,7 @@ def _check_gamma(gamma):
 
 
 def _check_margins(raw_prediction):
+    """float64 margins, 1-D or C-contiguous (n, K) (a copy only when not already so)."""
     arr = np.asarray(raw_prediction)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"raw_prediction must hold real numbers, got dtype {arr.dtype}")
@@ -47,17 +53,17 @@ def _check_margins(raw_prediction):
             "raw_prediction must be 1-D (one margin per sample: a binary model) or of shape (n, K) "
             f"with K >= 2 columns (one margin per class), got shape {arr.shape}"
         )
-    x = np.asarray(arr, dtype=np.float64)
-    finite = np.isfinite(x)
-    if not finite.all():
-        bad = np.argwhere(~finite)
-        first = tuple(int(i) for i in bad[0])
-        where = f"index {first[0]}" if x.ndim == 1 else f"row {first[0]}, column {first[1]}"
-        raise ValueError(
-            f"raw_prediction contains {bad.shape[0]} non-finite value(s) (first at {where}: "
-            f"{float(x[first])!r}); margins must be finite (a diverged model or a bad base margin?)"
-        )
-    return x
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _raise_nonfinite(x):
+    bad = np.argwhere(~np.isfinite(x))
+    first = tuple(int(i) for i in bad[0])
+    where = f"index {first[0]}" if x.ndim == 1 else f"row {first[0]}, column {first[1]}"
+    raise ValueError(
+        f"raw_prediction contains {bad.shape[0]} non-finite value(s) (first at {where}: "
+        f"{float(x[first])!r}); margins must be finite (a diverged model or a bad base margin?)"
+    )
 
 
 def _check_class_weights(class_weights, n_classes):
@@ -86,56 +92,6 @@ def _check_class_weights(class_weights, n_classes):
     return np.log(weights)
 
 
-def _binary_logit(x, gamma):
-    """logit q of the binary map, odd in x, evaluated on a = |x| without cancellation.
-
-    With u = e^-a, l = log1p(u):  L(a) = (1 + gamma) a + log1p((P - Q) / (1 + Q)), where
-    P = gamma (a + l) u and Q = gamma l / u, and P - Q = gamma (a u^2 + l expm1(-2a)) / u is formed
-    without cancelling (u = 0: P - Q = -gamma).
-    """
-    a = np.abs(x)
-    u = np.exp(-a)
-    l1 = np.log1p(u)
-    positive = u > 0.0
-    safe_u = np.where(positive, u, 1.0)
-    ratio = np.where(positive, l1 / safe_u, 1.0)
-    diff = np.where(positive, (a * u * u + l1 * np.expm1(-2.0 * a)) / safe_u, -1.0)
-    big = (1.0 + gamma) * a + np.log1p(gamma * diff / (1.0 + gamma * ratio))
-    return np.copysign(big, x)
-
-
-def _log_focal_weight(t, gamma):
-    """log w_focal(t) = (gamma - 1) softplus(t) - log(e^-t + gamma softplus(-t)), stably."""
-    a = np.abs(t)
-    u = np.exp(-a)
-    l1 = np.log1p(u)
-    positive = u > 0.0
-    ratio = np.where(positive, l1 / np.where(positive, u, 1.0), 1.0)
-    pos = gamma * t + (gamma - 1.0) * l1 - np.log1p(gamma * ratio)
-    neg = t + (gamma - 1.0) * l1 - np.log1p(gamma * (a + l1) * u)
-    return np.where(t >= 0.0, pos, neg)
-
-
-def _margin_toward_each_class(z):
-    """t_k = z_k - LSE_{j != k} z_j for every k, each log-sum-exp at least log 1 (no cancellation)."""
-    n, k = z.shape
-    rows = np.arange(n)
-    top = np.argmax(z, axis=1)
-    m = z[rows, top]
-    e = np.exp(z - m[:, None])
-    e[rows, top] = 0.0
-    others = e.sum(axis=1)  # sum over j != top of e^{z_j - m}
-    # k != top: LSE_{j != k} = m + log(1 + others - e_k)
-    t = z - m[:, None] - np.log1p(others[:, None] - e)
-    # k == top: LSE_{j != top} = m2 + log(sum_{j != top} e^{z_j - m2}), the sum >= 1
-    masked = z.copy()
-    masked[rows, top] = -np.inf
-    m2 = masked.max(axis=1)
-    s2 = np.exp(masked - m2[:, None]).sum(axis=1)
-    t[rows, top] = m - m2 - np.log(s2)
-    return t
-
-
 def posterior_from_margin(raw_prediction, *, gamma=0.0, class_weights=None):
     """Class posterior of a model trained with focal loss (gamma) and class weights, from its margin.
 
@@ -161,18 +117,30 @@ def posterior_from_margin(raw_prediction, *, gamma=0.0, class_weights=None):
     x = _check_margins(raw_prediction)
     n_classes = 2 if x.ndim == 1 else x.shape[1]
     log_w = _check_class_weights(class_weights, n_classes)
-    if x.ndim == 1:
-        logit = x if gamma == 0.0 else _binary_logit(x, gamma)
-        if log_w is not None:
-            logit = logit + (log_w[0] - log_w[1])
-        out = np.empty((x.shape[0], 2))
-        out[:, 1] = expit(logit)
-        out[:, 0] = expit(-logit)
-        return out
     if gamma == 0.0:
-        scores = x if log_w is None else x - log_w
-    else:
-        scores = _log_focal_weight(_margin_toward_each_class(x), gamma)
-        if log_w is not None:
-            scores = scores - log_w
-    return softmax(scores, axis=1)
+        # The plain link, the very function (scipy's) the frameworks' probabilities are checked
+        # against: the same bits.
+        if not np.isfinite(x).all():
+            _raise_nonfinite(x)
+        if x.ndim == 2:
+            return softmax(x if log_w is None else x - log_w, axis=1)
+        logit = x if log_w is None else x + (log_w[0] - log_w[1])
+        columns = np.empty((2, x.shape[0]))
+        expit(logit, out=columns[1])
+        np.negative(logit, out=columns[0])
+        expit(columns[0], out=columns[0])
+        return columns.T
+    posterior = kernels("._kernels_posterior")
+    with kernel_threads(x.shape[0]):
+        if x.ndim == 1:
+            shift = 0.0 if log_w is None else float(log_w[0] - log_w[1])
+            columns = np.empty((2, x.shape[0]))
+            bad = posterior.binary_posterior(x, gamma, shift, columns[0], columns[1])
+            out = columns.T
+        else:
+            out = np.empty(x.shape)
+            bad = posterior.softmax_posterior(x, gamma, _NO_WEIGHTS if log_w is None else log_w,
+                                              out)
+    if bad:
+        _raise_nonfinite(x)
+    return out
