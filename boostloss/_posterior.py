@@ -144,3 +144,24 @@ def posterior_from_margin(raw_prediction, *, gamma=0.0, class_weights=None):
     if bad:
         _raise_nonfinite(x)
     return out
+
+
+#: The XGBoost booster attribute (and the estimators' ``posterior_map_``) naming the map.
+ATTRIBUTE = "boostloss_posterior"
+
+
+def loss_posterior_map(loss, n_classes):
+    """The map from margins to probabilities of a model of ``n_classes`` classes trained with
+    ``loss``, as a JSON-able dict: ``loss`` (its name), ``gamma`` and ``class_weights`` (the
+    arguments of :func:`posterior_from_margin`), and ``posterior``: True when the result is the
+    class posterior (focal loss), False when it is a score (GHM-C, OHEM: the sigmoid / softmax)."""
+    gamma, weights = loss._posterior_map(n_classes)
+    return {"loss": loss.name, "gamma": float(gamma),
+            "class_weights": None if weights is None else [float(w) for w in weights],
+            "posterior": bool(loss._posterior_is_exact)}
+
+
+def apply_posterior_map(raw_prediction, posterior_map):
+    """:func:`posterior_from_margin` with the arguments of a :func:`loss_posterior_map` dict."""
+    return posterior_from_margin(raw_prediction, gamma=posterior_map["gamma"],
+                                 class_weights=posterior_map["class_weights"])
