@@ -14,6 +14,9 @@ softplus(-x))`` is odd in x; for ``a = |x|``, ``u = e^-a``, ``l = log1p(u)`` it 
 
     R = (u + gamma l) / (u + gamma (a + l) u^2)      (in [1, 1 + gamma]; R = 1 + gamma once u < 2^-1000)
 
+(below a = 2^-26 the logit is its linear term ``[(1 + gamma) - gamma (2 log 2 - 1) / (1 + gamma log 2)] a``,
+so that rounding R cannot make the map step back near 0)
+
 so the probability of the class the margin points to is ``1 / (1 + V)`` with
 ``V = R exp(-(1 + gamma) a - sign(x) shift)`` (``shift`` the class-weight correction): no log at all,
 one exp of a non-positive argument (``1 / V`` when the argument is positive), nothing overflows.
@@ -36,6 +39,10 @@ from ._kernels import _exp_nonpositive, _log1p_nonnegative, _log1p_unit
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
 #: ``u`` may be subnormal).
 _U_TINY = 2.0 ** -1000
+#: Below this |x| the binary map's logit is its linear term ``L'(0) x`` (relative error below
+#: x^2, under an ulp), exactly monotone where R's rounding would be as large as R - 1.
+_LINEAR_BELOW = 2.0 ** -26
+_LN2 = 0.6931471805599453
 #: Rows per block of the K-class kernel (its scratch stays in the L1 cache).
 ROW_BLOCK = 128
 #: Rows per parallel iteration (its scratch allocated once).
@@ -56,16 +63,21 @@ def _binary_pair(x, gamma, shift):
     a = abs(x)
     u, l1 = _softplus_parts(a)
     tiny = u < _U_TINY
-    num = 1.0 + gamma if tiny else u + gamma * l1
-    den = 1.0 if tiny else u + gamma * ((a + l1) * u) * u
+    linear = a < _LINEAR_BELOW
+    num = 1.0 + gamma if tiny else (1.0 if linear else u + gamma * l1)
+    den = 1.0 if (tiny or linear) else u + gamma * ((a + l1) * u) * u
+    slope = (1.0 + gamma) - gamma * (2.0 * _LN2 - 1.0) / (1.0 + gamma * _LN2) if linear else (
+        1.0 + gamma)
     toward_positive = x >= 0.0
-    arg = -(1.0 + gamma) * a - (shift if toward_positive else -shift)
+    arg = -slope * a - (shift if toward_positive else -shift)
     e = _exp_nonpositive(-abs(arg))
     low = arg <= 0.0
     # V = R e^arg (low) or 1 / V = e^-arg / R: w <= 1 + gamma either way
     w = e * ((num if low else den) / (den if low else num))
+    # 1 / (1 + w) and w / (1 + w) = 1 / (1 + 1 / w): each a chain of correctly rounded monotone
+    # steps, so the probabilities never step back as w moves (w below 2^-1000: w itself)
     inv = 1.0 / (1.0 + w)
-    small = w * inv
+    small = w if w < _U_TINY else 1.0 / (1.0 + 1.0 / w)
     toward = inv if low else small
     away = small if low else inv
     if toward_positive:
@@ -111,6 +123,7 @@ def _softmax_block(lo, m, z, gamma, log_weights, out, zt, et, top, second, row):
     """
     n_classes = z.shape[1]
     weighted = log_weights.shape[0] > 0
+    t_bound = 1e300 / (1.0 + gamma)
     m1 = row[0]
     m2 = row[1]
     rest = row[2]
@@ -168,7 +181,9 @@ def _softmax_block(lo, m, z, gamma, log_weights, out, zt, et, top, second, row):
             # the top class: e^{-t} = c (1 + R); t < 0 only near a tie, where c >= 1 / K
             ec = c[b] * (1.0 + rest[b])
             u_top = min(ec, 1.0) if t_top[b] >= 0.0 else 1.0 / ec
-            t = t_top[b] if is_top else t_other
+            # |t| beyond 1e300 / (1 + gamma) (margins apart by more than the float range) gives
+            # probabilities of exactly 0 or 1 either way; the bound keeps log w finite
+            t = min(max(t_top[b] if is_top else t_other, -t_bound), t_bound)
             u = u_top if is_top else u_other
             big = 1.0 + u
             l1 = _log1p_unit(u, big, 1.0 / big)

@@ -26,7 +26,7 @@ prior-odds correction. ``gamma = 0`` without weights is the plain sigmoid / soft
 import numbers
 
 import numpy as np
-from scipy.special import expit, softmax
+from scipy.special import expit, log_softmax, softmax
 
 from ._numba_cache import kernels
 from ._threads import kernel_threads
@@ -165,3 +165,73 @@ def apply_posterior_map(raw_prediction, posterior_map):
     """:func:`posterior_from_margin` with the arguments of a :func:`loss_posterior_map` dict."""
     return posterior_from_margin(raw_prediction, gamma=posterior_map["gamma"],
                                  class_weights=posterior_map["class_weights"])
+
+
+def _binary_logit(x, gamma):
+    """logit q of the binary map (no class weights), odd in x, in numpy, exact for any margin.
+
+    With a = |x|, u = e^-a, l = log1p(u): L(a) = (1 + gamma) a + log1p((P - Q) / (1 + Q)),
+    P = gamma (a + l) u, Q = gamma l / u, where P - Q = gamma (a u^2 + l expm1(-2a)) / u is formed
+    without cancelling (u = 0: P - Q = -gamma).
+    """
+    a = np.abs(x)
+    u = np.exp(-a)
+    l1 = np.log1p(u)
+    positive = u > 0.0
+    safe_u = np.where(positive, u, 1.0)
+    ratio = np.where(positive, l1 / safe_u, 1.0)
+    diff = np.where(positive, (a * u * u + l1 * np.expm1(-2.0 * a)) / safe_u, -1.0)
+    return np.copysign((1.0 + gamma) * a + np.log1p(gamma * diff / (1.0 + gamma * ratio)), x)
+
+
+def _log_focal_weights(z, gamma):
+    """log w(t_k) for every class of the (n, K) margins z (numpy), t_k = z_k - LSE_{j != k} z_j,
+    each log-sum-exp formed as log1p of a sum of exps >= 0 (no cancellation)."""
+    n = z.shape[0]
+    rows = np.arange(n)
+    top = np.argmax(z, axis=1)
+    m = z[rows, top]
+    e = np.exp(z - m[:, None])
+    e[rows, top] = 0.0
+    others = e.sum(axis=1)
+    t = z - m[:, None] - np.log1p(np.maximum(others[:, None] - e, 0.0))
+    masked = z.copy()
+    masked[rows, top] = -np.inf
+    m2 = masked.max(axis=1)
+    t[rows, top] = m - m2 - np.log(np.exp(masked - m2[:, None]).sum(axis=1))
+    a = np.abs(t)
+    u = np.exp(-a)
+    l1 = np.log1p(u)
+    positive = u > 0.0
+    ratio = np.where(positive, l1 / np.where(positive, u, 1.0), 1.0)
+    ahead = gamma * t + (gamma - 1.0) * l1 - np.log1p(gamma * ratio)
+    behind = t + (gamma - 1.0) * l1 - np.log1p(gamma * (a + l1) * u)
+    return np.where(t >= 0.0, ahead, behind)
+
+
+def decision_from_margin(raw_prediction, *, gamma=0.0, class_weights=None):
+    """The log-odds of :func:`posterior_from_margin` (binary, shape (n,)) or its log (K classes,
+    shape (n, K)): what ``decision_function`` returns, so that its sign (binary) or argmax agrees
+    with the posterior's. The margin itself when the map is the identity (gamma 0, no weights).
+    Exact and finite for every finite margin (numpy).
+    """
+    gamma = _check_gamma(gamma)
+    x = _check_margins(raw_prediction)
+    if not np.isfinite(x).all():
+        _raise_nonfinite(x)
+    log_w = _check_class_weights(class_weights, 2 if x.ndim == 1 else x.shape[1])
+    if gamma == 0.0 and log_w is None:
+        return x
+    if x.ndim == 1:
+        logit = _binary_logit(x, gamma) if gamma else x
+        return logit if log_w is None else logit + (log_w[0] - log_w[1])
+    scores = _log_focal_weights(x, gamma) if gamma else x
+    if log_w is not None:
+        scores = scores - log_w
+    return log_softmax(scores, axis=1)
+
+
+def apply_decision_map(raw_prediction, posterior_map):
+    """:func:`decision_from_margin` with the arguments of a :func:`loss_posterior_map` dict."""
+    return decision_from_margin(raw_prediction, gamma=posterior_map["gamma"],
+                                class_weights=posterior_map["class_weights"])
