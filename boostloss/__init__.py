@@ -21,6 +21,7 @@ as ``boostloss`` and its command is ``boostloss``.
 """
 
 from ._constants import HESSIAN_FLOOR
+from ._posterior import posterior_from_margin
 from .losses import LOSSES, FocalLoss, GHMLoss, OHEMLoss, make_loss
 
 #: The release, the only place it is written: the build reads it (pyproject.toml's dynamic version)
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 DISTRIBUTION = "focal-ghm-boost"
 
 __all__ = ["FocalLoss", "GHMLoss", "OHEMLoss", "HESSIAN_FLOOR", "LOSSES", "make_loss", "XGBClassifier",
-           "LGBMClassifier", "__version__"]
+           "LGBMClassifier", "posterior_from_margin", "__version__"]
 
 
 def __getattr__(name):

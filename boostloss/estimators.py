@@ -8,8 +8,12 @@ With ``loss=None`` they train the framework's built-in objective; with a loss (a
 
 - start from ``loss.init_score(y, sample_weight)`` (stored in the model for XGBoost as
   ``base_score``; kept as ``init_score_`` and added back at prediction for LightGBM),
-- return real probabilities from ``predict_proba`` and the original labels (any values, strings
-  too) from ``predict``,
+- return ``loss.predict_proba(margin)`` from ``predict_proba``: for focal loss the class
+  posterior (the inverse of the focal risk's minimiser, ``alpha`` undone; a focal model's sigmoid is
+  not a probability), for GHM-C and OHEM the sigmoid / softmax of the margin (a score: calibrate it
+  with ``CalibratedClassifierCV``), and from ``predict`` the argmax of those probabilities as the
+  original labels (any values, strings too); the margins stay available (``output_margin=True``,
+  ``raw_score=True``),
 - evaluate ``eval_set`` with the loss's own metric (weighted mean loss, lower is better) unless
   ``eval_metric`` says otherwise, so early stopping watches the loss being optimised (for GHM-C,
   whose density-weighted loss is not comparable across rounds, the cross-entropy it re-weights,
@@ -23,6 +27,8 @@ They survive ``clone``, pickle and joblib, and ``GridSearchCV(clf, {"loss__gamma
 ``{"loss": ["focal", "ghm"]}``.
 """
 
+import json
+
 import numpy as np
 import lightgbm as lgb
 import xgboost as xgb
@@ -35,6 +41,8 @@ from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from . import xgboost as _blx
 from ._lgb_portable import make_portable
+from ._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
+from ._posterior import apply_decision_map, apply_posterior_map, loss_posterior_map
 from .losses import make_loss
 
 __all__ = ["XGBClassifier", "LGBMClassifier"]
@@ -122,12 +130,30 @@ def _plain_view(estimator, plain_class, copy_fitted_state):
     ``objective``: predicting through a plain estimator keeps ``loss`` away from it.
     """
     plain = plain_class(**_framework_params(estimator))
-    return copy_fitted_state(estimator, plain, skip=("loss", "init_score_"))
+    return copy_fitted_state(estimator, plain, skip=("loss", "init_score_", "posterior_map_"))
 
 
 def _framework_params(estimator):
     """The estimator's parameters without ``loss`` (the framework does not know it)."""
     return {k: val for k, val in estimator.get_params(deep=False).items() if not _is_loss_key(k)}
+
+
+def _posterior_of(loss, n_classes):
+    """The fitted estimator's ``posterior_map_``: the map of ``loss`` for ``n_classes`` classes."""
+    return loss_posterior_map(loss, n_classes)
+
+
+def _maps_margins(posterior_map):
+    """Whether ``predict_proba`` applies a map of its own: not for ``loss=None`` and not where the
+    map is the plain sigmoid / softmax (GHM-C, OHEM, focal with gamma 0 and no alpha), which the
+    framework computes itself (so that a plain reload of the model gives the same bits)."""
+    return posterior_map is not None and (posterior_map["gamma"] != 0.0
+                                          or posterior_map["class_weights"] is not None)
+
+
+def _labels_of(estimator, proba):
+    """``predict``: the class of largest probability, as the labels ``fit`` was given."""
+    return estimator.classes_[np.argmax(proba, axis=1)]
 
 
 class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
@@ -160,10 +186,19 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
     ratio of total Hessians at the start did not help on the real datasets (docs/frameworks.md), so
     the framework defaults are kept; tune ``min_child_weight`` like any parameter.
 
+    ``predict_proba`` returns ``loss.predict_proba`` of the margins (float64): for focal loss the
+    class posterior, not XGBoost's sigmoid of the margin (see :meth:`predict_proba`). The map is also
+    stored in the booster, as the attribute ``boostloss_posterior`` (JSON: ``gamma``,
+    ``class_weights``), which ``save_model`` keeps and plain XGBoost ignores (docs/deploying.md).
+
     Attributes
     ----------
     init_score_ : float, ndarray of shape (K,) or None
         The starting margin(s) (None with ``loss=None``).
+    posterior_map_ : dict or None
+        How ``predict_proba`` maps margins to probabilities: ``{"loss", "gamma", "class_weights",
+        "posterior"}`` (``posterior`` False: a score, the sigmoid / softmax); None with
+        ``loss=None`` (XGBoost's own probabilities).
     """
 
     def __init__(self, *, loss=None, objective="binary:logistic", **kwargs):
@@ -196,7 +231,7 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
         """
         loss = None if self.loss is None else make_loss(self.loss)
         params = _framework_params(self)
-        self._start_rows = None
+        self._start_rows = self.posterior_map_ = None
         kwargs = dict(sample_weight=sample_weight, base_margin=base_margin, verbose=verbose,
                       xgb_model=xgb_model, sample_weight_eval_set=sample_weight_eval_set,
                       base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
@@ -232,12 +267,28 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
                    eval_set=eval_set, **kwargs)
         self.init_score_ = start
         self.label_encoder_ = encoder
+        self.posterior_map_ = None
+        if loss is not None:
+            self.posterior_map_ = _posterior_of(loss, encoder.classes_.shape[0])
+            self.get_booster().set_attr(**{_POSTERIOR_ATTRIBUTE: json.dumps(self.posterior_map_)})
         return self
+
+    def _posterior_map(self):
+        """``posterior_map_``, or for a booster loaded by ``load_model`` the one it stores."""
+        if "posterior_map_" in self.__dict__:
+            return self.posterior_map_
+        booster = self.__dict__.get("_Booster")
+        stored = None if booster is None else booster.attr(_POSTERIOR_ATTRIBUTE)
+        return None if stored is None else json.loads(stored)
 
     def predict(self, X, *, output_margin=False, validate_features=True, base_margin=None,
                 iteration_range=None):
-        """Predicted labels (the values ``y`` had in ``fit``), or raw margins with
-        ``output_margin=True``."""
+        """Predicted labels (the values ``y`` had in ``fit``): with a loss the class of largest
+        :meth:`predict_proba`; raw margins with ``output_margin=True``."""
+        if not output_margin and _maps_margins(self._posterior_map()):
+            return _labels_of(self, self.predict_proba(
+                X, validate_features=validate_features, base_margin=base_margin,
+                iteration_range=iteration_range))
         base_margin = _start_margin(self.__dict__.get("_start_rows"), X, base_margin)
         out = super().predict(X, output_margin=output_margin, validate_features=validate_features,
                               base_margin=base_margin, iteration_range=iteration_range)
@@ -247,10 +298,25 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
         return encoder.classes_[np.asarray(out, dtype=np.intp)]
 
     def predict_proba(self, X, validate_features=True, base_margin=None, iteration_range=None):
-        """Class probabilities; see ``xgboost.XGBClassifier.predict_proba``."""
+        """Class probabilities, (n, 2) or (n, K).
+
+        With a loss: ``loss.predict_proba`` of the margins, i.e. for focal loss the class posterior
+        recovered from the margin (``FocalLoss.predict_proba``, float64: the focal minimiser is not
+        the probability; ``alpha`` is undone), for GHM-C and OHEM the sigmoid / softmax of the
+        margin, a score (calibrate it with scikit-learn's ``CalibratedClassifierCV``). Where the
+        map is the sigmoid / softmax (GHM-C, OHEM, focal with gamma=0 and no alpha) XGBoost
+        computes it, as a plain reload of the model does (float32). Class weights given to XGBoost
+        (``scale_pos_weight``, sample weights) are not undone. With ``loss=None``:
+        ``xgboost.XGBClassifier.predict_proba``.
+        """
         base_margin = _start_margin(self.__dict__.get("_start_rows"), X, base_margin)
-        return super().predict_proba(X, validate_features=validate_features,
-                                     base_margin=base_margin, iteration_range=iteration_range)
+        posterior_map = self._posterior_map()
+        if not _maps_margins(posterior_map):
+            return super().predict_proba(X, validate_features=validate_features,
+                                         base_margin=base_margin, iteration_range=iteration_range)
+        margin = super().predict(X, output_margin=True, validate_features=validate_features,
+                                 base_margin=base_margin, iteration_range=iteration_range)
+        return apply_posterior_map(margin, posterior_map)
 
 
 class LGBMClassifier(lgb.LGBMClassifier):
@@ -276,9 +342,10 @@ class LGBMClassifier(lgb.LGBMClassifier):
     (``logloss`` for GHM-C) unless ``eval_metric`` is given. After training, the start is folded
     into the first tree and the model stores LightGBM's binary objective (see
     :func:`boostloss.lightgbm.make_portable`): ``booster_`` alone predicts the probabilities, also
-    when saved and loaded by plain LightGBM. ``predict_proba`` returns ``sigmoid(margin)`` (no
-    warning), ``predict(raw_score=True)`` and ``decision_function`` the margins including the
-    start, and ``predict(pred_contrib=True)`` has the start in the expected-value column. When no
+    when saved and loaded by plain LightGBM: the sigmoid / softmax of the margin, which for focal
+    loss is not the class posterior. ``predict_proba`` returns ``loss.predict_proba(margin)`` (for
+    focal loss the class posterior, see :meth:`predict_proba`; no warning), ``predict`` its argmax,
+    ``predict(raw_score=True)`` and ``decision_function`` the margins including the start, and ``predict(pred_contrib=True)`` has the start in the expected-value column. When no
     feature is usable (all constant, or none splittable under ``min_child_samples``), the model is
     the constant ``init_score_``, as LightGBM's built-in objective gives its constant model.
 
@@ -286,6 +353,10 @@ class LGBMClassifier(lgb.LGBMClassifier):
     ----------
     init_score_ : float, ndarray of shape (K,) or None
         The starting margin(s), folded into ``booster_`` (None with ``loss=None``).
+    posterior_map_ : dict or None
+        How ``predict_proba`` maps margins to probabilities: ``{"loss", "gamma", "class_weights",
+        "posterior"}`` (``posterior`` False: a score); None with ``loss=None``. A LightGBM model
+        file has no place for it: docs/deploying.md gives the map in plain numpy.
     """
 
     def __init__(self, *, loss=None, **kwargs):
@@ -327,7 +398,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
                       else encoder.transform(eval_y))
         if eval_X is not None or eval_y is not None:
             kwargs.update(eval_X=eval_X, eval_y=eval_y)
-        self.init_score_ = None
+        self.init_score_ = self.posterior_map_ = None
         if loss is None:
             return _fit_plain(self, lgb.LGBMClassifier, params,
                               _compat_lightgbm.copy_fitted_state, X, y, **kwargs)
@@ -363,6 +434,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
         # Self-contained: the saved model predicts these probabilities in plain LightGBM.
         _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
         self.init_score_ = start
+        self.posterior_map_ = _posterior_of(loss, n_classes)
         return self
 
     def _plain(self):
@@ -375,7 +447,20 @@ class LGBMClassifier(lgb.LGBMClassifier):
 
     def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None,
                       pred_leaf=False, pred_contrib=False, validate_features=False, **kwargs):
-        """Class probabilities ``[1 - p, p]``; with a loss ``p = sigmoid(margin)``, start included."""
+        """Class probabilities, (n, 2) or (n, K).
+
+        With a loss: ``loss.predict_proba`` of the margins (start included), i.e. for focal loss
+        the class posterior recovered from the margin (``FocalLoss.predict_proba``; ``alpha`` is
+        undone), for GHM-C and OHEM the sigmoid / softmax of the margin, a score (calibrate it with
+        scikit-learn's ``CalibratedClassifierCV``). ``class_weight`` and sample weights are not
+        undone. ``raw_score``, ``pred_leaf``, ``pred_contrib`` and ``loss=None``: LightGBM's own.
+        """
+        posterior_map = self.__dict__.get("posterior_map_")
+        if _maps_margins(posterior_map) and not (raw_score or pred_leaf or pred_contrib):
+            margin = self._plain().predict(X, raw_score=True, start_iteration=start_iteration,
+                                           num_iteration=num_iteration,
+                                           validate_features=validate_features, **kwargs)
+            return apply_posterior_map(margin, posterior_map)
         return self._plain().predict_proba(
             X, raw_score=raw_score, start_iteration=start_iteration, num_iteration=num_iteration,
             pred_leaf=pred_leaf, pred_contrib=pred_contrib, validate_features=validate_features,
@@ -383,15 +468,28 @@ class LGBMClassifier(lgb.LGBMClassifier):
 
     def decision_function(self, X, *, start_iteration=0, num_iteration=None,
                           validate_features=False, **kwargs):
-        """Raw margins, the start included: ``predict`` is ``decision_function(X) > 0``."""
-        return self._plain().predict(X, raw_score=True, start_iteration=start_iteration,
-                                     num_iteration=num_iteration,
-                                     validate_features=validate_features, **kwargs)
+        """Scores whose sign (binary) or argmax (K classes) is ``predict``.
+
+        With a loss: the log-odds of :meth:`predict_proba` (binary; for K classes its log), which
+        is the raw margin (start included) when the map is the sigmoid / softmax (GHM-C, OHEM,
+        focal with gamma=0 and no alpha); a focal model's margin itself is
+        ``predict(X, raw_score=True)``. ``loss=None``: the raw margins.
+        """
+        margin = self._plain().predict(X, raw_score=True, start_iteration=start_iteration,
+                                       num_iteration=num_iteration,
+                                       validate_features=validate_features, **kwargs)
+        posterior_map = self.__dict__.get("posterior_map_")
+        return apply_decision_map(margin, posterior_map) if _maps_margins(posterior_map) else margin
 
     def predict(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,
                 pred_contrib=False, validate_features=False, **kwargs):
-        """Predicted labels (the values ``y`` had in ``fit``), or raw scores / leaves /
-        contributions when asked for."""
+        """Predicted labels (the values ``y`` had in ``fit``; with a loss the class of largest
+        :meth:`predict_proba`), or raw scores / leaves / contributions when asked for."""
+        if _maps_margins(self.__dict__.get("posterior_map_")) and not (
+                raw_score or pred_leaf or pred_contrib):
+            return _labels_of(self, self.predict_proba(
+                X, start_iteration=start_iteration, num_iteration=num_iteration,
+                validate_features=validate_features, **kwargs))
         return self._plain().predict(
             X, raw_score=raw_score, start_iteration=start_iteration, num_iteration=num_iteration,
             pred_leaf=pred_leaf, pred_contrib=pred_contrib, validate_features=validate_features,

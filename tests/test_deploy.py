@@ -313,8 +313,12 @@ def test_lgb_estimator_saved_model_predicts_its_probabilities(loss, data, tmp_pa
     assert parameters(tmp_path / "m.txt")["objective"] == "binary"
     assert loaded_param(clf.booster_, "objective") == ("binary" if PARAMS_FROM_STRING else None)
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
-    np.testing.assert_allclose(plain.predict(X_test), clf.predict_proba(X_test)[:, 1],
-                               rtol=0, atol=ATOL)
+    # plain LightGBM serves the sigmoid of the margin; predict_proba is the loss's map of it (the
+    # posterior for focal loss, tests/test_posterior.py checks the documented map on the reload)
+    margin = clf.predict(X_test, raw_score=True)
+    np.testing.assert_allclose(plain.predict(X_test), expit(margin), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(plain.predict(X_test, raw_score=True), margin, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(clf.predict_proba(X_test), loss.predict_proba(margin), rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -382,14 +386,22 @@ def test_xgb_estimator_saved_model_predicts_its_probabilities(loss, early_stoppi
     clf = boostloss.XGBClassifier(loss=loss, **kwargs).fit(X, y, **fit_kwargs)
     if early_stopping:
         assert clf.best_iteration < clf.get_booster().num_boosted_rounds() - 1
-    expected = clf.predict_proba(X_valid)
+    # XGBoost's own probabilities of the trained estimator: the sigmoid of the margin (for focal
+    # loss the estimator's predict_proba is the posterior, its map of the margin)
+    expected = xgb.XGBClassifier.predict_proba(clf, X_valid)
+    margin = clf.predict(X_valid, output_margin=True)
+    np.testing.assert_allclose(clf.predict_proba(X_valid), loss.predict_proba(margin), rtol=0,
+                               atol=1e-7 if isinstance(loss, GHMLoss) else 0)
 
     clf.save_model(tmp_path / "m.json")
     assert saved_objective(tmp_path / "m.json") == "binary:logistic"
     plain = xgb.XGBClassifier()
     plain.load_model(tmp_path / "m.json")
     np.testing.assert_array_equal(plain.predict_proba(X_valid), expected)
-    np.testing.assert_array_equal(plain.predict(X_valid), clf.predict(X_valid))
+    np.testing.assert_array_equal(plain.predict(X_valid), (expected[:, 1] > 0.5).astype(int))
+    if isinstance(loss, GHMLoss):  # the map is the sigmoid: the same bits as the plain reload
+        np.testing.assert_array_equal(clf.predict_proba(X_valid), expected)
+        np.testing.assert_array_equal(plain.predict(X_valid), clf.predict(X_valid))
     best = (0, clf.best_iteration + 1) if early_stopping else (0, 0)
     booster = xgb.Booster(model_file=tmp_path / "m.json")
     np.testing.assert_array_equal(booster.predict(xgb.DMatrix(X_valid), iteration_range=best),
@@ -408,7 +420,7 @@ def test_lgb_estimator_continued_training_matches_one_training(loss, data, tmp_p
                                rtol=0, atol=1e-12)
     continued.booster_.save_model(tmp_path / "m.txt")
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
-    np.testing.assert_allclose(plain.predict(X_test), straight.predict_proba(X_test)[:, 1],
+    np.testing.assert_allclose(plain.predict(X_test), expit(straight.predict(X_test, raw_score=True)),
                                rtol=0, atol=ATOL)
 
 
@@ -474,13 +486,20 @@ def test_k_class_estimators_saved_models_predict_their_probabilities(loss, data3
     plain = xgb.XGBClassifier()
     plain.load_model(tmp_path / "m.json")
     start = None  # XGBoost >= 3.1: the start is stored in the model
+    # XGBoost's own probabilities of the trained estimator: the softmax of the margins (for focal
+    # loss the estimator's predict_proba is the posterior, its map of the margins)
+    own = xgb.XGBClassifier.predict_proba(clf, X_test, base_margin=np.tile(
+        clf.init_score_, (X_test.shape[0], 1)) if not _compat_xgboost.takes_vector_base_score()
+        else None)
     if not _compat_xgboost.takes_vector_base_score():  # before, it is passed as base_margin
         start = np.tile(clf.init_score_, (X_test.shape[0], 1))
-        assert not np.allclose(plain.predict_proba(X_test), clf.predict_proba(X_test))
-    np.testing.assert_array_equal(plain.predict_proba(X_test, base_margin=start),
-                                  clf.predict_proba(X_test))
+        assert not np.allclose(plain.predict_proba(X_test), own)
+    np.testing.assert_array_equal(plain.predict_proba(X_test, base_margin=start), own)
+    np.testing.assert_allclose(clf.predict_proba(X_test),
+                               loss.predict_proba(clf.predict(X_test, output_margin=True)),
+                               rtol=0, atol=1e-7 if isinstance(loss, GHMLoss) else 0)
     np.testing.assert_array_equal(clf.classes_[plain.predict(X_test, base_margin=start)],
-                                  clf.predict(X_test))
+                                  clf.classes_[own.argmax(axis=1)])
 
     clf = boostloss.LGBMClassifier(loss=loss, n_estimators=10, num_leaves=7, n_jobs=1,
                                    random_state=0, verbose=-1).fit(X, names)
@@ -489,6 +508,8 @@ def test_k_class_estimators_saved_models_predict_their_probabilities(loss, data3
     saved = parameters(tmp_path / "m.txt")
     assert (saved["objective"], saved["num_class"]) == ("multiclass", "3")
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
-    np.testing.assert_allclose(plain.predict(X_test), clf.predict_proba(X_test), rtol=0, atol=ATOL)
-    np.testing.assert_array_equal(clf.classes_[plain.predict(X_test).argmax(axis=1)],
+    margins = clf.predict(X_test, raw_score=True)
+    np.testing.assert_allclose(plain.predict(X_test), softmax(margins, axis=1), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(clf.predict_proba(X_test), loss.predict_proba(margins), rtol=1e-12)
+    np.testing.assert_array_equal(clf.classes_[clf.predict_proba(X_test).argmax(axis=1)],
                                   clf.predict(X_test))

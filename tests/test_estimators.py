@@ -124,7 +124,14 @@ def test_probabilities_labels_and_init_score(cls, loss, data):
         margin = clf.predict(X, output_margin=True)
     else:
         margin = clf.predict(X, raw_score=True)
-    np.testing.assert_allclose(proba[:, 1], 1.0 / (1.0 + np.exp(-margin)), rtol=1e-5)
+    # predict_proba is the loss's map of the margins: the posterior for focal loss, the sigmoid
+    # (a score) for GHM-C.
+    sigmoid = 1.0 / (1.0 + np.exp(-margin.astype(np.float64)))
+    if isinstance(loss, GHMLoss):  # the sigmoid, the framework's own (XGBoost's in float32)
+        np.testing.assert_allclose(proba[:, 1], sigmoid, rtol=1e-6)
+    else:
+        np.testing.assert_array_equal(proba, clone(loss).predict_proba(margin))
+        assert np.max(np.abs(proba[:, 1] - sigmoid)) > 0.05
 
 
 @pytest.mark.parametrize("cls, native", [(XGBClassifier, xgb.XGBClassifier),
@@ -261,8 +268,9 @@ def test_lgbm_without_a_usable_feature_is_the_constant_model(X):
     y = np.arange(X.shape[0]) % 3 == 0
     clf = make(LGBMClassifier, FocalLoss()).fit(X, y)
     assert clf.init_score_ == pytest.approx(FocalLoss().init_score(y.astype(int)))
-    np.testing.assert_allclose(clf.decision_function(X), clf.init_score_)
-    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], 1.0 / (1.0 + np.exp(-clf.init_score_)))
+    np.testing.assert_allclose(clf.predict(X, raw_score=True), clf.init_score_)
+    # the focal best constant's posterior is the observed rate
+    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], y.mean(), rtol=1e-9)
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -274,9 +282,15 @@ def test_decision_function_and_errors_follow_sklearn(cls, data):
     if cls is XGBClassifier:
         margin = clf.predict(X, output_margin=True)
     else:
-        margin = clf.decision_function(X)
-        np.testing.assert_allclose(margin, clf.predict(X, raw_score=True), rtol=1e-12)
-    np.testing.assert_allclose(expit(margin), clf.predict_proba(X)[:, 1], rtol=1e-6)
-    np.testing.assert_array_equal(clf.predict(X), (margin > 0).astype(int))
+        margin = clf.predict(X, raw_score=True)
+    proba = clf.predict_proba(X)
+    np.testing.assert_array_equal(proba, FocalLoss().predict_proba(margin))
+    np.testing.assert_array_equal(clf.predict(X), (proba[:, 1] > 0.5).astype(int))
+    if cls is LGBMClassifier:
+        # decision_function: the posterior log-odds, whose sign is predict (sklearn's contract)
+        decision = clf.decision_function(X)
+        np.testing.assert_allclose(decision, np.log(proba[:, 1] / proba[:, 0]), rtol=1e-12,
+                                   atol=1e-12)
+        np.testing.assert_array_equal(clf.predict(X), (decision > 0).astype(int))
     with pytest.raises(ValueError, match="one class"):
         make(cls, FocalLoss()).fit(X, np.zeros(y.shape[0]))
