@@ -34,6 +34,9 @@ _ALL_BACKENDS = "both"
 _DEFAULTS = CompareConfig()
 #: ``--rounds`` without early stopping when not given: the fixed-rounds protocol of earlier versions.
 _FIXED_ROUNDS = 200
+#: Width of the printed results when stdout is not a terminal and COLUMNS is not set: the table
+#: on one line per configuration.
+_PIPED_WIDTH = 170
 #: ``--alpha`` when not given: the binary default, or none on a multi-class target.
 _ALPHA_UNSET = argparse.Namespace(unset=True)  # an object argparse does not parse
 
@@ -381,9 +384,9 @@ def _run(args):
         result = protocol.cross_validate(dataset, config, on_fit=step, keep_first_fold=bool(args.plot))
     rows = report.summarize(result.records)
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=170)
+    console = Console()  # a terminal's width, or COLUMNS
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        console = Console(width=_PIPED_WIDTH)
     report.print_table(console, dataset, config, rows, result.records)
 
     pending = []
