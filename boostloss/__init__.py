@@ -18,12 +18,13 @@ their on-disk cache located) at the first computation.
 """
 
 from ._constants import HESSIAN_FLOOR
+from ._posterior import posterior_from_margin
 from .losses import LOSSES, FocalLoss, GHMLoss, OHEMLoss, make_loss
 
 __version__ = "0.1.0"
 
 __all__ = ["FocalLoss", "GHMLoss", "OHEMLoss", "HESSIAN_FLOOR", "LOSSES", "make_loss", "XGBClassifier",
-           "LGBMClassifier", "__version__"]
+           "LGBMClassifier", "posterior_from_margin", "__version__"]
 
 
 def __getattr__(name):

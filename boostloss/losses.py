@@ -38,6 +38,7 @@ from . import _validation as v
 from ._constants import HESSIAN_EXACT, HESSIAN_GAUSS_NEWTON
 from ._multiclass import softmax_focal_best_constant
 from ._numba_cache import kernels
+from ._posterior import posterior_from_margin
 from ._threads import check_n_threads, kernel_threads
 
 __all__ = [
@@ -125,6 +126,8 @@ class FocalParams:
 
     ``class_alpha`` holds the per-class weights when ``alpha`` is a sequence (None otherwise); for
     a binary model they are ``alpha_neg = class_alpha[0]``, ``alpha_pos = class_alpha[1]``.
+    ``auto`` is ``alpha="auto"``: ``alpha_pos = 0.25`` for a binary model (and K = 2), no class
+    weighting for K >= 3 classes.
     """
 
     gamma: float
@@ -132,6 +135,7 @@ class FocalParams:
     alpha_neg: float
     hessian: int
     class_alpha: tuple = None
+    auto: bool = False
 
     def binary_alpha(self):
         """``(alpha_pos, alpha_neg)`` of a binary model (one margin per sample)."""
@@ -152,13 +156,14 @@ class FocalParams:
                     f"the margins have {n_classes} columns (classes); pass one weight per class"
                 )
             return np.array(self.class_alpha, dtype=np.float64)
-        if self.alpha_pos == 1.0 and self.alpha_neg == 1.0:
+        if (self.alpha_pos == 1.0 and self.alpha_neg == 1.0) or (self.auto and n_classes > 2):
             return _NO_ALPHA
         if n_classes != 2:
             raise ValueError(
                 f"alpha={self.alpha_pos!r} is a binary weight (positives alpha, negatives 1 - alpha) "
                 f"and the margins have {n_classes} classes: pass alpha=None or one weight per class "
-                f"(a sequence of {n_classes} weights >= 0)"
+                f"(a sequence of {n_classes} weights >= 0), or leave the default alpha='auto' "
+                "(0.25 for two classes, no class weighting for more)"
             )
         # Two classes: the binary alpha on the margin difference z_1 - z_0.
         return np.array([self.alpha_neg, self.alpha_pos], dtype=np.float64)
@@ -378,6 +383,40 @@ class _Loss(BaseEstimator):
         with kernel_threads(2):
             return self._constant_minimiser(params, w1, w0)
 
+    def predict_proba(self, raw_prediction):
+        """Class probabilities from raw margins: the sigmoid / softmax of the margin.
+
+        This loss's weights depend on the data (no closed-form link between its minimiser and
+        the class posterior), so these probabilities are a **score**, not a posterior: they rank
+        the samples like the margin but are not calibrated. To calibrate, fit scikit-learn's
+        ``CalibratedClassifierCV`` around the estimator (isotonic or sigmoid, on held-out folds):
+        ``CalibratedClassifierCV(boostloss.XGBClassifier(loss=...), method="isotonic", cv=3)``.
+
+        Parameters
+        ----------
+        raw_prediction : array-like of shape (n,) or (n, K)
+            Margins (log-odds; one per class for K classes), float32 or float64, finite.
+
+        Returns
+        -------
+        ndarray of shape (n, 2) or (n, K), float64
+            Rows sum to 1 (to rounding). 1-D margins: columns ``[sigmoid(-x), sigmoid(x)]``, each
+            scipy's ``expit`` to the last bit; (n, K): scipy's ``softmax`` of the rows.
+        """
+        x = v.check_margins(raw_prediction)
+        gamma, weights = self._posterior_map(2 if x.ndim == 1 else x.shape[1])
+        return posterior_from_margin(x, gamma=gamma, class_weights=weights)
+
+    #: Whether :meth:`predict_proba` is the class posterior (focal: a closed-form inverse of the
+    #: risk minimiser) rather than a score (GHM-C, OHEM: data-dependent weights).
+    _posterior_is_exact = False
+
+    def _posterior_map(self, n_classes):
+        """``(gamma, class_weights)`` of :func:`boostloss.posterior_from_margin` for a model of
+        ``n_classes`` classes trained with this loss (validates the parameters)."""
+        self.resolved_params()
+        return 0.0, None
+
     def __sklearn_clone__(self):
         # A clone is a fresh loss: same parameters, no training state.
         return type(self)(**self.get_params())
@@ -479,11 +518,13 @@ class FocalLoss(_Loss):
     ----------
     gamma : float, default=2.0
         Focusing parameter, >= 0. The paper's best setting on detection is 2.
-    alpha : float in [0, 1], sequence of K weights >= 0, or None, default=0.25
+    alpha : "auto", float in [0, 1], sequence of K weights >= 0, or None, default="auto"
         Weight of the positive class (negatives get ``1 - alpha``); None for no class weighting.
-        0.25 is the paper's setting together with gamma=2. For K classes (margins of shape
-        (n, K)) pass one weight per class or None: a float is binary only (an error with K >= 3,
-        ``[1 - alpha, alpha]`` with K = 2). Two weights with 1-D margins are ``[class 0, class 1]``.
+        ``"auto"`` (the default) is 0.25 for a binary model (the paper's setting together with
+        gamma=2) and None (no class weighting) for K >= 3 classes, so ``FocalLoss()`` trains on
+        any number of classes. For K classes (margins of shape (n, K)) pass one weight per class
+        or None: a float is binary only (an error with K >= 3, ``[1 - alpha, alpha]`` with K = 2).
+        Two weights with 1-D margins are ``[class 0, class 1]``.
     hessian : {"exact", "gauss_newton"}, default="exact"
         Second-derivative policy. The exact second derivative is negative for confidently wrong
         samples (down to about -0.047 alpha_t for gamma=2), which boosting cannot use:
@@ -512,17 +553,77 @@ class FocalLoss(_Loss):
 
     name = "focal"
 
-    def __init__(self, gamma=2.0, alpha=0.25, hessian="exact"):
+    def __init__(self, gamma=2.0, alpha="auto", hessian="exact"):
         self.gamma = gamma
         self.alpha = alpha
         self.hessian = hessian
+
+    def predict_proba(self, raw_prediction):
+        r"""The class posterior from the margins of a model trained with this loss.
+
+        A model trained with focal loss converges to the minimiser of the focal risk, not to the
+        class probability (for a rare class it sits far above it: at gamma=2 a true rate of 0.01
+        gives a sigmoid of 0.154). The minimiser is a strictly increasing function of the
+        posterior, inverted here in closed form (Charoenphakdee, Vongkulbhisal, Chairatanakul,
+        Sugiyama, CVPR 2021; Komisarenko and Kull, ECAI 2024, for K classes), in margin space, so
+        it is exact and finite for every finite margin:
+
+        .. math::
+
+            \operatorname{logit} q = (\gamma - 1) x + \log(e^x + \gamma \log(1 + e^x))
+                - \log(e^{-x} + \gamma \log(1 + e^{-x})) + \log\frac{1 - \alpha}{\alpha}.
+
+        For K classes, with :math:`t_k = z_k - \mathrm{LSE}_{j \ne k} z_j`:
+        :math:`q = \mathrm{softmax}_k(\log w(t_k) - \log \alpha_k)`,
+        :math:`\log w(t) = (\gamma - 1)\,\mathrm{softplus}(t) - \log(e^{-t} + \gamma\,
+        \mathrm{softplus}(-t))`. ``alpha`` is undone as a prior-odds (class weight) correction.
+        The map is monotone (it changes no ranking) and does not depend on ``hessian``;
+        ``gamma=0, alpha=None`` is the plain sigmoid / softmax (scipy's, to the last bit), and
+        K = 2 margins give the binary map of ``z_1 - z_0``. See :func:`boostloss.posterior_from_margin`
+        (the same map for any gamma and class weights, e.g. a class-weighted logistic model).
+
+        Parameters
+        ----------
+        raw_prediction : array-like of shape (n,) or (n, K)
+            Margins, float32 or float64, finite.
+
+        Returns
+        -------
+        ndarray of shape (n, 2) or (n, K), float64
+            Rows sum to 1 (to rounding); binary columns ``[1 - q, q]``.
+
+        Raises
+        ------
+        ValueError
+            Non-finite margins; a binary float ``alpha`` with K >= 3 columns; ``alpha`` giving a
+            class weight 0 (no posterior for it).
+        """
+        x = v.check_margins(raw_prediction)
+        if x.ndim == 1:
+            self.resolved_params().binary_alpha()  # a sequence of K != 2 weights is an error here
+        gamma, weights = self._posterior_map(2 if x.ndim == 1 else x.shape[1])
+        return posterior_from_margin(x, gamma=gamma, class_weights=weights)
+
+    _posterior_is_exact = True
+
+    def _posterior_map(self, n_classes):
+        params = self.resolved_params()
+        return params.gamma, _focal_class_weights(self, params, n_classes)
 
     def resolved_params(self):
         """The validated parameters, as a :class:`FocalParams`."""
         gamma = v.check_real("gamma", self.gamma, low=0.0)
         class_alpha = None
+        auto = isinstance(self.alpha, str) and self.alpha == "auto"
         if self.alpha is None:
             a_pos = a_neg = 1.0
+        elif auto:
+            a_pos, a_neg = 0.25, 0.75
+        elif isinstance(self.alpha, str):
+            raise TypeError(
+                f"alpha must be a real number, got {self.alpha!r} of type str (the one string "
+                "allowed is 'auto', the default; or None, or one weight per class)"
+            )
         elif isinstance(self.alpha, (str, bytes, numbers.Number)) or np.ndim(self.alpha) == 0:
             a_pos = v.check_real("alpha", self.alpha, low=0.0, high=1.0)
             a_neg = 1.0 - a_pos
@@ -531,7 +632,7 @@ class FocalLoss(_Loss):
             a_pos, a_neg = ((class_alpha[1], class_alpha[0]) if len(class_alpha) == 2
                             else (float("nan"), float("nan")))
         mode = _HESSIANS[v.check_choice("hessian", self.hessian, tuple(_HESSIANS))]
-        return FocalParams(gamma, a_pos, a_neg, mode, class_alpha)
+        return FocalParams(gamma, a_pos, a_neg, mode, class_alpha, auto)
 
     @staticmethod
     def _loss_kernels(params, y, x, w, out, state=None):
@@ -569,6 +670,25 @@ class FocalLoss(_Loss):
                 )
         return softmax_focal_best_constant(class_totals, params.gamma,
                                            alpha if alpha.shape[0] else None)
+
+
+def _focal_class_weights(loss, params, n_classes):
+    """The per-class training weights of ``alpha`` for the posterior map (None: all equal)."""
+    if n_classes == 2 and (params.class_alpha is None or len(params.class_alpha) == 2):
+        weights = (params.alpha_neg, params.alpha_pos) if params.class_alpha is None else (
+            params.class_alpha)
+    else:
+        weights = params.softmax_alpha(n_classes)
+        if not weights.shape[0]:
+            return None
+    weights = np.asarray(weights, dtype=np.float64)
+    zero = np.flatnonzero(weights == 0.0)
+    if zero.size:
+        raise ValueError(
+            f"alpha={loss.alpha!r} gives class {int(zero[0])} weight 0: a model trained with it "
+            "learnt nothing about that class, so it has no class posterior; use weights > 0"
+        )
+    return None if np.all(weights == weights[0]) else weights
 
 
 def _ghm_passes(ndim):
