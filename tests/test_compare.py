@@ -465,6 +465,37 @@ def test_weighted_posterior_recovers_the_logistic_log_loss():
     assert result.oof_posterior[("xgboost", "logistic")] is result.oof_proba[("xgboost", "logistic")]
 
 
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_focal_rows_are_judged_on_the_focal_posterior(backend):
+    # The loss's predict_proba of the margins (the inverse of the focal minimiser): the early
+    # stopping score on log loss and the table's log loss, Brier and ECE; AP and ROC-AUC unchanged.
+    from boostloss.compare.protocol import _predictions
+
+    dataset, _ = _known_rate(1500)
+    X, y = dataset.X, dataset.y
+    train, valid = np.arange(0, 1500, 2), np.arange(1, 1500, 2)
+    config = cmp.CompareConfig(rounds=60)
+    estimator = make_estimator(backend, "focal", config, y[train])
+    loss = estimator.get_params()["loss"]
+    score = scoring.make_score("logloss").for_model(loss)
+    rounds = BACKENDS[backend].fit_early_stopped(estimator, X.iloc[train], y[train], X.iloc[valid],
+                                                 y[valid], score, 5)
+    history = (estimator.evals_result()["validation_0"] if backend == "xgboost"
+               else estimator.evals_result_["valid_0"])["logloss"]
+    first = BACKENDS[backend].first_trees(rounds)
+    margins = BACKENDS[backend].margins(estimator, X.iloc[valid], **first)
+    posterior = loss.predict_proba(margins)[:, 1]
+    assert history[rounds - 1] == pytest.approx(scoring.log_loss(y[valid], posterior), rel=1e-5)
+    proba, got = _predictions(estimator, backend, X.iloc[valid], None, **first)
+    np.testing.assert_allclose(got, posterior, rtol=1e-12)
+    metrics = scoring.binary_metrics(y[valid], proba, got)
+    assert metrics["average_precision"] == pytest.approx(scoring.average_precision(y[valid], got), abs=1e-12)
+    assert metrics["roc_auc"] == pytest.approx(scoring.roc_auc(y[valid], got), abs=1e-12)
+    # gamma=2, alpha=0.25 pulls the sigmoid away from the rate; the map brings it back.
+    assert metrics["log_loss"] < scoring.log_loss(y[valid], proba)
+    assert metrics["ece"] < scoring.expected_calibration_error(y[valid], proba)
+
+
 def test_early_stopping_on_log_loss_judges_the_weighted_posterior():
     from scipy.special import expit
 

@@ -144,15 +144,25 @@ def _probabilities(estimator, X, multiclass=False, **kwargs):
 
 
 def _predictions(estimator, backend, X, weights, multiclass=False, **first_trees):
-    """(probabilities as the estimator returns them, posterior) of ``X``; the posterior of a
-    class-weighted model (``weights`` not None) is corrected from its margins."""
+    """(probabilities as the estimator returns them, posterior) of ``X``.
+
+    The posterior comes from the margins: a boostloss loss's ``predict_proba`` (focal: the
+    inverse of its risk minimiser; GHM-C, OHEM: the sigmoid / softmax, a score), or for a
+    class-weighted built-in objective (``weights`` not None) the prior-odds correction
+    :func:`~boostloss.posterior_from_margin`; a plain built-in objective's probabilities are its
+    posterior.
+    """
     proba = np.clip(_probabilities(estimator, X, multiclass, **first_trees), 0.0, 1.0)
-    if weights is None:
+    loss = estimator.get_params().get("loss")
+    if weights is None and loss is None:
         return proba, proba
     from .._posterior import posterior_from_margin
 
     margins = np.asarray(BACKENDS[backend].margins(estimator, X, **first_trees), dtype=np.float64)
-    posterior = posterior_from_margin(margins, class_weights=tuple(map(float, weights)))
+    if loss is not None:
+        posterior = loss.predict_proba(margins)
+    else:
+        posterior = posterior_from_margin(margins, class_weights=tuple(float(w) for w in weights))
     return proba, np.clip(posterior if multiclass else posterior[:, 1], 0.0, 1.0)
 
 
@@ -373,19 +383,19 @@ def _configuration(dataset, config, score, backend, loss, splits, on_fit, keep_f
         _warm_up(dataset, dataclasses.replace(config, backends=(backend,), losses=(loss,)))
     shape = (len(dataset.y), dataset.n_classes) if config.multiclass else (len(dataset.y),)
     out, out_posterior = np.full(shape, np.nan), np.full(shape, np.nan)
-    records, first = [], None
+    records, first, same = [], None, True
     for split, train, test in splits:
         record, proba, posterior, estimator = _fit_configuration(
             dataset, config, score, backend, loss, split, train, test, on_fit)
+        same = same and posterior is proba
         if split[0] == 0:
             out[test] = proba
             out_posterior[test] = posterior
         records.append(record)
         if keep_first_fold and split == (0, 0):
             first = estimator
-    if not LOSSES[loss].class_weighted:
-        out_posterior = out  # one array: the model's probabilities are its posterior
-    return records, out, out_posterior, first
+    # One array where the probabilities are the posterior (a plain built-in objective).
+    return records, out, out if same else out_posterior, first
 
 
 def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold):

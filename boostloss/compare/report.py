@@ -224,8 +224,8 @@ def flag_lines(records, config):
 
 def tie_lines(records, config):
     """One line per configuration whose tie blocks are all within the Wilson interval of their
-    observed rate (the miscalibrated ones are in :func:`flag_lines`): the largest block, so the
-    user can judge whether it matters."""
+    observed rate (the miscalibrated ones are in :func:`flag_lines`): the largest block. For the
+    JSON's ``tie_notes`` only; the printed report leaves out what needs no attention."""
     lines = []
     for (backend, loss), group in _by_configuration(records).items():
         largest = _largest_block(group)
@@ -305,7 +305,8 @@ def _header(title, larger, stacked):
 def _build_table(config, rows, stacked, gap=2, metrics=None, tail=True):
     """The table of ``rows``: one line per configuration, or (``stacked``, to fit a narrow
     console) two, with the spreads and the rounds' ranges on the second line and each backend's
-    name above its rows instead of a backend column; ``gap`` (1 or 2) spaces between columns;
+    name above its rows instead of a backend column; ``gap`` (1 or 2) spaces between columns
+    (1: a narrower loss column too);
     the metric columns ``metrics`` (None: all), and (``tail``) the rounds, settings and flags.
     Only the loss and settings columns wrap (at spaces) when the console is narrower still."""
     from rich import box
@@ -321,8 +322,9 @@ def _build_table(config, rows, stacked, gap=2, metrics=None, tail=True):
                   collapse_padding=True, header_style="bold")
     if not stacked:
         table.add_column("backend", no_wrap=True)
+    loss_width = _STACKED_LOSS_WIDTH if gap > 1 else _COMPACT_LOSS_WIDTH
     table.add_column("loss", overflow="fold", min_width=longest_word,
-                     max_width=max(_STACKED_LOSS_WIDTH, longest_word) if stacked else None)
+                     max_width=max(loss_width, longest_word) if stacked else None)
     for metric in metrics:
         title, larger = columns[metric]
         table.add_column(_header(title, larger, stacked), justify="right", no_wrap=True)
@@ -357,8 +359,10 @@ def _build_table(config, rows, stacked, gap=2, metrics=None, tail=True):
 
 _UNBOUNDED = 1_000_000
 
-#: Width of the loss column of the stacked table (longer labels fold onto more lines).
+#: Width of the loss column of the stacked table (longer labels fold onto more lines), and with
+#: one space between columns.
 _STACKED_LOSS_WIDTH = 15
+_COMPACT_LOSS_WIDTH = 12
 #: Width of a metric's cells in the stacked table (``±0.0793`` and a mark).
 _STACKED_CELL_WIDTH = 8
 

@@ -204,19 +204,17 @@ class Score:
         Its key in :data:`~boostloss.compare.METRICS` (``"average_precision"``, ...).
     maximize : bool
         Whether larger is better.
-    to_probability : callable or None
-        ``to_probability(margins) -> probabilities`` of the model a custom objective's metric
-        sees (the loss's ``predict_proba``, shape (n, 2) or (n, K)); None: the sigmoid / softmax.
     to_posterior : callable or None
-        ``to_posterior(probabilities) -> posterior`` (same shape) applied before ``logloss``
-        (the class-weight correction of a weighted model); None: the probabilities are the
-        posterior. Ranking metrics never use it. See :meth:`for_model`.
+        ``to_posterior(prediction) -> posterior`` (shape (n,) or (n, K)) of what the backend
+        hands the metric: a boostloss loss's margins (its ``predict_proba``), or a
+        class-weighted built-in model's probabilities (the class-weight correction). Used by
+        ``logloss`` only, see :meth:`for_model`; None: the sigmoid / softmax of margins, and
+        probabilities as they are.
     """
 
     name: str
     key: str
     maximize: bool
-    to_probability: object = dataclasses.field(default=None, compare=False, repr=False)
     to_posterior: object = dataclasses.field(default=None, compare=False, repr=False)
 
     def __call__(self, y_true, proba):
@@ -239,31 +237,31 @@ class Score:
         return self(y_true, posterior if self.judges_posterior else proba)
 
     def for_model(self, loss=None, class_weights=None):
-        """This score for one model: with ``loss`` (a boostloss loss, or None for a built-in
-        objective) turning margins into its probabilities, and ``class_weights`` (None, or the
-        per-class training weights: ``(1, scale_pos_weight)`` binary, K weights multi-class)
-        turning them into the posterior for log loss."""
-        changes = {}
-        predict_proba = getattr(loss, "predict_proba", None)
-        if predict_proba is not None:
-            changes["to_probability"] = predict_proba
-        if class_weights is not None and self.judges_posterior:
-            changes["to_posterior"] = functools.partial(_weighted_posterior,
-                                                        class_weights=tuple(map(float, class_weights)))
-        return dataclasses.replace(self, **changes) if changes else self
+        """This score for one model trained with ``loss`` (a boostloss loss, whose metric sees
+        margins, or None for a built-in objective, whose metric sees probabilities) and
+        ``class_weights`` (None, or the per-class training weights of a built-in objective:
+        ``(1, scale_pos_weight)`` binary, K weights multi-class): log loss then judges the
+        posterior (``loss.predict_proba`` of the margins, or the class-weight corrected
+        probabilities); the ranking metrics are unchanged."""
+        if not self.judges_posterior:
+            return self
+        if loss is not None and hasattr(loss, "predict_proba"):
+            return dataclasses.replace(self, to_posterior=functools.partial(_loss_posterior, loss))
+        if class_weights is not None:
+            weights = tuple(float(w) for w in class_weights)
+            return dataclasses.replace(self, to_posterior=functools.partial(_weighted_posterior,
+                                                                            class_weights=weights))
+        return self
 
     def of_predictions(self, y_true, prediction, margins):
         """The metric of a backend's predictions: raw margins when ``margins``, else probabilities."""
         prediction = np.asarray(prediction, dtype=np.float64)
-        if margins and self.to_probability is not None:
-            proba = np.asarray(self.to_probability(prediction), dtype=np.float64)
-            proba = proba[:, 1] if prediction.ndim == 1 else proba
+        if self.judges_posterior and self.to_posterior is not None:
+            proba = self.to_posterior(prediction)
         elif margins:
             proba = softmax(prediction, axis=1) if prediction.ndim == 2 else expit(prediction)
         else:
             proba = prediction
-        if self.judges_posterior and self.to_posterior is not None:
-            proba = self.to_posterior(proba)
         return self(y_true, proba)
 
     def sklearn_metric(self, margins):
@@ -282,6 +280,13 @@ class Score:
             return self.name, self.of_predictions(y_true, prediction, margins), self.maximize
 
         return metric
+
+
+def _loss_posterior(loss, margins):
+    """The posterior of margins of a model trained with ``loss`` (its ``predict_proba``): shape
+    (n,) (the positive class) for 1-D margins, (n, K) for (n, K)."""
+    posterior = loss.predict_proba(margins)
+    return posterior[:, 1] if np.ndim(margins) == 1 else posterior
 
 
 def _weighted_posterior(proba, class_weights):
