@@ -19,6 +19,13 @@ FAST = ["--rounds", "3", "--folds", "2", "--quiet"]
 ONE_CONFIG = [*FAST, "--backend", "lightgbm", "--losses", "logistic"]
 
 
+@pytest.fixture(autouse=True)
+def _piped_width(monkeypatch):
+    """The output as piped without COLUMNS (170 columns), whatever the shell exports; a test
+    that sets COLUMNS itself checks the narrow layouts."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 def _mixed_frame(n=240, seed=0):
     """Numeric and string features with missing values; target 'churn' in {'yes', 'no'}."""
     rng = np.random.default_rng(seed)
@@ -55,8 +62,7 @@ def test_default_dataset_is_deterministic_and_imbalanced():
     pd.testing.assert_frame_equal(first.X, second.X)
 
 
-def test_default_run_prints_every_loss_on_both_backends(capsys, monkeypatch):
-    monkeypatch.delenv("COLUMNS", raising=False)  # not a terminal: one line per configuration
+def test_default_run_prints_every_loss_on_both_backends(capsys):
     assert main(["compare", *FAST]) == 0
     out = capsys.readouterr().out
     assert "breast_cancer" in out and "400 rows" in out
@@ -113,6 +119,8 @@ def test_csv_with_string_categories_and_missing_values(mixed_csv, tmp_path, caps
         assert 0.0 <= record["ece"] <= 1.0
         assert record["n_train"] + record["n_test"] == 240
     assert len(doc["summary"]) == 4
+    assert doc["protocol"]["calibration"]["ece_bins"] == 15
+    assert "positive class's posterior" in doc["protocol"]["calibration"]["ece"]
     for row in doc["summary"]:
         assert {"ece_mean", "ece_std", "log_loss_mean", "brier_mean"} <= set(row)
         assert row["probability"] == "posterior"  # logistic and focal; GHM-C and OHEM: "score"

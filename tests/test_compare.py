@@ -20,6 +20,13 @@ from boostloss.compare.registry import BACKENDS, LOSSES
 FAST = ["--rounds", "8", "--folds", "2", "--patience", "3", "--quiet"]
 
 
+@pytest.fixture(autouse=True)
+def _piped_width(monkeypatch):
+    """The output as piped without COLUMNS (170 columns), whatever the shell exports; a test
+    that sets COLUMNS itself checks the narrow layouts."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 # -- metrics ----------------------------------------------------------------------------------
 
 

@@ -17,6 +17,13 @@ FAST = ["--rounds", "5", "--folds", "2", "--patience", "2", "--quiet"]
 LABELS = np.array(["ant", "bee", "cat", "dog"])
 
 
+@pytest.fixture(autouse=True)
+def _piped_width(monkeypatch):
+    """The output as piped without COLUMNS (170 columns), whatever the shell exports; a test
+    that sets COLUMNS itself checks the narrow layouts."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 def _four_classes(n=160, seed=0):
     """Features that separate 4 imbalanced classes (55/25/12/8%) only partly."""
     rng = np.random.default_rng(seed)

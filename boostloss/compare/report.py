@@ -483,6 +483,18 @@ def results_document(dataset, config, result, rows):
                             else "trained on the whole training fold with the fixed rounds"),
             "tuning_grids": {loss: config.grid(loss) for loss in config.losses} if config.tune else {},
             "verdict_test": TEST_NAME,
+            "calibration": {
+                "ece_bins": ECE_BINS,
+                "ece": ("expected calibration error: sum over equal-width bins of the share of rows "
+                        "times |mean predicted probability - observed rate|; "
+                        + ("the top label's probability against its accuracy" if config.multiclass
+                           else "the positive class's posterior against the positive rate")),
+                "posterior": ("log loss, Brier and ECE judge the class posterior from the margins: "
+                              "FocalLoss.predict_proba for focal, the class weights undone for "
+                              "the weighted logistic rows, the probabilities themselves for the "
+                              "built-in objectives; GHM-C's and OHEM's are a score (summary "
+                              "'probability')"),
+            },
         },
         "folds": result.records,
         "summary": rows,
