@@ -76,7 +76,9 @@ PROTOCOLS = {"fair": {}, "tuned": {"tune": True}}
 _MULTICLASS_TABLES = [
     ("average_precision", "Macro average precision, one-vs-rest (higher is better)", 3),
     ("rarest_ap", "Average precision of the rarest class (higher is better)", 3),
-    ("log_loss", "Log loss of the probabilities (lower is better)", 4),
+    ("log_loss", "Log loss of the class posterior (lower is better; GHM-C's is a score's)", 4),
+    ("ece", "Expected calibration error of the posterior, top label, 15 equal-width bins (lower is "
+            "better)", 4),
     ("balanced_accuracy", "Balanced accuracy of the most probable class (higher is better)", 3),
     ("macro_f1", "Macro F1 of the most probable class (higher is better)", 3),
     ("fit_seconds", "Time per fold, seconds: early stopping (and tuning) plus the refit (one thread per "
@@ -86,8 +88,10 @@ _MULTICLASS_TABLES = [
 _TABLES = [
     ("average_precision", "Average precision (higher is better)", 3),
     ("roc_auc", "ROC-AUC (higher is better)", 4),
-    ("log_loss", "Log loss of the probabilities (lower is better)", 4),
-    ("brier", "Brier score (lower is better)", 4),
+    ("log_loss", "Log loss of the class posterior (lower is better; GHM-C's and OHEM's are a "
+                 "score's)", 4),
+    ("brier", "Brier score of the class posterior (lower is better)", 4),
+    ("ece", "Expected calibration error of the posterior, 15 equal-width bins (lower is better)", 4),
     ("fit_seconds", "Time per fold, seconds: early stopping (and tuning) plus the refit (one thread per "
                     "model; noisy on a shared machine)", 2),
 ]
@@ -261,19 +265,14 @@ def _tally(results, config):
 
 
 def _flags(results):
+    """The collapsed folds and the tie blocks off their observed rate (the blocks that fit their
+    rate stay in the JSON, as in ``boostloss compare``'s output)."""
     lines = []
     for result in results:
         lines += [f"- {result['dataset']}: {line.lstrip('! ')}" for line in result["flags"]]
-    notes = []
-    for result in results:
-        notes += [f"- {result['dataset']}: {line}" for line in result.get("tie_notes", ())]
-    out = ["No collapsed fold and no miscalibrated tie block.", ""] if not lines else [
-        "**Flags** (collapsed folds; tie blocks whose shared probability is outside the z = 3 "
+    return ["No collapsed fold and no miscalibrated tie block.", ""] if not lines else [
+        "**Flags** (collapsed folds; tie blocks whose shared posterior is outside the z = 3 "
         "Wilson interval of their observed positive rate):", ""] + lines + [""]
-    if notes:
-        out += ["Tie blocks (>= 5% of the held-out rows) whose probability is within that interval:",
-                ""] + notes + [""]
-    return out
 
 
 def markdown(by_protocol, kind="binary"):

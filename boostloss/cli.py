@@ -3,10 +3,12 @@
 ``boostloss compare [DATA --target COLUMN]`` cross-validates the built-in logistic loss, the
 class-weighted logistic loss, focal loss and GHM-C on XGBoost and LightGBM, each with its own
 early-stopped number of rounds (optionally its own tuned settings), prints one table of average
-precision, ROC-AUC, log loss, Brier score, fit time and rounds, flags collapsed folds and
-tie blocks, and ends with a verdict per backend. A target with K >= 3 values (and no
-``--positive``) runs a multi-class comparison: softmax models, macro one-vs-rest AP and ROC-AUC,
-the AP of the rarest class, log loss, balanced accuracy and macro F1. Without DATA it runs on a
+precision, ROC-AUC, log loss, Brier score and expected calibration error (the last three on the
+class posterior), fit time and rounds, flags collapsed folds, tie blocks off their observed rate
+and scores that are not posteriors, and ends with a verdict per backend. The table fits the
+console's width (``COLUMNS``). A target with K >= 3 values (and no ``--positive``) runs a
+multi-class comparison: softmax models, macro one-vs-rest AP and ROC-AUC, the AP of the rarest
+class, log loss, top-label ECE, balanced accuracy and macro F1. Without DATA it runs on a
 built-in imbalanced dataset (see :func:`boostloss.compare.load_default_dataset`).
 
 Bad input (missing or unreadable file, unknown target column, target that is not binary, ...)
@@ -35,6 +37,9 @@ _ALL_BACKENDS = "both"
 _DEFAULTS = CompareConfig()
 #: ``--rounds`` without early stopping when not given: the fixed-rounds protocol of earlier versions.
 _FIXED_ROUNDS = 200
+#: Width of the printed results when stdout is not a terminal and COLUMNS is not set: the table
+#: on one line per configuration.
+_PIPED_WIDTH = 170
 #: ``--alpha`` when not given: the binary default, or none on a multi-class target.
 _ALPHA_UNSET = argparse.Namespace(unset=True)  # an object argparse does not parse
 
@@ -138,15 +143,16 @@ def _build_parser():
         help=f"cross-validate {_in_words(spec.title for spec in LOSSES.values())} side by side",
         description=(
             f"Stratified k-fold cross-validation of {_in_words(s.summary for s in LOSSES.values())} "
-            f"on {_in_words(b.title for b in BACKENDS.values())}: average precision, ROC-AUC, log "
-            "loss and Brier score of the predicted probabilities, fit time and rounds, then a "
+            f"on {_in_words(b.title for b in BACKENDS.values())}: average precision and ROC-AUC of "
+            "the predicted probabilities, log loss, Brier score and expected calibration error "
+            "(15 bins) of the class posterior, fit time and rounds, then a "
             "verdict per backend (the best loss, and whether it is clearly better than plain "
             "logistic by a corrected resampled t-test). By default each configuration picks its "
             "rounds by early stopping on an inner validation split of the training fold and is "
             "refit on the whole training fold. A target with 3 or more values and no --positive "
             "is a multi-class comparison (softmax logistic, balanced class weights, focal, GHM-C; "
-            "macro one-vs-rest AP and ROC-AUC, AP of the rarest class, log loss, balanced "
-            "accuracy, macro F1). Without DATA: a built-in imbalanced dataset (breast cancer, "
+            "macro one-vs-rest AP and ROC-AUC, AP of the rarest class, log loss, top-label ECE, "
+            "balanced accuracy, macro F1). Without DATA: a built-in imbalanced dataset (breast cancer, "
             "malignant made rare)."
         ),
     )
@@ -155,7 +161,8 @@ def _build_parser():
     out = p.add_argument_group("output")
     out.add_argument("--output", metavar="FILE", help="write every fold's results: .json or .csv")
     out.add_argument("--plot", metavar="FILE",
-                     help="precision-recall curves and gradient-norm histograms (.png, .pdf, .svg)")
+                     help="precision-recall curves, reliability diagrams and gradient-norm histograms "
+                          "(.png, .pdf, .svg)")
     out.add_argument("--quiet", action="store_true", help="no progress display")
     return parser
 
@@ -399,9 +406,9 @@ def _run(args):
         result = protocol.cross_validate(dataset, config, on_fit=step, keep_first_fold=bool(args.plot))
     rows = report.summarize(result.records)
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=170)
+    console = Console()  # a terminal's width, or COLUMNS
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        console = Console(width=_PIPED_WIDTH)
     report.print_table(console, dataset, config, rows, result.records)
 
     pending = []

@@ -19,6 +19,13 @@ FAST = ["--rounds", "3", "--folds", "2", "--quiet"]
 ONE_CONFIG = [*FAST, "--backend", "lightgbm", "--losses", "logistic"]
 
 
+@pytest.fixture(autouse=True)
+def _piped_width(monkeypatch):
+    """The output as piped without COLUMNS (170 columns), whatever the shell exports; a test
+    that sets COLUMNS itself checks the narrow layouts."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 def _mixed_frame(n=240, seed=0):
     """Numeric and string features with missing values; target 'churn' in {'yes', 'no'}."""
     rng = np.random.default_rng(seed)
@@ -61,9 +68,32 @@ def test_default_run_prints_every_loss_on_both_backends(capsys):
     assert "breast_cancer" in out and "400 rows" in out
     for text in ("xgboost", "lightgbm", "weighted logistic", "focal (gamma=2, alpha=0.25)", "GHM-C"):
         assert text in out
-    assert "ROC-AUC" in out and "Brier" in out
-    # One mark per column at least: the best of each of the five metrics.
-    assert sum(line.count(" *") for line in out.splitlines() if "│" in line) >= 5
+    assert "ROC-AUC" in out and "Brier" in out and "ECE" in out
+    # One mark per column at least: the best of each of the six metrics.
+    table = [line for line in out.splitlines() if line.startswith(("xgboost ", "lightgbm "))]
+    assert len(table) == 11 and sum(line.count("*") for line in table) >= 6
+
+
+@pytest.mark.parametrize("columns", [100, 80])
+def test_default_output_fits_the_terminal_width(capsys, monkeypatch, tmp_path, columns):
+    from boostloss.compare import report
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out_json = tmp_path / "r.json"
+    assert main(["compare", "--output", str(out_json), *FAST]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    # The flag legend explains exactly the codes the table uses (GHM-C and OHEM are scores: S).
+    rows = json.loads(out_json.read_text())["summary"]
+    used = {code[0] for row in rows for code in report.flag_codes(row)}
+    assert "S" in used
+    flat = " ".join(out.split())
+    explained = {code for code, words in report.FLAG_CODES.items() if words.split(":")[0] + ":" in flat}
+    assert explained == used
+    assert "within the observed rate" not in flat  # no note for a tie block that fits its rate
+    assert flat.count("! ") == sum(row["tie_block_folds"] > 0 for row in rows) + sum(
+        row["degenerate_folds"] > 0 for row in rows)
 
 
 def test_csv_with_string_categories_and_missing_values(mixed_csv, tmp_path, capsys):
@@ -86,8 +116,14 @@ def test_csv_with_string_categories_and_missing_values(mixed_csv, tmp_path, caps
         assert 0.0 <= record["average_precision"] <= 1.0
         assert 0.0 <= record["roc_auc"] <= 1.0
         assert record["log_loss"] > 0.0 and 0.0 <= record["brier"] <= 1.0
+        assert 0.0 <= record["ece"] <= 1.0
         assert record["n_train"] + record["n_test"] == 240
     assert len(doc["summary"]) == 4
+    assert doc["protocol"]["calibration"]["ece_bins"] == 15
+    assert "positive class's posterior" in doc["protocol"]["calibration"]["ece"]
+    for row in doc["summary"]:
+        assert {"ece_mean", "ece_std", "log_loss_mean", "brier_mean"} <= set(row)
+        assert row["probability"] == "posterior"  # logistic and focal; GHM-C and OHEM: "score"
     # No temporary file is left next to the result.
     assert _files(tmp_path) == ["mixed.csv", "results.json"]
     assert "wrote" in capsys.readouterr().out
@@ -106,7 +142,7 @@ def test_gzip_csv_and_csv_output(tmp_path):
     assert len(rows) == 2
     assert {r["fold"] for r in rows} == {"0", "1"}
     assert rows[0]["dataset"] == "data.csv.gz"
-    assert {"backend", "loss", "average_precision", "roc_auc", "log_loss", "brier",
+    assert {"backend", "loss", "average_precision", "roc_auc", "log_loss", "brier", "ece",
             "fit_seconds"} <= set(rows[0])
     assert all(r["backend"] == "lightgbm" and r["loss"] == "logistic" for r in rows)
 

@@ -20,6 +20,13 @@ from boostloss.compare.registry import BACKENDS, LOSSES
 FAST = ["--rounds", "8", "--folds", "2", "--patience", "3", "--quiet"]
 
 
+@pytest.fixture(autouse=True)
+def _piped_width(monkeypatch):
+    """The output as piped without COLUMNS (170 columns), whatever the shell exports; a test
+    that sets COLUMNS itself checks the narrow layouts."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 # -- metrics ----------------------------------------------------------------------------------
 
 
@@ -350,9 +357,9 @@ def test_library_warnings_become_one_line_each(monkeypatch, capsys):
 
     real = protocol._fold_metrics
 
-    def warning_metrics(y_true, proba):
+    def warning_metrics(y_true, proba, posterior):
         warnings.warn("y_pred contains classes not in y_true", UserWarning)
-        return real(y_true, proba)
+        return real(y_true, proba, posterior)
 
     monkeypatch.setattr(protocol, "_fold_metrics", warning_metrics)
     assert cli.main(["compare", "--backend", "lightgbm", "--losses", "logistic", *FAST]) == 0
@@ -370,3 +377,223 @@ def test_a_loss_absent_on_a_backend_leaves_no_warning():
     assert proc.stderr == ""
     assert "no xgboost row for logistic + GOSS" in proc.stdout
     assert "the plain logistic loss has the best" in proc.stdout
+
+
+# -- calibration: the expected calibration error ----------------------------------------------
+
+
+def test_expected_calibration_error_by_hand():
+    # 15 equal-width bins, bin m = floor(15 p) (p = 1 in the last). Bin 0 holds 0.02 and 0.06
+    # (mean 0.04, 1 positive of 2: |0.04 - 0.5| = 0.46), bin 7 holds 0.5 twice (0 positive of 2:
+    # 0.5), bin 14 holds 0.97 and 1.0 (2 of 2 positive: |0.985 - 1| = 0.015).
+    y = np.array([0, 1, 0, 0, 1, 1])
+    p = np.array([0.02, 0.06, 0.5, 0.5, 0.97, 1.0])
+    expected = (2 * 0.46 + 2 * 0.5 + 2 * 0.015) / 6
+    assert scoring.expected_calibration_error(y, p) == pytest.approx(expected, abs=1e-15)
+    predicted, observed, counts = scoring.calibration_bins(y, p)
+    np.testing.assert_allclose(predicted, [0.04, 0.5, 0.985])
+    np.testing.assert_allclose(observed, [0.5, 0.0, 1.0])
+    assert counts.tolist() == [2, 2, 2]
+    # A model that predicts each bin's observed rate has ECE 0; the bins are the definition's.
+    assert scoring.expected_calibration_error([0, 1, 0, 0], [0.25] * 4) == 0.0
+    assert scoring.expected_calibration_error(y, p, bins=1) == pytest.approx(abs(p.mean() - y.mean()))
+
+
+def test_top_label_ece_for_k_classes_by_hand():
+    # Top labels: rows 0-1 predict class 0 at 0.6 (bin 9; 1 of 2 right: 0.1), rows 2-3 class 2
+    # at 0.9 (bin 13; 2 of 2 right: 0.1).
+    y = np.array([0, 1, 2, 2])
+    proba = np.array([[0.6, 0.3, 0.1], [0.6, 0.2, 0.2], [0.05, 0.05, 0.9], [0.0, 0.1, 0.9]])
+    assert scoring.expected_calibration_error(y, proba) == pytest.approx(0.1, abs=1e-15)
+
+
+# -- calibration: the class-weighted rows' posterior ------------------------------------------
+
+
+def _known_rate(n, seed=0):
+    """Features and labels drawn from a logistic model with a ~6% positive rate."""
+    from scipy.special import expit
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, 3)), columns=["a", "b", "c"])
+    q = expit(-3.5 + 1.2 * X["a"].to_numpy() - 0.8 * X["b"].to_numpy())
+    return cmp.Dataset(name="known", X=X, y=(rng.random(n) < q).astype(np.int8)), q
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_weighted_posterior_is_the_prior_odds_correction_of_the_margins(backend):
+    from scipy.special import expit
+
+    from boostloss.compare.protocol import _predictions, class_weights
+
+    dataset, _ = _known_rate(600)
+    X, y = dataset.X, dataset.y
+    config = cmp.CompareConfig(rounds=20)
+    weights = class_weights("weighted", config, y)
+    s = (y.size - y.sum()) / y.sum()
+    assert weights.tolist() == pytest.approx([1.0, s])
+    estimator = make_estimator(backend, "weighted", config, y).fit(X, y)
+    proba, posterior = _predictions(estimator, backend, X, weights)
+    margins = BACKENDS[backend].margins(estimator, X)
+    np.testing.assert_allclose(posterior, expit(margins - np.log(s)), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(proba, estimator.predict_proba(X)[:, 1], rtol=0, atol=0)
+    assert np.all(posterior < proba)  # spw > 1 lifts every probability; the correction undoes it
+    # A monotone map: the ranking metrics are the same on either, the probability ones are not.
+    on_proba, on_posterior = scoring.binary_metrics(y, proba), scoring.binary_metrics(y, posterior)
+    for key in ("average_precision", "roc_auc"):
+        assert on_posterior[key] == pytest.approx(on_proba[key], abs=1e-12)
+    assert scoring.binary_metrics(y, proba, posterior) == {
+        **on_posterior, "average_precision": on_proba["average_precision"], "roc_auc": on_proba["roc_auc"]}
+    # Unweighted losses: no correction.
+    assert class_weights("logistic", config, y) is None and class_weights("focal", config, y) is None
+
+
+def test_weighted_posterior_recovers_the_logistic_log_loss():
+    # On data with a known rate the class-weighted model's sigmoid is the reweighted data's
+    # posterior, far off; its corrected posterior lands near the logistic model's (measured:
+    # within 4-6% with compare's default trees, which fit the 16x weighted positives harder).
+    dataset, q = _known_rate(10_000)
+    config = cmp.CompareConfig(losses=("logistic", "weighted"), folds=2, rounds=40, early_stopping=False)
+    result = cross_validate(dataset, config)
+    rows = {(r["backend"], r["loss"]): r for r in cmp.summarize(result.records)}
+    truth = scoring.log_loss(dataset.y, q)
+    for backend in BACKENDS:
+        logistic, weighted = rows[(backend, "logistic")], rows[(backend, "weighted")]
+        raw = scoring.log_loss(dataset.y, result.oof_proba[(backend, "weighted")])
+        corrected = scoring.log_loss(dataset.y, result.oof_posterior[(backend, "weighted")])
+        assert raw > 1.7 * truth  # the uncorrected sigmoid
+        assert weighted["log_loss_mean"] == pytest.approx(logistic["log_loss_mean"], rel=0.1)
+        assert corrected == pytest.approx(truth, rel=0.15)
+        assert weighted["ece_mean"] < 0.04 and logistic["ece_mean"] < 0.04
+        assert scoring.expected_calibration_error(dataset.y, result.oof_proba[(backend, "weighted")]) > 0.1
+        # The ranking columns are the model's own probabilities', unchanged by the correction.
+        assert scoring.average_precision(dataset.y, result.oof_proba[(backend, "weighted")]) == pytest.approx(
+            scoring.average_precision(dataset.y, result.oof_posterior[(backend, "weighted")]), abs=1e-12)
+    assert result.oof_posterior[("xgboost", "logistic")] is result.oof_proba[("xgboost", "logistic")]
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_focal_rows_are_judged_on_the_focal_posterior(backend):
+    # The loss's predict_proba of the margins (the inverse of the focal minimiser): the early
+    # stopping score on log loss and the table's log loss, Brier and ECE; AP and ROC-AUC unchanged.
+    from boostloss.compare.protocol import _predictions
+
+    dataset, _ = _known_rate(1500)
+    X, y = dataset.X, dataset.y
+    train, valid = np.arange(0, 1500, 2), np.arange(1, 1500, 2)
+    config = cmp.CompareConfig(rounds=60)
+    estimator = make_estimator(backend, "focal", config, y[train])
+    loss = estimator.get_params()["loss"]
+    score = scoring.make_score("logloss").for_model(loss)
+    rounds = BACKENDS[backend].fit_early_stopped(estimator, X.iloc[train], y[train], X.iloc[valid],
+                                                 y[valid], score, 5)
+    history = (estimator.evals_result()["validation_0"] if backend == "xgboost"
+               else estimator.evals_result_["valid_0"])["logloss"]
+    first = BACKENDS[backend].first_trees(rounds)
+    margins = BACKENDS[backend].margins(estimator, X.iloc[valid], **first)
+    posterior = loss.predict_proba(margins)[:, 1]
+    assert history[rounds - 1] == pytest.approx(scoring.log_loss(y[valid], posterior), rel=1e-5)
+    proba, got = _predictions(estimator, backend, X.iloc[valid], None, **first)
+    np.testing.assert_allclose(got, posterior, rtol=1e-12)
+    metrics = scoring.binary_metrics(y[valid], proba, got)
+    assert metrics["average_precision"] == pytest.approx(scoring.average_precision(y[valid], got), abs=1e-12)
+    assert metrics["roc_auc"] == pytest.approx(scoring.roc_auc(y[valid], got), abs=1e-12)
+    # gamma=2, alpha=0.25 pulls the sigmoid away from the rate; the map brings it back.
+    assert metrics["log_loss"] < scoring.log_loss(y[valid], proba)
+    assert metrics["ece"] < scoring.expected_calibration_error(y[valid], proba)
+
+
+def test_early_stopping_on_log_loss_judges_the_weighted_posterior():
+    from scipy.special import expit
+
+    y = np.array([0, 0, 0, 1, 0, 1])
+    margins = np.array([-1.0, 0.2, -0.5, 2.0, 1.5, 0.3])
+    s = 4.0
+    score = scoring.make_score("logloss").for_model(None, class_weights=(1.0, s))
+    expected = scoring.log_loss(y, expit(margins - np.log(s)))
+    # XGBoost and LightGBM hand a built-in objective's metric probabilities.
+    assert score.of_predictions(y, expit(margins), margins=False) == pytest.approx(expected, rel=1e-12)
+    assert score.of_model(y, expit(margins), expit(margins - np.log(s))) == pytest.approx(expected)
+    # Ranking scores ignore the class weights; unweighted models are scored as before.
+    ap = scoring.make_score("ap").for_model(None, class_weights=(1.0, s))
+    assert ap.to_posterior is None and ap.of_predictions(y, margins, margins=True) == scoring.average_precision(y, margins)
+    assert scoring.make_score("logloss").for_model(None, None) == scoring.make_score("logloss")
+
+
+# -- the printed report -----------------------------------------------------------------------
+
+
+def _record(loss, fold, blocks=(), degenerate=None, backend="lightgbm", **metrics):
+    values = {"average_precision": 0.5, "roc_auc": 0.7, "log_loss": 0.3, "brier": 0.1, "ece": 0.05,
+              "fit_seconds": 0.1, **metrics}
+    return {"backend": backend, "loss": loss, "repeat": 0, "fold": fold, **values, "rounds": 10,
+            "degenerate": degenerate, "tie_block": blocks[0] if blocks else None, "tie_blocks": list(blocks),
+            "n_train": 80, "n_test": 20}
+
+
+def _print(records, config, width=100):
+    from rich.console import Console
+
+    console = Console(width=width, record=True, color_system=None, force_terminal=False)
+    with console.capture() as capture:
+        report.print_table(console, _small_dataset(), config, report.summarize(records), records)
+    return capture.get()
+
+
+def test_tie_notes_only_for_blocks_off_their_rate_and_a_legend_of_the_codes_used():
+    config = cmp.CompareConfig(backends=("lightgbm",), losses=("logistic", "weighted", "ghm"), folds=2)
+    fits = {"value": 0.05, "rows": 20, "share": 0.2, "positive_rate": 0.05, "miscalibrated": False}
+    off = {"value": 0.45, "rows": 30, "share": 0.3, "positive_rate": 0.0, "miscalibrated": True}
+    records = [_record("logistic", 0, [fits]), _record("logistic", 1, [fits]),
+               _record("weighted", 0), _record("weighted", 1, degenerate="constant model (p = 0.1 for every row)"),
+               _record("ghm", 0, [off]), _record("ghm", 1)]
+    text = _print(records, config)
+    flat = " ".join(text.split())
+    assert "within the observed rate" not in flat and "0.05 while" not in flat  # fits its rate: no note
+    assert "! lightgbm GHM-C (10 bins) predicts one probability for a block of rows on 1 of 2 folds" in flat
+    assert "! lightgbm weighted logistic collapsed on fold 2 of 2" in flat
+    rows = report.summarize(records)
+    assert [report.flag_codes(row) for row in rows] == [[], ["C1"], ["T1", "S"]]
+    legend = flat[flat.index("flags: "):]
+    for code, words in report.FLAG_CODES.items():
+        assert (words.split(":")[0] + ":" in legend) is True, code  # C, T and S are all used
+    # Only the codes used: a run with no collapsed fold, no off-rate block and no score.
+    plain = _print([_record("logistic", 0, [fits]), _record("logistic", 1)],
+                   cmp.CompareConfig(backends=("lightgbm",), losses=("logistic",), folds=2))
+    assert "flags:" not in plain and "!" not in plain
+    assert report.flag_legend(rows[2:]).startswith("Tn: ") and "Cn:" not in report.flag_legend(rows[2:])
+
+
+@pytest.mark.parametrize("width", [100, 80])
+def test_the_table_fits_the_console(width):
+    losses = ("logistic", "weighted", "focal", "ghm", "ohem", "goss")
+    config = cmp.CompareConfig(losses=losses, folds=2)
+    records = [_record(loss, fold, backend=backend, average_precision=0.5 + 0.01 * i)
+               for backend in ("xgboost", "lightgbm") for i, loss in enumerate(losses) for fold in (0, 1)
+               if (backend, loss) != ("xgboost", "goss")]
+    text = _print(records, config, width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    # Every word of the loss labels whole (they wrap at spaces only), every metric's mean and spread.
+    tokens = set(text.split())
+    assert {word for loss in losses for word in config.loss_label(loss).split()} <= tokens
+    assert {"0.5000", "0.5300", "0.5500*", "±0.0000", "0.0500*"} <= tokens
+
+
+def test_the_figure_has_a_reliability_diagram_beside_each_precision_recall_panel():
+    pytest.importorskip("matplotlib")
+    from boostloss.compare.plot import draw_compare_figure
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(200) < 0.2).astype(np.int8)
+    proba = {(b, loss): np.clip(0.2 + 0.5 * (y - 0.2) + rng.normal(scale=0.1, size=200), 0, 1)
+             for b in ("xgboost", "lightgbm") for loss in ("logistic", "ghm")}
+    labels = {"logistic": "logistic", "ghm": "GHM-C (10 bins)"}
+    fig = draw_compare_figure(y, proba, {}, "xgboost", labels, scores={"ghm"})
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert [t.split("\n")[0] for t in titles] == [
+        "xgboost: precision-recall", "xgboost: reliability, positive class",
+        "lightgbm: precision-recall", "lightgbm: reliability, positive class"]
+    legend = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+    ece = scoring.expected_calibration_error(y, proba[("xgboost", "ghm")])
+    assert legend == ["calibrated", f"logistic (ECE {scoring.expected_calibration_error(y, proba[('xgboost', 'logistic')]):.3f})",
+                      f"GHM-C (10 bins) (score) (ECE {ece:.3f})"]

@@ -16,7 +16,8 @@ One job per module, data flowing down the list::
     config       CompareConfig: backends and losses, folds and repeats, early stopping, tuning, parameters
     data         the built-in dataset, CSV / parquet reading, the target (binary or K classes) -> Dataset
     scoring      AP, ROC-AUC, log loss on probabilities (macro one-vs-rest for K classes), fast
-                 enough for every boosting round; the multi-class columns
+                 enough for every boosting round; the table's columns, the expected calibration
+                 error
     protocol     folds, inner split, early stopping, tuning, refit, cross-validation -> CompareResult
     diagnostics  collapsed folds and tie blocks of one fold's predictions
     verdict      paired differences, the corrected resampled t-test, one sentence per backend

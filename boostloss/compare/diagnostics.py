@@ -7,10 +7,10 @@ the table and says, in one line per configuration, what happened.
   better than chance (ROC-AUC <= 0.55 and average precision <= 1.5 x the fold's positive rate).
 - **Tie block**: one predicted value shared by at least :data:`TIE_SHARE` of the held-out rows.
   Identical feature rows always share a prediction, and a model with few trees has few distinct
-  values, so a block alone is no fault: what matters is whether the shared probability fits the
-  block's observed positive rate. Every block is recorded and flagged with that rate; a block is
-  *miscalibrated* when the shared probability lies outside the Wilson score interval (z = 3,
-  about 99.7%) of the rate. On a multi-class task a block is a probability vector shared by the
+  values, so a block alone is no fault: what matters is whether the shared probability (the
+  posterior, see :mod:`~boostloss.compare.protocol`) fits the block's observed positive rate.
+  Every block is recorded with that rate; a block is *miscalibrated*, and flagged, when the shared
+  probability lies outside the Wilson score interval (z = 3, about 99.7%) of the rate. On a multi-class task a block is a probability vector shared by the
   rows, judged on its most probable class (``class``: the predicted probability of that class
   against the block's observed share of it). GHM-C drives a group of identical rows with mixed labels towards p = 0.5 whatever
   its positive rate (see docs/compare.md, "GHM-C and repeated rows").

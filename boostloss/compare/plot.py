@@ -1,4 +1,5 @@
-"""The figure of ``boostloss compare --plot``: precision-recall curves and gradient-norm histograms.
+"""The figure of ``boostloss compare --plot``: precision-recall curves, reliability diagrams and
+gradient-norm histograms.
 
 Drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot, no global backend state), so it works
 headless and inside other programs.
@@ -20,7 +21,8 @@ def plot_rounds(rounds):
     return sorted(picks)
 
 
-def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels, rarest=None):
+def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels, rarest=None,
+                        oof_posterior=None, scores=()):
     """Build the comparison figure.
 
     Parameters
@@ -40,16 +42,27 @@ def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels, rarest=
         Multi-class: the index and label of the rarest class. The precision-recall panels are
         then its one-vs-rest curves (the class an imbalance loss is for), and the gradient norm
         is GHM-C's ``g = 1 - p_y`` of the softmax.
+    oof_posterior : dict, optional
+        ``(backend, loss) -> out-of-fold posterior`` (same shapes) for the reliability diagrams;
+        None: ``oof_proba``.
+    scores : collection of str
+        Losses whose probabilities are scores, not posteriors (drawn dashed, "score" in the
+        legend).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Top row: one precision-recall panel per backend (out-of-fold predictions, AP in the
-        legend). Bottom row: per loss, histograms of the gradient norm ``g = |p - y|`` on the
-        training rows after a few boosting rounds (log scale; the U shape of the GHM paper).
+        Top row, per backend: a precision-recall panel (out-of-fold predictions, AP in the
+        legend) and beside it a reliability diagram (out-of-fold posteriors in
+        :data:`~boostloss.compare.scoring.ECE_BINS` equal-width bins: mean predicted probability
+        against the observed rate, ECE in the legend; the top label on K classes). Bottom row:
+        per loss, histograms of the gradient norm ``g = |p - y|`` on the training rows after a
+        few boosting rounds (log scale; the U shape of the GHM paper).
     """
     from matplotlib.figure import Figure
 
+    y_all = np.asarray(y)
+    oof_posterior = oof_proba if oof_posterior is None else oof_posterior
     if rarest is not None:
         index, label = rarest
         oof_proba = {key: proba[:, index] for key, proba in oof_proba.items()}
@@ -57,14 +70,16 @@ def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels, rarest=
                   for loss, (y_train, by_round) in staged.items()}
         y = (np.asarray(y) == index).astype(np.int8)
     backends = list(dict.fromkeys(b for b, _ in oof_proba))
-    ncols = max(len(backends), len(staged), 1)
+    ncols = max(2 * len(backends), len(staged), 1)
     nrows = 2 if staged else 1
     fig = Figure(figsize=(4.2 * ncols, 3.8 * nrows), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
-    for col, backend in enumerate(backends):
-        _draw_precision_recall(axes[0, col], y, oof_proba, backend, labels,
+    for i, backend in enumerate(backends):
+        _draw_precision_recall(axes[0, 2 * i], y, oof_proba, backend, labels,
                                None if rarest is None else f"class {rarest[1]!r} vs rest")
-    for col in range(len(backends), ncols):
+        _draw_reliability(axes[0, 2 * i + 1], y_all, oof_posterior, backend, labels, scores,
+                          top_label=rarest is not None)
+    for col in range(2 * len(backends), ncols):
         axes[0, col].set_axis_off()
     if staged:
         for col, (loss, (y_train, by_round)) in enumerate(staged.items()):
@@ -96,6 +111,32 @@ def _draw_precision_recall(ax, y, oof_proba, backend, labels, which=None):
     what = "" if which is None else f", {which}"
     ax.set_title(f"{backend}: precision-recall{what}\n(out-of-fold predictions)", fontsize="medium")
     ax.legend(fontsize="x-small", loc="lower left")
+
+
+def _draw_reliability(ax, y, oof_posterior, backend, labels, scores, top_label=False):
+    """One backend's reliability diagrams, one per loss: per non-empty bin, the mean predicted
+    probability against the observed rate (marker area: the bin's rows), with the diagonal."""
+    from .scoring import ECE_BINS, calibration_bins, expected_calibration_error
+
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="calibrated")
+    for (b, loss), posterior in oof_posterior.items():
+        if b != backend:
+            continue
+        predicted, observed, counts = calibration_bins(y, posterior)
+        ece = expected_calibration_error(y, posterior)
+        score = loss in scores
+        line, = ax.plot(predicted, observed, ls="--" if score else "-", lw=1.0, alpha=0.85,
+                        label=f"{labels[loss]}{' (score)' if score else ''} (ECE {ece:.3f})")
+        ax.scatter(predicted, observed, s=6 + 60 * np.sqrt(counts / counts.sum()),
+                   color=line.get_color(), zorder=3)
+    if top_label:
+        what, xlabel, ylabel = "top label", "mean top-label probability (bin)", "accuracy (bin)"
+    else:
+        what, xlabel, ylabel = "positive class", "mean predicted probability (bin)", "observed rate (bin)"
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(f"{backend}: reliability, {what}\n(out-of-fold posteriors pooled, {ECE_BINS} bins)",
+                 fontsize="medium")
+    ax.legend(fontsize="x-small", loc="lower right")
 
 
 def _draw_gradient_norms(ax, y_train, by_round, title, norms=False):

@@ -7,8 +7,11 @@ until the selection metric on the held-out rows has not improved for ``patience`
 ``rounds``), and the model kept is then **refit on the whole training fold** with the best number
 of rounds. With ``tune``, every setting of the loss's grid goes through the same early-stopped
 training on the same split, and the best one is refit. Metrics are computed on the held-out fold
-from the probabilities the estimators return. Which estimator and which loss a configuration means
-comes from :mod:`boostloss.compare.registry`.
+from the probabilities the estimators return: AP and ROC-AUC (and the argmax columns on K classes)
+rank them as they are, while log loss, Brier score and ECE judge the posterior, which for the
+class-weighted logistic rows is corrected for the class weights (:func:`class_weights`, from the
+margins). Which estimator and which loss a configuration means comes from
+:mod:`boostloss.compare.registry`.
 
 On a multi-class task (``config.n_classes`` K >= 3) the same protocol runs with softmax models:
 probabilities of shape (n, K), the class-weighted loss trains with balanced per-row weights
@@ -25,11 +28,12 @@ import numpy as np
 from .data import DataError, first_line
 from .diagnostics import degenerate_reason, tie_blocks
 from .registry import BACKENDS, LOSSES, balanced_class_weights
-from .scoring import make_score, multiclass_metrics
+from .scoring import binary_metrics, make_score, multiclass_metrics
 
 __all__ = [
     "CompareResult",
     "check_folds",
+    "class_weights",
     "cross_validate",
     "make_estimator",
     "planned_fits",
@@ -50,7 +54,10 @@ class CompareResult:
     oof_proba : dict
         ``(backend, loss) -> ndarray`` of out-of-fold probabilities of the positive class (of
         every class, shape (n, K), on a multi-class task) from the first repeat (every row is
-        predicted by the one model that did not see it).
+        predicted by the one model that did not see it), as the estimators return them.
+    oof_posterior : dict
+        The same for the posterior (the class-weight corrected probabilities of the weighted
+        rows; the same arrays as ``oof_proba`` for the other rows).
     first_fold : dict
         ``(backend, loss) -> estimator`` trained on the first fold, and ``"train_index"``: the
         rows it was trained on (for the gradient-norm plot).
@@ -62,6 +69,7 @@ class CompareResult:
     oof_proba: dict
     first_fold: dict
     config: object = None
+    oof_posterior: dict = dataclasses.field(default_factory=dict)
 
 
 def make_estimator(backend, loss, config, y_train, rounds=None):
@@ -86,11 +94,27 @@ def make_estimator(backend, loss, config, y_train, rounds=None):
         "n_jobs": config.n_jobs,
     }
     if spec.class_weighted and not config.multiclass:
-        n_pos = int(np.sum(y_train))
-        params["scale_pos_weight"] = ((len(y_train) - n_pos) / n_pos) ** config.pos_weight_power
+        params["scale_pos_weight"] = float(class_weights(loss, config, y_train)[1])
     if spec.params is not None:
         params.update(spec.params(backend))
     return BACKENDS[backend].estimator(spec.build(config, y_train), params)
+
+
+def class_weights(loss, config, y_train):
+    """The per-class training weights of ``loss``, or None for a loss that trains unweighted.
+
+    Binary: ``(1, s)`` with ``s = scale_pos_weight = (n_negative / n_positive) **
+    config.pos_weight_power``; K classes: the balanced weights ``(n / (K n_k)) **
+    config.pos_weight_power`` (:func:`~boostloss.compare.registry.balanced_class_weights`).
+    The posterior of such a model is ``softmax(margin - log w)`` (binary: ``sigmoid(margin -
+    log s)``), :func:`boostloss._posterior.posterior_from_margin` with ``class_weights``.
+    """
+    if not LOSSES[loss].class_weighted:
+        return None
+    if config.multiclass:
+        return balanced_class_weights(y_train, config.pos_weight_power)
+    n_pos = int(np.sum(y_train))
+    return np.array([1.0, ((len(y_train) - n_pos) / n_pos) ** config.pos_weight_power])
 
 
 def sample_weight(loss, config, y_train):
@@ -98,7 +122,7 @@ def sample_weight(loss, config, y_train):
     weighs each row by its class's ``(n / (K n_k)) ** config.pos_weight_power``; otherwise None."""
     if not (config.multiclass and LOSSES[loss].class_weighted):
         return None
-    return balanced_class_weights(y_train, config.pos_weight_power)[np.asarray(y_train, dtype=np.int64)]
+    return class_weights(loss, config, y_train)[np.asarray(y_train, dtype=np.int64)]
 
 
 def planned_fits(config):
@@ -119,16 +143,32 @@ def _probabilities(estimator, X, multiclass=False, **kwargs):
     return proba[:, 1] if proba.ndim == 2 else proba
 
 
-def _fold_metrics(y_true, proba):
-    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+def _predictions(estimator, backend, X, weights, multiclass=False, **first_trees):
+    """(probabilities as the estimator returns them, posterior) of ``X``.
 
-    proba = np.clip(proba, 0.0, 1.0)
-    return {
-        "average_precision": float(average_precision_score(y_true, proba)),
-        "roc_auc": float(roc_auc_score(y_true, proba)),
-        "log_loss": float(log_loss(y_true, proba, labels=[0, 1])),
-        "brier": float(brier_score_loss(y_true, proba)),
-    }
+    The posterior comes from the margins: a boostloss loss's ``predict_proba`` (focal: the
+    inverse of its risk minimiser; GHM-C, OHEM: the sigmoid / softmax, a score), or for a
+    class-weighted built-in objective (``weights`` not None) the prior-odds correction
+    :func:`~boostloss.posterior_from_margin`; a plain built-in objective's probabilities are its
+    posterior.
+    """
+    proba = np.clip(_probabilities(estimator, X, multiclass, **first_trees), 0.0, 1.0)
+    loss = estimator.get_params().get("loss")
+    if weights is None and loss is None:
+        return proba, proba
+    from .._posterior import posterior_from_margin
+
+    margins = np.asarray(BACKENDS[backend].margins(estimator, X, **first_trees), dtype=np.float64)
+    if loss is not None:
+        posterior = loss.predict_proba(margins)
+    else:
+        posterior = posterior_from_margin(margins, class_weights=tuple(float(w) for w in weights))
+    return proba, np.clip(posterior if multiclass else posterior[:, 1], 0.0, 1.0)
+
+
+def _fold_metrics(y_true, proba, posterior):
+    """The binary columns: AP and ROC-AUC of ``proba``, log loss, Brier and ECE of ``posterior``."""
+    return binary_metrics(y_true, proba, posterior)
 
 
 def check_folds(dataset, folds):
@@ -223,16 +263,18 @@ def _select(dataset, config, score, backend, loss, split, train, on_fit):
         trial = dataclasses.replace(config, **settings)
         estimator = make_estimator(backend, loss, trial, y_inner)
         weight = sample_weight(loss, trial, y_inner)
+        weights = class_weights(loss, trial, y_inner)
+        model_score = score.for_model(estimator.get_params()["loss"], weights)
         if config.early_stopping:
             rounds = _fit(backend, loss, fold, lambda: BACKENDS[backend].fit_early_stopped(
-                estimator, X_inner, y_inner, X_valid, y_valid, score, config.patience, weight))
-            proba = _probabilities(estimator, X_valid, config.multiclass,
-                                   **BACKENDS[backend].first_trees(rounds))
+                estimator, X_inner, y_inner, X_valid, y_valid, model_score, config.patience, weight))
+            first_trees = BACKENDS[backend].first_trees(rounds)
         else:
-            rounds = config.rounds
+            rounds, first_trees = config.rounds, {}
             _fit(backend, loss, fold, lambda: estimator.fit(X_inner, y_inner, sample_weight=weight))
-            proba = _probabilities(estimator, X_valid, config.multiclass)
-        value = score(y_valid, np.clip(proba, 0.0, 1.0))
+        proba, posterior = _predictions(estimator, backend, X_valid, weights, config.multiclass,
+                                        **first_trees)
+        value = model_score.of_model(y_valid, proba, posterior)
         if best is None or score.better(value, best[2]):
             best = (settings, rounds, value)
         if on_fit is not None:
@@ -249,7 +291,8 @@ def _split_words(config, split):
 
 
 def _fit_configuration(dataset, config, score, backend, loss, split, train, test, on_fit):
-    """Choose, train and evaluate one configuration on one fold; return record, probabilities, model."""
+    """Choose, train and evaluate one configuration on one fold; return record, probabilities,
+    posterior, model."""
     X, y = dataset.X, dataset.y
     repeat, fold = split
     start = time.perf_counter()
@@ -261,15 +304,16 @@ def _fit_configuration(dataset, config, score, backend, loss, split, train, test
     weight = sample_weight(loss, final, y[train])
     _fit(backend, loss, fold, lambda: estimator.fit(X.iloc[train], y[train], sample_weight=weight))
     fit_seconds = time.perf_counter() - start
-    proba = np.clip(_probabilities(estimator, X.iloc[test], config.multiclass), 0.0, 1.0)
+    proba, posterior = _predictions(estimator, backend, X.iloc[test], class_weights(loss, final, y[train]),
+                                    config.multiclass)
     if on_fit is not None:
         on_fit(f"{backend} {loss}{_split_words(config, split)}: refit, {rounds} rounds")
     record = {"backend": backend, "loss": loss, "repeat": repeat, "fold": fold}
-    blocks = tie_blocks(y[test], proba)
+    blocks = tie_blocks(y[test], posterior)  # a block's probability against its observed rate
     if config.multiclass:
-        record.update(multiclass_metrics(y[test], proba, dataset.rarest_class))
+        record.update(multiclass_metrics(y[test], proba, dataset.rarest_class, posterior))
     else:
-        record.update(_fold_metrics(y[test], proba))
+        record.update(_fold_metrics(y[test], proba, posterior))
     record.update(
         fit_seconds=fit_seconds,
         rounds=int(rounds),
@@ -283,7 +327,7 @@ def _fit_configuration(dataset, config, score, backend, loss, split, train, test
         n_test=int(len(test)),
         n_positive_test=int(y[test].sum()),
     )
-    return record, proba, estimator
+    return record, proba, posterior, estimator
 
 
 def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
@@ -318,34 +362,40 @@ def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
                                        random_state=config.seed)
     splits = [((i // config.folds, i % config.folds), train, test)
               for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y))]
-    records, oof = [], {}
+    records, oof, oof_posterior = [], {}, {}
     first_fold = {"train_index": splits[0][1]} if keep_first_fold else {}
-    for (backend, loss), (found, out, estimator) in zip(
+    for (backend, loss), (found, out, out_posterior, estimator) in zip(
             config.configurations(), _each_configuration(dataset, config, score, splits, on_fit,
                                                          keep_first_fold)):
         records += found  # a loss without a row has no configuration: the report says why
         oof[(backend, loss)] = out
+        oof_posterior[(backend, loss)] = out_posterior
         if keep_first_fold:
             first_fold[(backend, loss)] = estimator
-    return CompareResult(records=records, oof_proba=oof, first_fold=first_fold, config=config)
+    return CompareResult(records=records, oof_proba=oof, first_fold=first_fold, config=config,
+                         oof_posterior=oof_posterior)
 
 
 def _configuration(dataset, config, score, backend, loss, splits, on_fit, keep_first_fold):
-    """Every fold of one configuration: (records, out-of-fold probabilities, first-fold model)."""
+    """Every fold of one configuration: (records, out-of-fold probabilities, out-of-fold
+    posterior, first-fold model)."""
     if config.jobs > 1:  # in a worker process: load the kernels before the first timed fit
         _warm_up(dataset, dataclasses.replace(config, backends=(backend,), losses=(loss,)))
     shape = (len(dataset.y), dataset.n_classes) if config.multiclass else (len(dataset.y),)
-    out = np.full(shape, np.nan)
-    records, first = [], None
+    out, out_posterior = np.full(shape, np.nan), np.full(shape, np.nan)
+    records, first, same = [], None, True
     for split, train, test in splits:
-        record, proba, estimator = _fit_configuration(
+        record, proba, posterior, estimator = _fit_configuration(
             dataset, config, score, backend, loss, split, train, test, on_fit)
+        same = same and posterior is proba
         if split[0] == 0:
             out[test] = proba
+            out_posterior[test] = posterior
         records.append(record)
         if keep_first_fold and split == (0, 0):
             first = estimator
-    return records, out, first
+    # One array where the probabilities are the posterior (a plain built-in objective).
+    return records, out, out if same else out_posterior, first
 
 
 def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold):

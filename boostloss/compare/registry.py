@@ -29,6 +29,10 @@ class Backend(NamedTuple):
         first ``k`` trees.
     errors : callable
         ``errors() -> tuple of exception types`` the library raises for data it cannot train on.
+    margins : callable
+        ``margins(estimator, X, **first_trees) -> ndarray``: the fitted estimator's raw margins,
+        shape (n,) binary or (n, K) (the class-weight correction of compare's weighted rows
+        starts from them).
     fit_early_stopped : callable
         ``fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience, sample_weight)
         -> int``: fit ``estimator`` (whose ``n_estimators`` is the ceiling) on ``X, y`` (with
@@ -42,6 +46,7 @@ class Backend(NamedTuple):
     first_trees: Callable
     errors: Callable
     fit_early_stopped: Callable
+    margins: Callable
 
 
 class LossSpec(NamedTuple):
@@ -82,6 +87,11 @@ class LossSpec(NamedTuple):
     absent : callable or None
         ``absent(backend) -> str or None``: why this loss has no row for ``backend`` (the report
         says it under the table), None where it has one; None: a row on every backend.
+    posterior : bool
+        Whether the model's probabilities estimate the class posterior (after the class-weight
+        correction where ``class_weighted``), so that log loss, Brier score and ECE judge it;
+        False: they are a score (GHM-C, OHEM: sample weights that depend on the data leave no
+        closed-form map to the posterior), which the report says under the table.
     """
 
     title: str
@@ -95,6 +105,7 @@ class LossSpec(NamedTuple):
     absent: Callable | None = None
     multiclass_grid: tuple | None = None
     binary_only: str | None = None
+    posterior: bool = True
 
 
 class Metric(NamedTuple):
@@ -164,6 +175,7 @@ BACKENDS = {
         first_trees=lambda k: {"iteration_range": (0, int(k))},
         errors=_xgboost_errors,
         fit_early_stopped=_xgboost_fit_early_stopped,
+        margins=lambda estimator, X, **kwargs: estimator.predict(X, output_margin=True, **kwargs),
     ),
     "lightgbm": Backend(
         title="LightGBM",
@@ -171,6 +183,7 @@ BACKENDS = {
         first_trees=lambda k: {"num_iteration": int(k)},
         errors=_lightgbm_errors,
         fit_early_stopped=_lightgbm_fit_early_stopped,
+        margins=lambda estimator, X, **kwargs: estimator.predict(X, raw_score=True, **kwargs),
     ),
 }
 
@@ -287,6 +300,7 @@ LOSSES = {
         label=_ghm_label,
         grid=_grid(bins=(5, 10, 30), momentum=(0.0, 0.75)),
         describe=_words("bins={bins} momentum={momentum}"),
+        posterior=False,
     ),
     "ohem": LossSpec(
         title="OHEM",
@@ -296,6 +310,7 @@ LOSSES = {
         label=_words("OHEM (ratio {ohem_ratio})"),
         grid=({"ohem_ratio": 1.0}, {"ohem_ratio": 3.0}, {"ohem_ratio": 10.0}),
         describe=_words("ratio={ohem_ratio}"),
+        posterior=False,
     ),
     "goss": LossSpec(
         title="GOSS",
@@ -309,22 +324,28 @@ LOSSES = {
 }
 
 #: Metric key -> :class:`Metric` (indexable as ``(title, larger_is_better)``), in column order.
+#: AP and ROC-AUC rank the model's probabilities; log loss, Brier score and ECE (expected
+#: calibration error, 15 equal-width bins: :func:`~boostloss.compare.scoring.expected_calibration_error`)
+#: judge the posterior (class-weight corrected for the weighted rows).
 METRICS = {
     "average_precision": Metric("AP", True),
     "roc_auc": Metric("ROC-AUC", True),
     "log_loss": Metric("log loss", False),
     "brier": Metric("Brier", False),
+    "ece": Metric("ECE", False),
     "fit_seconds": Metric("fit s", False),
 }
 
 #: The columns on a multi-class task (K >= 3): one-vs-rest average precision and ROC-AUC
 #: macro-averaged over the classes, the AP of the rarest class (fewest rows in the data), the
-#: multi-class log loss, and the balanced accuracy and macro F1 of the argmax prediction.
+#: multi-class log loss and top-label ECE of the posterior, and the balanced accuracy and macro
+#: F1 of the argmax prediction.
 MULTICLASS_METRICS = {
     "average_precision": Metric("macro AP", True),
     "rarest_ap": Metric("AP rarest", True),
     "roc_auc": Metric("macro AUC", True),
     "log_loss": Metric("log loss", False),
+    "ece": Metric("ECE", False),
     "balanced_accuracy": Metric("bal. acc.", True),
     "macro_f1": Metric("macro F1", True),
     "fit_seconds": Metric("fit s", False),

@@ -13,15 +13,19 @@ import math
 import numpy as np
 
 from .registry import LOSSES, METRICS, MULTICLASS_METRICS, metrics_of
+from .scoring import ECE_BINS
 from .verdict import LEVEL, TEST_NAME, verdict_sentence, verdicts
 
 __all__ = [
     "DECIMALS",
     "best_per_metric",
     "compare_figure",
+    "flag_codes",
+    "flag_legend",
     "flag_lines",
     "grid_lines",
     "print_table",
+    "results_tables",
     "results_document",
     "summarize",
     "tie_lines",
@@ -30,7 +34,7 @@ __all__ = [
 ]
 
 #: Metric key -> decimals shown in the table (and used to find the best rows as shown).
-DECIMALS = {"average_precision": 4, "roc_auc": 4, "log_loss": 4, "brier": 4, "fit_seconds": 2,
+DECIMALS = {"average_precision": 4, "roc_auc": 4, "log_loss": 4, "brier": 4, "ece": 4, "fit_seconds": 2,
             "rarest_ap": 4, "balanced_accuracy": 4, "macro_f1": 4}
 
 #: Every column, binary and multi-class: key -> larger is better.
@@ -62,7 +66,9 @@ def summarize(records):
     Returns
     -------
     list of dict
-        Keys ``backend``, ``loss``, ``folds`` (resamples: folds x repeats), ``<metric>_mean`` /
+        Keys ``backend``, ``loss``, ``folds`` (resamples: folds x repeats), ``probability``
+        (``"posterior"``, or ``"score"`` for a loss whose probabilities are not the class
+        posterior: GHM-C, OHEM), ``<metric>_mean`` /
         ``<metric>_std`` for every metric the records hold (:data:`~boostloss.compare.METRICS`,
         or the multi-class columns), and, when the records carry them, ``rounds_median`` /
         ``rounds_min`` / ``rounds_max``, ``settings`` (setting -> number of folds that chose it,
@@ -73,6 +79,8 @@ def summarize(records):
     rows = []
     for (backend, loss), group in _by_configuration(records).items():
         row = {"backend": backend, "loss": loss, "folds": len(group)}
+        if loss in LOSSES:
+            row["probability"] = "posterior" if LOSSES[loss].posterior else "score"
         for metric in _metric_keys(group[0]):
             values = np.array([r[metric] for r in group], dtype=float)
             row[f"{metric}_mean"] = float(values.mean())
@@ -139,13 +147,6 @@ def best_per_metric(rows, decimals=None):
     return best
 
 
-def _format(metric, mean, std):
-    places = DECIMALS[metric]
-    if metric == "fit_seconds":
-        return f"{mean:.{places}f}"
-    return f"{mean:.{places}f} ± {std:.{places}f}"
-
-
 def _rounds_cell(row, config):
     if not config.early_stopping:
         return str(config.rounds)
@@ -161,22 +162,34 @@ def _settings_cell(row):
     return f"{top} ({count}/{row['folds']})"
 
 
-def _flags_cell(row, group=()):
-    """The flags of a table row: collapsed folds, and tie blocks (every one, with the largest's
-    share, shared probability and observed rate; "!" when a block is miscalibrated)."""
-    flags = []
+#: The codes of the flags column -> what they mean (a legend under the table lists the ones used).
+FLAG_CODES = {
+    "C": "Cn: collapsed on n folds (one value for every row, or chance ranking; line below)",
+    "T": ("Tn: on n folds >= 5% of the rows share one probability, off their observed rate "
+          "(line below)"),
+    "S": ("S: a score, not the class posterior (no closed-form map): {columns} judge it "
+          "uncalibrated; CalibratedClassifierCV calibrates it (docs/compare.md)"),
+}
+
+
+def flag_codes(row):
+    """The flags of a summary row as short codes (:data:`FLAG_CODES`): ``C2`` collapsed on 2
+    folds, ``T3`` a miscalibrated tie block on 3 folds, ``S`` a score rather than a posterior."""
+    codes = []
     if row.get("degenerate_folds"):
-        flags.append(f"collapsed {row['degenerate_folds']}/{row['folds']}")
-    largest = _largest_block(group)
-    tied = row.get("any_tie_block_folds") or row.get("tie_block_folds")
-    if tied:
-        mark = "!" if row.get("tie_block_folds") else ""
-        words = ""
-        if largest:
-            block = largest[1]
-            words = f" ({block['share']:.0%} at {block['value']:.3g}, {block['positive_rate']:.0%} obs.)"
-        flags.append(f"tie block{mark} {tied}/{row['folds']}{words}")
-    return ", ".join(flags) or "–"
+        codes.append(f"C{row['degenerate_folds']}")
+    if row.get("tie_block_folds"):
+        codes.append(f"T{row['tie_block_folds']}")
+    if row.get("probability") == "score" or (row.get("loss") in LOSSES and not LOSSES[row["loss"]].posterior):
+        codes.append("S")
+    return codes
+
+
+def flag_legend(rows):
+    """One line explaining the flag codes that ``rows`` use (empty when none is used)."""
+    used = {code[0] for row in rows for code in flag_codes(row)}
+    columns = "log loss, Brier and ECE" if "brier_mean" in rows[0] else "log loss and ECE"
+    return "; ".join(text.format(columns=columns) for code, text in FLAG_CODES.items() if code in used)
 
 
 def _fold_name(record, config):
@@ -211,8 +224,8 @@ def flag_lines(records, config):
 
 def tie_lines(records, config):
     """One line per configuration whose tie blocks are all within the Wilson interval of their
-    observed rate (the miscalibrated ones are in :func:`flag_lines`): the largest block, so the
-    user can judge whether it matters."""
+    observed rate (the miscalibrated ones are in :func:`flag_lines`): the largest block. For the
+    JSON's ``tie_notes`` only; the printed report leaves out what needs no attention."""
     lines = []
     for (backend, loss), group in _by_configuration(records).items():
         largest = _largest_block(group)
@@ -266,61 +279,159 @@ def grid_lines(config):
     return lines
 
 
-def print_table(console, dataset, config, rows, records=None):
-    """Print the dataset and protocol lines, the table of ``rows`` and, given the fold
-    ``records``, the flags, the tuning choices and the verdict."""
+def _metric_cell(metric, mean, std, best, stacked):
+    """A metric's cell: ``mean ± std`` (``stacked``: the spread on a second line), ``*`` when best."""
+    places = DECIMALS[metric]
+    mark = "*" if best else " "
+    if metric == "fit_seconds":
+        text = f"{mean:.{places}f}{mark}"
+    elif stacked:
+        text = f"{mean:.{places}f}{mark}\n±{std:.{places}f} "
+    else:
+        text = f"{mean:.{places}f} ± {std:.{places}f}{mark}"
+    return f"[bold green]{text}[/bold green]" if best else text
+
+
+def _header(title, larger, stacked):
+    """A metric's column title with its arrow; ``stacked``: on lines as narrow as the cells."""
+    arrow = "↑" if larger else "↓"
+    if not stacked or len(title) + 2 <= _STACKED_CELL_WIDTH:
+        return f"{title} {arrow}"
+    if len(title) <= _STACKED_CELL_WIDTH:
+        return f"{title}\n{arrow}"
+    return f"{title} {arrow}".replace(" ", "\n", title.count(" "))
+
+
+def _build_table(config, rows, stacked, gap=2, metrics=None, tail=True):
+    """The table of ``rows``: one line per configuration, or (``stacked``, to fit a narrow
+    console) two, with the spreads and the rounds' ranges on the second line and each backend's
+    name above its rows instead of a backend column; ``gap`` (1 or 2) spaces between columns
+    (1: a narrower loss column too);
+    the metric columns ``metrics`` (None: all), and (``tail``) the rounds, settings and flags.
+    Only the loss and settings columns wrap (at spaces) when the console is narrower still."""
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
-    console.print(f"[bold]{escape(dataset.name)}[/bold]: {escape(_dataset_words(dataset))}", soft_wrap=True)
-    for note in getattr(dataset, "notes", ()):
-        console.print(escape(f"note: {note}"), soft_wrap=True)
-    console.print(escape(config.protocol_words()) + "; mean ± std over folds", soft_wrap=True)
-    for line in grid_lines(config):
-        console.print(escape(line), soft_wrap=True)
     best = best_per_metric(rows, decimals=DECIMALS)
-    metrics = metrics_of(config.multiclass)
-    groups = _by_configuration(records or [])
-    table = Table(show_lines=False)
-    table.add_column("backend")
-    table.add_column("loss")
-    for title, larger in metrics.values():
-        arrow = "↑" if larger else "↓"
-        table.add_column(f"{title} {arrow}", justify="right")
-    table.add_column("rounds", justify="right")
-    if config.tune:
-        table.add_column("setting (folds)")
-    table.add_column("flags")
-    for i, row in enumerate(rows):
-        cells = [row["backend"], escape(config.loss_label(row["loss"]))]
-        for metric in metrics:
-            text = _format(metric, row[f"{metric}_mean"], row[f"{metric}_std"])
-            cells.append(f"[bold green]{text} *[/bold green]" if i in best[metric] else f"{text}  ")
-        cells.append(_rounds_cell(row, config) if "rounds_min" in row else str(config.rounds))
+    columns = metrics_of(config.multiclass)
+    metrics = list(columns) if metrics is None else metrics
+    labels = [escape(config.loss_label(row["loss"])) for row in rows]
+    longest_word = max(len(word) for label in labels for word in label.split())
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, gap - 1),
+                  collapse_padding=True, header_style="bold")
+    if not stacked:
+        table.add_column("backend", no_wrap=True)
+    loss_width = _STACKED_LOSS_WIDTH if gap > 1 else _COMPACT_LOSS_WIDTH
+    table.add_column("loss", overflow="fold", min_width=longest_word,
+                     max_width=max(loss_width, longest_word) if stacked else None)
+    for metric in metrics:
+        title, larger = columns[metric]
+        table.add_column(_header(title, larger, stacked), justify="right", no_wrap=True)
+    if tail:
+        table.add_column("rounds", justify="right", no_wrap=True)
         if config.tune:
-            cells.append(escape(_settings_cell(row)))
-        flags = escape(_flags_cell(row, groups.get((row["backend"], row["loss"]), ())))
-        alarming = row.get("degenerate_folds") or row.get("tie_block_folds")
-        cells.append(f"[bold red]{flags}[/bold red]" if alarming else flags)
+            table.add_column("setting (folds)", overflow="fold",
+                             max_width=_STACKED_LOSS_WIDTH if stacked else None)
+        table.add_column("flags", no_wrap=True)
+    backend = None
+    for i, row in enumerate(rows):
+        if stacked and row["backend"] != backend:
+            backend = row["backend"]
+            table.add_row(f"[bold]{escape(backend)}[/bold]")
+        cells = [] if stacked else [row["backend"]]
+        cells.append(labels[i])
+        for metric in metrics:
+            cells.append(_metric_cell(metric, row[f"{metric}_mean"], row[f"{metric}_std"],
+                                      i in best[metric], stacked))
+        if tail:
+            rounds = _rounds_cell(row, config) if "rounds_min" in row else str(config.rounds)
+            cells.append(rounds.replace(" (", "\n(") if stacked else rounds)
+            if config.tune:
+                cells.append(escape(_settings_cell(row)))
+            codes = flag_codes(row)
+            alarming = any(code[0] in "CT" for code in codes)
+            text = " ".join(codes) or "–"
+            cells.append(f"[bold red]{text}[/bold red]" if alarming else text)
         table.add_row(*cells)
-    console.print(table)
+    return table
+
+
+_UNBOUNDED = 1_000_000
+
+#: Width of the loss column of the stacked table (longer labels fold onto more lines), and with
+#: one space between columns.
+_STACKED_LOSS_WIDTH = 15
+_COMPACT_LOSS_WIDTH = 12
+#: Width of a metric's cells in the stacked table (``±0.0793`` and a mark).
+_STACKED_CELL_WIDTH = 8
+
+
+def results_tables(console, config, rows):
+    """The table of ``rows`` as wide as ``console`` allows, as a list of tables to print.
+
+    One line per configuration where it fits; else two (each metric's spread under its mean);
+    else two with one space between columns; else the metric columns split over two tables
+    (the loss labels wrap at spaces, and rich cuts what even that cannot fit).
+    """
+    from rich.measure import Measurement
+
+    unbounded = console.options.update(max_width=_UNBOUNDED)  # the width it wants, not the clamp
+
+    def fits(table):
+        return Measurement.get(console, unbounded, table).maximum <= console.width
+
+    for stacked, gap in ((False, 2), (True, 2), (True, 1)):
+        table = _build_table(config, rows, stacked, gap)
+        if fits(table):
+            return [table]
+    metrics = list(metrics_of(config.multiclass))
+    half = (len(metrics) + 1) // 2
+    gap = 2 if fits(_build_table(config, rows, True, 2, metrics[half:])) else 1
+    return [_build_table(config, rows, True, gap, metrics[:half], tail=False),
+            _build_table(config, rows, True, gap, metrics[half:])]
+
+
+def print_table(console, dataset, config, rows, records=None):
+    """Print the dataset and protocol lines, the table of ``rows`` and, given the fold
+    ``records``, the flags, the tuning choices and the verdict, wrapped to the console's width.
+
+    Under the table: what the marks mean, the flag codes used (:data:`FLAG_CODES`), and one
+    line per collapsed fold or tie block off its observed rate (:func:`flag_lines`); tie blocks
+    whose probability fits their rate are in the JSON only.
+    """
+    from rich.markup import escape
+
+    console.print(f"[bold]{escape(dataset.name)}[/bold]: {escape(_dataset_words(dataset))}")
+    for note in getattr(dataset, "notes", ()):
+        console.print(escape(f"note: {note}"))
+    console.print(escape(config.protocol_words()) + "; mean ± std over folds")
+    for line in grid_lines(config):
+        console.print(escape(line))
+    for table in results_tables(console, config, rows):
+        console.print(table)
     rounds_note = ("; rounds: median (min–max) over folds, chosen by early stopping"
                    if config.early_stopping else "")
-    console.print("* best in its column (fold mean, as shown); ↑ larger is better, ↓ smaller is better"
-                  + rounds_note, soft_wrap=True)
+    console.print("* best in its column (as shown); ↑ larger, ↓ smaller is better; log loss, "
+                  + ("ECE" if config.multiclass else "Brier, ECE")
+                  + f" ({ECE_BINS} bins) of the posterior (weighted rows: class weights undone)"
+                  + rounds_note)
     if config.multiclass:
-        console.print(escape(_multiclass_note(dataset)), soft_wrap=True)
+        console.print(escape(_multiclass_note(dataset)))
+    legend = flag_legend(rows)
+    if legend:
+        console.print(escape(f"flags: {legend}"))
     for line in config.absent_lines():
-        console.print(escape(line), soft_wrap=True)
+        console.print(escape(line))
     if records is None:
         return
-    for line in flag_lines(records, config) + tie_lines(records, config) + tuning_lines(records, config):
-        console.print(escape(line), soft_wrap=True)
+    for line in flag_lines(records, config) + tuning_lines(records, config):
+        console.print(escape(line))
     metric_words = ("macro " if config.multiclass else "") + SELECTION_METRICS_WORDS[config.metric]
     console.print(f"[bold]Verdict[/bold] ({escape(metric_words)}, "
                   f"{TEST_NAME}, clearly better: p < {LEVEL:g}):")
     for backend, verdict in verdicts(records, config).items():
-        console.print(escape(verdict_sentence(backend, verdict, config)), soft_wrap=True)
+        console.print(escape(verdict_sentence(backend, verdict, config)))
 
 
 SELECTION_METRICS_WORDS = {"ap": "average precision", "logloss": "log loss", "auc": "ROC-AUC"}
@@ -372,6 +483,18 @@ def results_document(dataset, config, result, rows):
                             else "trained on the whole training fold with the fixed rounds"),
             "tuning_grids": {loss: config.grid(loss) for loss in config.losses} if config.tune else {},
             "verdict_test": TEST_NAME,
+            "calibration": {
+                "ece_bins": ECE_BINS,
+                "ece": ("expected calibration error: sum over equal-width bins of the share of rows "
+                        "times |mean predicted probability - observed rate|; "
+                        + ("the top label's probability against its accuracy" if config.multiclass
+                           else "the positive class's posterior against the positive rate")),
+                "posterior": ("log loss, Brier and ECE judge the class posterior from the margins: "
+                              "FocalLoss.predict_proba for focal, the class weights undone for "
+                              "the weighted logistic rows, the probabilities themselves for the "
+                              "built-in objectives; GHM-C's and OHEM's are a score (summary "
+                              "'probability')"),
+            },
         },
         "folds": result.records,
         "summary": rows,
@@ -400,7 +523,8 @@ def write_document(handle, document, fmt):
 
 
 def compare_figure(dataset, config, result):
-    """The figure of ``--plot`` (see :func:`boostloss.compare.plot.draw_compare_figure`).
+    """The figure of ``--plot`` (see :func:`boostloss.compare.plot.draw_compare_figure`):
+    precision-recall curves and reliability diagrams per backend, gradient-norm histograms.
 
     The gradient-norm histograms come from the first backend of ``config``, on the rows of the
     first fold's training set; ``result`` must come from ``cross_validate(...,
@@ -428,4 +552,7 @@ def compare_figure(dataset, config, result):
     rarest = None
     if config.multiclass:
         rarest = (dataset.rarest_class, dataset.classes[dataset.rarest_class])
-    return draw_compare_figure(dataset.y, result.oof_proba, staged, backend, labels, rarest=rarest)
+    scores = {loss for loss in config.losses if not LOSSES[loss].posterior}
+    return draw_compare_figure(dataset.y, result.oof_proba, staged, backend, labels, rarest=rarest,
+                               oof_posterior=getattr(result, "oof_posterior", None) or None,
+                               scores=scores)
