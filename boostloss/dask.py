@@ -25,6 +25,8 @@ What is global (the same as one process holding all the rows) and how:
   that says what to use instead. See docs/scaling-out.md.
 """
 
+import json
+
 import numpy as np
 import dask
 import dask.array as da
@@ -38,7 +40,10 @@ from . import lightgbm as _bll
 from ._distributed_start import binary_start, start_from_totals
 from ._lgb_portable import make_portable
 from ._validation import describe_values
-from .estimators import (_fit_plain, _framework_params, _is_loss_key, _split_loss_params,
+from ._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
+from ._posterior import apply_posterior_map, loss_posterior_map
+from .estimators import (_fit_plain, _framework_params, _is_loss_key, _maps_margins,
+                         _split_loss_params,
                          _xgboost_loss_params)
 from .losses import make_loss
 
@@ -232,7 +237,7 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
                       xgb_model=xgb_model, sample_weight_eval_set=sample_weight_eval_set,
                       base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
         if self.loss is None:
-            self.init_score_ = None
+            self.init_score_ = self.posterior_map_ = None
             return super().fit(X, y, eval_set=eval_set, **kwargs)
         loss = make_loss(self.loss)
         labels, w1, w0 = _binary_totals(class_weight_totals(y, sample_weight), loss)
@@ -246,12 +251,31 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
                    _encode(y, labels[1]), eval_set=eval_set, **kwargs)
         self.classes_ = np.array(labels)
         self.init_score_ = start
+        self.posterior_map_ = loss_posterior_map(loss, 2)
+        self.get_booster().set_attr(**{_POSTERIOR_ATTRIBUTE: json.dumps(self.posterior_map_)})
         return self
+
+    def predict_proba(self, X, validate_features=True, base_margin=None, iteration_range=None):
+        """Class probabilities (n, 2): with a loss ``loss.predict_proba`` of the margins (focal:
+        the class posterior; GHM-C, OHEM: the sigmoid, a score), as
+        :meth:`boostloss.XGBClassifier.predict_proba`."""
+        posterior_map = self.__dict__.get("posterior_map_")
+        if not _maps_margins(posterior_map):
+            return super().predict_proba(X, validate_features=validate_features,
+                                         base_margin=base_margin, iteration_range=iteration_range)
+        margin = super().predict(X, output_margin=True, validate_features=validate_features,
+                                 base_margin=base_margin, iteration_range=iteration_range)
+        return _posterior_blocks(margin, posterior_map)
 
     def predict(self, X, output_margin=False, validate_features=True, base_margin=None,
                 iteration_range=None):
-        """Predicted labels (the values ``y`` had in ``fit``), or margins with
-        ``output_margin=True``."""
+        """Predicted labels (the values ``y`` had in ``fit``; with a loss the class of largest
+        :meth:`predict_proba`), or margins with ``output_margin=True``."""
+        posterior_map = self.__dict__.get("posterior_map_")
+        if not output_margin and _maps_margins(posterior_map):
+            proba = self.predict_proba(X, validate_features=validate_features,
+                                       base_margin=base_margin, iteration_range=iteration_range)
+            return _labels_of_blocks(proba, self.classes_)
         out = super().predict(X, output_margin=output_margin,
                               validate_features=validate_features, base_margin=base_margin,
                               iteration_range=iteration_range)
@@ -260,6 +284,20 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
         classes = self.classes_
         return out.map_blocks(lambda b: classes[np.asarray(b, dtype=np.intp)],
                               dtype=classes.dtype)
+
+
+def _posterior_blocks(margin, posterior_map):
+    """The posterior map applied to every block of a Dask array of binary margins: (n, 2)."""
+    if not isinstance(margin, da.Array):  # a Dask Series, for DataFrame input
+        margin = margin.to_dask_array(lengths=True)
+    return margin.map_blocks(lambda b: apply_posterior_map(b, posterior_map), dtype=np.float64,
+                             new_axis=1, chunks=(margin.chunks[0], (2,)))
+
+
+def _labels_of_blocks(proba, classes):
+    """The class of largest probability of every row of a Dask array of probabilities."""
+    return proba.map_blocks(lambda b: classes[np.argmax(b, axis=1)], dtype=classes.dtype,
+                            drop_axis=1)
 
 
 def _with_client(plain_class, estimator):
@@ -320,7 +358,7 @@ class DaskLGBMClassifier(_LossParams, _DaskLGBMWithLoss):
     def fit(self, X, y, sample_weight=None, init_score=None, eval_set=None, **kwargs):
         """Fit on Dask collections; see ``lightgbm.DaskLGBMClassifier.fit``."""
         if self.loss is None:
-            self.init_score_ = None
+            self.init_score_ = self.posterior_map_ = None
             return super().fit(X, y, sample_weight=sample_weight, init_score=init_score,
                                eval_set=eval_set, **kwargs)
         loss = make_loss(self.loss)
@@ -354,10 +392,33 @@ class DaskLGBMClassifier(_LossParams, _DaskLGBMWithLoss):
         _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
         _compat_lightgbm.set_binary_fitted_state(self, labels)
         self.init_score_ = start
+        self.posterior_map_ = loss_posterior_map(loss, 2)
         return self
 
+    def predict_proba(self, X, **kwargs):
+        """Class probabilities (n, 2): with a loss ``loss.predict_proba`` of the margins (focal:
+        the class posterior), as :meth:`boostloss.LGBMClassifier.predict_proba`; ``raw_score``,
+        ``pred_leaf``, ``pred_contrib`` and ``loss=None``: LightGBM's own."""
+        posterior_map = self.__dict__.get("posterior_map_")
+        if not _maps_margins(posterior_map) or any(
+                kwargs.get(key) for key in ("raw_score", "pred_leaf", "pred_contrib")):
+            return super().predict_proba(X, **kwargs)
+        margin = super().predict(X, raw_score=True, **kwargs)
+        return _posterior_blocks(margin, posterior_map)
+
+    def predict(self, X, **kwargs):
+        """Predicted labels (with a loss the class of largest :meth:`predict_proba`), or raw
+        scores / leaves / contributions when asked for."""
+        posterior_map = self.__dict__.get("posterior_map_")
+        if not _maps_margins(posterior_map) or any(
+                kwargs.get(key) for key in ("raw_score", "pred_leaf", "pred_contrib")):
+            return super().predict(X, **kwargs)
+        return _labels_of_blocks(self.predict_proba(X, **kwargs), self.classes_)
+
     def to_local(self):
-        """A ``lightgbm.LGBMClassifier`` with this model; with a loss it predicts probabilities."""
+        """A plain ``lightgbm.LGBMClassifier`` with this model (start included): its
+        ``predict_proba`` is the sigmoid of the margin, as a plain reload's; for a focal model
+        :meth:`predict_proba` (``loss.predict_proba`` of the margin) is the class posterior."""
         local = super().to_local()
         if self.__dict__.get("init_score_") is not None:
             local.set_params(objective="binary")  # the model is self-contained and binary

@@ -67,7 +67,8 @@ def test_early_stopping_scores_the_probabilities_every_loss_alike(backend, loss)
     train, valid = np.arange(0, 400, 2), np.arange(1, 400, 2)
     config = cmp.CompareConfig(rounds=40)
     estimator = make_estimator(backend, loss, config, y[train])
-    score = scoring.make_score("logloss")
+    # As the protocol builds it: a boostloss loss's metric judges its predict_proba of the margins.
+    score = scoring.make_score("logloss").for_model(estimator.get_params().get("loss"))
     rounds = BACKENDS[backend].fit_early_stopped(estimator, X.iloc[train], y[train], X.iloc[valid],
                                                  y[valid], score, 5)
     assert 1 <= rounds <= 40
@@ -498,9 +499,12 @@ def test_focal_rows_are_judged_on_the_focal_posterior(backend):
     metrics = scoring.binary_metrics(y[valid], proba, got)
     assert metrics["average_precision"] == pytest.approx(scoring.average_precision(y[valid], got), abs=1e-12)
     assert metrics["roc_auc"] == pytest.approx(scoring.roc_auc(y[valid], got), abs=1e-12)
-    # gamma=2, alpha=0.25 pulls the sigmoid away from the rate; the map brings it back.
-    assert metrics["log_loss"] < scoring.log_loss(y[valid], proba)
-    assert metrics["ece"] < scoring.expected_calibration_error(y[valid], proba)
+    # The estimators' predict_proba is that posterior too; gamma=2, alpha=0.25 pulls the margin's
+    # sigmoid away from the rate, and the map brings it back.
+    np.testing.assert_allclose(proba, posterior, rtol=1e-12)
+    sigmoid = 1.0 / (1.0 + np.exp(-np.asarray(margins, dtype=np.float64)))
+    assert metrics["log_loss"] < scoring.log_loss(y[valid], sigmoid)
+    assert metrics["ece"] < scoring.expected_calibration_error(y[valid], sigmoid)
 
 
 def test_early_stopping_on_log_loss_judges_the_weighted_posterior():

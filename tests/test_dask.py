@@ -170,11 +170,12 @@ def test_dask_xgb_classifier(client, loss):
     assert clf.init_score_ == pytest.approx(start, rel=1e-12, abs=1e-12)
     proba = clf.predict_proba(dX).compute()
     margins = clf.get_booster().predict(xgb.DMatrix(all_X), output_margin=True)
-    np.testing.assert_allclose(proba[:, 1], 1.0 / (1.0 + np.exp(-margins)), rtol=1e-5)
+    # loss.predict_proba of the margins: the focal posterior, GHM-C's sigmoid.
+    np.testing.assert_allclose(proba[:, 1], loss.predict_proba(margins)[:, 1], rtol=1e-5)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     predicted = clf.predict(dX).compute()
     assert set(predicted) <= {"fraud", "ok"}
-    np.testing.assert_array_equal(predicted, np.where(proba[:, 1] > 0.5, clf.classes_[1],
+    np.testing.assert_array_equal(predicted, np.where(proba[:, 1] > proba[:, 0], clf.classes_[1],
                                                       clf.classes_[0]))
     # The single-process estimator on the same rows gives the same model.
     from boostloss import XGBClassifier
@@ -202,10 +203,17 @@ def test_dask_lgbm_classifier_focal(client):
     proba = clf.predict_proba(dX).compute()
     local = clf.to_local()
     margins = local.predict(np.concatenate(X), raw_score=True)
-    np.testing.assert_allclose(proba[:, 1], 1.0 / (1.0 + np.exp(-margins)), rtol=1e-6)
-    assert set(clf.predict(dX).compute()) <= {"fraud", "ok"}
+    # The focal posterior of the margins; to_local() is the plain LightGBM model, whose
+    # probabilities are the sigmoid of the same margins (as a plain reload's).
+    np.testing.assert_allclose(proba, loss.predict_proba(margins), rtol=1e-6)
+    np.testing.assert_allclose(local.predict_proba(np.concatenate(X))[:, 1],
+                               1.0 / (1.0 + np.exp(-margins)), rtol=1e-6)
+    predicted = clf.predict(dX).compute()
+    np.testing.assert_array_equal(predicted, np.where(proba[:, 1] > proba[:, 0], "ok", "fraud"))
     restored = pickle.loads(pickle.dumps(clf))
-    np.testing.assert_allclose(restored.to_local().predict_proba(np.concatenate(X)), proba)
+    np.testing.assert_allclose(restored.predict_proba(dX).compute(), proba)
+    np.testing.assert_allclose(restored.to_local().predict(np.concatenate(X), raw_score=True),
+                               margins)
 
 
 def test_dask_lgbm_classifier_refuses_what_cannot_be_global(client):
