@@ -284,6 +284,20 @@ def test_extreme_margins_stay_finite(gamma):
     np.testing.assert_allclose(qk[0], [1.0, 0.0, 0.0], atol=1e-300)
 
 
+def test_random_extreme_inputs_give_finite_rows_summing_to_one():
+    rng = np.random.default_rng(12)
+    for _ in range(60):
+        k = int(rng.integers(2, 8))
+        z = 10.0 ** rng.uniform(-320, 308.2, size=(100, k)) * rng.choice([-1.0, 1.0], size=(100, k))
+        z[rng.random(z.shape) < 0.1] = 0.0
+        gamma = float(rng.choice([1e-300, 1e-3, 0.5, 2.0, 5.0, 50.0, 1e5, 1e300, 1.7e308]))
+        weights = None if rng.random() < 0.3 else 10.0 ** rng.uniform(-300, 300, size=k)
+        for margins, w in ((z, weights), (z[:, 0], None if weights is None else weights[:2])):
+            q = posterior_from_margin(margins, gamma=gamma, class_weights=w)
+            assert np.all(np.isfinite(q)) and np.all(q >= 0.0)
+            np.testing.assert_allclose(q.sum(axis=1), 1.0, rtol=1e-14)
+
+
 def test_float32_margins_give_the_float64_answer_of_their_values():
     rng = np.random.default_rng(3)
     x = (rng.normal(size=5000) * 5).astype(np.float32)
