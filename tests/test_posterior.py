@@ -126,9 +126,9 @@ def test_binary_map_inverts_the_focal_risk_minimiser(gamma, alpha):
         proba = FocalLoss(gamma=gamma, alpha=alpha).predict_proba(np.array([x_star]))[0]
         # the smaller of q and 1 - q carries the relative error that matters
         worst = max(worst, abs(proba[1] - q) / q, abs(proba[0] - (1 - q)) / (1 - q))
-    assert worst <= 1e-6
-    # the rounding of x* to float64 alone moves q by about (1 + gamma) |x*| 1e-16
-    assert worst <= 1e-12
+    assert worst <= 1e-6  # the bound
+    # reached: 1.5e-15 (rounding x* to float64 alone moves q by about (1 + gamma) |x*| 1e-16)
+    assert worst <= 1e-13
 
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 5.0])
@@ -143,7 +143,7 @@ def test_softmax_map_inverts_the_focal_risk_minimiser(q, alpha, gamma):
     p_star = _softmax_focal_minimiser(q, gamma, alpha)
     margins = np.array([[float(mp.log(p)) for p in p_star]])
     proba = FocalLoss(gamma=gamma, alpha=alpha).predict_proba(margins)[0]
-    np.testing.assert_allclose(proba, q, rtol=1e-9)
+    np.testing.assert_allclose(proba, q, rtol=1e-13)  # reached: 1.4e-15
 
 
 def test_the_focal_minimiser_is_far_from_the_rate():
