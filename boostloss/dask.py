@@ -25,6 +25,8 @@ What is global (the same as one process holding all the rows) and how:
   that says what to use instead. See docs/scaling-out.md.
 """
 
+import json
+
 import numpy as np
 import dask
 import dask.array as da
@@ -39,7 +41,9 @@ from ._distributed_start import binary_start, start_from_totals
 from ._lgb_portable import make_portable
 from ._validation import describe_values
 from .estimators import (_fit_plain, _for_classes, _framework_params, _is_loss_key,
-                         _split_loss_params, _xgboost_loss_params)
+                         _maps_margins, _split_loss_params, _xgboost_loss_params)
+from ._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
+from ._posterior import apply_posterior_map, loss_posterior_map
 from .losses import GHMLoss, OHEMLoss, make_loss
 
 __all__ = ["init_score", "base_score", "DaskXGBClassifier", "DaskLGBMClassifier"]
@@ -232,7 +236,7 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
                       xgb_model=xgb_model, sample_weight_eval_set=sample_weight_eval_set,
                       base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
         if self.loss is None:
-            self.init_score_ = None
+            self.init_score_ = self.posterior_map_ = None
             return super().fit(X, y, eval_set=eval_set, **kwargs)
         loss = make_loss(self.loss)
         labels, w1, w0 = _binary_totals(class_weight_totals(y, sample_weight), loss)
@@ -247,7 +251,20 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
                    eval_set=eval_set, **kwargs)
         self.classes_ = np.array(labels)
         self.init_score_ = start
+        self.posterior_map_ = loss_posterior_map(loss, 2)
+        self.get_booster().set_attr(**{_POSTERIOR_ATTRIBUTE: json.dumps(self.posterior_map_)})
         return self
+
+    def predict_proba(self, X, validate_features=True, base_margin=None, iteration_range=None):
+        """Class probabilities (a Dask array): with a loss ``loss.predict_proba`` of the margins
+        (for focal loss the class posterior, as ``boostloss.XGBClassifier``); else XGBoost's."""
+        posterior_map = self.__dict__.get("posterior_map_")
+        if not _maps_margins(posterior_map):
+            return super().predict_proba(X, validate_features=validate_features,
+                                         base_margin=base_margin, iteration_range=iteration_range)
+        margin = super().predict(X, output_margin=True, validate_features=validate_features,
+                                 base_margin=base_margin, iteration_range=iteration_range)
+        return _posterior_blocks(margin, posterior_map)
 
     def predict(self, X, output_margin=False, validate_features=True, base_margin=None,
                 iteration_range=None):
@@ -259,8 +276,25 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
         if output_margin or self.__dict__.get("init_score_") is None:
             return out
         classes = self.classes_
+        if _maps_margins(self.__dict__.get("posterior_map_")):
+            return _labels_of_blocks(self.predict_proba(
+                X, validate_features=validate_features, base_margin=base_margin,
+                iteration_range=iteration_range), classes)
         return out.map_blocks(lambda b: classes[np.asarray(b, dtype=np.intp)],
                               dtype=classes.dtype)
+
+
+def _posterior_blocks(margin, posterior_map):
+    """The (n, 2) probabilities of a Dask array of binary margins, block by block."""
+    if hasattr(margin, "to_dask_array"):
+        margin = margin.to_dask_array(lengths=True)
+    return margin.map_blocks(lambda b: apply_posterior_map(b, posterior_map), new_axis=1,
+                             chunks=(margin.chunks[0], (2,)), dtype=np.float64)
+
+
+def _labels_of_blocks(proba, classes):
+    return proba.map_blocks(lambda b: classes[np.argmax(b, axis=1)], drop_axis=1,
+                            dtype=classes.dtype)
 
 
 def _with_client(plain_class, estimator):
@@ -308,7 +342,7 @@ class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
     def fit(self, X, y, sample_weight=None, init_score=None, eval_set=None, **kwargs):
         """Fit on Dask collections; see ``lightgbm.DaskLGBMClassifier.fit``."""
         if self.loss is None:
-            self.init_score_ = None
+            self.init_score_ = self.posterior_map_ = None
             return super().fit(X, y, sample_weight=sample_weight, init_score=init_score,
                                eval_set=eval_set, **kwargs)
         loss = make_loss(self.loss)
@@ -351,10 +385,51 @@ class DaskLGBMClassifier(_LossParams, lgb.DaskLGBMClassifier):
         _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
         _compat_lightgbm.set_binary_fitted_state(self, labels)
         self.init_score_ = start
+        self.posterior_map_ = loss_posterior_map(loss, 2)
         return self
 
+    def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None,
+                      pred_leaf=False, pred_contrib=False, validate_features=False, **kwargs):
+        """Class probabilities (a Dask array): with a loss ``loss.predict_proba`` of the margins
+        (for focal loss the class posterior, as ``boostloss.LGBMClassifier``); else LightGBM's."""
+        posterior_map = self.__dict__.get("posterior_map_")
+        if not _maps_margins(posterior_map) or raw_score or pred_leaf or pred_contrib:
+            return super().predict_proba(
+                X, raw_score=raw_score, start_iteration=start_iteration,
+                num_iteration=num_iteration, pred_leaf=pred_leaf, pred_contrib=pred_contrib,
+                validate_features=validate_features, **kwargs)
+        # The margins block by block from the (self-contained) booster, start included
+        booster = self.booster_
+        if isinstance(X, (dd.DataFrame, dd.Series)):
+            X = X.to_dask_array(lengths=True)
+        X = X.rechunk({1: -1})
+        margin = X.map_blocks(
+            lambda b: booster.predict(b, raw_score=True, start_iteration=start_iteration,
+                                      num_iteration=num_iteration,
+                                      validate_features=validate_features, **kwargs),
+            drop_axis=1, dtype=np.float64)
+        return _posterior_blocks(margin, posterior_map)
+
+    def predict(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,
+                pred_contrib=False, validate_features=False, **kwargs):
+        """Predicted labels (with a loss the class of largest :meth:`predict_proba`), or raw
+        scores / leaves / contributions when asked for."""
+        if _maps_margins(self.__dict__.get("posterior_map_")) and not (
+                raw_score or pred_leaf or pred_contrib):
+            return _labels_of_blocks(self.predict_proba(
+                X, start_iteration=start_iteration, num_iteration=num_iteration,
+                validate_features=validate_features, **kwargs), self.classes_)
+        return super().predict(X, raw_score=raw_score, start_iteration=start_iteration,
+                               num_iteration=num_iteration, pred_leaf=pred_leaf,
+                               pred_contrib=pred_contrib, validate_features=validate_features,
+                               **kwargs)
+
     def to_local(self):
-        """A ``lightgbm.LGBMClassifier`` with this model; with a loss it predicts probabilities."""
+        """A ``lightgbm.LGBMClassifier`` with this model. With a loss it predicts the sigmoid of
+        the margin (LightGBM's own link); for focal loss the class posterior is
+        ``boostloss.posterior_from_margin(local.predict(X, raw_score=True), **map)`` with
+        ``map`` the ``gamma`` and ``class_weights`` of ``posterior_map_`` (what
+        :meth:`predict_proba` returns)."""
         local = super().to_local()
         if self.__dict__.get("init_score_") is not None:
             local.set_params(objective="binary")  # the model is self-contained and binary
