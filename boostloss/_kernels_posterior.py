@@ -100,13 +100,15 @@ def binary_posterior(x, gamma, shift, q0_out, q1_out):
 
 
 @njit(cache=True, inline="always")
-def _log_focal_weight(t, u, l1, gamma):
-    """``log w(t)`` given ``u = e^-|t|`` and ``l1 = log1p(u)`` (one log1p for both signs)."""
+def _focal_weight_parts(t, u, l1, gamma):
+    """``(s, d)`` with ``log w(t) = s - log1p(d)``, given ``u = e^-|t|`` and ``l1 = log1p(u)``:
+    ``s = gamma t + (gamma - 1) l1``, ``d = gamma l1 / u`` for t >= 0; ``s = t + (gamma - 1) l1``,
+    ``d = gamma (|t| + l1) u`` for t < 0 (``d`` in [0, 1.3 gamma], capped at 1e300)."""
     positive = t >= 0.0
     ratio = l1 / (u if u > 0.0 else 1.0) if u > 0.0 else 1.0
-    arg = gamma * ratio if positive else gamma * ((l1 - t) * u)
+    d = gamma * ratio if positive else gamma * ((l1 - t) * u)
     linear = gamma * t if positive else t
-    return linear + (gamma - 1.0) * l1 - _log1p_nonnegative(arg)
+    return linear + (gamma - 1.0) * l1, min(d, 1e300)
 
 
 @njit(cache=True, error_model="numpy")
@@ -119,7 +121,10 @@ def _softmax_block(lo, m, z, gamma, log_weights, out, zt, et, top, second, row):
     ``second``), ``E_j = e^{z_j - m2}``, ``c = e^{m2 - m1}`` and ``R = sum_{j != top, second} E_j``:
     ``LSE_{j != top} = m2 + log1p(R)`` and, for ``k != top``, ``LSE_{j != k} = m1 + log1p(c S_k)``
     with ``S_k = R + 1 - E_k`` (``R`` for ``k = second``): no sum of exps is subtracted from itself,
-    and ``e^{t_k} = c E_k / (1 + c S_k)`` needs no exp of its own.
+    and ``e^{t_k} = c E_k / (1 + c S_k)`` needs no exp of its own. With ``log w = s - log1p(d)``
+    (:func:`_focal_weight_parts`), ``q_k`` is proportional to ``e^{s_k - max s} / (1 + d_k)``: no
+    log for the weights, and ``1 / (1 + d_k)`` lies in [1 / (1 + 1.3 gamma), 1], so the sum cannot
+    overflow or vanish.
     """
     n_classes = z.shape[1]
     weighted = log_weights.shape[0] > 0
@@ -187,14 +192,16 @@ def _softmax_block(lo, m, z, gamma, log_weights, out, zt, et, top, second, row):
             u = u_top if is_top else u_other
             big = 1.0 + u
             l1 = _log1p_unit(u, big, 1.0 / big)
-            f = _log_focal_weight(t, u, l1, gamma) - log_wk
+            f, d = _focal_weight_parts(t, u, l1, gamma)
+            f -= log_wk
             et[k, b] = f
+            zt[k, b] = 1.0 / (1.0 + d)
             fmax[b] = max(fmax[b], f)
     for b in range(m):
         rest[b] = 0.0
     for k in range(n_classes):
         for b in range(m):
-            e = _exp_nonpositive(et[k, b] - fmax[b])
+            e = _exp_nonpositive(et[k, b] - fmax[b]) * zt[k, b]
             et[k, b] = e
             rest[b] += e
     for b in range(m):

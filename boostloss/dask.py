@@ -282,6 +282,10 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
         if output_margin or self.__dict__.get("init_score_") is None:
             return out
         classes = self.classes_
+        if _maps_margins(self.__dict__.get("posterior_map_")):
+            return _labels_of_blocks(self.predict_proba(
+                X, validate_features=validate_features, base_margin=base_margin,
+                iteration_range=iteration_range), classes)
         return out.map_blocks(lambda b: classes[np.asarray(b, dtype=np.intp)],
                               dtype=classes.dtype)
 

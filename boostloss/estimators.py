@@ -267,14 +267,20 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
                    eval_set=eval_set, **kwargs)
         self.init_score_ = start
         self.label_encoder_ = encoder
-        self.posterior_map_ = None
         if loss is not None:
             self.posterior_map_ = _posterior_of(loss, encoder.classes_.shape[0])
             self.get_booster().set_attr(**{_POSTERIOR_ATTRIBUTE: json.dumps(self.posterior_map_)})
         return self
 
+    def load_model(self, fname):
+        """Load a model (see ``xgboost.XGBClassifier.load_model``), and the map from margins to
+        probabilities it stores (``posterior_map_``; None for a model without one)."""
+        super().load_model(fname)
+        stored = self.get_booster().attr(_POSTERIOR_ATTRIBUTE)
+        self.posterior_map_ = None if stored is None else json.loads(stored)
+
     def _posterior_map(self):
-        """``posterior_map_``, or for a booster loaded by ``load_model`` the one it stores."""
+        """``posterior_map_``, or the one the booster stores when the attribute is missing."""
         if "posterior_map_" in self.__dict__:
             return self.posterior_map_
         booster = self.__dict__.get("_Booster")

@@ -126,9 +126,9 @@ def test_binary_map_inverts_the_focal_risk_minimiser(gamma, alpha):
         proba = FocalLoss(gamma=gamma, alpha=alpha).predict_proba(np.array([x_star]))[0]
         # the smaller of q and 1 - q carries the relative error that matters
         worst = max(worst, abs(proba[1] - q) / q, abs(proba[0] - (1 - q)) / (1 - q))
-    assert worst <= 1e-6
-    # the rounding of x* to float64 alone moves q by about (1 + gamma) |x*| 1e-16
-    assert worst <= 1e-12
+    assert worst <= 1e-6  # the bound
+    # reached: 1.5e-15 (rounding x* to float64 alone moves q by about (1 + gamma) |x*| 1e-16)
+    assert worst <= 1e-13
 
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 5.0])
@@ -143,7 +143,7 @@ def test_softmax_map_inverts_the_focal_risk_minimiser(q, alpha, gamma):
     p_star = _softmax_focal_minimiser(q, gamma, alpha)
     margins = np.array([[float(mp.log(p)) for p in p_star]])
     proba = FocalLoss(gamma=gamma, alpha=alpha).predict_proba(margins)[0]
-    np.testing.assert_allclose(proba, q, rtol=1e-9)
+    np.testing.assert_allclose(proba, q, rtol=1e-13)  # reached: 1.4e-15
 
 
 def test_the_focal_minimiser_is_far_from_the_rate():
@@ -282,6 +282,20 @@ def test_extreme_margins_stay_finite(gamma):
     np.testing.assert_allclose(qk[1], 1 / 3, rtol=1e-15)
     np.testing.assert_allclose(qk[2], [0.5, 0.5, 0.0], atol=1e-300)
     np.testing.assert_allclose(qk[0], [1.0, 0.0, 0.0], atol=1e-300)
+
+
+def test_random_extreme_inputs_give_finite_rows_summing_to_one():
+    rng = np.random.default_rng(12)
+    for _ in range(60):
+        k = int(rng.integers(2, 8))
+        z = 10.0 ** rng.uniform(-320, 308.2, size=(100, k)) * rng.choice([-1.0, 1.0], size=(100, k))
+        z[rng.random(z.shape) < 0.1] = 0.0
+        gamma = float(rng.choice([1e-300, 1e-3, 0.5, 2.0, 5.0, 50.0, 1e5, 1e300, 1.7e308]))
+        weights = None if rng.random() < 0.3 else 10.0 ** rng.uniform(-300, 300, size=k)
+        for margins, w in ((z, weights), (z[:, 0], None if weights is None else weights[:2])):
+            q = posterior_from_margin(margins, gamma=gamma, class_weights=w)
+            assert np.all(np.isfinite(q)) and np.all(q >= 0.0)
+            np.testing.assert_allclose(q.sum(axis=1), 1.0, rtol=1e-14)
 
 
 def test_float32_margins_give_the_float64_answer_of_their_values():

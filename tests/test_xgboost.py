@@ -205,7 +205,7 @@ def test_bad_input_is_rejected(data):
     margins[3] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         blx.objective(FocalLoss())(margins, d)
-    with pytest.raises(ValueError, match="binary"):
+    with pytest.raises(ValueError, match="binary"):  # a float alpha is a binary weight
         blx.objective(FocalLoss(alpha=0.25))(np.zeros((y.shape[0], 3), np.float32), d)
     with pytest.raises(ValueError, match="gamma"):
         blx.objective(FocalLoss(gamma=-1.0))
