@@ -43,8 +43,8 @@ def skip_redundant_objective_reset(env):
         env.model._Booster__set_objective_to_none = True
 
 
-skip_redundant_objective_reset.before_iteration = True
-skip_redundant_objective_reset.order = 0
+skip_redundant_objective_reset.before_iteration = True  # type: ignore[attr-defined]
+skip_redundant_objective_reset.order = 0  # type: ignore[attr-defined]
 
 
 def set_booster(estimator, booster):

@@ -23,9 +23,15 @@ They survive ``clone``, pickle and joblib, and ``GridSearchCV(clf, {"loss__gamma
 ``{"loss": ["focal", "ghm"]}``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import lightgbm as lgb
 import xgboost as xgb
+from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
@@ -35,7 +41,13 @@ from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from . import xgboost as _blx
 from ._lgb_portable import make_portable
+from ._typing import FloatArray, IterationRange, LossLike, MatrixLike
 from .losses import FocalLoss, GHMLoss, OHEMLoss, make_loss
+
+if TYPE_CHECKING:
+    import os
+
+    from typing_extensions import Self
 
 __all__ = ["XGBClassifier", "LGBMClassifier"]
 
@@ -195,24 +207,26 @@ class XGBClassifier(xgb.XGBClassifier):
         The starting margin(s) (None with ``loss=None``).
     """
 
-    def __init__(self, *, loss=None, objective="binary:logistic", **kwargs):
+    def __init__(self, *, loss: LossLike | None = None,
+                 objective: str | Callable[..., Any] | None = "binary:logistic",
+                 **kwargs: Any) -> None:
         super().__init__(objective=objective, **kwargs)
         self.loss = loss
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         rest = _split_loss_params(self, params)
-        return super().set_params(**rest) if rest else self
+        return super().set_params(**rest) if rest else self  # type: ignore[return-value]
 
-    def get_xgb_params(self):
+    def get_xgb_params(self) -> dict[str, Any]:
         return {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         if self.loss is not None:
             tags.classifier_tags.multi_label = False
         return tags
 
-    def _more_tags(self):
+    def _more_tags(self) -> dict[str, bool]:
         # scikit-learn < 1.6 reads the tags from _more_tags() (a dict) instead.
         tags = super()._more_tags()
         if self.loss is not None:
@@ -220,13 +234,18 @@ class XGBClassifier(xgb.XGBClassifier):
         return tags
 
     @property
-    def classes_(self):
+    def classes_(self) -> NDArray[Any]:
         encoder = self.__dict__.get("label_encoder_")
         return np.arange(self.n_classes_) if encoder is None else encoder.classes_
 
-    def fit(self, X, y, *, sample_weight=None, base_margin=None, eval_set=None, verbose=True,
-            xgb_model=None, sample_weight_eval_set=None, base_margin_eval_set=None,
-            feature_weights=None):
+    def fit(self, X: MatrixLike, y: ArrayLike, *, sample_weight: ArrayLike | None = None,
+            base_margin: ArrayLike | None = None,
+            eval_set: Sequence[tuple[MatrixLike, ArrayLike]] | None = None,
+            verbose: bool | int | None = True,
+            xgb_model: xgb.Booster | str | xgb.XGBModel | None = None,
+            sample_weight_eval_set: Sequence[ArrayLike] | None = None,
+            base_margin_eval_set: Sequence[ArrayLike] | None = None,
+            feature_weights: ArrayLike | None = None) -> Self:
         """Fit the booster; see ``xgboost.XGBClassifier.fit`` for the arguments.
 
         Labels may be any two values (any number with ``loss=None``); ``eval_set`` labels are
@@ -272,8 +291,9 @@ class XGBClassifier(xgb.XGBClassifier):
         self.label_encoder_ = encoder
         return self
 
-    def predict(self, X, *, output_margin=False, validate_features=True, base_margin=None,
-                iteration_range=None):
+    def predict(self, X: MatrixLike, *, output_margin: bool = False,
+                validate_features: bool = True, base_margin: ArrayLike | None = None,
+                iteration_range: IterationRange | None = None) -> NDArray[Any]:
         """Predicted labels (the values ``y`` had in ``fit``), or raw margins with
         ``output_margin=True``."""
         base_margin = _start_margin(self.__dict__.get("_start_rows"), X, base_margin)
@@ -284,7 +304,9 @@ class XGBClassifier(xgb.XGBClassifier):
             return out
         return encoder.classes_[np.asarray(out, dtype=np.intp)]
 
-    def predict_proba(self, X, validate_features=True, base_margin=None, iteration_range=None):
+    def predict_proba(self, X: MatrixLike, validate_features: bool = True,
+                      base_margin: ArrayLike | None = None,
+                      iteration_range: IterationRange | None = None) -> FloatArray:
         """Class probabilities; see ``xgboost.XGBClassifier.predict_proba``."""
         base_margin = _start_margin(self.__dict__.get("_start_rows"), X, base_margin)
         return super().predict_proba(X, validate_features=validate_features,
@@ -326,24 +348,34 @@ class LGBMClassifier(lgb.LGBMClassifier):
         The starting margin(s), folded into ``booster_`` (None with ``loss=None``).
     """
 
-    def __init__(self, *, loss=None, **kwargs):
+    def __init__(self, *, loss: LossLike | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.loss = loss
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         rest = _split_loss_params(self, params)
-        return super().set_params(**rest) if rest else self
+        return super().set_params(**rest) if rest else self  # type: ignore[return-value]
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         params = super().get_params(deep=deep)
         for name in _compat_lightgbm.estimator_param_names():
             params.setdefault(name, getattr(self, name))
         return params
 
-    def fit(self, X, y, sample_weight=None, init_score=None, eval_set=None, eval_names=None,
-            eval_sample_weight=None, eval_class_weight=None, eval_init_score=None,
-            eval_metric=None, feature_name="auto", categorical_feature="auto", callbacks=None,
-            init_model=None, *, eval_X=None, eval_y=None):
+    def fit(  # type: ignore[override]  # as lightgbm.LGBMClassifier.fit: no group argument
+            self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+            init_score: ArrayLike | None = None,
+            eval_set: list[tuple[MatrixLike, ArrayLike]] | None = None,
+            eval_names: list[str] | None = None,
+            eval_sample_weight: list[ArrayLike] | None = None,
+            eval_class_weight: list[dict[Any, float] | str] | None = None,
+            eval_init_score: list[ArrayLike] | None = None, eval_metric: Any = None,
+            feature_name: list[str] | str = "auto",
+            categorical_feature: list[str] | list[int] | str = "auto",
+            callbacks: list[Callable[..., Any]] | None = None,
+            init_model: str | os.PathLike[str] | lgb.Booster | lgb.LGBMModel | None = None, *,
+            eval_X: MatrixLike | tuple[MatrixLike, ...] | None = None,
+            eval_y: ArrayLike | tuple[ArrayLike, ...] | None = None) -> Self:
         """Fit the booster; see ``lightgbm.LGBMClassifier.fit`` for the arguments."""
         loss = None if self.loss is None else make_loss(self.loss)
         params = _framework_params(self)
@@ -411,23 +443,28 @@ class LGBMClassifier(lgb.LGBMClassifier):
             plain.set_params(objective="binary" if self.n_classes_ == 2 else "multiclass")
         return plain
 
-    def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None,
-                      pred_leaf=False, pred_contrib=False, validate_features=False, **kwargs):
+    def predict_proba(self, X: MatrixLike, raw_score: bool = False, start_iteration: int = 0,
+                      num_iteration: int | None = None, pred_leaf: bool = False,
+                      pred_contrib: bool = False, validate_features: bool = False,
+                      **kwargs: Any) -> NDArray[Any]:
         """Class probabilities ``[1 - p, p]``; with a loss ``p = sigmoid(margin)``, start included."""
         return self._plain().predict_proba(
             X, raw_score=raw_score, start_iteration=start_iteration, num_iteration=num_iteration,
             pred_leaf=pred_leaf, pred_contrib=pred_contrib, validate_features=validate_features,
             **kwargs)
 
-    def decision_function(self, X, *, start_iteration=0, num_iteration=None,
-                          validate_features=False, **kwargs):
+    def decision_function(self, X: MatrixLike, *, start_iteration: int = 0,
+                          num_iteration: int | None = None, validate_features: bool = False,
+                          **kwargs: Any) -> NDArray[Any]:
         """Raw margins, the start included: ``predict`` is ``decision_function(X) > 0``."""
         return self._plain().predict(X, raw_score=True, start_iteration=start_iteration,
                                      num_iteration=num_iteration,
                                      validate_features=validate_features, **kwargs)
 
-    def predict(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,
-                pred_contrib=False, validate_features=False, **kwargs):
+    def predict(self, X: MatrixLike, raw_score: bool = False, start_iteration: int = 0,
+                num_iteration: int | None = None, pred_leaf: bool = False,
+                pred_contrib: bool = False, validate_features: bool = False,
+                **kwargs: Any) -> NDArray[Any]:
         """Predicted labels (the values ``y`` had in ``fit``), or raw scores / leaves /
         contributions when asked for."""
         return self._plain().predict(
