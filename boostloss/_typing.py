@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .losses import Target, _Loss
 
 __all__ = ["AdapterThreads", "Float32Array", "Float64Array", "FloatArray", "IterationRange",
-           "LabelsLike", "LossLike", "MatrixLike", "T"]
+           "LabelsLike", "LossLike", "MatrixLike", "DeviceArrayLike", "T"]
 
 #: A float64 array (what the losses return unless given output buffers).
 Float64Array = NDArray[np.float64]
@@ -31,6 +31,8 @@ LossLike: TypeAlias = "Union[_Loss, str]"
 AdapterThreads: TypeAlias = Union[int, Literal["auto"], None]
 #: Features as the frameworks take them (numpy, pandas, scipy.sparse, Dask collections, ...).
 MatrixLike: TypeAlias = Any
+#: A host array-like, a numba device array or any object with ``__cuda_array_interface__``.
+DeviceArrayLike: TypeAlias = Any
 #: XGBoost's ``iteration_range``: ``(begin, end)`` boosting rounds.
 IterationRange: TypeAlias = "tuple[int | np.integer[Any], int | np.integer[Any]]"
 

@@ -47,13 +47,18 @@ float64 and are used in place. Kernels run on numba's default stream, and every 
 synchronises before it returns.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import _cuda_build as build
 from . import _validation as v
 from ._numba_cache import kernels
+from ._typing import DeviceArrayLike
 from .losses import FocalLoss, GHMLoss, GHMState
 
 __all__ = [
@@ -76,14 +81,14 @@ class CudaUnavailableError(RuntimeError):
     """Raised when a CUDA computation is asked for and there is no device (and no simulator)."""
 
 
-def is_simulator():
+def is_simulator() -> bool:
     """True when numba's CUDA simulator is on (``NUMBA_ENABLE_CUDASIM=1`` before numba's import)."""
     from numba import config
 
-    return bool(config.ENABLE_CUDASIM)
+    return bool(config.ENABLE_CUDASIM)  # type: ignore[attr-defined]
 
 
-def is_available():
+def is_available() -> bool:
     """True when a CUDA device (or numba's CUDA simulator) can run the kernels."""
     try:
         from numba import cuda
@@ -93,7 +98,7 @@ def is_available():
         return False
 
 
-def ensure_available():
+def ensure_available() -> None:
     """Raise :class:`CudaUnavailableError`, saying what to do, unless the kernels can run."""
     _cuda()
 
@@ -118,7 +123,7 @@ def _cuda():
     return cuda
 
 
-def device_functions():
+def device_functions() -> dict[str, Any]:
     """The CUDA device versions of :data:`boostloss._kernels.DEVICE_FUNCTIONS`, by name, compiled
     from the CPU source.
 
@@ -255,7 +260,9 @@ class DeviceGradients:
     PyTorch take them without a copy). They are the object's buffers, overwritten by the next call.
     """
 
-    def __init__(self, loss, y_true, sample_weight=None, *, dtype=np.float64, state=None):
+    def __init__(self, loss: FocalLoss | GHMLoss, y_true: DeviceArrayLike,
+                 sample_weight: DeviceArrayLike | None = None, *, dtype: DTypeLike = np.float64,
+                 state: object | None = None) -> None:
         if not isinstance(loss, (FocalLoss, GHMLoss)):
             raise TypeError(
                 f"loss must be a boostloss FocalLoss or GHMLoss, got {loss!r} of type "
@@ -264,14 +271,14 @@ class DeviceGradients:
         if dtype not in build.OUTPUT_DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.loss = loss
-        self.params = loss.resolved_params()
+        self.params = cast(Any, loss.resolved_params())  # FocalParams or GHMParams
         self.dtype = dtype
         ghm = isinstance(loss, GHMLoss)
         if ghm and state is not None and not isinstance(state, GHMState):
             raise TypeError(
                 f"state must be a GHMState made by GHMLoss.new_state(), got {state!r} of type "
                 f"{type(state).__name__}")
-        self.state = loss.new_state() if state is None else state
+        self.state: Any = loss.new_state() if state is None else state
         self._binned = ghm and self.params.density == "bins"
         self._window = ghm and not self._binned
         if self._binned:
@@ -287,7 +294,7 @@ class DeviceGradients:
         self._w = cuda.to_device(self._w_host)
         self._grad = cuda.device_array(n, dtype=dtype)
         self._hess = cuda.device_array(n, dtype=dtype)
-        self._x = None
+        self._x: Any = None
         if self._window:
             self._g = cuda.device_array(n, dtype=np.float64)
             self._g_host = np.empty(n)
@@ -317,7 +324,8 @@ class DeviceGradients:
         self._x.copy_to_device(x)
         return self._x
 
-    def __call__(self, raw_prediction, out=None, *, validate=True):
+    def __call__(self, raw_prediction: DeviceArrayLike, out: tuple[Any, Any] | None = None, *,
+                 validate: bool = True) -> tuple[Any, Any]:
         """Gradient and Hessian (device arrays) of the loss at these margins.
 
         Parameters
@@ -373,7 +381,10 @@ class DeviceGradients:
                 cuda.to_device(beta), grad, hess)
 
 
-def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=None, out=None):
+def gradient_hessian(loss: FocalLoss | GHMLoss, y_true: DeviceArrayLike,
+                     raw_prediction: DeviceArrayLike, sample_weight: DeviceArrayLike | None = None,
+                     *, state: object | None = None,
+                     out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
     """Gradient and Hessian of a boostloss loss computed by the CUDA kernels.
 
     The same numbers as ``loss.gradient_hessian`` (to rounding: 1e-12 relative or better in
@@ -410,7 +421,7 @@ def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=
     host_out = out is not None and all(isinstance(a, np.ndarray) for a in out)
     grad, hess = work(raw_prediction, out=None if host_out else out)
     if host_out:
-        for dst, src in zip(out, (grad, hess)):
+        for dst, src in zip(out, (grad, hess)):  # type: ignore[arg-type]  # host_out: not None
             dst[...] = src.copy_to_host()
     if out is not None:
         return out

@@ -69,10 +69,11 @@ LGBMObjectiveFunction: TypeAlias = (
 LGBMMetricFunction: TypeAlias = "Callable[[NDArray[Any], lgb.Dataset], tuple[str, float, bool]]"
 #: What ``lgb.LGBMClassifier(objective=...)`` calls: ``(y_true, y_pred, weight)``.
 LGBMSklearnObjectiveFunction: TypeAlias = (
-    "Callable[[ArrayLike, NDArray[Any], ArrayLike | None], tuple[Float32Array, Float32Array]]")
+    "Callable[[ArrayLike | None, NDArray[Any], ArrayLike | None],"
+    " tuple[Float32Array, Float32Array]]")
 #: What ``lgb.LGBMClassifier.fit(eval_metric=...)`` calls: ``(y_true, y_pred, weight)``.
 LGBMSklearnMetricFunction: TypeAlias = (
-    "Callable[[ArrayLike, NDArray[Any], ArrayLike | None], tuple[str, float, bool]]")
+    "Callable[[ArrayLike | None, NDArray[Any], ArrayLike | None], tuple[str, float, bool]]")
 
 
 def multiclass_hessian_factor(n_classes: int) -> float:
@@ -137,7 +138,7 @@ class LGBMSklearnObjective(LossCallable):
 
     _display = "boostloss.lightgbm.sklearn_objective"
 
-    def __call__(self, y_true: ArrayLike, y_pred: NDArray[Any],
+    def __call__(self, y_true: ArrayLike | None, y_pred: NDArray[Any],
                  weight: ArrayLike | None) -> tuple[Float32Array, Float32Array]:
         entry = self._cache.get(self.loss, y_true, weight)
         return gradient_hessian(self.loss, entry, y_pred, self.n_threads,
@@ -152,7 +153,7 @@ class LGBMSklearnMetric(LossCallable):
 
     _display = "boostloss.lightgbm.sklearn_metric"
 
-    def __call__(self, y_true: ArrayLike, y_pred: NDArray[Any],
+    def __call__(self, y_true: ArrayLike | None, y_pred: NDArray[Any],
                  weight: ArrayLike | None) -> tuple[str, float, bool]:
         entry = self._cache.get(self.loss, y_true, weight)
         return self.__name__, mean_loss(self.loss, entry, y_pred, self.n_threads), False
