@@ -17,8 +17,15 @@ The layers (each uses only the public names of the one below; see ``losses.py``'
 their on-disk cache located) at the first computation.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._constants import HESSIAN_FLOOR
 from .losses import LOSSES, FocalLoss, GHMLoss, OHEMLoss, make_loss
+
+if TYPE_CHECKING:  # loaded on first use at run time (see __getattr__)
+    from .estimators import LGBMClassifier, XGBClassifier
 
 __version__ = "0.1.0"
 
@@ -26,7 +33,7 @@ __all__ = ["FocalLoss", "GHMLoss", "OHEMLoss", "HESSIAN_FLOOR", "LOSSES", "make_
            "LGBMClassifier", "__version__"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # The estimators import xgboost / lightgbm: load them only when asked for, so that
     # `import boostloss` stays fast.
     if name in ("XGBClassifier", "LGBMClassifier"):

@@ -89,7 +89,7 @@ class _Entry:
     def __init__(self, loss: _Loss, target: Target) -> None:
         n = target.n_samples
         self.target = target
-        self.state = loss.new_state()
+        self.state: Any = loss.new_state()
         self.scratch: dict[str, Any] = {}
         self.grad = np.empty(n, dtype=np.float32)
         self.hess = np.empty(n, dtype=np.float32)

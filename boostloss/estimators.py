@@ -215,7 +215,7 @@ class XGBClassifier(xgb.XGBClassifier):
 
     def set_params(self, **params: Any) -> Self:
         rest = _split_loss_params(self, params)
-        return super().set_params(**rest) if rest else self  # type: ignore[return-value]
+        return super().set_params(**rest) if rest else self
 
     def get_xgb_params(self) -> dict[str, Any]:
         return {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
@@ -354,7 +354,7 @@ class LGBMClassifier(lgb.LGBMClassifier):
 
     def set_params(self, **params: Any) -> Self:
         rest = _split_loss_params(self, params)
-        return super().set_params(**rest) if rest else self  # type: ignore[return-value]
+        return super().set_params(**rest) if rest else self
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         params = super().get_params(deep=deep)

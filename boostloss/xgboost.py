@@ -119,19 +119,19 @@ class _RoundMixin:
     n_threads: AdapterThreads
     _compute: str
 
-    def _round(self, entry, predt):
+    def _round(self, entry: _Entry, predt: ArrayLike) -> tuple[Any, Any]:
         if self._compute == "device":
             return _device_gradient_hessian(self.loss, entry, predt)
         return gradient_hessian(self.loss, entry, predt, self.n_threads,
                                 multiclass_hessian_factor)
 
-    def _any_round(self, get_entry, predt):
+    def _any_round(self, get_entry: Callable[[], _Entry], predt: ArrayLike) -> tuple[Any, Any]:
         """One round, also inside a distributed training (``get_entry`` reads and validates)."""
         group = current_group()
         if group is None:
             return self._round(get_entry(), predt)
 
-        def checked():
+        def checked() -> tuple[_Entry, NDArray[Any]]:
             entry = get_entry()
             x = v.check_margins(margins_of(predt, entry.n_samples))
             # Every check that can fail on one worker only runs here, before any collective call.
@@ -149,13 +149,14 @@ class _RoundMixin:
         return self._round(entry, x)
 
 
-def _any_mean_loss(loss, get_entry, predt, n_threads):
+def _any_mean_loss(loss: _Loss, get_entry: Callable[[], _Entry], predt: ArrayLike,
+                   n_threads: AdapterThreads) -> float:
     """The weighted mean loss of these margins, over all workers inside a distributed training."""
     group = current_group()
     if group is None:
         return mean_loss(loss, get_entry(), predt, n_threads)
 
-    def checked():
+    def checked() -> tuple[_Entry, NDArray[Any]]:
         entry = get_entry()
         x = v.check_margins(margins_of(predt, entry.n_samples))
         entry.target.check_classes(None if x.ndim == 1 else x.shape[1])
@@ -311,7 +312,7 @@ def sklearn_metric(loss: LossLike, name: str | None = None, *,
     return XGBSklearnMetric(loss, name=name, n_threads=n_threads)
 
 
-def _labels_weights(data, sample_weight):
+def _labels_weights(data: Any, sample_weight: ArrayLike | None) -> Target:
     if hasattr(data, "get_label") and hasattr(data, "get_weight"):
         if sample_weight is not None:
             raise TypeError("pass sample_weight only with label arrays; a DMatrix carries its own weights")
@@ -400,7 +401,7 @@ def set_base_margin(loss: LossLike, dtrain: xgb.DMatrix, *others: xgb.DMatrix,
 _COMPUTES = ("host", "device", "auto")
 
 
-def _check_compute(compute):
+def _check_compute(compute: str) -> str:
     compute = v.check_choice("compute", compute, _COMPUTES)
     if compute == "auto":
         # Host until measured otherwise: no GPU timing has shown the device path faster yet.
@@ -412,7 +413,7 @@ def _check_compute(compute):
     return compute
 
 
-def _device_gradient_hessian(loss, entry, predt):
+def _device_gradient_hessian(loss: _Loss, entry: _Entry, predt: ArrayLike) -> tuple[Any, Any]:
     """One round on the GPU; the device buffers live in the training set's cache entry."""
     from . import cuda
     from ._adapters import margins_of
