@@ -36,17 +36,17 @@ import dask.array as da
 import dask.dataframe as dd
 import lightgbm as lgb
 import xgboost.dask as xgb_dask
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy.special import expit
 
 from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from ._distributed_start import binary_start, start_from_totals
 from ._lgb_portable import make_portable
+from ._typing import IterationRange, LossLike
 from ._validation import describe_values
 from .estimators import (_fit_plain, _for_classes, _framework_params, _is_loss_key,
                          _split_loss_params, _xgboost_loss_params)
-from ._typing import IterationRange, LossLike
 from .losses import GHMLoss, OHEMLoss, make_loss
 
 if TYPE_CHECKING:

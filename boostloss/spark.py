@@ -33,8 +33,8 @@ from xgboost.spark import SparkXGBClassifierModel
 
 from . import xgboost as _blx
 from ._distributed_start import binary_start
-from .estimators import _metric_loss
 from ._typing import LossLike
+from .estimators import _metric_loss
 from .losses import make_loss
 
 __all__ = ["SparkXGBClassifier", "SparkXGBClassifierModel", "loss_spec"]

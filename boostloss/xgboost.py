@@ -90,7 +90,6 @@ class XGBSklearnMetricFunction(Protocol):
                  sample_weight: ArrayLike | None = None) -> float: ...
 
 
-
 #: The scale of XGBoost's own softmax Hessian: ``multi:softprob`` uses ``2 p (1 - p)``
 #: (src/objective/multiclass_obj.cu), twice the true diagonal.
 XGBOOST_MULTICLASS_HESSIAN_FACTOR = 2.0

@@ -33,13 +33,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names below, for type checkers (at run time they load on first use)
-    from .config import CompareConfig
-    from .data import DataError, Dataset, load_default_dataset, load_table, read_table
-    from .protocol import (CompareResult, check_folds, cross_validate, make_estimator,
+    from .config import CompareConfig  # noqa: F401
+    from .data import DataError, Dataset, load_default_dataset, load_table, read_table  # noqa: F401
+    from .protocol import (CompareResult, check_folds, cross_validate, make_estimator,  # noqa: F401
                            planned_fits, staged_probabilities)
-    from .registry import BACKENDS, LOSSES, METRICS
-    from .report import best_per_metric, summarize
-    from .verdict import verdicts
+    from .registry import BACKENDS, LOSSES, METRICS  # noqa: F401
+    from .report import best_per_metric, summarize  # noqa: F401
+    from .verdict import verdicts  # noqa: F401
 
 _EXPORTS = {
     "registry": ("BACKENDS", "LOSSES", "METRICS"),
