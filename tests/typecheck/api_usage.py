@@ -33,7 +33,8 @@ def losses(y: NDArray[np.int64], x: NDArray[np.float64]) -> float:
     target: Target = check_target([0, 1], [1.0, 2.0])
     ohem = OHEMLoss(ratio=3.0).for_classes(["background", "object"])
     named = make_loss("focal:gamma=2")
-    return float(grad.sum() + hess.sum() + loss.sum()) + start + target.n_samples + ohem.ratio + len(named.name)
+    total = float(grad.sum() + hess.sum() + loss.sum()) + start + target.n_samples
+    return total + ohem.ratio + len(named.name)
 
 
 def xgboost_train(dtrain: xgb.DMatrix, dvalid: xgb.DMatrix) -> xgb.Booster:
