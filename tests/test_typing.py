@@ -13,7 +13,7 @@ MODULES = ["boostloss", "boostloss.losses", "boostloss.ohem", "boostloss.xgboost
            "boostloss.lightgbm", "boostloss.estimators", "boostloss.cuda", "boostloss.compare",
            "boostloss.cli", "boostloss.dask", "boostloss.spark"]
 OPTIONAL = {"boostloss.dask": "dask", "boostloss.spark": "pyspark"}
-# Methods every class inherits from object or the frameworks' bases; checked where boostloss defines them.
+# Dunder methods checked where boostloss defines them (others come from object or the frameworks).
 CHECKED_DUNDERS = {"__init__", "__call__", "__getstate__", "__sklearn_clone__", "__sklearn_tags__"}
 
 

@@ -2,7 +2,8 @@
 
 mypy checks this file with the package (``[tool.mypy] files``): the annotations must accept the
 documented calls, and the adapters' callables must fit the frameworks' own annotated parameters
-(``xgb.train(obj=...)``, ``xgb.XGBClassifier(objective=...)``, ``lgb.LGBMClassifier(objective=...)``).
+(``xgb.train(obj=...)``, ``xgb.XGBClassifier(objective=...)``,
+``lgb.LGBMClassifier(objective=...)``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import boostloss
 import boostloss.lightgbm as bll
 import boostloss.xgboost as blx
 from boostloss import FocalLoss, GHMLoss, OHEMLoss, make_loss
-from boostloss.compare import CompareConfig, cross_validate, load_default_dataset, summarize, verdicts
+from boostloss.compare import (CompareConfig, cross_validate, load_default_dataset, summarize,
+                               verdicts)
 from boostloss.losses import GHMState, Target, check_target
 
 
