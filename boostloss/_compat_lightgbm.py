@@ -43,8 +43,8 @@ def skip_redundant_objective_reset(env):
         env.model._Booster__set_objective_to_none = True
 
 
-skip_redundant_objective_reset.before_iteration = True
-skip_redundant_objective_reset.order = 0
+skip_redundant_objective_reset.before_iteration = True  # type: ignore[attr-defined]
+skip_redundant_objective_reset.order = 0  # type: ignore[attr-defined]
 
 
 def set_booster(estimator, booster):
@@ -124,10 +124,10 @@ class DaskEstimatorExtension:
     """
 
     #: The constructor parameters of the subclass that LightGBM does not know.
-    extension_params = ()
+    extension_params: tuple[str, ...] = ()
 
     def _lgb_dask_to_local(self, model_factory):
-        params = {key: value for key, value in self.get_params().items()
+        params = {key: value for key, value in self.get_params().items()  # type: ignore[attr-defined]
                   if key.partition("__")[0] not in self.extension_params}
         return dask_to_local(self, model_factory, params, self.extension_params)
 

@@ -4,6 +4,10 @@ Each item says which upstream behaviour it works around; ``tests/test_compat.py`
 changes that behaviour, so we know to revisit (or drop) the workaround.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 #: Where ``xgboost.XGBModel`` keeps the parameters passed through ``**kwargs`` (not a fitted
 #: attribute). Upstream: ``XGBModel.__init__`` stores them in the ``kwargs`` attribute.
 PARAMETER_STORAGE = ("kwargs",)
@@ -43,6 +47,14 @@ def copy_fitted_state(source, dest, *, skip=()):
     return dest
 
 
+def loaded_booster(estimator: Any) -> Any:
+    """The Booster of an XGBoost scikit-learn estimator, None when it has none (unfitted), without
+    raising as ``get_booster()`` does. Upstream: ``XGBModel`` keeps it in the private
+    ``_Booster`` instance attribute (set by ``fit`` and ``load_model``), see
+    :func:`copy_fitted_state`."""
+    return vars(estimator).get("_Booster")
+
+
 #: Where ``xgboost.dask``'s estimators keep the Dask client they were given (a fitted state
 #: copy must not carry it). Upstream: ``DaskScikitLearnBase`` stores it in the private
 #: ``_client``; its public ``client`` property returns the default client when that is None.
@@ -66,17 +78,17 @@ class MultiLabelTag:
     to define ``__sklearn_tags__`` too.
     """
 
-    def _multi_label_tag(self):
+    def _multi_label_tag(self) -> bool:
         return True
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]  # the XGBoost class's
         if not self._multi_label_tag():
             tags.classifier_tags.multi_label = False
         return tags
 
-    def _more_tags(self):
-        tags = super()._more_tags()
+    def _more_tags(self) -> dict[str, Any]:
+        tags = super()._more_tags()  # type: ignore[misc]  # the XGBoost class's
         if not self._multi_label_tag():
             tags["multilabel"] = False
         return tags
@@ -119,19 +131,21 @@ class SparkEstimatorExtension:
     """
 
     #: The Params of the subclass that are not XGBoost parameters.
-    extension_params = ()
+    extension_params: tuple[str, ...] = ()
 
-    def _gen_xgb_params_dict(self, gen_xgb_sklearn_estimator_param=False):
-        params = super()._gen_xgb_params_dict(gen_xgb_sklearn_estimator_param)
+    def _gen_xgb_params_dict(self, gen_xgb_sklearn_estimator_param: bool = False
+                             ) -> dict[str, Any]:
+        params: dict[str, Any] = super()._gen_xgb_params_dict(  # type: ignore[misc]
+            gen_xgb_sklearn_estimator_param)
         for name in self.extension_params:
             params.pop(name, None)
         return params
 
-    def _fit(self, dataset):
+    def _fit(self, dataset: Any) -> Any:
         return self._boostloss_fit(dataset)
 
-    def _boostloss_fit(self, dataset):
+    def _boostloss_fit(self, dataset: Any) -> Any:
         return self._xgboost_fit(dataset)
 
-    def _xgboost_fit(self, dataset):
-        return super()._fit(dataset)
+    def _xgboost_fit(self, dataset: Any) -> Any:
+        return super()._fit(dataset)  # type: ignore[misc]  # xgboost.spark's

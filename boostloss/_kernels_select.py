@@ -110,7 +110,7 @@ def _tie_rank(t):  # pragma: no cover - replaced by the overload below inside ji
 @overload(_tie_rank, inline="always")
 def _tie_rank_overload(t):
     """int64 image of a tie key whose signed order is the key's own order (uint64 or int64)."""
-    if isinstance(t, types.Integer) and not t.signed:
+    if isinstance(t, types.Integer) and not t.signed:  # type: ignore[attr-defined]
         return lambda t: np.int64(t) ^ _INT64_MIN
     return lambda t: np.int64(t)
 

@@ -70,7 +70,7 @@ def fallback_cache_dir(package_dir):
     """
     from numba.core import config
 
-    if config.CACHE_DIR and _writable(config.CACHE_DIR):
+    if config.CACHE_DIR and _writable(config.CACHE_DIR):  # type: ignore[attr-defined]
         return None
     if _writable(os.path.join(package_dir, "__pycache__")):
         return None
@@ -92,12 +92,12 @@ def writable_cache(package_dir):
     if fallback is None:
         yield None
         return
-    previous = config.CACHE_DIR
-    config.CACHE_DIR = fallback
+    previous = config.CACHE_DIR  # type: ignore[attr-defined]
+    config.CACHE_DIR = fallback  # type: ignore[attr-defined]
     try:
         yield fallback
     finally:
-        config.CACHE_DIR = previous
+        config.CACHE_DIR = previous  # type: ignore[attr-defined]
 
 
 def kernels(module="._kernels"):

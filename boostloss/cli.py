@@ -17,12 +17,15 @@ of the libraries underneath never reach the user as such: each distinct one beco
 stderr, without source paths.
 """
 
+from __future__ import annotations
+
 import argparse
 import contextlib
 import os
 import pathlib
 import sys
 import warnings
+from collections.abc import Sequence
 
 from . import DISTRIBUTION, __version__
 from . import compare as cmp
@@ -332,7 +335,7 @@ def _load_dataset(args):
     )
 
 
-def config_from_args(args):
+def config_from_args(args: argparse.Namespace) -> CompareConfig:
     """The :class:`CompareConfig` of parsed arguments (``--rounds`` defaults to the protocol's)."""
     options = dict(vars(args))
     if options.get("alpha") is _ALPHA_UNSET:
@@ -378,12 +381,12 @@ def _warnings_as_notes(stream):
         try:
             yield
         finally:
-            seen = {}
+            seen: dict[tuple[str, str], int] = {}
             for warning in caught:
                 text = str(warning.message).strip().splitlines()
                 key = (_library_of(warning), text[0] if text else warning.category.__name__)
                 seen[key] = seen.get(key, 0) + 1
-            for (library, text), count in seen.items():
+            for (library, text), count in seen.items():  # type: ignore[assignment]
                 times = f" ({count} times)" if count > 1 else ""
                 print(f"boostloss compare: note: {library} warned{times}: {text}", file=stream)
 
@@ -429,7 +432,7 @@ def _run(args):
     return 0
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``boostloss`` command line.
 
     Parameters

@@ -27,14 +27,24 @@ What the adapters take care of (and what they cannot do for you):
   better).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, softmax
 
 from . import _validation as v
 from ._adapters import (LossCallable, PerDatasetCallable, gradient_hessian, mean_loss,
                         start_of, start_rows)
 from ._compat_lightgbm import dataset_weight
-from .losses import check_target
+from ._typing import AdapterThreads, Float32Array, Float64Array, LossLike, MatrixLike
+from .losses import Target, check_target
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 __all__ = [
     # _adapters.FACTORIES, spelled out: the documentation's generator reads strings only
@@ -50,10 +60,27 @@ __all__ = [
     "LGBMMetric",
     "LGBMSklearnObjective",
     "LGBMSklearnMetric",
+    "LGBMObjectiveFunction",
+    "LGBMMetricFunction",
+    "LGBMSklearnObjectiveFunction",
+    "LGBMSklearnMetricFunction",
 ]
 
+#: What ``lgb.train({"objective": ...})`` calls: ``(preds, train_set) -> (gradient, hessian)``.
+LGBMObjectiveFunction: TypeAlias = (
+    "Callable[[NDArray[Any], lgb.Dataset], tuple[Float32Array, Float32Array]]")
+#: What ``lgb.train(feval=...)`` calls: ``(preds, dataset) -> (name, value, is_higher_better)``.
+LGBMMetricFunction: TypeAlias = "Callable[[NDArray[Any], lgb.Dataset], tuple[str, float, bool]]"
+#: What ``lgb.LGBMClassifier(objective=...)`` calls: ``(y_true, y_pred, weight)``.
+LGBMSklearnObjectiveFunction: TypeAlias = (
+    "Callable[[ArrayLike | None, NDArray[Any], ArrayLike | None],"
+    " tuple[Float32Array, Float32Array]]")
+#: What ``lgb.LGBMClassifier.fit(eval_metric=...)`` calls: ``(y_true, y_pred, weight)``.
+LGBMSklearnMetricFunction: TypeAlias = (
+    "Callable[[ArrayLike | None, NDArray[Any], ArrayLike | None], tuple[str, float, bool]]")
 
-def multiclass_hessian_factor(n_classes):
+
+def multiclass_hessian_factor(n_classes: int) -> float:
     """The factor the K-class objectives put on every loss's Hessian: ``K / (K - 1)``.
 
     LightGBM's ``multiclass`` objective uses ``K / (K - 1) p (1 - p)``
@@ -64,12 +91,13 @@ def multiclass_hessian_factor(n_classes):
     return n_classes / (n_classes - 1.0)
 
 
-def _read_dataset(dataset):
+def _read_dataset(dataset: lgb.Dataset) -> Target:
     label = dataset.get_label()
     if label is None:
         raise ValueError("the LightGBM Dataset has no label; boostloss objectives need 0/1 labels")
     weight = dataset_weight(dataset)
-    return check_target(label, None if weight is None or len(weight) == 0 else weight)
+    return check_target(label,  # type: ignore[arg-type]  # a list, ndarray or pandas Series
+                        None if weight is None or len(weight) == 0 else weight)
 
 
 class LGBMObjective(PerDatasetCallable):
@@ -83,7 +111,8 @@ class LGBMObjective(PerDatasetCallable):
     _display = "boostloss.lightgbm.objective"
     _read = staticmethod(_read_dataset)
 
-    def __call__(self, preds, train_set):
+    def __call__(self, preds: NDArray[Any],
+                 train_set: lgb.Dataset) -> tuple[Float32Array, Float32Array]:
         return gradient_hessian(self.loss, self._entry(train_set), preds, self.n_threads,
                                 multiclass_hessian_factor)
 
@@ -99,7 +128,7 @@ class LGBMMetric(PerDatasetCallable):
     _display = "boostloss.lightgbm.metric"
     _read = staticmethod(_read_dataset)
 
-    def __call__(self, preds, dataset):
+    def __call__(self, preds: NDArray[Any], dataset: lgb.Dataset) -> tuple[str, float, bool]:
         value = mean_loss(self.loss, self._entry(dataset), preds, self.n_threads)
         return self.__name__, value, False
 
@@ -113,7 +142,8 @@ class LGBMSklearnObjective(LossCallable):
 
     _display = "boostloss.lightgbm.sklearn_objective"
 
-    def __call__(self, y_true, y_pred, weight):
+    def __call__(self, y_true: ArrayLike | None, y_pred: NDArray[Any],
+                 weight: ArrayLike | None) -> tuple[Float32Array, Float32Array]:
         entry = self._cache.get(self.loss, y_true, weight)
         return gradient_hessian(self.loss, entry, y_pred, self.n_threads,
                                 multiclass_hessian_factor)
@@ -127,12 +157,13 @@ class LGBMSklearnMetric(LossCallable):
 
     _display = "boostloss.lightgbm.sklearn_metric"
 
-    def __call__(self, y_true, y_pred, weight):
+    def __call__(self, y_true: ArrayLike | None, y_pred: NDArray[Any],
+                 weight: ArrayLike | None) -> tuple[str, float, bool]:
         entry = self._cache.get(self.loss, y_true, weight)
         return self.__name__, mean_loss(self.loss, entry, y_pred, self.n_threads), False
 
 
-def objective(loss, *, n_threads="auto"):
+def objective(loss: LossLike, *, n_threads: AdapterThreads = "auto") -> LGBMObjective:
     """A custom objective for ``lgb.train({"objective": objective(loss), "metric": "None"}, ...)``.
 
     Parameters
@@ -153,7 +184,8 @@ def objective(loss, *, n_threads="auto"):
     return LGBMObjective(loss, n_threads=n_threads)
 
 
-def metric(loss, name=None, *, n_threads="auto"):
+def metric(loss: LossLike, name: str | None = None, *,
+           n_threads: AdapterThreads = "auto") -> LGBMMetric:
     """An evaluation metric for ``lgb.train(..., feval=metric(loss))`` (lower is better).
 
     ``name`` names it in the evaluation log (default ``loss.name``).
@@ -161,7 +193,8 @@ def metric(loss, name=None, *, n_threads="auto"):
     return LGBMMetric(loss, name=name, n_threads=n_threads)
 
 
-def sklearn_objective(loss, *, n_threads="auto"):
+def sklearn_objective(loss: LossLike, *,
+                      n_threads: AdapterThreads = "auto") -> LGBMSklearnObjective:
     """An objective for ``lgb.LGBMClassifier(objective=sklearn_objective(loss))``.
 
     ``lgb.LGBMClassifier`` then starts from 0 and ``predict_proba`` returns raw scores;
@@ -170,7 +203,8 @@ def sklearn_objective(loss, *, n_threads="auto"):
     return LGBMSklearnObjective(loss, n_threads=n_threads)
 
 
-def sklearn_metric(loss, name=None, *, n_threads="auto"):
+def sklearn_metric(loss: LossLike, name: str | None = None, *,
+                   n_threads: AdapterThreads = "auto") -> LGBMSklearnMetric:
     """An evaluation metric for ``lgb.LGBMClassifier.fit(eval_metric=sklearn_metric(loss))``.
 
     ``name`` names it in ``evals_result_`` (default ``loss.name``).
@@ -178,7 +212,8 @@ def sklearn_metric(loss, name=None, *, n_threads="auto"):
     return LGBMSklearnMetric(loss, name=name, n_threads=n_threads)
 
 
-def set_init_score(loss, train_set, *valid_sets, n_classes=None):
+def set_init_score(loss: LossLike, train_set: lgb.Dataset, *valid_sets: lgb.Dataset,
+                   n_classes: int | None = None) -> float | Float64Array:
     """Set ``init_score = loss.init_score(y_train)`` on the training set and the validation sets.
 
     Parameters
@@ -208,7 +243,8 @@ def set_init_score(loss, train_set, *valid_sets, n_classes=None):
     return score
 
 
-def predict_proba(booster, X, init_score=0.0, **kwargs):
+def predict_proba(booster: lgb.Booster, X: MatrixLike, init_score: float | ArrayLike = 0.0,
+                  **kwargs: Any) -> Float64Array:
     """Probabilities from a booster trained with a boostloss objective.
 
     Binary: ``sigmoid(booster.predict(X, raw_score=True, **kwargs) + init_score)``, the
@@ -228,10 +264,10 @@ def predict_proba(booster, X, init_score=0.0, **kwargs):
     if np.ndim(init_score) == 0:
         v.check_real("init_score", init_score)
     k = booster.num_model_per_iteration()
-    raw = booster.predict(X, raw_score=True, **kwargs)
+    raw: Any = booster.predict(X, raw_score=True, **kwargs)
     if k == 1:
         v.check_real("init_score", init_score)
-        return expit(raw + float(init_score))
+        return expit(raw + float(init_score))  # type: ignore[arg-type]  # a number: checked
     start = np.asarray(init_score, dtype=np.float64)
     if start.shape not in ((), (k,)) or not np.all(np.isfinite(start)):
         raise ValueError(
@@ -241,7 +277,7 @@ def predict_proba(booster, X, init_score=0.0, **kwargs):
     return softmax(raw + start, axis=1)
 
 
-def make_portable(booster, init_score):
+def make_portable(booster: lgb.Booster, init_score: float | ArrayLike) -> lgb.Booster:
     """A copy of ``booster`` that predicts the boostloss probabilities in plain LightGBM.
 
     A booster trained with a boostloss objective predicts raw margins without the start, and its

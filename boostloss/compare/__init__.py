@@ -28,7 +28,19 @@ The names below load their module on first use, so that ``boostloss --help`` imp
 pandas nor the boosting libraries.
 """
 
+from __future__ import annotations
+
 import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below, for type checkers (at run time they load on first use)
+    from .config import CompareConfig  # noqa: F401
+    from .data import DataError, Dataset, load_default_dataset, load_table, read_table  # noqa: F401
+    from .protocol import (CompareResult, check_folds, cross_validate, make_estimator,  # noqa: F401
+                           planned_fits, staged_probabilities)
+    from .registry import BACKENDS, LOSSES, METRICS  # noqa: F401
+    from .report import best_per_metric, summarize  # noqa: F401
+    from .verdict import verdicts  # noqa: F401
 
 _EXPORTS = {
     "registry": ("BACKENDS", "LOSSES", "METRICS"),
@@ -44,7 +56,7 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 __all__ = sorted(_MODULE_OF)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'boostloss.compare' has no attribute {name!r}")
@@ -53,5 +65,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

@@ -19,16 +19,26 @@ probabilities of shape (n, K), the class-weighted loss trains with balanced per-
 metrics are stratified / averaged over the K classes.
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .data import DataError, first_line
 from .diagnostics import degenerate_reason, tie_blocks
 from .registry import BACKENDS, LOSSES, balanced_class_weights
 from .scoring import binary_metrics, make_score, multiclass_metrics
+
+if TYPE_CHECKING:
+    from ..estimators import LGBMClassifier, XGBClassifier
+    from .config import CompareConfig
+    from .data import Dataset
 
 __all__ = [
     "CompareResult",
@@ -65,14 +75,16 @@ class CompareResult:
         The config the comparison ran with (its ``n_classes`` set from the data).
     """
 
-    records: list
-    oof_proba: dict
-    first_fold: dict
-    config: object = None
-    oof_posterior: dict = dataclasses.field(default_factory=dict)
+    records: list[dict[str, Any]]
+    oof_proba: dict[tuple[str, str], NDArray[np.float64]]
+    first_fold: dict[Any, Any]
+    config: CompareConfig | None = None
+    oof_posterior: dict[tuple[str, str], NDArray[np.float64]] = dataclasses.field(
+        default_factory=dict)
 
 
-def make_estimator(backend, loss, config, y_train, rounds=None):
+def make_estimator(backend: str, loss: str, config: CompareConfig, y_train: NDArray[Any],
+                   rounds: int | None = None) -> XGBClassifier | LGBMClassifier:
     """A fresh, unfitted estimator for one configuration.
 
     ``"logistic"`` is the backend's built-in logistic objective; ``"weighted"`` is the same with
@@ -125,7 +137,7 @@ def sample_weight(loss, config, y_train):
     return class_weights(loss, config, y_train)[np.asarray(y_train, dtype=np.int64)]
 
 
-def planned_fits(config):
+def planned_fits(config: CompareConfig) -> int:
     """How many trainings :func:`cross_validate` runs (for progress displays)."""
     total = 0
     for _, loss in config.configurations():
@@ -171,11 +183,11 @@ def _fold_metrics(y_true, proba, posterior):
     return binary_metrics(y_true, proba, posterior)
 
 
-def check_folds(dataset, folds):
+def check_folds(dataset: Dataset, folds: int) -> None:
     """Raise :class:`DataError` when a class has fewer rows than there are folds."""
     if dataset.n_classes > 2:
         counts = dataset.class_counts
-        small = [(dataset.classes[k], int(counts[k])) for k in np.argsort(counts, kind="stable")
+        small = [(dataset.classes[k], int(counts[k])) for k in np.argsort(counts, kind="stable")  # type: ignore[index]
                  if counts[k] < folds]
         if small:
             listed = ", ".join(f"{label!r} {count}" for label, count in small)
@@ -330,7 +342,9 @@ def _fit_configuration(dataset, config, score, backend, loss, split, train, test
     return record, proba, posterior, estimator
 
 
-def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
+def cross_validate(dataset: Dataset, config: CompareConfig,
+                   on_fit: Callable[[str], object] | None = None,
+                   keep_first_fold: bool = False) -> CompareResult:
     """Repeated stratified k-fold cross-validation of every (backend, loss) of ``config``.
 
     Parameters
@@ -362,8 +376,10 @@ def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
                                        random_state=config.seed)
     splits = [((i // config.folds, i % config.folds), train, test)
               for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y))]
-    records, oof, oof_posterior = [], {}, {}
-    first_fold = {"train_index": splits[0][1]} if keep_first_fold else {}
+    records: list[dict[str, Any]] = []
+    oof: dict[tuple[str, str], NDArray[np.float64]] = {}
+    oof_posterior: dict[tuple[str, str], NDArray[np.float64]] = {}
+    first_fold: dict[Any, Any] = {"train_index": splits[0][1]} if keep_first_fold else {}
     for (backend, loss), (found, out, out_posterior, estimator) in zip(
             config.configurations(), _each_configuration(dataset, config, score, splits, on_fit,
                                                          keep_first_fold)):
@@ -423,7 +439,9 @@ def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold)
         yield result
 
 
-def staged_probabilities(estimator, backend, X, rounds, multiclass=False):
+def staged_probabilities(estimator: XGBClassifier | LGBMClassifier, backend: str, X: Any,
+                         rounds: Iterable[int],
+                         multiclass: bool = False) -> dict[int, NDArray[np.float64]]:
     """Probabilities of the positive class (of every class when ``multiclass``) after each of
     ``rounds`` boosting rounds.
 

@@ -5,10 +5,14 @@ go (temporary names, the final rename) is the command line's business: the write
 open destination.
 """
 
+from __future__ import annotations
+
 import collections
 import csv
 import json
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +51,7 @@ def _metric_keys(record):
 
 
 def _by_configuration(records):
-    groups = {}
+    groups: dict[tuple[str, str], list[Any]] = {}
     for record in records:
         groups.setdefault((record["backend"], record["loss"]), []).append(record)
     return groups
@@ -60,7 +64,7 @@ def _blocks(record):
     return [record["tie_block"]] if record.get("tie_block") else []
 
 
-def summarize(records):
+def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation over folds of each metric, one row per (backend, loss).
 
     Returns
@@ -118,7 +122,8 @@ def _block_words(block):
             f"{block['positive_rate']:.1%} {observed}")
 
 
-def best_per_metric(rows, decimals=None):
+def best_per_metric(rows: Sequence[Mapping[str, Any]],
+                    decimals: Mapping[str, int] | None = None) -> dict[str, set[int]]:
     """Indices of the best rows (by the fold mean) for each metric of :data:`~boostloss.compare.METRICS`.
 
     Parameters
@@ -256,7 +261,7 @@ def tuning_lines(records, config):
     if not config.tune:
         return []
     lines = []
-    groups = {}
+    groups: dict[tuple[str, str], list[Any]] = {}
     for record in records:
         if record.get("setting"):
             groups.setdefault((record["backend"], record["loss"]), []).append(record)

@@ -23,6 +23,8 @@ monotone, so AP and ROC-AUC are the same on either.
 
 import dataclasses
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, softmax
@@ -215,7 +217,8 @@ class Score:
     name: str
     key: str
     maximize: bool
-    to_posterior: object = dataclasses.field(default=None, compare=False, repr=False)
+    to_posterior: Callable[[Any], Any] | None = dataclasses.field(default=None, compare=False,
+                                                                  repr=False)
 
     def __call__(self, y_true, proba):
         """The metric of probabilities ``proba``: shape (n,) binary, (n, K) multi-class."""

@@ -13,11 +13,18 @@ better" means the difference is in the metric's good direction and the two-sided
 :data:`LEVEL`.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .registry import LOSSES, metrics_of
+
+if TYPE_CHECKING:
+    from .config import CompareConfig
 
 __all__ = ["BASELINE", "LEVEL", "TEST_NAME", "corrected_resampled_ttest", "paired_differences",
            "verdict_sentence", "verdicts"]
@@ -78,7 +85,8 @@ def paired_differences(records, backend, loss, baseline, key):
     return values - base, n_train, n_test
 
 
-def verdicts(records, config):
+def verdicts(records: Sequence[Mapping[str, Any]],
+             config: CompareConfig) -> dict[str, dict[str, Any]]:
     """``backend -> verdict`` (plain JSON values) for every backend of ``config``.
 
     A verdict holds ``metric``, ``larger_is_better``, ``best_loss`` (by the mean over folds; the
