@@ -6,20 +6,23 @@ changes that behaviour, so we know to revisit (or drop) the workaround.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from ._typing import T
 
 #: Where ``xgboost.XGBModel`` keeps the parameters passed through ``**kwargs`` (not a fitted
 #: attribute). Upstream: ``XGBModel.__init__`` stores them in the ``kwargs`` attribute.
 PARAMETER_STORAGE = ("kwargs",)
 
 
-def _version():
+def _version() -> tuple[int, ...]:
     import xgboost as xgb
 
     return tuple(int(part) for part in xgb.__version__.split(".")[:2])
 
 
-def takes_vector_base_score():
+def takes_vector_base_score() -> bool:
     """Whether ``base_score`` may be a K-vector of margins for a ``num_class=K`` model.
 
     Upstream: XGBoost >= 3.1 stores a vector intercept for multi-output models; before, ``base_score``
@@ -30,7 +33,7 @@ def takes_vector_base_score():
     return _version() >= (3, 1)
 
 
-def copy_fitted_state(source, dest, *, skip=()):
+def copy_fitted_state(source: Any, dest: T, *, skip: Iterable[str] = ()) -> T:
     """Give ``dest`` the fitted state of ``source``, both XGBoost scikit-learn estimators.
 
     Every instance attribute of ``source`` except its parameters (``get_params(deep=False)``),
@@ -61,7 +64,7 @@ def loaded_booster(estimator: Any) -> Any:
 DASK_CLIENT_STORAGE = "_client"
 
 
-def dask_client(estimator):
+def dask_client(estimator: Any) -> Any:
     """The Dask client given to an ``xgboost.dask`` estimator, None when none was given (so that
     a copy also uses the default client). Upstream: see :data:`DASK_CLIENT_STORAGE`."""
     return vars(estimator).get(DASK_CLIENT_STORAGE)
@@ -94,7 +97,7 @@ class MultiLabelTag:
         return tags
 
 
-def spark_param(name, doc, type_converter):
+def spark_param(name: str, doc: str, type_converter: Callable[[Any], Any]) -> Any:
     """A ``pyspark.ml.param.Param`` declared on an estimator class (a class attribute).
 
     Upstream: pyspark declares its own Params at class level with the private placeholder parent
@@ -105,13 +108,13 @@ def spark_param(name, doc, type_converter):
     return Param(Params._dummy(), name, doc, typeConverter=type_converter)
 
 
-def set_spark_default(instance, **defaults):
+def set_spark_default(instance: T, **defaults: Any) -> T:
     """Set default values of a pyspark estimator's Params.
 
     Upstream: pyspark has no public setter of defaults; its own classes (and ``xgboost.spark``'s)
     call the private ``Params._setDefault(**defaults)``.
     """
-    instance._setDefault(**defaults)
+    cast(Any, instance)._setDefault(**defaults)
     return instance
 
 

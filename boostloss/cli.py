@@ -26,6 +26,7 @@ import pathlib
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import DISTRIBUTION, __version__
 from . import compare as cmp
@@ -126,7 +127,8 @@ class _Version(argparse.Action):
     """``--version``: ``boostloss 0.1.0 (focal-ghm-boost) from /path/to/boostloss (Python 3.x.y)``,
     the release and which copy of the package runs, on one line (argparse's own action wraps it)."""
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> NoReturn:
         import platform
 
         where = pathlib.Path(__file__).resolve().parent
@@ -135,7 +137,7 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def _build_parser():
+def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="boostloss", description="Focal loss and GHM-C for gradient-boosted trees.",
                      epilog=f"The {DISTRIBUTION} distribution: pip install {DISTRIBUTION}")
     parser.add_argument("--version", action=_Version, nargs=0,

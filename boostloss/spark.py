@@ -22,7 +22,7 @@ GHM-C's density and the metrics (XGBoost's collective, as with Dask: ``boostloss
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pyspark.ml.param import TypeConverters
@@ -36,6 +36,11 @@ from . import xgboost as _blx
 from ._distributed_start import binary_start
 from ._typing import LossLike
 from .losses import make_loss
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from .losses import _Loss
 
 __all__ = ["SparkXGBClassifier", "SparkXGBClassifierModel", "loss_spec"]
 
@@ -92,7 +97,7 @@ class SparkXGBClassifier(_compat_xgboost.SparkEstimatorExtension, _SparkXGBClass
                 self.set(self.loss, loss_spec(value))
         return super().setParams(**kwargs)
 
-    def _boostloss_fit(self, dataset):
+    def _boostloss_fit(self, dataset: DataFrame) -> SparkXGBClassifierModel:
         spec = self.getOrDefault("loss")
         if spec is None:
             return self._xgboost_fit(dataset)
@@ -115,7 +120,7 @@ class SparkXGBClassifier(_compat_xgboost.SparkEstimatorExtension, _SparkXGBClass
         return model
 
 
-def _global_start(estimator, loss, dataset):
+def _global_start(estimator: SparkXGBClassifier, loss: _Loss, dataset: DataFrame) -> float:
     """``loss.init_score`` of the whole DataFrame from one aggregation of weights per label."""
     label = F.col(estimator.getOrDefault(estimator.labelCol)).cast("double")
     weight_col = (estimator.getOrDefault(estimator.weightCol)

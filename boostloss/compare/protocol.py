@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from .data import DataError, first_line
 from .diagnostics import degenerate_reason, tie_blocks
@@ -36,6 +36,7 @@ from .registry import BACKENDS, LOSSES, balanced_class_weights
 from .scoring import binary_metrics, make_score, multiclass_metrics
 
 if TYPE_CHECKING:
+    from .._typing import Float64Array
     from ..estimators import LGBMClassifier, XGBClassifier
     from .config import CompareConfig
     from .data import Dataset
@@ -106,13 +107,13 @@ def make_estimator(backend: str, loss: str, config: CompareConfig, y_train: NDAr
         "n_jobs": config.n_jobs,
     }
     if spec.class_weighted and not config.multiclass:
-        params["scale_pos_weight"] = float(class_weights(loss, config, y_train)[1])
+        params["scale_pos_weight"] = float(_class_weights_of(loss, config, y_train)[1])
     if spec.params is not None:
         params.update(spec.params(backend))
     return BACKENDS[backend].estimator(spec.build(config, y_train), params)
 
 
-def class_weights(loss, config, y_train):
+def class_weights(loss: str, config: CompareConfig, y_train: ArrayLike) -> Float64Array | None:
     """The per-class training weights of ``loss``, or None for a loss that trains unweighted.
 
     Binary: ``(1, s)`` with ``s = scale_pos_weight = (n_negative / n_positive) **
@@ -123,18 +124,24 @@ def class_weights(loss, config, y_train):
     """
     if not LOSSES[loss].class_weighted:
         return None
+    return _class_weights_of(loss, config, y_train)
+
+
+def _class_weights_of(loss: str, config: CompareConfig, y_train: ArrayLike) -> Float64Array:
+    """:func:`class_weights` of a class-weighted ``loss``."""
     if config.multiclass:
         return balanced_class_weights(y_train, config.pos_weight_power)
-    n_pos = int(np.sum(y_train))
-    return np.array([1.0, ((len(y_train) - n_pos) / n_pos) ** config.pos_weight_power])
+    y = np.asarray(y_train)
+    n_pos = int(np.sum(y))
+    return np.array([1.0, ((y.shape[0] - n_pos) / n_pos) ** config.pos_weight_power])
 
 
-def sample_weight(loss, config, y_train):
+def sample_weight(loss: str, config: CompareConfig, y_train: ArrayLike) -> Float64Array | None:
     """The per-row training weights of ``loss``: on a multi-class task the class-weighted loss
     weighs each row by its class's ``(n / (K n_k)) ** config.pos_weight_power``; otherwise None."""
     if not (config.multiclass and LOSSES[loss].class_weighted):
         return None
-    return class_weights(loss, config, y_train)[np.asarray(y_train, dtype=np.int64)]
+    return _class_weights_of(loss, config, y_train)[np.asarray(y_train, dtype=np.int64)]
 
 
 def planned_fits(config: CompareConfig) -> int:

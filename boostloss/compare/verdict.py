@@ -20,10 +20,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .registry import LOSSES, metrics_of
 
 if TYPE_CHECKING:
+    from .._typing import Float64Array
     from .config import CompareConfig
 
 __all__ = ["BASELINE", "LEVEL", "TEST_NAME", "corrected_resampled_ttest", "paired_differences",
@@ -36,7 +38,8 @@ LEVEL = 0.05
 TEST_NAME = "Nadeau-Bengio corrected resampled t-test (two-sided)"
 
 
-def corrected_resampled_ttest(differences, n_train, n_test):
+def corrected_resampled_ttest(differences: ArrayLike, n_train: float,
+                              n_test: float) -> tuple[float, float, float]:
     """Mean, corrected standard error and two-sided p-value of paired differences over resamples.
 
     Parameters
@@ -65,13 +68,15 @@ def corrected_resampled_ttest(differences, n_train, n_test):
     return mean, se, p
 
 
-def _per_split(records, backend, loss, key):
+def _per_split(records: Sequence[Mapping[str, Any]], backend: str, loss: str, key: str
+               ) -> tuple[list[Mapping[str, Any]], Float64Array]:
     rows = [r for r in records if r["backend"] == backend and r["loss"] == loss]
     rows.sort(key=lambda r: (r.get("repeat", 0), r["fold"]))
     return rows, np.array([r[key] for r in rows], dtype=np.float64)
 
 
-def paired_differences(records, backend, loss, baseline, key):
+def paired_differences(records: Sequence[Mapping[str, Any]], backend: str, loss: str,
+                       baseline: str, key: str) -> tuple[Float64Array, float, float]:
     """``loss`` minus ``baseline`` on metric ``key``, per (repeat, fold), and the mean split sizes."""
     rows, values = _per_split(records, backend, loss, key)
     _, base = _per_split(records, backend, baseline, key)
@@ -141,13 +146,13 @@ def verdicts(records: Sequence[Mapping[str, Any]],
     return out
 
 
-def _metric_key(config):
+def _metric_key(config: CompareConfig) -> str:
     from .registry import SELECTION_METRICS
 
     return SELECTION_METRICS[config.metric]
 
 
-def verdict_sentence(backend, verdict, config):
+def verdict_sentence(backend: str, verdict: Mapping[str, Any], config: CompareConfig) -> str:
     """The verdict of one backend as one plain sentence."""
     key = _metric_key(config)
     name = metrics_of(config.multiclass)[key].title
