@@ -25,7 +25,7 @@ Usage::
 
     python benchmarks/posterior_real_data.py                     # every dataset
     python benchmarks/posterior_real_data.py --datasets mammography,ecoli
-    python benchmarks/posterior_real_data.py --docs              # also rewrite docs/losses.md's block
+    python benchmarks/posterior_real_data.py --docs   # also rewrite docs/losses.md's block
 """
 
 import argparse
@@ -111,7 +111,7 @@ def run(name, kind, max_rows):
     for backend in ("xgboost", "lightgbm"):
         pooled = {(which, r): np.empty((y.shape[0], n_classes)) for which in
                   ("logistic", "before", "after") for r in ROUNDS}
-        margins = {r: None for r in ROUNDS}
+        margins = dict.fromkeys(ROUNDS)
         for train, test in folds:
             logistic = make(backend, None).fit(X.iloc[train], y[train])
             model = make(backend, focal).fit(X.iloc[train], y[train])
@@ -161,7 +161,8 @@ def summary(rows):
         same_ap = sum(r["ap_margin"] == r["ap_posterior"] for r in part)
         lines.append(
             f"{kind}: focal's log loss after the map is within 5% of logistic's in {within} of "
-            f"{len(part)} cells (worst {worst['ratio']:.3f}: {worst['dataset']}, {worst['backend']}, "
+            f"{len(part)} cells (worst {worst['ratio']:.3f}: {worst['dataset']}, "
+            f"{worst['backend']}, "
             f"{worst['rounds']} rounds); before, up to {before:.2f}x; average precision unchanged "
             f"in {same_ap} of {len(part)}")
     return lines

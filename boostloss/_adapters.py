@@ -76,7 +76,8 @@ def margins_1d(predt: ArrayLike, n: int) -> NDArray[Any]:
     x = margins_of(predt, n)
     if x.ndim != 1:
         raise ValueError(
-            f"expected one raw margin per sample (a binary model), got predictions of shape {x.shape}"
+            "expected one raw margin per sample (a binary model), got predictions of shape "
+            f"{x.shape}"
         )
     return x
 

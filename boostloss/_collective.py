@@ -1,4 +1,4 @@
-"""The collective step of a training spread over several workers (``xgboost.dask``, ``xgboost.spark``).
+"""The collective step of a training spread over workers (``xgboost.dask``, ``xgboost.spark``).
 
 Inside such a training, XGBoost runs ``xgboost.train`` once per worker on that worker's rows, in a
 communicator (``xgboost.collective``) that every worker has joined. The boostloss objectives and

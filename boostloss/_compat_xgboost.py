@@ -1,7 +1,7 @@
 """Every place where boostloss relies on XGBoost behaviour that is not public API, in one module.
 
-Each item says which upstream behaviour it works around; ``tests/test_compat.py`` fails when upstream
-changes that behaviour, so we know to revisit (or drop) the workaround.
+Each item says which upstream behaviour it works around; ``tests/test_compat.py`` fails when
+upstream changes that behaviour, so we know to revisit (or drop) the workaround.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ def _version() -> tuple[int, ...]:
 def takes_vector_base_score() -> bool:
     """Whether ``base_score`` may be a K-vector of margins for a ``num_class=K`` model.
 
-    Upstream: XGBoost >= 3.1 stores a vector intercept for multi-output models; before, ``base_score``
-    is one float ("Invalid Parameter format for base_score expect float"), added to every class's
-    margin, so it cannot hold a K-class start. There the start goes in as ``base_margin`` instead
-    (rows of the K margins), in ``fit`` and at prediction.
+    Upstream: XGBoost >= 3.1 stores a vector intercept for multi-output models; before,
+    ``base_score`` is one float ("Invalid Parameter format for base_score expect float"), added to
+    every class's margin, so it cannot hold a K-class start. There the start goes in as
+    ``base_margin`` instead (rows of the K margins), in ``fit`` and at prediction.
     """
     return _version() >= (3, 1)
 

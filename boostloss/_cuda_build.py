@@ -201,7 +201,7 @@ def _rebind(func, globals_):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def namespace(cuda_module, threads=THREADS, local_bins=None):
     """The globals of the kernel sources for one build (see the module's Design notes)."""
     from numba import float64 as numba_float64
@@ -226,7 +226,7 @@ def kernel_source(cuda_module, name, threads=THREADS, local_bins=None):
     return _rebind(KERNELS[name], namespace(cuda_module, threads, local_bins))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel(cuda_module, name, threads=THREADS, local_bins=None):
     """Kernel ``name`` as a ``numba.cuda.jit`` dispatcher (compiled at its first launch)."""
     return cuda_module.jit(kernel_source(cuda_module, name, threads, local_bins))

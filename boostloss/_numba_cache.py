@@ -9,9 +9,10 @@ temporary directory is writable), numba raises ``RuntimeError: cannot cache func
 available`` and ``import boostloss`` fails.
 
 :func:`writable_cache` wraps the import of the kernels, which :func:`kernels` does lazily, at the
-first computation (``import boostloss`` touches no file and imports no numba kernel): only in that last case it points numba at a
-private directory under the system temporary directory while the kernels are defined, and restores
-numba's setting afterwards (the kernels keep their cache location; nothing else changes).
+first computation (``import boostloss`` touches no file and imports no numba kernel): only in that
+last case it points numba at a private directory under the system temporary directory while the
+kernels are defined, and restores numba's setting afterwards (the kernels keep their cache
+location; nothing else changes).
 """
 
 import contextlib
@@ -101,7 +102,7 @@ def writable_cache(package_dir):
 
 
 def kernels(module="._kernels"):
-    """The kernel module ``boostloss<module>``, imported (and its numba cache located) on first use."""
+    """The kernel module ``boostloss<module>``, imported (its numba cache located) on first use."""
     name = "boostloss" + module
     loaded = sys.modules.get(name)
     if loaded is None:

@@ -88,23 +88,23 @@ def _check_class_weights(class_weights: ArrayLike | None, n_classes: int
         )
     if arr.shape[0] != n_classes:
         raise ValueError(
-            f"class_weights has {arr.shape[0]} weights, but the margins are for {n_classes} classes "
-            f"(binary: (w_negative, w_positive)), got {class_weights!r}"
+            f"class_weights has {arr.shape[0]} weights, but the margins are for {n_classes} "
+            f"classes (binary: (w_negative, w_positive)), got {class_weights!r}"
         )
     weights = arr.astype(np.float64)
     bad = np.flatnonzero(~(np.isfinite(weights) & (weights > 0.0)))
     if bad.size:
         k = int(bad[0])
         raise ValueError(
-            f"class_weights must be finite and > 0 (a class trained with weight 0 has no posterior), "
-            f"got {weights[k].item()!r} for class {k} (class_weights={class_weights!r})"
+            "class_weights must be finite and > 0 (a class trained with weight 0 has no "
+            f"posterior), got {weights[k].item()!r} for class {k} (class_weights={class_weights!r})"
         )
     return np.log(weights)
 
 
 def posterior_from_margin(raw_prediction: ArrayLike, *, gamma: float = 0.0,
                           class_weights: ArrayLike | None = None) -> Float64Array:
-    """Class posterior of a model trained with focal loss (gamma) and class weights, from its margin.
+    """Class posterior of a model trained with focal loss (gamma) and class weights, from margins.
 
     Parameters
     ----------

@@ -6,7 +6,7 @@ The aliases of the callables handed to the frameworks live in their adapter modu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -24,11 +24,11 @@ Float32Array = NDArray[np.float32]
 #: A float32 or float64 array (output buffers, and what is written into them).
 FloatArray = NDArray[np.floating[Any]]
 #: Labels: anything ``numpy.asarray`` reads as a 1-D array, or a validated ``Target``.
-LabelsLike: TypeAlias = "Union[ArrayLike, Target]"
+LabelsLike: TypeAlias = "ArrayLike | Target"
 #: A loss object or its registered name with optional parameters (``"focal:gamma=2"``).
-LossLike: TypeAlias = "Union[_Loss, str]"
+LossLike: TypeAlias = "_Loss | str"
 #: The adapters' ``n_threads``: ``"auto"``, None (the default policy) or a positive integer.
-AdapterThreads: TypeAlias = Union[int, Literal["auto"], None]
+AdapterThreads: TypeAlias = int | Literal["auto"] | None
 #: Features as the frameworks take them (numpy, pandas, scipy.sparse, Dask collections, ...).
 MatrixLike: TypeAlias = Any
 #: A host array-like, a numba device array or any object with ``__cuda_array_interface__``.

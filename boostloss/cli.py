@@ -39,7 +39,8 @@ _OUTPUT_SUFFIXES = (".json", ".csv")
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 _ALL_BACKENDS = "both"
 _DEFAULTS = CompareConfig()
-#: ``--rounds`` without early stopping when not given: the fixed-rounds protocol of earlier versions.
+#: ``--rounds`` without early stopping when not given: the fixed-rounds protocol of earlier
+#: versions.
 _FIXED_ROUNDS = 200
 #: Width of the printed results when stdout is not a terminal and COLUMNS is not set: the table
 #: on one line per configuration.
@@ -91,7 +92,8 @@ def _alpha(text):
         value = None
     if value is None or not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(
-            f"expected a number in (0, 1) or 'none' ('balanced' too on a multi-class target), got {text!r}")
+            "expected a number in (0, 1) or 'none' ('balanced' too on a multi-class target), "
+            f"got {text!r}")
     return value
 
 
@@ -147,7 +149,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "compare",
         help=f"cross-validate {_in_words(spec.title for spec in LOSSES.values())} side by side",
         description=(
-            f"Stratified k-fold cross-validation of {_in_words(s.summary for s in LOSSES.values())} "
+            "Stratified k-fold cross-validation of "
+            f"{_in_words(s.summary for s in LOSSES.values())} "
             f"on {_in_words(b.title for b in BACKENDS.values())}: average precision and ROC-AUC of "
             "the predicted probabilities, log loss, Brier score and expected calibration error "
             "(15 bins) of the class posterior, fit time and rounds, then a "
@@ -157,8 +160,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "refit on the whole training fold. A target with 3 or more values and no --positive "
             "is a multi-class comparison (softmax logistic, balanced class weights, focal, GHM-C; "
             "macro one-vs-rest AP and ROC-AUC, AP of the rarest class, log loss, top-label ECE, "
-            "balanced accuracy, macro F1). Without DATA: a built-in imbalanced dataset (breast cancer, "
-            "malignant made rare)."
+            "balanced accuracy, macro F1). Without DATA: a built-in imbalanced dataset "
+            "(breast cancer, malignant made rare)."
         ),
     )
     _add_data_options(p.add_argument_group("data"))
@@ -201,9 +204,11 @@ def _add_comparison_options(run):
     run.add_argument("--folds", type=_positive_int, default=d.folds,
                      help=f"stratified folds, >= 2 (default: {d.folds})")
     run.add_argument("--repeats", type=_positive_int, default=d.repeats,
-                     help=f"repeated stratified k-fold: repetitions, each with its own shuffle (default: {d.repeats})")
+                     help="repeated stratified k-fold: repetitions, each with its own shuffle "
+                     f"(default: {d.repeats})")
     run.add_argument("--metric", choices=tuple(SELECTION_METRICS), default=d.metric,
-                     help=f"what early stopping, tuning and the verdict judge, on probabilities (default: {d.metric})")
+                     help="what early stopping, tuning and the verdict judge, on probabilities "
+                     f"(default: {d.metric})")
     run.add_argument("--rounds", type=_positive_int, default=None,
                      help=f"most boosting rounds with early stopping (default: {d.rounds}); the rounds "
                           f"of every model with --no-early-stopping (default: {_FIXED_ROUNDS})")
@@ -361,7 +366,7 @@ def _config_for(config, dataset, alpha):
 
 
 def _library_of(warning):
-    """The top-level package a warning comes from (its category's module, else its file's package)."""
+    """The top-level package a warning comes from (its category's module, else its file's)."""
     module = type(warning.message).__module__.split(".")[0]
     if module not in ("builtins", "warnings"):
         return module

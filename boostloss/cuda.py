@@ -50,7 +50,7 @@ synchronises before it returns.
 from __future__ import annotations
 
 import math
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -209,7 +209,7 @@ def _check_out(cuda, out, n):
     if not (isinstance(out, tuple) and len(out) == 2):
         raise TypeError(f"out must be a tuple (gradient, hessian) of arrays, got {out!r}")
     arrays = tuple(a if isinstance(a, np.ndarray) else _as_device_array(cuda, a) for a in out)
-    for name, arr in zip(("gradient_out", "hessian_out"), arrays):
+    for name, arr in zip(("gradient_out", "hessian_out"), arrays, strict=True):
         v.check_out(name, arr if isinstance(arr, np.ndarray) else _layout(arr), n)
     if arrays[0].dtype != arrays[1].dtype:
         raise TypeError(
@@ -446,7 +446,7 @@ def gradient_hessian(loss: _Loss, y_true: DeviceArrayLike,
     host_out = out is not None and all(isinstance(a, np.ndarray) for a in out)
     grad, hess = work(raw_prediction, out=None if host_out else out)
     if host_out:
-        for dst, src in zip(out, (grad, hess)):  # type: ignore[arg-type]  # host_out: not None
+        for dst, src in zip(out, (grad, hess), strict=True):  # type: ignore[arg-type]  # host_out: not None
             dst[...] = src.copy_to_host()
     if out is not None:
         return out

@@ -30,11 +30,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import dask
 import dask.array as da
 import dask.dataframe as dd
 import lightgbm as lgb
+import numpy as np
 import xgboost.dask as xgb_dask
 from numpy.typing import ArrayLike
 from scipy.special import expit
@@ -45,8 +45,13 @@ from ._distributed_start import binary_start, start_from_totals
 from ._lgb_portable import make_portable
 from ._typing import IterationRange, LossLike
 from ._validation import describe_values
-from .estimators import (_fit_plain, _framework_params, _is_loss_key, _split_loss_params,
-                         _xgboost_loss_params)
+from .estimators import (
+    _fit_plain,
+    _framework_params,
+    _is_loss_key,
+    _split_loss_params,
+    _xgboost_loss_params,
+)
 from .losses import make_loss
 
 if TYPE_CHECKING:
@@ -113,12 +118,12 @@ def class_weight_totals(y: da.Array | dd.Series | ArrayLike,
             "the same partitions (chunks)"
         )
     summaries = dask.compute(*[dask.delayed(_block_summary)(yb, wb)
-                               for yb, wb in zip(y_blocks, w_blocks)])
+                               for yb, wb in zip(y_blocks, w_blocks, strict=True)])
     totals: dict[Any, float] = {}
     bad = []
     for values, sums, bad_w in summaries:
         bad.extend(bad_w.tolist())
-        for value, s in zip(values, sums):
+        for value, s in zip(values, sums, strict=True):
             key = value.item() if isinstance(value, np.generic) else value
             totals[key] = totals.get(key, 0.0) + float(s)
     if bad:

@@ -33,8 +33,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-import numpy as np
 import lightgbm as lgb
+import numpy as np
 import xgboost as xgb
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
@@ -64,7 +64,7 @@ def _is_loss_key(key):
 
 
 def _split_loss_params(estimator, params):
-    """Apply ``loss`` and ``loss__*`` keys of ``set_params`` the scikit-learn way; return the rest."""
+    """Apply the ``loss`` and ``loss__*`` keys of ``set_params`` as sklearn; return the rest."""
     rest = {k: val for k, val in params.items() if not _is_loss_key(k)}
     if "loss" in params:
         estimator.loss = params["loss"]
@@ -72,8 +72,8 @@ def _split_loss_params(estimator, params):
     if nested:
         if estimator.loss is None or isinstance(estimator.loss, str):
             raise ValueError(
-                f"cannot set {sorted('loss__' + k for k in nested)}: loss is {estimator.loss!r}; set "
-                "loss to a FocalLoss or GHMLoss object first (e.g. {'loss': [FocalLoss()], "
+                f"cannot set {sorted('loss__' + k for k in nested)}: loss is {estimator.loss!r}; "
+                "set loss to a FocalLoss or GHMLoss object first (e.g. {'loss': [FocalLoss()], "
                 "'loss__gamma': [...]}), or put the parameters in the name ('focal:gamma=1')"
             )
         estimator.loss.set_params(**nested)
@@ -154,6 +154,11 @@ def _posterior_of(loss, n_classes):
     return loss_posterior_map(loss, n_classes)
 
 
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    """``value`` if a tuple, else the tuple of it alone (``eval_X``, ``eval_y``: one or more)."""
+    return value if isinstance(value, tuple) else (value,)
+
+
 def _maps_margins(posterior_map: Mapping[str, Any] | None) -> TypeGuard[Mapping[str, Any]]:
     """Whether ``predict_proba`` applies a map of its own: not for ``loss=None`` and not where the
     map is the plain sigmoid / softmax (GHM-C, OHEM, focal with gamma 0 and no alpha), which the
@@ -198,8 +203,8 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
     the framework defaults are kept; tune ``min_child_weight`` like any parameter.
 
     ``predict_proba`` returns ``loss.predict_proba`` of the margins (float64): for focal loss the
-    class posterior, not XGBoost's sigmoid of the margin (see :meth:`predict_proba`). The map is also
-    stored in the booster, as the attribute ``boostloss_posterior`` (JSON: ``gamma``,
+    class posterior, not XGBoost's sigmoid of the margin (see :meth:`predict_proba`). The map is
+    also stored in the booster, as the attribute ``boostloss_posterior`` (JSON: ``gamma``,
     ``class_weights``), which ``save_model`` keeps and plain XGBoost ignores (docs/deploying.md).
 
     Attributes
@@ -356,19 +361,20 @@ class LGBMClassifier(lgb.LGBMClassifier):
     Notes
     -----
     With a loss, ``fit`` sets ``init_score = loss.init_score(y, sample_weight * class weights)`` on
-    the training and validation sets (unless you pass ``init_score`` / ``eval_init_score``: then your
-    values are used and ``init_score_`` is 0; or ``init_model``: LightGBM then starts from that
-    model's margins, which hold its start, and ``init_score_`` is 0), disables LightGBM's default ``binary_logloss`` metric
-    (it would read raw scores as probabilities) and evaluates ``eval_set`` with the loss's metric
-    (``logloss`` for GHM-C) unless ``eval_metric`` is given. After training, the start is folded
-    into the first tree and the model stores LightGBM's binary objective (see
+    the training and validation sets (unless you pass ``init_score`` / ``eval_init_score``: then
+    your values are used and ``init_score_`` is 0; or ``init_model``: LightGBM then starts from that
+    model's margins, which hold its start, and ``init_score_`` is 0), disables LightGBM's default
+    ``binary_logloss`` metric (it would read raw scores as probabilities) and evaluates ``eval_set``
+    with the loss's metric (``logloss`` for GHM-C) unless ``eval_metric`` is given. After training,
+    the start is folded into the first tree and the model stores LightGBM's binary objective (see
     :func:`boostloss.lightgbm.make_portable`): ``booster_`` alone predicts the probabilities, also
     when saved and loaded by plain LightGBM: the sigmoid / softmax of the margin, which for focal
     loss is not the class posterior. ``predict_proba`` returns ``loss.predict_proba(margin)`` (for
     focal loss the class posterior, see :meth:`predict_proba`; no warning), ``predict`` its argmax,
-    ``predict(raw_score=True)`` and ``decision_function`` the margins including the start, and ``predict(pred_contrib=True)`` has the start in the expected-value column. When no
-    feature is usable (all constant, or none splittable under ``min_child_samples``), the model is
-    the constant ``init_score_``, as LightGBM's built-in objective gives its constant model.
+    ``predict(raw_score=True)`` and ``decision_function`` the margins including the start, and
+    ``predict(pred_contrib=True)`` has the start in the expected-value column. When no feature is
+    usable (all constant, or none splittable under ``min_child_samples``), the model is the constant
+    ``init_score_``, as LightGBM's built-in objective gives its constant model.
 
     Attributes
     ----------
@@ -418,8 +424,8 @@ class LGBMClassifier(lgb.LGBMClassifier):
                       categorical_feature=categorical_feature, callbacks=callbacks,
                       init_model=init_model)
         if (eval_X is not None or eval_y is not None) and not _compat_lightgbm.fit_takes_eval_xy():
-            as_tuple = (lambda v: v if isinstance(v, tuple) else (v,))
-            eval_set = kwargs["eval_set"] = list(zip(as_tuple(eval_X), as_tuple(eval_y)))
+            eval_set = kwargs["eval_set"] = list(zip(_as_tuple(eval_X), _as_tuple(eval_y),
+                                                     strict=True))
             eval_X = eval_y = None
         if eval_y is not None:
             # LightGBM encodes the labels of eval_set but passes eval_y on as given: encode it

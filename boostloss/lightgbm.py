@@ -1,4 +1,4 @@
-"""LightGBM adapters: objectives and evaluation metrics for ``lgb.train`` and ``lgb.LGBMClassifier``.
+"""LightGBM adapters: objectives and evaluation metrics for ``lgb.train``, ``lgb.LGBMClassifier``.
 
 >>> import lightgbm as lgb
 >>> import boostloss.lightgbm as bll
@@ -12,12 +12,12 @@
 
 What the adapters take care of (and what they cannot do for you):
 
-- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM state
-  and its own float32 gradient buffers: one callable belongs to one training (``reset()`` starts
-  another). Labels and weights are validated once per ``Dataset`` and cached.
+- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM
+  state and its own float32 gradient buffers: one callable belongs to one training (``reset()``
+  starts another). Labels and weights are validated once per ``Dataset`` and cached.
 - With a callable objective LightGBM skips ``boost_from_average`` (the first margin is 0) and does
-  not store ``init_score`` in the model: :func:`set_init_score` sets ``init_score`` on the training and
-  validation sets, and :func:`predict_proba` adds it back at prediction.
+  not store ``init_score`` in the model: :func:`set_init_score` sets ``init_score`` on the training
+  and validation sets, and :func:`predict_proba` adds it back at prediction.
 - K classes (``num_class=K``): LightGBM >= 4.0 hands over margins of shape (n, K) (F order) and
   takes (n, K) back (the buffers are F-ordered, so it reads them without a copy); the Hessian is
   multiplied by K / (K - 1), ``multiclass``'s own scale (:func:`multiclass_hessian_factor`), and
@@ -37,8 +37,14 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, softmax
 
 from . import _validation as v
-from ._adapters import (LossCallable, PerDatasetCallable, gradient_hessian, mean_loss,
-                        start_of, start_rows)
+from ._adapters import (
+    LossCallable,
+    PerDatasetCallable,
+    gradient_hessian,
+    mean_loss,
+    start_of,
+    start_rows,
+)
 from ._compat_lightgbm import dataset_weight
 from ._typing import AdapterThreads, Float32Array, Float64Array, LossLike, MatrixLike
 from .losses import Target, check_target
@@ -101,7 +107,7 @@ def _read_dataset(dataset: lgb.Dataset) -> Target:
 
 
 class LGBMObjective(PerDatasetCallable):
-    """Custom objective for ``lgb.train({"objective": ...})``: ``(preds, train_set) -> (grad, hess)``.
+    """Custom objective for ``lgb.train({"objective": ...})``: ``(preds, train_set) -> (g, h)``.
 
     Made by :func:`objective`. It owns a clone of the loss, the GHM state and the float32 buffers of
     one training: use one per training, or call :meth:`reset` between trainings. Every call is one
@@ -121,8 +127,8 @@ class LGBMMetric(PerDatasetCallable):
     """Metric for ``lgb.train(feval=...)``: ``(preds, dataset) -> (name, value, False)``.
 
     The weighted mean loss on raw margins; ``False`` tells LightGBM lower is better. LightGBM passes
-    raw margins to ``feval`` when the objective is a callable; with a built-in objective it would pass
-    probabilities, which this metric would misread.
+    raw margins to ``feval`` when the objective is a callable; with a built-in objective it would
+    pass probabilities, which this metric would misread.
     """
 
     _display = "boostloss.lightgbm.metric"
@@ -178,8 +184,8 @@ def objective(loss: LossLike, *, n_threads: AdapterThreads = "auto") -> LGBMObje
     Returns
     -------
     LGBMObjective
-        ``(preds, train_set) -> (grad, hess)`` as float32 arrays. It owns a clone of ``loss`` and the
-        state of one training; call :func:`objective` again (or ``reset()``) for the next one.
+        ``(preds, train_set) -> (grad, hess)`` as float32 arrays. It owns a clone of ``loss`` and
+        the state of one training; call :func:`objective` again (or ``reset()``) for the next one.
     """
     return LGBMObjective(loss, n_threads=n_threads)
 

@@ -21,9 +21,10 @@ Three layers, as in scikit-learn's ``sklearn/_loss``:
 
 Every method takes labels ``y_true`` (0/1 with 1-D margins; 0..K-1 with margins of shape (n, K), a
 softmax model) or a :class:`Target`, margins ``raw_prediction`` (float32 or float64, read without a
-copy; (n, K) in C or F order; the K-class kernels are in ``_kernels_softmax.py``) and optional ``sample_weight``, and returns float64
-arrays unless given output buffers (float32 or float64). GHM-C's running average is a
-:class:`GHMState` that the caller owns and passes in; nothing here keeps module-level state.
+copy; (n, K) in C or F order; the K-class kernels are in ``_kernels_softmax.py``) and optional
+``sample_weight``, and returns float64 arrays unless given output buffers (float32 or float64).
+GHM-C's running average is a :class:`GHMState` that the caller owns and passes in; nothing here
+keeps module-level state.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def _check_class_alpha(alpha):
     arr = np.asarray(alpha)
     if arr.ndim != 1 or arr.shape[0] < 2 or arr.dtype.kind not in "iuf":
         raise ValueError(
-            f"alpha must be None, a float in [0, 1] (binary: positives alpha, negatives 1 - alpha) or "
-            f"a sequence of one weight >= 0 per class, got {alpha!r}"
+            "alpha must be None, a float in [0, 1] (binary: positives alpha, negatives 1 - alpha) "
+            f"or a sequence of one weight >= 0 per class, got {alpha!r}"
         )
     values = arr.astype(np.float64)
     bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0.0)))
@@ -150,8 +151,8 @@ class FocalParams:
         """``(alpha_pos, alpha_neg)`` of a binary model (one margin per sample)."""
         if self.class_alpha is not None and len(self.class_alpha) != 2:
             raise ValueError(
-                f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class weights, but the "
-                "margins are 1-D (a binary model: 2 classes); pass margins of shape (n, "
+                f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class weights, but "
+                "the margins are 1-D (a binary model: 2 classes); pass margins of shape (n, "
                 f"{len(self.class_alpha)}) or 2 weights [class 0, class 1]"
             )
         return self.alpha_pos, self.alpha_neg
@@ -161,18 +162,19 @@ class FocalParams:
         if self.class_alpha is not None:
             if len(self.class_alpha) != n_classes:
                 raise ValueError(
-                    f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class weights, but "
-                    f"the margins have {n_classes} columns (classes); pass one weight per class"
+                    f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class "
+                    f"weights, but the margins have {n_classes} columns (classes); pass one "
+                    "weight per class"
                 )
             return np.array(self.class_alpha, dtype=np.float64)
         if (self.alpha_pos == 1.0 and self.alpha_neg == 1.0) or (self.auto and n_classes > 2):
             return _NO_ALPHA
         if n_classes != 2:
             raise ValueError(
-                f"alpha={self.alpha_pos!r} is a binary weight (positives alpha, negatives 1 - alpha) "
-                f"and the margins have {n_classes} classes: pass alpha=None or one weight per class "
-                f"(a sequence of {n_classes} weights >= 0), or leave the default alpha='auto' "
-                "(0.25 for two classes, no class weighting for more)"
+                f"alpha={self.alpha_pos!r} is a binary weight (positives alpha, negatives 1 - "
+                f"alpha) and the margins have {n_classes} classes: pass alpha=None or one weight "
+                f"per class (a sequence of {n_classes} weights >= 0), or leave the default "
+                "alpha='auto' (0.25 for two classes, no class weighting for more)"
             )
         # Two classes: the binary alpha on the margin difference z_1 - z_0.
         return np.array([self.alpha_neg, self.alpha_pos], dtype=np.float64)
@@ -198,17 +200,17 @@ class GHMParams:
 class GHMState:
     """What one GHM training owns across rounds: the running bin counts and reusable work arrays.
 
-    Made by :meth:`GHMLoss.new_state`; pass it to every :meth:`GHMLoss.gradient_hessian` call of that
-    training. ``running_counts`` is None before the first round with ``momentum > 0``.
+    Made by :meth:`GHMLoss.new_state`; pass it to every :meth:`GHMLoss.gradient_hessian` call of
+    that training. ``running_counts`` is None before the first round with ``momentum > 0``.
 
     ``group`` is None, or, in a training spread over several workers, the workers (an object whose
     ``sum`` takes a float64 array and returns its element-wise sum over all workers; every worker
     calls it at the same point with an array of the same length; OHEM's state takes the same
     ``group``). The binned density then counts the samples of every worker: each round's ``bins``
-    counts and total weight are summed with ``group.sum`` right after they are counted, so the weights, and the running average of ``momentum``, are the same on every
-    worker and equal to those of one process holding all the data. The adapters of
-    :mod:`boostloss.xgboost` set it inside an XGBoost collective (``xgboost.dask``,
-    ``xgboost.spark``).
+    counts and total weight are summed with ``group.sum`` right after they are counted, so the
+    weights, and the running average of ``momentum``, are the same on every worker and equal to
+    those of one process holding all the data. The adapters of :mod:`boostloss.xgboost` set it
+    inside an XGBoost collective (``xgboost.dask``, ``xgboost.spark``).
     """
 
     __slots__ = ("running_counts", "group", "_work")
@@ -575,7 +577,8 @@ class _Loss(BaseEstimator):
             return self.state_
         if not isinstance(state, state_class):
             raise TypeError(
-                f"state must be a {state_class.__name__} made by {type(self).__name__}.new_state(), "
+                f"state must be a {state_class.__name__} made by "
+                f"{type(self).__name__}.new_state(), "
                 f"got {state!r} of type {type(state).__name__}"
             )
         return state
@@ -716,8 +719,9 @@ class FocalLoss(_Loss):
         \mathrm{softplus}(-t))`. ``alpha`` is undone as a prior-odds (class weight) correction.
         The map is monotone (it changes no ranking) and does not depend on ``hessian``;
         ``gamma=0, alpha=None`` is the plain sigmoid / softmax (scipy's, to the last bit), and
-        K = 2 margins give the binary map of ``z_1 - z_0``. See :func:`boostloss.posterior_from_margin`
-        (the same map for any gamma and class weights, e.g. a class-weighted logistic model).
+        K = 2 margins give the binary map of ``z_1 - z_0``. See
+        :func:`boostloss.posterior_from_margin` (the same map for any gamma and class weights, e.g.
+        a class-weighted logistic model).
 
         Parameters
         ----------
@@ -863,8 +867,8 @@ class GHMLoss(_Loss):
 
     ``density="bins"`` (the paper's unit-region approximation, as its official code and
     mmdetection's GHMC compute it): edges ``linspace(0, 1, bins + 1)`` with the last edge raised by
-    1e-6, half-open bins; ``beta = tot / count_b / n`` with ``n`` the number of non-empty bins, so the
-    weights of an unweighted call with momentum 0 sum to the number of samples.
+    1e-6, half-open bins; ``beta = tot / count_b / n`` with ``n`` the number of non-empty bins, so
+    the weights of an unweighted call with momentum 0 sum to the number of samples.
 
     K classes (margins of shape (n, K), labels 0..K-1): ``g = 1 - p_y`` with ``p = softmax(z)``
     (the binary ``|p - y|`` for K = 2), the same density, and the weights multiply the softmax
@@ -879,8 +883,8 @@ class GHMLoss(_Loss):
     Computed exactly in O(n): one radix sort of the gradient norms, then one sweep.
 
     Sample weights: bin counts, window counts and ``tot`` are sums of sample weights (samples of
-    weight 0 are not counted), and each sample's gradient and Hessian are then also multiplied by its
-    own weight.
+    weight 0 are not counted), and each sample's gradient and Hessian are then also multiplied by
+    its own weight.
 
     Parameters
     ----------
@@ -899,10 +903,10 @@ class GHMLoss(_Loss):
     Notes
     -----
     :meth:`loss`, :meth:`init_score` and :meth:`harmonizing_weights` compute the weights from the
-    margins they are given alone and never touch a running average. :meth:`gradient_hessian` uses the
-    ``state`` it is given (see :meth:`new_state`), or, without one, a state that this object keeps
-    for direct calls (:attr:`state_`, its :attr:`running_counts_`; :meth:`reset`). The Hessian
-    ``p (1 - p)`` is floored at 1e-16 before the weights multiply it.
+    margins they are given alone and never touch a running average. :meth:`gradient_hessian` uses
+    the ``state`` it is given (see :meth:`new_state`), or, without one, a state that this object
+    keeps for direct calls (:attr:`state_`, its :attr:`running_counts_`; :meth:`reset`). The
+    Hessian ``p (1 - p)`` is floored at 1e-16 before the weights multiply it.
     """
 
     name = "ghm"
@@ -1115,7 +1119,7 @@ def _group_of(params, state):
 
 
 def _summed_counts(group, counts, tot):
-    """The bin counts and total weight summed over the workers (one reduction of bins + 1 numbers)."""
+    """The bin counts and total weight summed over the workers: one reduction of bins + 1 values."""
     summed = np.asarray(group.sum(np.append(counts, tot)), dtype=np.float64)
     if summed.shape != (counts.shape[0] + 1,):
         raise RuntimeError(

@@ -18,8 +18,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _validation as v
-from ._numba_cache import kernels
 from ._multiclass import softmax_focal_best_constant
+from ._numba_cache import kernels
 from ._typing import Float64Array, LabelsLike
 from .losses import _Loss, check_target
 

@@ -11,21 +11,23 @@
 
 What the adapters take care of:
 
-- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM state
-  and its own float32 gradient buffers: one callable belongs to one training (call its ``reset()``
-  before reusing it for another). The same loss object may serve any number of trainings, one after
-  the other or at the same time in several threads.
+- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM
+  state and its own float32 gradient buffers: one callable belongs to one training (call its
+  ``reset()`` before reusing it for another). The same loss object may serve any number of
+  trainings, one after the other or at the same time in several threads.
 - Labels and weights are read from the ``DMatrix`` and validated once, at the first round, and then
   cached for that ``DMatrix`` (``DMatrix.get_label()`` copies on every call). Several training sets
   (``xgb.cv`` folds) each get their own cache and GHM state.
 - Margins arrive as float32; they are checked for NaN/inf every round (one jitted pass) and read
   without a copy. Gradients and Hessians are written into float32 buffers reused across rounds.
-- ``xgb.train`` with ``obj=`` and no ``objective`` in ``params`` uses ``reg:squarederror``'s intercept
-  (0.5 on the margin scale) unless ``base_score`` or ``base_margin`` is given: :func:`base_score` and
-  :func:`set_base_margin` start the training from ``loss.init_score(y)`` instead.
+- ``xgb.train`` with ``obj=`` and no ``objective`` in ``params`` uses ``reg:squarederror``'s
+  intercept (0.5 on the margin scale) unless ``base_score`` or ``base_margin`` is given:
+  :func:`base_score` and :func:`set_base_margin` start the training from ``loss.init_score(y)``
+  instead.
 - K classes (``num_class=K``): XGBoost hands over float32 margins of shape (n, K) and takes (n, K)
-  back; the Hessian is multiplied by 2, ``multi:softprob``'s own scale (:func:`multiclass_hessian_factor`),
-  and :func:`base_score` with ``n_classes=K`` gives the K-vector start (stored in the model).
+  back; the Hessian is multiplied by 2, ``multi:softprob``'s own scale
+  (:func:`multiclass_hessian_factor`), and :func:`base_score` with ``n_classes=K`` gives the
+  K-vector start (stored in the model).
 - The metrics take raw margins (what ``xgb.train`` passes to ``custom_metric`` whenever ``obj`` is
   given) and report the (weighted) mean loss, lower is better, under the name ``loss.name``.
 - Inside a distributed training (``xgboost.dask``, ``xgboost.spark``: an active
@@ -45,8 +47,17 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _validation as v
-from ._adapters import (LossCallable, PerDatasetCallable, _Entry, gradient_hessian, loss_sums,
-                        margins_of, mean_loss, start_of, start_rows)
+from ._adapters import (
+    LossCallable,
+    PerDatasetCallable,
+    _Entry,
+    gradient_hessian,
+    loss_sums,
+    margins_of,
+    mean_loss,
+    start_of,
+    start_rows,
+)
 from ._collective import current_group
 from ._typing import AdapterThreads, Float64Array, LossLike
 from .losses import Target, _Loss, check_target
@@ -204,7 +215,7 @@ class XGBObjective(_RoundMixin, PerDatasetCallable):
 
 
 class XGBMetric(PerDatasetCallable):
-    """Evaluation metric for ``xgb.train(custom_metric=...)``: ``(margins, dmatrix) -> (name, value)``.
+    """Evaluation metric for ``xgb.train(custom_metric=...)``: ``(margins, dmatrix) -> (name, v)``.
 
     The value is the weighted mean loss ``sum(w_i l_i) / sum(w_i)`` on raw margins (lower is
     better, so early stopping minimises it). Made by :func:`metric`; stateless across rounds.
@@ -388,8 +399,8 @@ def set_base_margin(loss: LossLike, dtrain: xgb.DMatrix, *others: xgb.DMatrix,
     Returns
     -------
     float, or ndarray of shape (K,) with ``n_classes``
-        The init score. XGBoost does not store ``base_margin`` in the model: every DMatrix you predict
-        on later needs ``set_base_margin`` too (or use :func:`base_score`, which is stored).
+        The init score. XGBoost does not store ``base_margin`` in the model: every DMatrix you
+        predict on later needs ``set_base_margin`` too (or use :func:`base_score`, which is stored).
     """
     score = start_of(loss, _read_dmatrix(dtrain), n_classes)
     for d in (dtrain,) + others:

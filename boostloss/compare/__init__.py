@@ -3,7 +3,8 @@
 The command-line layer (:mod:`boostloss.cli`) parses arguments, shows progress and writes files;
 nothing here prints except to a console it is handed, so benchmarks and notebooks can call it too::
 
-    from boostloss.compare import CompareConfig, load_default_dataset, cross_validate, summarize, verdicts
+    from boostloss.compare import (CompareConfig, load_default_dataset, cross_validate,
+                                   summarize, verdicts)
     config = CompareConfig(folds=3, tune=True)
     result = cross_validate(load_default_dataset(), config)
     rows = summarize(result.records)
@@ -13,12 +14,15 @@ One job per module, data flowing down the list::
 
     registry     BACKENDS, LOSSES (with their --tune grids), METRICS, MULTICLASS_METRICS: what can
                  be compared (one list)
-    config       CompareConfig: backends and losses, folds and repeats, early stopping, tuning, parameters
-    data         the built-in dataset, CSV / parquet reading, the target (binary or K classes) -> Dataset
+    config       CompareConfig: backends and losses, folds and repeats, early stopping, tuning,
+                 parameters
+    data         the built-in dataset, CSV / parquet reading, the target (binary or K classes)
+                 -> Dataset
     scoring      AP, ROC-AUC, log loss on probabilities (macro one-vs-rest for K classes), fast
                  enough for every boosting round; the table's columns, the expected calibration
                  error
-    protocol     folds, inner split, early stopping, tuning, refit, cross-validation -> CompareResult
+    protocol     folds, inner split, early stopping, tuning, refit, cross-validation
+                 -> CompareResult
     diagnostics  collapsed folds and tie blocks of one fold's predictions
     verdict      paired differences, the corrected resampled t-test, one sentence per backend
     report       summaries, best per metric, the table, flags, the JSON / CSV document, the figure
@@ -36,8 +40,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the names below, for type checkers (at run time they load on first use)
     from .config import CompareConfig  # noqa: F401
     from .data import DataError, Dataset, load_default_dataset, load_table, read_table  # noqa: F401
-    from .protocol import (CompareResult, check_folds, cross_validate, make_estimator,  # noqa: F401
-                           planned_fits, staged_probabilities)
+    from .protocol import (  # noqa: F401
+        CompareResult,
+        check_folds,
+        cross_validate,
+        make_estimator,
+        planned_fits,
+        staged_probabilities,
+    )
     from .registry import BACKENDS, LOSSES, METRICS  # noqa: F401
     from .report import best_per_metric, summarize  # noqa: F401
     from .verdict import verdicts  # noqa: F401

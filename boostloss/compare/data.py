@@ -213,9 +213,7 @@ def _as_features(frame):
     columns = {}
     for name in frame.columns:
         col = frame[name]
-        if pd.api.types.is_bool_dtype(col):
-            columns[name] = col.astype("float64")
-        elif pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
             columns[name] = col.astype("float64")
         else:
             # One category per distinct string; missing values stay missing.
@@ -239,7 +237,8 @@ def _zero_one_target(values, distinct, target):
         return np.asarray(values, dtype=float).astype(np.int8)
     raise DataError(
         f"target {target!r} has two values but is not coded 0/1 (values: "
-        f"{describe_values(distinct)}); pass --positive LABEL to say which value is the positive class"
+        f"{describe_values(distinct)}); pass --positive LABEL to say which value is the positive "
+        "class"
     )
 
 
@@ -375,7 +374,7 @@ def _present_classes(y, classes):
     if np.all(counts > 0):
         return y, classes
     new_index = np.cumsum(counts > 0) - 1
-    return new_index[y].astype(y.dtype), [c for c, n in zip(classes, counts) if n > 0]
+    return new_index[y].astype(y.dtype), [c for c, n in zip(classes, counts, strict=True) if n > 0]
 
 
 def merge_rare_classes(y, classes, min_rows):

@@ -10,10 +10,11 @@ the table and says, in one line per configuration, what happened.
   values, so a block alone is no fault: what matters is whether the shared probability (the
   posterior, see :mod:`~boostloss.compare.protocol`) fits the block's observed positive rate.
   Every block is recorded with that rate; a block is *miscalibrated*, and flagged, when the shared
-  probability lies outside the Wilson score interval (z = 3, about 99.7%) of the rate. On a multi-class task a block is a probability vector shared by the
-  rows, judged on its most probable class (``class``: the predicted probability of that class
-  against the block's observed share of it). GHM-C drives a group of identical rows with mixed labels towards p = 0.5 whatever
-  its positive rate (see docs/compare.md, "GHM-C and repeated rows").
+  probability lies outside the Wilson score interval (z = 3, about 99.7%) of the rate. On a
+  multi-class task a block is a probability vector shared by the rows, judged on its most probable
+  class (``class``: the predicted probability of that class against the block's observed share of
+  it). GHM-C drives a group of identical rows with mixed labels towards p = 0.5 whatever its
+  positive rate (see docs/compare.md, "GHM-C and repeated rows").
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def degenerate_reason(y_true: ArrayLike, proba: ArrayLike) -> str | None:
     auc = roc_auc(y_true, proba)
     ap = average_precision(y_true, proba)
     if auc <= _CHANCE_AUC and ap <= _CHANCE_AP_RATIO * prevalence:
-        return f"ranks at chance (ROC-AUC {auc:.2f}, AP {ap:.3f} at a positive rate of {prevalence:.3f})"
+        return (f"ranks at chance (ROC-AUC {auc:.2f}, AP {ap:.3f} at a positive rate of "
+                f"{prevalence:.3f})")
     return None
 
 

@@ -1,4 +1,4 @@
-"""The protocol of ``boostloss compare``: folds, early stopping, tuning, one model per configuration.
+"""The protocol of ``boostloss compare``: folds, early stopping, tuning, a model per configuration.
 
 Every configuration (a loss on a backend) is trained on the same (repeated) stratified folds. By
 default each one picks its own number of rounds: on each training fold, a stratified, seeded
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -192,16 +193,18 @@ def _fold_metrics(y_true, proba, posterior):
 
 def check_folds(dataset: Dataset, folds: int) -> None:
     """Raise :class:`DataError` when a class has fewer rows than there are folds."""
-    if dataset.n_classes > 2:
+    classes = dataset.classes  # None: a binary task
+    if classes is not None and len(classes) > 2:
         counts = dataset.class_counts
-        small = [(dataset.classes[k], int(counts[k])) for k in np.argsort(counts, kind="stable")  # type: ignore[index]
+        small = [(classes[k], int(counts[k])) for k in np.argsort(counts, kind="stable")
                  if counts[k] < folds]
         if small:
             listed = ", ".join(f"{label!r} {count}" for label, count in small)
             raise DataError(
-                f"{len(small)} of {dataset.n_classes} classes have fewer rows than the {folds} folds "
-                f"({listed}); every fold needs a row of each class: lower --folds, pass --merge-rare N "
-                "to merge the classes with fewer than N rows into one, or pass --positive LABEL "
+                f"{len(small)} of {dataset.n_classes} classes have fewer rows than the {folds} "
+                f"folds ({listed}); every fold needs a row of each class: lower --folds, pass "
+                "--merge-rare N to merge the classes with fewer than N rows into one, or pass "
+                "--positive LABEL "
                 "for one class against the rest"
             )
         return
@@ -246,7 +249,8 @@ def _inner_split(y_train, config, repeat, fold):
         if not config.multiclass:
             raise DataError(
                 f"a training fold has too few rows of a class ({int(y_train.sum())} positive of "
-                f"{y_train.shape[0]}) to hold out a stratified validation split for early stopping; "
+                f"{y_train.shape[0]}) to hold out a stratified validation split for early "
+                "stopping; "
                 "use fewer --folds, more data or --no-early-stopping"
             ) from None
         raise DataError(
@@ -270,7 +274,7 @@ def _fit(backend, loss, fold, fit):
 
 
 def _select(dataset, config, score, backend, loss, split, train, on_fit):
-    """Early-stop every grid setting on the inner split; return (settings, rounds, validation score)."""
+    """Early-stop each grid setting on the inner split; return (settings, rounds, inner score)."""
     repeat, fold = split
     X, y = dataset.X, dataset.y
     inner, valid = _inner_split(y[train], config, repeat, fold)
@@ -285,12 +289,14 @@ def _select(dataset, config, score, backend, loss, split, train, on_fit):
         weights = class_weights(loss, trial, y_inner)
         model_score = score.for_model(estimator.get_params()["loss"], weights)
         if config.early_stopping:
-            rounds = _fit(backend, loss, fold, lambda: BACKENDS[backend].fit_early_stopped(
-                estimator, X_inner, y_inner, X_valid, y_valid, model_score, config.patience, weight))
+            rounds = _fit(backend, loss, fold, functools.partial(
+                BACKENDS[backend].fit_early_stopped, estimator, X_inner, y_inner, X_valid, y_valid,
+                model_score, config.patience, weight))
             first_trees = BACKENDS[backend].first_trees(rounds)
         else:
             rounds, first_trees = config.rounds, {}
-            _fit(backend, loss, fold, lambda: estimator.fit(X_inner, y_inner, sample_weight=weight))
+            _fit(backend, loss, fold,
+                 functools.partial(estimator.fit, X_inner, y_inner, sample_weight=weight))
         proba, posterior = _predictions(estimator, backend, X_valid, weights, config.multiclass,
                                         **first_trees)
         value = model_score.of_model(y_valid, proba, posterior)
@@ -389,7 +395,7 @@ def cross_validate(dataset: Dataset, config: CompareConfig,
     first_fold: dict[Any, Any] = {"train_index": splits[0][1]} if keep_first_fold else {}
     for (backend, loss), (found, out, out_posterior, estimator) in zip(
             config.configurations(), _each_configuration(dataset, config, score, splits, on_fit,
-                                                         keep_first_fold)):
+                                                         keep_first_fold), strict=True):
         records += found  # a loss without a row has no configuration: the report says why
         oof[(backend, loss)] = out
         oof_posterior[(backend, loss)] = out_posterior
@@ -438,7 +444,7 @@ def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold)
     except TypeError:  # joblib < 1.3: no generator, all at once
         results = Parallel(n_jobs=min(config.jobs, len(pairs)))(tasks)
     single = dataclasses.replace(config, folds=1, repeats=1)
-    for (backend, loss), result in zip(pairs, results):
+    for (backend, loss), result in zip(pairs, results, strict=True):
         if on_fit is not None:
             for _ in range(planned_fits(dataclasses.replace(single, backends=(backend,), losses=(loss,)))
                            * len(splits)):

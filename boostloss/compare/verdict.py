@@ -1,4 +1,4 @@
-"""The verdict of ``boostloss compare``: per backend, the best loss and whether it clearly beats logistic.
+"""The verdict of ``boostloss compare``: per backend, the best loss and whether it beats logistic.
 
 Every loss is trained on the same folds, so a comparison is paired: per (repeat, fold), the
 difference between the best loss's held-out metric and the plain logistic loss's. The folds'
@@ -77,7 +77,7 @@ def _per_split(records: Sequence[Mapping[str, Any]], backend: str, loss: str, ke
 
 def paired_differences(records: Sequence[Mapping[str, Any]], backend: str, loss: str,
                        baseline: str, key: str) -> tuple[Float64Array, float, float]:
-    """``loss`` minus ``baseline`` on metric ``key``, per (repeat, fold), and the mean split sizes."""
+    """``loss`` minus ``baseline`` on metric ``key`` per (repeat, fold); the mean split sizes."""
     rows, values = _per_split(records, backend, loss, key)
     _, base = _per_split(records, backend, baseline, key)
     if not rows or values.shape != base.shape:
@@ -108,7 +108,7 @@ def verdicts(records: Sequence[Mapping[str, Any]],
             _, values = _per_split(records, backend, loss, key)
             if values.size:  # no records: the loss has no row on this backend (e.g. GOSS)
                 means[loss] = float(values.mean())
-        ordered = [loss for loss in LOSSES if loss in means] + [l for l in means if l not in LOSSES]
+        ordered = [loss for loss in LOSSES if loss in means] + [name for name in means if name not in LOSSES]
         best = ordered[0]
         for loss in ordered[1:]:
             if (means[loss] > means[best]) if larger else (means[loss] < means[best]):

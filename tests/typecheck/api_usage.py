@@ -19,8 +19,13 @@ import boostloss
 import boostloss.lightgbm as bll
 import boostloss.xgboost as blx
 from boostloss import FocalLoss, GHMLoss, OHEMLoss, make_loss
-from boostloss.compare import (CompareConfig, cross_validate, load_default_dataset, summarize,
-                               verdicts)
+from boostloss.compare import (
+    CompareConfig,
+    cross_validate,
+    load_default_dataset,
+    summarize,
+    verdicts,
+)
 from boostloss.losses import GHMState, Target, check_target
 
 
