@@ -32,13 +32,13 @@ def cpu_model():
 
 def load_average():
     try:
-        return "%.2f %.2f %.2f" % os.getloadavg()
+        return " ".join(f"{load:.2f}" for load in os.getloadavg())
     except OSError:
         return "n/a"
 
 
 def print_machine(extra=None):
-    """One header block: CPU, cores, load, library versions (so a pasted output is self-describing)."""
+    """One header block: CPU, cores, load, library versions (a pasted output describes itself)."""
     import numba
 
     print(f"machine : {cpu_model()}, {os.cpu_count()} logical CPUs, load average {load_average()}")
@@ -50,8 +50,9 @@ def print_machine(extra=None):
 def alternate(contenders, repeats, warmup=1, budget_s=None):
     """Time ``contenders`` (name -> zero-argument callable) in alternation.
 
-    Each is called ``warmup`` times first, then ``repeats`` rounds call each once in turn. Stops early
-    (after at least 3 rounds) once ``budget_s`` seconds are spent. Returns name -> list of seconds.
+    Each is called ``warmup`` times first, then ``repeats`` rounds call each once in turn. Stops
+    early (after at least 3 rounds) once ``budget_s`` seconds are spent. Returns name -> list of
+    seconds.
     """
     for fn in contenders.values():
         for _ in range(warmup):
@@ -83,11 +84,11 @@ def fmt_time(seconds):
 def print_table(header, rows):
     """Plain fixed-width table; ``rows`` are lists of strings."""
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = "  ".join(str(h).ljust(w) if i == 0 else str(h).rjust(w) for i, (h, w) in enumerate(zip(header, widths)))
+    line = "  ".join(str(h).ljust(w) if i == 0 else str(h).rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
     print(line)
     print("-" * len(line))
     for r in rows:
-        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
 
 
 def synthetic_classification(n_rows, n_features, positive_rate=0.03, seed=0):

@@ -24,8 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import (fmt_time, load_average, median, print_machine,  # noqa: E402
-                                print_table)
+from benchmarks._common import fmt_time, load_average, median, print_machine, print_table
 
 
 def _make_block(n_rows, n_features, seed):
@@ -125,7 +124,7 @@ def main(argv=None):
     import dask
     import dask.array as da
     import xgboost as xgb
-    import xgboost.dask  # noqa: F401
+    import xgboost.dask
     from distributed import Client, LocalCluster
 
     import boostloss.xgboost as blx

@@ -1,4 +1,4 @@
-"""Per-call cost of the softmax focal kernel next to numpy, at 200k rows x K = 10 (issue 12, item 6).
+"""Per-call cost of the softmax focal kernel next to numpy, 200k rows x K = 10 (issue 12, item 6).
 
 Contenders, run in alternation within one process (medians after a warm-up):
 
@@ -22,10 +22,9 @@ Run ``python benchmarks/bench_multiclass.py`` (about 30 s); ``--threads N`` sets
 
 import argparse
 
+import _common as c
 import numba
 import numpy as np
-
-import _common as c
 
 from boostloss import _kernels_softmax as ks
 

@@ -3,7 +3,8 @@
 Contenders, all run in alternation within one process (medians after a warm-up):
 
 - boostloss focal (gamma 2 and gamma 1.5 with the exact Hessian, the default; gamma 2 also with the
-  Gauss-Newton Hessian), alpha 0.25, and GHM-C (binned density with 10 bins, window density with epsilon 0.1),
+  Gauss-Newton Hessian), alpha 0.25, and GHM-C (binned density with 10 bins, window density with
+  epsilon 0.1),
   called the way the XGBoost / LightGBM adapters call them: float32 margins as the framework hands
   them over, float32 gradient / Hessian buffers reused across calls, no validation;
 - the same losses through the public ``gradient_hessian`` (validation, float64 outputs allocated);
@@ -21,10 +22,8 @@ import argparse
 import sys
 import time
 
-import numpy as np
-
 import _common as c
-
+import numpy as np
 
 # ---------------------------------------------------------------------------------------------
 # Straightforward numpy implementations (what one writes without kernels)
@@ -32,7 +31,7 @@ import _common as c
 
 
 def numpy_focal(y, x, gamma, alpha, exact=False):
-    """Focal loss gradient and Hessian in numpy, stable form (log-space, margin toward the class)."""
+    """Focal loss gradient and Hessian in numpy, stable (log space, margin toward the class)."""
     x = x.astype(np.float64)
     s = 2.0 * y - 1.0
     a = np.where(y > 0.5, alpha, 1.0 - alpha)
@@ -150,7 +149,8 @@ def check_agreement(y, x32, losses, references):
             err = float(np.max(np.abs(ours - theirs)) / max(np.max(np.abs(theirs)), 1e-300))
             worst = max(worst, err)
             if not err < 1e-9:
-                sys.exit(f"numpy reference of {name!r} disagrees with boostloss: max rel. error {err:.3g}")
+                sys.exit(f"numpy reference of {name!r} disagrees with boostloss: "
+                         f"max rel. error {err:.3g}")
     return worst
 
 
@@ -161,8 +161,9 @@ def run_case(label, y, x32, repeats, budget_s, with_public=True):
     med = {k: c.median(v) for k, v in times.items()}
     n = y.shape[0]
     floor = med["numpy logistic (floor)"]
-    print(f"\n== {label}: {n:,} rows, {y.mean():.2%} positives, {len(times['numpy logistic (floor)'])} "
-          f"alternating rounds, numpy refs agree to {worst:.1e} (max rel.)")
+    print(f"\n== {label}: {n:,} rows, {y.mean():.2%} positives, "
+          f"{len(times['numpy logistic (floor)'])} alternating rounds, numpy refs agree to "
+          f"{worst:.1e} (max rel.)")
     rows = []
     for name in ("focal g=2", "focal g=1.5", "focal g=2 gauss_newton", "ghm bins", "ghm window"):
         ours = med[f"boostloss {name}"]
@@ -248,7 +249,8 @@ def main(argv=None):
         X, y = data
         x32 = covertype_margins(X, y)
         run_case("covertype_cottonwood", y, x32, 15 if args.quick else 60, budget, with_public=True)
-    print(f"\nload average at the end: {c.load_average()}; total {time.perf_counter() - t_start:.0f} s")
+    total = time.perf_counter() - t_start
+    print(f"\nload average at the end: {c.load_average()}; total {total:.0f} s")
 
 
 if __name__ == "__main__":

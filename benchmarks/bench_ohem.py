@@ -17,8 +17,9 @@ buffers and the keep mask reused across calls, tie keys drawn once:
 
 Margin sets: ``mid-training`` (continuous margins), ``constant start`` (every negative ties, the
 first round) and ``weighted`` (continuous margins, lognormal sample weights). Last, ``4 classes``:
-``OHEMLoss(negative_class=0)`` next to the softmax ``FocalLoss(gamma=2, alpha=None)`` on (n, 4) margins, both
-through the public path (the "vs focal" column is then against the softmax focal loss).
+``OHEMLoss(negative_class=0)`` next to the softmax ``FocalLoss(gamma=2, alpha=None)`` on (n, 4)
+margins, both through the public path (the "vs focal" column is then against the softmax focal
+loss).
 
 Run ``python benchmarks/bench_ohem.py`` (about a minute on 2 cores); ``--rows`` and ``--threads``
 (default 2) change the size and numba's thread count.
@@ -27,9 +28,8 @@ Run ``python benchmarks/bench_ohem.py`` (about a minute on 2 cores); ``--rows`` 
 import argparse
 import math
 
-import numpy as np
-
 import _common as c
+import numpy as np
 
 
 def numpy_ohem(y, x, w, ratio, keys):
@@ -79,8 +79,7 @@ def main():
 
     import numba
 
-    from boostloss import FocalLoss, OHEMLoss
-    from boostloss import _kernels
+    from boostloss import FocalLoss, OHEMLoss, _kernels
     from boostloss import _kernels_select as ks
     from boostloss.losses import check_target
 

@@ -22,9 +22,8 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
-
 import _common as c
+import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -1,9 +1,10 @@
-"""Start-up costs: ``import boostloss``, and the first call of every kernel with a cold and a warm cache.
+"""Start-up costs: ``import boostloss``, and the first call of every kernel, cold and warm cache.
 
 numba compiles a kernel on its first call and, with ``cache=True``, stores the machine code on disk;
-later processes load it instead. Each measurement runs in a fresh subprocess with ``NUMBA_CACHE_DIR``
-pointing to a new temporary directory: the first subprocess sees a cold cache (it compiles and
-writes), the second the same directory, warm (it loads). Every phase is timed inside the subprocess.
+later processes load it instead. Each measurement runs in a fresh subprocess with
+``NUMBA_CACHE_DIR`` pointing to a new temporary directory: the first subprocess sees a cold cache
+(it compiles and writes), the second the same directory, warm (it loads). Every phase is timed
+inside the subprocess.
 
 Run ``python benchmarks/bench_startup.py`` (about 1-2 minutes: compiling is the slow part) or with
 ``--quick`` (fewer first calls: focal and GHM bins through the adapters' path only).
@@ -33,7 +34,8 @@ x32 = np.linspace(-3, 3, 100).astype(np.float32)
 calls = [("focal gradient (float32 in, float32 out: adapters)", FocalLoss(), "adapter"),
          ("ghm bins gradient (float32 in, float32 out: adapters)", GHMLoss(), "adapter")]
 if not quick:
-    calls += [("ghm window gradient (float32 in, float32 out: adapters)", GHMLoss(density="window"), "adapter"),
+    calls += [("ghm window gradient (float32 in, float32 out: adapters)", GHMLoss(density="window"),
+               "adapter"),
               ("focal gradient_hessian (public, float64)", FocalLoss(), "public"),
               ("focal loss (public)", FocalLoss(), "loss"),
               ("ghm bins gradient_hessian (public, float64)", GHMLoss(), "public")]

@@ -15,9 +15,8 @@ Run ``python benchmarks/bench_training.py`` (about 4 minutes on 2 quiet cores) o
 import argparse
 import time
 
-import numpy as np
-
 import _common as c
+import numpy as np
 
 
 class Timed:
@@ -156,8 +155,9 @@ def main(argv=None):
     import xgboost
 
     t_start = time.perf_counter()
-    c.print_machine([f"numba   : n_threads={args.numba_threads} in the adapters; xgboost {xgboost.__version__}, "
-                     f"lightgbm {lightgbm.__version__}; {args.threads} threads for the frameworks"])
+    c.print_machine([f"numba   : n_threads={args.numba_threads} in the adapters; "
+                     f"xgboost {xgboost.__version__}, lightgbm {lightgbm.__version__}; "
+                     f"{args.threads} threads for the frameworks"])
     X, y = c.synthetic_classification(args.rows, args.features, positive_rate=0.03, seed=0)
     print(f"data    : {args.rows:,} rows x {args.features} features, {y.mean():.2%} positives")
     repeats = args.repeats or (2 if args.quick else 3)
@@ -171,7 +171,8 @@ def main(argv=None):
         rounds = 30 if args.quick else 100
         times = c.alternate(lightgbm_contenders(X, y, rounds, args.threads, args.numba_threads), repeats=repeats, warmup=0)
         report("LightGBM", times, rounds)
-    print(f"\nload average at the end: {c.load_average()}; total {time.perf_counter() - t_start:.0f} s")
+    total = time.perf_counter() - t_start
+    print(f"\nload average at the end: {c.load_average()}; total {total:.0f} s")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,8 @@ import argparse
 import os
 import time
 
-import numpy as np
-
 import _common as c
+import numpy as np
 
 TARGETS = {"XGBoost": 1.15, "LightGBM": 1.10}
 

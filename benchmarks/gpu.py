@@ -12,8 +12,8 @@ says what is missing. Run::
 Two tables, all contenders measured in alternation (round-robin after a warm-up, medians):
 
 1. Training time of ``xgb.train`` with ``device="cuda", tree_method="hist"`` for ``--rounds`` trees:
-   the built-in ``binary:logistic`` (the reference, ratio 1.00) next to focal loss and GHM-C (binned)
-   as custom objectives, each with the gradients computed by the host numba kernels
+   the built-in ``binary:logistic`` (the reference, ratio 1.00) next to focal loss and GHM-C
+   (binned) as custom objectives, each with the gradients computed by the host numba kernels
    (``compute="host"``) and by the CUDA kernels (``compute="device"``). The goal for a custom
    objective is a ratio <= 1.3.
 2. One objective call (one boosting round's gradients) at the training size: host kernels (float32
@@ -78,8 +78,9 @@ def describe(cupy):
     free, total = cupy.cuda.runtime.memGetInfo()
     print(f"gpu     : {name}, {total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free)")
     print(f"cpu     : {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs")
-    print(f"python  : {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
-          f"cupy {cupy.__version__}, xgboost {xgboost.__version__}, boostloss {boostloss.__version__}")
+    print(f"python  : {platform.python_version()}, numpy {np.__version__}, "
+          f"numba {numba.__version__}, cupy {cupy.__version__}, xgboost {xgboost.__version__}, "
+          f"boostloss {boostloss.__version__}")
 
 
 def make_data(cupy, rows, features, seed=0):

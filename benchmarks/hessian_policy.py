@@ -1,10 +1,10 @@
 """Which focal-loss Hessian should be the default? An experiment on the real datasets.
 
 For every dataset in ``../shared/datasets`` (or ``$BOOSTLOSS_DATASETS``) and a few focal settings,
-train XGBoost (hist, CPU) with ``FocalLoss(hessian="exact")`` and ``FocalLoss(hessian="gauss_newton")``
-on the same stratified folds, from the same starting margin (``init_score``), and compare
-out-of-fold average precision and log loss. Prints one row per dataset and setting, and the mean
-rank of each policy.
+train XGBoost (hist, CPU) with ``FocalLoss(hessian="exact")`` and
+``FocalLoss(hessian="gauss_newton")`` on the same stratified folds, from the same starting margin
+(``init_score``), and compare out-of-fold average precision and log loss. Prints one row per dataset
+and setting, and the mean rank of each policy.
 
     python benchmarks/hessian_policy.py            # all datasets but the 286k-row one
     python benchmarks/hessian_policy.py --all      # covertype_cottonwood too (subsampled to 60k)
@@ -82,8 +82,8 @@ def main():
         f"{'AP ' + p:>16s} {'logloss ' + p:>20s}" for p in POLICIES)
     print(header)
     print("-" * len(header))
-    wins = {p: 0 for p in POLICIES}
-    logloss_wins = {p: 0 for p in POLICIES}
+    wins = dict.fromkeys(POLICIES, 0)
+    logloss_wins = dict.fromkeys(POLICIES, 0)
     ranks = {p: [] for p in POLICIES}
     t0 = time.perf_counter()
     for name in names:

@@ -25,7 +25,7 @@ Usage::
 
     python benchmarks/posterior_real_data.py                     # every dataset
     python benchmarks/posterior_real_data.py --datasets mammography,ecoli
-    python benchmarks/posterior_real_data.py --docs              # also rewrite docs/losses.md's block
+    python benchmarks/posterior_real_data.py --docs   # also rewrite docs/losses.md's block
 """
 
 import argparse
@@ -114,7 +114,7 @@ def run(name, kind, max_rows):
     for backend in ("xgboost", "lightgbm"):
         pooled = {(which, r): np.empty((y.shape[0], n_classes)) for which in
                   ("logistic", "before", "after") for r in ROUNDS}
-        margins = {r: None for r in ROUNDS}
+        margins = dict.fromkeys(ROUNDS)
         for train, test in folds:
             logistic = make(backend, None).fit(X.iloc[train], y[train])
             model = make(backend, focal).fit(X.iloc[train], y[train])

@@ -3,7 +3,7 @@ tables go into docs/real-data.md.
 
 Usage::
 
-    python benchmarks/real_data.py                      # both protocols, every dataset, updates the page
+    python benchmarks/real_data.py                      # both protocols, every dataset, the page
     python benchmarks/real_data.py --no-docs            # print only
     python benchmarks/real_data.py --datasets yeast_me2,abalone_19 --protocols fair
     python benchmarks/real_data.py --cache r.json       # keep finished datasets in r.json; a rerun
@@ -30,10 +30,10 @@ selection on macro average precision), with ``--merge-rare 10``: classes with fe
 (ecoli's imL, imS and omL; shuttle's two smallest classes in a subsample).
 ``--kinds binary,multiclass`` chooses the groups.
 
-The part of ``docs/real-data.md`` between ``<!-- real-data:start -->`` and ``<!-- real-data:end -->``
-is replaced by the binary tables, the part between ``<!-- real-data-multiclass:start -->`` and
-``<!-- real-data-multiclass:end -->`` by the multi-class ones; the text around the markers (how to
-read the tables) is kept.
+The part of ``docs/real-data.md`` between ``<!-- real-data:start -->`` and
+``<!-- real-data:end -->`` is replaced by the binary tables, the part between
+``<!-- real-data-multiclass:start -->`` and ``<!-- real-data-multiclass:end -->`` by the multi-class
+ones; the text around the markers (how to read the tables) is kept.
 """
 
 import argparse
@@ -138,7 +138,7 @@ def run_one(name, protocol, max_rows, kind="binary"):
         "tie_notes": report.tie_lines(result.records, config),
     }
     if kind == "multiclass":
-        out.update(classes={c: int(n) for c, n in zip(dataset.classes, dataset.class_counts)},
+        out.update(classes={c: int(n) for c, n in zip(dataset.classes, dataset.class_counts, strict=True)},
                    rarest=dataset.classes[dataset.rarest_class], notes=dataset.notes)
     return out
 
@@ -191,7 +191,7 @@ def _rounds_table(results, config):
     losses = _shown_losses(config)
     lines = ["**Rounds chosen by early stopping** (median over folds, min–max)" +
              ("; with the setting most folds chose" if config.tune else ""), "",
-             "| dataset | backend | " + " | ".join(config.loss_label(l) for l in losses) + " |",
+             "| dataset | backend | " + " | ".join(config.loss_label(loss) for loss in losses) + " |",
              "|---|---|" + "---|" * len(losses)]
     for result in results:
         rows = cmp.summarize(result["records"])
@@ -214,9 +214,11 @@ def _rounds_table(results, config):
 def _verdict_table(results, config):
     ap = "macro AP" if config.multiclass else "AP"
     lines = [f"**Verdict** ({'macro ' if config.multiclass else ''}average precision; paired per-fold "
-             f"differences to plain logistic, {verdict.TEST_NAME}; *clearly better*: p < {verdict.LEVEL:g})",
+             f"differences to plain logistic, {verdict.TEST_NAME}; "
+             f"*clearly better*: p < {verdict.LEVEL:g})",
              "",
-             f"| dataset | backend | best loss | {ap} | {ap} of logistic | difference ± s.e. | p | clearly better |",
+             f"| dataset | backend | best loss | {ap} | {ap} of logistic | difference ± s.e. | p "
+             "| clearly better |",
              "|---|---|---|---:|---:|---:|---:|---|"]
     for result in results:
         for backend, v in result["verdict"].items():
@@ -378,7 +380,8 @@ def main(argv=None):
                         cache_path.write_text(json.dumps(cache) + "\n")
                 result = cache[key]
                 print(f"{protocol} {name}: {result['rows']} rows, {result['seconds']:.0f} s; "
-                      + " ".join(f"{b}: {v['best_loss']} {'clearly' if v['clearly_better'] else 'not clearly'}"
+                      + " ".join(f"{b}: {v['best_loss']} "
+                                 f"{'clearly' if v['clearly_better'] else 'not clearly'}"
                                  for b, v in result["verdict"].items()), flush=True)
                 by_protocol[protocol].append(result)
         block = markdown(by_protocol, kind)

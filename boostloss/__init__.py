@@ -20,9 +20,16 @@ The package is distributed as ``focal-ghm-boost`` (``pip install focal-ghm-boost
 as ``boostloss`` and its command is ``boostloss``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._constants import HESSIAN_FLOOR
 from ._posterior import posterior_from_margin
 from .losses import LOSSES, FocalLoss, GHMLoss, OHEMLoss, make_loss
+
+if TYPE_CHECKING:  # loaded on first use at run time (see __getattr__)
+    from .estimators import LGBMClassifier, XGBClassifier
 
 #: The release, the only place it is written: the build reads it (pyproject.toml's dynamic version)
 #: and ``boostloss --version`` prints it.
@@ -35,7 +42,7 @@ __all__ = ["FocalLoss", "GHMLoss", "OHEMLoss", "HESSIAN_FLOOR", "LOSSES", "make_
            "LGBMClassifier", "posterior_from_margin", "__version__"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # The estimators import xgboost / lightgbm: load them only when asked for, so that
     # `import boostloss` stays fast.
     if name in ("XGBClassifier", "LGBMClassifier"):

@@ -6,25 +6,41 @@ they unpack labels, weights and margins from the framework, call the loss's publ
 reused output buffers and ``n_threads``) and hand the result back.
 """
 
+from __future__ import annotations
+
 import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import clone
 
 from ._threads import AUTO, check_adapter_threads, round_threads
-from .losses import check_target, make_loss
+from ._typing import AdapterThreads, Float32Array, Float64Array, LossLike
+from .losses import Target, _Loss, check_target, make_loss
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 #: The factories that every adapter module (``boostloss.xgboost``, ``boostloss.lightgbm``) offers.
 FACTORIES = ("objective", "metric", "sklearn_objective", "sklearn_metric")
 
 
-def fresh_loss(loss):
+def fresh_loss(loss: LossLike) -> _Loss:
     """A clone of ``loss`` (a loss object or a registered name, see ``make_loss``)."""
     return clone(make_loss(loss))
 
 
-def start_of(loss, target, n_classes=None):
+@overload
+def start_of(loss: LossLike, target: Target, n_classes: None = None) -> float: ...
+@overload
+def start_of(loss: LossLike, target: Target, n_classes: int) -> Float64Array: ...
+@overload
+def start_of(loss: LossLike, target: Target, n_classes: int | None) -> float | Float64Array: ...
+def start_of(loss: LossLike, target: Target,
+             n_classes: int | None = None) -> float | Float64Array:
     """The constant start of a training: ``loss.init_score`` of a fresh clone, a float for a binary
     model or the K margins (float64 array) with ``n_classes``."""
     if n_classes is None:
@@ -32,14 +48,14 @@ def start_of(loss, target, n_classes=None):
     return fresh_loss(loss).init_score(target, n_classes=n_classes)
 
 
-def start_rows(start, n_rows, dtype):
+def start_rows(start: float | ArrayLike, n_rows: int, dtype: Any) -> NDArray[Any]:
     """The start of every row: shape (n_rows,) for a float, (n_rows, K) for K margins."""
     if np.ndim(start) == 0:
         return np.full(n_rows, start, dtype=dtype)
     return np.tile(np.asarray(start, dtype=dtype), (n_rows, 1))
 
 
-def margins_of(predt, n):
+def margins_of(predt: ArrayLike, n: int) -> NDArray[Any]:
     """The margins handed over by a framework: 1-D for a binary model (XGBoost may pass shape
     (n, 1)), (n, K) for a K-class model (kept in the framework's layout, C or F order)."""
     x = np.asarray(predt)
@@ -55,12 +71,13 @@ def margins_of(predt, n):
     return x
 
 
-def margins_1d(predt, n):
+def margins_1d(predt: ArrayLike, n: int) -> NDArray[Any]:
     """The margins of a binary model as a 1-D array (XGBoost may pass shape (n, 1))."""
     x = margins_of(predt, n)
     if x.ndim != 1:
         raise ValueError(
-            f"expected one raw margin per sample (a binary model), got predictions of shape {x.shape}"
+            "expected one raw margin per sample (a binary model), got predictions of shape "
+            f"{x.shape}"
         )
     return x
 
@@ -70,25 +87,27 @@ class _Entry:
 
     __slots__ = ("target", "state", "scratch", "grad", "hess", "loss_out")
 
-    def __init__(self, loss, target):
+    def __init__(self, loss: _Loss, target: Target) -> None:
         n = target.n_samples
         self.target = target
-        self.state = loss.new_state()
-        self.scratch = {}
+        self.state: Any = loss.new_state()
+        self.scratch: dict[str, Any] = {}
         self.grad = np.empty(n, dtype=np.float32)
         self.hess = np.empty(n, dtype=np.float32)
         self.loss_out = np.empty(n, dtype=np.float64)
 
     @property
-    def n_samples(self):
+    def n_samples(self) -> int:
         return self.target.n_samples
 
-    def buffers(self, x):
+    def buffers(self, x: NDArray[Any]) -> tuple[Float32Array, Float32Array]:
         """float32 gradient and Hessian buffers shaped like the margins ``x`` (and in their
         layout, so that a framework reading F order gets them without a copy), reused."""
-        order = "F" if x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+        order: Literal["C", "F"] = ("F" if x.ndim == 2 and x.flags.f_contiguous
+                                    and not x.flags.c_contiguous else "C")
         grad = self.grad
-        if grad.shape != x.shape or (x.ndim == 2 and not grad.flags[order + "_CONTIGUOUS"]):
+        if grad.shape != x.shape or (
+                x.ndim == 2 and not grad.flags[order + "_CONTIGUOUS"]):  # type: ignore[index]
             self.grad = np.empty(x.shape, dtype=np.float32, order=order)
             self.hess = np.empty(x.shape, dtype=np.float32, order=order)
         return self.grad, self.hess
@@ -97,10 +116,10 @@ class _Entry:
 class _PerDataset:
     """A small cache keyed by the identity of a live DMatrix / Dataset (weak references)."""
 
-    def __init__(self):
-        self._entries = []
+    def __init__(self) -> None:
+        self._entries: list[tuple[weakref.ref[Any], _Entry]] = []
 
-    def get(self, data):
+    def get(self, data: object) -> _Entry | None:
         alive = []
         found = None
         for ref, entry in self._entries:
@@ -113,15 +132,16 @@ class _PerDataset:
         self._entries = alive
         return found
 
-    def put(self, data, entry):
+    def put(self, data: object, entry: _Entry) -> _Entry:
         self._entries.append((weakref.ref(data), entry))
         return entry
 
-    def clear(self):
+    def clear(self) -> None:
         self._entries = []
 
 
-def loss_sums(loss, entry, predt, n_threads, state=None):
+def loss_sums(loss: _Loss, entry: _Entry, predt: ArrayLike, n_threads: AdapterThreads,
+              state: object | None = None) -> tuple[float, float]:
     """``(sum(w_i l_i), sum(w_i))`` of these margins: a mean's numerator and denominator.
 
     ``state`` is the entry's loss state when a distributed training sums GHM's counts over workers.
@@ -134,7 +154,7 @@ def loss_sums(loss, entry, predt, n_threads, state=None):
     return float(entry.loss_out.sum()), total_weight
 
 
-def mean_loss(loss, entry, predt, n_threads):
+def mean_loss(loss: _Loss, entry: _Entry, predt: ArrayLike, n_threads: AdapterThreads) -> float:
     """The weighted mean loss ``sum(w_i l_i) / sum(w_i)`` of these margins (NaN without weight)."""
     total, total_weight = loss_sums(loss, entry, predt, n_threads)
     if total_weight <= 0.0:
@@ -142,7 +162,9 @@ def mean_loss(loss, entry, predt, n_threads):
     return float(total / total_weight)
 
 
-def gradient_hessian(loss, entry, predt, n_threads, multiclass_hessian_factor=None):
+def gradient_hessian(loss: _Loss, entry: _Entry, predt: ArrayLike, n_threads: AdapterThreads,
+                     multiclass_hessian_factor: Callable[[int], float] | None = None
+                     ) -> tuple[Float32Array, Float32Array]:
     """One boosting round on the host: float32 gradient and Hessian in the entry's buffers.
 
     With K-class margins the Hessian is multiplied by ``multiclass_hessian_factor(K)``, the
@@ -166,12 +188,12 @@ class _ArrayCache:
     them with the previous raw copy is one vectorised pass and avoids revalidating and converting.
     """
 
-    def __init__(self):
-        self.raw_y = None
-        self.raw_w = None
-        self.entry = None
+    def __init__(self) -> None:
+        self.raw_y: Any = None
+        self.raw_w: Any = None
+        self.entry: _Entry | None = None
 
-    def get(self, loss, y_true, sample_weight):
+    def get(self, loss: _Loss, y_true: ArrayLike, sample_weight: ArrayLike | None) -> _Entry:
         raw_y = np.asarray(y_true)
         raw_w = None if sample_weight is None else np.asarray(sample_weight)
         if raw_w is not None and raw_w.size == 0:
@@ -199,22 +221,23 @@ class LossCallable:
     how ``repr`` names the factory that made the callable.
     """
 
-    _new_cache = _ArrayCache
+    _new_cache: type[Any] = _ArrayCache
     _display = "boostloss"
 
-    def __init__(self, loss, name=None, *, n_threads=AUTO):
+    def __init__(self, loss: LossLike, name: str | None = None, *,
+                 n_threads: AdapterThreads = AUTO) -> None:
         self.loss = fresh_loss(loss)
         self.loss.resolved_params()  # bad parameters fail here, not in the first round
         self.__name__ = self.loss.name if name is None else str(name)
         self.n_threads = check_adapter_threads(n_threads)
         self._cache = type(self)._new_cache()
 
-    def reset(self):
+    def reset(self) -> Self:
         """Forget cached labels, weights and GHM running counts: start a new training."""
         self._cache = type(self)._new_cache()
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{self._display}({self.loss!r})"
 
 
@@ -225,16 +248,16 @@ class PerDatasetCallable(LossCallable):
     _new_cache = _PerDataset
 
     @staticmethod
-    def _read(data):  # pragma: no cover - every subclass defines it
+    def _read(data: Any, /) -> Target:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
-    def _entry(self, data):
+    def _entry(self, data: Any) -> _Entry:
         entry = self._cache.get(data)
         if entry is None:
             entry = self._cache.put(data, _Entry(self.loss, self._read(data)))
         return entry
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_cache"] = _PerDataset()
         return state

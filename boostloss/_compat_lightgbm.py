@@ -31,20 +31,21 @@ def dataset_weight(dataset):
 def skip_redundant_objective_reset(env):
     """Callback, before the first round: tell the Booster its objective is already ``"none"``.
 
-    Upstream: with a callable objective, ``Booster.update`` first calls ``reset_parameter({"objective":
-    "none"})`` (guarded by the private flag ``Booster.__set_objective_to_none``). The scikit-learn
-    wrapper has created the Booster with that objective already, so the call changes nothing, but
-    LightGBM aborts in it (``Check failed: num_features() > 0``) when no feature is usable (all
-    constant, or none splittable under ``min_child_samples`` on a small set), where the built-in
-    objective trains a constant model. Skipping the redundant reset gives the same constant model
-    here: one empty tree, so the prediction is the start.
+    Upstream: with a callable objective, ``Booster.update`` first calls
+    ``reset_parameter({"objective": "none"})`` (guarded by the private flag
+    ``Booster.__set_objective_to_none``). The scikit-learn wrapper has created the Booster with that
+    objective already, so the call changes nothing, but LightGBM aborts in it
+    (``Check failed: num_features() > 0``) when no feature is usable (all constant, or none
+    splittable under ``min_child_samples`` on a small set), where the built-in objective trains a
+    constant model. Skipping the redundant reset gives the same constant model here: one empty tree,
+    so the prediction is the start.
     """
     if env.iteration == env.begin_iteration:
         env.model._Booster__set_objective_to_none = True
 
 
-skip_redundant_objective_reset.before_iteration = True
-skip_redundant_objective_reset.order = 0
+skip_redundant_objective_reset.before_iteration = True  # type: ignore[attr-defined]
+skip_redundant_objective_reset.order = 0  # type: ignore[attr-defined]
 
 
 def set_booster(estimator, booster):
@@ -124,10 +125,10 @@ class DaskEstimatorExtension:
     """
 
     #: The constructor parameters of the subclass that LightGBM does not know.
-    extension_params = ()
+    extension_params: tuple[str, ...] = ()
 
     def _lgb_dask_to_local(self, model_factory):
-        params = {key: value for key, value in self.get_params().items()
+        params = {key: value for key, value in self.get_params().items()  # type: ignore[attr-defined]
                   if key.partition("__")[0] not in self.extension_params}
         return dask_to_local(self, model_factory, params, self.extension_params)
 

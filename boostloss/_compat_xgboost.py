@@ -1,32 +1,39 @@
 """Every place where boostloss relies on XGBoost behaviour that is not public API, in one module.
 
-Each item says which upstream behaviour it works around; ``tests/test_compat.py`` fails when upstream
-changes that behaviour, so we know to revisit (or drop) the workaround.
+Each item says which upstream behaviour it works around; ``tests/test_compat.py`` fails when
+upstream changes that behaviour, so we know to revisit (or drop) the workaround.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from ._typing import T
 
 #: Where ``xgboost.XGBModel`` keeps the parameters passed through ``**kwargs`` (not a fitted
 #: attribute). Upstream: ``XGBModel.__init__`` stores them in the ``kwargs`` attribute.
 PARAMETER_STORAGE = ("kwargs",)
 
 
-def _version():
+def _version() -> tuple[int, ...]:
     import xgboost as xgb
 
     return tuple(int(part) for part in xgb.__version__.split(".")[:2])
 
 
-def takes_vector_base_score():
+def takes_vector_base_score() -> bool:
     """Whether ``base_score`` may be a K-vector of margins for a ``num_class=K`` model.
 
-    Upstream: XGBoost >= 3.1 stores a vector intercept for multi-output models; before, ``base_score``
-    is one float ("Invalid Parameter format for base_score expect float"), added to every class's
-    margin, so it cannot hold a K-class start. There the start goes in as ``base_margin`` instead
-    (rows of the K margins), in ``fit`` and at prediction.
+    Upstream: XGBoost >= 3.1 stores a vector intercept for multi-output models; before,
+    ``base_score`` is one float ("Invalid Parameter format for base_score expect float"), added to
+    every class's margin, so it cannot hold a K-class start. There the start goes in as
+    ``base_margin`` instead (rows of the K margins), in ``fit`` and at prediction.
     """
     return _version() >= (3, 1)
 
 
-def copy_fitted_state(source, dest, *, skip=()):
+def copy_fitted_state(source: Any, dest: T, *, skip: Iterable[str] = ()) -> T:
     """Give ``dest`` the fitted state of ``source``, both XGBoost scikit-learn estimators.
 
     Every instance attribute of ``source`` except its parameters (``get_params(deep=False)``),
@@ -43,13 +50,21 @@ def copy_fitted_state(source, dest, *, skip=()):
     return dest
 
 
+def loaded_booster(estimator: Any) -> Any:
+    """The Booster of an XGBoost scikit-learn estimator, None when it has none (unfitted), without
+    raising as ``get_booster()`` does. Upstream: ``XGBModel`` keeps it in the private
+    ``_Booster`` instance attribute (set by ``fit`` and ``load_model``), see
+    :func:`copy_fitted_state`."""
+    return vars(estimator).get("_Booster")
+
+
 #: Where ``xgboost.dask``'s estimators keep the Dask client they were given (a fitted state
 #: copy must not carry it). Upstream: ``DaskScikitLearnBase`` stores it in the private
 #: ``_client``; its public ``client`` property returns the default client when that is None.
 DASK_CLIENT_STORAGE = "_client"
 
 
-def dask_client(estimator):
+def dask_client(estimator: Any) -> Any:
     """The Dask client given to an ``xgboost.dask`` estimator, None when none was given (so that
     a copy also uses the default client). Upstream: see :data:`DASK_CLIENT_STORAGE`."""
     return vars(estimator).get(DASK_CLIENT_STORAGE)
@@ -66,23 +81,23 @@ class MultiLabelTag:
     to define ``__sklearn_tags__`` too.
     """
 
-    def _multi_label_tag(self):
+    def _multi_label_tag(self) -> bool:
         return True
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]  # the XGBoost class's
         if not self._multi_label_tag():
             tags.classifier_tags.multi_label = False
         return tags
 
-    def _more_tags(self):
-        tags = super()._more_tags()
+    def _more_tags(self) -> dict[str, Any]:
+        tags = super()._more_tags()  # type: ignore[misc]  # the XGBoost class's
         if not self._multi_label_tag():
             tags["multilabel"] = False
         return tags
 
 
-def spark_param(name, doc, type_converter):
+def spark_param(name: str, doc: str, type_converter: Callable[[Any], Any]) -> Any:
     """A ``pyspark.ml.param.Param`` declared on an estimator class (a class attribute).
 
     Upstream: pyspark declares its own Params at class level with the private placeholder parent
@@ -93,13 +108,13 @@ def spark_param(name, doc, type_converter):
     return Param(Params._dummy(), name, doc, typeConverter=type_converter)
 
 
-def set_spark_default(instance, **defaults):
+def set_spark_default(instance: T, **defaults: Any) -> T:
     """Set default values of a pyspark estimator's Params.
 
     Upstream: pyspark has no public setter of defaults; its own classes (and ``xgboost.spark``'s)
     call the private ``Params._setDefault(**defaults)``.
     """
-    instance._setDefault(**defaults)
+    cast(Any, instance)._setDefault(**defaults)
     return instance
 
 
@@ -119,19 +134,21 @@ class SparkEstimatorExtension:
     """
 
     #: The Params of the subclass that are not XGBoost parameters.
-    extension_params = ()
+    extension_params: tuple[str, ...] = ()
 
-    def _gen_xgb_params_dict(self, gen_xgb_sklearn_estimator_param=False):
-        params = super()._gen_xgb_params_dict(gen_xgb_sklearn_estimator_param)
+    def _gen_xgb_params_dict(self, gen_xgb_sklearn_estimator_param: bool = False
+                             ) -> dict[str, Any]:
+        params: dict[str, Any] = super()._gen_xgb_params_dict(  # type: ignore[misc]
+            gen_xgb_sklearn_estimator_param)
         for name in self.extension_params:
             params.pop(name, None)
         return params
 
-    def _fit(self, dataset):
+    def _fit(self, dataset: Any) -> Any:
         return self._boostloss_fit(dataset)
 
-    def _boostloss_fit(self, dataset):
+    def _boostloss_fit(self, dataset: Any) -> Any:
         return self._xgboost_fit(dataset)
 
-    def _xgboost_fit(self, dataset):
-        return super()._fit(dataset)
+    def _xgboost_fit(self, dataset: Any) -> Any:
+        return super()._fit(dataset)  # type: ignore[misc]  # xgboost.spark's

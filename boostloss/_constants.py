@@ -1,4 +1,4 @@
-"""Constants shared by the kernels and the Python layers (no numba import, so importing is cheap)."""
+"""Constants shared by the kernels and the Python layers (no numba import: importing is cheap)."""
 
 #: Every Hessian is floored at this value before the sample weight multiplies it (XGBoost's built-in
 #: logistic objective uses the same floor). Boosting needs a strictly positive Hessian.

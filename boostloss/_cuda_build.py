@@ -29,6 +29,7 @@ architectures and assemble it with ptxas.
 import functools
 import math
 import types
+from typing import Any
 
 import numpy as np
 
@@ -53,9 +54,9 @@ OUTPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Bound by namespace() only: numba.cuda and numba's float64 (imported at the first build),
 # the per-build constants of the histogram pass, and the CUDA versions of the DEVICE_FUNCTIONS
 # that the kernels call (boostloss._kernels is imported lazily, at the first build).
-cuda = float64 = None
-LOCAL_BINS = BIN_GROUP = SHARED_CELLS = None
-_focal_grad_hess_store = _ghm_bins_sample = bin_of = _scale_one = None
+cuda = float64 = None  # type: Any
+LOCAL_BINS = BIN_GROUP = SHARED_CELLS = None  # type: Any
+_focal_grad_hess_store = _ghm_bins_sample = bin_of = _scale_one = None  # type: Any
 
 
 def local_bins_for(bins):
@@ -200,7 +201,7 @@ def _rebind(func, globals_):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def namespace(cuda_module, threads=THREADS, local_bins=None):
     """The globals of the kernel sources for one build (see the module's Design notes)."""
     from numba import float64 as numba_float64
@@ -225,7 +226,7 @@ def kernel_source(cuda_module, name, threads=THREADS, local_bins=None):
     return _rebind(KERNELS[name], namespace(cuda_module, threads, local_bins))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel(cuda_module, name, threads=THREADS, local_bins=None):
     """Kernel ``name`` as a ``numba.cuda.jit`` dispatcher (compiled at its first launch)."""
     return cuda_module.jit(kernel_source(cuda_module, name, threads, local_bins))
@@ -246,7 +247,7 @@ def launch_signatures():
         return nt.Array(from_dtype(np.dtype(dtype)), ndim, "C")
 
     f64 = arr(np.float64)
-    out = []
+    out: list[tuple[str, int | None, tuple[Any, ...]]] = []
     for xd in MARGIN_DTYPES:
         x = arr(xd)
         out.append(("_first_nonfinite_kernel", None, (x, arr(np.int64))))

@@ -5,13 +5,21 @@ so Dask (``boostloss.dask``) and Spark (``boostloss.spark``) sum those on the cl
 from the same margin as one process holding all the rows.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ._adapters import fresh_loss
 from ._validation import describe_values
 
+if TYPE_CHECKING:
+    from ._typing import LossLike
 
-def binary_start(loss, totals, labels_name):
+
+def binary_start(loss: LossLike, totals: Mapping[Any, float], labels_name: str) -> float:
     """``loss.init_score`` of all the rows, from ``totals = {label: weight total}``.
 
     Raises
@@ -28,8 +36,8 @@ def binary_start(loss, totals, labels_name):
     return start_from_totals(loss, totals.get(1, 0.0), totals.get(0, 0.0))
 
 
-def start_from_totals(loss, positive_total, negative_total):
+def start_from_totals(loss: LossLike, positive_total: float, negative_total: float) -> float:
     """``loss.init_score`` of data whose classes weigh ``positive_total`` and ``negative_total``
     (``start_from_class_totals``; OHEM's depends on its kept negatives, known from the totals to
     within one row)."""
-    return fresh_loss(loss).start_from_class_totals([negative_total, positive_total])
+    return float(fresh_loss(loss).start_from_class_totals([negative_total, positive_total]))

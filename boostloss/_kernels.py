@@ -15,8 +15,8 @@ class, ``z = s * x`` with ``s = +1`` for ``y = 1`` and ``s = -1`` for ``y = 0``:
 each evaluated from one ``exp`` of ``-|z|`` and one ``log1p``, so nothing overflows, nothing takes
 ``log(0)`` and nothing raises ``0 ** gamma`` for any finite margin.
 
-Reductions (GHM histograms) run over fixed-size chunks whose partial sums are added in a fixed order,
-so results are bit-identical whatever the number of numba threads.
+Reductions (GHM histograms) run over fixed-size chunks whose partial sums are added in a fixed
+order, so results are bit-identical whatever the number of numba threads.
 """
 
 import math
@@ -199,8 +199,8 @@ def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
         d2FL/dz2 = a m (gamma (p_t log p_t)(q - gamma p_t) + (2 gamma + 1) p_t q)
 
     and ``d/dx = s d/dz``, ``d2/dx2 = d2/dz2``. ``hessian_mode`` HESSIAN_GAUSS_NEWTON replaces the
-    second derivative by ``a m p_t q`` (the modulating factor held constant). The returned Hessian is
-    floored at HESSIAN_FLOOR.
+    second derivative by ``a m p_t q`` (the modulating factor held constant). The returned Hessian
+    is floored at HESSIAN_FLOOR.
     """
     if y > 0.5:
         z = x
@@ -265,15 +265,15 @@ def _focal_sample_store(i, gamma, y, x, w, table, params, grad_out, hess_out):
 
 @njit(cache=True, inline="always")
 def for_each_with_gamma(store, n, gamma, y, x, w, table, params, grad_out, hess_out):
-    """``store(i, gamma, y, x, w, table, params, grad_out, hess_out)`` for ``i`` in ``0 .. n - 1``, a
-    prange loop: call it from a parallel kernel. The binary focal kernel calls it per sample, the
+    """``store(i, gamma, y, x, w, table, params, grad_out, hess_out)`` for ``i`` in ``0 .. n - 1``,
+    a prange loop: call it from a parallel kernel. The binary focal kernel calls it per sample, the
     softmax one per sweep of row blocks (``boostloss._kernels_softmax``).
 
     One loop per common gamma (2, 1, 0), with gamma a literal in it: a single loop would evaluate
     every branch of the modulating factor (the SIMD code computes both sides of a branch), paying
     an ``exp`` that gamma = 2 does not need. ``params`` (a tuple) holds scalars only; ``table`` is a
-    read-only array (the softmax's class weights; empty for the binary kernel). Arrays taken out of a
-    tuple misbehave in a prange loop: numba drops the writes to them, and reads of them kept the
+    read-only array (the softmax's class weights; empty for the binary kernel). Arrays taken out of
+    a tuple misbehave in a prange loop: numba drops the writes to them, and reads of them kept the
     loops from compiling to SIMD code (measured: 2x slower).
     """
     if gamma == 2.0:
@@ -326,7 +326,7 @@ def _gradient_norm_parts(y, x):
 
 @njit(cache=True, inline="always")
 def bin_of(g, bins, edges):
-    """Bin of ``g`` in [0, 1] for half-open bins ``[edges[b], edges[b+1])`` (``edges[-1] = 1 + 1e-6``)."""
+    """Bin of ``g`` in [0, 1]: half-open ``[edges[b], edges[b+1])``, ``edges[-1] = 1 + 1e-6``."""
     b = min(int(g * bins), bins - 1)
     # int(g * bins) can be off by one from the edge comparisons after rounding: settle it exactly.
     # Written without branches (edges increase, so at most one side applies) to keep loops SIMD.
@@ -485,7 +485,7 @@ def scale_by_bin(bin_idx, beta, grad, hess):
 
 @njit(cache=True, parallel=True)
 def ghm_norm_pass(y, x, w, grad_out, hess_out, g_out):
-    """First GHM pass with window density: weighted CE gradient, floored Hessian and ``g = |p - y|``."""
+    """First GHM pass, window density: weighted CE gradient, floored Hessian and ``g = |p - y|``."""
     n = x.shape[0]
     weighted = w.shape[0] > 0
     for i in prange(n):

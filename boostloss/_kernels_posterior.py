@@ -12,14 +12,16 @@ Binary. MATH.md's map ``logit q = (gamma - 1) x + log(e^x + gamma softplus(x)) -
 softplus(-x))`` is odd in x; for ``a = |x|``, ``u = e^-a``, ``l = log1p(u)`` it is
 ``sign(x) [(1 + gamma) a - log R]`` with
 
-    R = (u + gamma l) / (u + gamma (a + l) u^2)      (in [1, 1 + gamma]; R = 1 + gamma once u < 2^-1000)
+    R = (u + gamma l) / (u + gamma (a + l) u^2)
 
-(below a = 2^-26 the logit is its linear term ``[(1 + gamma) - gamma (2 log 2 - 1) / (1 + gamma log 2)] a``,
-so that rounding R cannot make the map step back near 0)
+(in [1, 1 + gamma]; R = 1 + gamma once u < 2^-1000; below a = 2^-26 the logit is its linear term
+``[(1 + gamma) - gamma (2 log 2 - 1) / (1 + gamma log 2)] a``, so that rounding R cannot make the
+map step back near 0)
 
 so the probability of the class the margin points to is ``1 / (1 + V)`` with
-``V = R exp(-(1 + gamma) a - sign(x) shift)`` (``shift`` the class-weight correction): no log at all,
-one exp of a non-positive argument (``1 / V`` when the argument is positive), nothing overflows.
+``V = R exp(-(1 + gamma) a - sign(x) shift)`` (``shift`` the class-weight correction): no log at
+all, one exp of a non-positive argument (``1 / V`` when the argument is positive), nothing
+overflows.
 
 K classes: with ``t_k = z_k - LSE_{j != k} z_j`` (the binary margin toward class k), ``u = e^-|t|``,
 ``l = log1p(u)``::

@@ -7,19 +7,20 @@ positive, Liu et al. 2016, arXiv:1512.02325). See docs/math.md, section "OHEM".
 
 The ranking
     Negatives are ranked by their current cross-entropy loss, hardest first. For the binary
-    cross-entropy of a negative, ``log1p(exp(x))`` is strictly increasing in the margin ``x``, so the
-    kernels rank by the margin itself (exact, and no rounding of the loss can merge two margins);
-    ``-0.0`` and ``+0.0`` are the same margin. The multi-class variant ranks background rows by their
-    computed loss ``-log p_background``. Ties (every negative ties at a constant start) are broken by
-    a caller-supplied random key per row, smaller key first, and rows equal in both (repeated keys) by
-    row index. The ranking is therefore the order of ``np.lexsort((row, tie_keys, -score))``.
+    cross-entropy of a negative, ``log1p(exp(x))`` is strictly increasing in the margin ``x``, so
+    the kernels rank by the margin itself (exact, and no rounding of the loss can merge two
+    margins); ``-0.0`` and ``+0.0`` are the same margin. The multi-class variant ranks background
+    rows by their computed loss ``-log p_background``. Ties (every negative ties at a constant
+    start) are broken by a caller-supplied random key per row, smaller key first, and rows equal in
+    both (repeated keys) by row index. The ranking is therefore the order of
+    ``np.lexsort((row, tie_keys, -score))``.
 
 The kept set
     Unweighted: the first ``k = min(n_neg, ceil(ratio * n_pos))`` negatives of the ranking, with
     ``ratio * n_pos`` evaluated in float64. Weighted: the shortest prefix of the ranking whose total
-    weight reaches ``ratio * W_pos`` (all of them when the negatives weigh less). Negatives of weight 0
-    carry nothing and are never kept (they are not part of the ranking). Every positive is kept,
-    whatever its weight. No positives (or ``W_pos = 0``): no negative is kept.
+    weight reaches ``ratio * W_pos`` (all of them when the negatives weigh less). Negatives of
+    weight 0 carry nothing and are never kept (they are not part of the ranking). Every positive is
+    kept, whatever its weight. No positives (or ``W_pos = 0``): no negative is kept.
 
 The selection is a radix select, O(n), no sort: the ranking key is the pair (score, tie key), and
 rows equal in both are taken in row order. A level takes the candidates' range of the current
@@ -110,7 +111,7 @@ def _tie_rank(t):  # pragma: no cover - replaced by the overload below inside ji
 @overload(_tie_rank, inline="always")
 def _tie_rank_overload(t):
     """int64 image of a tie key whose signed order is the key's own order (uint64 or int64)."""
-    if isinstance(t, types.Integer) and not t.signed:
+    if isinstance(t, types.Integer) and not t.signed:  # type: ignore[attr-defined]
         return lambda t: np.int64(t) ^ _INT64_MIN
     return lambda t: np.int64(t)
 
@@ -317,6 +318,9 @@ def _histogram_row(i, b, y, w, weighted, negative_label, counts, weights):
         counts[b] += 1 if y[i] == negative_label else 0
 
 
+# The radix levels hand the same long argument lists down (one call, one signature): kept on as
+# few lines as they fit, not one argument per line.
+# fmt: off
 @njit(cache=True, inline="always")
 def _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
                           top_score, scale, counts_out, weights_out):
@@ -425,6 +429,7 @@ def _cand_pass(score, w, weighted, ties, cand, domain, low, shift, top_score, sc
     else:
         _cand_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
                        bucket, offsets, counts_out, weights_out, keep_out, cand_out)
+# fmt: on
 
 
 @njit(cache=True)
@@ -533,6 +538,7 @@ class _Selection:
                 weight_totals = np.ascontiguousarray(summed[_BUCKETS:])
         return totals, weight_totals
 
+    # fmt: off
     def level(self, cand, domain, low, high, need_count, need_weight):
         """One radix level; returns the next candidates and the boundary bucket's totals."""
         shift, top_score, scale = _plan(domain, low, high)
@@ -561,6 +567,7 @@ class _Selection:
             _cand_pass(self.score, self.w, self.weighted, self.ties, cand, *args, bucket, offsets,
                        counts, weights, self.keep, next_cand)
         return next_cand, int(totals[bucket]), float(weight_totals[bucket])
+    # fmt: on
 
     def tied_prefix(self, cand, need_count, need_weight):
         """The rows left that tie on score and tie key: kept in (worker rank, row) order."""
@@ -739,8 +746,8 @@ def ohem_select_softmax(y, x, w, negative_class, ratio, tie_keys, keep_out, grou
     """Multi-class OHEM selection; returns ``(n_kept_neg, kept_neg_weight)``.
 
     ``y``: float64 class labels in 0..K-1; ``x``: (n, K) margins. Rows of ``negative_class`` are the
-    negatives, ranked by ``-log p_negative`` (highest first, ties by ``tie_keys``, then row); rows of
-    every other class are kept. The count rule is that of :func:`ohem_select` with ``n_pos`` the
+    negatives, ranked by ``-log p_negative`` (highest first, ties by ``tie_keys``, then row); rows
+    of every other class are kept. The count rule is that of :func:`ohem_select` with ``n_pos`` the
     number (weight) of non-background rows; ``group`` as there.
     """
     return select_rows(y, x, w, negative_class, ratio, tie_keys, keep_out, group)[:2]
@@ -750,8 +757,9 @@ def ohem_select_softmax(y, x, w, negative_class, ratio, tie_keys, keep_out, grou
 def ohem_softmax_grad_hess(y, x, w, keep, grad_out, hess_out):
     """Softmax cross-entropy derivatives of the kept rows, exactly 0 for the others.
 
-    Kept rows: ``grad_k = w (p_k - [k == y])``, ``hess_k = w max(p_k (1 - p_k), HESSIAN_FLOOR)`` with
-    ``p = softmax(x_i)`` (the diagonal; the framework's own Hessian factor is the adapter's business).
+    Kept rows: ``grad_k = w (p_k - [k == y])``, ``hess_k = w max(p_k (1 - p_k), HESSIAN_FLOOR)``
+    with ``p = softmax(x_i)`` (the diagonal; the framework's own Hessian factor is the adapter's
+    business).
     ``1 - p_k`` is evaluated as ``(s - e_k) / s`` so it does not cancel for a dominant class.
     """
     n = x.shape[0]
@@ -796,7 +804,8 @@ def ohem_best_constant(positive_weight, kept_negative_weight):
         raise ValueError(f"positive_weight must be a positive finite number, got {positive_weight!r}")
     if not (kept_negative_weight > 0.0 and math.isfinite(kept_negative_weight)):
         raise ValueError(
-            f"kept_negative_weight must be a positive finite number (no negative is kept otherwise), "
+            "kept_negative_weight must be a positive finite number (no negative is kept "
+            "otherwise), "
             f"got {kept_negative_weight!r}"
         )
     return math.log(positive_weight) - math.log(kept_negative_weight)

@@ -106,7 +106,8 @@ def softmax_focal_best_constant(class_weights, gamma, alpha=None):
     weights = np.asarray(class_weights, dtype=np.float64)
     if weights.ndim != 1 or weights.shape[0] < 2:
         raise ValueError(
-            f"class_weights must be a 1-D array of at least 2 class totals, got shape {weights.shape}")
+            "class_weights must be a 1-D array of at least 2 class totals, got shape "
+            f"{weights.shape}")
     _check_positive_per_class("class_weights", weights,
                               ": a class with no weight has a best constant margin of -inf")
     gamma = float(gamma)
@@ -118,7 +119,8 @@ def softmax_focal_best_constant(class_weights, gamma, alpha=None):
         alpha = np.asarray(alpha, dtype=np.float64)
         if alpha.shape != weights.shape:
             raise ValueError(
-                f"alpha must have one weight per class ({weights.shape[0]}), got shape {alpha.shape}")
+                f"alpha must have one weight per class ({weights.shape[0]}), got shape "
+                f"{alpha.shape}")
         _check_positive_per_class("alpha", alpha)
         totals = alpha * weights
     log_n = np.log(totals)

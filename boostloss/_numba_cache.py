@@ -9,9 +9,10 @@ temporary directory is writable), numba raises ``RuntimeError: cannot cache func
 available`` and ``import boostloss`` fails.
 
 :func:`writable_cache` wraps the import of the kernels, which :func:`kernels` does lazily, at the
-first computation (``import boostloss`` touches no file and imports no numba kernel): only in that last case it points numba at a
-private directory under the system temporary directory while the kernels are defined, and restores
-numba's setting afterwards (the kernels keep their cache location; nothing else changes).
+first computation (``import boostloss`` touches no file and imports no numba kernel): only in that
+last case it points numba at a private directory under the system temporary directory while the
+kernels are defined, and restores numba's setting afterwards (the kernels keep their cache
+location; nothing else changes).
 """
 
 import contextlib
@@ -70,7 +71,7 @@ def fallback_cache_dir(package_dir):
     """
     from numba.core import config
 
-    if config.CACHE_DIR and _writable(config.CACHE_DIR):
+    if config.CACHE_DIR and _writable(config.CACHE_DIR):  # type: ignore[attr-defined]
         return None
     if _writable(os.path.join(package_dir, "__pycache__")):
         return None
@@ -92,16 +93,16 @@ def writable_cache(package_dir):
     if fallback is None:
         yield None
         return
-    previous = config.CACHE_DIR
-    config.CACHE_DIR = fallback
+    previous = config.CACHE_DIR  # type: ignore[attr-defined]
+    config.CACHE_DIR = fallback  # type: ignore[attr-defined]
     try:
         yield fallback
     finally:
-        config.CACHE_DIR = previous
+        config.CACHE_DIR = previous  # type: ignore[attr-defined]
 
 
 def kernels(module="._kernels"):
-    """The kernel module ``boostloss<module>``, imported (and its numba cache located) on first use."""
+    """The kernel module ``boostloss<module>``, imported (its numba cache located) on first use."""
     name = "boostloss" + module
     loaded = sys.modules.get(name)
     if loaded is None:

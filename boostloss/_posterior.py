@@ -23,27 +23,36 @@ alpha)``; a class-weighted logistic with positive weight ``s``: ``(1, s)``), und
 prior-odds correction. ``gamma = 0`` without weights is the plain sigmoid / softmax.
 """
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit, log_softmax, softmax
 
 from ._numba_cache import kernels
 from ._threads import kernel_threads
+from ._typing import Float64Array
+
+if TYPE_CHECKING:
+    from .losses import _Loss
 
 __all__ = ["posterior_from_margin"]
 
 _NO_WEIGHTS = np.empty(0, dtype=np.float64)
 
 
-def _check_gamma(gamma):
+def _check_gamma(gamma: object) -> float:
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (
-            np.isfinite(gamma) and gamma >= 0.0):
+            np.isfinite(float(gamma)) and float(gamma) >= 0.0):
         raise ValueError(f"gamma must be a finite real number >= 0, got {gamma!r}")
     return float(gamma)
 
 
-def _check_margins(raw_prediction):
+def _check_margins(raw_prediction: ArrayLike) -> Float64Array:
     """float64 margins, 1-D or C-contiguous (n, K) (a copy only when not already so)."""
     arr = np.asarray(raw_prediction)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
@@ -56,7 +65,7 @@ def _check_margins(raw_prediction):
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
-def _raise_nonfinite(x):
+def _raise_nonfinite(x: Float64Array) -> NoReturn:
     bad = np.argwhere(~np.isfinite(x))
     first = tuple(int(i) for i in bad[0])
     where = f"index {first[0]}" if x.ndim == 1 else f"row {first[0]}, column {first[1]}"
@@ -66,7 +75,8 @@ def _raise_nonfinite(x):
     )
 
 
-def _check_class_weights(class_weights, n_classes):
+def _check_class_weights(class_weights: ArrayLike | None, n_classes: int
+                         ) -> Float64Array | None:
     """None, or the logs of ``n_classes`` finite weights > 0 (float64)."""
     if class_weights is None:
         return None
@@ -78,22 +88,23 @@ def _check_class_weights(class_weights, n_classes):
         )
     if arr.shape[0] != n_classes:
         raise ValueError(
-            f"class_weights has {arr.shape[0]} weights, but the margins are for {n_classes} classes "
-            f"(binary: (w_negative, w_positive)), got {class_weights!r}"
+            f"class_weights has {arr.shape[0]} weights, but the margins are for {n_classes} "
+            f"classes (binary: (w_negative, w_positive)), got {class_weights!r}"
         )
     weights = arr.astype(np.float64)
     bad = np.flatnonzero(~(np.isfinite(weights) & (weights > 0.0)))
     if bad.size:
         k = int(bad[0])
         raise ValueError(
-            f"class_weights must be finite and > 0 (a class trained with weight 0 has no posterior), "
-            f"got {weights[k].item()!r} for class {k} (class_weights={class_weights!r})"
+            "class_weights must be finite and > 0 (a class trained with weight 0 has no "
+            f"posterior), got {weights[k].item()!r} for class {k} (class_weights={class_weights!r})"
         )
     return np.log(weights)
 
 
-def posterior_from_margin(raw_prediction, *, gamma=0.0, class_weights=None):
-    """Class posterior of a model trained with focal loss (gamma) and class weights, from its margin.
+def posterior_from_margin(raw_prediction: ArrayLike, *, gamma: float = 0.0,
+                          class_weights: ArrayLike | None = None) -> Float64Array:
+    """Class posterior of a model trained with focal loss (gamma) and class weights, from margins.
 
     Parameters
     ----------
@@ -150,7 +161,7 @@ def posterior_from_margin(raw_prediction, *, gamma=0.0, class_weights=None):
 ATTRIBUTE = "boostloss_posterior"
 
 
-def loss_posterior_map(loss, n_classes):
+def loss_posterior_map(loss: _Loss, n_classes: int) -> dict[str, Any]:
     """The map from margins to probabilities of a model of ``n_classes`` classes trained with
     ``loss``, as a JSON-able dict: ``loss`` (its name), ``gamma`` and ``class_weights`` (the
     arguments of :func:`posterior_from_margin`), and ``posterior``: True when the result is the
@@ -161,13 +172,14 @@ def loss_posterior_map(loss, n_classes):
             "posterior": bool(loss._posterior_is_exact)}
 
 
-def apply_posterior_map(raw_prediction, posterior_map):
+def apply_posterior_map(raw_prediction: ArrayLike, posterior_map: Mapping[str, Any]
+                        ) -> Float64Array:
     """:func:`posterior_from_margin` with the arguments of a :func:`loss_posterior_map` dict."""
     return posterior_from_margin(raw_prediction, gamma=posterior_map["gamma"],
                                  class_weights=posterior_map["class_weights"])
 
 
-def _binary_logit(x, gamma):
+def _binary_logit(x: Float64Array, gamma: float) -> Float64Array:
     """logit q of the binary map (no class weights), odd in x, in numpy, exact for any margin.
 
     With a = |x|, u = e^-a, l = log1p(u): L(a) = (1 + gamma) a + log1p((P - Q) / (1 + Q)),
@@ -184,7 +196,7 @@ def _binary_logit(x, gamma):
     return np.copysign((1.0 + gamma) * a + np.log1p(gamma * diff / (1.0 + gamma * ratio)), x)
 
 
-def _log_focal_weights(z, gamma):
+def _log_focal_weights(z: Float64Array, gamma: float) -> Float64Array:
     """log w(t_k) for every class of the (n, K) margins z (numpy), t_k = z_k - LSE_{j != k} z_j,
     each log-sum-exp formed as log1p of a sum of exps >= 0 (no cancellation)."""
     n = z.shape[0]
@@ -209,7 +221,8 @@ def _log_focal_weights(z, gamma):
     return np.where(t >= 0.0, ahead, behind)
 
 
-def decision_from_margin(raw_prediction, *, gamma=0.0, class_weights=None):
+def decision_from_margin(raw_prediction: ArrayLike, *, gamma: float = 0.0,
+                         class_weights: ArrayLike | None = None) -> Float64Array:
     """The log-odds of :func:`posterior_from_margin` (binary, shape (n,)) or its log (K classes,
     shape (n, K)): what ``decision_function`` returns, so that its sign (binary) or argmax agrees
     with the posterior's. The margin itself when the map is the identity (gamma 0, no weights).
@@ -231,7 +244,8 @@ def decision_from_margin(raw_prediction, *, gamma=0.0, class_weights=None):
     return log_softmax(scores, axis=1)
 
 
-def apply_decision_map(raw_prediction, posterior_map):
+def apply_decision_map(raw_prediction: ArrayLike, posterior_map: Mapping[str, Any]
+                       ) -> Float64Array:
     """:func:`decision_from_margin` with the arguments of a :func:`loss_posterior_map` dict."""
     return decision_from_margin(raw_prediction, gamma=posterior_map["gamma"],
                                 class_weights=posterior_map["class_weights"])

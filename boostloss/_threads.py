@@ -17,14 +17,18 @@ depend on the thread count: the kernels' reductions run over fixed-size chunks s
 order.
 """
 
+from __future__ import annotations
+
 import contextlib
 import numbers
+from collections.abc import Iterator
+from typing import Final, Literal
 
 #: Below this many rows the kernels run on the calling thread only.
 PARALLEL_MIN_ROWS = 1 << 15
 
 
-def check_n_threads(n_threads):
+def check_n_threads(n_threads: object) -> int | None:
     """``n_threads`` as given, after checking it is None or a positive integer."""
     if n_threads is None:
         return None
@@ -39,10 +43,10 @@ def check_n_threads(n_threads):
 
 
 #: The adapters' default ``n_threads`` (see :func:`round_threads`).
-AUTO = "auto"
+AUTO: Final = "auto"
 
 
-def check_adapter_threads(n_threads):
+def check_adapter_threads(n_threads: object) -> int | Literal["auto"] | None:
     """An adapter's ``n_threads``: ``"auto"``, None or a positive integer."""
     if isinstance(n_threads, str):
         if n_threads == AUTO:
@@ -53,7 +57,7 @@ def check_adapter_threads(n_threads):
     return check_n_threads(n_threads)
 
 
-def round_threads(n_threads, ndim):
+def round_threads(n_threads: int | Literal["auto"] | None, ndim: int) -> int | None:
     """The ``n_threads`` of one framework round on margins of ``ndim`` dimensions: ``"auto"`` is 1
     for a binary model (ndim 1) and None (the default policy) for a K-class model (ndim 2)."""
     if n_threads == AUTO:
@@ -62,7 +66,7 @@ def round_threads(n_threads, ndim):
 
 
 @contextlib.contextmanager
-def kernel_threads(n_rows, n_threads=None):
+def kernel_threads(n_rows: int, n_threads: int | None = None) -> Iterator[None]:
     """Run the kernels of this block on the number of threads the policy above gives.
 
     ``numba.set_num_threads`` is local to the calling thread, so concurrent trainings in other
@@ -74,7 +78,7 @@ def kernel_threads(n_rows, n_threads=None):
     if n_threads is None:
         wanted = 1 if n_rows < PARALLEL_MIN_ROWS else current
     else:
-        wanted = min(n_threads, numba.config.NUMBA_NUM_THREADS)
+        wanted = min(n_threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     if wanted == current:
         yield
         return

@@ -4,8 +4,8 @@ Every check raises ``ValueError`` (bad value) or ``TypeError`` (bad type) with a
 the offending value and says what is allowed. Nothing is coerced silently: labels must already be
 0/1 (bool, int or float), margins must be real numbers, weights non-negative and finite. pandas'
 nullable arrays (``boolean``, ``Int64``, ``Float64``, ...) and object arrays that hold only bools or
-integers count as numbers; a missing value (``pd.NA``, ``None``) in them is an error, and strings are
-never parsed.
+integers count as numbers; a missing value (``pd.NA``, ``None``) in them is an error, and strings
+are never parsed.
 """
 
 import numbers
@@ -165,8 +165,8 @@ def check_label_values(y, bound, n_classes=None):
             f"pass margins of shape (n, K)), got {int(bad.sum())} other value(s): {shown}"
         )
     raise ValueError(
-        f"y_true must contain class indices 0..{k - 1} (integers: the margins have {k} columns, one "
-        f"per class), got {int(bad.sum())} other value(s): {shown}"
+        f"y_true must contain class indices 0..{k - 1} (integers: the margins have {k} columns, "
+        f"one per class), got {int(bad.sum())} other value(s): {shown}"
     )
 
 
@@ -195,7 +195,8 @@ def check_margins(raw_prediction, n=None):
     if n is not None and x.shape[0] != n:
         what = "entries" if x.ndim == 1 else "rows"
         raise ValueError(
-            f"raw_prediction has {x.shape[0]} {what} but y_true has {n}; they must have the same length"
+            f"raw_prediction has {x.shape[0]} {what} but y_true has {n}; they must have the same "
+            "length"
         )
     check_finite_margins(x)
     return x
@@ -227,7 +228,8 @@ def check_weights(sample_weight, n):
     w = np.ascontiguousarray(arr, dtype=np.float64)
     if w.shape[0] != n:
         raise ValueError(
-            f"sample_weight has {w.shape[0]} entries but y_true has {n}; they must have the same length"
+            f"sample_weight has {w.shape[0]} entries but y_true has {n}; they must have the same "
+            "length"
         )
     bad = ~(np.isfinite(w) & (w >= 0.0))
     if bad.any():
@@ -240,8 +242,8 @@ def check_weights(sample_weight, n):
         total = w.sum()
     if not np.isfinite(total):
         raise ValueError(
-            f"sample_weight sums to {float(total)!r} (the largest is {float(w.max())!r}): the total overflows "
-            "float64; divide the weights by a constant"
+            f"sample_weight sums to {float(total)!r} (the largest is {float(w.max())!r}): the "
+            "total overflows float64; divide the weights by a constant"
         )
     return w
 

@@ -17,12 +17,16 @@ of the libraries underneath never reach the user as such: each distinct one beco
 stderr, without source paths.
 """
 
+from __future__ import annotations
+
 import argparse
 import contextlib
 import os
 import pathlib
 import sys
 import warnings
+from collections.abc import Sequence
+from typing import NoReturn
 
 from . import DISTRIBUTION, __version__
 from . import compare as cmp
@@ -35,7 +39,8 @@ _OUTPUT_SUFFIXES = (".json", ".csv")
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 _ALL_BACKENDS = "both"
 _DEFAULTS = CompareConfig()
-#: ``--rounds`` without early stopping when not given: the fixed-rounds protocol of earlier versions.
+#: ``--rounds`` without early stopping when not given: the fixed-rounds protocol of earlier
+#: versions.
 _FIXED_ROUNDS = 200
 #: Width of the printed results when stdout is not a terminal and COLUMNS is not set: the table
 #: on one line per configuration.
@@ -87,7 +92,8 @@ def _alpha(text):
         value = None
     if value is None or not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(
-            f"expected a number in (0, 1) or 'none' ('balanced' too on a multi-class target), got {text!r}")
+            "expected a number in (0, 1) or 'none' ('balanced' too on a multi-class target), "
+            f"got {text!r}")
     return value
 
 
@@ -123,7 +129,8 @@ class _Version(argparse.Action):
     """``--version``: ``boostloss 0.1.0 (focal-ghm-boost) from /path/to/boostloss (Python 3.x.y)``,
     the release and which copy of the package runs, on one line (argparse's own action wraps it)."""
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> NoReturn:
         import platform
 
         where = pathlib.Path(__file__).resolve().parent
@@ -132,7 +139,7 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def _build_parser():
+def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="boostloss", description="Focal loss and GHM-C for gradient-boosted trees.",
                      epilog=f"The {DISTRIBUTION} distribution: pip install {DISTRIBUTION}")
     parser.add_argument("--version", action=_Version, nargs=0,
@@ -142,7 +149,8 @@ def _build_parser():
         "compare",
         help=f"cross-validate {_in_words(spec.title for spec in LOSSES.values())} side by side",
         description=(
-            f"Stratified k-fold cross-validation of {_in_words(s.summary for s in LOSSES.values())} "
+            "Stratified k-fold cross-validation of "
+            f"{_in_words(s.summary for s in LOSSES.values())} "
             f"on {_in_words(b.title for b in BACKENDS.values())}: average precision and ROC-AUC of "
             "the predicted probabilities, log loss, Brier score and expected calibration error "
             "(15 bins) of the class posterior, fit time and rounds, then a "
@@ -152,8 +160,8 @@ def _build_parser():
             "refit on the whole training fold. A target with 3 or more values and no --positive "
             "is a multi-class comparison (softmax logistic, balanced class weights, focal, GHM-C; "
             "macro one-vs-rest AP and ROC-AUC, AP of the rarest class, log loss, top-label ECE, "
-            "balanced accuracy, macro F1). Without DATA: a built-in imbalanced dataset (breast cancer, "
-            "malignant made rare)."
+            "balanced accuracy, macro F1). Without DATA: a built-in imbalanced dataset "
+            "(breast cancer, malignant made rare)."
         ),
     )
     _add_data_options(p.add_argument_group("data"))
@@ -196,9 +204,11 @@ def _add_comparison_options(run):
     run.add_argument("--folds", type=_positive_int, default=d.folds,
                      help=f"stratified folds, >= 2 (default: {d.folds})")
     run.add_argument("--repeats", type=_positive_int, default=d.repeats,
-                     help=f"repeated stratified k-fold: repetitions, each with its own shuffle (default: {d.repeats})")
+                     help="repeated stratified k-fold: repetitions, each with its own shuffle "
+                     f"(default: {d.repeats})")
     run.add_argument("--metric", choices=tuple(SELECTION_METRICS), default=d.metric,
-                     help=f"what early stopping, tuning and the verdict judge, on probabilities (default: {d.metric})")
+                     help="what early stopping, tuning and the verdict judge, on probabilities "
+                     f"(default: {d.metric})")
     run.add_argument("--rounds", type=_positive_int, default=None,
                      help=f"most boosting rounds with early stopping (default: {d.rounds}); the rounds "
                           f"of every model with --no-early-stopping (default: {_FIXED_ROUNDS})")
@@ -332,7 +342,7 @@ def _load_dataset(args):
     )
 
 
-def config_from_args(args):
+def config_from_args(args: argparse.Namespace) -> CompareConfig:
     """The :class:`CompareConfig` of parsed arguments (``--rounds`` defaults to the protocol's)."""
     options = dict(vars(args))
     if options.get("alpha") is _ALPHA_UNSET:
@@ -356,7 +366,7 @@ def _config_for(config, dataset, alpha):
 
 
 def _library_of(warning):
-    """The top-level package a warning comes from (its category's module, else its file's package)."""
+    """The top-level package a warning comes from (its category's module, else its file's)."""
     module = type(warning.message).__module__.split(".")[0]
     if module not in ("builtins", "warnings"):
         return module
@@ -378,12 +388,12 @@ def _warnings_as_notes(stream):
         try:
             yield
         finally:
-            seen = {}
+            seen: dict[tuple[str, str], int] = {}
             for warning in caught:
                 text = str(warning.message).strip().splitlines()
                 key = (_library_of(warning), text[0] if text else warning.category.__name__)
                 seen[key] = seen.get(key, 0) + 1
-            for (library, text), count in seen.items():
+            for (library, text), count in seen.items():  # type: ignore[assignment]
                 times = f" ({count} times)" if count > 1 else ""
                 print(f"boostloss compare: note: {library} warned{times}: {text}", file=stream)
 
@@ -429,7 +439,7 @@ def _run(args):
     return 0
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``boostloss`` command line.
 
     Parameters

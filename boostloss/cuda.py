@@ -47,14 +47,19 @@ float64 and are used in place. Kernels run on numba's default stream, and every 
 synchronises before it returns.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import _cuda_build as build
 from . import _validation as v
 from ._numba_cache import kernels
-from .losses import _Loss
+from ._typing import DeviceArrayLike
+from .losses import GHMParams, _Loss
 
 __all__ = [
     "MAX_BINS",
@@ -76,14 +81,14 @@ class CudaUnavailableError(RuntimeError):
     """Raised when a CUDA computation is asked for and there is no device (and no simulator)."""
 
 
-def is_simulator():
+def is_simulator() -> bool:
     """True when numba's CUDA simulator is on (``NUMBA_ENABLE_CUDASIM=1`` before numba's import)."""
     from numba import config
 
-    return bool(config.ENABLE_CUDASIM)
+    return bool(config.ENABLE_CUDASIM)  # type: ignore[attr-defined]
 
 
-def is_available():
+def is_available() -> bool:
     """True when a CUDA device (or numba's CUDA simulator) can run the kernels."""
     try:
         from numba import cuda
@@ -93,7 +98,7 @@ def is_available():
         return False
 
 
-def ensure_available():
+def ensure_available() -> None:
     """Raise :class:`CudaUnavailableError`, saying what to do, unless the kernels can run."""
     _cuda()
 
@@ -118,7 +123,7 @@ def _cuda():
     return cuda
 
 
-def device_functions():
+def device_functions() -> dict[str, Any]:
     """The CUDA device versions of :data:`boostloss._kernels.DEVICE_FUNCTIONS`, by name, compiled
     from the CPU source.
 
@@ -204,7 +209,7 @@ def _check_out(cuda, out, n):
     if not (isinstance(out, tuple) and len(out) == 2):
         raise TypeError(f"out must be a tuple (gradient, hessian) of arrays, got {out!r}")
     arrays = tuple(a if isinstance(a, np.ndarray) else _as_device_array(cuda, a) for a in out)
-    for name, arr in zip(("gradient_out", "hessian_out"), arrays):
+    for name, arr in zip(("gradient_out", "hessian_out"), arrays, strict=True):
         v.check_out(name, arr if isinstance(arr, np.ndarray) else _layout(arr), n)
     if arrays[0].dtype != arrays[1].dtype:
         raise TypeError(
@@ -256,19 +261,22 @@ class DeviceGradients:
     PyTorch take them without a copy). They are the object's buffers, overwritten by the next call.
     """
 
-    def __init__(self, loss, y_true, sample_weight=None, *, dtype=np.float64, state=None):
+    def __init__(self, loss: _Loss, y_true: DeviceArrayLike,
+                 sample_weight: DeviceArrayLike | None = None, *, dtype: DTypeLike = np.float64,
+                 state: object | None = None) -> None:
         density, focal = _device_terms(loss)
         dtype = np.dtype(dtype)
         if dtype not in build.OUTPUT_DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.loss = loss
         self.dtype = dtype
-        self.state = _checked_state(loss, state)
-        self._density = density
-        self._focal_terms = focal
+        self.state: Any = _checked_state(loss, state)
+        # GHM-C's density, or the focal kernels' arguments: each read only when it is not None.
+        self._density: Any = density
+        self._focal_terms: Any = focal
         self._binned = density is not None and density.density == "bins"
         self._window = density is not None and not self._binned
-        if self._binned:
+        if density is not None and self._binned:
             _check_bins(density.bins)
         cuda = self._cuda = _cuda()
         self._threads = _threads_per_block()
@@ -281,13 +289,13 @@ class DeviceGradients:
         self._w = cuda.to_device(self._w_host)
         self._grad = cuda.device_array(n, dtype=dtype)
         self._hess = cuda.device_array(n, dtype=dtype)
-        self._x = None
+        self._x: Any = None
         if self._window:
             self._g = cuda.device_array(n, dtype=np.float64)
             self._g_host = np.empty(n)
             self._beta_host = np.empty(n)
             self._beta = cuda.device_array(n, dtype=np.float64)
-        elif self._binned:
+        elif density is not None and self._binned:
             bins = density.bins
             chunk = self._threads * build.PER_THREAD
             self._local_bins = build.local_bins_for(bins)
@@ -311,7 +319,8 @@ class DeviceGradients:
         self._x.copy_to_device(x)
         return self._x
 
-    def __call__(self, raw_prediction, out=None, *, validate=True):
+    def __call__(self, raw_prediction: DeviceArrayLike, out: tuple[Any, Any] | None = None, *,
+                 validate: bool = True) -> tuple[Any, Any]:
         """Gradient and Hessian (device arrays) of the loss at these margins.
 
         Parameters
@@ -369,7 +378,8 @@ class DeviceGradients:
                 cuda.to_device(beta), grad, hess)
 
 
-def _device_terms(loss):
+def _device_terms(loss: object
+                  ) -> tuple[GHMParams | None, tuple[float, float, float, int] | None]:
     """``(gradient_density, binary_focal_terms)`` of ``loss``, one of them None: what the kernels
     compute (GHM-C's density on the cross-entropy, or a per-sample focal loss)."""
     if isinstance(loss, _Loss):
@@ -383,7 +393,7 @@ def _device_terms(loss):
         "density; use the host kernels (compute='host') for the others")
 
 
-def _checked_state(loss, state):
+def _checked_state(loss: _Loss, state: object | None) -> object | None:
     """``state``, checked to be of the type ``loss.new_state()`` makes (any, for a loss without
     state), or a new one."""
     fresh = loss.new_state()
@@ -396,7 +406,10 @@ def _checked_state(loss, state):
     return state
 
 
-def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=None, out=None):
+def gradient_hessian(loss: _Loss, y_true: DeviceArrayLike,
+                     raw_prediction: DeviceArrayLike, sample_weight: DeviceArrayLike | None = None,
+                     *, state: object | None = None,
+                     out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
     """Gradient and Hessian of a boostloss loss computed by the CUDA kernels.
 
     The same numbers as ``loss.gradient_hessian`` (to rounding: 1e-12 relative or better in
@@ -433,7 +446,7 @@ def gradient_hessian(loss, y_true, raw_prediction, sample_weight=None, *, state=
     host_out = out is not None and all(isinstance(a, np.ndarray) for a in out)
     grad, hess = work(raw_prediction, out=None if host_out else out)
     if host_out:
-        for dst, src in zip(out, (grad, hess)):
+        for dst, src in zip(out, (grad, hess), strict=True):  # type: ignore[arg-type]  # host_out: not None
             dst[...] = src.copy_to_host()
     if out is not None:
         return out

@@ -25,27 +25,42 @@ What is global (the same as one process holding all the rows) and how:
   that says what to use instead. See docs/scaling-out.md.
 """
 
-import json
+from __future__ import annotations
 
-import numpy as np
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import dask
 import dask.array as da
 import dask.dataframe as dd
 import lightgbm as lgb
+import numpy as np
 import xgboost.dask as xgb_dask
+from numpy.typing import ArrayLike
 from scipy.special import expit
 
 from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from ._distributed_start import binary_start, start_from_totals
 from ._lgb_portable import make_portable
+from ._typing import IterationRange, LossLike
 from ._validation import describe_values
 from ._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
 from ._posterior import apply_posterior_map, loss_posterior_map
-from .estimators import (_fit_plain, _framework_params, _is_loss_key, _maps_margins,
-                         _split_loss_params,
-                         _xgboost_loss_params)
+from .estimators import (
+    _fit_plain,
+    _framework_params,
+    _is_loss_key,
+    _maps_margins,
+    _split_loss_params,
+    _xgboost_loss_params,
+)
 from .losses import make_loss
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+    from typing_extensions import Self
 
 __all__ = ["init_score", "base_score", "DaskXGBClassifier", "DaskLGBMClassifier"]
 
@@ -67,7 +82,7 @@ def _block_summary(y, w):
             raise ValueError(f"a partition has {y.shape[0]} labels but {w.shape[0]} weights")
         bad = ~(np.isfinite(w) & (w >= 0.0))
         bad_w = np.unique(w[bad])[:5]
-        sums = np.bincount(inverse.ravel(), weights=np.where(bad, 0.0, w),
+        sums = np.bincount(inverse.ravel(), weights=np.where(bad, 0.0, w),  # type: ignore[assignment]
                            minlength=values.shape[0])
     return list(values), sums, bad_w
 
@@ -84,7 +99,9 @@ def _aligned(y, sample_weight):
     return sample_weight
 
 
-def class_weight_totals(y, sample_weight=None):
+def class_weight_totals(y: da.Array | dd.Series | ArrayLike,
+                        sample_weight: da.Array | dd.Series | ArrayLike | None = None
+                        ) -> dict[Any, float]:
     """The weight total of every label value in ``y`` (Dask array / Series, or array-like).
 
     One pass over the partitions, computed on the cluster; only a few numbers per partition come
@@ -105,12 +122,12 @@ def class_weight_totals(y, sample_weight=None):
             "the same partitions (chunks)"
         )
     summaries = dask.compute(*[dask.delayed(_block_summary)(yb, wb)
-                               for yb, wb in zip(y_blocks, w_blocks)])
-    totals = {}
+                               for yb, wb in zip(y_blocks, w_blocks, strict=True)])
+    totals: dict[Any, float] = {}
     bad = []
     for values, sums, bad_w in summaries:
         bad.extend(bad_w.tolist())
-        for value, s in zip(values, sums):
+        for value, s in zip(values, sums, strict=True):
             key = value.item() if isinstance(value, np.generic) else value
             totals[key] = totals.get(key, 0.0) + float(s)
     if bad:
@@ -132,7 +149,8 @@ def _binary_totals(totals, loss):
     return labels, totals[labels[1]], totals[labels[0]]
 
 
-def init_score(loss, y, sample_weight=None):
+def init_score(loss: LossLike, y: da.Array | dd.Series | ArrayLike,
+               sample_weight: da.Array | dd.Series | ArrayLike | None = None) -> float:
     """``loss.init_score`` of all the rows of Dask collections, without gathering them.
 
     Parameters
@@ -150,7 +168,9 @@ def init_score(loss, y, sample_weight=None):
     return binary_start(loss, class_weight_totals(y, sample_weight), "y_true")
 
 
-def base_score(loss, y, sample_weight=None, *, objective=None):
+def base_score(loss: LossLike, y: da.Array | dd.Series | ArrayLike,
+               sample_weight: da.Array | dd.Series | ArrayLike | None = None, *,
+               objective: str | None = None) -> float:
     """The ``base_score`` that starts ``xgb.dask.train`` from the global ``init_score``.
 
     As :func:`boostloss.xgboost.base_score`: on the margin scale with no ``objective`` in the
@@ -172,7 +192,7 @@ def _encode(y, positive):
         return (np.asarray(block) == positive).astype(np.float32)
 
     if isinstance(y, da.Array):
-        return y.map_blocks(encode_block, dtype=np.float32)
+        return y.map_blocks(encode_block, dtype=np.float32)  # type: ignore[call-arg, arg-type]
     if isinstance(y, dd.Series):
         return y.map_partitions(lambda s: (s == positive).astype(np.float32),
                                 meta=(y.name, np.float32))
@@ -181,7 +201,7 @@ def _encode(y, positive):
 
 def _constant_like(y, value):
     if isinstance(y, da.Array):
-        return y.map_blocks(lambda b: np.full(np.shape(b), value, dtype=np.float64),
+        return y.map_blocks(lambda b: np.full(np.shape(b), value, dtype=np.float64),  # type: ignore[call-arg, arg-type]
                             dtype=np.float64)
     if isinstance(y, dd.Series):
         return y.map_partitions(lambda s: s.astype(np.float64) * 0.0 + value,
@@ -192,9 +212,9 @@ def _constant_like(y, value):
 class _LossParams:
     """``loss`` next to the framework's parameters (set_params, get_xgb_params)."""
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         rest = _split_loss_params(self, params)
-        return super().set_params(**rest) if rest else self
+        return super().set_params(**rest) if rest else self  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,16 +242,23 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
     over the workers every round. ``predict_proba`` returns the probabilities.
     """
 
-    def __init__(self, *, loss=None, objective="binary:logistic", coll_cfg=None, **kwargs):
+    def __init__(self, *, loss: LossLike | None = None, objective: Any = "binary:logistic",
+                 coll_cfg: Any = None, **kwargs: Any) -> None:
         super().__init__(objective=objective, coll_cfg=coll_cfg, **kwargs)
         self.loss = loss
 
-    def get_xgb_params(self):
+    def get_xgb_params(self) -> dict[str, Any]:
         return {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
 
-    def fit(self, X, y, *, sample_weight=None, base_margin=None, eval_set=None, verbose=True,
-            xgb_model=None, sample_weight_eval_set=None, base_margin_eval_set=None,
-            feature_weights=None):
+    def fit(self, X: da.Array | dd.DataFrame, y: da.Array | dd.DataFrame | dd.Series, *,
+            sample_weight: da.Array | dd.DataFrame | dd.Series | None = None,
+            base_margin: da.Array | dd.DataFrame | dd.Series | None = None,
+            eval_set: Sequence[tuple[Any, Any]] | None = None,
+            verbose: bool | int | None = True,
+            xgb_model: xgb.Booster | str | xgb.XGBModel | None = None,
+            sample_weight_eval_set: Sequence[Any] | None = None,
+            base_margin_eval_set: Sequence[Any] | None = None,
+            feature_weights: Any = None) -> Self:
         """Fit on Dask collections; see ``xgboost.dask.DaskXGBClassifier.fit``."""
         kwargs = dict(sample_weight=sample_weight, base_margin=base_margin, verbose=verbose,
                       xgb_model=xgb_model, sample_weight_eval_set=sample_weight_eval_set,
@@ -255,7 +282,9 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
         self.get_booster().set_attr(**{_POSTERIOR_ATTRIBUTE: json.dumps(self.posterior_map_)})
         return self
 
-    def predict_proba(self, X, validate_features=True, base_margin=None, iteration_range=None):
+    def predict_proba(self, X: da.Array | dd.DataFrame, validate_features: bool = True,
+                      base_margin: Any = None,
+                      iteration_range: IterationRange | None = None) -> da.Array:
         """Class probabilities (n, 2): with a loss ``loss.predict_proba`` of the margins (focal:
         the class posterior; GHM-C, OHEM: the sigmoid, a score), as
         :meth:`boostloss.XGBClassifier.predict_proba`."""
@@ -267,8 +296,9 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
                                  base_margin=base_margin, iteration_range=iteration_range)
         return _posterior_blocks(margin, posterior_map)
 
-    def predict(self, X, output_margin=False, validate_features=True, base_margin=None,
-                iteration_range=None):
+    def predict(self, X: da.Array | dd.DataFrame, output_margin: bool = False,
+                validate_features: bool = True, base_margin: Any = None,
+                iteration_range: IterationRange | None = None) -> da.Array:
         """Predicted labels (the values ``y`` had in ``fit``; with a loss the class of largest
         :meth:`predict_proba`), or margins with ``output_margin=True``."""
         posterior_map = self.__dict__.get("posterior_map_")
@@ -290,7 +320,7 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
                               dtype=classes.dtype)
 
 
-def _posterior_blocks(margin, posterior_map):
+def _posterior_blocks(margin: Any, posterior_map: dict[str, Any]) -> da.Array:
     """The posterior map applied to every block of a Dask array of binary margins: (n, 2)."""
     if not isinstance(margin, da.Array):  # a Dask Series, for DataFrame input
         margin = margin.to_dask_array(lengths=True)
@@ -298,7 +328,7 @@ def _posterior_blocks(margin, posterior_map):
                              new_axis=1, chunks=(margin.chunks[0], (2,)))
 
 
-def _labels_of_blocks(proba, classes):
+def _labels_of_blocks(proba: da.Array, classes: np.ndarray) -> da.Array:
     """The class of largest probability of every row of a Dask array of probabilities."""
     return proba.map_blocks(lambda b: classes[np.argmax(b, axis=1)], dtype=classes.dtype,
                             drop_axis=1)
@@ -355,11 +385,15 @@ class DaskLGBMClassifier(_LossParams, _DaskLGBMWithLoss):
       mean, and workers stopping at different rounds would leave the others waiting.
     """
 
-    def __init__(self, *, loss=None, **kwargs):
+    def __init__(self, *, loss: LossLike | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.loss = loss
 
-    def fit(self, X, y, sample_weight=None, init_score=None, eval_set=None, **kwargs):
+    def fit(  # type: ignore[override]  # the rest of lightgbm's arguments by keyword
+            self, X: da.Array | dd.DataFrame, y: da.Array | dd.DataFrame | dd.Series,
+            sample_weight: da.Array | dd.Series | None = None,
+            init_score: da.Array | dd.DataFrame | dd.Series | None = None,
+            eval_set: list[tuple[Any, Any]] | None = None, **kwargs: Any) -> Self:
         """Fit on Dask collections; see ``lightgbm.DaskLGBMClassifier.fit``."""
         if self.loss is None:
             self.init_score_ = self.posterior_map_ = None
@@ -399,7 +433,7 @@ class DaskLGBMClassifier(_LossParams, _DaskLGBMWithLoss):
         self.posterior_map_ = loss_posterior_map(loss, 2)
         return self
 
-    def predict_proba(self, X, **kwargs):
+    def predict_proba(self, X: da.Array | dd.DataFrame, **kwargs: Any) -> Any:
         """Class probabilities (n, 2): with a loss ``loss.predict_proba`` of the margins (focal:
         the class posterior), as :meth:`boostloss.LGBMClassifier.predict_proba`; ``raw_score``,
         ``pred_leaf``, ``pred_contrib`` and ``loss=None``: LightGBM's own."""
@@ -410,7 +444,7 @@ class DaskLGBMClassifier(_LossParams, _DaskLGBMWithLoss):
         margin = super().predict(X, raw_score=True, **kwargs)
         return _posterior_blocks(margin, posterior_map)
 
-    def predict(self, X, **kwargs):
+    def predict(self, X: da.Array | dd.DataFrame, **kwargs: Any) -> Any:
         """Predicted labels (with a loss the class of largest :meth:`predict_proba`), or raw
         scores / leaves / contributions when asked for."""
         posterior_map = self.__dict__.get("posterior_map_")

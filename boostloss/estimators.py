@@ -27,11 +27,16 @@ They survive ``clone``, pickle and joblib, and ``GridSearchCV(clf, {"loss__gamma
 ``{"loss": ["focal", "ghm"]}``.
 """
 
-import json
+from __future__ import annotations
 
-import numpy as np
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeGuard
+
 import lightgbm as lgb
+import numpy as np
 import xgboost as xgb
+from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
@@ -43,7 +48,13 @@ from . import xgboost as _blx
 from ._lgb_portable import make_portable
 from ._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
 from ._posterior import apply_decision_map, apply_posterior_map, loss_posterior_map
+from ._typing import FloatArray, IterationRange, LossLike, MatrixLike
 from .losses import make_loss
+
+if TYPE_CHECKING:
+    import os
+
+    from typing_extensions import Self
 
 __all__ = ["XGBClassifier", "LGBMClassifier"]
 
@@ -53,7 +64,7 @@ def _is_loss_key(key):
 
 
 def _split_loss_params(estimator, params):
-    """Apply ``loss`` and ``loss__*`` keys of ``set_params`` the scikit-learn way; return the rest."""
+    """Apply the ``loss`` and ``loss__*`` keys of ``set_params`` as sklearn; return the rest."""
     rest = {k: val for k, val in params.items() if not _is_loss_key(k)}
     if "loss" in params:
         estimator.loss = params["loss"]
@@ -61,8 +72,8 @@ def _split_loss_params(estimator, params):
     if nested:
         if estimator.loss is None or isinstance(estimator.loss, str):
             raise ValueError(
-                f"cannot set {sorted('loss__' + k for k in nested)}: loss is {estimator.loss!r}; set "
-                "loss to a FocalLoss or GHMLoss object first (e.g. {'loss': [FocalLoss()], "
+                f"cannot set {sorted('loss__' + k for k in nested)}: loss is {estimator.loss!r}; "
+                "set loss to a FocalLoss or GHMLoss object first (e.g. {'loss': [FocalLoss()], "
                 "'loss__gamma': [...]}), or put the parameters in the name ('focal:gamma=1')"
             )
         estimator.loss.set_params(**nested)
@@ -143,7 +154,12 @@ def _posterior_of(loss, n_classes):
     return loss_posterior_map(loss, n_classes)
 
 
-def _maps_margins(posterior_map):
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    """``value`` if a tuple, else the tuple of it alone (``eval_X``, ``eval_y``: one or more)."""
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _maps_margins(posterior_map: Mapping[str, Any] | None) -> TypeGuard[Mapping[str, Any]]:
     """Whether ``predict_proba`` applies a map of its own: not for ``loss=None`` and not where the
     map is the plain sigmoid / softmax (GHM-C, OHEM, focal with gamma 0 and no alpha), which the
     framework computes itself (so that a plain reload of the model gives the same bits)."""
@@ -187,8 +203,8 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
     the framework defaults are kept; tune ``min_child_weight`` like any parameter.
 
     ``predict_proba`` returns ``loss.predict_proba`` of the margins (float64): for focal loss the
-    class posterior, not XGBoost's sigmoid of the margin (see :meth:`predict_proba`). The map is also
-    stored in the booster, as the attribute ``boostloss_posterior`` (JSON: ``gamma``,
+    class posterior, not XGBoost's sigmoid of the margin (see :meth:`predict_proba`). The map is
+    also stored in the booster, as the attribute ``boostloss_posterior`` (JSON: ``gamma``,
     ``class_weights``), which ``save_model`` keeps and plain XGBoost ignores (docs/deploying.md).
 
     Attributes
@@ -201,29 +217,36 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
         ``loss=None`` (XGBoost's own probabilities).
     """
 
-    def __init__(self, *, loss=None, objective="binary:logistic", **kwargs):
+    def __init__(self, *, loss: LossLike | None = None,
+                 objective: str | Callable[..., Any] | None = "binary:logistic",
+                 **kwargs: Any) -> None:
         super().__init__(objective=objective, **kwargs)
         self.loss = loss
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         rest = _split_loss_params(self, params)
         return super().set_params(**rest) if rest else self
 
-    def get_xgb_params(self):
+    def get_xgb_params(self) -> dict[str, Any]:
         return {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
 
-    def _multi_label_tag(self):
+    def _multi_label_tag(self) -> bool:
         # The scikit-learn tag, in both of its forms (_compat_xgboost.MultiLabelTag).
         return self.loss is None
 
     @property
-    def classes_(self):
+    def classes_(self) -> NDArray[Any]:
         encoder = self.__dict__.get("label_encoder_")
         return np.arange(self.n_classes_) if encoder is None else encoder.classes_
 
-    def fit(self, X, y, *, sample_weight=None, base_margin=None, eval_set=None, verbose=True,
-            xgb_model=None, sample_weight_eval_set=None, base_margin_eval_set=None,
-            feature_weights=None):
+    def fit(self, X: MatrixLike, y: ArrayLike, *, sample_weight: ArrayLike | None = None,
+            base_margin: ArrayLike | None = None,
+            eval_set: Sequence[tuple[MatrixLike, ArrayLike]] | None = None,
+            verbose: bool | int | None = True,
+            xgb_model: xgb.Booster | str | xgb.XGBModel | None = None,
+            sample_weight_eval_set: Sequence[ArrayLike] | None = None,
+            base_margin_eval_set: Sequence[ArrayLike] | None = None,
+            feature_weights: ArrayLike | None = None) -> Self:
         """Fit the booster; see ``xgboost.XGBClassifier.fit`` for the arguments.
 
         Labels may be any two values (any number with ``loss=None``); ``eval_set`` labels are
@@ -272,23 +295,24 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
             self.get_booster().set_attr(**{_POSTERIOR_ATTRIBUTE: json.dumps(self.posterior_map_)})
         return self
 
-    def load_model(self, fname):
+    def load_model(self, fname: Any) -> None:
         """Load a model (see ``xgboost.XGBClassifier.load_model``), and the map from margins to
         probabilities it stores (``posterior_map_``; None for a model without one)."""
         super().load_model(fname)
         stored = self.get_booster().attr(_POSTERIOR_ATTRIBUTE)
         self.posterior_map_ = None if stored is None else json.loads(stored)
 
-    def _posterior_map(self):
+    def _posterior_map(self) -> dict[str, Any] | None:
         """``posterior_map_``, or the one the booster stores when the attribute is missing."""
         if "posterior_map_" in self.__dict__:
             return self.posterior_map_
-        booster = self.__dict__.get("_Booster")
+        booster = _compat_xgboost.loaded_booster(self)
         stored = None if booster is None else booster.attr(_POSTERIOR_ATTRIBUTE)
         return None if stored is None else json.loads(stored)
 
-    def predict(self, X, *, output_margin=False, validate_features=True, base_margin=None,
-                iteration_range=None):
+    def predict(self, X: MatrixLike, *, output_margin: bool = False,
+                validate_features: bool = True, base_margin: ArrayLike | None = None,
+                iteration_range: IterationRange | None = None) -> NDArray[Any]:
         """Predicted labels (the values ``y`` had in ``fit``): with a loss the class of largest
         :meth:`predict_proba`; raw margins with ``output_margin=True``."""
         if not output_margin and _maps_margins(self._posterior_map()):
@@ -303,7 +327,9 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
             return out
         return encoder.classes_[np.asarray(out, dtype=np.intp)]
 
-    def predict_proba(self, X, validate_features=True, base_margin=None, iteration_range=None):
+    def predict_proba(self, X: MatrixLike, validate_features: bool = True,
+                      base_margin: ArrayLike | None = None,
+                      iteration_range: IterationRange | None = None) -> FloatArray:
         """Class probabilities, (n, 2) or (n, K).
 
         With a loss: ``loss.predict_proba`` of the margins, i.e. for focal loss the class posterior
@@ -341,19 +367,20 @@ class LGBMClassifier(lgb.LGBMClassifier):
     Notes
     -----
     With a loss, ``fit`` sets ``init_score = loss.init_score(y, sample_weight * class weights)`` on
-    the training and validation sets (unless you pass ``init_score`` / ``eval_init_score``: then your
-    values are used and ``init_score_`` is 0; or ``init_model``: LightGBM then starts from that
-    model's margins, which hold its start, and ``init_score_`` is 0), disables LightGBM's default ``binary_logloss`` metric
-    (it would read raw scores as probabilities) and evaluates ``eval_set`` with the loss's metric
-    (``logloss`` for GHM-C) unless ``eval_metric`` is given. After training, the start is folded
-    into the first tree and the model stores LightGBM's binary objective (see
+    the training and validation sets (unless you pass ``init_score`` / ``eval_init_score``: then
+    your values are used and ``init_score_`` is 0; or ``init_model``: LightGBM then starts from that
+    model's margins, which hold its start, and ``init_score_`` is 0), disables LightGBM's default
+    ``binary_logloss`` metric (it would read raw scores as probabilities) and evaluates ``eval_set``
+    with the loss's metric (``logloss`` for GHM-C) unless ``eval_metric`` is given. After training,
+    the start is folded into the first tree and the model stores LightGBM's binary objective (see
     :func:`boostloss.lightgbm.make_portable`): ``booster_`` alone predicts the probabilities, also
     when saved and loaded by plain LightGBM: the sigmoid / softmax of the margin, which for focal
     loss is not the class posterior. ``predict_proba`` returns ``loss.predict_proba(margin)`` (for
     focal loss the class posterior, see :meth:`predict_proba`; no warning), ``predict`` its argmax,
-    ``predict(raw_score=True)`` and ``decision_function`` the margins including the start, and ``predict(pred_contrib=True)`` has the start in the expected-value column. When no
-    feature is usable (all constant, or none splittable under ``min_child_samples``), the model is
-    the constant ``init_score_``, as LightGBM's built-in objective gives its constant model.
+    ``predict(raw_score=True)`` and ``decision_function`` the margins including the start, and
+    ``predict(pred_contrib=True)`` has the start in the expected-value column. When no feature is
+    usable (all constant, or none splittable under ``min_child_samples``), the model is the constant
+    ``init_score_``, as LightGBM's built-in objective gives its constant model.
 
     Attributes
     ----------
@@ -365,24 +392,34 @@ class LGBMClassifier(lgb.LGBMClassifier):
         file has no place for it: docs/deploying.md gives the map in plain numpy.
     """
 
-    def __init__(self, *, loss=None, **kwargs):
+    def __init__(self, *, loss: LossLike | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.loss = loss
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         rest = _split_loss_params(self, params)
         return super().set_params(**rest) if rest else self
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         params = super().get_params(deep=deep)
         for name in _compat_lightgbm.estimator_param_names():
             params.setdefault(name, getattr(self, name))
         return params
 
-    def fit(self, X, y, sample_weight=None, init_score=None, eval_set=None, eval_names=None,
-            eval_sample_weight=None, eval_class_weight=None, eval_init_score=None,
-            eval_metric=None, feature_name="auto", categorical_feature="auto", callbacks=None,
-            init_model=None, *, eval_X=None, eval_y=None):
+    def fit(  # type: ignore[override]  # as lightgbm.LGBMClassifier.fit: no group argument
+            self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+            init_score: ArrayLike | None = None,
+            eval_set: list[tuple[MatrixLike, ArrayLike]] | None = None,
+            eval_names: list[str] | None = None,
+            eval_sample_weight: list[ArrayLike] | None = None,
+            eval_class_weight: list[dict[Any, float] | str] | None = None,
+            eval_init_score: list[ArrayLike] | None = None, eval_metric: Any = None,
+            feature_name: list[str] | str = "auto",
+            categorical_feature: list[str] | list[int] | str = "auto",
+            callbacks: list[Callable[..., Any]] | None = None,
+            init_model: str | os.PathLike[str] | lgb.Booster | lgb.LGBMModel | None = None, *,
+            eval_X: MatrixLike | tuple[MatrixLike, ...] | None = None,
+            eval_y: ArrayLike | tuple[ArrayLike, ...] | None = None) -> Self:
         """Fit the booster; see ``lightgbm.LGBMClassifier.fit`` for the arguments."""
         loss = None if self.loss is None else make_loss(self.loss)
         params = _framework_params(self)
@@ -393,8 +430,8 @@ class LGBMClassifier(lgb.LGBMClassifier):
                       categorical_feature=categorical_feature, callbacks=callbacks,
                       init_model=init_model)
         if (eval_X is not None or eval_y is not None) and not _compat_lightgbm.fit_takes_eval_xy():
-            as_tuple = (lambda v: v if isinstance(v, tuple) else (v,))
-            eval_set = kwargs["eval_set"] = list(zip(as_tuple(eval_X), as_tuple(eval_y)))
+            eval_set = kwargs["eval_set"] = list(zip(_as_tuple(eval_X), _as_tuple(eval_y),
+                                                     strict=True))
             eval_X = eval_y = None
         if eval_y is not None:
             # LightGBM encodes the labels of eval_set but passes eval_y on as given: encode it
@@ -451,8 +488,10 @@ class LGBMClassifier(lgb.LGBMClassifier):
             plain.set_params(objective="binary" if self.n_classes_ == 2 else "multiclass")
         return plain
 
-    def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None,
-                      pred_leaf=False, pred_contrib=False, validate_features=False, **kwargs):
+    def predict_proba(self, X: MatrixLike, raw_score: bool = False, start_iteration: int = 0,
+                      num_iteration: int | None = None, pred_leaf: bool = False,
+                      pred_contrib: bool = False, validate_features: bool = False,
+                      **kwargs: Any) -> NDArray[Any]:
         """Class probabilities, (n, 2) or (n, K).
 
         With a loss: ``loss.predict_proba`` of the margins (start included), i.e. for focal loss
@@ -472,8 +511,9 @@ class LGBMClassifier(lgb.LGBMClassifier):
             pred_leaf=pred_leaf, pred_contrib=pred_contrib, validate_features=validate_features,
             **kwargs)
 
-    def decision_function(self, X, *, start_iteration=0, num_iteration=None,
-                          validate_features=False, **kwargs):
+    def decision_function(self, X: MatrixLike, *, start_iteration: int = 0,
+                          num_iteration: int | None = None, validate_features: bool = False,
+                          **kwargs: Any) -> NDArray[Any]:
         """Scores whose sign (binary) or argmax (K classes) is ``predict``.
 
         With a loss: the log-odds of :meth:`predict_proba` (binary; for K classes its log), which
@@ -487,8 +527,10 @@ class LGBMClassifier(lgb.LGBMClassifier):
         posterior_map = self.__dict__.get("posterior_map_")
         return apply_decision_map(margin, posterior_map) if _maps_margins(posterior_map) else margin
 
-    def predict(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,
-                pred_contrib=False, validate_features=False, **kwargs):
+    def predict(self, X: MatrixLike, raw_score: bool = False, start_iteration: int = 0,
+                num_iteration: int | None = None, pred_leaf: bool = False,
+                pred_contrib: bool = False, validate_features: bool = False,
+                **kwargs: Any) -> NDArray[Any]:
         """Predicted labels (the values ``y`` had in ``fit``; with a loss the class of largest
         :meth:`predict_proba`), or raw scores / leaves / contributions when asked for."""
         if _maps_margins(self.__dict__.get("posterior_map_")) and not (

@@ -1,4 +1,4 @@
-"""LightGBM adapters: objectives and evaluation metrics for ``lgb.train`` and ``lgb.LGBMClassifier``.
+"""LightGBM adapters: objectives and evaluation metrics for ``lgb.train``, ``lgb.LGBMClassifier``.
 
 >>> import lightgbm as lgb
 >>> import boostloss.lightgbm as bll
@@ -12,12 +12,12 @@
 
 What the adapters take care of (and what they cannot do for you):
 
-- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM state
-  and its own float32 gradient buffers: one callable belongs to one training (``reset()`` starts
-  another). Labels and weights are validated once per ``Dataset`` and cached.
+- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM
+  state and its own float32 gradient buffers: one callable belongs to one training (``reset()``
+  starts another). Labels and weights are validated once per ``Dataset`` and cached.
 - With a callable objective LightGBM skips ``boost_from_average`` (the first margin is 0) and does
-  not store ``init_score`` in the model: :func:`set_init_score` sets ``init_score`` on the training and
-  validation sets, and :func:`predict_proba` adds it back at prediction.
+  not store ``init_score`` in the model: :func:`set_init_score` sets ``init_score`` on the training
+  and validation sets, and :func:`predict_proba` adds it back at prediction.
 - K classes (``num_class=K``): LightGBM >= 4.0 hands over margins of shape (n, K) (F order) and
   takes (n, K) back (the buffers are F-ordered, so it reads them without a copy); the Hessian is
   multiplied by K / (K - 1), ``multiclass``'s own scale (:func:`multiclass_hessian_factor`), and
@@ -27,14 +27,30 @@ What the adapters take care of (and what they cannot do for you):
   better).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, softmax
 
 from . import _validation as v
-from ._adapters import (LossCallable, PerDatasetCallable, gradient_hessian, mean_loss,
-                        start_of, start_rows)
+from ._adapters import (
+    LossCallable,
+    PerDatasetCallable,
+    gradient_hessian,
+    mean_loss,
+    start_of,
+    start_rows,
+)
 from ._compat_lightgbm import dataset_weight
-from .losses import check_target
+from ._typing import AdapterThreads, Float32Array, Float64Array, LossLike, MatrixLike
+from .losses import Target, check_target
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 __all__ = [
     # _adapters.FACTORIES, spelled out: the documentation's generator reads strings only
@@ -50,10 +66,27 @@ __all__ = [
     "LGBMMetric",
     "LGBMSklearnObjective",
     "LGBMSklearnMetric",
+    "LGBMObjectiveFunction",
+    "LGBMMetricFunction",
+    "LGBMSklearnObjectiveFunction",
+    "LGBMSklearnMetricFunction",
 ]
 
+#: What ``lgb.train({"objective": ...})`` calls: ``(preds, train_set) -> (gradient, hessian)``.
+LGBMObjectiveFunction: TypeAlias = (
+    "Callable[[NDArray[Any], lgb.Dataset], tuple[Float32Array, Float32Array]]")
+#: What ``lgb.train(feval=...)`` calls: ``(preds, dataset) -> (name, value, is_higher_better)``.
+LGBMMetricFunction: TypeAlias = "Callable[[NDArray[Any], lgb.Dataset], tuple[str, float, bool]]"
+#: What ``lgb.LGBMClassifier(objective=...)`` calls: ``(y_true, y_pred, weight)``.
+LGBMSklearnObjectiveFunction: TypeAlias = (
+    "Callable[[ArrayLike | None, NDArray[Any], ArrayLike | None],"
+    " tuple[Float32Array, Float32Array]]")
+#: What ``lgb.LGBMClassifier.fit(eval_metric=...)`` calls: ``(y_true, y_pred, weight)``.
+LGBMSklearnMetricFunction: TypeAlias = (
+    "Callable[[ArrayLike | None, NDArray[Any], ArrayLike | None], tuple[str, float, bool]]")
 
-def multiclass_hessian_factor(n_classes):
+
+def multiclass_hessian_factor(n_classes: int) -> float:
     """The factor the K-class objectives put on every loss's Hessian: ``K / (K - 1)``.
 
     LightGBM's ``multiclass`` objective uses ``K / (K - 1) p (1 - p)``
@@ -64,16 +97,17 @@ def multiclass_hessian_factor(n_classes):
     return n_classes / (n_classes - 1.0)
 
 
-def _read_dataset(dataset):
+def _read_dataset(dataset: lgb.Dataset) -> Target:
     label = dataset.get_label()
     if label is None:
         raise ValueError("the LightGBM Dataset has no label; boostloss objectives need 0/1 labels")
     weight = dataset_weight(dataset)
-    return check_target(label, None if weight is None or len(weight) == 0 else weight)
+    return check_target(label,  # type: ignore[arg-type]  # a list, ndarray or pandas Series
+                        None if weight is None or len(weight) == 0 else weight)
 
 
 class LGBMObjective(PerDatasetCallable):
-    """Custom objective for ``lgb.train({"objective": ...})``: ``(preds, train_set) -> (grad, hess)``.
+    """Custom objective for ``lgb.train({"objective": ...})``: ``(preds, train_set) -> (g, h)``.
 
     Made by :func:`objective`. It owns a clone of the loss, the GHM state and the float32 buffers of
     one training: use one per training, or call :meth:`reset` between trainings. Every call is one
@@ -83,7 +117,8 @@ class LGBMObjective(PerDatasetCallable):
     _display = "boostloss.lightgbm.objective"
     _read = staticmethod(_read_dataset)
 
-    def __call__(self, preds, train_set):
+    def __call__(self, preds: NDArray[Any],
+                 train_set: lgb.Dataset) -> tuple[Float32Array, Float32Array]:
         return gradient_hessian(self.loss, self._entry(train_set), preds, self.n_threads,
                                 multiclass_hessian_factor)
 
@@ -92,14 +127,14 @@ class LGBMMetric(PerDatasetCallable):
     """Metric for ``lgb.train(feval=...)``: ``(preds, dataset) -> (name, value, False)``.
 
     The weighted mean loss on raw margins; ``False`` tells LightGBM lower is better. LightGBM passes
-    raw margins to ``feval`` when the objective is a callable; with a built-in objective it would pass
-    probabilities, which this metric would misread.
+    raw margins to ``feval`` when the objective is a callable; with a built-in objective it would
+    pass probabilities, which this metric would misread.
     """
 
     _display = "boostloss.lightgbm.metric"
     _read = staticmethod(_read_dataset)
 
-    def __call__(self, preds, dataset):
+    def __call__(self, preds: NDArray[Any], dataset: lgb.Dataset) -> tuple[str, float, bool]:
         value = mean_loss(self.loss, self._entry(dataset), preds, self.n_threads)
         return self.__name__, value, False
 
@@ -113,7 +148,8 @@ class LGBMSklearnObjective(LossCallable):
 
     _display = "boostloss.lightgbm.sklearn_objective"
 
-    def __call__(self, y_true, y_pred, weight):
+    def __call__(self, y_true: ArrayLike | None, y_pred: NDArray[Any],
+                 weight: ArrayLike | None) -> tuple[Float32Array, Float32Array]:
         entry = self._cache.get(self.loss, y_true, weight)
         return gradient_hessian(self.loss, entry, y_pred, self.n_threads,
                                 multiclass_hessian_factor)
@@ -127,12 +163,13 @@ class LGBMSklearnMetric(LossCallable):
 
     _display = "boostloss.lightgbm.sklearn_metric"
 
-    def __call__(self, y_true, y_pred, weight):
+    def __call__(self, y_true: ArrayLike | None, y_pred: NDArray[Any],
+                 weight: ArrayLike | None) -> tuple[str, float, bool]:
         entry = self._cache.get(self.loss, y_true, weight)
         return self.__name__, mean_loss(self.loss, entry, y_pred, self.n_threads), False
 
 
-def objective(loss, *, n_threads="auto"):
+def objective(loss: LossLike, *, n_threads: AdapterThreads = "auto") -> LGBMObjective:
     """A custom objective for ``lgb.train({"objective": objective(loss), "metric": "None"}, ...)``.
 
     Parameters
@@ -147,13 +184,14 @@ def objective(loss, *, n_threads="auto"):
     Returns
     -------
     LGBMObjective
-        ``(preds, train_set) -> (grad, hess)`` as float32 arrays. It owns a clone of ``loss`` and the
-        state of one training; call :func:`objective` again (or ``reset()``) for the next one.
+        ``(preds, train_set) -> (grad, hess)`` as float32 arrays. It owns a clone of ``loss`` and
+        the state of one training; call :func:`objective` again (or ``reset()``) for the next one.
     """
     return LGBMObjective(loss, n_threads=n_threads)
 
 
-def metric(loss, name=None, *, n_threads="auto"):
+def metric(loss: LossLike, name: str | None = None, *,
+           n_threads: AdapterThreads = "auto") -> LGBMMetric:
     """An evaluation metric for ``lgb.train(..., feval=metric(loss))`` (lower is better).
 
     ``name`` names it in the evaluation log (default ``loss.name``).
@@ -161,7 +199,8 @@ def metric(loss, name=None, *, n_threads="auto"):
     return LGBMMetric(loss, name=name, n_threads=n_threads)
 
 
-def sklearn_objective(loss, *, n_threads="auto"):
+def sklearn_objective(loss: LossLike, *,
+                      n_threads: AdapterThreads = "auto") -> LGBMSklearnObjective:
     """An objective for ``lgb.LGBMClassifier(objective=sklearn_objective(loss))``.
 
     ``lgb.LGBMClassifier`` then starts from 0 and ``predict_proba`` returns raw scores;
@@ -170,7 +209,8 @@ def sklearn_objective(loss, *, n_threads="auto"):
     return LGBMSklearnObjective(loss, n_threads=n_threads)
 
 
-def sklearn_metric(loss, name=None, *, n_threads="auto"):
+def sklearn_metric(loss: LossLike, name: str | None = None, *,
+                   n_threads: AdapterThreads = "auto") -> LGBMSklearnMetric:
     """An evaluation metric for ``lgb.LGBMClassifier.fit(eval_metric=sklearn_metric(loss))``.
 
     ``name`` names it in ``evals_result_`` (default ``loss.name``).
@@ -178,7 +218,8 @@ def sklearn_metric(loss, name=None, *, n_threads="auto"):
     return LGBMSklearnMetric(loss, name=name, n_threads=n_threads)
 
 
-def set_init_score(loss, train_set, *valid_sets, n_classes=None):
+def set_init_score(loss: LossLike, train_set: lgb.Dataset, *valid_sets: lgb.Dataset,
+                   n_classes: int | None = None) -> float | Float64Array:
     """Set ``init_score = loss.init_score(y_train)`` on the training set and the validation sets.
 
     Parameters
@@ -208,7 +249,8 @@ def set_init_score(loss, train_set, *valid_sets, n_classes=None):
     return score
 
 
-def predict_proba(booster, X, init_score=0.0, **kwargs):
+def predict_proba(booster: lgb.Booster, X: MatrixLike, init_score: float | ArrayLike = 0.0,
+                  **kwargs: Any) -> Float64Array:
     """Probabilities from a booster trained with a boostloss objective.
 
     Binary: ``sigmoid(booster.predict(X, raw_score=True, **kwargs) + init_score)``, the
@@ -228,10 +270,10 @@ def predict_proba(booster, X, init_score=0.0, **kwargs):
     if np.ndim(init_score) == 0:
         v.check_real("init_score", init_score)
     k = booster.num_model_per_iteration()
-    raw = booster.predict(X, raw_score=True, **kwargs)
+    raw: Any = booster.predict(X, raw_score=True, **kwargs)
     if k == 1:
         v.check_real("init_score", init_score)
-        return expit(raw + float(init_score))
+        return expit(raw + float(init_score))  # type: ignore[arg-type]  # a number: checked
     start = np.asarray(init_score, dtype=np.float64)
     if start.shape not in ((), (k,)) or not np.all(np.isfinite(start)):
         raise ValueError(
@@ -241,7 +283,7 @@ def predict_proba(booster, X, init_score=0.0, **kwargs):
     return softmax(raw + start, axis=1)
 
 
-def make_portable(booster, init_score):
+def make_portable(booster: lgb.Booster, init_score: float | ArrayLike) -> lgb.Booster:
     """A copy of ``booster`` that predicts the boostloss probabilities in plain LightGBM.
 
     A booster trained with a boostloss objective predicts raw margins without the start, and its

@@ -21,16 +21,22 @@ Three layers, as in scikit-learn's ``sklearn/_loss``:
 
 Every method takes labels ``y_true`` (0/1 with 1-D margins; 0..K-1 with margins of shape (n, K), a
 softmax model) or a :class:`Target`, margins ``raw_prediction`` (float32 or float64, read without a
-copy; (n, K) in C or F order; the K-class kernels are in ``_kernels_softmax.py``) and optional ``sample_weight``, and returns float64
-arrays unless given output buffers (float32 or float64). GHM-C's running average is a
-:class:`GHMState` that the caller owns and passes in; nothing here keeps module-level state.
+copy; (n, K) in C or F order; the K-class kernels are in ``_kernels_softmax.py``) and optional
+``sample_weight``, and returns float64 arrays unless given output buffers (float32 or float64).
+GHM-C's running average is a :class:`GHMState` that the caller owns and passes in; nothing here
+keeps module-level state.
 """
+
+from __future__ import annotations
 
 import dataclasses
 import numbers
 import re
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 from sklearn.base import BaseEstimator
 
@@ -40,6 +46,10 @@ from ._multiclass import softmax_focal_best_constant
 from ._numba_cache import kernels
 from ._posterior import posterior_from_margin
 from ._threads import check_n_threads, kernel_threads
+from ._typing import Float64Array, FloatArray, LabelsLike, LossLike, T
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "FocalLoss",
@@ -63,8 +73,8 @@ def _check_class_alpha(alpha):
     arr = np.asarray(alpha)
     if arr.ndim != 1 or arr.shape[0] < 2 or arr.dtype.kind not in "iuf":
         raise ValueError(
-            f"alpha must be None, a float in [0, 1] (binary: positives alpha, negatives 1 - alpha) or "
-            f"a sequence of one weight >= 0 per class, got {alpha!r}"
+            "alpha must be None, a float in [0, 1] (binary: positives alpha, negatives 1 - alpha) "
+            f"or a sequence of one weight >= 0 per class, got {alpha!r}"
         )
     values = arr.astype(np.float64)
     bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0.0)))
@@ -89,24 +99,24 @@ class Target:
     (:meth:`check_classes`): 0/1 for one margin per sample, 0..K-1 for margins of shape (n, K).
     """
 
-    y: np.ndarray
-    sample_weight: np.ndarray
+    y: Float64Array
+    sample_weight: Float64Array
     label_bound: float = 1.0
 
     @property
-    def n_samples(self):
+    def n_samples(self) -> int:
         return self.y.shape[0]
 
     @property
-    def weighted(self):
+    def weighted(self) -> bool:
         return self.sample_weight.shape[0] > 0
 
-    def check_classes(self, n_classes=None):
+    def check_classes(self, n_classes: int | None = None) -> None:
         """Raise unless the labels are 0/1 (``n_classes`` None: a binary model) or 0..K-1."""
         v.check_label_values(self.y, self.label_bound, n_classes)
 
 
-def check_target(y_true, sample_weight=None):
+def check_target(y_true: LabelsLike, sample_weight: ArrayLike | None = None) -> Target:
     """Validate labels (real numbers, 1-D) and non-negative weights once; returns a :class:`Target`.
 
     The label values are checked where the number of classes is known, against the margins (see
@@ -134,36 +144,37 @@ class FocalParams:
     alpha_pos: float
     alpha_neg: float
     hessian: int
-    class_alpha: tuple = None
+    class_alpha: tuple[float, ...] | None = None
     auto: bool = False
 
-    def binary_alpha(self):
+    def binary_alpha(self) -> tuple[float, float]:
         """``(alpha_pos, alpha_neg)`` of a binary model (one margin per sample)."""
         if self.class_alpha is not None and len(self.class_alpha) != 2:
             raise ValueError(
-                f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class weights, but the "
-                "margins are 1-D (a binary model: 2 classes); pass margins of shape (n, "
+                f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class weights, but "
+                "the margins are 1-D (a binary model: 2 classes); pass margins of shape (n, "
                 f"{len(self.class_alpha)}) or 2 weights [class 0, class 1]"
             )
         return self.alpha_pos, self.alpha_neg
 
-    def softmax_alpha(self, n_classes):
+    def softmax_alpha(self, n_classes: int) -> Float64Array:
         """The kernels' per-class weights for K classes: float64 (K,), or empty for none."""
         if self.class_alpha is not None:
             if len(self.class_alpha) != n_classes:
                 raise ValueError(
-                    f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class weights, but "
-                    f"the margins have {n_classes} columns (classes); pass one weight per class"
+                    f"alpha={list(self.class_alpha)!r} has {len(self.class_alpha)} class "
+                    f"weights, but the margins have {n_classes} columns (classes); pass one "
+                    "weight per class"
                 )
             return np.array(self.class_alpha, dtype=np.float64)
         if (self.alpha_pos == 1.0 and self.alpha_neg == 1.0) or (self.auto and n_classes > 2):
             return _NO_ALPHA
         if n_classes != 2:
             raise ValueError(
-                f"alpha={self.alpha_pos!r} is a binary weight (positives alpha, negatives 1 - alpha) "
-                f"and the margins have {n_classes} classes: pass alpha=None or one weight per class "
-                f"(a sequence of {n_classes} weights >= 0), or leave the default alpha='auto' "
-                "(0.25 for two classes, no class weighting for more)"
+                f"alpha={self.alpha_pos!r} is a binary weight (positives alpha, negatives 1 - "
+                f"alpha) and the margins have {n_classes} classes: pass alpha=None or one weight "
+                f"per class (a sequence of {n_classes} weights >= 0), or leave the default "
+                "alpha='auto' (0.25 for two classes, no class weighting for more)"
             )
         # Two classes: the binary alpha on the margin difference z_1 - z_0.
         return np.array([self.alpha_neg, self.alpha_pos], dtype=np.float64)
@@ -179,7 +190,7 @@ class GHMParams:
     epsilon: float
 
     @property
-    def edges(self):
+    def edges(self) -> Float64Array:
         """Bin edges ``b / bins``, the last one raised by 1e-6 (the paper's code)."""
         edges = np.arange(self.bins + 1, dtype=np.float64) / self.bins
         edges[-1] += 1e-6
@@ -189,31 +200,31 @@ class GHMParams:
 class GHMState:
     """What one GHM training owns across rounds: the running bin counts and reusable work arrays.
 
-    Made by :meth:`GHMLoss.new_state`; pass it to every :meth:`GHMLoss.gradient_hessian` call of that
-    training. ``running_counts`` is None before the first round with ``momentum > 0``.
+    Made by :meth:`GHMLoss.new_state`; pass it to every :meth:`GHMLoss.gradient_hessian` call of
+    that training. ``running_counts`` is None before the first round with ``momentum > 0``.
 
     ``group`` is None, or, in a training spread over several workers, the workers (an object whose
     ``sum`` takes a float64 array and returns its element-wise sum over all workers; every worker
     calls it at the same point with an array of the same length; OHEM's state takes the same
     ``group``). The binned density then counts the samples of every worker: each round's ``bins``
-    counts and total weight are summed with ``group.sum`` right after they are counted, so the weights, and the running average of ``momentum``, are the same on every
-    worker and equal to those of one process holding all the data. The adapters of
-    :mod:`boostloss.xgboost` set it inside an XGBoost collective (``xgboost.dask``,
-    ``xgboost.spark``).
+    counts and total weight are summed with ``group.sum`` right after they are counted, so the
+    weights, and the running average of ``momentum``, are the same on every worker and equal to
+    those of one process holding all the data. The adapters of :mod:`boostloss.xgboost` set it
+    inside an XGBoost collective (``xgboost.dask``, ``xgboost.spark``).
     """
 
     __slots__ = ("running_counts", "group", "_work")
 
-    def __init__(self):
-        self.running_counts = None
-        self.group = None
-        self._work = {}
+    def __init__(self) -> None:
+        self.running_counts: Float64Array | None = None
+        self.group: Any = None
+        self._work: dict[Hashable, Any] = {}
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the running counts (the work arrays are kept: they hold no information)."""
         self.running_counts = None
 
-    def work(self, key, make):
+    def work(self, key: Hashable, make: Callable[[], T]) -> T:
         """The work array(s) stored under ``key``, made by ``make()`` when absent."""
         arrays = self._work.get(key)
         if arrays is None:
@@ -269,24 +280,24 @@ class _Loss(BaseEstimator):
     #: Name used by the metrics of the adapters and by :func:`make_loss`.
     name = "loss"
 
-    state_ = None
+    state_: object | None = None
 
     #: None for a per-sample loss (the derivatives of a row depend on that row alone). Otherwise
     #: a clause saying what every round computes from all the rows together (GHM-C's density,
     #: OHEM's selection): a training spread over workers must make it global each round (the
     #: XGBoost adapters do, ``boostloss._collective``), and the loss of a row moves with the other
     #: rows (see :meth:`evaluation_loss`).
-    cross_row_statistic = None
+    cross_row_statistic: str | None = None
 
-    def resolved_params(self):  # pragma: no cover - every subclass defines it
+    def resolved_params(self) -> Any:  # pragma: no cover - every subclass defines it
         """The validated parameters as a frozen dataclass (raises on bad values)."""
         raise NotImplementedError
 
-    def new_state(self):
+    def new_state(self) -> object | None:
         """A fresh per-training state to pass to :meth:`gradient_hessian` (None: no state)."""
         return None
 
-    def for_classes(self, classes):
+    def for_classes(self, classes: ArrayLike) -> Self:
         """This loss for a model whose class ``i`` is the label ``classes[i]``.
 
         The estimators encode the labels of ``y`` to 0..K-1 and train the loss returned here. A
@@ -304,7 +315,7 @@ class _Loss(BaseEstimator):
         """
         return self
 
-    def evaluation_loss(self):
+    def evaluation_loss(self) -> tuple[_Loss, str | None]:
         """The loss, and the metric's name, that evaluate a model trained with this loss.
 
         What the estimators evaluate ``eval_set`` with (and early-stop on) when the user names no
@@ -323,7 +334,7 @@ class _Loss(BaseEstimator):
             return self, None
         return FocalLoss(gamma=0.0, alpha=None), "logloss"
 
-    def start_from_class_totals(self, class_totals):
+    def start_from_class_totals(self, class_totals: ArrayLike) -> float | Float64Array:
         """:meth:`init_score` from the total weight of each class alone (a distributed start).
 
         Dask and Spark sum the weight of each class on the cluster and start from this, the
@@ -357,7 +368,7 @@ class _Loss(BaseEstimator):
         return self.init_score(np.arange(n_classes, dtype=np.float64), totals,
                                n_classes=n_classes)
 
-    def gradient_density(self):
+    def gradient_density(self) -> GHMParams | None:
         """The gradient density that re-weights this loss's cross-entropy every round, or None.
 
         For kernels that compute the loss outside this class (:mod:`boostloss.cuda`).
@@ -368,7 +379,7 @@ class _Loss(BaseEstimator):
         """
         return None
 
-    def binary_focal_terms(self):
+    def binary_focal_terms(self) -> tuple[float, float, float, int] | None:
         """The binary focal kernels' arguments when this loss is a per-sample focal loss, or None.
 
         For kernels that compute the loss outside this class (:mod:`boostloss.cuda`). A loss
@@ -383,8 +394,9 @@ class _Loss(BaseEstimator):
         """
         return None
 
-    def loss(self, y_true, raw_prediction, sample_weight=None, *, loss_out=None, n_threads=None,
-             state=None):
+    def loss(self, y_true: LabelsLike, raw_prediction: ArrayLike,
+             sample_weight: ArrayLike | None = None, *, loss_out: FloatArray | None = None,
+             n_threads: int | None = None, state: object | None = None) -> FloatArray:
         """Per-sample loss, multiplied by ``sample_weight`` when given.
 
         Parameters
@@ -421,8 +433,11 @@ class _Loss(BaseEstimator):
                 self._softmax_loss_kernels(params, target.y, x, target.sample_weight, out, state)
         return out
 
-    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, *, gradient_out=None,
-                         hessian_out=None, n_threads=None, state=None):
+    def gradient_hessian(self, y_true: LabelsLike, raw_prediction: ArrayLike,
+                         sample_weight: ArrayLike | None = None, *,
+                         gradient_out: FloatArray | None = None,
+                         hessian_out: FloatArray | None = None, n_threads: int | None = None,
+                         state: object | None = None) -> tuple[FloatArray, FloatArray]:
         """First and second derivatives of the loss with respect to the raw margin(s).
 
         Parameters
@@ -456,7 +471,8 @@ class _Loss(BaseEstimator):
                                                 hess, state)
         return grad, hess
 
-    def init_score(self, y_true, sample_weight=None, *, n_classes=None):
+    def init_score(self, y_true: LabelsLike, sample_weight: ArrayLike | None = None, *,
+                   n_classes: int | None = None) -> float | Float64Array:
         """The constant raw margin that minimises the (weighted) total loss.
 
         Parameters
@@ -504,7 +520,7 @@ class _Loss(BaseEstimator):
         with kernel_threads(2):
             return self._constant_minimiser(params, w1, w0)
 
-    def predict_proba(self, raw_prediction):
+    def predict_proba(self, raw_prediction: ArrayLike) -> Float64Array:
         """Class probabilities from raw margins: the sigmoid / softmax of the margin.
 
         This loss's weights depend on the data (no closed-form link between its minimiser and
@@ -532,23 +548,23 @@ class _Loss(BaseEstimator):
     #: risk minimiser) rather than a score (GHM-C, OHEM: data-dependent weights).
     _posterior_is_exact = False
 
-    def _posterior_map(self, n_classes):
+    def _posterior_map(self, n_classes: int) -> tuple[float, Float64Array | None]:
         """``(gamma, class_weights)`` of :func:`boostloss.posterior_from_margin` for a model of
         ``n_classes`` classes trained with this loss (validates the parameters)."""
         self.resolved_params()
         return 0.0, None
 
-    def __sklearn_clone__(self):
+    def __sklearn_clone__(self) -> Self:
         # A clone is a fresh loss: same parameters, no training state.
         return type(self)(**self.get_params())
 
-    def reset(self):
+    def reset(self) -> Self:
         """Forget :attr:`state_`, the state of the calls given no ``state``: the next one starts
         a new training."""
         self.state_ = None
         return self
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         super().set_params(**params)
         return self.reset()
 
@@ -561,7 +577,8 @@ class _Loss(BaseEstimator):
             return self.state_
         if not isinstance(state, state_class):
             raise TypeError(
-                f"state must be a {state_class.__name__} made by {type(self).__name__}.new_state(), "
+                f"state must be a {state_class.__name__} made by "
+                f"{type(self).__name__}.new_state(), "
                 f"got {state!r} of type {type(state).__name__}"
             )
         return state
@@ -674,12 +691,14 @@ class FocalLoss(_Loss):
 
     name = "focal"
 
-    def __init__(self, gamma=2.0, alpha="auto", hessian="exact"):
+    def __init__(self, gamma: float = 2.0,
+                 alpha: float | Literal["auto"] | ArrayLike | None = "auto",
+                 hessian: str = "exact") -> None:
         self.gamma = gamma
         self.alpha = alpha
         self.hessian = hessian
 
-    def predict_proba(self, raw_prediction):
+    def predict_proba(self, raw_prediction: ArrayLike) -> Float64Array:
         r"""The class posterior from the margins of a model trained with this loss.
 
         A model trained with focal loss converges to the minimiser of the focal risk, not to the
@@ -700,8 +719,9 @@ class FocalLoss(_Loss):
         \mathrm{softplus}(-t))`. ``alpha`` is undone as a prior-odds (class weight) correction.
         The map is monotone (it changes no ranking) and does not depend on ``hessian``;
         ``gamma=0, alpha=None`` is the plain sigmoid / softmax (scipy's, to the last bit), and
-        K = 2 margins give the binary map of ``z_1 - z_0``. See :func:`boostloss.posterior_from_margin`
-        (the same map for any gamma and class weights, e.g. a class-weighted logistic model).
+        K = 2 margins give the binary map of ``z_1 - z_0``. See
+        :func:`boostloss.posterior_from_margin` (the same map for any gamma and class weights, e.g.
+        a class-weighted logistic model).
 
         Parameters
         ----------
@@ -727,11 +747,11 @@ class FocalLoss(_Loss):
 
     _posterior_is_exact = True
 
-    def _posterior_map(self, n_classes):
+    def _posterior_map(self, n_classes: int) -> tuple[float, Float64Array | None]:
         params = self.resolved_params()
         return params.gamma, _focal_class_weights(self, params, n_classes)
 
-    def resolved_params(self):
+    def resolved_params(self) -> FocalParams:
         """The validated parameters, as a :class:`FocalParams`."""
         gamma = v.check_real("gamma", self.gamma, low=0.0)
         class_alpha = None
@@ -755,7 +775,7 @@ class FocalLoss(_Loss):
         mode = _HESSIANS[v.check_choice("hessian", self.hessian, tuple(_HESSIANS))]
         return FocalParams(gamma, a_pos, a_neg, mode, class_alpha, auto)
 
-    def binary_focal_terms(self):
+    def binary_focal_terms(self) -> tuple[float, float, float, int]:
         """``(gamma, alpha_pos, alpha_neg, hessian_mode)``: the binary focal kernels' arguments."""
         params = self.resolved_params()
         return (params.gamma, *params.binary_alpha(), params.hessian)
@@ -847,8 +867,8 @@ class GHMLoss(_Loss):
 
     ``density="bins"`` (the paper's unit-region approximation, as its official code and
     mmdetection's GHMC compute it): edges ``linspace(0, 1, bins + 1)`` with the last edge raised by
-    1e-6, half-open bins; ``beta = tot / count_b / n`` with ``n`` the number of non-empty bins, so the
-    weights of an unweighted call with momentum 0 sum to the number of samples.
+    1e-6, half-open bins; ``beta = tot / count_b / n`` with ``n`` the number of non-empty bins, so
+    the weights of an unweighted call with momentum 0 sum to the number of samples.
 
     K classes (margins of shape (n, K), labels 0..K-1): ``g = 1 - p_y`` with ``p = softmax(z)``
     (the binary ``|p - y|`` for K = 2), the same density, and the weights multiply the softmax
@@ -863,8 +883,8 @@ class GHMLoss(_Loss):
     Computed exactly in O(n): one radix sort of the gradient norms, then one sweep.
 
     Sample weights: bin counts, window counts and ``tot`` are sums of sample weights (samples of
-    weight 0 are not counted), and each sample's gradient and Hessian are then also multiplied by its
-    own weight.
+    weight 0 are not counted), and each sample's gradient and Hessian are then also multiplied by
+    its own weight.
 
     Parameters
     ----------
@@ -883,22 +903,24 @@ class GHMLoss(_Loss):
     Notes
     -----
     :meth:`loss`, :meth:`init_score` and :meth:`harmonizing_weights` compute the weights from the
-    margins they are given alone and never touch a running average. :meth:`gradient_hessian` uses the
-    ``state`` it is given (see :meth:`new_state`), or, without one, a state that this object keeps
-    for direct calls (:attr:`state_`, its :attr:`running_counts_`; :meth:`reset`). The Hessian
-    ``p (1 - p)`` is floored at 1e-16 before the weights multiply it.
+    margins they are given alone and never touch a running average. :meth:`gradient_hessian` uses
+    the ``state`` it is given (see :meth:`new_state`), or, without one, a state that this object
+    keeps for direct calls (:attr:`state_`, its :attr:`running_counts_`; :meth:`reset`). The
+    Hessian ``p (1 - p)`` is floored at 1e-16 before the weights multiply it.
     """
 
     name = "ghm"
+    state_: GHMState | None
     cross_row_statistic = "GHM-C's density must count the rows of every worker each round"
 
-    def __init__(self, bins=10, momentum=0.0, density="bins", epsilon=0.1):
+    def __init__(self, bins: int = 10, momentum: float = 0.0, density: str = "bins",
+                 epsilon: float = 0.1) -> None:
         self.bins = bins
         self.momentum = momentum
         self.density = density
         self.epsilon = epsilon
 
-    def resolved_params(self):
+    def resolved_params(self) -> GHMParams:
         """The validated parameters, as a :class:`GHMParams`."""
         bins = v.check_int("bins", self.bins, 1)
         momentum = v.check_real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
@@ -911,21 +933,22 @@ class GHMLoss(_Loss):
             )
         return GHMParams(bins, momentum, density, epsilon)
 
-    def new_state(self):
+    def new_state(self) -> GHMState:
         """A fresh :class:`GHMState` for one training."""
         return GHMState()
 
     @property
-    def running_counts_(self):
+    def running_counts_(self) -> Float64Array | None:
         """The moving-average bin counts of direct calls after the last one (None before): the
         running counts of :attr:`state_`."""
         return None if self.state_ is None else self.state_.running_counts
 
-    def gradient_density(self):
+    def gradient_density(self) -> GHMParams:
         """The resolved :class:`GHMParams`: the density that re-weights the cross-entropy."""
         return self.resolved_params()
 
-    def weights_from_counts(self, counts, total, *, state=None):
+    def weights_from_counts(self, counts: ArrayLike, total: float, *,
+                            state: GHMState | None = None) -> Float64Array:
         """Per-bin harmonising weights ``beta_b = total / density_b / n_nonempty``.
 
         ``counts`` are the (weighted) bin counts of one round and ``total`` the weight of the valid
@@ -949,7 +972,9 @@ class GHMLoss(_Loss):
             beta[nonempty] = total / density[nonempty] / n_nonempty
         return beta
 
-    def harmonizing_weights(self, y_true, raw_prediction, sample_weight=None, *, n_threads=None):
+    def harmonizing_weights(self, y_true: LabelsLike, raw_prediction: ArrayLike,
+                            sample_weight: ArrayLike | None = None, *,
+                            n_threads: int | None = None) -> Float64Array:
         """The harmonising weights beta_i of these margins (stateless: momentum is not applied).
 
         Samples with zero weight are not counted and get beta 0. Unweighted, the betas sum to n.
@@ -1094,7 +1119,7 @@ def _group_of(params, state):
 
 
 def _summed_counts(group, counts, tot):
-    """The bin counts and total weight summed over the workers (one reduction of bins + 1 numbers)."""
+    """The bin counts and total weight summed over the workers: one reduction of bins + 1 values."""
     summed = np.asarray(group.sum(np.append(counts, tot)), dtype=np.float64)
     if summed.shape != (counts.shape[0] + 1,):
         raise RuntimeError(
@@ -1109,7 +1134,7 @@ def _summed_counts(group, counts, tot):
 # ------------------------------------------------------------------------------------------------
 
 #: The registered losses, by the names that ``make_loss`` and ``boostloss compare --losses`` use.
-LOSSES = {"focal": FocalLoss, "ghm": GHMLoss}
+LOSSES: dict[str, type[_Loss]] = {"focal": FocalLoss, "ghm": GHMLoss}
 
 _SPEC = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*(?::(.*))?$")
 
@@ -1127,7 +1152,7 @@ def _parse_value(text):
     return text
 
 
-def make_loss(spec):
+def make_loss(spec: LossLike) -> _Loss:
     """A loss from a loss object or a name with optional parameters, CatBoost style.
 
     ``make_loss("focal")``, ``make_loss("focal:gamma=2,alpha=0.25")``,

@@ -8,14 +8,19 @@ keys of one data set, the last round's kept rows and, in a distributed training,
 rows the selection ranks together) and the start. See ``docs/ohem.md``.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import numbers
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _validation as v
-from ._numba_cache import kernels
 from ._multiclass import softmax_focal_best_constant
+from ._numba_cache import kernels
+from ._typing import Float64Array, LabelsLike
 from .losses import _Loss, check_target
 
 __all__ = ["OHEMLoss", "OHEMParams", "OHEMState"]
@@ -31,9 +36,9 @@ class OHEMParams:
 
     ratio: float
     random_state: int
-    negative_class: int = None
+    negative_class: int | None = None
 
-    def background(self, n_classes):
+    def background(self, n_classes: int | None) -> int:
         """The class index whose rows are the negatives, for margins of ``n_classes`` columns
         (None: one margin per row, a binary model)."""
         neg = self.negative_class
@@ -87,17 +92,17 @@ class OHEMState:
     __slots__ = ("random_state", "tie_keys", "_keep", "n_kept_negatives", "kept_negative_weight",
                  "rounds", "group")
 
-    def __init__(self):
-        self.random_state = None
-        self.tie_keys = None
-        self._keep = None
+    def __init__(self) -> None:
+        self.random_state: int | None = None
+        self.tie_keys: NDArray[Any] | None = None
+        self._keep: NDArray[np.uint8] | None = None
         self.n_kept_negatives = 0
         self.kept_negative_weight = 0.0
         self.rounds = 0
-        self.group = None
+        self.group: Any = None
 
     @property
-    def kept(self):
+    def kept(self) -> NDArray[np.bool_] | None:
         """Boolean mask of the rows the last round kept (a read-only view; None before)."""
         if self._keep is None:
             return None
@@ -105,12 +110,12 @@ class OHEMState:
         mask.flags.writeable = False
         return mask
 
-    def has_keys(self, n, random_state):
+    def has_keys(self, n: int, random_state: int) -> bool:
         """Whether the tie keys of ``n`` rows and this seed are drawn already."""
         return (self.tie_keys is not None and self.tie_keys.shape[0] == n
                 and self.random_state == random_state)
 
-    def buffers(self, n, random_state):
+    def buffers(self, n: int, random_state: int) -> tuple[NDArray[Any], NDArray[np.uint8]]:
         """Tie keys and the keep mask for ``n`` rows, drawn / allocated once per data set.
 
         With a ``group``, the first call is a collective one (the rows of the workers of lower
@@ -125,7 +130,7 @@ class OHEMState:
                 self.tie_keys = k.tie_keys(n, random_state, offset)
             self.random_state = random_state
             self._keep = np.zeros(n, dtype=np.uint8)
-        return self.tie_keys, self._keep
+        return self.tie_keys, self._keep  # type: ignore[return-value]  # set with the keys
 
 
 class OHEMLoss(_Loss):
@@ -189,14 +194,16 @@ class OHEMLoss(_Loss):
     """
 
     name = "ohem"
+    state_: OHEMState | None
     cross_row_statistic = "OHEM selects the hardest negatives of all rows each round"
 
-    def __init__(self, ratio=3.0, random_state=0, negative_class=None):
+    def __init__(self, ratio: float = 3.0, random_state: int = 0,
+                 negative_class: int | None = None) -> None:
         self.ratio = ratio
         self.random_state = random_state
         self.negative_class = negative_class
 
-    def resolved_params(self):
+    def resolved_params(self) -> OHEMParams:
         """The validated parameters, as an :class:`OHEMParams`."""
         ratio = v.check_real("ratio", self.ratio, low=0.0, low_open=True)
         seed = self.random_state
@@ -216,7 +223,7 @@ class OHEMLoss(_Loss):
             )
         return OHEMParams(float(ratio), int(seed), None if neg is None else int(neg))
 
-    def for_classes(self, classes):
+    def for_classes(self, classes: ArrayLike) -> OHEMLoss:
         """This loss for a model whose class ``i`` is the label ``classes[i]``.
 
         ``negative_class`` is matched to the labels by equality (``classes[i] == negative_class``,
@@ -241,17 +248,18 @@ class OHEMLoss(_Loss):
             )
         return type(self)(**dict(self.get_params(), negative_class=matches[0]))
 
-    def new_state(self):
+    def new_state(self) -> OHEMState:
         """A fresh :class:`OHEMState` for one training."""
         return OHEMState()
 
     @property
-    def kept_(self):
+    def kept_(self) -> NDArray[np.bool_] | None:
         """Boolean mask of the rows kept by the last direct :meth:`gradient_hessian` call (None
         before the first): the kept rows of :attr:`state_`."""
         return None if self.state_ is None else self.state_.kept
 
-    def init_score(self, y_true, sample_weight=None, *, n_classes=None):
+    def init_score(self, y_true: LabelsLike, sample_weight: ArrayLike | None = None, *,
+                   n_classes: int | None = None) -> float | Float64Array:
         """The cross-entropy minimiser over the kept set at a constant start.
 
         At a constant start every negative ties, so the kept set is the first
@@ -292,7 +300,7 @@ class OHEMLoss(_Loss):
         totals[neg] = w_kept
         return _kept_set_constant(totals, neg, n_classes)
 
-    def start_from_class_totals(self, class_totals):
+    def start_from_class_totals(self, class_totals: ArrayLike) -> float | Float64Array:
         """The start from the class weight totals alone (a distributed training's global start).
 
         :meth:`init_score` with the background class's kept weight taken as

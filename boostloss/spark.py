@@ -20,6 +20,10 @@ Global: the start (class weight totals, one Spark aggregation on the driver, as 
 GHM-C's density and the metrics (XGBoost's collective, as with Dask: ``boostloss._collective``).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from pyspark.ml.param import TypeConverters
 from pyspark.sql import functions as F
@@ -30,14 +34,20 @@ from xgboost.spark import SparkXGBClassifierModel
 from . import _compat_xgboost
 from . import xgboost as _blx
 from ._distributed_start import binary_start
+from ._typing import LossLike
 from .losses import make_loss
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from .losses import _Loss
 
 __all__ = ["SparkXGBClassifier", "SparkXGBClassifierModel", "loss_spec"]
 
 _CALLABLE_KEYS = ("obj", "custom_metric")
 
 
-def loss_spec(loss):
+def loss_spec(loss: LossLike | None) -> str | None:
     """The registered-name spec of a loss (``"focal:gamma=2.0,alpha=0.25,hessian=exact"``).
 
     ``make_loss(loss_spec(loss))`` gives a loss with the same parameters; strings pass through.
@@ -74,27 +84,27 @@ class SparkXGBClassifier(_compat_xgboost.SparkEstimatorExtension, _SparkXGBClass
                                        TypeConverters.toString)
     extension_params = ("loss",)
 
-    def __init__(self, *, loss=None, **kwargs):
+    def __init__(self, *, loss: LossLike | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _compat_xgboost.set_spark_default(self, loss=None)
         if loss is not None:
             self.set(self.loss, loss_spec(loss))
 
-    def setParams(self, **kwargs):  # noqa: N802 - pyspark's name
+    def setParams(self, **kwargs: Any) -> None:  # noqa: N802 - pyspark's name
         if "loss" in kwargs:
             value = kwargs.pop("loss")
             if value is not None:
                 self.set(self.loss, loss_spec(value))
         return super().setParams(**kwargs)
 
-    def _boostloss_fit(self, dataset):
+    def _boostloss_fit(self, dataset: DataFrame) -> SparkXGBClassifierModel:
         spec = self.getOrDefault("loss")
         if spec is None:
             return self._xgboost_fit(dataset)
         loss = make_loss(spec)
         start = _global_start(self, loss, dataset)
         trainer = self.copy()
-        extra = dict(trainer.getOrDefault(trainer.arbitrary_params_dict))
+        extra = dict(trainer.getOrDefault(trainer.arbitrary_params_dict))  # type: ignore[arg-type]
         extra["obj"] = _blx.objective(loss)
         if trainer.isDefined(trainer.validationIndicatorCol) and trainer.getOrDefault(
                 trainer.validationIndicatorCol):
@@ -110,7 +120,7 @@ class SparkXGBClassifier(_compat_xgboost.SparkEstimatorExtension, _SparkXGBClass
         return model
 
 
-def _global_start(estimator, loss, dataset):
+def _global_start(estimator: SparkXGBClassifier, loss: _Loss, dataset: DataFrame) -> float:
     """``loss.init_score`` of the whole DataFrame from one aggregation of weights per label."""
     label = F.col(estimator.getOrDefault(estimator.labelCol)).cast("double")
     weight_col = (estimator.getOrDefault(estimator.weightCol)

@@ -11,21 +11,23 @@
 
 What the adapters take care of:
 
-- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM state
-  and its own float32 gradient buffers: one callable belongs to one training (call its ``reset()``
-  before reusing it for another). The same loss object may serve any number of trainings, one after
-  the other or at the same time in several threads.
+- Each :func:`objective` call returns a new callable that owns a clone of the loss, its own GHM
+  state and its own float32 gradient buffers: one callable belongs to one training (call its
+  ``reset()`` before reusing it for another). The same loss object may serve any number of
+  trainings, one after the other or at the same time in several threads.
 - Labels and weights are read from the ``DMatrix`` and validated once, at the first round, and then
   cached for that ``DMatrix`` (``DMatrix.get_label()`` copies on every call). Several training sets
   (``xgb.cv`` folds) each get their own cache and GHM state.
 - Margins arrive as float32; they are checked for NaN/inf every round (one jitted pass) and read
   without a copy. Gradients and Hessians are written into float32 buffers reused across rounds.
-- ``xgb.train`` with ``obj=`` and no ``objective`` in ``params`` uses ``reg:squarederror``'s intercept
-  (0.5 on the margin scale) unless ``base_score`` or ``base_margin`` is given: :func:`base_score` and
-  :func:`set_base_margin` start the training from ``loss.init_score(y)`` instead.
+- ``xgb.train`` with ``obj=`` and no ``objective`` in ``params`` uses ``reg:squarederror``'s
+  intercept (0.5 on the margin scale) unless ``base_score`` or ``base_margin`` is given:
+  :func:`base_score` and :func:`set_base_margin` start the training from ``loss.init_score(y)``
+  instead.
 - K classes (``num_class=K``): XGBoost hands over float32 margins of shape (n, K) and takes (n, K)
-  back; the Hessian is multiplied by 2, ``multi:softprob``'s own scale (:func:`multiclass_hessian_factor`),
-  and :func:`base_score` with ``n_classes=K`` gives the K-vector start (stored in the model).
+  back; the Hessian is multiplied by 2, ``multi:softprob``'s own scale
+  (:func:`multiclass_hessian_factor`), and :func:`base_score` with ``n_classes=K`` gives the
+  K-vector start (stored in the model).
 - The metrics take raw margins (what ``xgb.train`` passes to ``custom_metric`` whenever ``obj`` is
   given) and report the (weighted) mean loss, lower is better, under the name ``loss.name``.
 - Inside a distributed training (``xgboost.dask``, ``xgboost.spark``: an active
@@ -36,14 +38,32 @@ What the adapters take care of:
   docs/scaling-out.md).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _validation as v
-from ._adapters import (LossCallable, PerDatasetCallable, gradient_hessian, loss_sums,
-                        margins_of, mean_loss, start_of, start_rows)
+from ._adapters import (
+    LossCallable,
+    PerDatasetCallable,
+    _Entry,
+    gradient_hessian,
+    loss_sums,
+    margins_of,
+    mean_loss,
+    start_of,
+    start_rows,
+)
 from ._collective import current_group
-from .losses import check_target
+from ._typing import AdapterThreads, Float64Array, LossLike
+from .losses import Target, _Loss, check_target
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 __all__ = [
     # _adapters.FACTORIES, spelled out: the documentation's generator reads strings only
@@ -58,7 +78,31 @@ __all__ = [
     "XGBMetric",
     "XGBSklearnObjective",
     "XGBSklearnMetric",
+    "XGBObjectiveFunction",
+    "XGBMetricFunction",
+    "XGBSklearnObjectiveFunction",
+    "XGBSklearnMetricFunction",
 ]
+
+#: What ``xgb.train(obj=...)`` calls: ``(margins, dtrain) -> (gradient, hessian)``, arrays of the
+#: margins' shape (float32 numpy arrays; numba device arrays with ``compute="device"``).
+XGBObjectiveFunction: TypeAlias = "Callable[[NDArray[Any], xgb.DMatrix], tuple[Any, Any]]"
+#: What ``xgb.train(custom_metric=...)`` calls: ``(margins, dmatrix) -> (name, value)``.
+XGBMetricFunction: TypeAlias = "Callable[[NDArray[Any], xgb.DMatrix], tuple[str, float]]"
+
+
+class XGBSklearnObjectiveFunction(Protocol):
+    """What ``xgb.XGBClassifier(objective=...)`` calls: ``(y_true, y_pred, *, sample_weight)``."""
+
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, *,
+                 sample_weight: ArrayLike | None = None) -> tuple[Any, Any]: ...
+
+
+class XGBSklearnMetricFunction(Protocol):
+    """What ``xgb.XGBClassifier(eval_metric=...)`` calls: ``(y_true, y_pred, *, sample_weight)``."""
+
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, *,
+                 sample_weight: ArrayLike | None = None) -> float: ...
 
 
 #: The scale of XGBoost's own softmax Hessian: ``multi:softprob`` uses ``2 p (1 - p)``
@@ -66,7 +110,7 @@ __all__ = [
 XGBOOST_MULTICLASS_HESSIAN_FACTOR = 2.0
 
 
-def multiclass_hessian_factor(n_classes):
+def multiclass_hessian_factor(n_classes: int) -> float:
     """The factor the K-class objectives put on every loss's Hessian: 2, XGBoost's own scale.
 
     With it, ``FocalLoss(gamma=0, alpha=None)`` reproduces ``multi:softprob`` (the same trees and
@@ -76,7 +120,7 @@ def multiclass_hessian_factor(n_classes):
     return XGBOOST_MULTICLASS_HESSIAN_FACTOR
 
 
-def _read_dmatrix(dmatrix):
+def _read_dmatrix(dmatrix: xgb.DMatrix) -> Target:
     """The validated labels and weights of a DMatrix (``get_label`` copies: read them once)."""
     w = dmatrix.get_weight()
     return check_target(dmatrix.get_label(), w if w.size else None)
@@ -85,19 +129,23 @@ def _read_dmatrix(dmatrix):
 class _RoundMixin:
     """One boosting round, on the host or (``compute="device"``) with the CUDA kernels."""
 
-    def _round(self, entry, predt):
+    loss: _Loss
+    n_threads: AdapterThreads
+    _compute: str
+
+    def _round(self, entry: _Entry, predt: ArrayLike) -> tuple[Any, Any]:
         if self._compute == "device":
             return _device_gradient_hessian(self.loss, entry, predt)
         return gradient_hessian(self.loss, entry, predt, self.n_threads,
                                 multiclass_hessian_factor)
 
-    def _any_round(self, get_entry, predt):
+    def _any_round(self, get_entry: Callable[[], _Entry], predt: ArrayLike) -> tuple[Any, Any]:
         """One round, also inside a distributed training (``get_entry`` reads and validates)."""
         group = current_group()
         if group is None:
             return self._round(get_entry(), predt)
 
-        def checked():
+        def checked() -> tuple[_Entry, NDArray[Any]]:
             entry = get_entry()
             x = v.check_margins(margins_of(predt, entry.n_samples))
             # Every check that can fail on one worker only runs here, before any collective call.
@@ -115,13 +163,14 @@ class _RoundMixin:
         return self._round(entry, x)
 
 
-def _any_mean_loss(loss, get_entry, predt, n_threads):
+def _any_mean_loss(loss: _Loss, get_entry: Callable[[], _Entry], predt: ArrayLike,
+                   n_threads: AdapterThreads) -> float:
     """The weighted mean loss of these margins, over all workers inside a distributed training."""
     group = current_group()
     if group is None:
         return mean_loss(loss, get_entry(), predt, n_threads)
 
-    def checked():
+    def checked() -> tuple[_Entry, NDArray[Any]]:
         entry = get_entry()
         x = v.check_margins(margins_of(predt, entry.n_samples))
         entry.target.check_classes(None if x.ndim == 1 else x.shape[1])
@@ -156,16 +205,17 @@ class XGBObjective(_RoundMixin, PerDatasetCallable):
     _display = "boostloss.xgboost.objective"
     _read = staticmethod(_read_dmatrix)
 
-    def __init__(self, loss, *, compute="host", n_threads="auto"):
+    def __init__(self, loss: LossLike, *, compute: str = "host",
+                 n_threads: AdapterThreads = "auto") -> None:
         super().__init__(loss, n_threads=n_threads)
         self._compute = _check_compute(compute)
 
-    def __call__(self, predt, dtrain):
+    def __call__(self, predt: NDArray[Any], dtrain: xgb.DMatrix) -> tuple[Any, Any]:
         return self._any_round(lambda: self._entry(dtrain), predt)
 
 
 class XGBMetric(PerDatasetCallable):
-    """Evaluation metric for ``xgb.train(custom_metric=...)``: ``(margins, dmatrix) -> (name, value)``.
+    """Evaluation metric for ``xgb.train(custom_metric=...)``: ``(margins, dmatrix) -> (name, v)``.
 
     The value is the weighted mean loss ``sum(w_i l_i) / sum(w_i)`` on raw margins (lower is
     better, so early stopping minimises it). Made by :func:`metric`; stateless across rounds.
@@ -174,7 +224,7 @@ class XGBMetric(PerDatasetCallable):
     _display = "boostloss.xgboost.metric"
     _read = staticmethod(_read_dmatrix)
 
-    def __call__(self, predt, dmatrix):
+    def __call__(self, predt: NDArray[Any], dmatrix: xgb.DMatrix) -> tuple[str, float]:
         return self.__name__, _any_mean_loss(self.loss, lambda: self._entry(dmatrix), predt,
                                              self.n_threads)
 
@@ -188,11 +238,13 @@ class XGBSklearnObjective(_RoundMixin, LossCallable):
 
     _display = "boostloss.xgboost.sklearn_objective"
 
-    def __init__(self, loss, *, compute="host", n_threads="auto"):
+    def __init__(self, loss: LossLike, *, compute: str = "host",
+                 n_threads: AdapterThreads = "auto") -> None:
         super().__init__(loss, n_threads=n_threads)
         self._compute = _check_compute(compute)
 
-    def __call__(self, y_true, y_pred, *, sample_weight=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, *,
+                 sample_weight: ArrayLike | None = None) -> tuple[Any, Any]:
         return self._any_round(lambda: self._cache.get(self.loss, y_true, sample_weight), y_pred)
 
 
@@ -207,12 +259,14 @@ class XGBSklearnMetric(LossCallable):
 
     _display = "boostloss.xgboost.sklearn_metric"
 
-    def __call__(self, y_true, y_pred, *, sample_weight=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, *,
+                 sample_weight: ArrayLike | None = None) -> float:
         return _any_mean_loss(self.loss, lambda: self._cache.get(self.loss, y_true, sample_weight),
                               y_pred, self.n_threads)
 
 
-def objective(loss, *, compute="host", n_threads="auto"):
+def objective(loss: LossLike, *, compute: str = "host",
+              n_threads: AdapterThreads = "auto") -> XGBObjective:
     """A custom objective for ``xgb.train(params, dtrain, obj=objective(loss))``.
 
     Parameters
@@ -240,7 +294,8 @@ def objective(loss, *, compute="host", n_threads="auto"):
     return XGBObjective(loss, compute=compute, n_threads=n_threads)
 
 
-def metric(loss, name=None, *, n_threads="auto"):
+def metric(loss: LossLike, name: str | None = None, *,
+           n_threads: AdapterThreads = "auto") -> XGBMetric:
     """An evaluation metric for ``xgb.train(..., custom_metric=metric(loss))`` (lower is better).
 
     ``name`` names it in the evaluation log (default ``loss.name``).
@@ -248,7 +303,8 @@ def metric(loss, name=None, *, n_threads="auto"):
     return XGBMetric(loss, name=name, n_threads=n_threads)
 
 
-def sklearn_objective(loss, *, compute="host", n_threads="auto"):
+def sklearn_objective(loss: LossLike, *, compute: str = "host",
+                      n_threads: AdapterThreads = "auto") -> XGBSklearnObjective:
     """An objective for ``xgb.XGBClassifier(objective=sklearn_objective(loss))``.
 
     The callable takes ``(y_true, y_pred, *, sample_weight=None)``, so sample weights passed to
@@ -260,7 +316,8 @@ def sklearn_objective(loss, *, compute="host", n_threads="auto"):
     return XGBSklearnObjective(loss, compute=compute, n_threads=n_threads)
 
 
-def sklearn_metric(loss, name=None, *, n_threads="auto"):
+def sklearn_metric(loss: LossLike, name: str | None = None, *,
+                   n_threads: AdapterThreads = "auto") -> XGBSklearnMetric:
     """An evaluation metric for ``xgb.XGBClassifier(eval_metric=sklearn_metric(loss))``.
 
     Use it together with a callable objective (XGBoost then passes raw margins to it). ``name``
@@ -269,7 +326,7 @@ def sklearn_metric(loss, name=None, *, n_threads="auto"):
     return XGBSklearnMetric(loss, name=name, n_threads=n_threads)
 
 
-def _labels_weights(data, sample_weight):
+def _labels_weights(data: Any, sample_weight: ArrayLike | None) -> Target:
     if hasattr(data, "get_label") and hasattr(data, "get_weight"):
         if sample_weight is not None:
             raise TypeError("pass sample_weight only with label arrays; a DMatrix carries its own weights")
@@ -277,7 +334,9 @@ def _labels_weights(data, sample_weight):
     return check_target(data, sample_weight)
 
 
-def base_score(loss, dtrain, sample_weight=None, *, objective=None, n_classes=None):
+def base_score(loss: LossLike, dtrain: xgb.DMatrix | ArrayLike,
+               sample_weight: ArrayLike | None = None, *, objective: str | None = None,
+               n_classes: int | None = None) -> float | list[float]:
     """The ``base_score`` parameter that starts ``xgb.train`` from ``loss.init_score(y)``.
 
     Parameters
@@ -323,7 +382,8 @@ def base_score(loss, dtrain, sample_weight=None, *, objective=None, n_classes=No
     )
 
 
-def set_base_margin(loss, dtrain, *others, n_classes=None):
+def set_base_margin(loss: LossLike, dtrain: xgb.DMatrix, *others: xgb.DMatrix,
+                    n_classes: int | None = None) -> float | Float64Array:
     """Set ``base_margin = loss.init_score(y_train)`` on the training set and the other DMatrix.
 
     Parameters
@@ -339,8 +399,8 @@ def set_base_margin(loss, dtrain, *others, n_classes=None):
     Returns
     -------
     float, or ndarray of shape (K,) with ``n_classes``
-        The init score. XGBoost does not store ``base_margin`` in the model: every DMatrix you predict
-        on later needs ``set_base_margin`` too (or use :func:`base_score`, which is stored).
+        The init score. XGBoost does not store ``base_margin`` in the model: every DMatrix you
+        predict on later needs ``set_base_margin`` too (or use :func:`base_score`, which is stored).
     """
     score = start_of(loss, _read_dmatrix(dtrain), n_classes)
     for d in (dtrain,) + others:
@@ -355,7 +415,7 @@ def set_base_margin(loss, dtrain, *others, n_classes=None):
 _COMPUTES = ("host", "device", "auto")
 
 
-def _check_compute(compute):
+def _check_compute(compute: str) -> str:
     compute = v.check_choice("compute", compute, _COMPUTES)
     if compute == "auto":
         # Host until measured otherwise: no GPU timing has shown the device path faster yet.
@@ -367,7 +427,7 @@ def _check_compute(compute):
     return compute
 
 
-def _device_gradient_hessian(loss, entry, predt):
+def _device_gradient_hessian(loss: _Loss, entry: _Entry, predt: ArrayLike) -> tuple[Any, Any]:
     """One round on the GPU; the device buffers live in the training set's cache entry."""
     from . import cuda
     from ._adapters import margins_of

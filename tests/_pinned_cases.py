@@ -1,4 +1,4 @@
-"""Fixed inputs and loss settings whose outputs are pinned, bit for bit, by test_pinned_outputs.py."""
+"""Fixed inputs and loss settings whose outputs test_pinned_outputs.py pins, bit for bit."""
 
 import hashlib
 
@@ -45,7 +45,7 @@ def digest(*arrays):
 
 
 def outputs(name, weighted, dtype):
-    """Every public output of one setting: loss, three rounds of derivatives, init score, weights."""
+    """Every public output of a setting: loss, three rounds of derivatives, init score, weights."""
     y, x, w = inputs()
     w = w if weighted else None
     x = x.astype(dtype)

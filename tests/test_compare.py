@@ -1,5 +1,5 @@
-"""Tests of compare's fair protocol: metrics, early stopping, tuning, repeats, the verdict, the flags,
-and that no library warning reaches the user."""
+"""Tests of compare's fair protocol: metrics, early stopping, tuning, repeats, the verdict, the
+flags, and that no library warning reaches the user."""
 
 import json
 import math
@@ -359,7 +359,7 @@ def test_library_warnings_become_one_line_each(monkeypatch, capsys):
     real = protocol._fold_metrics
 
     def warning_metrics(y_true, proba, posterior):
-        warnings.warn("y_pred contains classes not in y_true", UserWarning)
+        warnings.warn("y_pred contains classes not in y_true", UserWarning, stacklevel=2)
         return real(y_true, proba, posterior)
 
     monkeypatch.setattr(protocol, "_fold_metrics", warning_metrics)
@@ -577,7 +577,7 @@ def test_the_table_fits_the_console(width):
                if (backend, loss) != ("xgboost", "goss")]
     text = _print(records, config, width)
     assert max(len(line) for line in text.splitlines()) <= width
-    # Every word of the loss labels whole (they wrap at spaces only), every metric's mean and spread.
+    # Every word of the loss labels whole (they wrap at spaces only), each metric's mean and spread.
     tokens = set(text.split())
     assert {word for loss in losses for word in config.loss_label(loss).split()} <= tokens
     assert {"0.5000", "0.5300", "0.5500*", "±0.0000", "0.0500*"} <= tokens
@@ -599,5 +599,6 @@ def test_the_figure_has_a_reliability_diagram_beside_each_precision_recall_panel
         "lightgbm: precision-recall", "lightgbm: reliability, positive class"]
     legend = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
     ece = scoring.expected_calibration_error(y, proba[("xgboost", "ghm")])
-    assert legend == ["calibrated", f"logistic (ECE {scoring.expected_calibration_error(y, proba[('xgboost', 'logistic')]):.3f})",
+    logistic_ece = scoring.expected_calibration_error(y, proba[("xgboost", "logistic")])
+    assert legend == ["calibrated", f"logistic (ECE {logistic_ece:.3f})",
                       f"GHM-C (10 bins) (score) (ECE {ece:.3f})"]

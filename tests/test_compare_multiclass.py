@@ -115,8 +115,13 @@ def _probabilities(n=300, k=4, seed=1):
 
 
 def test_multiclass_metrics_match_scikit_learn():
-    from sklearn.metrics import (average_precision_score, balanced_accuracy_score, f1_score, log_loss,
-                                 roc_auc_score)
+    from sklearn.metrics import (
+        average_precision_score,
+        balanced_accuracy_score,
+        f1_score,
+        log_loss,
+        roc_auc_score,
+    )
 
     y, proba = _probabilities()
     got = scoring.multiclass_metrics(y, proba, rarest=3)
@@ -183,7 +188,7 @@ def test_multiclass_compare_end_to_end(four_class_csv, tmp_path, capsys):
         assert header in printed.split(), header
     doc = json.loads(out_json.read_text())
     _, y = _four_classes()
-    assert doc["dataset"]["classes"] == {label: int(c) for label, c in zip(LABELS, np.bincount(y))}
+    assert doc["dataset"]["classes"] == {label: int(c) for label, c in zip(LABELS, np.bincount(y), strict=True)}
     assert doc["dataset"]["rarest_class"] == "dog" and "positives" not in doc["dataset"]
     assert doc["config"]["n_classes"] == 4 and doc["config"]["alpha"] is None
     assert {r["loss"] for r in doc["folds"]} == {"logistic", "weighted", "focal", "ghm"}
@@ -240,7 +245,8 @@ def test_weighted_multiclass_posterior_undoes_the_balanced_weights(four_class_cs
         np.testing.assert_allclose(proba, estimator.predict_proba(X), rtol=0, atol=0)
         # The rare classes lose the probability the weights gave them, the common one gains it.
         assert posterior[:, 0].mean() > proba[:, 0].mean() and posterior[:, 3].mean() < proba[:, 3].mean()
-        # AP, AUC and the argmax columns read the model's own probabilities; log loss and ECE the posterior.
+        # AP, AUC and the argmax columns read the model's own probabilities; log loss and ECE the
+        # posterior.
         metrics = scoring.multiclass_metrics(y, proba, 3, posterior)
         on_proba, on_posterior = scoring.multiclass_metrics(y, proba, 3), scoring.multiclass_metrics(y, posterior, 3)
         for key in ("average_precision", "rarest_ap", "roc_auc", "balanced_accuracy", "macro_f1"):

@@ -139,6 +139,9 @@ def test_fitted_state_lives_in_the_instance_dict(framework, data):
     np.testing.assert_array_equal(copy.predict_proba(X), plain.predict_proba(X), strict=True)
     assert compat.copy_fitted_state(plain, type(plain)(), skip=("_Booster",)).__dict__.get(
         "_Booster") is None
+    if framework == "xgboost":  # loaded_booster: the Booster, None before fit
+        assert compat.loaded_booster(plain) is plain.get_booster()
+        assert compat.loaded_booster(type(plain)()) is None
 
 
 def test_sklearn_reads_tags_from_more_tags_before_1_6(data):

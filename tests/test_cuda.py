@@ -21,9 +21,8 @@ import numpy as np
 import pytest
 
 import boostloss
-from boostloss import FocalLoss, GHMLoss
+from boostloss import FocalLoss, GHMLoss, _kernels
 from boostloss import _cuda_build as build
-from boostloss import _kernels
 
 bc = pytest.importorskip("boostloss.cuda")
 
@@ -104,7 +103,7 @@ class TestFocal:
         _assert_close(out[1].copy_to_host(), hess_cpu, 1e-5)
 
     def test_logistic_special_case(self):
-        # gamma=0, alpha=None is the logistic loss: p - y and p (1 - p), independently of the kernels
+        # gamma=0, alpha=None is the logistic loss: p - y and p (1 - p), independent of the kernels
         y, x, _ = _data(seed=4)
         x = np.clip(x, -30, 30)
         grad, hess = bc.gradient_hessian(FocalLoss(gamma=0.0, alpha=None), y, x)
@@ -173,7 +172,7 @@ class TestGHM:
         y, x, w = _data(seed=9)
         first = bc.gradient_hessian(GHMLoss(bins=30), y, x, w)
         second = bc.gradient_hessian(GHMLoss(bins=30), y, x, w)
-        for a, b in zip(first, second):
+        for a, b in zip(first, second, strict=True):
             assert np.array_equal(a, b)
 
     def test_counts_are_exact_sums(self):
@@ -687,7 +686,7 @@ def test_kernels_compile_for_real_devices(tmp_path):
             pytest.fail(reason + ' (BOOSTLOSS_REQUIRE_CUDA_TOOLCHAIN=1; pip install -e ".[dev]")')
         pytest.skip(reason + ' (pip install -e ".[dev]")')
     lines, problems = [], []
-    for cc, result in zip(ARCHITECTURES, results):
+    for cc, result in zip(ARCHITECTURES, results, strict=True):
         assert len(result["records"]) == len(build.launch_signatures())
         for rec in result["records"]:
             info = _assemble(result["ptxas"], rec["path"], cc)

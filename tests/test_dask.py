@@ -42,7 +42,7 @@ def _workers(client):
 def _pinned(client, pieces):
     """One dask array whose i-th block lives on worker i."""
     blocks = []
-    for piece, worker in zip(pieces, _workers(client)):
+    for piece, worker in zip(pieces, _workers(client), strict=True):
         future = client.submit(lambda a: a, piece, workers=[worker], pure=False)
         blocks.append(da.from_delayed(future, shape=piece.shape, dtype=piece.dtype))
     return da.concatenate(blocks)
@@ -448,5 +448,5 @@ def test_worker_dying_mid_training_ends_with_an_error(client):
     # Last in the module: the cluster's nanny restarts the worker afterwards.
     X, y, w = _skewed(300, 200)
     dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - which one depends on Dask and XGBoost's versions
         xgb.dask.train(client, PARAMS, dtrain, 10, obj=_DyingObjective())

@@ -29,7 +29,7 @@ def links(text):
 
 
 def anchors(text):
-    """GitHub's anchors of the headings of ``text``: lower case, punctuation dropped, '-' for spaces."""
+    """GitHub's anchors of the headings of ``text``: lower case, no punctuation, '-' for spaces."""
     slugs = []
     for heading in _HEADING.findall(_FENCE.sub("", text)):
         slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
@@ -48,9 +48,9 @@ def broken_links(page):
         resolved = (page.parent / path).resolve() if path else page
         if not resolved.exists():
             broken.append((target, "no such file"))
-        elif fragment and resolved.suffix == ".md":
-            if fragment not in anchors(resolved.read_text(encoding="utf-8")):
-                broken.append((target, "no such heading"))
+        elif fragment and resolved.suffix == ".md" and fragment not in anchors(
+                resolved.read_text(encoding="utf-8")):
+            broken.append((target, "no such heading"))
     return broken
 
 

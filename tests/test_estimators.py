@@ -8,7 +8,6 @@ import joblib
 import lightgbm as lgb
 import numpy as np
 import pytest
-from scipy.special import expit
 import sklearn.utils
 import xgboost as xgb
 from sklearn.base import clone

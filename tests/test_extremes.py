@@ -5,14 +5,14 @@ raising, for both losses, both Hessian policies, both GHM densities, weighted an
 float32 and float64 margins.
 """
 
+import functools
 import warnings
 
 import numpy as np
 import pytest
-
-from boostloss import HESSIAN_FLOOR
 from conftest import LOSSES
 
+from boostloss import HESSIAN_FLOOR
 
 F32_MAX = float(np.finfo(np.float32).max)  # 3.4028235e38
 F64_MAX = float(np.finfo(np.float64).max)  # 1.7976931348623157e308
@@ -24,7 +24,7 @@ MAGNITUDES = {
 
 
 def extreme_margins(dtype):
-    """Every magnitude with both signs, each paired with both labels, plus a few ordinary samples."""
+    """Every magnitude with both signs, each with both labels, plus a few ordinary samples."""
     mags = np.array(MAGNITUDES[dtype], dtype=np.float64)
     signed = np.concatenate([mags, -mags])
     x = np.concatenate([signed, signed, [-1.0, 0.5, 2.0, -0.3]]).astype(dtype)
@@ -63,7 +63,7 @@ def test_gradient_hessian_finite_at_extreme_margins(loss_name, weighted, extreme
 
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
 def test_gradient_direction_at_saturation(loss_name):
-    """Confidently wrong samples push the margin back toward the true class; right ones barely move."""
+    """Confidently wrong samples push the margin toward the true class; right ones barely move."""
     x = np.array([-1e30, 1e30, 1e30, -1e30, -F64_MAX, F64_MAX])
     y = np.array([1, 0, 1, 0, 1, 0])
     grad, hess = strict(lambda: LOSSES[loss_name]().gradient_hessian(y, x))
@@ -109,7 +109,8 @@ def test_tiny_and_huge_weights_stay_finite(loss_name):
     y, x = extreme_margins(np.float64)
     for scale in (1e-300, 1e-150, 1e150, 1e300):
         w = np.full(y.size, scale)
-        grad, hess = strict(lambda: LOSSES[loss_name]().gradient_hessian(y, x, sample_weight=w))
+        grad, hess = strict(functools.partial(LOSSES[loss_name]().gradient_hessian, y, x,
+                                              sample_weight=w))
         assert np.isfinite(grad).all() and np.isfinite(hess).all()
         assert (hess > 0).all()
 

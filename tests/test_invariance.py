@@ -9,10 +9,9 @@ the inputs are never modified; empty input gives empty output.
 import numpy as np
 import pandas as pd
 import pytest
-
-from boostloss import GHMLoss
 from conftest import LOSSES
 
+from boostloss import GHMLoss
 
 N = 301
 
@@ -37,7 +36,7 @@ def reference(loss_name, y, x, w):
 
 def assert_identical(got, expected):
     assert len(got) == len(expected)
-    for a, b in zip(got, expected):
+    for a, b in zip(got, expected, strict=True):
         assert a.dtype == np.float64
         np.testing.assert_array_equal(a, b, strict=True)
 

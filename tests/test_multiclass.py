@@ -75,8 +75,8 @@ def test_two_classes_equal_the_binary_loss_on_the_margin_difference(make, weight
 
 def test_two_classes_gauss_newton_is_the_positive_part_of_the_softmax_hessian():
     # The K-class Gauss-Newton diagonal freezes the focal weight w = -FL'/q on the cross-entropy
-    # Hessian (docs/math.md): -FL' p_t for K = 2, not the binary policy alpha_t m p_t q (which freezes
-    # only the modulating factor). Both are the cross-entropy Hessian at gamma = 0.
+    # Hessian (docs/math.md): -FL' p_t for K = 2, not the binary policy alpha_t m p_t q (which
+    # freezes only the modulating factor). Both are the cross-entropy Hessian at gamma = 0.
     x, y, _ = rows(n_classes=2, seed=2)
     diff = x[:, 1] - x[:, 0]
     focal = FocalLoss(gamma=2.0, alpha=None, hessian="gauss_newton")

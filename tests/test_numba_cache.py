@@ -148,7 +148,7 @@ def test_fallback_used_and_restored_when_nothing_is_writable(tmp_path, monkeypat
     monkeypatch.setattr(numba_config, "CACHE_DIR", "")
     monkeypatch.setattr(_numba_cache, "_numba_user_cache_dir", lambda: str(blocker / "user"))
     with _numba_cache.writable_cache(str(blocker / "pkg")) as where:
-        assert where is not None and numba_config.CACHE_DIR == where
+        assert where is not None and where == numba_config.CACHE_DIR
         assert _numba_cache._writable(where)
         info = os.stat(where)
         assert not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
@@ -168,7 +168,7 @@ def test_fallback_refuses_a_directory_others_can_write(tmp_path, monkeypatch):
 
 
 def test_import_creates_no_file_and_loads_no_kernel(tmp_path):
-    """``import boostloss`` (and making losses) touches no file: the numba cache is set up lazily."""
+    """``import boostloss`` (and making losses) touches no file: the numba cache is set up late."""
     site = tmp_path / "site"
     shutil.copytree(PACKAGE, site / "boostloss",
                     ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc"))

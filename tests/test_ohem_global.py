@@ -12,13 +12,12 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import run_in_threads
+from test_ohem_select import brute_force_keep
 
 from boostloss import OHEMLoss
 from boostloss import _kernels_select as ks
 from boostloss._collective import WorkerGroup
-
-from conftest import run_in_threads
-from test_ohem_select import brute_force_keep
 
 
 class _Op(enum.IntEnum):
@@ -84,7 +83,7 @@ def run_workers(pieces, work):
 
 def split(arrays, sizes):
     cuts = np.cumsum(sizes)[:-1]
-    return list(zip(*[np.split(a, cuts) if a.shape[0] else [a] * len(sizes) for a in arrays]))
+    return list(zip(*[np.split(a, cuts) if a.shape[0] else [a] * len(sizes) for a in arrays], strict=True))
 
 
 def _data(rng, n, margins, weighted, n_classes=None):

@@ -15,8 +15,7 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, softmax
 
-from boostloss import HESSIAN_FLOOR, LGBMClassifier, OHEMLoss, XGBClassifier
-from boostloss import _compat_xgboost
+from boostloss import HESSIAN_FLOOR, LGBMClassifier, OHEMLoss, XGBClassifier, _compat_xgboost
 from boostloss import _kernels_select as ks
 
 
@@ -165,7 +164,7 @@ def test_deterministic_across_threads():
         g, h = loss.gradient_hessian(y, x, w, n_threads=min(threads, numba.config.NUMBA_NUM_THREADS))
         results.append((g, h, loss.kept_.copy()))
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
 
 

@@ -12,10 +12,10 @@ import cloudpickle
 import joblib
 import numpy as np
 import pytest
+from conftest import LOSSES
 from sklearn.base import clone
 
 from boostloss import FocalLoss, GHMLoss, OHEMLoss
-from conftest import LOSSES
 
 
 def _pickle(obj):
@@ -64,7 +64,7 @@ def test_loss_round_trip(loss_name, trip, data):
     original = LOSSES[loss_name]()
     copy = ROUND_TRIPS[trip](original)
     assert type(copy) is type(original) and copy.get_params() == original.get_params()
-    for a, b in zip(loss_outputs(copy, y, x, w), loss_outputs(LOSSES[loss_name](), y, x, w)):
+    for a, b in zip(loss_outputs(copy, y, x, w), loss_outputs(LOSSES[loss_name](), y, x, w), strict=True):
         np.testing.assert_array_equal(a, b, strict=True)
 
 
@@ -77,7 +77,7 @@ def test_ghm_running_counts_survive_round_trip(trip, data):
     original.gradient_hessian(y, 0.5 * x, w)
     copy = ROUND_TRIPS[trip](original)
     np.testing.assert_array_equal(copy.running_counts_, original.running_counts_)
-    for a, b in zip(copy.gradient_hessian(y, -x, w), original.gradient_hessian(y, -x, w)):
+    for a, b in zip(copy.gradient_hessian(y, -x, w), original.gradient_hessian(y, -x, w), strict=True):
         np.testing.assert_array_equal(a, b, strict=True)
     # The two now have separate states.
     copy.reset()
@@ -124,7 +124,7 @@ def _outputs_of_rounds(loss, y, w, rounds):
 
 def _assert_all_equal(a, b):
     assert len(a) == len(b)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v, strict=True)
 
 
@@ -258,7 +258,7 @@ def test_adapter_callables_round_trip(framework, loss_name, trip, data):
     X, y, _, w = data
     make = _xgb_callables if framework == "xgboost" else _lgb_callables
     triples = zip(make(LOSSES[loss_name](), X, y, w), make(LOSSES[loss_name](), X, y, w),
-                  make(LOSSES[loss_name](), X, y, w))
+                  make(LOSSES[loss_name](), X, y, w), strict=True)
     for (fresh, call), (used, _), (reference, _) in triples:
         copy = ROUND_TRIPS[trip](fresh)
         assert copy.__name__ == fresh.__name__ and type(copy) is type(fresh)

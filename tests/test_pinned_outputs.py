@@ -10,7 +10,6 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from _pinned_cases import SETTINGS, outputs
 
 PINNED = json.loads((pathlib.Path(__file__).with_name("pinned_outputs.json")).read_text())

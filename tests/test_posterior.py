@@ -21,8 +21,15 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV
 
-from boostloss import (FocalLoss, GHMLoss, LGBMClassifier, OHEMLoss, XGBClassifier, make_loss,
-                       posterior_from_margin)
+from boostloss import (
+    FocalLoss,
+    GHMLoss,
+    LGBMClassifier,
+    OHEMLoss,
+    XGBClassifier,
+    make_loss,
+    posterior_from_margin,
+)
 
 GAMMAS = [0.0, 0.5, 1.0, 2.0, 3.0, 5.0]
 RATES = [1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, 0.999, 0.9999]
@@ -90,7 +97,7 @@ def _softmax_focal_minimiser(q, gamma, alpha):
 
     def total(log_lambda):
         lam = mp.exp(log_lambda)
-        return sum(p_of(lam / (a * v)) for a, v in zip(alpha, q)) - 1
+        return sum(p_of(lam / (a * v)) for a, v in zip(alpha, q, strict=True)) - 1
 
     lo, hi = mp.mpf(-60), mp.mpf(60)  # total decreases in lambda
     for _ in range(120):
@@ -100,7 +107,7 @@ def _softmax_focal_minimiser(q, gamma, alpha):
         else:
             hi = mid
     lam = mp.exp((lo + hi) / 2)
-    return [p_of(lam / (a * v)) for a, v in zip(alpha, q)]
+    return [p_of(lam / (a * v)) for a, v in zip(alpha, q, strict=True)]
 
 
 def _closed_form_logit(x, gamma):
@@ -158,7 +165,7 @@ def test_binary_tails_match_the_closed_form_in_high_precision(gamma):
     mp.mp.dps = 60
     xs = [-700.0, -300.0, -40.0, -5.0, -1e-3, 1e-8, 0.7, 30.0, 200.0, 650.0]
     proba = posterior_from_margin(np.array(xs), gamma=gamma)
-    for x, row in zip(xs, proba):
+    for x, row in zip(xs, proba, strict=True):
         logit = _closed_form_logit(x, gamma)
         q1 = 1 / (1 + mp.exp(-logit))
         q0 = 1 / (1 + mp.exp(logit))
@@ -326,7 +333,7 @@ def test_the_answer_does_not_depend_on_the_threads():
         one = (posterior_from_margin(x, gamma=2.0), posterior_from_margin(z, gamma=2.0))
     finally:
         numba.set_num_threads(previous)
-    for a, b in zip(default, one):
+    for a, b in zip(default, one, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -402,7 +409,7 @@ def test_default_alpha_is_auto_binary_025_and_none_for_k_classes():
     for method in ("loss", "gradient_hessian"):
         a = getattr(FocalLoss(), method)(y, x)
         b = getattr(FocalLoss(alpha=0.25), method)(y, x)
-        for u, w in zip(np.atleast_2d(a), np.atleast_2d(b)):
+        for u, w in zip(np.atleast_2d(a), np.atleast_2d(b), strict=True):
             np.testing.assert_array_equal(u, w)
     assert FocalLoss().init_score(y) == FocalLoss(alpha=0.25).init_score(y)
     np.testing.assert_array_equal(FocalLoss().predict_proba(x),
@@ -415,7 +422,7 @@ def test_default_alpha_is_auto_binary_025_and_none_for_k_classes():
     yk = np.arange(60) % 4
     np.testing.assert_array_equal(FocalLoss().loss(yk, z), FocalLoss(alpha=None).loss(yk, z))
     for u, w in zip(FocalLoss().gradient_hessian(yk, z),
-                    FocalLoss(alpha=None).gradient_hessian(yk, z)):
+                    FocalLoss(alpha=None).gradient_hessian(yk, z), strict=True):
         np.testing.assert_array_equal(u, w)
     np.testing.assert_array_equal(FocalLoss().init_score(yk, n_classes=4),
                                   FocalLoss(alpha=None).init_score(yk, n_classes=4))

@@ -121,7 +121,7 @@ def test_ghm_weighted_weights_normalised(loss, problem):
 @given(loss=st.one_of(focal_losses, ghm_losses), problem=problems(weighted=False),
        scale=st.floats(1e-3, 1e3))
 def test_uniform_weight_scales_gradient(loss, problem, scale):
-    """A constant weight c multiplies focal gradients by c; GHM's are then unchanged except for c."""
+    """A constant weight c multiplies focal gradients by c; GHM's are unchanged except for c."""
     y, x, _ = problem
     loss.set_params(**({"momentum": 0.0} if isinstance(loss, GHMLoss) else {}))
     g1, h1 = loss.gradient_hessian(y, x)

@@ -376,7 +376,7 @@ def test_layout_and_dtype_do_not_change_results():
             ks.softmax_focal_loss(y, xin, w, 2.0, alpha, loss)
             results.append((g, h, gc, hc, gn, loss))
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=True):
             assert np.array_equal(a, b)
     # float32 outputs: the float64 results rounded, to within one float32 rounding more (the
     # kernels park exp values in the output rows as a float32 pair), the same in both orders.
@@ -427,7 +427,7 @@ def test_bit_identical_across_thread_counts():
     finally:
         numba.set_num_threads(before)
     for name in one:
-        for a, b in zip(one[name], two[name]):
+        for a, b in zip(one[name], two[name], strict=True):
             assert a.tobytes() == b.tobytes(), name
 
 

@@ -7,10 +7,9 @@ import threading
 import numba
 import numpy as np
 import pytest
-
-from boostloss import FocalLoss, GHMLoss
-from boostloss import _kernels
 from conftest import LOSSES, run_in_threads
+
+from boostloss import FocalLoss, GHMLoss, _kernels
 
 N_LARGE = 200_000  # several reduction chunks of _kernels.CHUNK samples
 
@@ -31,7 +30,8 @@ def large_data():
     rng = np.random.default_rng(7)
     y = (rng.random(N_LARGE) < 0.1).astype(np.float64)
     x = rng.normal(-1.0, 3.0, N_LARGE)
-    # Weights spanning many orders of magnitude: a summation order change would show in the last bits.
+    # Weights over many orders of magnitude: a change of summation order would show in the last
+    # bits.
     w = rng.lognormal(0.0, 2.0, N_LARGE)
     w[rng.random(N_LARGE) < 0.05] = 0.0
     return y, x, w
@@ -95,7 +95,7 @@ def test_histogram_kernel_identical_across_threads(large_data):
         results.append((tot, counts, idx, grad, hess))
     (tot1, *arrays1), (tot2, *arrays2) = results
     assert tot1 == tot2
-    for a, b in zip(arrays1, arrays2):
+    for a, b in zip(arrays1, arrays2, strict=True):
         np.testing.assert_array_equal(a, b, strict=True)
     # The counts are the weighted histogram (up to summation order) and total the weights.
     assert np.isclose(arrays1[0].sum(), w.sum(), rtol=1e-12)
@@ -123,7 +123,7 @@ def small_problem():
 
 
 def run_concurrently(jobs):
-    """Run callables at the same time in threads (released together); return their results in order."""
+    """Run callables at once in threads (released together); return their results in order."""
     barrier = threading.Barrier(len(jobs))
     results = [None] * len(jobs)
 
@@ -210,7 +210,7 @@ def test_concurrent_trainings_sharing_a_loss_match_sequential(framework, loss_na
     again = [make_job(shared, *spec)() for spec in specs]  # the shared object, reused afterwards
 
     for got_list in (concurrent[:2], concurrent[2:], again):
-        for (pred, model), (pred_ref, model_ref) in zip(got_list, sequential):
+        for (pred, model), (pred_ref, model_ref) in zip(got_list, sequential, strict=True):
             np.testing.assert_array_equal(pred, pred_ref)
             assert model == model_ref
     # The shared loss itself kept no training state.
@@ -222,9 +222,9 @@ def test_adapters_thread_policy_by_margin_shape():
     """``n_threads="auto"`` (the adapters' default): one thread for a binary model's margins,
     the default policy (None) for K-class margins; an explicit value is kept; a bad one is refused
     with the value quoted."""
-    from boostloss import _threads
     import boostloss.lightgbm as bll
     import boostloss.xgboost as blx
+    from boostloss import _threads
 
     assert _threads.round_threads("auto", 1) == 1
     assert _threads.round_threads("auto", 2) is None

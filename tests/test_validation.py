@@ -9,11 +9,10 @@ and the first call of a method raises.
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import LOSSES
 from sklearn.base import clone
 
 from boostloss import FocalLoss, GHMLoss
-from conftest import LOSSES
-
 
 Y = np.array([0, 1, 1, 0])
 X = np.array([-1.0, 0.5, 2.0, 0.0])

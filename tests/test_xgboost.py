@@ -1,4 +1,4 @@
-"""XGBoost adapters: the custom objectives reproduce the built-in ones and a manual boosting loop."""
+"""XGBoost adapters: the custom objectives reproduce the built-in ones and a hand-written loop."""
 
 import pickle
 import threading

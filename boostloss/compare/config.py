@@ -1,8 +1,17 @@
 """The settings of one comparison: which backends and losses, and how they are trained."""
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .registry import BACKENDS, LOSSES, absent_reason
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from .data import Dataset
 
 __all__ = ["CompareConfig"]
 
@@ -66,8 +75,8 @@ class CompareConfig:
     """
 
     # what is compared, on which splits
-    backends: tuple = tuple(BACKENDS)
-    losses: tuple = tuple(LOSSES)
+    backends: tuple[str, ...] = tuple(BACKENDS)
+    losses: tuple[str, ...] = tuple(LOSSES)
     folds: int = 5
     repeats: int = 1
     # how each model is trained and chosen
@@ -97,25 +106,25 @@ class CompareConfig:
                  "jobs": lambda c: c.jobs != 1}
 
     @property
-    def multiclass(self):
+    def multiclass(self) -> bool:
         """Whether the target has K >= 3 classes."""
         return self.n_classes > 2
 
-    def for_dataset(self, dataset):
+    def for_dataset(self, dataset: Dataset) -> Self:
         """This config for ``dataset``'s number of classes; a multi-class task drops the binary
         focal alpha default (0.25) for None."""
         n_classes = dataset.n_classes
-        changes = {"n_classes": n_classes}
+        changes: dict[str, Any] = {"n_classes": n_classes}
         if n_classes > 2 and not (self.alpha is None or isinstance(self.alpha, str)):
             changes["alpha"] = None
         return dataclasses.replace(self, **changes)
 
-    def configurations(self):
+    def configurations(self) -> list[tuple[str, str]]:
         """The (backend, loss) pairs that have a row, in table order."""
         return [(backend, loss) for backend in self.backends for loss in self.losses
                 if not absent_reason(backend, loss, self.multiclass)]
 
-    def absent_lines(self):
+    def absent_lines(self) -> list[str]:
         """One line per loss without a row on some backend, saying why (naming the backend
         unless the loss has no row on any)."""
         lines = []
@@ -129,19 +138,19 @@ class CompareConfig:
         return lines
 
     @classmethod
-    def from_options(cls, options):
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
         """The config from a mapping that may hold other keys too (e.g. ``vars(parsed_args)``)."""
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{name: value for name, value in options.items() if name in names})
 
-    def loss_label(self, loss):
+    def loss_label(self, loss: str) -> str:
         """Table label of a loss key, with its parameters ("(tuned)" when ``--tune`` picks them)."""
         spec = LOSSES[loss]
         if self.tune and spec.grid:
             return f"{spec.title} (tuned)"
         return spec.title if spec.label is None else spec.label(self)
 
-    def grid(self, loss):
+    def grid(self, loss: str) -> list[dict[str, Any]]:
         """The settings tried for ``loss``: its grid with ``tune``, else one empty setting."""
         spec = LOSSES[loss]
         grid = spec.grid
@@ -149,7 +158,7 @@ class CompareConfig:
             grid = spec.multiclass_grid
         return [dict(point) for point in grid] if self.tune and grid else [{}]
 
-    def setting_words(self, loss, settings):
+    def setting_words(self, loss: str, settings: Mapping[str, Any]) -> str:
         """A grid point of ``loss`` in words (``""`` for no setting)."""
         if not settings:
             return ""
@@ -162,7 +171,7 @@ class CompareConfig:
         return " ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
                         for name, value in settings.items())
 
-    def protocol_words(self):
+    def protocol_words(self) -> str:
         """One line on how models are trained and chosen (table header, docs)."""
         split = f"{self.folds}-fold stratified CV" + (f" x {self.repeats} repeats" if self.repeats > 1 else "")
         if self.multiclass:
@@ -176,7 +185,7 @@ class CompareConfig:
         tuned = "; settings tuned on the same split" if self.tune else ""
         return f"{split}; {how}{tuned}; learning rate {self.learning_rate:g}, seed {self.seed}"
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         """The settings as plain JSON values (lists for the tuples), in field order; the optional
         fields (OHEM's ratio, the number of classes) only where they matter."""
         return {

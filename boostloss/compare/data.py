@@ -5,13 +5,19 @@ Everything here turns input into a :class:`Dataset` or raises :class:`DataError`
 that says what is wrong and what to do; nothing trains.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import gzip
+import os
 import pathlib
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from .._validation import describe_values
 
@@ -46,37 +52,37 @@ class Dataset:
     X: pd.DataFrame
     y: np.ndarray
     description: str = ""
-    notes: list = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
     #: Multi-class: the class labels (as text), in the order of the indices in ``y``; None: binary.
-    classes: list | None = None
+    classes: list[str] | None = None
 
     @property
-    def n_positive(self):
+    def n_positive(self) -> int:
         """Number of positive rows (binary)."""
         return int(self.y.sum())
 
     @property
-    def n_classes(self):
+    def n_classes(self) -> int:
         """2 for a binary task, K for a multi-class one."""
         return 2 if self.classes is None else len(self.classes)
 
     @property
-    def class_counts(self):
+    def class_counts(self) -> NDArray[np.intp]:
         """Rows per class, in class order."""
         return np.bincount(np.asarray(self.y, dtype=np.int64), minlength=self.n_classes)
 
     @property
-    def rarest_class(self):
+    def rarest_class(self) -> int:
         """Index of the class with the fewest rows (the first of them on a tie)."""
         return int(np.argmin(self.class_counts))
 
     @property
-    def categorical_columns(self):
+    def categorical_columns(self) -> list[Any]:
         """Names of the columns passed to the backends as categories."""
         return [c for c in self.X.columns if isinstance(self.X[c].dtype, pd.CategoricalDtype)]
 
 
-def load_default_dataset():
+def load_default_dataset() -> Dataset:
     """The built-in task: Wisconsin breast cancer with the malignant class made rare.
 
     scikit-learn's bundled copy of the Breast Cancer Wisconsin (Diagnostic) data (569 tumours,
@@ -121,7 +127,7 @@ _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zip", ".zst"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
-def read_table(path, na_values=()):
+def read_table(path: str | os.PathLike[str], na_values: Sequence[str] = ()) -> pd.DataFrame:
     """Read a CSV (plain or compressed) or parquet file into a DataFrame.
 
     The format follows the file name: ``.parquet`` / ``.pq`` is parquet (needs pyarrow); ``.csv``,
@@ -207,9 +213,7 @@ def _as_features(frame):
     columns = {}
     for name in frame.columns:
         col = frame[name]
-        if pd.api.types.is_bool_dtype(col):
-            columns[name] = col.astype("float64")
-        elif pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
             columns[name] = col.astype("float64")
         else:
             # One category per distinct string; missing values stay missing.
@@ -233,7 +237,8 @@ def _zero_one_target(values, distinct, target):
         return np.asarray(values, dtype=float).astype(np.int8)
     raise DataError(
         f"target {target!r} has two values but is not coded 0/1 (values: "
-        f"{describe_values(distinct)}); pass --positive LABEL to say which value is the positive class"
+        f"{describe_values(distinct)}); pass --positive LABEL to say which value is the positive "
+        "class"
     )
 
 
@@ -295,8 +300,10 @@ def _binary_target(values, distinct, target, positive):
 # -- a file as a Dataset ------------------------------------------------------------------------
 
 
-def load_table(path, target, positive=None, drop=(), na_values=(), max_rows=None, seed=0,
-               merge_rare=None):
+def load_table(path: str | os.PathLike[str], target: str, positive: str | float | None = None,
+               drop: Sequence[str] = (), na_values: Sequence[str] = (),
+               max_rows: int | None = None, seed: int = 0,
+               merge_rare: int | None = None) -> Dataset:
     """Load a file as a binary or multi-class :class:`Dataset`.
 
     A target with K >= 3 distinct values and no ``positive`` is a multi-class task (classes in
@@ -367,7 +374,7 @@ def _present_classes(y, classes):
     if np.all(counts > 0):
         return y, classes
     new_index = np.cumsum(counts > 0) - 1
-    return new_index[y].astype(y.dtype), [c for c, n in zip(classes, counts) if n > 0]
+    return new_index[y].astype(y.dtype), [c for c, n in zip(classes, counts, strict=True) if n > 0]
 
 
 def merge_rare_classes(y, classes, min_rows):

@@ -10,13 +10,19 @@ the table and says, in one line per configuration, what happened.
   values, so a block alone is no fault: what matters is whether the shared probability (the
   posterior, see :mod:`~boostloss.compare.protocol`) fits the block's observed positive rate.
   Every block is recorded with that rate; a block is *miscalibrated*, and flagged, when the shared
-  probability lies outside the Wilson score interval (z = 3, about 99.7%) of the rate. On a multi-class task a block is a probability vector shared by the
-  rows, judged on its most probable class (``class``: the predicted probability of that class
-  against the block's observed share of it). GHM-C drives a group of identical rows with mixed labels towards p = 0.5 whatever
-  its positive rate (see docs/compare.md, "GHM-C and repeated rows").
+  probability lies outside the Wilson score interval (z = 3, about 99.7%) of the rate. On a
+  multi-class task a block is a probability vector shared by the rows, judged on its most probable
+  class (``class``: the predicted probability of that class against the block's observed share of
+  it). GHM-C drives a group of identical rows with mixed labels towards p = 0.5 whatever its
+  positive rate (see docs/compare.md, "GHM-C and repeated rows").
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .scoring import average_precision, macro, roc_auc
 
@@ -32,7 +38,7 @@ _CHANCE_AUC = 0.55
 _CHANCE_AP_RATIO = 1.5
 
 
-def degenerate_reason(y_true, proba):
+def degenerate_reason(y_true: ArrayLike, proba: ArrayLike) -> str | None:
     """Why the predictions of a fold are degenerate, in a few words, or None when they are not."""
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim == 2:
@@ -46,15 +52,17 @@ def degenerate_reason(y_true, proba):
         return None
     if np.ptp(proba) <= 1e-12:
         return f"constant model (p = {proba[0]:.3g} for every row)"
-    prevalence = float(np.mean(y_true))
+    prevalence = float(np.mean(np.asarray(y_true, dtype=np.float64)))
     auc = roc_auc(y_true, proba)
     ap = average_precision(y_true, proba)
     if auc <= _CHANCE_AUC and ap <= _CHANCE_AP_RATIO * prevalence:
-        return f"ranks at chance (ROC-AUC {auc:.2f}, AP {ap:.3f} at a positive rate of {prevalence:.3f})"
+        return (f"ranks at chance (ROC-AUC {auc:.2f}, AP {ap:.3f} at a positive rate of "
+                f"{prevalence:.3f})")
     return None
 
 
-def tie_blocks(y_true, proba, min_share=TIE_SHARE):
+def tie_blocks(y_true: ArrayLike, proba: ArrayLike,
+               min_share: float = TIE_SHARE) -> list[dict[str, Any]]:
     """Every group of rows sharing one predicted value that holds >= ``min_share`` of them.
 
     Parameters
@@ -81,7 +89,7 @@ def tie_blocks(y_true, proba, min_share=TIE_SHARE):
     if values.shape[0] <= 1:
         return []
     inverse = inverse.reshape(-1)
-    blocks = []
+    blocks: list[dict[str, Any]] = []
     for k in np.argsort(-counts, kind="stable"):
         share = counts[k] / proba.shape[0]
         if share < min_share:
@@ -104,16 +112,17 @@ def tie_blocks(y_true, proba, min_share=TIE_SHARE):
     return blocks
 
 
-def tie_block(y_true, proba, min_share=TIE_SHARE):
+def tie_block(y_true: ArrayLike, proba: ArrayLike,
+              min_share: float = TIE_SHARE) -> dict[str, Any] | None:
     """The largest block of :func:`tie_blocks`, or None."""
     blocks = tie_blocks(y_true, proba, min_share)
     return blocks[0] if blocks else None
 
 
-def wilson_interval(successes, trials, z=TIE_Z):
+def wilson_interval(successes: float, trials: float, z: float = TIE_Z) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion (Wilson, 1927)."""
     rate = successes / trials
     z2n = z * z / trials
     centre = (rate + z2n / 2.0) / (1.0 + z2n)
     half = z / (1.0 + z2n) * np.sqrt(rate * (1.0 - rate) / trials + z2n / (4.0 * trials))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))

@@ -1,4 +1,4 @@
-"""The protocol of ``boostloss compare``: folds, early stopping, tuning, one model per configuration.
+"""The protocol of ``boostloss compare``: folds, early stopping, tuning, a model per configuration.
 
 Every configuration (a loss on a backend) is trained on the same (repeated) stratified folds. By
 default each one picks its own number of rounds: on each training fold, a stratified, seeded
@@ -19,16 +19,28 @@ probabilities of shape (n, K), the class-weighted loss trains with balanced per-
 metrics are stratified / averaged over the K classes.
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
+import functools
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .data import DataError, first_line
 from .diagnostics import degenerate_reason, tie_blocks
 from .registry import BACKENDS, LOSSES, balanced_class_weights
 from .scoring import binary_metrics, make_score, multiclass_metrics
+
+if TYPE_CHECKING:
+    from .._typing import Float64Array
+    from ..estimators import LGBMClassifier, XGBClassifier
+    from .config import CompareConfig
+    from .data import Dataset
 
 __all__ = [
     "CompareResult",
@@ -65,14 +77,16 @@ class CompareResult:
         The config the comparison ran with (its ``n_classes`` set from the data).
     """
 
-    records: list
-    oof_proba: dict
-    first_fold: dict
-    config: object = None
-    oof_posterior: dict = dataclasses.field(default_factory=dict)
+    records: list[dict[str, Any]]
+    oof_proba: dict[tuple[str, str], NDArray[np.float64]]
+    first_fold: dict[Any, Any]
+    config: CompareConfig | None = None
+    oof_posterior: dict[tuple[str, str], NDArray[np.float64]] = dataclasses.field(
+        default_factory=dict)
 
 
-def make_estimator(backend, loss, config, y_train, rounds=None):
+def make_estimator(backend: str, loss: str, config: CompareConfig, y_train: NDArray[Any],
+                   rounds: int | None = None) -> XGBClassifier | LGBMClassifier:
     """A fresh, unfitted estimator for one configuration.
 
     ``"logistic"`` is the backend's built-in logistic objective; ``"weighted"`` is the same with
@@ -94,13 +108,13 @@ def make_estimator(backend, loss, config, y_train, rounds=None):
         "n_jobs": config.n_jobs,
     }
     if spec.class_weighted and not config.multiclass:
-        params["scale_pos_weight"] = float(class_weights(loss, config, y_train)[1])
+        params["scale_pos_weight"] = float(_class_weights_of(loss, config, y_train)[1])
     if spec.params is not None:
         params.update(spec.params(backend))
     return BACKENDS[backend].estimator(spec.build(config, y_train), params)
 
 
-def class_weights(loss, config, y_train):
+def class_weights(loss: str, config: CompareConfig, y_train: ArrayLike) -> Float64Array | None:
     """The per-class training weights of ``loss``, or None for a loss that trains unweighted.
 
     Binary: ``(1, s)`` with ``s = scale_pos_weight = (n_negative / n_positive) **
@@ -111,21 +125,27 @@ def class_weights(loss, config, y_train):
     """
     if not LOSSES[loss].class_weighted:
         return None
+    return _class_weights_of(loss, config, y_train)
+
+
+def _class_weights_of(loss: str, config: CompareConfig, y_train: ArrayLike) -> Float64Array:
+    """:func:`class_weights` of a class-weighted ``loss``."""
     if config.multiclass:
         return balanced_class_weights(y_train, config.pos_weight_power)
-    n_pos = int(np.sum(y_train))
-    return np.array([1.0, ((len(y_train) - n_pos) / n_pos) ** config.pos_weight_power])
+    y = np.asarray(y_train)
+    n_pos = int(np.sum(y))
+    return np.array([1.0, ((y.shape[0] - n_pos) / n_pos) ** config.pos_weight_power])
 
 
-def sample_weight(loss, config, y_train):
+def sample_weight(loss: str, config: CompareConfig, y_train: ArrayLike) -> Float64Array | None:
     """The per-row training weights of ``loss``: on a multi-class task the class-weighted loss
     weighs each row by its class's ``(n / (K n_k)) ** config.pos_weight_power``; otherwise None."""
     if not (config.multiclass and LOSSES[loss].class_weighted):
         return None
-    return class_weights(loss, config, y_train)[np.asarray(y_train, dtype=np.int64)]
+    return _class_weights_of(loss, config, y_train)[np.asarray(y_train, dtype=np.int64)]
 
 
-def planned_fits(config):
+def planned_fits(config: CompareConfig) -> int:
     """How many trainings :func:`cross_validate` runs (for progress displays)."""
     total = 0
     for _, loss in config.configurations():
@@ -171,18 +191,20 @@ def _fold_metrics(y_true, proba, posterior):
     return binary_metrics(y_true, proba, posterior)
 
 
-def check_folds(dataset, folds):
+def check_folds(dataset: Dataset, folds: int) -> None:
     """Raise :class:`DataError` when a class has fewer rows than there are folds."""
-    if dataset.n_classes > 2:
+    classes = dataset.classes  # None: a binary task
+    if classes is not None and len(classes) > 2:
         counts = dataset.class_counts
-        small = [(dataset.classes[k], int(counts[k])) for k in np.argsort(counts, kind="stable")
+        small = [(classes[k], int(counts[k])) for k in np.argsort(counts, kind="stable")
                  if counts[k] < folds]
         if small:
             listed = ", ".join(f"{label!r} {count}" for label, count in small)
             raise DataError(
-                f"{len(small)} of {dataset.n_classes} classes have fewer rows than the {folds} folds "
-                f"({listed}); every fold needs a row of each class: lower --folds, pass --merge-rare N "
-                "to merge the classes with fewer than N rows into one, or pass --positive LABEL "
+                f"{len(small)} of {dataset.n_classes} classes have fewer rows than the {folds} "
+                f"folds ({listed}); every fold needs a row of each class: lower --folds, pass "
+                "--merge-rare N to merge the classes with fewer than N rows into one, or pass "
+                "--positive LABEL "
                 "for one class against the rest"
             )
         return
@@ -227,7 +249,8 @@ def _inner_split(y_train, config, repeat, fold):
         if not config.multiclass:
             raise DataError(
                 f"a training fold has too few rows of a class ({int(y_train.sum())} positive of "
-                f"{y_train.shape[0]}) to hold out a stratified validation split for early stopping; "
+                f"{y_train.shape[0]}) to hold out a stratified validation split for early "
+                "stopping; "
                 "use fewer --folds, more data or --no-early-stopping"
             ) from None
         raise DataError(
@@ -251,7 +274,7 @@ def _fit(backend, loss, fold, fit):
 
 
 def _select(dataset, config, score, backend, loss, split, train, on_fit):
-    """Early-stop every grid setting on the inner split; return (settings, rounds, validation score)."""
+    """Early-stop each grid setting on the inner split; return (settings, rounds, inner score)."""
     repeat, fold = split
     X, y = dataset.X, dataset.y
     inner, valid = _inner_split(y[train], config, repeat, fold)
@@ -266,12 +289,14 @@ def _select(dataset, config, score, backend, loss, split, train, on_fit):
         weights = class_weights(loss, trial, y_inner)
         model_score = score.for_model(estimator.get_params()["loss"], weights)
         if config.early_stopping:
-            rounds = _fit(backend, loss, fold, lambda: BACKENDS[backend].fit_early_stopped(
-                estimator, X_inner, y_inner, X_valid, y_valid, model_score, config.patience, weight))
+            rounds = _fit(backend, loss, fold, functools.partial(
+                BACKENDS[backend].fit_early_stopped, estimator, X_inner, y_inner, X_valid, y_valid,
+                model_score, config.patience, weight))
             first_trees = BACKENDS[backend].first_trees(rounds)
         else:
             rounds, first_trees = config.rounds, {}
-            _fit(backend, loss, fold, lambda: estimator.fit(X_inner, y_inner, sample_weight=weight))
+            _fit(backend, loss, fold,
+                 functools.partial(estimator.fit, X_inner, y_inner, sample_weight=weight))
         proba, posterior = _predictions(estimator, backend, X_valid, weights, config.multiclass,
                                         **first_trees)
         value = model_score.of_model(y_valid, proba, posterior)
@@ -330,7 +355,9 @@ def _fit_configuration(dataset, config, score, backend, loss, split, train, test
     return record, proba, posterior, estimator
 
 
-def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
+def cross_validate(dataset: Dataset, config: CompareConfig,
+                   on_fit: Callable[[str], object] | None = None,
+                   keep_first_fold: bool = False) -> CompareResult:
     """Repeated stratified k-fold cross-validation of every (backend, loss) of ``config``.
 
     Parameters
@@ -362,11 +389,13 @@ def cross_validate(dataset, config, on_fit=None, keep_first_fold=False):
                                        random_state=config.seed)
     splits = [((i // config.folds, i % config.folds), train, test)
               for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y))]
-    records, oof, oof_posterior = [], {}, {}
-    first_fold = {"train_index": splits[0][1]} if keep_first_fold else {}
+    records: list[dict[str, Any]] = []
+    oof: dict[tuple[str, str], NDArray[np.float64]] = {}
+    oof_posterior: dict[tuple[str, str], NDArray[np.float64]] = {}
+    first_fold: dict[Any, Any] = {"train_index": splits[0][1]} if keep_first_fold else {}
     for (backend, loss), (found, out, out_posterior, estimator) in zip(
             config.configurations(), _each_configuration(dataset, config, score, splits, on_fit,
-                                                         keep_first_fold)):
+                                                         keep_first_fold), strict=True):
         records += found  # a loss without a row has no configuration: the report says why
         oof[(backend, loss)] = out
         oof_posterior[(backend, loss)] = out_posterior
@@ -415,7 +444,7 @@ def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold)
     except TypeError:  # joblib < 1.3: no generator, all at once
         results = Parallel(n_jobs=min(config.jobs, len(pairs)))(tasks)
     single = dataclasses.replace(config, folds=1, repeats=1)
-    for (backend, loss), result in zip(pairs, results):
+    for (backend, loss), result in zip(pairs, results, strict=True):
         if on_fit is not None:
             for _ in range(planned_fits(dataclasses.replace(single, backends=(backend,), losses=(loss,)))
                            * len(splits)):
@@ -423,7 +452,9 @@ def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold)
         yield result
 
 
-def staged_probabilities(estimator, backend, X, rounds, multiclass=False):
+def staged_probabilities(estimator: XGBClassifier | LGBMClassifier, backend: str, X: Any,
+                         rounds: Iterable[int],
+                         multiclass: bool = False) -> dict[int, NDArray[np.float64]]:
     """Probabilities of the positive class (of every class when ``multiclass``) after each of
     ``rounds`` boosting rounds.
 

@@ -1,4 +1,4 @@
-"""What ``boostloss compare`` can compare: the backends, the losses and the metrics, each listed once.
+"""What ``boostloss compare`` can compare: the backends, losses and metrics, each listed once.
 
 The command line (its choices, defaults and help) and the protocol (which estimator to build, with
 which loss, how to early-stop it, which settings ``--tune`` tries) both read these dicts; a new
@@ -6,7 +6,8 @@ loss or backend is one entry here. Nothing heavy is
 imported at module level, so ``boostloss --help`` stays fast: each builder imports what it needs.
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 __all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS", "MULTICLASS_METRICS",
            "SELECTION_METRICS", "absent_reason", "balanced_class_weights", "metrics_of"]
@@ -189,8 +190,8 @@ BACKENDS = {
 
 
 def balanced_class_weights(y, power=1.0):
-    """Per-class weights ``(n / (K * n_k)) ** power`` of integer labels ``y`` in 0..K-1 (scikit-learn's
-    "balanced" weights: every class carries the same total weight when ``power`` is 1)."""
+    """Per-class weights ``(n / (K * n_k)) ** power`` of integer labels ``y`` in 0..K-1
+    (scikit-learn's "balanced" weights: with ``power`` 1 every class carries the same total)."""
     import numpy as np
 
     counts = np.bincount(np.asarray(y, dtype=np.int64))
@@ -265,7 +266,7 @@ def _grid(**axes):
     import itertools
 
     names = list(axes)
-    return tuple(dict(zip(names, values)) for values in itertools.product(*axes.values()))
+    return tuple(dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values()))
 
 
 #: Loss key (as ``--losses`` takes it) -> :class:`LossSpec`, in table order.
@@ -277,7 +278,8 @@ LOSSES = {
     ),
     "weighted": LossSpec(
         title="weighted logistic",
-        summary="class-weighted logistic (scale_pos_weight = n_neg / n_pos; balanced weights for K classes)",
+        summary=("class-weighted logistic (scale_pos_weight = n_neg / n_pos; balanced weights for "
+                 "K classes)"),
         build=_builtin,
         label=_weighted_label,
         class_weighted=True,
@@ -323,10 +325,10 @@ LOSSES = {
     ),
 }
 
-#: Metric key -> :class:`Metric` (indexable as ``(title, larger_is_better)``), in column order.
-#: AP and ROC-AUC rank the model's probabilities; log loss, Brier score and ECE (expected
-#: calibration error, 15 equal-width bins: :func:`~boostloss.compare.scoring.expected_calibration_error`)
-#: judge the posterior (class-weight corrected for the weighted rows).
+#: Metric key -> :class:`Metric` (indexable as ``(title, larger_is_better)``), in column order. AP
+#: and ROC-AUC rank the model's probabilities; log loss, Brier score and ECE (expected calibration
+#: error, 15 equal-width bins: :func:`~boostloss.compare.scoring.expected_calibration_error`) judge
+#: the posterior (class-weight corrected for the weighted rows).
 METRICS = {
     "average_precision": Metric("AP", True),
     "roc_auc": Metric("ROC-AUC", True),
@@ -357,7 +359,7 @@ SELECTION_METRICS = {"ap": "average_precision", "logloss": "log_loss", "auc": "r
 
 
 def metrics_of(multiclass):
-    """The columns of a binary (:data:`METRICS`) or multi-class (:data:`MULTICLASS_METRICS`) task."""
+    """The columns of a binary (:data:`METRICS`) or K-class (:data:`MULTICLASS_METRICS`) task."""
     return MULTICLASS_METRICS if multiclass else METRICS
 
 

@@ -5,10 +5,14 @@ go (temporary names, the final rename) is the command line's business: the write
 open destination.
 """
 
+from __future__ import annotations
+
 import collections
 import csv
 import json
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +51,7 @@ def _metric_keys(record):
 
 
 def _by_configuration(records):
-    groups = {}
+    groups: dict[tuple[str, str], list[Any]] = {}
     for record in records:
         groups.setdefault((record["backend"], record["loss"]), []).append(record)
     return groups
@@ -60,7 +64,7 @@ def _blocks(record):
     return [record["tie_block"]] if record.get("tie_block") else []
 
 
-def summarize(records):
+def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation over folds of each metric, one row per (backend, loss).
 
     Returns
@@ -111,15 +115,16 @@ def _largest_block(group):
 
 
 def _block_words(block):
-    """``30% of rows at p = 0.465, 0.4% positive`` (multi-class: the class's probability and share)."""
+    """``30% of rows at p = 0.465, 0.4% positive`` (K classes: that class's probability, share)."""
     which = "" if "class" not in block else f" of class {block['class']}"
     observed = "positive" if "class" not in block else "of that class"
     return (f"{block['share']:.0%} of rows at p{which} = {block['value']:.3g}, "
             f"{block['positive_rate']:.1%} {observed}")
 
 
-def best_per_metric(rows, decimals=None):
-    """Indices of the best rows (by the fold mean) for each metric of :data:`~boostloss.compare.METRICS`.
+def best_per_metric(rows: Sequence[Mapping[str, Any]],
+                    decimals: Mapping[str, int] | None = None) -> dict[str, set[int]]:
+    """Indices of the best rows (by fold mean) per metric of :data:`~boostloss.compare.METRICS`.
 
     Parameters
     ----------
@@ -214,8 +219,9 @@ def flag_lines(records, config):
             if "class" in block:
                 which, observed = f" of class {block['class']}", "of them are of that class"
             lines.append(
-                f"! {label} predicts one probability for a block of rows on {len(tied)} of {len(group)} "
-                f"folds: on fold {_fold_name(worst, config)}, {block['rows']} held-out rows "
+                f"! {label} predicts one probability for a block of rows on {len(tied)} of "
+                f"{len(group)} folds: on fold {_fold_name(worst, config)}, {block['rows']} "
+                "held-out rows "
                 f"({block['share']:.0%}) share p{which} = {block['value']:.3g} while "
                 f"{block['positive_rate']:.1%} {observed}"
             )
@@ -234,7 +240,8 @@ def tie_lines(records, config):
         folds = sum(bool(_blocks(r)) for r in group)
         record, block = largest
         lines.append(
-            f"{backend} {config.loss_label(loss)} has a tie block on {folds} of {len(group)} folds, "
+            f"{backend} {config.loss_label(loss)} has a tie block on {folds} of {len(group)} "
+            "folds, "
             f"its probability within the observed rate: on fold {_fold_name(record, config)}, "
             f"{block['rows']} held-out rows ({_block_words(block)})"
         )
@@ -242,7 +249,7 @@ def tie_lines(records, config):
 
 
 def _tie_document(records):
-    """``"backend/loss" -> every tie block, with its repeat and fold`` (the JSON's ``tie_blocks``)."""
+    """``"backend/loss" -> every tie block, with repeat and fold`` (the JSON's ``tie_blocks``)."""
     out = {}
     for (backend, loss), group in _by_configuration(records).items():
         blocks = [{"repeat": r.get("repeat", 0), "fold": r["fold"], **b} for r in group for b in _blocks(r)]
@@ -256,7 +263,7 @@ def tuning_lines(records, config):
     if not config.tune:
         return []
     lines = []
-    groups = {}
+    groups: dict[tuple[str, str], list[Any]] = {}
     for record in records:
         if record.get("setting"):
             groups.setdefault((record["backend"], record["loss"]), []).append(record)
@@ -280,7 +287,7 @@ def grid_lines(config):
 
 
 def _metric_cell(metric, mean, std, best, stacked):
-    """A metric's cell: ``mean ± std`` (``stacked``: the spread on a second line), ``*`` when best."""
+    """A metric's cell: ``mean ± std`` (``stacked``: the spread on a second line), ``*`` if best."""
     places = DECIMALS[metric]
     mark = "*" if best else " "
     if metric == "fit_seconds":
@@ -440,10 +447,11 @@ SELECTION_METRICS_WORDS = {"ap": "average precision", "logloss": "log loss", "au
 def _dataset_words(dataset):
     """``400 rows, 30 features (0 categorical), 43 positive (10.75%)``; multi-class: the classes."""
     n = dataset.y.shape[0]
-    head = f"{n} rows, {dataset.X.shape[1]} features ({len(dataset.categorical_columns)} categorical), "
+    head = (f"{n} rows, {dataset.X.shape[1]} features "
+            f"({len(dataset.categorical_columns)} categorical), ")
     if dataset.n_classes == 2:
         return head + f"{dataset.n_positive} positive ({dataset.n_positive / n:.2%})"
-    counts = ", ".join(f"{label} {count}" for label, count in zip(dataset.classes, dataset.class_counts))
+    counts = ", ".join(f"{label} {count}" for label, count in zip(dataset.classes, dataset.class_counts, strict=True))
     return head + f"{dataset.n_classes} classes ({counts})"
 
 
@@ -465,7 +473,7 @@ def _dataset_document(dataset):
     if dataset.n_classes == 2:
         document["positives"] = dataset.n_positive
     else:
-        document["classes"] = {label: int(c) for label, c in zip(dataset.classes, dataset.class_counts)}
+        document["classes"] = {label: int(c) for label, c in zip(dataset.classes, dataset.class_counts, strict=True)}
         document["rarest_class"] = dataset.classes[dataset.rarest_class]
     return document
 

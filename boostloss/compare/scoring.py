@@ -23,6 +23,8 @@ monotone, so AP and ROC-AUC are the same on either.
 
 import dataclasses
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, softmax
@@ -65,7 +67,7 @@ def roc_auc(y_true, proba):
 
 
 def log_loss(y_true, proba):
-    """Mean cross-entropy of probabilities clipped to [eps, 1 - eps] (float64 eps, as scikit-learn)."""
+    """Mean cross-entropy of probabilities clipped to [eps, 1 - eps] (float64 eps, as sklearn)."""
     eps = np.finfo(np.float64).eps
     p = np.clip(np.asarray(proba, dtype=np.float64), eps, 1.0 - eps)
     y = np.asarray(y_true, dtype=np.float64)
@@ -81,7 +83,7 @@ def macro(metric, y_true, proba):
 
 
 def multiclass_log_loss(y_true, proba):
-    """Mean of ``-log p_y`` over rows, p clipped to [eps, 1 - eps] (float64 eps, as scikit-learn)."""
+    """Mean of ``-log p_y`` over rows, p clipped to [eps, 1 - eps] (float64 eps, as sklearn)."""
     eps = np.finfo(np.float64).eps
     proba = np.asarray(proba, dtype=np.float64)
     picked = proba[np.arange(proba.shape[0]), np.asarray(y_true, dtype=np.int64)]
@@ -157,9 +159,13 @@ def multiclass_metrics(y_true, proba, rarest, posterior=None):
     """The columns of a multi-class fold, from scikit-learn: macro one-vs-rest AP and ROC-AUC,
     the AP of class ``rarest``, balanced accuracy and macro F1 of the argmax of ``proba`` (as the
     model gives them); log loss and top-label ECE of ``posterior`` (None: ``proba``)."""
-    from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score
+    from sklearn.metrics import (
+        average_precision_score,
+        balanced_accuracy_score,
+        f1_score,
+        roc_auc_score,
+    )
     from sklearn.metrics import log_loss as sklearn_log_loss
-    from sklearn.metrics import roc_auc_score
 
     posterior = proba if posterior is None else posterior
     n_classes = proba.shape[1]
@@ -215,7 +221,8 @@ class Score:
     name: str
     key: str
     maximize: bool
-    to_posterior: object = dataclasses.field(default=None, compare=False, repr=False)
+    to_posterior: Callable[[Any], Any] | None = dataclasses.field(default=None, compare=False,
+                                                                  repr=False)
 
     def __call__(self, y_true, proba):
         """The metric of probabilities ``proba``: shape (n,) binary, (n, K) multi-class."""
@@ -254,7 +261,7 @@ class Score:
         return self
 
     def of_predictions(self, y_true, prediction, margins):
-        """The metric of a backend's predictions: raw margins when ``margins``, else probabilities."""
+        """The metric of a backend's predictions: margins when ``margins``, else probabilities."""
         prediction = np.asarray(prediction, dtype=np.float64)
         if self.judges_posterior and self.to_posterior is not None:
             proba = self.to_posterior(prediction)
@@ -265,7 +272,8 @@ class Score:
         return self(y_true, proba)
 
     def sklearn_metric(self, margins):
-        """``metric(y_true, prediction) -> float`` named after the score (XGBoost's ``eval_metric``)."""
+        """``metric(y_true, prediction) -> float``, named after the score (XGBoost's
+        ``eval_metric``)."""
 
         def metric(y_true, prediction):
             return self.of_predictions(y_true, prediction, margins)
@@ -274,7 +282,8 @@ class Score:
         return metric
 
     def lightgbm_metric(self, margins):
-        """``metric(y_true, prediction) -> (name, value, larger_is_better)`` (LightGBM's ``eval_metric``)."""
+        """``metric(y_true, prediction) -> (name, value, larger_is_better)`` (LightGBM's
+        ``eval_metric``)."""
 
         def metric(y_true, prediction):
             return self.name, self.of_predictions(y_true, prediction, margins), self.maximize

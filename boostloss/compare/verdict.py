@@ -1,4 +1,4 @@
-"""The verdict of ``boostloss compare``: per backend, the best loss and whether it clearly beats logistic.
+"""The verdict of ``boostloss compare``: per backend, the best loss and whether it beats logistic.
 
 Every loss is trained on the same folds, so a comparison is paired: per (repeat, fold), the
 difference between the best loss's held-out metric and the plain logistic loss's. The folds'
@@ -13,11 +13,20 @@ better" means the difference is in the metric's good direction and the two-sided
 :data:`LEVEL`.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .registry import LOSSES, metrics_of
+
+if TYPE_CHECKING:
+    from .._typing import Float64Array
+    from .config import CompareConfig
 
 __all__ = ["BASELINE", "LEVEL", "TEST_NAME", "corrected_resampled_ttest", "paired_differences",
            "verdict_sentence", "verdicts"]
@@ -29,7 +38,8 @@ LEVEL = 0.05
 TEST_NAME = "Nadeau-Bengio corrected resampled t-test (two-sided)"
 
 
-def corrected_resampled_ttest(differences, n_train, n_test):
+def corrected_resampled_ttest(differences: ArrayLike, n_train: float,
+                              n_test: float) -> tuple[float, float, float]:
     """Mean, corrected standard error and two-sided p-value of paired differences over resamples.
 
     Parameters
@@ -58,14 +68,16 @@ def corrected_resampled_ttest(differences, n_train, n_test):
     return mean, se, p
 
 
-def _per_split(records, backend, loss, key):
+def _per_split(records: Sequence[Mapping[str, Any]], backend: str, loss: str, key: str
+               ) -> tuple[list[Mapping[str, Any]], Float64Array]:
     rows = [r for r in records if r["backend"] == backend and r["loss"] == loss]
     rows.sort(key=lambda r: (r.get("repeat", 0), r["fold"]))
     return rows, np.array([r[key] for r in rows], dtype=np.float64)
 
 
-def paired_differences(records, backend, loss, baseline, key):
-    """``loss`` minus ``baseline`` on metric ``key``, per (repeat, fold), and the mean split sizes."""
+def paired_differences(records: Sequence[Mapping[str, Any]], backend: str, loss: str,
+                       baseline: str, key: str) -> tuple[Float64Array, float, float]:
+    """``loss`` minus ``baseline`` on metric ``key`` per (repeat, fold); the mean split sizes."""
     rows, values = _per_split(records, backend, loss, key)
     _, base = _per_split(records, backend, baseline, key)
     if not rows or values.shape != base.shape:
@@ -78,7 +90,8 @@ def paired_differences(records, backend, loss, baseline, key):
     return values - base, n_train, n_test
 
 
-def verdicts(records, config):
+def verdicts(records: Sequence[Mapping[str, Any]],
+             config: CompareConfig) -> dict[str, dict[str, Any]]:
     """``backend -> verdict`` (plain JSON values) for every backend of ``config``.
 
     A verdict holds ``metric``, ``larger_is_better``, ``best_loss`` (by the mean over folds; the
@@ -95,7 +108,7 @@ def verdicts(records, config):
             _, values = _per_split(records, backend, loss, key)
             if values.size:  # no records: the loss has no row on this backend (e.g. GOSS)
                 means[loss] = float(values.mean())
-        ordered = [loss for loss in LOSSES if loss in means] + [l for l in means if l not in LOSSES]
+        ordered = [loss for loss in LOSSES if loss in means] + [name for name in means if name not in LOSSES]
         best = ordered[0]
         for loss in ordered[1:]:
             if (means[loss] > means[best]) if larger else (means[loss] < means[best]):
@@ -133,13 +146,13 @@ def verdicts(records, config):
     return out
 
 
-def _metric_key(config):
+def _metric_key(config: CompareConfig) -> str:
     from .registry import SELECTION_METRICS
 
     return SELECTION_METRICS[config.metric]
 
 
-def verdict_sentence(backend, verdict, config):
+def verdict_sentence(backend: str, verdict: Mapping[str, Any], config: CompareConfig) -> str:
     """The verdict of one backend as one plain sentence."""
     key = _metric_key(config)
     name = metrics_of(config.multiclass)[key].title
