@@ -42,7 +42,9 @@ def print_machine(extra=None):
     import numba
 
     print(f"machine : {cpu_model()}, {os.cpu_count()} logical CPUs, load average {load_average()}")
-    print(f"python  : {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
+    print(
+        f"python  : {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
+    )
     for line in extra or ():
         print(line)
 
@@ -84,11 +86,19 @@ def fmt_time(seconds):
 def print_table(header, rows):
     """Plain fixed-width table; ``rows`` are lists of strings."""
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = "  ".join(str(h).ljust(w) if i == 0 else str(h).rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
+    line = "  ".join(
+        str(h).ljust(w) if i == 0 else str(h).rjust(w)
+        for i, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
     print(line)
     print("-" * len(line))
     for r in rows:
-        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        print(
+            "  ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
 
 
 def synthetic_classification(n_rows, n_features, positive_rate=0.03, seed=0):

@@ -61,8 +61,9 @@ def _timed_objective(loss):
             t1 = time.perf_counter()
             # The same round with this worker's own density (no reduction), discarded.
             entry = self.local._entry(dtrain)
-            self.local.loss.gradient_hessian(entry.target, predt, gradient_out=entry.grad,
-                                             hessian_out=entry.hess, n_threads=1)
+            self.local.loss.gradient_hessian(
+                entry.target, predt, gradient_out=entry.grad, hessian_out=entry.hess, n_threads=1
+            )
             t2 = time.perf_counter()
             # The round's two collective calls again (the error check, the bin counts), alone.
             collective.allreduce(np.zeros(1, dtype=np.int64), collective.Op.MAX)
@@ -74,8 +75,11 @@ def _timed_objective(loss):
             return out
 
         def after_training(self, model):
-            model.set_attr(with_collective=repr(median(self.with_collective)),
-                           without=repr(median(self.without)), calls=repr(median(self.calls)))
+            model.set_attr(
+                with_collective=repr(median(self.with_collective)),
+                without=repr(median(self.without)),
+                calls=repr(median(self.calls)),
+            )
             return model
 
     return TimedObjective()
@@ -117,8 +121,12 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--timed-rounds", type=int, default=10,
-                        help="rounds of the training that times the collective step")
+    parser.add_argument(
+        "--timed-rounds",
+        type=int,
+        default=10,
+        help="rounds of the training that times the collective step",
+    )
     args = parser.parse_args(argv)
 
     import dask
@@ -130,15 +138,28 @@ def main(argv=None):
     import boostloss.xgboost as blx
     from boostloss import FocalLoss, GHMLoss
 
-    print_machine([f"setup   : {args.workers} Dask workers x 1 thread, {args.rows} rows x "
-                   f"{args.features}, {args.rounds} rounds, depth 6"])
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    print_machine(
+        [
+            f"setup   : {args.workers} Dask workers x 1 thread, {args.rows} rows x "
+            f"{args.features}, {args.rounds} rounds, depth 6"
+        ]
+    )
+    with (
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         n_blocks = 2 * args.workers
         block_rows = args.rows // n_blocks
-        blocks = [da.from_delayed(dask.delayed(_make_block)(block_rows, args.features, seed),
-                                  shape=(block_rows, args.features + 1), dtype=np.float32)
-                  for seed in range(n_blocks)]
+        blocks = [
+            da.from_delayed(
+                dask.delayed(_make_block)(block_rows, args.features, seed),
+                shape=(block_rows, args.features + 1),
+                dtype=np.float32,
+            )
+            for seed in range(n_blocks)
+        ]
         data = da.concatenate(blocks).persist()
         X, y = data[:, :-1], data[:, -1]
         # The sketch is made when the matrix is built, so "boosting" below is rounds only.
@@ -151,9 +172,14 @@ def main(argv=None):
         def train(name, rounds):
             loss = objectives[name]
             run_params = dict(params, objective=name) if loss is None else params
-            out = xgb.dask.train(client, run_params, dtrain, rounds,
-                                 obj=None if loss is None else blx.objective(loss),
-                                 callbacks=[_boost_timer()])
+            out = xgb.dask.train(
+                client,
+                run_params,
+                dtrain,
+                rounds,
+                obj=None if loss is None else blx.objective(loss),
+                callbacks=[_boost_timer()],
+            )
             return float(out["booster"].attr("boost_seconds"))
 
         client.run(_warm_up, focal, ghm)  # numba kernels compiled (or loaded) on every worker
@@ -166,24 +192,44 @@ def main(argv=None):
                 total[name].append(time.perf_counter() - t0)
         base_total = median(total["binary:logistic"])
         base_boost = median(boosting["binary:logistic"])
-        rows = [(name, fmt_time(median(total[name])), f"{median(total[name]) / base_total:.2f}",
-                 fmt_time(median(boosting[name]) / args.rounds),
-                 f"{median(boosting[name]) / base_boost:.2f}")
-                for name in objectives]
-        print_table(("objective", "xgb.dask.train (median)", "ratio",
-                     "boosting per round", "ratio (boosting only)"), rows)
-        print("xgb.dask.train: the whole call (the workers build their DMatrix, then boost); "
-              "boosting: from before_training to after_training on the worker.")
+        rows = [
+            (
+                name,
+                fmt_time(median(total[name])),
+                f"{median(total[name]) / base_total:.2f}",
+                fmt_time(median(boosting[name]) / args.rounds),
+                f"{median(boosting[name]) / base_boost:.2f}",
+            )
+            for name in objectives
+        ]
+        print_table(
+            (
+                "objective",
+                "xgb.dask.train (median)",
+                "ratio",
+                "boosting per round",
+                "ratio (boosting only)",
+            ),
+            rows,
+        )
+        print(
+            "xgb.dask.train: the whole call (the workers build their DMatrix, then boost); "
+            "boosting: from before_training to after_training on the worker."
+        )
 
         timed = _timed_objective(ghm)
-        booster = xgb.dask.train(client, params, dtrain, args.timed_rounds, obj=timed,
-                                 callbacks=[timed])["booster"]
-        with_c, without, calls = (float(booster.attr(key))
-                                  for key in ("with_collective", "without", "calls"))
-        print(f"GHM-C objective round (median of {args.timed_rounds}, worker of rank 0): "
-              f"{fmt_time(with_c).strip()} with the collective, {fmt_time(without).strip()} with "
-              f"its own density only (difference {(with_c - without) * 1e3:+.2f} ms); the round's "
-              f"two collective calls alone: {fmt_time(calls).strip()}")
+        booster = xgb.dask.train(
+            client, params, dtrain, args.timed_rounds, obj=timed, callbacks=[timed]
+        )["booster"]
+        with_c, without, calls = (
+            float(booster.attr(key)) for key in ("with_collective", "without", "calls")
+        )
+        print(
+            f"GHM-C objective round (median of {args.timed_rounds}, worker of rank 0): "
+            f"{fmt_time(with_c).strip()} with the collective, {fmt_time(without).strip()} with "
+            f"its own density only (difference {(with_c - without) * 1e3:+.2f} ms); the round's "
+            f"two collective calls alone: {fmt_time(calls).strip()}"
+        )
     print(f"load average at the end: {load_average()}")
 
 

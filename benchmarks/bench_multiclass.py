@@ -87,7 +87,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     n, n_classes = args.rows, args.classes
-    c.print_machine([f"problem : {n} rows x K = {n_classes}, numba threads {numba.get_num_threads()}"])
+    c.print_machine(
+        [f"problem : {n} rows x K = {n_classes}, numba threads {numba.get_num_threads()}"]
+    )
 
     rng = np.random.default_rng(0)
     # Labels with imbalanced priors; margins of a mid-training booster (the true class ahead).
@@ -119,9 +121,11 @@ def main(argv=None):
         "boostloss focal g=2 gauss_newton": kernel(x, 2.0, ks.HESSIAN_GAUSS_NEWTON),
         "boostloss focal g=1.5 exact": kernel(x, 1.5, ks.HESSIAN_EXACT),
         "boostloss softmax CE (GHM pass)": lambda: ks.softmax_ce_grad_hess_norm(
-            y, x, no_w, grad, hess, g_norm),
+            y, x, no_w, grad, hess, g_norm
+        ),
         "boostloss focal g=2 loss (a metric)": lambda: ks.softmax_focal_loss(
-            y, x, no_w, 2.0, alpha, loss_out),
+            y, x, no_w, 2.0, alpha, loss_out
+        ),
         "numpy focal g=2 exact": lambda: numpy_softmax_focal(y, x, 2.0, alpha),
         "numpy CE float32": lambda: numpy_softmax_ce(y, x, np.float32),
         "numpy CE float64": lambda: numpy_softmax_ce(y, x, np.float64),
@@ -130,15 +134,21 @@ def main(argv=None):
     med = {name: c.median(ts) for name, ts in times.items()}
     np_focal = med["numpy focal g=2 exact"]
     np_ce = med["numpy CE float32"]
-    rows = [[name, c.fmt_time(t), f"{np_focal / t:6.2f}x", f"{t / np_ce:6.2f}"]
-            for name, t in med.items()]
+    rows = [
+        [name, c.fmt_time(t), f"{np_focal / t:6.2f}x", f"{t / np_ce:6.2f}"]
+        for name, t in med.items()
+    ]
     print()
-    c.print_table(["contender (median per call)", "time", "speed-up vs numpy focal",
-                   "time / numpy CE f32"], rows)
+    c.print_table(
+        ["contender (median per call)", "time", "speed-up vs numpy focal", "time / numpy CE f32"],
+        rows,
+    )
     k = med["boostloss focal g=2 exact"]
     print()
-    print(f"targets: >= 3x faster than numpy focal: {np_focal / k:.2f}x; "
-          f"within 2x of numpy CE float32: {k / np_ce:.2f}")
+    print(
+        f"targets: >= 3x faster than numpy focal: {np_focal / k:.2f}x; "
+        f"within 2x of numpy CE float32: {k / np_ce:.2f}"
+    )
 
 
 if __name__ == "__main__":

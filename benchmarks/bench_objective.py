@@ -81,8 +81,10 @@ def numpy_ghm_window(y, x, epsilon=0.1):
     n = g.shape[0]
     half = 0.5 * epsilon
     sorted_g = np.sort(g)
-    count = (np.searchsorted(sorted_g, g + half, side="left")
-             - np.searchsorted(sorted_g, g - half, side="right")).astype(np.float64)
+    count = (
+        np.searchsorted(sorted_g, g + half, side="left")
+        - np.searchsorted(sorted_g, g - half, side="right")
+    ).astype(np.float64)
     length = np.minimum(g + half, 1.0) - np.maximum(g - half, 0.0)
     beta = n * length / count
     beta *= n / beta.sum()
@@ -132,7 +134,9 @@ def make_contenders(y, x32, with_public=True):
 
         contenders[f"boostloss {name}"] = adapter_path
         if with_public:
-            contenders[f"boostloss {name} (public)"] = lambda loss=loss: loss.gradient_hessian(y, x32)
+            contenders[f"boostloss {name} (public)"] = lambda loss=loss: loss.gradient_hessian(
+                y, x32
+            )
         contenders[f"numpy {name}"] = references[name]
     contenders["numpy logistic (floor)"] = lambda: numpy_logistic(y32, x32)
     contenders["numpy logistic float64"] = lambda: numpy_logistic(y, x32.astype(np.float64))
@@ -149,8 +153,10 @@ def check_agreement(y, x32, losses, references):
             err = float(np.max(np.abs(ours - theirs)) / max(np.max(np.abs(theirs)), 1e-300))
             worst = max(worst, err)
             if not err < 1e-9:
-                sys.exit(f"numpy reference of {name!r} disagrees with boostloss: "
-                         f"max rel. error {err:.3g}")
+                sys.exit(
+                    f"numpy reference of {name!r} disagrees with boostloss: "
+                    f"max rel. error {err:.3g}"
+                )
     return worst
 
 
@@ -161,27 +167,66 @@ def run_case(label, y, x32, repeats, budget_s, with_public=True):
     med = {k: c.median(v) for k, v in times.items()}
     n = y.shape[0]
     floor = med["numpy logistic (floor)"]
-    print(f"\n== {label}: {n:,} rows, {y.mean():.2%} positives, "
-          f"{len(times['numpy logistic (floor)'])} alternating rounds, numpy refs agree to "
-          f"{worst:.1e} (max rel.)")
+    print(
+        f"\n== {label}: {n:,} rows, {y.mean():.2%} positives, "
+        f"{len(times['numpy logistic (floor)'])} alternating rounds, numpy refs agree to "
+        f"{worst:.1e} (max rel.)"
+    )
     rows = []
     for name in ("focal g=2", "focal g=1.5", "focal g=2 gauss_newton", "ghm bins", "ghm window"):
         ours = med[f"boostloss {name}"]
         ref = med[f"numpy {name}"]
         public = med.get(f"boostloss {name} (public)")
-        rows.append([
-            name, c.fmt_time(ours), f"{ours / n * 1e9:.2f}",
-            c.fmt_time(public) if public is not None else "-",
-            c.fmt_time(ref), f"{ref / ours:.1f}x", f"{ours / floor:.2f}x",
-            f"{ours / med['boostloss focal g=2']:.2f}x",
-        ])
-    rows.append(["numpy logistic (floor)", c.fmt_time(floor), f"{floor / n * 1e9:.2f}", "-", "-", "-",
-                 "1.00x", "-"])
+        rows.append(
+            [
+                name,
+                c.fmt_time(ours),
+                f"{ours / n * 1e9:.2f}",
+                c.fmt_time(public) if public is not None else "-",
+                c.fmt_time(ref),
+                f"{ref / ours:.1f}x",
+                f"{ours / floor:.2f}x",
+                f"{ours / med['boostloss focal g=2']:.2f}x",
+            ]
+        )
+    rows.append(
+        [
+            "numpy logistic (floor)",
+            c.fmt_time(floor),
+            f"{floor / n * 1e9:.2f}",
+            "-",
+            "-",
+            "-",
+            "1.00x",
+            "-",
+        ]
+    )
     f64 = med["numpy logistic float64"]
-    rows.append(["numpy logistic float64", c.fmt_time(f64), f"{f64 / n * 1e9:.2f}", "-", "-", "-",
-                 f"{f64 / floor:.2f}x", "-"])
-    c.print_table(["loss", "boostloss", "ns/row", "public API", "numpy", "numpy/ours", "ours/floor",
-                   "ours/focal2"], rows)
+    rows.append(
+        [
+            "numpy logistic float64",
+            c.fmt_time(f64),
+            f"{f64 / n * 1e9:.2f}",
+            "-",
+            "-",
+            "-",
+            f"{f64 / floor:.2f}x",
+            "-",
+        ]
+    )
+    c.print_table(
+        [
+            "loss",
+            "boostloss",
+            "ns/row",
+            "public API",
+            "numpy",
+            "numpy/ours",
+            "ours/floor",
+            "ours/focal2",
+        ],
+        rows,
+    )
     return med
 
 
@@ -189,10 +234,25 @@ def print_targets(med):
     f2 = med["boostloss focal g=2"]
     checks = [
         ("focal g=2 >= 3x faster than numpy focal", med["numpy focal g=2"] / f2, ">=", 3.0),
-        ("focal g=1.5 >= 3x faster than numpy focal", med["numpy focal g=1.5"] / med["boostloss focal g=1.5"], ">=", 3.0),
+        (
+            "focal g=1.5 >= 3x faster than numpy focal",
+            med["numpy focal g=1.5"] / med["boostloss focal g=1.5"],
+            ">=",
+            3.0,
+        ),
         ("focal g=2 within 2x of numpy logistic", f2 / med["numpy logistic (floor)"], "<=", 2.0),
-        ("focal g=1.5 within 2x of numpy logistic", med["boostloss focal g=1.5"] / med["numpy logistic (floor)"], "<=", 2.0),
-        ("focal g=2 within 2x of numpy logistic in float64", f2 / med["numpy logistic float64"], "<=", 2.0),
+        (
+            "focal g=1.5 within 2x of numpy logistic",
+            med["boostloss focal g=1.5"] / med["numpy logistic (floor)"],
+            "<=",
+            2.0,
+        ),
+        (
+            "focal g=2 within 2x of numpy logistic in float64",
+            f2 / med["numpy logistic float64"],
+            "<=",
+            2.0,
+        ),
         ("ghm bins within 1.5x of focal g=2", med["boostloss ghm bins"] / f2, "<=", 1.5),
         ("ghm window within 1.5x of focal g=2", med["boostloss ghm window"] / f2, "<=", 1.5),
     ]
@@ -214,8 +274,12 @@ def covertype_margins(X, y):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short run: fewer repeats, no 1e7 rows")
-    parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all cores)")
+    parser.add_argument(
+        "--quick", action="store_true", help="short run: fewer repeats, no 1e7 rows"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="numba threads (default: all cores)"
+    )
     parser.add_argument("--sizes", type=str, default=None, help="comma-separated row counts")
     args = parser.parse_args(argv)
 
@@ -244,7 +308,9 @@ def main(argv=None):
 
     data = c.load_csv_dataset("covertype_cottonwood")
     if data is None:
-        print(f"\n(covertype_cottonwood not found under {c.datasets_dir()}; set BOOSTLOSS_DATASETS)")
+        print(
+            f"\n(covertype_cottonwood not found under {c.datasets_dir()}; set BOOSTLOSS_DATASETS)"
+        )
     else:
         X, y = data
         x32 = covertype_margins(X, y)

@@ -115,19 +115,28 @@ def main():
         state = ohem_loss.new_state()
 
         def public(loss, state, margins=margins, target=target):
-            return lambda: loss.gradient_hessian(target, margins, gradient_out=grad,
-                                                 hessian_out=hess, n_threads=args.threads,
-                                                 state=state)
+            return lambda: loss.gradient_hessian(
+                target,
+                margins,
+                gradient_out=grad,
+                hessian_out=hess,
+                n_threads=args.threads,
+                state=state,
+            )
 
         contenders = {
             "FocalLoss": public(focal_loss, None),
             "OHEMLoss": public(ohem_loss, state),
             "focal": lambda margins=margins, w=w: _kernels.focal_grad_hess(
-                y, margins, w, 2.0, 0.25, 0.75, _kernels.HESSIAN_EXACT, grad, hess),
+                y, margins, w, 2.0, 0.25, 0.75, _kernels.HESSIAN_EXACT, grad, hess
+            ),
             "ohem": ohem,
-            "ohem select": lambda margins=margins, w=w: ks.ohem_select(y, margins, w, 3.0, keys, keep),
+            "ohem select": lambda margins=margins, w=w: ks.ohem_select(
+                y, margins, w, 3.0, keys, keep
+            ),
             "ohem grad_hess": lambda margins=margins, w=w: ks.ohem_grad_hess(
-                y, margins, w, keep, grad, hess),
+                y, margins, w, keep, grad, hess
+            ),
             "numpy": lambda margins=margins, w=w: numpy_ohem(y, margins, w, 3.0, keys),
         }
         times = c.alternate(contenders, args.repeats)
@@ -158,11 +167,13 @@ def multiclass_rows(args, c, k_classes=4):
     state = ohem.new_state()
 
     def public(loss, state):
-        return lambda: loss.gradient_hessian(target, x, gradient_out=grad, hessian_out=hess,
-                                             n_threads=args.threads, state=state)
+        return lambda: loss.gradient_hessian(
+            target, x, gradient_out=grad, hessian_out=hess, n_threads=args.threads, state=state
+        )
 
-    times = c.alternate({"FocalLoss": public(focal, None), "OHEMLoss": public(ohem, state)},
-                        args.repeats)
+    times = c.alternate(
+        {"FocalLoss": public(focal, None), "OHEMLoss": public(ohem, state)}, args.repeats
+    )
     case = f"{k_classes} classes"
     focal_time = c.median(times["FocalLoss"])
     out = [["", "", "", ""]]

@@ -43,8 +43,11 @@ print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
 
 def documented_map():
     text = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
-    block = [b for b in re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
-             if "def focal_posterior" in b][0]
+    block = [
+        b
+        for b in re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+        if "def focal_posterior" in b
+    ][0]
     namespace = {}
     exec(block, namespace)  # noqa: S102
     return namespace["focal_posterior"]
@@ -56,8 +59,9 @@ def first_calls():
     with tempfile.TemporaryDirectory() as cache:
         env = dict(__import__("os").environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
         for state in ("cold", "warm"):
-            res = subprocess.run([sys.executable, "-c", COLD], env=env, capture_output=True,
-                                 text=True, check=True)
+            res = subprocess.run(
+                [sys.executable, "-c", COLD], env=env, capture_output=True, text=True, check=True
+            )
             out[state] = tuple(float(v) for v in res.stdout.split())
     return out
 
@@ -73,33 +77,46 @@ def main():
     y = (rng.random(n) < 0.05).astype(np.float64)
     x = (rng.normal(size=n) * 2.0 - 3.0 + 3.0 * y).astype(np.float32)
     focal = FocalLoss(gamma=2.0, alpha=0.25)
-    cases.append(("binary, 1M rows", {
-        "focal gradient_hessian (public)": lambda: focal.gradient_hessian(y, x),
-        "posterior_from_margin, gamma 2": lambda: posterior_from_margin(
-            x, gamma=2.0, class_weights=(0.75, 0.25)),
-        "FocalLoss.predict_proba": lambda: focal.predict_proba(x),
-        "gamma 0 (scipy expit)": lambda: posterior_from_margin(x),
-        "numpy (docs/deploying.md)": lambda: numpy_map(x, 2.0, (0.75, 0.25)),
-    }))
+    cases.append(
+        (
+            "binary, 1M rows",
+            {
+                "focal gradient_hessian (public)": lambda: focal.gradient_hessian(y, x),
+                "posterior_from_margin, gamma 2": lambda: posterior_from_margin(
+                    x, gamma=2.0, class_weights=(0.75, 0.25)
+                ),
+                "FocalLoss.predict_proba": lambda: focal.predict_proba(x),
+                "gamma 0 (scipy expit)": lambda: posterior_from_margin(x),
+                "numpy (docs/deploying.md)": lambda: numpy_map(x, 2.0, (0.75, 0.25)),
+            },
+        )
+    )
     m, k = 200_000, 10
     yk = rng.integers(0, k, size=m).astype(np.float64)
     z = (rng.normal(size=(m, k)) * 2.0).astype(np.float32)
     z[np.arange(m), yk.astype(int)] += 2.0
     focal_k = FocalLoss(gamma=2.0)
-    cases.append((f"{k} classes, {m // 1000}k rows", {
-        "focal gradient_hessian (public)": lambda: focal_k.gradient_hessian(yk, z),
-        "posterior_from_margin, gamma 2": lambda: posterior_from_margin(z, gamma=2.0),
-        "FocalLoss.predict_proba": lambda: focal_k.predict_proba(z),
-        "gamma 0 (scipy softmax)": lambda: posterior_from_margin(z),
-        "numpy (docs/deploying.md)": lambda: numpy_map(z, 2.0),
-    }))
+    cases.append(
+        (
+            f"{k} classes, {m // 1000}k rows",
+            {
+                "focal gradient_hessian (public)": lambda: focal_k.gradient_hessian(yk, z),
+                "posterior_from_margin, gamma 2": lambda: posterior_from_margin(z, gamma=2.0),
+                "FocalLoss.predict_proba": lambda: focal_k.predict_proba(z),
+                "gamma 0 (scipy softmax)": lambda: posterior_from_margin(z),
+                "numpy (docs/deploying.md)": lambda: numpy_map(z, 2.0),
+            },
+        )
+    )
     for label, contenders in cases:
         times = c.alternate(contenders, repeats=15, budget_s=40)
         med = {name: c.median(t) for name, t in times.items()}
         base = med["focal gradient_hessian (public)"]
         print(f"\n== {label}")
-        c.print_table(["call", "median", "/ gradient"],
-                      [[name, c.fmt_time(t), f"{t / base:.2f}x"] for name, t in med.items()])
+        c.print_table(
+            ["call", "median", "/ gradient"],
+            [[name, c.fmt_time(t), f"{t / base:.2f}x"] for name, t in med.items()],
+        )
     calls = first_calls()
     print("\n== first call (compilation), binary / K classes")
     for state, (binary, multi) in calls.items():

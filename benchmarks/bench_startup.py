@@ -58,8 +58,13 @@ print(json.dumps(out))
 def run_child(cache_dir, quick):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, "1" if quick else "0"], env=env,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, "1" if quick else "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall = time.perf_counter() - t
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process wall time (interpreter start included)"] = wall
@@ -76,8 +81,10 @@ def main(argv=None):
         warm = run_child(cache_dir, args.quick)
         n_files = sum(len(files) for _, _, files in os.walk(cache_dir))
     print(f"\n== start-up, fresh NUMBA_CACHE_DIR ({n_files} cache files written by the cold run)")
-    rows = [[name, c.fmt_time(cold[name]), c.fmt_time(warm[name]), f"{cold[name] / warm[name]:.0f}x"]
-            for name in cold]
+    rows = [
+        [name, c.fmt_time(cold[name]), c.fmt_time(warm[name]), f"{cold[name] / warm[name]:.0f}x"]
+        for name in cold
+    ]
     c.print_table(["phase", "cold cache", "warm cache", "cold/warm"], rows)
     print(f"\nload average at the end: {c.load_average()}")
 

@@ -62,19 +62,31 @@ def xgboost_contenders(X, y, rounds, threads, kernel_threads=1):
     dtrain = xgb.QuantileDMatrix(X, label=y, max_bin=256, nthread=threads)
     # base_score 0.5 with binary:logistic is margin 0 for every contender (a custom obj then
     # replaces the gradient only); no evaluation, so only training is timed.
-    params = {"tree_method": "hist", "max_depth": 6, "eta": 0.1, "nthread": threads,
-              "objective": "binary:logistic", "base_score": 0.5, "disable_default_eval_metric": 1,
-              "verbosity": 0}
+    params = {
+        "tree_method": "hist",
+        "max_depth": 6,
+        "eta": 0.1,
+        "nthread": threads,
+        "objective": "binary:logistic",
+        "base_score": 0.5,
+        "disable_default_eval_metric": 1,
+        "verbosity": 0,
+    }
     y32 = y.astype(np.float32)
     contenders = {"built-in binary:logistic": lambda: xgb.train(params, dtrain, rounds)}
     name = "trivial custom (numpy logistic)"
     contenders[name] = lambda name=name: xgb.train(
-        params, dtrain, rounds, obj=Timed(("XGBoost", name), numpy_logistic_objective(y32)))
+        params, dtrain, rounds, obj=Timed(("XGBoost", name), numpy_logistic_objective(y32))
+    )
     for name, loss in losses().items():
         # A fresh objective per training: each owns its state (GHM) and buffers.
         name = f"boostloss {name}"
         contenders[name] = lambda loss=loss, name=name: xgb.train(
-            params, dtrain, rounds, obj=Timed(("XGBoost", name), blx.objective(loss, n_threads=kernel_threads)))
+            params,
+            dtrain,
+            rounds,
+            obj=Timed(("XGBoost", name), blx.objective(loss, n_threads=kernel_threads)),
+        )
     return contenders
 
 
@@ -85,18 +97,38 @@ def lightgbm_contenders(X, y, rounds, threads, kernel_threads=1):
 
     dataset = lgb.Dataset(X, label=y, params={"max_bin": 255, "verbose": -1}, free_raw_data=False)
     dataset.construct()
-    base = {"num_leaves": 31, "learning_rate": 0.1, "num_threads": threads, "verbose": -1,
-            "metric": "None", "max_bin": 255, "deterministic": True, "force_row_wise": True}
+    base = {
+        "num_leaves": 31,
+        "learning_rate": 0.1,
+        "num_threads": threads,
+        "verbose": -1,
+        "metric": "None",
+        "max_bin": 255,
+        "deterministic": True,
+        "force_row_wise": True,
+    }
     y32 = y.astype(np.float32)
-    contenders = {"built-in binary": lambda: lgb.train({**base, "objective": "binary"}, dataset, rounds)}
+    contenders = {
+        "built-in binary": lambda: lgb.train({**base, "objective": "binary"}, dataset, rounds)
+    }
     name = "trivial custom (numpy logistic)"
     contenders[name] = lambda name=name: lgb.train(
-        {**base, "objective": Timed(("LightGBM", name), numpy_logistic_objective(y32))}, dataset,
-        rounds)
+        {**base, "objective": Timed(("LightGBM", name), numpy_logistic_objective(y32))},
+        dataset,
+        rounds,
+    )
     for name, loss in losses().items():
         name = f"boostloss {name}"
         contenders[name] = lambda loss=loss, name=name: lgb.train(
-            {**base, "objective": Timed(("LightGBM", name), bll.objective(loss, n_threads=kernel_threads))}, dataset, rounds)
+            {
+                **base,
+                "objective": Timed(
+                    ("LightGBM", name), bll.objective(loss, n_threads=kernel_threads)
+                ),
+            },
+            dataset,
+            rounds,
+        )
     return contenders
 
 
@@ -126,16 +158,41 @@ def report(framework, times, rounds):
     rows = []
     for name, t in med.items():
         bound = TARGETS.get((framework, name))
-        verdict = "" if bound is None else ("PASS" if t / builtin <= bound else "FAIL") + f" (<= {bound}x)"
+        verdict = (
+            ""
+            if bound is None
+            else ("PASS" if t / builtin <= bound else "FAIL") + f" (<= {bound}x)"
+        )
         inside = Timed.seconds.get((framework, name))
         in_obj = "-" if not inside else f"{c.median(inside) * 1e3:.1f} ms"
-        rows.append([name, c.fmt_time(t), f"{t / rounds * 1e3:.1f} ms", in_obj, f"{t / builtin:.3f}x",
-                     f"{(t - builtin) / rounds * 1e3:+.1f} ms", verdict])
-    c.print_table(["objective", "training", "per round", "objective call", "/ built-in",
-                   "extra per round", "target"], rows)
-    print("(objective call: median time inside the custom objective per round, framework overhead "
-          "excluded;\n the trees themselves differ between objectives, so 'per round' also moves "
-          "with tree shape)")
+        rows.append(
+            [
+                name,
+                c.fmt_time(t),
+                f"{t / rounds * 1e3:.1f} ms",
+                in_obj,
+                f"{t / builtin:.3f}x",
+                f"{(t - builtin) / rounds * 1e3:+.1f} ms",
+                verdict,
+            ]
+        )
+    c.print_table(
+        [
+            "objective",
+            "training",
+            "per round",
+            "objective call",
+            "/ built-in",
+            "extra per round",
+            "target",
+        ],
+        rows,
+    )
+    print(
+        "(objective call: median time inside the custom objective per round, framework overhead "
+        "excluded;\n the trees themselves differ between objectives, so 'per round' also moves "
+        "with tree shape)"
+    )
 
 
 def main(argv=None):
@@ -144,9 +201,12 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--numba-threads", type=int, default=1,
-                        help="the adapters' n_threads for the boostloss kernels (default 1, the "
-                             "adapters' default)")
+    parser.add_argument(
+        "--numba-threads",
+        type=int,
+        default=1,
+        help="the adapters' n_threads for the boostloss kernels (default 1, the adapters' default)",
+    )
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", choices=["xgboost", "lightgbm"], default=None)
     args = parser.parse_args(argv)
@@ -155,9 +215,13 @@ def main(argv=None):
     import xgboost
 
     t_start = time.perf_counter()
-    c.print_machine([f"numba   : n_threads={args.numba_threads} in the adapters; "
-                     f"xgboost {xgboost.__version__}, lightgbm {lightgbm.__version__}; "
-                     f"{args.threads} threads for the frameworks"])
+    c.print_machine(
+        [
+            f"numba   : n_threads={args.numba_threads} in the adapters; "
+            f"xgboost {xgboost.__version__}, lightgbm {lightgbm.__version__}; "
+            f"{args.threads} threads for the frameworks"
+        ]
+    )
     X, y = c.synthetic_classification(args.rows, args.features, positive_rate=0.03, seed=0)
     print(f"data    : {args.rows:,} rows x {args.features} features, {y.mean():.2%} positives")
     repeats = args.repeats or (2 if args.quick else 3)
@@ -165,11 +229,19 @@ def main(argv=None):
 
     if args.only in (None, "xgboost"):
         rounds = 10 if args.quick else 30
-        times = c.alternate(xgboost_contenders(X, y, rounds, args.threads, args.numba_threads), repeats=repeats, warmup=0)
+        times = c.alternate(
+            xgboost_contenders(X, y, rounds, args.threads, args.numba_threads),
+            repeats=repeats,
+            warmup=0,
+        )
         report("XGBoost", times, rounds)
     if args.only in (None, "lightgbm"):
         rounds = 30 if args.quick else 100
-        times = c.alternate(lightgbm_contenders(X, y, rounds, args.threads, args.numba_threads), repeats=repeats, warmup=0)
+        times = c.alternate(
+            lightgbm_contenders(X, y, rounds, args.threads, args.numba_threads),
+            repeats=repeats,
+            warmup=0,
+        )
         report("LightGBM", times, rounds)
     total = time.perf_counter() - t_start
     print(f"\nload average at the end: {c.load_average()}; total {total:.0f} s")

@@ -59,29 +59,48 @@ def contenders(X, y, n_classes, rounds, threads):
     focal = FocalLoss(gamma=2.0, alpha=None)
     dtrain = xgb.QuantileDMatrix(X, label=y, max_bin=256, nthread=threads)
     # The same start (margin 0) for every contender; no evaluation: only training is timed.
-    params = {"tree_method": "hist", "max_depth": 6, "eta": 0.1, "nthread": threads,
-              "num_class": n_classes, "base_score": [0.0] * n_classes,
-              "disable_default_eval_metric": 1, "verbosity": 0}
+    params = {
+        "tree_method": "hist",
+        "max_depth": 6,
+        "eta": 0.1,
+        "nthread": threads,
+        "num_class": n_classes,
+        "base_score": [0.0] * n_classes,
+        "disable_default_eval_metric": 1,
+        "verbosity": 0,
+    }
     xgb_runs = {
-        "built-in multi:softprob": lambda: xgb.train(dict(params, objective="multi:softprob"),
-                                                     dtrain, rounds),
+        "built-in multi:softprob": lambda: xgb.train(
+            dict(params, objective="multi:softprob"), dtrain, rounds
+        ),
         "trivial custom (numpy softmax CE)": lambda: xgb.train(
-            params, dtrain, rounds, obj=numpy_softmax_objective(y)),
-        "boostloss focal g=2": lambda: xgb.train(params, dtrain, rounds,
-                                                 obj=blx.objective(focal)),
+            params, dtrain, rounds, obj=numpy_softmax_objective(y)
+        ),
+        "boostloss focal g=2": lambda: xgb.train(params, dtrain, rounds, obj=blx.objective(focal)),
     }
     dataset = lgb.Dataset(X, label=y, params={"max_bin": 255, "verbose": -1}, free_raw_data=False)
     dataset.construct()
-    base = {"num_leaves": 31, "learning_rate": 0.1, "num_threads": threads, "verbose": -1,
-            "metric": "None", "num_class": n_classes, "deterministic": True,
-            "force_row_wise": True, "boost_from_average": False}
+    base = {
+        "num_leaves": 31,
+        "learning_rate": 0.1,
+        "num_threads": threads,
+        "verbose": -1,
+        "metric": "None",
+        "num_class": n_classes,
+        "deterministic": True,
+        "force_row_wise": True,
+        "boost_from_average": False,
+    }
     lgb_runs = {
-        "built-in multiclass": lambda: lgb.train(dict(base, objective="multiclass"), dataset,
-                                                 rounds),
+        "built-in multiclass": lambda: lgb.train(
+            dict(base, objective="multiclass"), dataset, rounds
+        ),
         "trivial custom (numpy softmax CE)": lambda: lgb.train(
-            dict(base, objective=numpy_softmax_objective(y)), dataset, rounds),
-        "boostloss focal g=2": lambda: lgb.train(dict(base, objective=bll.objective(focal)),
-                                                 dataset, rounds),
+            dict(base, objective=numpy_softmax_objective(y)), dataset, rounds
+        ),
+        "boostloss focal g=2": lambda: lgb.train(
+            dict(base, objective=bll.objective(focal)), dataset, rounds
+        ),
     }
     return {"XGBoost": xgb_runs, "LightGBM": lgb_runs}
 
@@ -94,8 +113,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="50k rows, one repetition")
-    parser.add_argument("--frameworks", default="XGBoost,LightGBM",
-                        help="comma-separated subset of XGBoost,LightGBM (default both)")
+    parser.add_argument(
+        "--frameworks",
+        default="XGBoost,LightGBM",
+        help="comma-separated subset of XGBoost,LightGBM (default both)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.repeats = 50_000, 1
@@ -105,8 +127,10 @@ def main(argv=None):
 
     FocalLoss(alpha=None).gradient_hessian(y[:100], np.zeros((100, args.classes), np.float32))
     runs = contenders(X, y, args.classes, args.rounds, args.threads)
-    print(f"{args.rows} rows x {args.classes} classes, {args.rounds} rounds, {args.threads} "
-          f"threads, load average before: {os.getloadavg()[0]:.2f}")
+    print(
+        f"{args.rows} rows x {args.classes} classes, {args.rounds} rounds, {args.threads} "
+        f"threads, load average before: {os.getloadavg()[0]:.2f}"
+    )
     chosen = [name.strip() for name in args.frameworks.split(",")]
     unknown = sorted(set(chosen) - set(runs))
     if unknown:

@@ -78,9 +78,11 @@ def describe(cupy):
     free, total = cupy.cuda.runtime.memGetInfo()
     print(f"gpu     : {name}, {total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free)")
     print(f"cpu     : {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs")
-    print(f"python  : {platform.python_version()}, numpy {np.__version__}, "
-          f"numba {numba.__version__}, cupy {cupy.__version__}, xgboost {xgboost.__version__}, "
-          f"boostloss {boostloss.__version__}")
+    print(
+        f"python  : {platform.python_version()}, numpy {np.__version__}, "
+        f"numba {numba.__version__}, cupy {cupy.__version__}, xgboost {xgboost.__version__}, "
+        f"boostloss {boostloss.__version__}"
+    )
 
 
 def make_data(cupy, rows, features, seed=0):
@@ -89,7 +91,9 @@ def make_data(cupy, rows, features, seed=0):
     X = rng.standard_normal((rows, features), dtype=cupy.float32)
     coef = cupy.asarray(np.linspace(1.0, -1.0, min(features, 8)), dtype=cupy.float32)
     logit = X[:, : coef.shape[0]] @ coef + 0.5 * X[:, 0] * X[:, 1] - 4.0
-    y = (rng.random_sample(rows, dtype=cupy.float32) < 1.0 / (1.0 + cupy.exp(-logit))).astype(cupy.float32)
+    y = (rng.random_sample(rows, dtype=cupy.float32) < 1.0 / (1.0 + cupy.exp(-logit))).astype(
+        cupy.float32
+    )
     return X, y
 
 
@@ -176,8 +180,10 @@ def check_paths_agree(cupy, losses, base, dtrain, margins):
             params = dict(base, base_score=blx.base_score(loss, dtrain))
             models.append(xgb.train(params, dtrain, check_rounds, obj=obj))
         p_host, p_dev = (m.predict(dtrain, output_margin=True) for m in models)
-        print(f"check   : {name}: gradients agree; {check_rounds}-round models differ by at most "
-              f"{np.max(np.abs(p_host - p_dev)):.2e} in margin")
+        print(
+            f"check   : {name}: gradients agree; {check_rounds}-round models differ by at most "
+            f"{np.max(np.abs(p_host - p_dev)):.2e} in margin"
+        )
 
 
 def time_training(cupy, losses, base, dtrain, args):
@@ -208,8 +214,11 @@ def time_training(cupy, losses, base, dtrain, args):
         for compute in ("host", "device"):
             contenders.append((f"{name} (compute={compute})", trainer(loss, compute)))
     medians = alternate(contenders, args.repeats)
-    table(f"1. training time, {args.rounds} rounds (goal: custom objectives <= 1.3x built-in)",
-          medians, "binary:logistic (built-in)")
+    table(
+        f"1. training time, {args.rounds} rounds (goal: custom objectives <= 1.3x built-in)",
+        medians,
+        "binary:logistic (built-in)",
+    )
 
 
 def time_objective_calls(cupy, losses, dtrain, y, margins, args):
@@ -231,8 +240,13 @@ def time_objective_calls(cupy, losses, dtrain, y, margins, args):
     medians = alternate(contenders, max(5, 3 * args.repeats))
     for name in losses:
         part = {k: t for k, t in medians.items() if k.startswith(name + ":")}
-        table(f"2. one objective call, {name}, {y.shape[0]:,} rows", part,
-              f"{name}: host kernels", unit_scale=1e3, unit="ms")
+        table(
+            f"2. one objective call, {name}, {y.shape[0]:,} rows",
+            part,
+            f"{name}: host kernels",
+            unit_scale=1e3,
+            unit="ms",
+        )
 
 
 def main(argv=None):
@@ -243,12 +257,20 @@ def main(argv=None):
     describe(cupy)
     print(f"\nbuilding {args.rows:,} x {args.features} on the GPU ...")
     dtrain, y, rows = build_dmatrix(cupy, args.rows, args.features)
-    print(f"data    : {rows:,} rows x {args.features} features, {y.mean():.2%} positives, "
-          f"{args.rounds} rounds, max_depth {args.max_depth}, {args.repeats} timed repeat(s)")
+    print(
+        f"data    : {rows:,} rows x {args.features} features, {y.mean():.2%} positives, "
+        f"{args.rounds} rounds, max_depth {args.max_depth}, {args.repeats} timed repeat(s)"
+    )
 
     losses = {"focal": FocalLoss(gamma=2.0, alpha=0.25), "ghm": GHMLoss(bins=10)}
-    base = {"device": "cuda", "tree_method": "hist", "max_depth": args.max_depth, "eta": 0.1,
-            "max_bin": 256, "verbosity": 0}
+    base = {
+        "device": "cuda",
+        "tree_method": "hist",
+        "max_depth": args.max_depth,
+        "eta": 0.1,
+        "max_bin": 256,
+        "verbosity": 0,
+    }
     margins = np.random.default_rng(1).normal(-3.0, 2.0, rows).astype(np.float32)
     check_paths_agree(cupy, losses, base, dtrain, margins)
     time_training(cupy, losses, base, dtrain, args)

@@ -48,6 +48,7 @@ def load(name, max_rows=None, seed=0):
 def focal_objective(loss):
     def objective(margin, dtrain):
         return loss.gradient_hessian(dtrain.get_label(), margin)
+
     return objective
 
 
@@ -57,8 +58,14 @@ def evaluate(X, y, loss, rounds, folds, seed):
         start = loss.init_score(y[train])
         dtrain = xgb.DMatrix(X[train], label=y[train], base_margin=np.full(train.size, start))
         dtest = xgb.DMatrix(X[test], base_margin=np.full(test.size, start))
-        params = {"tree_method": "hist", "max_depth": 4, "eta": 0.1, "min_child_weight": 1e-3,
-                  "nthread": 1, "seed": seed}
+        params = {
+            "tree_method": "hist",
+            "max_depth": 4,
+            "eta": 0.1,
+            "min_child_weight": 1e-3,
+            "nthread": 1,
+            "seed": seed,
+        }
         booster = xgb.train(params, dtrain, rounds, obj=focal_objective(loss))
         oof[test] = expit(booster.predict(dtest, output_margin=True))
     return average_precision_score(y, oof), log_loss(y, np.clip(oof, 1e-15, 1 - 1e-15))
@@ -66,7 +73,9 @@ def evaluate(X, y, loss, rounds, folds, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--all", action="store_true", help="include covertype_cottonwood (60k rows)")
+    parser.add_argument(
+        "--all", action="store_true", help="include covertype_cottonwood (60k rows)"
+    )
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -76,10 +85,13 @@ def main():
     names = sorted(p.name for p in DATASETS.iterdir() if (p / "data.csv.gz").exists())
     if not args.all:
         names = [n for n in names if n != "covertype_cottonwood"]
-    print(f"XGBoost hist, {args.rounds} rounds, eta 0.1, depth 4, min_child_weight 1e-3, "
-          f"{args.folds}-fold out-of-fold scores\n")
+    print(
+        f"XGBoost hist, {args.rounds} rounds, eta 0.1, depth 4, min_child_weight 1e-3, "
+        f"{args.folds}-fold out-of-fold scores\n"
+    )
     header = f"{'dataset':22s} {'gamma':>5s} {'alpha':>5s} | " + " | ".join(
-        f"{'AP ' + p:>16s} {'logloss ' + p:>20s}" for p in POLICIES)
+        f"{'AP ' + p:>16s} {'logloss ' + p:>20s}" for p in POLICIES
+    )
     print(header)
     print("-" * len(header))
     wins = dict.fromkeys(POLICIES, 0)
@@ -89,8 +101,17 @@ def main():
     for name in names:
         X, y = load(name, max_rows=60_000)
         for gamma, alpha in SETTINGS:
-            scores = {p: evaluate(X, y, FocalLoss(gamma=gamma, alpha=alpha, hessian=p),
-                                  args.rounds, args.folds, args.seed) for p in POLICIES}
+            scores = {
+                p: evaluate(
+                    X,
+                    y,
+                    FocalLoss(gamma=gamma, alpha=alpha, hessian=p),
+                    args.rounds,
+                    args.folds,
+                    args.seed,
+                )
+                for p in POLICIES
+            }
             best = max(POLICIES, key=lambda p: scores[p][0])
             wins[best] += 1
             logloss_wins[min(POLICIES, key=lambda p: scores[p][1])] += 1
@@ -101,8 +122,10 @@ def main():
             print(f"{name:22s} {gamma:5.1f} {str(alpha):>5s} | {cells}", flush=True)
     print()
     for p in POLICIES:
-        print(f"{p:14s} best AP in {wins[p]:2d} of {sum(wins.values())} cases, "
-              f"(mean rank {np.mean(ranks[p]):.2f}), lowest log loss in {logloss_wins[p]:2d}")
+        print(
+            f"{p:14s} best AP in {wins[p]:2d} of {sum(wins.values())} cases, "
+            f"(mean rank {np.mean(ranks[p]):.2f}), lowest log loss in {logloss_wins[p]:2d}"
+        )
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

@@ -46,8 +46,15 @@ sys.path.insert(0, str(ROOT))
 from boostloss import FocalLoss, LGBMClassifier, XGBClassifier  # noqa: E402
 from boostloss import compare as cmp  # noqa: E402
 
-BINARY = ["mammography", "abalone_19", "yeast_me2", "letter_img", "coil_2000", "bank_marketing",
-          "covertype_cottonwood"]
+BINARY = [
+    "mammography",
+    "abalone_19",
+    "yeast_me2",
+    "letter_img",
+    "coil_2000",
+    "bank_marketing",
+    "covertype_cottonwood",
+]
 #: Per-dataset options of boostloss.compare.load_table (as benchmarks/real_data.py reads them).
 OPTIONS = {"bank_marketing": {"drop": ["duration"], "na_values": ["unknown"]}}
 MULTICLASS = ["ecoli", "yeast", "thyroid", "shuttle"]
@@ -59,9 +66,14 @@ START, END = "<!-- posterior-real-data:start -->", "<!-- posterior-real-data:end
 
 def data_dir(kind):
     if kind == "binary":
-        return pathlib.Path(os.environ.get("BOOSTLOSS_DATASETS", ROOT.parent / "shared" / "datasets"))
-    return pathlib.Path(os.environ.get("BOOSTLOSS_DATASETS_MULTICLASS",
-                                       ROOT.parent / "shared" / "datasets-multiclass"))
+        return pathlib.Path(
+            os.environ.get("BOOSTLOSS_DATASETS", ROOT.parent / "shared" / "datasets")
+        )
+    return pathlib.Path(
+        os.environ.get(
+            "BOOSTLOSS_DATASETS_MULTICLASS", ROOT.parent / "shared" / "datasets-multiclass"
+        )
+    )
 
 
 def load(name, kind, max_rows):
@@ -77,10 +89,23 @@ def load(name, kind, max_rows):
 
 def make(backend, loss):
     if backend == "xgboost":
-        return XGBClassifier(loss=loss, n_estimators=ROUNDS[-1], learning_rate=LEARNING_RATE,
-                             enable_categorical=True, tree_method="hist", n_jobs=2, random_state=0)
-    return LGBMClassifier(loss=loss, n_estimators=ROUNDS[-1], learning_rate=LEARNING_RATE,
-                          n_jobs=2, random_state=0, verbose=-1)
+        return XGBClassifier(
+            loss=loss,
+            n_estimators=ROUNDS[-1],
+            learning_rate=LEARNING_RATE,
+            enable_categorical=True,
+            tree_method="hist",
+            n_jobs=2,
+            random_state=0,
+        )
+    return LGBMClassifier(
+        loss=loss,
+        n_estimators=ROUNDS[-1],
+        learning_rate=LEARNING_RATE,
+        n_jobs=2,
+        random_state=0,
+        verbose=-1,
+    )
 
 
 def predictions(clf, X, rounds):
@@ -88,20 +113,26 @@ def predictions(clf, X, rounds):
     if isinstance(clf, XGBClassifier):
         limit = dict(iteration_range=(0, rounds))
         return clf.predict_proba(X, **limit), clf.predict(X, output_margin=True, **limit)
-    return (clf.predict_proba(X, num_iteration=rounds),
-            clf.predict(X, raw_score=True, num_iteration=rounds))
+    return (
+        clf.predict_proba(X, num_iteration=rounds),
+        clf.predict(X, raw_score=True, num_iteration=rounds),
+    )
 
 
 def link(margin):
-    return (np.column_stack([expit(-margin), expit(margin)]) if margin.ndim == 1
-            else softmax(margin, axis=1))
+    return (
+        np.column_stack([expit(-margin), expit(margin)])
+        if margin.ndim == 1
+        else softmax(margin, axis=1)
+    )
 
 
 def average_precision(y, proba):
     if proba.shape[1] == 2:
         return average_precision_score(y, proba[:, 1])
-    return float(np.mean([average_precision_score(y == k, proba[:, k])
-                          for k in range(proba.shape[1])]))
+    return float(
+        np.mean([average_precision_score(y == k, proba[:, k]) for k in range(proba.shape[1])])
+    )
 
 
 def run(name, kind, max_rows):
@@ -112,8 +143,11 @@ def run(name, kind, max_rows):
     folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
     rows = []
     for backend in ("xgboost", "lightgbm"):
-        pooled = {(which, r): np.empty((y.shape[0], n_classes)) for which in
-                  ("logistic", "before", "after") for r in ROUNDS}
+        pooled = {
+            (which, r): np.empty((y.shape[0], n_classes))
+            for which in ("logistic", "before", "after")
+            for r in ROUNDS
+        }
         margins = dict.fromkeys(ROUNDS)
         for train, test in folds:
             logistic = make(backend, None).fit(X.iloc[train], y[train])
@@ -127,28 +161,45 @@ def run(name, kind, max_rows):
                     margins[r] = np.empty((y.shape[0],) + margin.shape[1:])
                 margins[r][test] = margin
         for r in ROUNDS:
-            losses = {which: log_loss(y, pooled[which, r], labels=np.arange(n_classes))
-                      for which in ("logistic", "before", "after")}
-            rows.append(dict(
-                dataset=name, note=note, kind=kind, backend=backend, rounds=r,
-                logistic=losses["logistic"], before=losses["before"], after=losses["after"],
-                ratio=losses["after"] / losses["logistic"],
-                ap_margin=(average_precision_score(y, margins[r]) if n_classes == 2
-                           else average_precision(y, pooled["before", r])),
-                ap_posterior=average_precision(y, pooled["after", r])))
+            losses = {
+                which: log_loss(y, pooled[which, r], labels=np.arange(n_classes))
+                for which in ("logistic", "before", "after")
+            }
+            rows.append(
+                dict(
+                    dataset=name,
+                    note=note,
+                    kind=kind,
+                    backend=backend,
+                    rounds=r,
+                    logistic=losses["logistic"],
+                    before=losses["before"],
+                    after=losses["after"],
+                    ratio=losses["after"] / losses["logistic"],
+                    ap_margin=(
+                        average_precision_score(y, margins[r])
+                        if n_classes == 2
+                        else average_precision(y, pooled["before", r])
+                    ),
+                    ap_posterior=average_precision(y, pooled["after", r]),
+                )
+            )
     return rows
 
 
 def table(rows):
-    head = ("| dataset | backend | rounds | logistic | focal before | focal after | after / logistic "
-            "| AP margin | AP posterior |")
+    head = (
+        "| dataset | backend | rounds | logistic | focal before | focal after | after / logistic "
+        "| AP margin | AP posterior |"
+    )
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         name = row["dataset"] + (f" ({row['note']})" if row["note"] else "")
         lines.append(
             f"| {name} | {row['backend']} | {row['rounds']} | {row['logistic']:.4f} | "
             f"{row['before']:.4f} | {row['after']:.4f} | {row['ratio']:.3f} | "
-            f"{row['ap_margin']:.4f} | {row['ap_posterior']:.4f} |")
+            f"{row['ap_margin']:.4f} | {row['ap_posterior']:.4f} |"
+        )
     return "\n".join(lines)
 
 
@@ -165,9 +216,11 @@ def summary(rows):
         moved = max(abs(r["ap_margin"] - r["ap_posterior"]) for r in part)
         lines.append(
             f"{kind}: focal's log loss after the map is within 5% of logistic's in {within} of "
-            f"{len(part)} cells (worst {worst['ratio']:.3f}: {worst['dataset']}, {worst['backend']}, "
-            f"{worst['rounds']} rounds); before, up to {before:.2f}x; average precision identical "
-            f"in {same_ap} of {len(part)} (largest difference {moved:.1e})")
+            f"{len(part)} cells (worst {worst['ratio']:.3f}: {worst['dataset']}, "
+            f"{worst['backend']}, {worst['rounds']} rounds); before, up to {before:.2f}x; "
+            f"average precision identical in {same_ap} of {len(part)} "
+            f"(largest difference {moved:.1e})"
+        )
     return lines
 
 

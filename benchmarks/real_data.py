@@ -77,23 +77,42 @@ _MULTICLASS_TABLES = [
     ("average_precision", "Macro average precision, one-vs-rest (higher is better)", 3),
     ("rarest_ap", "Average precision of the rarest class (higher is better)", 3),
     ("log_loss", "Log loss of the class posterior (lower is better; GHM-C's is a score's)", 4),
-    ("ece", "Expected calibration error of the posterior, top label, 15 equal-width bins (lower is "
-            "better)", 4),
+    (
+        "ece",
+        "Expected calibration error of the posterior, top label, 15 equal-width bins (lower is "
+        "better)",
+        4,
+    ),
     ("balanced_accuracy", "Balanced accuracy of the most probable class (higher is better)", 3),
     ("macro_f1", "Macro F1 of the most probable class (higher is better)", 3),
-    ("fit_seconds", "Time per fold, seconds: early stopping (and tuning) plus the refit (one thread per "
-                    "model; noisy on a shared machine)", 2),
+    (
+        "fit_seconds",
+        "Time per fold, seconds: early stopping (and tuning) plus the refit (one thread per "
+        "model; noisy on a shared machine)",
+        2,
+    ),
 ]
 
 _TABLES = [
     ("average_precision", "Average precision (higher is better)", 3),
     ("roc_auc", "ROC-AUC (higher is better)", 4),
-    ("log_loss", "Log loss of the class posterior (lower is better; GHM-C's and OHEM's are a "
-                 "score's)", 4),
+    (
+        "log_loss",
+        "Log loss of the class posterior (lower is better; GHM-C's and OHEM's are a score's)",
+        4,
+    ),
     ("brier", "Brier score of the class posterior (lower is better)", 4),
-    ("ece", "Expected calibration error of the posterior, 15 equal-width bins (lower is better)", 4),
-    ("fit_seconds", "Time per fold, seconds: early stopping (and tuning) plus the refit (one thread per "
-                    "model; noisy on a shared machine)", 2),
+    (
+        "ece",
+        "Expected calibration error of the posterior, 15 equal-width bins (lower is better)",
+        4,
+    ),
+    (
+        "fit_seconds",
+        "Time per fold, seconds: early stopping (and tuning) plus the refit (one thread per "
+        "model; noisy on a shared machine)",
+        2,
+    ),
 ]
 
 
@@ -138,8 +157,11 @@ def run_one(name, protocol, max_rows, kind="binary"):
         "tie_notes": report.tie_lines(result.records, config),
     }
     if kind == "multiclass":
-        out.update(classes={c: int(n) for c, n in zip(dataset.classes, dataset.class_counts, strict=True)},
-                   rarest=dataset.classes[dataset.rarest_class], notes=dataset.notes)
+        out.update(
+            classes={c: int(n) for c, n in zip(dataset.classes, dataset.class_counts, strict=True)},
+            rarest=dataset.classes[dataset.rarest_class],
+            notes=dataset.notes,
+        )
     return out
 
 
@@ -171,8 +193,12 @@ def _metric_tables(results, config):
     lines = []
     for metric, title, places in _tables_of(config):
         larger = metrics_of(config.multiclass)[metric].larger_is_better
-        lines += [f"**{title}**", "", "| dataset | backend | " + " | ".join(headers) + " |",
-                  "|---|---|" + "---:|" * len(losses)]
+        lines += [
+            f"**{title}**",
+            "",
+            "| dataset | backend | " + " | ".join(headers) + " |",
+            "|---|---|" + "---:|" * len(losses),
+        ]
         for result in results:
             rows = cmp.summarize(result["records"])
             for backend in config.backends:
@@ -180,8 +206,12 @@ def _metric_tables(results, config):
                 shown = {loss: round(value, places) for loss, value in by_loss.items()}
                 best = max(shown.values()) if larger else min(shown.values())
                 bold = metric != "fit_seconds"
-                cells = [_cell(by_loss[loss], places, bold and shown[loss] == best) if loss in by_loss
-                         else "–" for loss in losses]
+                cells = [
+                    _cell(by_loss[loss], places, bold and shown[loss] == best)
+                    if loss in by_loss
+                    else "–"
+                    for loss in losses
+                ]
                 lines.append(f"| {result['dataset']} | {backend} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -189,10 +219,13 @@ def _metric_tables(results, config):
 
 def _rounds_table(results, config):
     losses = _shown_losses(config)
-    lines = ["**Rounds chosen by early stopping** (median over folds, min–max)" +
-             ("; with the setting most folds chose" if config.tune else ""), "",
-             "| dataset | backend | " + " | ".join(config.loss_label(loss) for loss in losses) + " |",
-             "|---|---|" + "---|" * len(losses)]
+    lines = [
+        "**Rounds chosen by early stopping** (median over folds, min–max)"
+        + ("; with the setting most folds chose" if config.tune else ""),
+        "",
+        "| dataset | backend | " + " | ".join(config.loss_label(loss) for loss in losses) + " |",
+        "|---|---|" + "---|" * len(losses),
+    ]
     for result in results:
         rows = cmp.summarize(result["records"])
         for backend in config.backends:
@@ -213,13 +246,15 @@ def _rounds_table(results, config):
 
 def _verdict_table(results, config):
     ap = "macro AP" if config.multiclass else "AP"
-    lines = [f"**Verdict** ({'macro ' if config.multiclass else ''}average precision; paired per-fold "
-             f"differences to plain logistic, {verdict.TEST_NAME}; "
-             f"*clearly better*: p < {verdict.LEVEL:g})",
-             "",
-             f"| dataset | backend | best loss | {ap} | {ap} of logistic | difference ± s.e. | p "
-             "| clearly better |",
-             "|---|---|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"**Verdict** ({'macro ' if config.multiclass else ''}average precision; paired per-fold "
+        f"differences to plain logistic, {verdict.TEST_NAME}; "
+        f"*clearly better*: p < {verdict.LEVEL:g})",
+        "",
+        f"| dataset | backend | best loss | {ap} | {ap} of logistic | difference ± s.e. | p "
+        "| clearly better |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
     for result in results:
         for backend, v in result["verdict"].items():
             if v["best_loss"] == verdict.BASELINE:
@@ -227,9 +262,11 @@ def _verdict_table(results, config):
             else:
                 diff = f"{v['mean_difference']:+.4f} ± {v['standard_error']:.4f}"
                 p = f"{v['p_value']:.2g}"
-            lines.append(f"| {result['dataset']} | {backend} | {config.loss_label(v['best_loss'])} | "
-                         f"{v['best_mean']:.3f} | {v['baseline_mean']:.3f} | {diff} | {p} | "
-                         f"{'yes' if v['clearly_better'] else 'no'} |")
+            lines.append(
+                f"| {result['dataset']} | {backend} | {config.loss_label(v['best_loss'])} | "
+                f"{v['best_mean']:.3f} | {v['baseline_mean']:.3f} | {diff} | {p} | "
+                f"{'yes' if v['clearly_better'] else 'no'} |"
+            )
     return lines + [""]
 
 
@@ -240,10 +277,13 @@ def _tally(results, config):
         return []
     metrics = [m for m, _, _ in _tables_of(config)[:-1]]
     titles = metrics_of(config.multiclass)
-    lines = ["**Each loss against plain logistic**, every (dataset, backend) pair: *clearly "
-             "better / clearly worse* by the same paired test (p < 0.05), out of the pairs.", "",
-             "| loss | " + " | ".join(titles[m].title for m in metrics) + " |",
-             "|---|" + "---:|" * len(metrics)]
+    lines = [
+        "**Each loss against plain logistic**, every (dataset, backend) pair: *clearly "
+        "better / clearly worse* by the same paired test (p < 0.05), out of the pairs.",
+        "",
+        "| loss | " + " | ".join(titles[m].title for m in metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
     for loss in challengers:
         cells = []
         for metric in metrics:
@@ -251,11 +291,13 @@ def _tally(results, config):
             better = worse = pairs = 0
             for result in results:
                 for backend in config.backends:
-                    if not any(r["backend"] == backend and r["loss"] == loss
-                               for r in result["records"]):
+                    if not any(
+                        r["backend"] == backend and r["loss"] == loss for r in result["records"]
+                    ):
                         continue  # a loss of one backend only (goss)
                     diffs, n_train, n_test = verdict.paired_differences(
-                        result["records"], backend, loss, verdict.BASELINE, metric)
+                        result["records"], backend, loss, verdict.BASELINE, metric
+                    )
                     mean, _, p = verdict.corrected_resampled_ttest(diffs, n_train, n_test)
                     pairs += 1
                     if p < verdict.LEVEL:
@@ -272,15 +314,26 @@ def _flags(results):
     lines = []
     for result in results:
         lines += [f"- {result['dataset']}: {line.lstrip('! ')}" for line in result["flags"]]
-    return ["No collapsed fold and no miscalibrated tie block.", ""] if not lines else [
-        "**Flags** (collapsed folds; tie blocks whose shared posterior is outside the z = 3 "
-        "Wilson interval of their observed positive rate):", ""] + lines + [""]
+    return (
+        ["No collapsed fold and no miscalibrated tie block.", ""]
+        if not lines
+        else [
+            "**Flags** (collapsed folds; tie blocks whose shared posterior is outside the z = 3 "
+            "Wilson interval of their observed positive rate):",
+            "",
+        ]
+        + lines
+        + [""]
+    )
 
 
 def markdown(by_protocol, kind="binary"):
     """A block of docs/real-data.md: per protocol, settings, tables, verdicts and flags."""
-    lines = [f"Run on {datetime.date.today().isoformat()} with `python benchmarks/real_data.py`; "
-             "fold means, the best of each row in bold (compared as shown).", ""]
+    lines = [
+        f"Run on {datetime.date.today().isoformat()} with `python benchmarks/real_data.py`; "
+        "fold means, the best of each row in bold (compared as shown).",
+        "",
+    ]
     for protocol, results in by_protocol.items():
         if not results:
             continue
@@ -288,12 +341,18 @@ def markdown(by_protocol, kind="binary"):
         for result in results:  # the settings in today's words
             for record in result["records"]:
                 record["setting"] = config.setting_words(record["loss"], record["settings"])
-        title = {"fair": "Fair protocol (the default of `boostloss compare`)",
-                 "tuned": "Fair protocol with `--tune`"}[protocol]
+        title = {
+            "fair": "Fair protocol (the default of `boostloss compare`)",
+            "tuned": "Fair protocol with `--tune`",
+        }[protocol]
         if kind == "multiclass":
             title = "Multi-class: " + title[0].lower() + title[1:]
-        lines += [f"### {title}", "", config.protocol_words().replace(f"{config.n_classes}-class ", "")
-                  + ".", ""]
+        lines += [
+            f"### {title}",
+            "",
+            config.protocol_words().replace(f"{config.n_classes}-class ", "") + ".",
+            "",
+        ]
         if kind == "multiclass":
             lines += _class_lines(results)
         if config.tune:
@@ -305,16 +364,21 @@ def markdown(by_protocol, kind="binary"):
         lines += _flags(results)
         sizes = []
         for r in results:
-            count = (f"{r['positives']:,} positive" if r.get("kind", "binary") == "binary"
-                     else f"{len(r['classes'])} classes")
+            count = (
+                f"{r['positives']:,} positive"
+                if r.get("kind", "binary") == "binary"
+                else f"{len(r['classes'])} classes"
+            )
             text = f"{r['dataset']} {r['rows']:,} rows / {count}"
             if r["rows"] < r["rows_in_file"]:
                 text += f" (a stratified subsample of its {r['rows_in_file']:,} rows)"
             sizes.append(text)
         total = sum(r["seconds"] for r in results)
         times = ", ".join(f"{r['dataset']} {r['seconds']:.0f} s" for r in results)
-        lines += [f"Data as used: {', '.join(sizes)}. Run time {total / 60:.0f} min in all ({times}).",
-                  ""]
+        lines += [
+            f"Data as used: {', '.join(sizes)}. Run time {total / 60:.0f} min in all ({times}).",
+            "",
+        ]
     return "\n".join(lines).rstrip()
 
 
@@ -341,23 +405,44 @@ def update_page(block, page=PAGE, kind="binary"):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", help="comma-separated names (default: every folder)")
-    parser.add_argument("--kinds", default="binary,multiclass",
-                        help="comma-separated: binary, multiclass (default: both)")
+    parser.add_argument(
+        "--kinds",
+        default="binary,multiclass",
+        help="comma-separated: binary, multiclass (default: both)",
+    )
     parser.add_argument("--protocols", default="fair,tuned", help="comma-separated: fair, tuned")
-    parser.add_argument("--max-rows", type=int, default=15_000,
-                        help="subsample larger datasets to this many rows (fair protocol)")
-    parser.add_argument("--tune-max-rows", type=int, default=3_000,
-                        help="subsample larger datasets to this many rows (tuned protocol)")
-    parser.add_argument("--cache", help="JSON file of finished (dataset, protocol) results: read "
-                                        "and extended, so an interrupted run resumes")
-    parser.add_argument("--no-docs", "--no-readme", dest="no_docs", action="store_true",
-                        help="print only; leave docs/real-data.md alone")
+    parser.add_argument(
+        "--max-rows",
+        type=int,
+        default=15_000,
+        help="subsample larger datasets to this many rows (fair protocol)",
+    )
+    parser.add_argument(
+        "--tune-max-rows",
+        type=int,
+        default=3_000,
+        help="subsample larger datasets to this many rows (tuned protocol)",
+    )
+    parser.add_argument(
+        "--cache",
+        help="JSON file of finished (dataset, protocol) results: read "
+        "and extended, so an interrupted run resumes",
+    )
+    parser.add_argument(
+        "--no-docs",
+        "--no-readme",
+        dest="no_docs",
+        action="store_true",
+        help="print only; leave docs/real-data.md alone",
+    )
     args = parser.parse_args(argv)
     protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     cache_path = pathlib.Path(args.cache) if args.cache else None
     cache = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
-    print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; numpy {np.__version__}",
-          flush=True)
+    print(
+        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; numpy {np.__version__}",
+        flush=True,
+    )
     for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
         root = datasets_dir(kind)
         if not root.is_dir():
@@ -379,10 +464,15 @@ def main(argv=None):
                     if cache_path:
                         cache_path.write_text(json.dumps(cache) + "\n")
                 result = cache[key]
-                print(f"{protocol} {name}: {result['rows']} rows, {result['seconds']:.0f} s; "
-                      + " ".join(f"{b}: {v['best_loss']} "
-                                 f"{'clearly' if v['clearly_better'] else 'not clearly'}"
-                                 for b, v in result["verdict"].items()), flush=True)
+                print(
+                    f"{protocol} {name}: {result['rows']} rows, {result['seconds']:.0f} s; "
+                    + " ".join(
+                        f"{b}: {v['best_loss']} "
+                        f"{'clearly' if v['clearly_better'] else 'not clearly'}"
+                        for b, v in result["verdict"].items()
+                    ),
+                    flush=True,
+                )
                 by_protocol[protocol].append(result)
         block = markdown(by_protocol, kind)
         print(block)

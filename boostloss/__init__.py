@@ -38,8 +38,18 @@ __version__ = "0.1.0"
 #: The name the package index knows this package by.
 DISTRIBUTION = "focal-ghm-boost"
 
-__all__ = ["FocalLoss", "GHMLoss", "OHEMLoss", "HESSIAN_FLOOR", "LOSSES", "make_loss", "XGBClassifier",
-           "LGBMClassifier", "posterior_from_margin", "__version__"]
+__all__ = [
+    "FocalLoss",
+    "GHMLoss",
+    "OHEMLoss",
+    "HESSIAN_FLOOR",
+    "LOSSES",
+    "make_loss",
+    "XGBClassifier",
+    "LGBMClassifier",
+    "posterior_from_margin",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

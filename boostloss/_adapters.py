@@ -39,8 +39,7 @@ def start_of(loss: LossLike, target: Target, n_classes: None = None) -> float: .
 def start_of(loss: LossLike, target: Target, n_classes: int) -> Float64Array: ...
 @overload
 def start_of(loss: LossLike, target: Target, n_classes: int | None) -> float | Float64Array: ...
-def start_of(loss: LossLike, target: Target,
-             n_classes: int | None = None) -> float | Float64Array:
+def start_of(loss: LossLike, target: Target, n_classes: int | None = None) -> float | Float64Array:
     """The constant start of a training: ``loss.init_score`` of a fresh clone, a float for a binary
     model or the K margins (float64 array) with ``n_classes``."""
     if n_classes is None:
@@ -103,11 +102,11 @@ class _Entry:
     def buffers(self, x: NDArray[Any]) -> tuple[Float32Array, Float32Array]:
         """float32 gradient and Hessian buffers shaped like the margins ``x`` (and in their
         layout, so that a framework reading F order gets them without a copy), reused."""
-        order: Literal["C", "F"] = ("F" if x.ndim == 2 and x.flags.f_contiguous
-                                    and not x.flags.c_contiguous else "C")
+        order: Literal["C", "F"] = (
+            "F" if x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+        )
         grad = self.grad
-        if grad.shape != x.shape or (
-                x.ndim == 2 and not grad.flags[order + "_CONTIGUOUS"]):  # type: ignore[index]
+        if grad.shape != x.shape or (x.ndim == 2 and not grad.flags[order + "_CONTIGUOUS"]):  # type: ignore[index]
             self.grad = np.empty(x.shape, dtype=np.float32, order=order)
             self.hess = np.empty(x.shape, dtype=np.float32, order=order)
         return self.grad, self.hess
@@ -140,15 +139,25 @@ class _PerDataset:
         self._entries = []
 
 
-def loss_sums(loss: _Loss, entry: _Entry, predt: ArrayLike, n_threads: AdapterThreads,
-              state: object | None = None) -> tuple[float, float]:
+def loss_sums(
+    loss: _Loss,
+    entry: _Entry,
+    predt: ArrayLike,
+    n_threads: AdapterThreads,
+    state: object | None = None,
+) -> tuple[float, float]:
     """``(sum(w_i l_i), sum(w_i))`` of these margins: a mean's numerator and denominator.
 
     ``state`` is the entry's loss state when a distributed training sums GHM's counts over workers.
     """
     x = margins_of(predt, entry.n_samples)
-    loss.loss(entry.target, x, loss_out=entry.loss_out, n_threads=round_threads(n_threads, x.ndim),
-              state=state)
+    loss.loss(
+        entry.target,
+        x,
+        loss_out=entry.loss_out,
+        n_threads=round_threads(n_threads, x.ndim),
+        state=state,
+    )
     w = entry.target.sample_weight
     total_weight = float(w.sum()) if w.shape[0] else float(entry.n_samples)
     return float(entry.loss_out.sum()), total_weight
@@ -162,9 +171,13 @@ def mean_loss(loss: _Loss, entry: _Entry, predt: ArrayLike, n_threads: AdapterTh
     return float(total / total_weight)
 
 
-def gradient_hessian(loss: _Loss, entry: _Entry, predt: ArrayLike, n_threads: AdapterThreads,
-                     multiclass_hessian_factor: Callable[[int], float] | None = None
-                     ) -> tuple[Float32Array, Float32Array]:
+def gradient_hessian(
+    loss: _Loss,
+    entry: _Entry,
+    predt: ArrayLike,
+    n_threads: AdapterThreads,
+    multiclass_hessian_factor: Callable[[int], float] | None = None,
+) -> tuple[Float32Array, Float32Array]:
     """One boosting round on the host: float32 gradient and Hessian in the entry's buffers.
 
     With K-class margins the Hessian is multiplied by ``multiclass_hessian_factor(K)``, the
@@ -172,8 +185,14 @@ def gradient_hessian(loss: _Loss, entry: _Entry, predt: ArrayLike, n_threads: Ad
     """
     x = margins_of(predt, entry.n_samples)
     grad, hess = entry.buffers(x)
-    loss.gradient_hessian(entry.target, x, gradient_out=grad, hessian_out=hess,
-                          n_threads=round_threads(n_threads, x.ndim), state=entry.state)
+    loss.gradient_hessian(
+        entry.target,
+        x,
+        gradient_out=grad,
+        hessian_out=hess,
+        n_threads=round_threads(n_threads, x.ndim),
+        state=entry.state,
+    )
     if x.ndim == 2 and multiclass_hessian_factor is not None:
         factor = multiclass_hessian_factor(x.shape[1])
         if factor != 1.0:
@@ -199,10 +218,20 @@ class _ArrayCache:
         if raw_w is not None and raw_w.size == 0:
             raw_w = None
         e = self.entry
-        if (e is not None and raw_y.shape == self.raw_y.shape and np.array_equal(raw_y, self.raw_y)
-                and ((raw_w is None and self.raw_w is None)
-                     or (raw_w is not None and self.raw_w is not None
-                         and raw_w.shape == self.raw_w.shape and np.array_equal(raw_w, self.raw_w)))):
+        if (
+            e is not None
+            and raw_y.shape == self.raw_y.shape
+            and np.array_equal(raw_y, self.raw_y)
+            and (
+                (raw_w is None and self.raw_w is None)
+                or (
+                    raw_w is not None
+                    and self.raw_w is not None
+                    and raw_w.shape == self.raw_w.shape
+                    and np.array_equal(raw_w, self.raw_w)
+                )
+            )
+        ):
             return e
         target = check_target(raw_y, raw_w)
         self.raw_y = raw_y.copy()
@@ -224,8 +253,9 @@ class LossCallable:
     _new_cache: type[Any] = _ArrayCache
     _display = "boostloss"
 
-    def __init__(self, loss: LossLike, name: str | None = None, *,
-                 n_threads: AdapterThreads = AUTO) -> None:
+    def __init__(
+        self, loss: LossLike, name: str | None = None, *, n_threads: AdapterThreads = AUTO
+    ) -> None:
         self.loss = fresh_loss(loss)
         self.loss.resolved_params()  # bad parameters fail here, not in the first round
         self.__name__ = self.loss.name if name is None else str(name)

@@ -78,7 +78,7 @@ class WorkerGroup:
         values = np.asarray(values, dtype=np.float64)
         table = np.zeros((self.world_size, values.shape[0]))
         table[self.rank] = values
-        return self.sum(table.ravel()).reshape(table.shape)[:self.rank].sum(axis=0)
+        return self.sum(table.ravel()).reshape(table.shape)[: self.rank].sum(axis=0)
 
     def run(self, work: Callable[[], T]) -> T:
         """``work()`` on every worker; if it raised on any worker, raise that error on all of them.

@@ -67,8 +67,11 @@ def estimator_param_names():
     import lightgbm as lgb
 
     kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return [name for name, p in inspect.signature(lgb.LGBMModel.__init__).parameters.items()
-            if name != "self" and p.kind in kinds]
+    return [
+        name
+        for name, p in inspect.signature(lgb.LGBMModel.__init__).parameters.items()
+        if name != "self" and p.kind in kinds
+    ]
 
 
 def fit_takes_eval_xy():
@@ -128,8 +131,11 @@ class DaskEstimatorExtension:
     extension_params: tuple[str, ...] = ()
 
     def _lgb_dask_to_local(self, model_factory):
-        params = {key: value for key, value in self.get_params().items()  # type: ignore[attr-defined]
-                  if key.partition("__")[0] not in self.extension_params}
+        params = {
+            key: value
+            for key, value in self.get_params().items()  # type: ignore[attr-defined]
+            if key.partition("__")[0] not in self.extension_params
+        }
         return dask_to_local(self, model_factory, params, self.extension_params)
 
 

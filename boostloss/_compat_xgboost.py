@@ -136,10 +136,10 @@ class SparkEstimatorExtension:
     #: The Params of the subclass that are not XGBoost parameters.
     extension_params: tuple[str, ...] = ()
 
-    def _gen_xgb_params_dict(self, gen_xgb_sklearn_estimator_param: bool = False
-                             ) -> dict[str, Any]:
+    def _gen_xgb_params_dict(self, gen_xgb_sklearn_estimator_param: bool = False) -> dict[str, Any]:
         params: dict[str, Any] = super()._gen_xgb_params_dict(  # type: ignore[misc]
-            gen_xgb_sklearn_estimator_param)
+            gen_xgb_sklearn_estimator_param
+        )
         for name in self.extension_params:
             params.pop(name, None)
         return params

@@ -89,8 +89,9 @@ def _focal_kernel(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, 
     stride = cuda.gridsize(1)
     weighted = w.shape[0] > 0
     while i < x.shape[0]:
-        _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode,
-                               grad_out, hess_out)
+        _focal_grad_hess_store(
+            i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out
+        )
         i += stride
 
 
@@ -181,9 +182,18 @@ def _first_nonfinite_kernel(x, first_out):
         i += stride
 
 
-KERNELS = {f.__name__: f for f in (
-    _focal_kernel, _ghm_bins_kernel, _sum_rows_kernel, _scale_by_bin_kernel, _ghm_norm_kernel,
-    _scale_by_sample_kernel, _first_nonfinite_kernel)}
+KERNELS = {
+    f.__name__: f
+    for f in (
+        _focal_kernel,
+        _ghm_bins_kernel,
+        _sum_rows_kernel,
+        _scale_by_bin_kernel,
+        _ghm_norm_kernel,
+        _scale_by_sample_kernel,
+        _first_nonfinite_kernel,
+    )
+}
 #: The kernels whose code depends on LOCAL_BINS.
 BINNED_KERNELS = ("_ghm_bins_kernel",)
 
@@ -194,8 +204,9 @@ BINNED_KERNELS = ("_ghm_bins_kernel",)
 
 
 def _rebind(func, globals_):
-    out = types.FunctionType(func.__code__, globals_, func.__name__, func.__defaults__,
-                             func.__closure__)
+    out = types.FunctionType(
+        func.__code__, globals_, func.__name__, func.__defaults__, func.__closure__
+    )
     out.__doc__ = func.__doc__
     out.__qualname__ = func.__qualname__
     return out
@@ -211,9 +222,16 @@ def namespace(cuda_module, threads=THREADS, local_bins=None):
     bin_group = 1
     if local_bins is not None:
         bin_group = max(1, min(local_bins, SHARED_FLOAT64 // threads, threads))
-    ns.update(cuda=cuda_module, math=math, float64=numba_float64, THREADS=threads,
-              PER_THREAD=PER_THREAD, LOCAL_BINS=local_bins, BIN_GROUP=bin_group,
-              SHARED_CELLS=threads * bin_group)
+    ns.update(
+        cuda=cuda_module,
+        math=math,
+        float64=numba_float64,
+        THREADS=threads,
+        PER_THREAD=PER_THREAD,
+        LOCAL_BINS=local_bins,
+        BIN_GROUP=bin_group,
+        SHARED_CELLS=threads * bin_group,
+    )
     device = functools.partial(cuda_module.jit, device=True, inline="always")
     for name in cpu.DEVICE_FUNCTIONS:
         ns[name] = device(_rebind(getattr(cpu, name).py_func, ns))
@@ -253,12 +271,22 @@ def launch_signatures():
         out.append(("_first_nonfinite_kernel", None, (x, arr(np.int64))))
         for od in OUTPUT_DTYPES:
             o = arr(od)
-            out.append(("_focal_kernel", None, (f64, x, f64, nt.float64, nt.float64, nt.float64,
-                                                nt.int64, o, o)))
+            out.append(
+                (
+                    "_focal_kernel",
+                    None,
+                    (f64, x, f64, nt.float64, nt.float64, nt.float64, nt.int64, o, o),
+                )
+            )
             out.append(("_ghm_norm_kernel", None, (f64, x, f64, o, o, f64)))
             for size in LOCAL_BIN_SIZES:
-                out.append(("_ghm_bins_kernel", size,
-                            (f64, x, f64, f64, o, o, arr(np.int32), arr(np.float64, 2))))
+                out.append(
+                    (
+                        "_ghm_bins_kernel",
+                        size,
+                        (f64, x, f64, f64, o, o, arr(np.int32), arr(np.float64, 2)),
+                    )
+                )
     for od in OUTPUT_DTYPES:
         o = arr(od)
         out.append(("_scale_by_bin_kernel", None, (arr(np.int32), f64, o, o)))

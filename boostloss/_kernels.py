@@ -122,8 +122,9 @@ def _log1p_unit(e, u, inv_u):
 
 #: (k, 2**-k, 2**k sqrt(2)/2) for k = 512, 256, ..., 1, 1: the steps of _log1p_nonnegative's
 #: scaling (the second 1 for u >= 2**1023 sqrt(2), which needs 1024 halvings).
-_LOG_STEPS = tuple((float(k), 2.0 ** -k, 2.0 ** k * (_SQRT2 / 2.0)) for k in
-                   (512, 256, 128, 64, 32, 16, 8, 4, 2, 1, 1))
+_LOG_STEPS = tuple(
+    (float(k), 2.0**-k, 2.0**k * (_SQRT2 / 2.0)) for k in (512, 256, 128, 64, 32, 16, 8, 4, 2, 1, 1)
+)
 
 
 @njit(cache=True, inline="always")
@@ -248,8 +249,9 @@ def _store_weighted(i, w, weighted, g, h, grad_out, hess_out):
 
 
 @njit(cache=True, inline="always")
-def _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode,
-                           grad_out, hess_out):
+def _focal_grad_hess_store(
+    i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out
+):
     _, g, h = focal_point(y[i], np.float64(x[i]), gamma, alpha_pos, alpha_neg, hessian_mode)
     _store_weighted(i, w, weighted, g, h, grad_out, hess_out)
 
@@ -259,8 +261,9 @@ def _focal_sample_store(i, gamma, y, x, w, table, params, grad_out, hess_out):
     """:func:`_focal_grad_hess_store` in the form :func:`for_each_with_gamma` calls, ``params``
     being ``(weighted, alpha_pos, alpha_neg, hessian_mode)``."""
     weighted, alpha_pos, alpha_neg, hessian_mode = params
-    _focal_grad_hess_store(i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode,
-                           grad_out, hess_out)
+    _focal_grad_hess_store(
+        i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out
+    )
 
 
 @njit(cache=True, inline="always")
@@ -293,8 +296,18 @@ def for_each_with_gamma(store, n, gamma, y, x, w, table, params, grad_out, hess_
 @njit(cache=True, parallel=True)
 def focal_grad_hess(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
     """Weighted focal gradient and Hessian of every sample, written into the output buffers."""
-    for_each_with_gamma(_focal_sample_store, x.shape[0], gamma, y, x, w, _NO_TABLE,
-                        (w.shape[0] > 0, alpha_pos, alpha_neg, hessian_mode), grad_out, hess_out)
+    for_each_with_gamma(
+        _focal_sample_store,
+        x.shape[0],
+        gamma,
+        y,
+        x,
+        w,
+        _NO_TABLE,
+        (w.shape[0] > 0, alpha_pos, alpha_neg, hessian_mode),
+        grad_out,
+        hess_out,
+    )
 
 
 @njit(cache=True)
@@ -541,9 +554,17 @@ def _radix_sort_bits(n, keys, idx, keys_tmp, idx_tmp):
 def window_beta(g, w, epsilon, beta_out):
     """:func:`window_beta_into` with its work arrays allocated here."""
     n = g.shape[0]
-    return window_beta_into(g, w, epsilon, beta_out, np.empty(n, dtype=np.int64),
-                            np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64),
-                            np.empty(n, dtype=np.int64), np.empty(n + 1))
+    return window_beta_into(
+        g,
+        w,
+        epsilon,
+        beta_out,
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+        np.empty(n + 1),
+    )
 
 
 @njit(cache=True)

@@ -40,10 +40,10 @@ from ._kernels import _exp_nonpositive, _log1p_nonnegative, _log1p_unit
 
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
 #: ``u`` may be subnormal).
-_U_TINY = 2.0 ** -1000
+_U_TINY = 2.0**-1000
 #: Below this |x| the binary map's logit is its linear term ``L'(0) x`` (relative error below
 #: x^2, under an ulp), exactly monotone where R's rounding would be as large as R - 1.
-_LINEAR_BELOW = 2.0 ** -26
+_LINEAR_BELOW = 2.0**-26
 _LN2 = 0.6931471805599453
 #: Rows per block of the K-class kernel (its scratch stays in the L1 cache).
 ROW_BLOCK = 128
@@ -68,8 +68,11 @@ def _binary_pair(x, gamma, shift):
     linear = a < _LINEAR_BELOW
     num = 1.0 + gamma if tiny else (1.0 if linear else u + gamma * l1)
     den = 1.0 if (tiny or linear) else u + gamma * ((a + l1) * u) * u
-    slope = (1.0 + gamma) - gamma * (2.0 * _LN2 - 1.0) / (1.0 + gamma * _LN2) if linear else (
-        1.0 + gamma)
+    slope = (
+        (1.0 + gamma) - gamma * (2.0 * _LN2 - 1.0) / (1.0 + gamma * _LN2)
+        if linear
+        else (1.0 + gamma)
+    )
     toward_positive = x >= 0.0
     arg = -slope * a - (shift if toward_positive else -shift)
     e = _exp_nonpositive(-abs(arg))
@@ -229,6 +232,7 @@ def softmax_posterior(z, gamma, log_weights, out):
         row = np.empty((6, ROW_BLOCK))
         stop = min(n, (j + 1) * SWEEP_ROWS)
         for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
-            bad += _softmax_block(lo, min(ROW_BLOCK, stop - lo), z, gamma, log_weights, out, zt,
-                                  et, top, second, row)
+            bad += _softmax_block(
+                lo, min(ROW_BLOCK, stop - lo), z, gamma, log_weights, out, zt, et, top, second, row
+            )
     return bad

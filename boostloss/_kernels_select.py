@@ -519,8 +519,9 @@ class _Selection:
 
     def domain_range(self, domain, cand):
         if cand is None:
-            low, high = _rows_range(self.y, self.score, self.w, self.weighted, self.label,
-                                    self.ties, domain)
+            low, high = _rows_range(
+                self.y, self.score, self.w, self.weighted, self.label, self.ties, domain
+            )
         else:
             low, high = _cand_range(self.score, self.ties, cand, domain)
         return self.span(low, high)
@@ -584,8 +585,7 @@ class _Selection:
             before = self.group.before(np.array(mine))
             count_left -= int(before[0])
             weight_left -= before[1]
-        kept, kept_w = _keep_prefix(cand, self.w, self.weighted, count_left, weight_left,
-                                    self.keep)
+        kept, kept_w = _keep_prefix(cand, self.w, self.weighted, count_left, weight_left, self.keep)
         if self.group is not None:
             kept, kept_w = self.group.sum(np.array([kept, kept_w], dtype=np.float64))
         return self.result(int(kept), float(kept_w))
@@ -608,7 +608,8 @@ def _select(y, score, w, negative_label, ratio, ties, keep_out, group=None):
     if group is not None:
         # A worker without rows has no weights either: weighted is what any worker says.
         n_pos, w_pos, n_cand, w_cand, weighted = group.sum(
-            np.array([n_pos, w_pos, n_cand, w_cand, s.weighted], dtype=np.float64))
+            np.array([n_pos, w_pos, n_cand, w_cand, s.weighted], dtype=np.float64)
+        )
         n_pos, n_cand, s.weighted = int(n_pos), int(n_cand), weighted > 0.0
         low, high = group.span(low, high)
     need_count, need_weight = 0, 0.0
@@ -801,7 +802,9 @@ def ohem_best_constant(positive_weight, kept_negative_weight):
     called on constant margins. The kept set does not change at the new constant (all still tie).
     """
     if not (positive_weight > 0.0 and math.isfinite(positive_weight)):
-        raise ValueError(f"positive_weight must be a positive finite number, got {positive_weight!r}")
+        raise ValueError(
+            f"positive_weight must be a positive finite number, got {positive_weight!r}"
+        )
     if not (kept_negative_weight > 0.0 and math.isfinite(kept_negative_weight)):
         raise ValueError(
             "kept_negative_weight must be a positive finite number (no negative is kept "

@@ -40,7 +40,6 @@ arXiv:1708.02002 (the loss is written for K-way softmax there); Li, Liu, Wang, "
 Single-stage Detector", 2019, arXiv:1811.05181.
 """
 
-
 import numpy as np
 from numba import njit, prange
 
@@ -107,8 +106,8 @@ def _true_class_pq(a, s_rest):
 def _true_class_log_p(a, s_rest, e):
     """``log P`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``)::
 
-        a <= 0:  log P = a - log1p(s_rest + E)
-        a >  0:  log P = -log1p(v)
+    a <= 0:  log P = a - log1p(s_rest + E)
+    a >  0:  log P = -log1p(v)
     """
     l1 = _log1p_nonnegative((s_rest + e) if a <= 0.0 else (1.0 + s_rest) * e)
     return (a - l1) if a <= 0.0 else -l1
@@ -118,8 +117,8 @@ def _true_class_log_p(a, s_rest, e):
 def _true_class_log_q(a, s_rest, e):
     """``log q`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``), without ``log(0)``::
 
-        a <= 0:  log q = -log1p(E / s)
-        a >  0:  log q = (log1p(s_rest) - a) - log1p(v)
+    a <= 0:  log q = -log1p(E / s)
+    a >  0:  log q = (log1p(s_rest) - a) - log1p(v)
     """
     s = 1.0 + s_rest
     l2 = _log1p_nonnegative((e / s) if a <= 0.0 else s_rest)
@@ -335,8 +334,11 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
             for b in range(m):
                 r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
                 d1 = work[_D1, b]
-                h = (work[_DY, b] if k == cls[b]
-                     else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r))
+                h = (
+                    work[_DY, b]
+                    if k == cls[b]
+                    else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r)
+                )
                 _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
 
 
@@ -381,8 +383,7 @@ def _focal_block_of_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, c
     elif gamma == 0.0:
         _focal_block_gamma0(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
     else:
-        _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am,
-                               work)
+        _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
 
 
 @njit(cache=True, error_model="numpy")
@@ -401,8 +402,9 @@ def _ce_block(lo, m, y, w, xb, gb, hb, cls, am, work):
             q = work[_Q, b]
             g = q * r
             h = g * (p + q * one_minus_r)
-            _store_floored(b, k, -q if k == cls[b] else g, p * q if k == cls[b] else h,
-                           work[_W, b], gb, hb)
+            _store_floored(
+                b, k, -q if k == cls[b] else g, p * q if k == cls[b] else h, work[_W, b], gb, hb
+            )
 
 
 @njit(cache=True, inline="always")
@@ -502,8 +504,7 @@ def softmax_focal_loss(y, x, w, gamma, alpha, out):
             elif gamma == 0.0:
                 _focal_loss_block_gamma0(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
             else:
-                _focal_loss_block_any_gamma(lo, m, gamma, class_alpha, y, w, xb, cls, am, work,
-                                            out)
+                _focal_loss_block_any_gamma(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
 
 
 @njit(cache=True, parallel=True)
@@ -546,8 +547,9 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
         for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
             m = min(ROW_BLOCK, stop - lo)
             _load_block(lo, m, x, xb)
-            _focal_block_of_gamma(lo, m, gamma, class_alpha, hessian_mode, y, w, xb, gb, hb, cls,
-                                  am, work)
+            _focal_block_of_gamma(
+                lo, m, gamma, class_alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work
+            )
             _store_block(lo, m, gb, hb, grad_out, hess_out)
 
 

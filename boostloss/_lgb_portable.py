@@ -67,8 +67,9 @@ def _with_objective(lines, objective):
     # The objective goes where LightGBM writes it (after max_feature_idx); LightGBM reads the
     # header into a key -> value map, so only the presence of the line matters, not its place.
     out = list(lines)
-    at = next((i + 1 for i, line in enumerate(out) if line.startswith("max_feature_idx=")),
-              len(out))
+    at = next(
+        (i + 1 for i, line in enumerate(out) if line.startswith("max_feature_idx=")), len(out)
+    )
     out.insert(at, "objective=" + objective)
     return out
 
@@ -86,7 +87,7 @@ def _with_plain_parameters(text, n_trees_per_iteration):
     if trees_end < 0 or start < 0 or end < 0:
         return text
     values = {"objective": "binary" if k == 1 else "multiclass", "num_class": str(k)}
-    lines = text[start + len(_PARAMETERS_START):end].split("\n")
+    lines = text[start + len(_PARAMETERS_START) : end].split("\n")
     seen = set()
     for i, line in enumerate(lines):
         name = line[1:].partition(":")[0]
@@ -95,17 +96,31 @@ def _with_plain_parameters(text, n_trees_per_iteration):
             seen.add(name)
     # LightGBM writes every parameter; one missing (another version) is appended.
     lines += [f"[{name}: {value}]" for name, value in values.items() if name not in seen]
-    return text[:start + len(_PARAMETERS_START)] + "\n".join(lines) + text[end:]
+    return text[: start + len(_PARAMETERS_START)] + "\n".join(lines) + text[end:]
 
 
 def _constant_tree_text(tree_index):
     # The text LightGBM writes for a single-leaf tree (num_leaves=1, no splits).
-    keys = ("split_feature", "split_gain", "threshold", "decision_type", "left_child",
-            "right_child")
+    keys = (
+        "split_feature",
+        "split_gain",
+        "threshold",
+        "decision_type",
+        "left_child",
+        "right_child",
+    )
     body = [f"Tree={tree_index}", "num_leaves=1", "num_cat=0"]
     body += [f"{key}=" for key in keys]
-    body += ["leaf_value=0", "leaf_weight=", "leaf_count=0", "internal_value=",
-             "internal_weight=", "internal_count=", "is_linear=0", "shrinkage=1"]
+    body += [
+        "leaf_value=0",
+        "leaf_weight=",
+        "leaf_count=0",
+        "internal_value=",
+        "internal_weight=",
+        "internal_count=",
+        "is_linear=0",
+        "shrinkage=1",
+    ]
     return "\n".join(body) + "\n\n\n"
 
 
@@ -114,12 +129,13 @@ def _with_constant_trees(lines, rest, n_trees):
     blocks = [_constant_tree_text(k) for k in range(n_trees)]
     sizes = " ".join(str(len(block.encode("utf-8"))) for block in blocks)
     # tree_sizes lets LightGBM locate each tree; it must list the new trees' byte sizes.
-    lines = [f"{_TREE_SIZES}={sizes}" if line.startswith(_TREE_SIZES + "=") else line
-             for line in lines]
+    lines = [
+        f"{_TREE_SIZES}={sizes}" if line.startswith(_TREE_SIZES + "=") else line for line in lines
+    ]
     if _header_value(lines, _TREE_SIZES) is None:
         lines.append(f"{_TREE_SIZES}={sizes}")
     # ``rest`` starts with the blank line that ends the header: trees go right after it.
-    return "\n".join(lines) + _HEADER_TERMINATOR + "".join(blocks) + rest[len(_HEADER_TERMINATOR):]
+    return "\n".join(lines) + _HEADER_TERMINATOR + "".join(blocks) + rest[len(_HEADER_TERMINATOR) :]
 
 
 def _check_start(init_score, n_trees_per_iteration):
@@ -127,8 +143,10 @@ def _check_start(init_score, n_trees_per_iteration):
     shape = np.shape(init_score)
     if shape not in ((), (k,)) or (shape == () and k != 1):
         want = "a float" if k == 1 else f"an array of {k} margins (one per class)"
-        raise ValueError(f"init_score={init_score!r} does not fit a model with {k} tree(s) per "
-                         f"iteration; expected {want}")
+        raise ValueError(
+            f"init_score={init_score!r} does not fit a model with {k} tree(s) per "
+            f"iteration; expected {want}"
+        )
     values = [init_score] if shape == () else list(init_score)
     for i, value in enumerate(values):
         v.check_real("init_score" if shape == () else f"init_score[{i}]", value)
@@ -168,7 +186,8 @@ def make_portable(booster, init_score):
         raise ValueError(
             f"the model already stores objective={objective!r}: it was trained with a built-in "
             "objective (which folds its own start into the model) or is already portable; "
-            "make_portable is for boosters trained with a boostloss objective")
+            "make_portable is for boosters trained with a boostloss objective"
+        )
     # The objective is set in the text: LightGBM has no call that gives a trained model an
     # objective (reset_parameter({"objective": ...}) on a booster whose training data was freed,
     # as lgb.train returns it, crashes LightGBM 4.7), and predict() takes the link from this line.

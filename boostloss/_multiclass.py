@@ -62,8 +62,14 @@ def _class_margin(log_target, gamma):
     f_hi = _log_phi(hi, gamma) - log_target
     if f_hi <= 0.0:
         return hi
-    return brentq(lambda t: _log_phi(t, gamma) - log_target, lo, hi,
-                  xtol=1e-300, rtol=4.0 * np.finfo(float).eps, maxiter=500)
+    return brentq(
+        lambda t: _log_phi(t, gamma) - log_target,
+        lo,
+        hi,
+        xtol=1e-300,
+        rtol=4.0 * np.finfo(float).eps,
+        maxiter=500,
+    )
 
 
 def _class_log_probs(log_lambda, log_n, gamma):
@@ -75,7 +81,9 @@ def _check_positive_per_class(name, values, why=""):
     bad = ~(np.isfinite(values) & (values > 0.0))
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} must be finite and > 0, got {float(values[k])!r} for class {k}{why}")
+        raise ValueError(
+            f"{name} must be finite and > 0, got {float(values[k])!r} for class {k}{why}"
+        )
 
 
 def softmax_focal_best_constant(class_weights, gamma, alpha=None):
@@ -107,9 +115,11 @@ def softmax_focal_best_constant(class_weights, gamma, alpha=None):
     if weights.ndim != 1 or weights.shape[0] < 2:
         raise ValueError(
             "class_weights must be a 1-D array of at least 2 class totals, got shape "
-            f"{weights.shape}")
-    _check_positive_per_class("class_weights", weights,
-                              ": a class with no weight has a best constant margin of -inf")
+            f"{weights.shape}"
+        )
+    _check_positive_per_class(
+        "class_weights", weights, ": a class with no weight has a best constant margin of -inf"
+    )
     gamma = float(gamma)
     if not (math.isfinite(gamma) and gamma >= 0.0):
         raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
@@ -120,7 +130,8 @@ def softmax_focal_best_constant(class_weights, gamma, alpha=None):
         if alpha.shape != weights.shape:
             raise ValueError(
                 f"alpha must have one weight per class ({weights.shape[0]}), got shape "
-                f"{alpha.shape}")
+                f"{alpha.shape}"
+            )
         _check_positive_per_class("alpha", alpha)
         totals = alpha * weights
     log_n = np.log(totals)

@@ -53,8 +53,12 @@ def _private_temp_dir():
         try:
             os.makedirs(path, mode=0o700, exist_ok=True)
             info = os.lstat(path)
-            if (stat.S_ISDIR(info.st_mode) and info.st_uid == getuid()
-                    and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and _writable(path)):
+            if (
+                stat.S_ISDIR(info.st_mode)
+                and info.st_uid == getuid()
+                and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+                and _writable(path)
+            ):
                 return path
         except OSError:
             pass

@@ -46,8 +46,11 @@ _NO_WEIGHTS = np.empty(0, dtype=np.float64)
 
 
 def _check_gamma(gamma: object) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (
-            np.isfinite(float(gamma)) and float(gamma) >= 0.0):
+    if (
+        isinstance(gamma, bool)
+        or not isinstance(gamma, numbers.Real)
+        or not (np.isfinite(float(gamma)) and float(gamma) >= 0.0)
+    ):
         raise ValueError(f"gamma must be a finite real number >= 0, got {gamma!r}")
     return float(gamma)
 
@@ -75,8 +78,7 @@ def _raise_nonfinite(x: Float64Array) -> NoReturn:
     )
 
 
-def _check_class_weights(class_weights: ArrayLike | None, n_classes: int
-                         ) -> Float64Array | None:
+def _check_class_weights(class_weights: ArrayLike | None, n_classes: int) -> Float64Array | None:
     """None, or the logs of ``n_classes`` finite weights > 0 (float64)."""
     if class_weights is None:
         return None
@@ -102,8 +104,9 @@ def _check_class_weights(class_weights: ArrayLike | None, n_classes: int
     return np.log(weights)
 
 
-def posterior_from_margin(raw_prediction: ArrayLike, *, gamma: float = 0.0,
-                          class_weights: ArrayLike | None = None) -> Float64Array:
+def posterior_from_margin(
+    raw_prediction: ArrayLike, *, gamma: float = 0.0, class_weights: ArrayLike | None = None
+) -> Float64Array:
     """Class posterior of a model trained with focal loss (gamma) and class weights, from margins.
 
     Parameters
@@ -150,8 +153,9 @@ def posterior_from_margin(raw_prediction: ArrayLike, *, gamma: float = 0.0,
             out = columns.T
         else:
             out = np.empty(x.shape)
-            bad = posterior.softmax_posterior(x, gamma, _NO_WEIGHTS if log_w is None else log_w,
-                                              out)
+            bad = posterior.softmax_posterior(
+                x, gamma, _NO_WEIGHTS if log_w is None else log_w, out
+            )
     if bad:
         _raise_nonfinite(x)
     return out
@@ -167,16 +171,21 @@ def loss_posterior_map(loss: _Loss, n_classes: int) -> dict[str, Any]:
     arguments of :func:`posterior_from_margin`), and ``posterior``: True when the result is the
     class posterior (focal loss), False when it is a score (GHM-C, OHEM: the sigmoid / softmax)."""
     gamma, weights = loss._posterior_map(n_classes)
-    return {"loss": loss.name, "gamma": float(gamma),
-            "class_weights": None if weights is None else [float(w) for w in weights],
-            "posterior": bool(loss._posterior_is_exact)}
+    return {
+        "loss": loss.name,
+        "gamma": float(gamma),
+        "class_weights": None if weights is None else [float(w) for w in weights],
+        "posterior": bool(loss._posterior_is_exact),
+    }
 
 
-def apply_posterior_map(raw_prediction: ArrayLike, posterior_map: Mapping[str, Any]
-                        ) -> Float64Array:
+def apply_posterior_map(
+    raw_prediction: ArrayLike, posterior_map: Mapping[str, Any]
+) -> Float64Array:
     """:func:`posterior_from_margin` with the arguments of a :func:`loss_posterior_map` dict."""
-    return posterior_from_margin(raw_prediction, gamma=posterior_map["gamma"],
-                                 class_weights=posterior_map["class_weights"])
+    return posterior_from_margin(
+        raw_prediction, gamma=posterior_map["gamma"], class_weights=posterior_map["class_weights"]
+    )
 
 
 def _binary_logit(x: Float64Array, gamma: float) -> Float64Array:
@@ -221,8 +230,9 @@ def _log_focal_weights(z: Float64Array, gamma: float) -> Float64Array:
     return np.where(t >= 0.0, ahead, behind)
 
 
-def decision_from_margin(raw_prediction: ArrayLike, *, gamma: float = 0.0,
-                         class_weights: ArrayLike | None = None) -> Float64Array:
+def decision_from_margin(
+    raw_prediction: ArrayLike, *, gamma: float = 0.0, class_weights: ArrayLike | None = None
+) -> Float64Array:
     """The log-odds of :func:`posterior_from_margin` (binary, shape (n,)) or its log (K classes,
     shape (n, K)): what ``decision_function`` returns, so that its sign (binary) or argmax agrees
     with the posterior's. The margin itself when the map is the identity (gamma 0, no weights).
@@ -244,8 +254,8 @@ def decision_from_margin(raw_prediction: ArrayLike, *, gamma: float = 0.0,
     return log_softmax(scores, axis=1)
 
 
-def apply_decision_map(raw_prediction: ArrayLike, posterior_map: Mapping[str, Any]
-                       ) -> Float64Array:
+def apply_decision_map(raw_prediction: ArrayLike, posterior_map: Mapping[str, Any]) -> Float64Array:
     """:func:`decision_from_margin` with the arguments of a :func:`loss_posterior_map` dict."""
-    return decision_from_margin(raw_prediction, gamma=posterior_map["gamma"],
-                                class_weights=posterior_map["class_weights"])
+    return decision_from_margin(
+        raw_prediction, gamma=posterior_map["gamma"], class_weights=posterior_map["class_weights"]
+    )

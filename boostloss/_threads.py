@@ -51,9 +51,7 @@ def check_adapter_threads(n_threads: object) -> int | Literal["auto"] | None:
     if isinstance(n_threads, str):
         if n_threads == AUTO:
             return AUTO
-        raise TypeError(
-            f'n_threads must be "auto", None or a positive integer, got {n_threads!r}'
-        )
+        raise TypeError(f'n_threads must be "auto", None or a positive integer, got {n_threads!r}')
     return check_n_threads(n_threads)
 
 

@@ -14,8 +14,18 @@ from numpy.typing import ArrayLike, NDArray
 if TYPE_CHECKING:
     from .losses import Target, _Loss
 
-__all__ = ["AdapterThreads", "Float32Array", "Float64Array", "FloatArray", "IterationRange",
-           "LabelsLike", "LossLike", "MatrixLike", "DeviceArrayLike", "T"]
+__all__ = [
+    "AdapterThreads",
+    "Float32Array",
+    "Float64Array",
+    "FloatArray",
+    "IterationRange",
+    "LabelsLike",
+    "LossLike",
+    "MatrixLike",
+    "DeviceArrayLike",
+    "T",
+]
 
 #: A float64 array (what the losses return unless given output buffers).
 Float64Array = NDArray[np.float64]

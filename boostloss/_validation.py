@@ -44,8 +44,12 @@ def _numeric_extension_array(name, values):
     """
     dtype = getattr(values, "dtype", None)
     numpy_dtype = getattr(dtype, "numpy_dtype", None)
-    if (isinstance(dtype, np.dtype) or not isinstance(numpy_dtype, np.dtype)
-            or numpy_dtype.kind not in "biuf" or not hasattr(values, "to_numpy")):
+    if (
+        isinstance(dtype, np.dtype)
+        or not isinstance(numpy_dtype, np.dtype)
+        or numpy_dtype.kind not in "biuf"
+        or not hasattr(values, "to_numpy")
+    ):
         return None
     missing = np.asarray(values.isna(), dtype=bool)
     if missing.any():
@@ -55,8 +59,11 @@ def _numeric_extension_array(name, values):
 
 def _is_missing(value):
     pandas = sys.modules.get("pandas")  # pd.NA can only exist if pandas is imported
-    return value is None or (pandas is not None and value is pandas.NA) or (
-        isinstance(value, float) and value != value)
+    return (
+        value is None
+        or (pandas is not None and value is pandas.NA)
+        or (isinstance(value, float) and value != value)
+    )
 
 
 def _numeric_object_array(name, arr):
@@ -105,7 +112,7 @@ def _as_1d(name, values, allow_2d=False):
             arr = arr if converted is None else converted
     if arr.dtype == object or arr.dtype.kind in "USVMmc":
         kind = "complex" if arr.dtype.kind == "c" else str(arr.dtype)
-        sample = describe_values(np.ravel(arr)[:_MAX_SHOWN + 1]) if arr.size else ""
+        sample = describe_values(np.ravel(arr)[: _MAX_SHOWN + 1]) if arr.size else ""
         raise TypeError(
             f"{name} must hold real numbers, got dtype {kind}"
             + (f" (first values: {sample})" if sample else "")
@@ -210,8 +217,7 @@ def check_finite_margins(x):
     if kernels().count_nonfinite(flat):
         bad = np.argwhere(~np.isfinite(x))
         first = tuple(int(i) for i in bad[0])
-        where = (f"index {first[0]}" if x.ndim == 1
-                 else f"row {first[0]}, column {first[1]}")
+        where = f"index {first[0]}" if x.ndim == 1 else f"row {first[0]}, column {first[1]}"
         raise ValueError(
             f"raw_prediction contains {bad.shape[0]} non-finite value(s) (first at {where}: "
             f"{float(x[first])!r}); margins must be finite (a diverged model or a bad base margin?)"
@@ -224,7 +230,9 @@ def check_weights(sample_weight, n):
         return _EMPTY
     arr = _as_1d("sample_weight", sample_weight)
     if arr.dtype == np.bool_:
-        raise TypeError("sample_weight must hold numbers, got a boolean array; use a 0/1 float array")
+        raise TypeError(
+            "sample_weight must hold numbers, got a boolean array; use a 0/1 float array"
+        )
     w = np.ascontiguousarray(arr, dtype=np.float64)
     if w.shape[0] != n:
         raise ValueError(
@@ -276,7 +284,9 @@ def check_out(name, out, n, n_classes=None):
 def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
     """A real-number parameter within bounds; bool and non-numbers are TypeErrors."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a real number, got {value!r} of type {type(value).__name__}"
+        )
     v = float(value)
     ok = np.isfinite(v)
     if ok and low is not None:
@@ -286,8 +296,11 @@ def check_real(name, value, low=None, high=None, low_open=False, high_open=False
     if not ok:
         lo = "-inf" if low is None else repr(low)
         hi = "inf" if high is None else repr(high)
-        interval = ("(" if low_open or low is None else "[") + f"{lo}, {hi}" + (
-            ")" if high_open or high is None else "]")
+        interval = (
+            ("(" if low_open or low is None else "[")
+            + f"{lo}, {hi}"
+            + (")" if high_open or high is None else "]")
+        )
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
     return v
 
@@ -305,5 +318,3 @@ def check_choice(name, value, choices):
         allowed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value
-
-

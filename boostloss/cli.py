@@ -93,7 +93,8 @@ def _alpha(text):
     if value is None or not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(
             "expected a number in (0, 1) or 'none' ('balanced' too on a multi-class target), "
-            f"got {text!r}")
+            f"got {text!r}"
+        )
     return value
 
 
@@ -129,21 +130,35 @@ class _Version(argparse.Action):
     """``--version``: ``boostloss 0.1.0 (focal-ghm-boost) from /path/to/boostloss (Python 3.x.y)``,
     the release and which copy of the package runs, on one line (argparse's own action wraps it)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: object, option_string: str | None = None) -> NoReturn:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> NoReturn:
         import platform
 
         where = pathlib.Path(__file__).resolve().parent
-        print(f"boostloss {__version__} ({DISTRIBUTION}) from {where} "
-              f"(Python {platform.python_version()})")
+        print(
+            f"boostloss {__version__} ({DISTRIBUTION}) from {where} "
+            f"(Python {platform.python_version()})"
+        )
         parser.exit(0)
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="boostloss", description="Focal loss and GHM-C for gradient-boosted trees.",
-                     epilog=f"The {DISTRIBUTION} distribution: pip install {DISTRIBUTION}")
-    parser.add_argument("--version", action=_Version, nargs=0,
-                        help="print the release and where the package is installed, and exit")
+    parser = _Parser(
+        prog="boostloss",
+        description="Focal loss and GHM-C for gradient-boosted trees.",
+        epilog=f"The {DISTRIBUTION} distribution: pip install {DISTRIBUTION}",
+    )
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        nargs=0,
+        help="print the release and where the package is installed, and exit",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = commands.add_parser(
         "compare",
@@ -168,79 +183,185 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_comparison_options(p.add_argument_group("comparison"))
     out = p.add_argument_group("output")
     out.add_argument("--output", metavar="FILE", help="write every fold's results: .json or .csv")
-    out.add_argument("--plot", metavar="FILE",
-                     help="precision-recall curves, reliability diagrams and gradient-norm histograms "
-                          "(.png, .pdf, .svg)")
+    out.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="precision-recall curves, reliability diagrams and gradient-norm histograms "
+        "(.png, .pdf, .svg)",
+    )
     out.add_argument("--quiet", action="store_true", help="no progress display")
     return parser
 
 
 def _add_data_options(data):
-    data.add_argument("data", nargs="?", metavar="DATA",
-                      help="CSV file (.csv, .csv.gz, ...) or parquet; omit for the built-in dataset")
-    data.add_argument("--target", metavar="COLUMN", help="label column of DATA (required with DATA)")
-    data.add_argument("--positive", metavar="LABEL",
-                      help="value of the target that is the positive class (needed for two values "
-                           "other than 0/1; with 3 or more values: that class against the rest, "
-                           "instead of a multi-class comparison)")
-    data.add_argument("--merge-rare", metavar="N", type=_positive_int,
-                      help="multi-class: merge the classes with fewer than N rows into one class "
-                           "(e.g. classes too small for the folds)")
-    data.add_argument("--drop", metavar="COLS", type=_names, action="extend", default=[],
-                      help="comma-separated columns not to use as features (repeatable)")
-    data.add_argument("--na-values", metavar="STRINGS", type=_names, action="extend", default=[],
-                      help="comma-separated extra strings that mean missing, e.g. 'unknown,?'")
-    data.add_argument("--max-rows", metavar="N", type=_positive_int,
-                      help="use a stratified random subsample of N rows (seeded by --seed)")
+    data.add_argument(
+        "data",
+        nargs="?",
+        metavar="DATA",
+        help="CSV file (.csv, .csv.gz, ...) or parquet; omit for the built-in dataset",
+    )
+    data.add_argument(
+        "--target", metavar="COLUMN", help="label column of DATA (required with DATA)"
+    )
+    data.add_argument(
+        "--positive",
+        metavar="LABEL",
+        help="value of the target that is the positive class (needed for two values "
+        "other than 0/1; with 3 or more values: that class against the rest, "
+        "instead of a multi-class comparison)",
+    )
+    data.add_argument(
+        "--merge-rare",
+        metavar="N",
+        type=_positive_int,
+        help="multi-class: merge the classes with fewer than N rows into one class "
+        "(e.g. classes too small for the folds)",
+    )
+    data.add_argument(
+        "--drop",
+        metavar="COLS",
+        type=_names,
+        action="extend",
+        default=[],
+        help="comma-separated columns not to use as features (repeatable)",
+    )
+    data.add_argument(
+        "--na-values",
+        metavar="STRINGS",
+        type=_names,
+        action="extend",
+        default=[],
+        help="comma-separated extra strings that mean missing, e.g. 'unknown,?'",
+    )
+    data.add_argument(
+        "--max-rows",
+        metavar="N",
+        type=_positive_int,
+        help="use a stratified random subsample of N rows (seeded by --seed)",
+    )
 
 
 def _add_comparison_options(run):
     # Option names are the CompareConfig field names (dest), so the config is vars(args) filtered.
     d = _DEFAULTS
-    run.add_argument("--backend", dest="backends", choices=(*BACKENDS, _ALL_BACKENDS), action=_Backends,
-                     default=d.backends, help=f"boosting library (default: {_ALL_BACKENDS})")
-    run.add_argument("--losses", type=_losses, default=d.losses, metavar="LIST",
-                     help=f"comma-separated subset of {','.join(LOSSES)} (default: all)")
-    run.add_argument("--folds", type=_positive_int, default=d.folds,
-                     help=f"stratified folds, >= 2 (default: {d.folds})")
-    run.add_argument("--repeats", type=_positive_int, default=d.repeats,
-                     help="repeated stratified k-fold: repetitions, each with its own shuffle "
-                     f"(default: {d.repeats})")
-    run.add_argument("--metric", choices=tuple(SELECTION_METRICS), default=d.metric,
-                     help="what early stopping, tuning and the verdict judge, on probabilities "
-                     f"(default: {d.metric})")
-    run.add_argument("--rounds", type=_positive_int, default=None,
-                     help=f"most boosting rounds with early stopping (default: {d.rounds}); the rounds "
-                          f"of every model with --no-early-stopping (default: {_FIXED_ROUNDS})")
-    run.add_argument("--no-early-stopping", dest="early_stopping", action="store_false",
-                     help="train every model for --rounds rounds (the fixed-rounds protocol)")
-    run.add_argument("--patience", type=_positive_int, default=d.patience,
-                     help=f"early stopping: rounds without improvement before stopping (default: {d.patience})")
-    run.add_argument("--validation-fraction", type=_fraction, default=d.validation_fraction,
-                     help="share of each training fold held out for early stopping and tuning "
-                          f"(default: {d.validation_fraction:g})")
-    run.add_argument("--tune", action="store_true",
-                     help="choose each loss's settings from a small grid on the inner validation split")
-    run.add_argument("--learning-rate", type=_positive_float, default=d.learning_rate,
-                     help=f"(default: {d.learning_rate:g})")
-    run.add_argument("--seed", type=int, default=d.seed,
-                     help=f"seed of the fold split and the models (default: {d.seed})")
-    run.add_argument("--gamma", type=_gamma, default=d.gamma, help=f"focal loss gamma (default: {d.gamma:g})")
-    run.add_argument("--alpha", type=_alpha, default=_ALPHA_UNSET,
-                     help=f"focal loss weight of the positive class, or 'none' (default: {d.alpha:g}); "
-                          "multi-class: 'none' (the default) or 'balanced' (per-class weights "
-                          "n / (K n_k) of the training fold)")
-    run.add_argument("--bins", type=_positive_int, default=d.bins, help=f"GHM-C bins (default: {d.bins})")
-    run.add_argument("--momentum", type=_momentum, default=d.momentum,
-                     help=f"GHM-C momentum of the bin counts (default: {d.momentum:g})")
-    run.add_argument("--ohem-ratio", type=_positive_float, default=d.ohem_ratio,
-                     help=f"OHEM: hard negatives per positive (default: {d.ohem_ratio:g})")
-    run.add_argument("--jobs", type=_positive_int, default=d.jobs,
-                     help=f"configurations trained at once, one worker process each (default: {d.jobs}); "
-                          "the same results, in less time where cores are free")
-    run.add_argument("--n-jobs", type=_positive_int, default=d.n_jobs,
-                     help=f"the estimators' n_jobs: threads per model (default: {d.n_jobs}, the fastest "
-                          "on small data and busy machines)")
+    run.add_argument(
+        "--backend",
+        dest="backends",
+        choices=(*BACKENDS, _ALL_BACKENDS),
+        action=_Backends,
+        default=d.backends,
+        help=f"boosting library (default: {_ALL_BACKENDS})",
+    )
+    run.add_argument(
+        "--losses",
+        type=_losses,
+        default=d.losses,
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(LOSSES)} (default: all)",
+    )
+    run.add_argument(
+        "--folds",
+        type=_positive_int,
+        default=d.folds,
+        help=f"stratified folds, >= 2 (default: {d.folds})",
+    )
+    run.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=d.repeats,
+        help="repeated stratified k-fold: repetitions, each with its own shuffle "
+        f"(default: {d.repeats})",
+    )
+    run.add_argument(
+        "--metric",
+        choices=tuple(SELECTION_METRICS),
+        default=d.metric,
+        help="what early stopping, tuning and the verdict judge, on probabilities "
+        f"(default: {d.metric})",
+    )
+    run.add_argument(
+        "--rounds",
+        type=_positive_int,
+        default=None,
+        help=f"most boosting rounds with early stopping (default: {d.rounds}); the rounds "
+        f"of every model with --no-early-stopping (default: {_FIXED_ROUNDS})",
+    )
+    run.add_argument(
+        "--no-early-stopping",
+        dest="early_stopping",
+        action="store_false",
+        help="train every model for --rounds rounds (the fixed-rounds protocol)",
+    )
+    run.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=d.patience,
+        help=f"early stopping: rounds without improvement before stopping (default: {d.patience})",
+    )
+    run.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=d.validation_fraction,
+        help="share of each training fold held out for early stopping and tuning "
+        f"(default: {d.validation_fraction:g})",
+    )
+    run.add_argument(
+        "--tune",
+        action="store_true",
+        help="choose each loss's settings from a small grid on the inner validation split",
+    )
+    run.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=d.learning_rate,
+        help=f"(default: {d.learning_rate:g})",
+    )
+    run.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help=f"seed of the fold split and the models (default: {d.seed})",
+    )
+    run.add_argument(
+        "--gamma", type=_gamma, default=d.gamma, help=f"focal loss gamma (default: {d.gamma:g})"
+    )
+    run.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=_ALPHA_UNSET,
+        help=f"focal loss weight of the positive class, or 'none' (default: {d.alpha:g}); "
+        "multi-class: 'none' (the default) or 'balanced' (per-class weights "
+        "n / (K n_k) of the training fold)",
+    )
+    run.add_argument(
+        "--bins", type=_positive_int, default=d.bins, help=f"GHM-C bins (default: {d.bins})"
+    )
+    run.add_argument(
+        "--momentum",
+        type=_momentum,
+        default=d.momentum,
+        help=f"GHM-C momentum of the bin counts (default: {d.momentum:g})",
+    )
+    run.add_argument(
+        "--ohem-ratio",
+        type=_positive_float,
+        default=d.ohem_ratio,
+        help=f"OHEM: hard negatives per positive (default: {d.ohem_ratio:g})",
+    )
+    run.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=d.jobs,
+        help=f"configurations trained at once, one worker process each (default: {d.jobs}); "
+        "the same results, in less time where cores are free",
+    )
+    run.add_argument(
+        "--n-jobs",
+        type=_positive_int,
+        default=d.n_jobs,
+        help=f"the estimators' n_jobs: threads per model (default: {d.n_jobs}, the fastest "
+        "on small data and busy machines)",
+    )
 
 
 def _check_destination(path, suffixes, option):
@@ -250,7 +371,9 @@ def _check_destination(path, suffixes, option):
         raise _UsageError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
     parent = target.parent if str(target.parent) else pathlib.Path(".")
     if not parent.is_dir():
-        raise _UsageError(f"{option} {path}: directory {str(parent)!r} does not exist; create it first")
+        raise _UsageError(
+            f"{option} {path}: directory {str(parent)!r} does not exist; create it first"
+        )
     if target.is_dir():
         raise _UsageError(f"{option} {path} is a directory; give a file name")
 
@@ -258,9 +381,12 @@ def _check_destination(path, suffixes, option):
 def _validate_args(args):
     if args.folds < 2:
         raise _UsageError("--folds must be at least 2")
-    if args.data is None and (args.target or args.positive or args.drop or args.na_values
-                              or args.merge_rare):
-        raise _UsageError("--target, --positive, --drop, --na-values and --merge-rare need a DATA file")
+    if args.data is None and (
+        args.target or args.positive or args.drop or args.na_values or args.merge_rare
+    ):
+        raise _UsageError(
+            "--target, --positive, --drop, --na-values and --merge-rare need a DATA file"
+        )
     if args.merge_rare is not None and args.positive is not None:
         raise _UsageError("--merge-rare is for a multi-class target; --positive makes it binary")
     if args.max_rows is not None and args.max_rows < 2 * args.folds:
@@ -273,7 +399,8 @@ def _validate_args(args):
             import matplotlib  # noqa: F401
         except ImportError:
             raise _UsageError(
-                f"--plot needs matplotlib: pip install '{DISTRIBUTION}[plot]'") from None
+                f"--plot needs matplotlib: pip install '{DISTRIBUTION}[plot]'"
+            ) from None
 
 
 def _temporary_name(path):
@@ -315,7 +442,12 @@ def _progress(total, quiet):
     if not console.is_terminal:
         yield lambda *_: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("training", total=total)
 
@@ -357,11 +489,15 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
 def _config_for(config, dataset, alpha):
     """``config`` for the classes of ``dataset``; refuses a focal alpha that does not fit them."""
     if dataset.n_classes > 2 and alpha is not _ALPHA_UNSET and isinstance(alpha, float):
-        raise _UsageError(f"--alpha {alpha:g} is a binary weight; with {dataset.n_classes} classes "
-                          "pass --alpha none or --alpha balanced")
+        raise _UsageError(
+            f"--alpha {alpha:g} is a binary weight; with {dataset.n_classes} classes "
+            "pass --alpha none or --alpha balanced"
+        )
     if dataset.n_classes == 2 and alpha == "balanced":
-        raise _UsageError("--alpha balanced is for a multi-class target; a binary one takes a "
-                          "number in (0, 1) or none")
+        raise _UsageError(
+            "--alpha balanced is for a multi-class target; a binary one takes a "
+            "number in (0, 1) or none"
+        )
     return config.for_dataset(dataset)
 
 
@@ -413,7 +549,9 @@ def _run(args):
     config = _config_for(config_from_args(args), dataset, getattr(args, "alpha", _ALPHA_UNSET))
     protocol.check_folds(dataset, config.folds)
     with _progress(protocol.planned_fits(config), args.quiet) as step:
-        result = protocol.cross_validate(dataset, config, on_fit=step, keep_first_fold=bool(args.plot))
+        result = protocol.cross_validate(
+            dataset, config, on_fit=step, keep_first_fold=bool(args.plot)
+        )
     rows = report.summarize(result.records)
 
     console = Console()  # a terminal's width, or COLUMNS

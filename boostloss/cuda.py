@@ -185,8 +185,11 @@ def _first_nonfinite(cuda, x, threads):
 def _device_margins(cuda, x, n, validate, threads):
     """Device margins ``x`` checked for use in place; a bad array fails like a host one would."""
     usable = x.ndim == 1 and np.dtype(x.dtype) in build.MARGIN_DTYPES and x.is_c_contiguous()
-    if usable and x.shape[0] == n and not (
-            validate and n and _first_nonfinite(cuda, x, threads) < n):
+    if (
+        usable
+        and x.shape[0] == n
+        and not (validate and n and _first_nonfinite(cuda, x, threads) < n)
+    ):
         return x
     if x.is_c_contiguous():
         v.check_margins(x.copy_to_host(), n=n)  # the host rules, and their messages
@@ -214,7 +217,8 @@ def _check_out(cuda, out, n):
     if arrays[0].dtype != arrays[1].dtype:
         raise TypeError(
             f"out gradient and hessian must have the same dtype, got {arrays[0].dtype} and "
-            f"{arrays[1].dtype}")
+            f"{arrays[1].dtype}"
+        )
     return arrays
 
 
@@ -224,7 +228,8 @@ def _check_bins(bins):
             f"GHMLoss(bins={bins}) cannot run on the CUDA kernels: they support bins <= "
             f"{MAX_BINS} (each GPU thread keeps a private histogram of bins float64 counts in "
             "local memory); use fewer bins, density='window', or the host kernels "
-            "(compute='host')")
+            "(compute='host')"
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,9 +266,15 @@ class DeviceGradients:
     PyTorch take them without a copy). They are the object's buffers, overwritten by the next call.
     """
 
-    def __init__(self, loss: _Loss, y_true: DeviceArrayLike,
-                 sample_weight: DeviceArrayLike | None = None, *, dtype: DTypeLike = np.float64,
-                 state: object | None = None) -> None:
+    def __init__(
+        self,
+        loss: _Loss,
+        y_true: DeviceArrayLike,
+        sample_weight: DeviceArrayLike | None = None,
+        *,
+        dtype: DTypeLike = np.float64,
+        state: object | None = None,
+    ) -> None:
         density, focal = _device_terms(loss)
         dtype = np.dtype(dtype)
         if dtype not in build.OUTPUT_DTYPES:
@@ -284,7 +295,8 @@ class DeviceGradients:
         y = v.check_labels(_host(cuda, y_true))
         n = self.n = y.shape[0]
         self._w_host = v.check_weights(
-            None if sample_weight is None else _host(cuda, sample_weight), n)
+            None if sample_weight is None else _host(cuda, sample_weight), n
+        )
         self._y = cuda.to_device(y)
         self._w = cuda.to_device(self._w_host)
         self._grad = cuda.device_array(n, dtype=dtype)
@@ -307,8 +319,9 @@ class DeviceGradients:
     def _margins(self, raw_prediction, validate):
         cuda = self._cuda
         if _is_device(raw_prediction):
-            return _device_margins(cuda, _as_device_array(cuda, raw_prediction), self.n, validate,
-                                   self._threads)
+            return _device_margins(
+                cuda, _as_device_array(cuda, raw_prediction), self.n, validate, self._threads
+            )
         if validate or not isinstance(raw_prediction, np.ndarray):
             x = v.check_margins(raw_prediction, n=self.n)
         else:
@@ -319,8 +332,13 @@ class DeviceGradients:
         self._x.copy_to_device(x)
         return self._x
 
-    def __call__(self, raw_prediction: DeviceArrayLike, out: tuple[Any, Any] | None = None, *,
-                 validate: bool = True) -> tuple[Any, Any]:
+    def __call__(
+        self,
+        raw_prediction: DeviceArrayLike,
+        out: tuple[Any, Any] | None = None,
+        *,
+        validate: bool = True,
+    ) -> tuple[Any, Any]:
         """Gradient and Hessian (device arrays) of the loss at these margins.
 
         Parameters
@@ -355,31 +373,62 @@ class DeviceGradients:
         if self._binned:
             self._binned_density(x, grad, hess)
         elif self._window:
-            _launch(cuda, "_ghm_norm_kernel", blocks, threads, self._y, x, self._w, grad, hess,
-                    self._g)
+            _launch(
+                cuda, "_ghm_norm_kernel", blocks, threads, self._y, x, self._w, grad, hess, self._g
+            )
             self._g.copy_to_host(self._g_host)
-            kernels().window_beta(self._g_host, self._w_host, self._density.epsilon,
-                                  self._beta_host)
+            kernels().window_beta(
+                self._g_host, self._w_host, self._density.epsilon, self._beta_host
+            )
             self._beta.copy_to_device(self._beta_host)
             _launch(cuda, "_scale_by_sample_kernel", blocks, threads, self._beta, grad, hess)
         else:
-            _launch(cuda, "_focal_kernel", blocks, threads, self._y, x, self._w,
-                    *self._focal_terms, grad, hess)
+            _launch(
+                cuda,
+                "_focal_kernel",
+                blocks,
+                threads,
+                self._y,
+                x,
+                self._w,
+                *self._focal_terms,
+                grad,
+                hess,
+            )
 
     def _binned_density(self, x, grad, hess):
         cuda, threads = self._cuda, self._threads
-        _launch(cuda, "_ghm_bins_kernel", self._partial.shape[0], threads, self._y, x, self._w,
-                self._edges, grad, hess, self._bin, self._partial, local_bins=self._local_bins)
-        _launch(cuda, "_sum_rows_kernel", self._density.bins, threads, self._partial,
-                self._counts)
+        _launch(
+            cuda,
+            "_ghm_bins_kernel",
+            self._partial.shape[0],
+            threads,
+            self._y,
+            x,
+            self._w,
+            self._edges,
+            grad,
+            hess,
+            self._bin,
+            self._partial,
+            local_bins=self._local_bins,
+        )
+        _launch(cuda, "_sum_rows_kernel", self._density.bins, threads, self._partial, self._counts)
         counts = self._counts.copy_to_host()
         beta = self.loss.weights_from_counts(counts, math.fsum(counts), state=self.state)
-        _launch(cuda, "_scale_by_bin_kernel", _blocks(self.n, threads), threads, self._bin,
-                cuda.to_device(beta), grad, hess)
+        _launch(
+            cuda,
+            "_scale_by_bin_kernel",
+            _blocks(self.n, threads),
+            threads,
+            self._bin,
+            cuda.to_device(beta),
+            grad,
+            hess,
+        )
 
 
-def _device_terms(loss: object
-                  ) -> tuple[GHMParams | None, tuple[float, float, float, int] | None]:
+def _device_terms(loss: object) -> tuple[GHMParams | None, tuple[float, float, float, int] | None]:
     """``(gradient_density, binary_focal_terms)`` of ``loss``, one of them None: what the kernels
     compute (GHM-C's density on the cross-entropy, or a per-sample focal loss)."""
     if isinstance(loss, _Loss):
@@ -390,7 +439,8 @@ def _device_terms(loss: object
     raise TypeError(
         f"loss must be a boostloss FocalLoss or GHMLoss, got {loss!r} of type "
         f"{type(loss).__name__}: the CUDA kernels compute a per-sample focal loss or GHM-C's "
-        "density; use the host kernels (compute='host') for the others")
+        "density; use the host kernels (compute='host') for the others"
+    )
 
 
 def _checked_state(loss: _Loss, state: object | None) -> object | None:
@@ -402,14 +452,20 @@ def _checked_state(loss: _Loss, state: object | None) -> object | None:
     if fresh is not None and type(state) is not type(fresh):
         raise TypeError(
             f"state must be a {type(fresh).__name__} made by {type(loss).__name__}.new_state(), "
-            f"got {state!r} of type {type(state).__name__}")
+            f"got {state!r} of type {type(state).__name__}"
+        )
     return state
 
 
-def gradient_hessian(loss: _Loss, y_true: DeviceArrayLike,
-                     raw_prediction: DeviceArrayLike, sample_weight: DeviceArrayLike | None = None,
-                     *, state: object | None = None,
-                     out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
+def gradient_hessian(
+    loss: _Loss,
+    y_true: DeviceArrayLike,
+    raw_prediction: DeviceArrayLike,
+    sample_weight: DeviceArrayLike | None = None,
+    *,
+    state: object | None = None,
+    out: tuple[Any, Any] | None = None,
+) -> tuple[Any, Any]:
     """Gradient and Hessian of a boostloss loss computed by the CUDA kernels.
 
     The same numbers as ``loss.gradient_hessian`` (to rounding: 1e-12 relative or better in

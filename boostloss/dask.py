@@ -28,7 +28,7 @@ What is global (the same as one process holding all the rows) and how:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -44,10 +44,10 @@ from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from ._distributed_start import binary_start, start_from_totals
 from ._lgb_portable import make_portable
-from ._typing import IterationRange, LossLike
-from ._validation import describe_values
 from ._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
 from ._posterior import apply_posterior_map, loss_posterior_map
+from ._typing import IterationRange, LossLike
+from ._validation import describe_values
 from .estimators import (
     _fit_plain,
     _framework_params,
@@ -69,6 +69,7 @@ __all__ = ["init_score", "base_score", "DaskXGBClassifier", "DaskLGBMClassifier"
 # The global start: class weight totals in one pass over the partitions
 # ------------------------------------------------------------------------------------------------
 
+
 def _block_summary(y, w):
     """Per-block label values, their weight sums, and the weight checks, as plain numbers."""
     y = np.asarray(y).ravel()
@@ -82,8 +83,11 @@ def _block_summary(y, w):
             raise ValueError(f"a partition has {y.shape[0]} labels but {w.shape[0]} weights")
         bad = ~(np.isfinite(w) & (w >= 0.0))
         bad_w = np.unique(w[bad])[:5]
-        sums = np.bincount(inverse.ravel(), weights=np.where(bad, 0.0, w),  # type: ignore[assignment]
-                           minlength=values.shape[0])
+        sums = np.bincount(
+            inverse.ravel(),
+            weights=np.where(bad, 0.0, w),  # type: ignore[assignment]
+            minlength=values.shape[0],
+        )
     return list(values), sums, bad_w
 
 
@@ -99,9 +103,10 @@ def _aligned(y, sample_weight):
     return sample_weight
 
 
-def class_weight_totals(y: da.Array | dd.Series | ArrayLike,
-                        sample_weight: da.Array | dd.Series | ArrayLike | None = None
-                        ) -> dict[Any, float]:
+def class_weight_totals(
+    y: da.Array | dd.Series | ArrayLike,
+    sample_weight: da.Array | dd.Series | ArrayLike | None = None,
+) -> dict[Any, float]:
     """The weight total of every label value in ``y`` (Dask array / Series, or array-like).
 
     One pass over the partitions, computed on the cluster; only a few numbers per partition come
@@ -121,8 +126,9 @@ def class_weight_totals(y: da.Array | dd.Series | ArrayLike,
             f"y has {len(y_blocks)} partitions but sample_weight has {len(w_blocks)}; give them "
             "the same partitions (chunks)"
         )
-    summaries = dask.compute(*[dask.delayed(_block_summary)(yb, wb)
-                               for yb, wb in zip(y_blocks, w_blocks, strict=True)])
+    summaries = dask.compute(
+        *[dask.delayed(_block_summary)(yb, wb) for yb, wb in zip(y_blocks, w_blocks, strict=True)]
+    )
     totals: dict[Any, float] = {}
     bad = []
     for values, sums, bad_w in summaries:
@@ -149,8 +155,11 @@ def _binary_totals(totals, loss):
     return labels, totals[labels[1]], totals[labels[0]]
 
 
-def init_score(loss: LossLike, y: da.Array | dd.Series | ArrayLike,
-               sample_weight: da.Array | dd.Series | ArrayLike | None = None) -> float:
+def init_score(
+    loss: LossLike,
+    y: da.Array | dd.Series | ArrayLike,
+    sample_weight: da.Array | dd.Series | ArrayLike | None = None,
+) -> float:
     """``loss.init_score`` of all the rows of Dask collections, without gathering them.
 
     Parameters
@@ -168,9 +177,13 @@ def init_score(loss: LossLike, y: da.Array | dd.Series | ArrayLike,
     return binary_start(loss, class_weight_totals(y, sample_weight), "y_true")
 
 
-def base_score(loss: LossLike, y: da.Array | dd.Series | ArrayLike,
-               sample_weight: da.Array | dd.Series | ArrayLike | None = None, *,
-               objective: str | None = None) -> float:
+def base_score(
+    loss: LossLike,
+    y: da.Array | dd.Series | ArrayLike,
+    sample_weight: da.Array | dd.Series | ArrayLike | None = None,
+    *,
+    objective: str | None = None,
+) -> float:
     """The ``base_score`` that starts ``xgb.dask.train`` from the global ``init_score``.
 
     As :func:`boostloss.xgboost.base_score`: on the margin scale with no ``objective`` in the
@@ -188,24 +201,29 @@ def base_score(loss: LossLike, y: da.Array | dd.Series | ArrayLike,
 
 def _encode(y, positive):
     """0/1 labels (float32): 1 where ``y == positive``, partitioned as ``y``."""
+
     def encode_block(block):
         return (np.asarray(block) == positive).astype(np.float32)
 
     if isinstance(y, da.Array):
         return y.map_blocks(encode_block, dtype=np.float32)  # type: ignore[call-arg, arg-type]
     if isinstance(y, dd.Series):
-        return y.map_partitions(lambda s: (s == positive).astype(np.float32),
-                                meta=(y.name, np.float32))
+        return y.map_partitions(
+            lambda s: (s == positive).astype(np.float32), meta=(y.name, np.float32)
+        )
     return encode_block(y)
 
 
 def _constant_like(y, value):
     if isinstance(y, da.Array):
-        return y.map_blocks(lambda b: np.full(np.shape(b), value, dtype=np.float64),  # type: ignore[call-arg, arg-type]
-                            dtype=np.float64)
+        return y.map_blocks(
+            lambda b: np.full(np.shape(b), value, dtype=np.float64),  # type: ignore[call-arg, arg-type]
+            dtype=np.float64,
+        )
     if isinstance(y, dd.Series):
-        return y.map_partitions(lambda s: s.astype(np.float64) * 0.0 + value,
-                                meta=(y.name, np.float64))
+        return y.map_partitions(
+            lambda s: s.astype(np.float64) * 0.0 + value, meta=(y.name, np.float64)
+        )
     return np.full(np.shape(y), value, dtype=np.float64)
 
 
@@ -220,6 +238,7 @@ class _LossParams:
 # ------------------------------------------------------------------------------------------------
 # XGBoost
 # ------------------------------------------------------------------------------------------------
+
 
 class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
     """``xgboost.dask.DaskXGBClassifier`` that trains a boostloss loss, globally.
@@ -242,27 +261,44 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
     over the workers every round. ``predict_proba`` returns the probabilities.
     """
 
-    def __init__(self, *, loss: LossLike | None = None, objective: Any = "binary:logistic",
-                 coll_cfg: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        loss: LossLike | None = None,
+        objective: Any = "binary:logistic",
+        coll_cfg: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(objective=objective, coll_cfg=coll_cfg, **kwargs)
         self.loss = loss
 
     def get_xgb_params(self) -> dict[str, Any]:
         return {k: val for k, val in super().get_xgb_params().items() if not _is_loss_key(k)}
 
-    def fit(self, X: da.Array | dd.DataFrame, y: da.Array | dd.DataFrame | dd.Series, *,
-            sample_weight: da.Array | dd.DataFrame | dd.Series | None = None,
-            base_margin: da.Array | dd.DataFrame | dd.Series | None = None,
-            eval_set: Sequence[tuple[Any, Any]] | None = None,
-            verbose: bool | int | None = True,
-            xgb_model: xgb.Booster | str | xgb.XGBModel | None = None,
-            sample_weight_eval_set: Sequence[Any] | None = None,
-            base_margin_eval_set: Sequence[Any] | None = None,
-            feature_weights: Any = None) -> Self:
+    def fit(
+        self,
+        X: da.Array | dd.DataFrame,
+        y: da.Array | dd.DataFrame | dd.Series,
+        *,
+        sample_weight: da.Array | dd.DataFrame | dd.Series | None = None,
+        base_margin: da.Array | dd.DataFrame | dd.Series | None = None,
+        eval_set: Sequence[tuple[Any, Any]] | None = None,
+        verbose: bool | int | None = True,
+        xgb_model: xgb.Booster | str | xgb.XGBModel | None = None,
+        sample_weight_eval_set: Sequence[Any] | None = None,
+        base_margin_eval_set: Sequence[Any] | None = None,
+        feature_weights: Any = None,
+    ) -> Self:
         """Fit on Dask collections; see ``xgboost.dask.DaskXGBClassifier.fit``."""
-        kwargs = dict(sample_weight=sample_weight, base_margin=base_margin, verbose=verbose,
-                      xgb_model=xgb_model, sample_weight_eval_set=sample_weight_eval_set,
-                      base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
+        kwargs = dict(
+            sample_weight=sample_weight,
+            base_margin=base_margin,
+            verbose=verbose,
+            xgb_model=xgb_model,
+            sample_weight_eval_set=sample_weight_eval_set,
+            base_margin_eval_set=base_margin_eval_set,
+            feature_weights=feature_weights,
+        )
         if self.loss is None:
             self.init_score_ = self.posterior_map_ = None
             return super().fit(X, y, eval_set=eval_set, **kwargs)
@@ -274,68 +310,113 @@ class DaskXGBClassifier(_LossParams, xgb_dask.DaskXGBClassifier):
         if eval_set is not None:
             eval_set = [(ex, _encode(ey, labels[1])) for ex, ey in eval_set]
         plain = xgb_dask.DaskXGBClassifier
-        _fit_plain(self, _with_client(plain, self), params, _copy_fitted_state_less_client, X,
-                   _encode(y, labels[1]), eval_set=eval_set, **kwargs)
+        _fit_plain(
+            self,
+            _with_client(plain, self),
+            params,
+            _copy_fitted_state_less_client,
+            X,
+            _encode(y, labels[1]),
+            eval_set=eval_set,
+            **kwargs,
+        )
         self.classes_ = np.array(labels)
         self.init_score_ = start
         self.posterior_map_ = loss_posterior_map(loss, 2)
         self.get_booster().set_attr(**{_POSTERIOR_ATTRIBUTE: json.dumps(self.posterior_map_)})
         return self
 
-    def predict_proba(self, X: da.Array | dd.DataFrame, validate_features: bool = True,
-                      base_margin: Any = None,
-                      iteration_range: IterationRange | None = None) -> da.Array:
+    def predict_proba(  # type: ignore[override]  # Dask collections, as upstream
+        self,
+        X: da.Array | dd.DataFrame,
+        validate_features: bool = True,
+        base_margin: Any = None,
+        iteration_range: IterationRange | None = None,
+    ) -> da.Array:
         """Class probabilities (n, 2): with a loss ``loss.predict_proba`` of the margins (focal:
         the class posterior; GHM-C, OHEM: the sigmoid, a score), as
         :meth:`boostloss.XGBClassifier.predict_proba`."""
         posterior_map = self.__dict__.get("posterior_map_")
         if not _maps_margins(posterior_map):
-            return super().predict_proba(X, validate_features=validate_features,
-                                         base_margin=base_margin, iteration_range=iteration_range)
-        margin = super().predict(X, output_margin=True, validate_features=validate_features,
-                                 base_margin=base_margin, iteration_range=iteration_range)
+            return super().predict_proba(
+                X,
+                validate_features=validate_features,
+                base_margin=base_margin,
+                iteration_range=iteration_range,
+            )
+        margin = super().predict(
+            X,
+            output_margin=True,
+            validate_features=validate_features,
+            base_margin=base_margin,
+            iteration_range=iteration_range,
+        )
         return _posterior_blocks(margin, posterior_map)
 
-    def predict(self, X: da.Array | dd.DataFrame, output_margin: bool = False,
-                validate_features: bool = True, base_margin: Any = None,
-                iteration_range: IterationRange | None = None) -> da.Array:
+    def predict(
+        self,
+        X: da.Array | dd.DataFrame,
+        output_margin: bool = False,
+        validate_features: bool = True,
+        base_margin: Any = None,
+        iteration_range: IterationRange | None = None,
+    ) -> da.Array:
         """Predicted labels (the values ``y`` had in ``fit``; with a loss the class of largest
         :meth:`predict_proba`), or margins with ``output_margin=True``."""
         posterior_map = self.__dict__.get("posterior_map_")
         if not output_margin and _maps_margins(posterior_map):
-            proba = self.predict_proba(X, validate_features=validate_features,
-                                       base_margin=base_margin, iteration_range=iteration_range)
+            proba = self.predict_proba(
+                X,
+                validate_features=validate_features,
+                base_margin=base_margin,
+                iteration_range=iteration_range,
+            )
             return _labels_of_blocks(proba, self.classes_)
-        out = super().predict(X, output_margin=output_margin,
-                              validate_features=validate_features, base_margin=base_margin,
-                              iteration_range=iteration_range)
+        out = super().predict(
+            X,
+            output_margin=output_margin,
+            validate_features=validate_features,
+            base_margin=base_margin,
+            iteration_range=iteration_range,
+        )
         if output_margin or self.__dict__.get("init_score_") is None:
             return out
         classes = self.classes_
         if _maps_margins(self.__dict__.get("posterior_map_")):
-            return _labels_of_blocks(self.predict_proba(
-                X, validate_features=validate_features, base_margin=base_margin,
-                iteration_range=iteration_range), classes)
-        return out.map_blocks(lambda b: classes[np.asarray(b, dtype=np.intp)],
-                              dtype=classes.dtype)
+            return _labels_of_blocks(
+                self.predict_proba(
+                    X,
+                    validate_features=validate_features,
+                    base_margin=base_margin,
+                    iteration_range=iteration_range,
+                ),
+                classes,
+            )
+        return out.map_blocks(lambda b: classes[np.asarray(b, dtype=np.intp)], dtype=classes.dtype)
 
 
-def _posterior_blocks(margin: Any, posterior_map: dict[str, Any]) -> da.Array:
+def _posterior_blocks(margin: Any, posterior_map: Mapping[str, Any]) -> Any:
     """The posterior map applied to every block of a Dask array of binary margins: (n, 2)."""
     if not isinstance(margin, da.Array):  # a Dask Series, for DataFrame input
         margin = margin.to_dask_array(lengths=True)
-    return margin.map_blocks(lambda b: apply_posterior_map(b, posterior_map), dtype=np.float64,
-                             new_axis=1, chunks=(margin.chunks[0], (2,)))
+    return margin.map_blocks(
+        lambda b: apply_posterior_map(b, posterior_map),
+        dtype=np.float64,
+        new_axis=1,
+        chunks=(margin.chunks[0], (2,)),
+    )
 
 
-def _labels_of_blocks(proba: da.Array, classes: np.ndarray) -> da.Array:
+def _labels_of_blocks(proba: Any, classes: np.ndarray) -> Any:
     """The class of largest probability of every row of a Dask array of probabilities."""
-    return proba.map_blocks(lambda b: classes[np.argmax(b, axis=1)], dtype=classes.dtype,
-                            drop_axis=1)
+    return proba.map_blocks(
+        lambda b: classes[np.argmax(b, axis=1)], dtype=classes.dtype, drop_axis=1
+    )
 
 
 def _with_client(plain_class, estimator):
     """``plain_class`` made on the estimator's client (the client is an attribute, not a param)."""
+
     def make(**params):
         plain = plain_class(**params)
         plain.client = _compat_xgboost.dask_client(estimator)
@@ -346,13 +427,15 @@ def _with_client(plain_class, estimator):
 
 def _copy_fitted_state_less_client(source, dest):
     """The fitted state of one ``xgboost.dask`` estimator given to another, less its client."""
-    return _compat_xgboost.copy_fitted_state(source, dest,
-                                             skip=(_compat_xgboost.DASK_CLIENT_STORAGE,))
+    return _compat_xgboost.copy_fitted_state(
+        source, dest, skip=(_compat_xgboost.DASK_CLIENT_STORAGE,)
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # LightGBM
 # ------------------------------------------------------------------------------------------------
+
 
 class _DaskLGBMWithLoss(_compat_lightgbm.DaskEstimatorExtension, lgb.DaskLGBMClassifier):
     """``lightgbm.DaskLGBMClassifier`` whose ``to_local()`` leaves ``loss`` out (one class, so
@@ -390,15 +473,25 @@ class DaskLGBMClassifier(_LossParams, _DaskLGBMWithLoss):
         self.loss = loss
 
     def fit(  # type: ignore[override]  # the rest of lightgbm's arguments by keyword
-            self, X: da.Array | dd.DataFrame, y: da.Array | dd.DataFrame | dd.Series,
-            sample_weight: da.Array | dd.Series | None = None,
-            init_score: da.Array | dd.DataFrame | dd.Series | None = None,
-            eval_set: list[tuple[Any, Any]] | None = None, **kwargs: Any) -> Self:
+        self,
+        X: da.Array | dd.DataFrame,
+        y: da.Array | dd.DataFrame | dd.Series,
+        sample_weight: da.Array | dd.Series | None = None,
+        init_score: da.Array | dd.DataFrame | dd.Series | None = None,
+        eval_set: list[tuple[Any, Any]] | None = None,
+        **kwargs: Any,
+    ) -> Self:
         """Fit on Dask collections; see ``lightgbm.DaskLGBMClassifier.fit``."""
         if self.loss is None:
             self.init_score_ = self.posterior_map_ = None
-            return super().fit(X, y, sample_weight=sample_weight, init_score=init_score,
-                               eval_set=eval_set, **kwargs)
+            return super().fit(
+                X,
+                y,
+                sample_weight=sample_weight,
+                init_score=init_score,
+                eval_set=eval_set,
+                **kwargs,
+            )
         loss = make_loss(self.loss)
         if loss.cross_row_statistic is not None:
             raise ValueError(
@@ -423,9 +516,13 @@ class DaskLGBMClassifier(_LossParams, _DaskLGBMWithLoss):
         if not any(key in params for key in ("metric", "metrics", "metric_types")):
             params["metric"] = "None"
         plain = lgb.DaskLGBMClassifier(client=self.client, **params)
-        plain.fit(X, _encode(y, labels[1]), sample_weight=sample_weight,
-                  init_score=_constant_like(y, start) if init_score is None else init_score,
-                  **kwargs)
+        plain.fit(
+            X,
+            _encode(y, labels[1]),
+            sample_weight=sample_weight,
+            init_score=_constant_like(y, start) if init_score is None else init_score,
+            **kwargs,
+        )
         _compat_lightgbm.copy_fitted_state(plain, self)
         _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
         _compat_lightgbm.set_binary_fitted_state(self, labels)
@@ -433,27 +530,61 @@ class DaskLGBMClassifier(_LossParams, _DaskLGBMWithLoss):
         self.posterior_map_ = loss_posterior_map(loss, 2)
         return self
 
-    def predict_proba(self, X: da.Array | dd.DataFrame, **kwargs: Any) -> Any:
+    def predict_proba(  # type: ignore[override]  # Dask collections, as upstream
+        self,
+        X: da.Array | dd.DataFrame,
+        raw_score: bool = False,
+        start_iteration: int = 0,
+        num_iteration: int | None = None,
+        pred_leaf: bool = False,
+        pred_contrib: bool = False,
+        validate_features: bool = False,
+        **kwargs: Any,
+    ) -> da.Array:
         """Class probabilities (n, 2): with a loss ``loss.predict_proba`` of the margins (focal:
         the class posterior), as :meth:`boostloss.LGBMClassifier.predict_proba`; ``raw_score``,
         ``pred_leaf``, ``pred_contrib`` and ``loss=None``: LightGBM's own."""
+        options = dict(
+            start_iteration=start_iteration,
+            num_iteration=num_iteration,
+            validate_features=validate_features,
+            **kwargs,
+        )
         posterior_map = self.__dict__.get("posterior_map_")
-        if not _maps_margins(posterior_map) or any(
-                kwargs.get(key) for key in ("raw_score", "pred_leaf", "pred_contrib")):
-            return super().predict_proba(X, **kwargs)
-        margin = super().predict(X, raw_score=True, **kwargs)
+        if not _maps_margins(posterior_map) or raw_score or pred_leaf or pred_contrib:
+            return super().predict_proba(
+                X, raw_score=raw_score, pred_leaf=pred_leaf, pred_contrib=pred_contrib, **options
+            )
+        margin = super().predict(X, raw_score=True, **options)
         return _posterior_blocks(margin, posterior_map)
 
-    def predict(self, X: da.Array | dd.DataFrame, **kwargs: Any) -> Any:
+    def predict(  # type: ignore[override]  # Dask collections, as upstream
+        self,
+        X: da.Array | dd.DataFrame,
+        raw_score: bool = False,
+        start_iteration: int = 0,
+        num_iteration: int | None = None,
+        pred_leaf: bool = False,
+        pred_contrib: bool = False,
+        validate_features: bool = False,
+        **kwargs: Any,
+    ) -> da.Array:
         """Predicted labels (with a loss the class of largest :meth:`predict_proba`), or raw
         scores / leaves / contributions when asked for."""
+        options = dict(
+            start_iteration=start_iteration,
+            num_iteration=num_iteration,
+            validate_features=validate_features,
+            **kwargs,
+        )
         posterior_map = self.__dict__.get("posterior_map_")
-        if not _maps_margins(posterior_map) or any(
-                kwargs.get(key) for key in ("raw_score", "pred_leaf", "pred_contrib")):
-            return super().predict(X, **kwargs)
-        return _labels_of_blocks(self.predict_proba(X, **kwargs), self.classes_)
+        if not _maps_margins(posterior_map) or raw_score or pred_leaf or pred_contrib:
+            return super().predict(
+                X, raw_score=raw_score, pred_leaf=pred_leaf, pred_contrib=pred_contrib, **options
+            )
+        return _labels_of_blocks(self.predict_proba(X, **options), self.classes_)
 
-    def to_local(self):
+    def to_local(self) -> lgb.LGBMClassifier:
         """A plain ``lightgbm.LGBMClassifier`` with this model (start included): its
         ``predict_proba`` is the sigmoid of the margin, as a plain reload's; for a focal model
         :meth:`predict_proba` (``loss.predict_proba`` of the margin) is the class posterior."""

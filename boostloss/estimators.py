@@ -68,7 +68,7 @@ def _split_loss_params(estimator, params):
     rest = {k: val for k, val in params.items() if not _is_loss_key(k)}
     if "loss" in params:
         estimator.loss = params["loss"]
-    nested = {k[len("loss__"):]: val for k, val in params.items() if k.startswith("loss__")}
+    nested = {k[len("loss__") :]: val for k, val in params.items() if k.startswith("loss__")}
     if nested:
         if estimator.loss is None or isinstance(estimator.loss, str):
             raise ValueError(
@@ -163,8 +163,9 @@ def _maps_margins(posterior_map: Mapping[str, Any] | None) -> TypeGuard[Mapping[
     """Whether ``predict_proba`` applies a map of its own: not for ``loss=None`` and not where the
     map is the plain sigmoid / softmax (GHM-C, OHEM, focal with gamma 0 and no alpha), which the
     framework computes itself (so that a plain reload of the model gives the same bits)."""
-    return posterior_map is not None and (posterior_map["gamma"] != 0.0
-                                          or posterior_map["class_weights"] is not None)
+    return posterior_map is not None and (
+        posterior_map["gamma"] != 0.0 or posterior_map["class_weights"] is not None
+    )
 
 
 def _labels_of(estimator, proba):
@@ -217,9 +218,13 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
         ``loss=None`` (XGBoost's own probabilities).
     """
 
-    def __init__(self, *, loss: LossLike | None = None,
-                 objective: str | Callable[..., Any] | None = "binary:logistic",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        loss: LossLike | None = None,
+        objective: str | Callable[..., Any] | None = "binary:logistic",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(objective=objective, **kwargs)
         self.loss = loss
 
@@ -239,14 +244,20 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
         encoder = self.__dict__.get("label_encoder_")
         return np.arange(self.n_classes_) if encoder is None else encoder.classes_
 
-    def fit(self, X: MatrixLike, y: ArrayLike, *, sample_weight: ArrayLike | None = None,
-            base_margin: ArrayLike | None = None,
-            eval_set: Sequence[tuple[MatrixLike, ArrayLike]] | None = None,
-            verbose: bool | int | None = True,
-            xgb_model: xgb.Booster | str | xgb.XGBModel | None = None,
-            sample_weight_eval_set: Sequence[ArrayLike] | None = None,
-            base_margin_eval_set: Sequence[ArrayLike] | None = None,
-            feature_weights: ArrayLike | None = None) -> Self:
+    def fit(
+        self,
+        X: MatrixLike,
+        y: ArrayLike,
+        *,
+        sample_weight: ArrayLike | None = None,
+        base_margin: ArrayLike | None = None,
+        eval_set: Sequence[tuple[MatrixLike, ArrayLike]] | None = None,
+        verbose: bool | int | None = True,
+        xgb_model: xgb.Booster | str | xgb.XGBModel | None = None,
+        sample_weight_eval_set: Sequence[ArrayLike] | None = None,
+        base_margin_eval_set: Sequence[ArrayLike] | None = None,
+        feature_weights: ArrayLike | None = None,
+    ) -> Self:
         """Fit the booster; see ``xgboost.XGBClassifier.fit`` for the arguments.
 
         Labels may be any two values (any number with ``loss=None``); ``eval_set`` labels are
@@ -255,14 +266,28 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
         loss = None if self.loss is None else make_loss(self.loss)
         params = _framework_params(self)
         self._start_rows = self.posterior_map_ = None
-        kwargs = dict(sample_weight=sample_weight, base_margin=base_margin, verbose=verbose,
-                      xgb_model=xgb_model, sample_weight_eval_set=sample_weight_eval_set,
-                      base_margin_eval_set=base_margin_eval_set, feature_weights=feature_weights)
+        kwargs = dict(
+            sample_weight=sample_weight,
+            base_margin=base_margin,
+            verbose=verbose,
+            xgb_model=xgb_model,
+            sample_weight_eval_set=sample_weight_eval_set,
+            base_margin_eval_set=base_margin_eval_set,
+            feature_weights=feature_weights,
+        )
         y_arr = np.asarray(y)
         if loss is None and y_arr.ndim == 2 and y_arr.shape[1] > 1:  # multi-label: as XGBoost does
             self.init_score_ = self.label_encoder_ = None
-            return _fit_plain(self, xgb.XGBClassifier, params, _compat_xgboost.copy_fitted_state,
-                              X, y, eval_set=eval_set, **kwargs)
+            return _fit_plain(
+                self,
+                xgb.XGBClassifier,
+                params,
+                _compat_xgboost.copy_fitted_state,
+                X,
+                y,
+                eval_set=eval_set,
+                **kwargs,
+            )
         encoder, y_enc = _encode_labels(y, loss)
         if eval_set is not None:
             eval_set = [(ex, encoder.transform(ey)) for ex, ey in eval_set]
@@ -271,23 +296,38 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
             loss = loss.for_classes(encoder.classes_)
             n_classes = encoder.classes_.shape[0]
             start = _init_score(loss, y_enc, sample_weight, n_classes)
-            if (n_classes > 2 and params.get("base_score") is None
-                    and not _compat_xgboost.takes_vector_base_score()):
+            if (
+                n_classes > 2
+                and params.get("base_score") is None
+                and not _compat_xgboost.takes_vector_base_score()
+            ):
                 # XGBoost < 3.1 keeps one float intercept: the K margins start every row as
                 # base_margin, here and in predict / predict_proba (see _compat_xgboost).
                 self._start_rows = np.asarray(start, dtype=np.float64)
                 params["base_score"] = 0.0
                 kwargs["base_margin"] = _start_margin(self._start_rows, X, base_margin)
                 if eval_set is not None and base_margin_eval_set is None:
-                    kwargs["base_margin_eval_set"] = [_start_margin(self._start_rows, ex, None)
-                                                      for ex, _ in eval_set]
+                    kwargs["base_margin_eval_set"] = [
+                        _start_margin(self._start_rows, ex, None) for ex, _ in eval_set
+                    ]
             # Binary: XGBoost's binary:logistic reads base_score as a probability. K classes:
             # multi:softprob (which XGBoost sets for a callable objective) stores the K margins
             # as they are (a vector intercept, XGBoost >= 3.1).
-            _xgboost_loss_params(params, loss, [float(value) for value in start] if n_classes > 2
-                                 else float(expit(start)))
-        _fit_plain(self, xgb.XGBClassifier, params, _compat_xgboost.copy_fitted_state, X, y_enc,
-                   eval_set=eval_set, **kwargs)
+            _xgboost_loss_params(
+                params,
+                loss,
+                [float(value) for value in start] if n_classes > 2 else float(expit(start)),
+            )
+        _fit_plain(
+            self,
+            xgb.XGBClassifier,
+            params,
+            _compat_xgboost.copy_fitted_state,
+            X,
+            y_enc,
+            eval_set=eval_set,
+            **kwargs,
+        )
         self.init_score_ = start
         self.label_encoder_ = encoder
         if loss is not None:
@@ -310,26 +350,47 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
         stored = None if booster is None else booster.attr(_POSTERIOR_ATTRIBUTE)
         return None if stored is None else json.loads(stored)
 
-    def predict(self, X: MatrixLike, *, output_margin: bool = False,
-                validate_features: bool = True, base_margin: ArrayLike | None = None,
-                iteration_range: IterationRange | None = None) -> NDArray[Any]:
+    def predict(
+        self,
+        X: MatrixLike,
+        *,
+        output_margin: bool = False,
+        validate_features: bool = True,
+        base_margin: ArrayLike | None = None,
+        iteration_range: IterationRange | None = None,
+    ) -> NDArray[Any]:
         """Predicted labels (the values ``y`` had in ``fit``): with a loss the class of largest
         :meth:`predict_proba`; raw margins with ``output_margin=True``."""
         if not output_margin and _maps_margins(self._posterior_map()):
-            return _labels_of(self, self.predict_proba(
-                X, validate_features=validate_features, base_margin=base_margin,
-                iteration_range=iteration_range))
+            return _labels_of(
+                self,
+                self.predict_proba(
+                    X,
+                    validate_features=validate_features,
+                    base_margin=base_margin,
+                    iteration_range=iteration_range,
+                ),
+            )
         base_margin = _start_margin(self.__dict__.get("_start_rows"), X, base_margin)
-        out = super().predict(X, output_margin=output_margin, validate_features=validate_features,
-                              base_margin=base_margin, iteration_range=iteration_range)
+        out = super().predict(
+            X,
+            output_margin=output_margin,
+            validate_features=validate_features,
+            base_margin=base_margin,
+            iteration_range=iteration_range,
+        )
         encoder = self.__dict__.get("label_encoder_")
         if output_margin or encoder is None:
             return out
         return encoder.classes_[np.asarray(out, dtype=np.intp)]
 
-    def predict_proba(self, X: MatrixLike, validate_features: bool = True,
-                      base_margin: ArrayLike | None = None,
-                      iteration_range: IterationRange | None = None) -> FloatArray:
+    def predict_proba(
+        self,
+        X: MatrixLike,
+        validate_features: bool = True,
+        base_margin: ArrayLike | None = None,
+        iteration_range: IterationRange | None = None,
+    ) -> FloatArray:
         """Class probabilities, (n, 2) or (n, K).
 
         With a loss: ``loss.predict_proba`` of the margins, i.e. for focal loss the class posterior
@@ -344,10 +405,19 @@ class XGBClassifier(_compat_xgboost.MultiLabelTag, xgb.XGBClassifier):
         base_margin = _start_margin(self.__dict__.get("_start_rows"), X, base_margin)
         posterior_map = self._posterior_map()
         if not _maps_margins(posterior_map):
-            return super().predict_proba(X, validate_features=validate_features,
-                                         base_margin=base_margin, iteration_range=iteration_range)
-        margin = super().predict(X, output_margin=True, validate_features=validate_features,
-                                 base_margin=base_margin, iteration_range=iteration_range)
+            return super().predict_proba(
+                X,
+                validate_features=validate_features,
+                base_margin=base_margin,
+                iteration_range=iteration_range,
+            )
+        margin = super().predict(
+            X,
+            output_margin=True,
+            validate_features=validate_features,
+            base_margin=base_margin,
+            iteration_range=iteration_range,
+        )
         return apply_posterior_map(margin, posterior_map)
 
 
@@ -407,44 +477,63 @@ class LGBMClassifier(lgb.LGBMClassifier):
         return params
 
     def fit(  # type: ignore[override]  # as lightgbm.LGBMClassifier.fit: no group argument
-            self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
-            init_score: ArrayLike | None = None,
-            eval_set: list[tuple[MatrixLike, ArrayLike]] | None = None,
-            eval_names: list[str] | None = None,
-            eval_sample_weight: list[ArrayLike] | None = None,
-            eval_class_weight: list[dict[Any, float] | str] | None = None,
-            eval_init_score: list[ArrayLike] | None = None, eval_metric: Any = None,
-            feature_name: list[str] | str = "auto",
-            categorical_feature: list[str] | list[int] | str = "auto",
-            callbacks: list[Callable[..., Any]] | None = None,
-            init_model: str | os.PathLike[str] | lgb.Booster | lgb.LGBMModel | None = None, *,
-            eval_X: MatrixLike | tuple[MatrixLike, ...] | None = None,
-            eval_y: ArrayLike | tuple[ArrayLike, ...] | None = None) -> Self:
+        self,
+        X: MatrixLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        init_score: ArrayLike | None = None,
+        eval_set: list[tuple[MatrixLike, ArrayLike]] | None = None,
+        eval_names: list[str] | None = None,
+        eval_sample_weight: list[ArrayLike] | None = None,
+        eval_class_weight: list[dict[Any, float] | str] | None = None,
+        eval_init_score: list[ArrayLike] | None = None,
+        eval_metric: Any = None,
+        feature_name: list[str] | str = "auto",
+        categorical_feature: list[str] | list[int] | str = "auto",
+        callbacks: list[Callable[..., Any]] | None = None,
+        init_model: str | os.PathLike[str] | lgb.Booster | lgb.LGBMModel | None = None,
+        *,
+        eval_X: MatrixLike | tuple[MatrixLike, ...] | None = None,
+        eval_y: ArrayLike | tuple[ArrayLike, ...] | None = None,
+    ) -> Self:
         """Fit the booster; see ``lightgbm.LGBMClassifier.fit`` for the arguments."""
         loss = None if self.loss is None else make_loss(self.loss)
         params = _framework_params(self)
-        kwargs = dict(sample_weight=sample_weight, init_score=init_score, eval_set=eval_set,
-                      eval_names=eval_names, eval_sample_weight=eval_sample_weight,
-                      eval_class_weight=eval_class_weight, eval_init_score=eval_init_score,
-                      eval_metric=eval_metric, feature_name=feature_name,
-                      categorical_feature=categorical_feature, callbacks=callbacks,
-                      init_model=init_model)
+        kwargs = dict(
+            sample_weight=sample_weight,
+            init_score=init_score,
+            eval_set=eval_set,
+            eval_names=eval_names,
+            eval_sample_weight=eval_sample_weight,
+            eval_class_weight=eval_class_weight,
+            eval_init_score=eval_init_score,
+            eval_metric=eval_metric,
+            feature_name=feature_name,
+            categorical_feature=categorical_feature,
+            callbacks=callbacks,
+            init_model=init_model,
+        )
         if (eval_X is not None or eval_y is not None) and not _compat_lightgbm.fit_takes_eval_xy():
-            eval_set = kwargs["eval_set"] = list(zip(_as_tuple(eval_X), _as_tuple(eval_y),
-                                                     strict=True))
+            eval_set = kwargs["eval_set"] = list(
+                zip(_as_tuple(eval_X), _as_tuple(eval_y), strict=True)
+            )
             eval_X = eval_y = None
         if eval_y is not None:
             # LightGBM encodes the labels of eval_set but passes eval_y on as given: encode it
             # the same way as y, so that string or non-0/1 labels evaluate correctly.
             encoder, _ = _encode_labels(y, None)
-            eval_y = (tuple(encoder.transform(e) for e in eval_y) if isinstance(eval_y, tuple)
-                      else encoder.transform(eval_y))
+            eval_y = (
+                tuple(encoder.transform(e) for e in eval_y)
+                if isinstance(eval_y, tuple)
+                else encoder.transform(eval_y)
+            )
         if eval_X is not None or eval_y is not None:
             kwargs.update(eval_X=eval_X, eval_y=eval_y)
         self.init_score_ = self.posterior_map_ = None
         if loss is None:
-            return _fit_plain(self, lgb.LGBMClassifier, params,
-                              _compat_lightgbm.copy_fitted_state, X, y, **kwargs)
+            return _fit_plain(
+                self, lgb.LGBMClassifier, params, _compat_lightgbm.copy_fitted_state, X, y, **kwargs
+            )
 
         encoder, y_enc = _encode_labels(y, loss)
         loss = loss.for_classes(encoder.classes_)
@@ -463,17 +552,20 @@ class LGBMClassifier(lgb.LGBMClassifier):
             if eval_init_score is None:
                 eval_labels = _eval_labels(eval_set, eval_y)
                 if eval_labels:
-                    kwargs["eval_init_score"] = [_constant_rows(start, len(ey))
-                                                 for ey in eval_labels]
+                    kwargs["eval_init_score"] = [
+                        _constant_rows(start, len(ey)) for ey in eval_labels
+                    ]
         if eval_metric is None:
             kwargs["eval_metric"] = _default_metric(_bll, loss)
         kwargs["callbacks"] = list(callbacks or []) + [
-            _compat_lightgbm.skip_redundant_objective_reset]
+            _compat_lightgbm.skip_redundant_objective_reset
+        ]
         params["objective"] = _bll.sklearn_objective(loss)
         if not any(key in params for key in ("metric", "metrics", "metric_types")):
             params["metric"] = "None"
-        _fit_plain(self, lgb.LGBMClassifier, params, _compat_lightgbm.copy_fitted_state, X, y,
-                   **kwargs)
+        _fit_plain(
+            self, lgb.LGBMClassifier, params, _compat_lightgbm.copy_fitted_state, X, y, **kwargs
+        )
         # Self-contained: the saved model predicts these probabilities in plain LightGBM.
         _compat_lightgbm.set_booster(self, make_portable(self.booster_, start))
         self.init_score_ = start
@@ -488,10 +580,17 @@ class LGBMClassifier(lgb.LGBMClassifier):
             plain.set_params(objective="binary" if self.n_classes_ == 2 else "multiclass")
         return plain
 
-    def predict_proba(self, X: MatrixLike, raw_score: bool = False, start_iteration: int = 0,
-                      num_iteration: int | None = None, pred_leaf: bool = False,
-                      pred_contrib: bool = False, validate_features: bool = False,
-                      **kwargs: Any) -> NDArray[Any]:
+    def predict_proba(
+        self,
+        X: MatrixLike,
+        raw_score: bool = False,
+        start_iteration: int = 0,
+        num_iteration: int | None = None,
+        pred_leaf: bool = False,
+        pred_contrib: bool = False,
+        validate_features: bool = False,
+        **kwargs: Any,
+    ) -> NDArray[Any]:
         """Class probabilities, (n, 2) or (n, K).
 
         With a loss: ``loss.predict_proba`` of the margins (start included), i.e. for focal loss
@@ -502,18 +601,35 @@ class LGBMClassifier(lgb.LGBMClassifier):
         """
         posterior_map = self.__dict__.get("posterior_map_")
         if _maps_margins(posterior_map) and not (raw_score or pred_leaf or pred_contrib):
-            margin = self._plain().predict(X, raw_score=True, start_iteration=start_iteration,
-                                           num_iteration=num_iteration,
-                                           validate_features=validate_features, **kwargs)
+            margin = self._plain().predict(
+                X,
+                raw_score=True,
+                start_iteration=start_iteration,
+                num_iteration=num_iteration,
+                validate_features=validate_features,
+                **kwargs,
+            )
             return apply_posterior_map(margin, posterior_map)
         return self._plain().predict_proba(
-            X, raw_score=raw_score, start_iteration=start_iteration, num_iteration=num_iteration,
-            pred_leaf=pred_leaf, pred_contrib=pred_contrib, validate_features=validate_features,
-            **kwargs)
+            X,
+            raw_score=raw_score,
+            start_iteration=start_iteration,
+            num_iteration=num_iteration,
+            pred_leaf=pred_leaf,
+            pred_contrib=pred_contrib,
+            validate_features=validate_features,
+            **kwargs,
+        )
 
-    def decision_function(self, X: MatrixLike, *, start_iteration: int = 0,
-                          num_iteration: int | None = None, validate_features: bool = False,
-                          **kwargs: Any) -> NDArray[Any]:
+    def decision_function(
+        self,
+        X: MatrixLike,
+        *,
+        start_iteration: int = 0,
+        num_iteration: int | None = None,
+        validate_features: bool = False,
+        **kwargs: Any,
+    ) -> NDArray[Any]:
         """Scores whose sign (binary) or argmax (K classes) is ``predict``.
 
         With a loss: the log-odds of :meth:`predict_proba` (binary; for K classes its log), which
@@ -521,27 +637,53 @@ class LGBMClassifier(lgb.LGBMClassifier):
         focal with gamma=0 and no alpha); a focal model's margin itself is
         ``predict(X, raw_score=True)``. ``loss=None``: the raw margins.
         """
-        margin = self._plain().predict(X, raw_score=True, start_iteration=start_iteration,
-                                       num_iteration=num_iteration,
-                                       validate_features=validate_features, **kwargs)
+        margin = self._plain().predict(
+            X,
+            raw_score=True,
+            start_iteration=start_iteration,
+            num_iteration=num_iteration,
+            validate_features=validate_features,
+            **kwargs,
+        )
         posterior_map = self.__dict__.get("posterior_map_")
         return apply_decision_map(margin, posterior_map) if _maps_margins(posterior_map) else margin
 
-    def predict(self, X: MatrixLike, raw_score: bool = False, start_iteration: int = 0,
-                num_iteration: int | None = None, pred_leaf: bool = False,
-                pred_contrib: bool = False, validate_features: bool = False,
-                **kwargs: Any) -> NDArray[Any]:
+    def predict(
+        self,
+        X: MatrixLike,
+        raw_score: bool = False,
+        start_iteration: int = 0,
+        num_iteration: int | None = None,
+        pred_leaf: bool = False,
+        pred_contrib: bool = False,
+        validate_features: bool = False,
+        **kwargs: Any,
+    ) -> NDArray[Any]:
         """Predicted labels (the values ``y`` had in ``fit``; with a loss the class of largest
         :meth:`predict_proba`), or raw scores / leaves / contributions when asked for."""
         if _maps_margins(self.__dict__.get("posterior_map_")) and not (
-                raw_score or pred_leaf or pred_contrib):
-            return _labels_of(self, self.predict_proba(
-                X, start_iteration=start_iteration, num_iteration=num_iteration,
-                validate_features=validate_features, **kwargs))
+            raw_score or pred_leaf or pred_contrib
+        ):
+            return _labels_of(
+                self,
+                self.predict_proba(
+                    X,
+                    start_iteration=start_iteration,
+                    num_iteration=num_iteration,
+                    validate_features=validate_features,
+                    **kwargs,
+                ),
+            )
         return self._plain().predict(
-            X, raw_score=raw_score, start_iteration=start_iteration, num_iteration=num_iteration,
-            pred_leaf=pred_leaf, pred_contrib=pred_contrib, validate_features=validate_features,
-            **kwargs)
+            X,
+            raw_score=raw_score,
+            start_iteration=start_iteration,
+            num_iteration=num_iteration,
+            pred_leaf=pred_leaf,
+            pred_contrib=pred_contrib,
+            validate_features=validate_features,
+            **kwargs,
+        )
 
 
 def _constant_rows(start, n):

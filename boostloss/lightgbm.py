@@ -74,16 +74,19 @@ __all__ = [
 
 #: What ``lgb.train({"objective": ...})`` calls: ``(preds, train_set) -> (gradient, hessian)``.
 LGBMObjectiveFunction: TypeAlias = (
-    "Callable[[NDArray[Any], lgb.Dataset], tuple[Float32Array, Float32Array]]")
+    "Callable[[NDArray[Any], lgb.Dataset], tuple[Float32Array, Float32Array]]"
+)
 #: What ``lgb.train(feval=...)`` calls: ``(preds, dataset) -> (name, value, is_higher_better)``.
 LGBMMetricFunction: TypeAlias = "Callable[[NDArray[Any], lgb.Dataset], tuple[str, float, bool]]"
 #: What ``lgb.LGBMClassifier(objective=...)`` calls: ``(y_true, y_pred, weight)``.
 LGBMSklearnObjectiveFunction: TypeAlias = (
     "Callable[[ArrayLike | None, NDArray[Any], ArrayLike | None],"
-    " tuple[Float32Array, Float32Array]]")
+    " tuple[Float32Array, Float32Array]]"
+)
 #: What ``lgb.LGBMClassifier.fit(eval_metric=...)`` calls: ``(y_true, y_pred, weight)``.
 LGBMSklearnMetricFunction: TypeAlias = (
-    "Callable[[ArrayLike | None, NDArray[Any], ArrayLike | None], tuple[str, float, bool]]")
+    "Callable[[ArrayLike | None, NDArray[Any], ArrayLike | None], tuple[str, float, bool]]"
+)
 
 
 def multiclass_hessian_factor(n_classes: int) -> float:
@@ -102,8 +105,10 @@ def _read_dataset(dataset: lgb.Dataset) -> Target:
     if label is None:
         raise ValueError("the LightGBM Dataset has no label; boostloss objectives need 0/1 labels")
     weight = dataset_weight(dataset)
-    return check_target(label,  # type: ignore[arg-type]  # a list, ndarray or pandas Series
-                        None if weight is None or len(weight) == 0 else weight)
+    return check_target(
+        label,  # type: ignore[arg-type]  # a list, ndarray or pandas Series
+        None if weight is None or len(weight) == 0 else weight,
+    )
 
 
 class LGBMObjective(PerDatasetCallable):
@@ -117,10 +122,12 @@ class LGBMObjective(PerDatasetCallable):
     _display = "boostloss.lightgbm.objective"
     _read = staticmethod(_read_dataset)
 
-    def __call__(self, preds: NDArray[Any],
-                 train_set: lgb.Dataset) -> tuple[Float32Array, Float32Array]:
-        return gradient_hessian(self.loss, self._entry(train_set), preds, self.n_threads,
-                                multiclass_hessian_factor)
+    def __call__(
+        self, preds: NDArray[Any], train_set: lgb.Dataset
+    ) -> tuple[Float32Array, Float32Array]:
+        return gradient_hessian(
+            self.loss, self._entry(train_set), preds, self.n_threads, multiclass_hessian_factor
+        )
 
 
 class LGBMMetric(PerDatasetCallable):
@@ -148,11 +155,11 @@ class LGBMSklearnObjective(LossCallable):
 
     _display = "boostloss.lightgbm.sklearn_objective"
 
-    def __call__(self, y_true: ArrayLike | None, y_pred: NDArray[Any],
-                 weight: ArrayLike | None) -> tuple[Float32Array, Float32Array]:
+    def __call__(
+        self, y_true: ArrayLike | None, y_pred: NDArray[Any], weight: ArrayLike | None
+    ) -> tuple[Float32Array, Float32Array]:
         entry = self._cache.get(self.loss, y_true, weight)
-        return gradient_hessian(self.loss, entry, y_pred, self.n_threads,
-                                multiclass_hessian_factor)
+        return gradient_hessian(self.loss, entry, y_pred, self.n_threads, multiclass_hessian_factor)
 
 
 class LGBMSklearnMetric(LossCallable):
@@ -163,8 +170,9 @@ class LGBMSklearnMetric(LossCallable):
 
     _display = "boostloss.lightgbm.sklearn_metric"
 
-    def __call__(self, y_true: ArrayLike | None, y_pred: NDArray[Any],
-                 weight: ArrayLike | None) -> tuple[str, float, bool]:
+    def __call__(
+        self, y_true: ArrayLike | None, y_pred: NDArray[Any], weight: ArrayLike | None
+    ) -> tuple[str, float, bool]:
         entry = self._cache.get(self.loss, y_true, weight)
         return self.__name__, mean_loss(self.loss, entry, y_pred, self.n_threads), False
 
@@ -190,8 +198,9 @@ def objective(loss: LossLike, *, n_threads: AdapterThreads = "auto") -> LGBMObje
     return LGBMObjective(loss, n_threads=n_threads)
 
 
-def metric(loss: LossLike, name: str | None = None, *,
-           n_threads: AdapterThreads = "auto") -> LGBMMetric:
+def metric(
+    loss: LossLike, name: str | None = None, *, n_threads: AdapterThreads = "auto"
+) -> LGBMMetric:
     """An evaluation metric for ``lgb.train(..., feval=metric(loss))`` (lower is better).
 
     ``name`` names it in the evaluation log (default ``loss.name``).
@@ -199,8 +208,9 @@ def metric(loss: LossLike, name: str | None = None, *,
     return LGBMMetric(loss, name=name, n_threads=n_threads)
 
 
-def sklearn_objective(loss: LossLike, *,
-                      n_threads: AdapterThreads = "auto") -> LGBMSklearnObjective:
+def sklearn_objective(
+    loss: LossLike, *, n_threads: AdapterThreads = "auto"
+) -> LGBMSklearnObjective:
     """An objective for ``lgb.LGBMClassifier(objective=sklearn_objective(loss))``.
 
     ``lgb.LGBMClassifier`` then starts from 0 and ``predict_proba`` returns raw scores;
@@ -209,8 +219,9 @@ def sklearn_objective(loss: LossLike, *,
     return LGBMSklearnObjective(loss, n_threads=n_threads)
 
 
-def sklearn_metric(loss: LossLike, name: str | None = None, *,
-                   n_threads: AdapterThreads = "auto") -> LGBMSklearnMetric:
+def sklearn_metric(
+    loss: LossLike, name: str | None = None, *, n_threads: AdapterThreads = "auto"
+) -> LGBMSklearnMetric:
     """An evaluation metric for ``lgb.LGBMClassifier.fit(eval_metric=sklearn_metric(loss))``.
 
     ``name`` names it in ``evals_result_`` (default ``loss.name``).
@@ -218,8 +229,9 @@ def sklearn_metric(loss: LossLike, name: str | None = None, *,
     return LGBMSklearnMetric(loss, name=name, n_threads=n_threads)
 
 
-def set_init_score(loss: LossLike, train_set: lgb.Dataset, *valid_sets: lgb.Dataset,
-                   n_classes: int | None = None) -> float | Float64Array:
+def set_init_score(
+    loss: LossLike, train_set: lgb.Dataset, *valid_sets: lgb.Dataset, n_classes: int | None = None
+) -> float | Float64Array:
     """Set ``init_score = loss.init_score(y_train)`` on the training set and the validation sets.
 
     Parameters
@@ -249,8 +261,9 @@ def set_init_score(loss: LossLike, train_set: lgb.Dataset, *valid_sets: lgb.Data
     return score
 
 
-def predict_proba(booster: lgb.Booster, X: MatrixLike, init_score: float | ArrayLike = 0.0,
-                  **kwargs: Any) -> Float64Array:
+def predict_proba(
+    booster: lgb.Booster, X: MatrixLike, init_score: float | ArrayLike = 0.0, **kwargs: Any
+) -> Float64Array:
     """Probabilities from a booster trained with a boostloss objective.
 
     Binary: ``sigmoid(booster.predict(X, raw_score=True, **kwargs) + init_score)``, the

@@ -85,6 +85,8 @@ def _check_class_alpha(alpha):
             f"(alpha={alpha!r})"
         )
     return tuple(float(a) for a in values)
+
+
 _DENSITIES = ("bins", "window")
 
 
@@ -250,9 +252,10 @@ def _class_totals(target, n_classes):
 
 def _outputs(n, *named_buffers, n_classes=None):
     shape = n if n_classes is None else (n, n_classes)
-    return tuple(np.empty(shape, dtype=np.float64) if buf is None
-                 else v.check_out(name, buf, n, n_classes)
-                 for name, buf in named_buffers)
+    return tuple(
+        np.empty(shape, dtype=np.float64) if buf is None else v.check_out(name, buf, n, n_classes)
+        for name, buf in named_buffers
+    )
 
 
 class _Loss(BaseEstimator):
@@ -365,8 +368,7 @@ class _Loss(BaseEstimator):
         if totals.shape[0] == 2:
             return float(self.init_score(np.array([1.0, 0.0]), np.array([totals[1], totals[0]])))
         n_classes = totals.shape[0]
-        return self.init_score(np.arange(n_classes, dtype=np.float64), totals,
-                               n_classes=n_classes)
+        return self.init_score(np.arange(n_classes, dtype=np.float64), totals, n_classes=n_classes)
 
     def gradient_density(self) -> GHMParams | None:
         """The gradient density that re-weights this loss's cross-entropy every round, or None.
@@ -394,9 +396,16 @@ class _Loss(BaseEstimator):
         """
         return None
 
-    def loss(self, y_true: LabelsLike, raw_prediction: ArrayLike,
-             sample_weight: ArrayLike | None = None, *, loss_out: FloatArray | None = None,
-             n_threads: int | None = None, state: object | None = None) -> FloatArray:
+    def loss(
+        self,
+        y_true: LabelsLike,
+        raw_prediction: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        loss_out: FloatArray | None = None,
+        n_threads: int | None = None,
+        state: object | None = None,
+    ) -> FloatArray:
         """Per-sample loss, multiplied by ``sample_weight`` when given.
 
         Parameters
@@ -433,11 +442,17 @@ class _Loss(BaseEstimator):
                 self._softmax_loss_kernels(params, target.y, x, target.sample_weight, out, state)
         return out
 
-    def gradient_hessian(self, y_true: LabelsLike, raw_prediction: ArrayLike,
-                         sample_weight: ArrayLike | None = None, *,
-                         gradient_out: FloatArray | None = None,
-                         hessian_out: FloatArray | None = None, n_threads: int | None = None,
-                         state: object | None = None) -> tuple[FloatArray, FloatArray]:
+    def gradient_hessian(
+        self,
+        y_true: LabelsLike,
+        raw_prediction: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        gradient_out: FloatArray | None = None,
+        hessian_out: FloatArray | None = None,
+        n_threads: int | None = None,
+        state: object | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
         """First and second derivatives of the loss with respect to the raw margin(s).
 
         Parameters
@@ -461,18 +476,30 @@ class _Loss(BaseEstimator):
         params = self.resolved_params()
         state = self._check_state(state)
         n_classes = None if x.ndim == 1 else x.shape[1]
-        grad, hess = _outputs(target.n_samples, ("gradient_out", gradient_out),
-                              ("hessian_out", hessian_out), n_classes=n_classes)
+        grad, hess = _outputs(
+            target.n_samples,
+            ("gradient_out", gradient_out),
+            ("hessian_out", hessian_out),
+            n_classes=n_classes,
+        )
         with kernel_threads(target.n_samples, check_n_threads(n_threads)):
             if x.ndim == 1:
-                self._grad_hess_kernels(params, target.y, x, target.sample_weight, grad, hess, state)
+                self._grad_hess_kernels(
+                    params, target.y, x, target.sample_weight, grad, hess, state
+                )
             else:
-                self._softmax_grad_hess_kernels(params, target.y, x, target.sample_weight, grad,
-                                                hess, state)
+                self._softmax_grad_hess_kernels(
+                    params, target.y, x, target.sample_weight, grad, hess, state
+                )
         return grad, hess
 
-    def init_score(self, y_true: LabelsLike, sample_weight: ArrayLike | None = None, *,
-                   n_classes: int | None = None) -> float | Float64Array:
+    def init_score(
+        self,
+        y_true: LabelsLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        n_classes: int | None = None,
+    ) -> float | Float64Array:
         """The constant raw margin that minimises the (weighted) total loss.
 
         Parameters
@@ -626,8 +653,16 @@ class _Loss(BaseEstimator):
         f_lo = self._constant_total_and_slope(params, lo, w1, w0)[1]
         f_hi = self._constant_total_and_slope(params, hi, w1, w0)[1]
         if f_lo < 0.0 < f_hi:
-            return float(brentq(lambda s: self._constant_total_and_slope(params, s, w1, w0)[1],
-                                lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200))
+            return float(
+                brentq(
+                    lambda s: self._constant_total_and_slope(params, s, w1, w0)[1],
+                    lo,
+                    hi,
+                    xtol=1e-14,
+                    rtol=4 * np.finfo(float).eps,
+                    maxiter=200,
+                )
+            )
         return float(grid[k])
 
 
@@ -691,9 +726,12 @@ class FocalLoss(_Loss):
 
     name = "focal"
 
-    def __init__(self, gamma: float = 2.0,
-                 alpha: float | Literal["auto"] | ArrayLike | None = "auto",
-                 hessian: str = "exact") -> None:
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: float | Literal["auto"] | ArrayLike | None = "auto",
+        hessian: str = "exact",
+    ) -> None:
         self.gamma = gamma
         self.alpha = alpha
         self.hessian = hessian
@@ -770,8 +808,11 @@ class FocalLoss(_Loss):
             a_neg = 1.0 - a_pos
         else:
             class_alpha = _check_class_alpha(self.alpha)
-            a_pos, a_neg = ((class_alpha[1], class_alpha[0]) if len(class_alpha) == 2
-                            else (float("nan"), float("nan")))
+            a_pos, a_neg = (
+                (class_alpha[1], class_alpha[0])
+                if len(class_alpha) == 2
+                else (float("nan"), float("nan"))
+            )
         mode = _HESSIANS[v.check_choice("hessian", self.hessian, tuple(_HESSIANS))]
         return FocalParams(gamma, a_pos, a_neg, mode, class_alpha, auto)
 
@@ -798,8 +839,9 @@ class FocalLoss(_Loss):
     @staticmethod
     def _softmax_grad_hess_kernels(params, y, x, w, grad, hess, state):
         alpha = params.softmax_alpha(x.shape[1])
-        kernels(_SOFTMAX).softmax_focal_grad_hess(y, x, w, params.gamma, alpha, params.hessian,
-                                                  grad, hess)
+        kernels(_SOFTMAX).softmax_focal_grad_hess(
+            y, x, w, params.gamma, alpha, params.hessian, grad, hess
+        )
 
     @staticmethod
     def _softmax_constant(params, class_totals):
@@ -814,15 +856,19 @@ class FocalLoss(_Loss):
                     f"{list(params.class_alpha or alpha)!r} (0 for class {int(zero[0])}): the best "
                     "constant margin of that class is -inf"
                 )
-        return softmax_focal_best_constant(class_totals, params.gamma,
-                                           alpha if alpha.shape[0] else None)
+        return softmax_focal_best_constant(
+            class_totals, params.gamma, alpha if alpha.shape[0] else None
+        )
 
 
 def _focal_class_weights(loss, params, n_classes):
     """The per-class training weights of ``alpha`` for the posterior map (None: all equal)."""
     if n_classes == 2 and (params.class_alpha is None or len(params.class_alpha) == 2):
-        weights = (params.alpha_neg, params.alpha_pos) if params.class_alpha is None else (
-            params.class_alpha)
+        weights = (
+            (params.alpha_neg, params.alpha_pos)
+            if params.class_alpha is None
+            else (params.class_alpha)
+        )
     else:
         weights = params.softmax_alpha(n_classes)
         if not weights.shape[0]:
@@ -845,8 +891,12 @@ def _ghm_passes(ndim):
         k = kernels()
         return k.ghm_bins_pass, k.scale_by_bin, k.ghm_norm_pass, k.scale_by_sample
     k = kernels(_SOFTMAX)
-    return (k.softmax_ghm_bins_pass, k.scale_rows_by_bin, k.softmax_ce_grad_hess_norm,
-            k.scale_rows_by_sample)
+    return (
+        k.softmax_ghm_bins_pass,
+        k.scale_rows_by_bin,
+        k.softmax_ce_grad_hess_norm,
+        k.scale_rows_by_sample,
+    )
 
 
 class GHMLoss(_Loss):
@@ -913,8 +963,9 @@ class GHMLoss(_Loss):
     state_: GHMState | None
     cross_row_statistic = "GHM-C's density must count the rows of every worker each round"
 
-    def __init__(self, bins: int = 10, momentum: float = 0.0, density: str = "bins",
-                 epsilon: float = 0.1) -> None:
+    def __init__(
+        self, bins: int = 10, momentum: float = 0.0, density: str = "bins", epsilon: float = 0.1
+    ) -> None:
         self.bins = bins
         self.momentum = momentum
         self.density = density
@@ -947,8 +998,9 @@ class GHMLoss(_Loss):
         """The resolved :class:`GHMParams`: the density that re-weights the cross-entropy."""
         return self.resolved_params()
 
-    def weights_from_counts(self, counts: ArrayLike, total: float, *,
-                            state: GHMState | None = None) -> Float64Array:
+    def weights_from_counts(
+        self, counts: ArrayLike, total: float, *, state: GHMState | None = None
+    ) -> Float64Array:
         """Per-bin harmonising weights ``beta_b = total / density_b / n_nonempty``.
 
         ``counts`` are the (weighted) bin counts of one round and ``total`` the weight of the valid
@@ -972,9 +1024,14 @@ class GHMLoss(_Loss):
             beta[nonempty] = total / density[nonempty] / n_nonempty
         return beta
 
-    def harmonizing_weights(self, y_true: LabelsLike, raw_prediction: ArrayLike,
-                            sample_weight: ArrayLike | None = None, *,
-                            n_threads: int | None = None) -> Float64Array:
+    def harmonizing_weights(
+        self,
+        y_true: LabelsLike,
+        raw_prediction: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        n_threads: int | None = None,
+    ) -> Float64Array:
         """The harmonising weights beta_i of these margins (stateless: momentum is not applied).
 
         Samples with zero weight are not counted and get beta 0. Unweighted, the betas sum to n.
@@ -1053,8 +1110,11 @@ class GHMLoss(_Loss):
     @staticmethod
     def _window_work(n, state):
         def make():
-            return (np.empty(n), np.empty(n)) + tuple(
-                np.empty(n, dtype=np.int64) for _ in range(4)) + (np.empty(n + 1),)
+            return (
+                (np.empty(n), np.empty(n))
+                + tuple(np.empty(n, dtype=np.int64) for _ in range(4))
+                + (np.empty(n + 1),)
+            )
 
         return make() if state is None else state.work(("window", n), make)
 
@@ -1186,7 +1246,9 @@ def make_loss(spec: LossLike) -> _Loss:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"malformed parameter {item.strip()!r} in loss {spec!r}: write name=value")
+            raise ValueError(
+                f"malformed parameter {item.strip()!r} in loss {spec!r}: write name=value"
+            )
         params[key] = _parse_value(value)
     allowed = sorted(cls().get_params())
     unknown = sorted(set(params) - set(allowed))

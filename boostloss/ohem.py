@@ -89,8 +89,15 @@ class OHEMState:
         Number of rounds this state has seen.
     """
 
-    __slots__ = ("random_state", "tie_keys", "_keep", "n_kept_negatives", "kept_negative_weight",
-                 "rounds", "group")
+    __slots__ = (
+        "random_state",
+        "tie_keys",
+        "_keep",
+        "n_kept_negatives",
+        "kept_negative_weight",
+        "rounds",
+        "group",
+    )
 
     def __init__(self) -> None:
         self.random_state: int | None = None
@@ -112,8 +119,11 @@ class OHEMState:
 
     def has_keys(self, n: int, random_state: int) -> bool:
         """Whether the tie keys of ``n`` rows and this seed are drawn already."""
-        return (self.tie_keys is not None and self.tie_keys.shape[0] == n
-                and self.random_state == random_state)
+        return (
+            self.tie_keys is not None
+            and self.tie_keys.shape[0] == n
+            and self.random_state == random_state
+        )
 
     def buffers(self, n: int, random_state: int) -> tuple[NDArray[Any], NDArray[np.uint8]]:
         """Tie keys and the keep mask for ``n`` rows, drawn / allocated once per data set.
@@ -197,8 +207,9 @@ class OHEMLoss(_Loss):
     state_: OHEMState | None
     cross_row_statistic = "OHEM selects the hardest negatives of all rows each round"
 
-    def __init__(self, ratio: float = 3.0, random_state: int = 0,
-                 negative_class: int | None = None) -> None:
+    def __init__(
+        self, ratio: float = 3.0, random_state: int = 0, negative_class: int | None = None
+    ) -> None:
         self.ratio = ratio
         self.random_state = random_state
         self.negative_class = negative_class
@@ -207,14 +218,15 @@ class OHEMLoss(_Loss):
         """The validated parameters, as an :class:`OHEMParams`."""
         ratio = v.check_real("ratio", self.ratio, low=0.0, low_open=True)
         seed = self.random_state
-        if (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(
                 f"random_state must be a non-negative integer (the seed of the tie keys), got "
                 f"{seed!r}"
             )
         neg = self.negative_class
-        if neg is not None and (isinstance(neg, bool) or not isinstance(neg, numbers.Integral)
-                                or neg < 0):
+        if neg is not None and (
+            isinstance(neg, bool) or not isinstance(neg, numbers.Integral) or neg < 0
+        ):
             raise ValueError(
                 f"negative_class={neg!r}: this loss sees class indices (labels 0..K-1), so "
                 "negative_class must be one of them (an integer >= 0) or None; a label value such "
@@ -241,7 +253,9 @@ class OHEMLoss(_Loss):
         classes = list(np.asarray(classes).tolist())
         matches = [i for i, label in enumerate(classes) if _same_label(label, neg)]
         if len(matches) != 1:
-            shown = ", ".join(repr(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
+            shown = ", ".join(repr(c) for c in classes[:10]) + (
+                ", ..." if len(classes) > 10 else ""
+            )
             raise ValueError(
                 f"negative_class={neg!r} is not a label of y; the labels are {shown}: name the "
                 "background class as y spells it"
@@ -258,8 +272,13 @@ class OHEMLoss(_Loss):
         before the first): the kept rows of :attr:`state_`."""
         return None if self.state_ is None else self.state_.kept
 
-    def init_score(self, y_true: LabelsLike, sample_weight: ArrayLike | None = None, *,
-                   n_classes: int | None = None) -> float | Float64Array:
+    def init_score(
+        self,
+        y_true: LabelsLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        n_classes: int | None = None,
+    ) -> float | Float64Array:
         """The cross-entropy minimiser over the kept set at a constant start.
 
         At a constant start every negative ties, so the kept set is the first
@@ -287,14 +306,17 @@ class OHEMLoss(_Loss):
         n_classes = None if n_classes is None else v.check_int("n_classes", n_classes, 2)
         target.check_classes(n_classes)
         neg = params.background(n_classes)
-        totals = np.bincount(target.y.astype(np.intp),
-                             weights=target.sample_weight if target.weighted else None,
-                             minlength=n_classes or 2).astype(np.float64)
+        totals = np.bincount(
+            target.y.astype(np.intp),
+            weights=target.sample_weight if target.weighted else None,
+            minlength=n_classes or 2,
+        ).astype(np.float64)
         k = _select_kernels()
         keys = k.tie_keys(target.n_samples, params.random_state)
         keep = np.empty(target.n_samples, dtype=np.uint8)
-        _, w_kept, _, w_pos = k.select_rows(target.y, None, target.sample_weight, neg,
-                                            params.ratio, keys, keep)
+        _, w_kept, _, w_pos = k.select_rows(
+            target.y, None, target.sample_weight, neg, params.ratio, keys, keep
+        )
         if not w_pos > 0.0:
             raise ValueError(_no_positives_message(target, neg))
         totals[neg] = w_kept
@@ -316,7 +338,8 @@ class OHEMLoss(_Loss):
         if not others > 0.0:
             raise ValueError(
                 f"OHEM needs positives: the class totals {list(totals)} have no weight outside "
-                f"the background class {neg}")
+                f"the background class {neg}"
+            )
         totals[neg] = min(totals[neg], params.ratio * others)
         return _kept_set_constant(totals, neg, n_classes)
 
@@ -333,7 +356,8 @@ class OHEMLoss(_Loss):
         keys, own_keep = state.buffers(n, params.random_state)
         keep = own_keep if keep is None else keep
         n_kept, w_kept, _, w_pos = _select_kernels().select_rows(
-            y, x, w, neg, params.ratio, keys, keep, state.group)
+            y, x, w, neg, params.ratio, keys, keep, state.group
+        )
         if not w_pos > 0.0:
             from .losses import Target
 
@@ -343,8 +367,9 @@ class OHEMLoss(_Loss):
     def _loss_kernels(self, params, y, x, w, out, state=None):
         # A training's state lends its tie keys and its workers; its last selection is neither
         # read nor changed.
-        if state is None or (state.group is None and not state.has_keys(y.shape[0],
-                                                                        params.random_state)):
+        if state is None or (
+            state.group is None and not state.has_keys(y.shape[0], params.random_state)
+        ):
             state = OHEMState()
         _, _, keep = self._select(params, y, x, w, state, np.empty(y.shape[0], dtype=np.uint8))
         if x.ndim == 1:

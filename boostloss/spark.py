@@ -55,8 +55,9 @@ def loss_spec(loss: LossLike | None) -> str | None:
     if loss is None or isinstance(loss, str):
         return loss
     loss = make_loss(loss)
-    params = ",".join(f"{k}={'none' if v is None else v}"
-                      for k, v in sorted(loss.get_params().items()))
+    params = ",".join(
+        f"{k}={'none' if v is None else v}" for k, v in sorted(loss.get_params().items())
+    )
     return f"{loss.name}:{params}"
 
 
@@ -80,8 +81,9 @@ class SparkXGBClassifier(_compat_xgboost.SparkEstimatorExtension, _SparkXGBClass
     returns a plain ``SparkXGBClassifierModel``.
     """
 
-    loss = _compat_xgboost.spark_param("loss", "boostloss loss spec, e.g. 'focal:gamma=2'",
-                                       TypeConverters.toString)
+    loss = _compat_xgboost.spark_param(
+        "loss", "boostloss loss spec, e.g. 'focal:gamma=2'", TypeConverters.toString
+    )
     extension_params = ("loss",)
 
     def __init__(self, *, loss: LossLike | None = None, **kwargs: Any) -> None:
@@ -107,15 +109,19 @@ class SparkXGBClassifier(_compat_xgboost.SparkEstimatorExtension, _SparkXGBClass
         extra = dict(trainer.getOrDefault(trainer.arbitrary_params_dict))  # type: ignore[arg-type]
         extra["obj"] = _blx.objective(loss)
         if trainer.isDefined(trainer.validationIndicatorCol) and trainer.getOrDefault(
-                trainer.validationIndicatorCol):
+            trainer.validationIndicatorCol
+        ):
             extra["custom_metric"] = _blx.metric(*loss.evaluation_loss())
             extra.setdefault("disable_default_eval_metric", True)
         trainer.set(trainer.arbitrary_params_dict, extra)
         if trainer.getOrDefault("base_score") is None:
             trainer.set(trainer.getParam("base_score"), float(expit(start)))
         model = trainer._xgboost_fit(dataset)
-        kept = {k: v for k, v in model.getOrDefault(model.arbitrary_params_dict).items()
-                if k not in _CALLABLE_KEYS}
+        kept = {
+            k: v
+            for k, v in model.getOrDefault(model.arbitrary_params_dict).items()
+            if k not in _CALLABLE_KEYS
+        }
         model.set(model.arbitrary_params_dict, kept)
         return model
 
@@ -123,14 +129,22 @@ class SparkXGBClassifier(_compat_xgboost.SparkEstimatorExtension, _SparkXGBClass
 def _global_start(estimator: SparkXGBClassifier, loss: _Loss, dataset: DataFrame) -> float:
     """``loss.init_score`` of the whole DataFrame from one aggregation of weights per label."""
     label = F.col(estimator.getOrDefault(estimator.labelCol)).cast("double")
-    weight_col = (estimator.getOrDefault(estimator.weightCol)
-                  if estimator.isDefined(estimator.weightCol) else None)
+    weight_col = (
+        estimator.getOrDefault(estimator.weightCol)
+        if estimator.isDefined(estimator.weightCol)
+        else None
+    )
     weight = F.lit(1.0) if not weight_col else F.col(weight_col).cast("double")
-    rows = (dataset.select(label.alias("y"), weight.alias("w"))
-            .groupBy("y").agg(F.sum("w").alias("total"), F.min("w").alias("low"),
-                              F.sum(F.when(F.isnan("w") | F.col("w").isNull(), 1).otherwise(0))
-                              .alias("bad"))
-            .collect())
+    rows = (
+        dataset.select(label.alias("y"), weight.alias("w"))
+        .groupBy("y")
+        .agg(
+            F.sum("w").alias("total"),
+            F.min("w").alias("low"),
+            F.sum(F.when(F.isnan("w") | F.col("w").isNull(), 1).otherwise(0)).alias("bad"),
+        )
+        .collect()
+    )
     lows = [row["low"] for row in rows if row["low"] is not None]  # None: only null weights
     low = min(lows) if lows else None
     if any(row["bad"] for row in rows) or (low is not None and not 0.0 <= low < np.inf):
@@ -138,6 +152,7 @@ def _global_start(estimator: SparkXGBClassifier, loss: _Loss, dataset: DataFrame
             f"the weight column must be finite and non-negative, got a minimum of {low!r}"
             + (" and NaN / null values" if any(row["bad"] for row in rows) else "")
         )
-    totals = {row["y"]: row["total"] for row in
-              sorted(rows, key=lambda row: (row["y"] is None, row["y"]))}
+    totals = {
+        row["y"]: row["total"] for row in sorted(rows, key=lambda row: (row["y"] is None, row["y"]))
+    }
     return binary_start(loss, totals, "the label column")

@@ -94,15 +94,17 @@ XGBMetricFunction: TypeAlias = "Callable[[NDArray[Any], xgb.DMatrix], tuple[str,
 class XGBSklearnObjectiveFunction(Protocol):
     """What ``xgb.XGBClassifier(objective=...)`` calls: ``(y_true, y_pred, *, sample_weight)``."""
 
-    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, *,
-                 sample_weight: ArrayLike | None = None) -> tuple[Any, Any]: ...
+    def __call__(
+        self, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None
+    ) -> tuple[Any, Any]: ...
 
 
 class XGBSklearnMetricFunction(Protocol):
     """What ``xgb.XGBClassifier(eval_metric=...)`` calls: ``(y_true, y_pred, *, sample_weight)``."""
 
-    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, *,
-                 sample_weight: ArrayLike | None = None) -> float: ...
+    def __call__(
+        self, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None
+    ) -> float: ...
 
 
 #: The scale of XGBoost's own softmax Hessian: ``multi:softprob`` uses ``2 p (1 - p)``
@@ -136,8 +138,7 @@ class _RoundMixin:
     def _round(self, entry: _Entry, predt: ArrayLike) -> tuple[Any, Any]:
         if self._compute == "device":
             return _device_gradient_hessian(self.loss, entry, predt)
-        return gradient_hessian(self.loss, entry, predt, self.n_threads,
-                                multiclass_hessian_factor)
+        return gradient_hessian(self.loss, entry, predt, self.n_threads, multiclass_hessian_factor)
 
     def _any_round(self, get_entry: Callable[[], _Entry], predt: ArrayLike) -> tuple[Any, Any]:
         """One round, also inside a distributed training (``get_entry`` reads and validates)."""
@@ -163,8 +164,9 @@ class _RoundMixin:
         return self._round(entry, x)
 
 
-def _any_mean_loss(loss: _Loss, get_entry: Callable[[], _Entry], predt: ArrayLike,
-                   n_threads: AdapterThreads) -> float:
+def _any_mean_loss(
+    loss: _Loss, get_entry: Callable[[], _Entry], predt: ArrayLike, n_threads: AdapterThreads
+) -> float:
     """The weighted mean loss of these margins, over all workers inside a distributed training."""
     group = current_group()
     if group is None:
@@ -205,8 +207,9 @@ class XGBObjective(_RoundMixin, PerDatasetCallable):
     _display = "boostloss.xgboost.objective"
     _read = staticmethod(_read_dmatrix)
 
-    def __init__(self, loss: LossLike, *, compute: str = "host",
-                 n_threads: AdapterThreads = "auto") -> None:
+    def __init__(
+        self, loss: LossLike, *, compute: str = "host", n_threads: AdapterThreads = "auto"
+    ) -> None:
         super().__init__(loss, n_threads=n_threads)
         self._compute = _check_compute(compute)
 
@@ -225,8 +228,9 @@ class XGBMetric(PerDatasetCallable):
     _read = staticmethod(_read_dmatrix)
 
     def __call__(self, predt: NDArray[Any], dmatrix: xgb.DMatrix) -> tuple[str, float]:
-        return self.__name__, _any_mean_loss(self.loss, lambda: self._entry(dmatrix), predt,
-                                             self.n_threads)
+        return self.__name__, _any_mean_loss(
+            self.loss, lambda: self._entry(dmatrix), predt, self.n_threads
+        )
 
 
 class XGBSklearnObjective(_RoundMixin, LossCallable):
@@ -238,13 +242,15 @@ class XGBSklearnObjective(_RoundMixin, LossCallable):
 
     _display = "boostloss.xgboost.sklearn_objective"
 
-    def __init__(self, loss: LossLike, *, compute: str = "host",
-                 n_threads: AdapterThreads = "auto") -> None:
+    def __init__(
+        self, loss: LossLike, *, compute: str = "host", n_threads: AdapterThreads = "auto"
+    ) -> None:
         super().__init__(loss, n_threads=n_threads)
         self._compute = _check_compute(compute)
 
-    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, *,
-                 sample_weight: ArrayLike | None = None) -> tuple[Any, Any]:
+    def __call__(
+        self, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None
+    ) -> tuple[Any, Any]:
         return self._any_round(lambda: self._cache.get(self.loss, y_true, sample_weight), y_pred)
 
 
@@ -259,14 +265,20 @@ class XGBSklearnMetric(LossCallable):
 
     _display = "boostloss.xgboost.sklearn_metric"
 
-    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, *,
-                 sample_weight: ArrayLike | None = None) -> float:
-        return _any_mean_loss(self.loss, lambda: self._cache.get(self.loss, y_true, sample_weight),
-                              y_pred, self.n_threads)
+    def __call__(
+        self, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None
+    ) -> float:
+        return _any_mean_loss(
+            self.loss,
+            lambda: self._cache.get(self.loss, y_true, sample_weight),
+            y_pred,
+            self.n_threads,
+        )
 
 
-def objective(loss: LossLike, *, compute: str = "host",
-              n_threads: AdapterThreads = "auto") -> XGBObjective:
+def objective(
+    loss: LossLike, *, compute: str = "host", n_threads: AdapterThreads = "auto"
+) -> XGBObjective:
     """A custom objective for ``xgb.train(params, dtrain, obj=objective(loss))``.
 
     Parameters
@@ -294,8 +306,9 @@ def objective(loss: LossLike, *, compute: str = "host",
     return XGBObjective(loss, compute=compute, n_threads=n_threads)
 
 
-def metric(loss: LossLike, name: str | None = None, *,
-           n_threads: AdapterThreads = "auto") -> XGBMetric:
+def metric(
+    loss: LossLike, name: str | None = None, *, n_threads: AdapterThreads = "auto"
+) -> XGBMetric:
     """An evaluation metric for ``xgb.train(..., custom_metric=metric(loss))`` (lower is better).
 
     ``name`` names it in the evaluation log (default ``loss.name``).
@@ -303,8 +316,9 @@ def metric(loss: LossLike, name: str | None = None, *,
     return XGBMetric(loss, name=name, n_threads=n_threads)
 
 
-def sklearn_objective(loss: LossLike, *, compute: str = "host",
-                      n_threads: AdapterThreads = "auto") -> XGBSklearnObjective:
+def sklearn_objective(
+    loss: LossLike, *, compute: str = "host", n_threads: AdapterThreads = "auto"
+) -> XGBSklearnObjective:
     """An objective for ``xgb.XGBClassifier(objective=sklearn_objective(loss))``.
 
     The callable takes ``(y_true, y_pred, *, sample_weight=None)``, so sample weights passed to
@@ -316,8 +330,9 @@ def sklearn_objective(loss: LossLike, *, compute: str = "host",
     return XGBSklearnObjective(loss, compute=compute, n_threads=n_threads)
 
 
-def sklearn_metric(loss: LossLike, name: str | None = None, *,
-                   n_threads: AdapterThreads = "auto") -> XGBSklearnMetric:
+def sklearn_metric(
+    loss: LossLike, name: str | None = None, *, n_threads: AdapterThreads = "auto"
+) -> XGBSklearnMetric:
     """An evaluation metric for ``xgb.XGBClassifier(eval_metric=sklearn_metric(loss))``.
 
     Use it together with a callable objective (XGBoost then passes raw margins to it). ``name``
@@ -329,14 +344,21 @@ def sklearn_metric(loss: LossLike, name: str | None = None, *,
 def _labels_weights(data: Any, sample_weight: ArrayLike | None) -> Target:
     if hasattr(data, "get_label") and hasattr(data, "get_weight"):
         if sample_weight is not None:
-            raise TypeError("pass sample_weight only with label arrays; a DMatrix carries its own weights")
+            raise TypeError(
+                "pass sample_weight only with label arrays; a DMatrix carries its own weights"
+            )
         return _read_dmatrix(data)
     return check_target(data, sample_weight)
 
 
-def base_score(loss: LossLike, dtrain: xgb.DMatrix | ArrayLike,
-               sample_weight: ArrayLike | None = None, *, objective: str | None = None,
-               n_classes: int | None = None) -> float | list[float]:
+def base_score(
+    loss: LossLike,
+    dtrain: xgb.DMatrix | ArrayLike,
+    sample_weight: ArrayLike | None = None,
+    *,
+    objective: str | None = None,
+    n_classes: int | None = None,
+) -> float | list[float]:
     """The ``base_score`` parameter that starts ``xgb.train`` from ``loss.init_score(y)``.
 
     Parameters
@@ -371,8 +393,13 @@ def base_score(loss: LossLike, dtrain: xgb.DMatrix | ArrayLike,
             )
         return [float(value) for value in start_of(loss, target, n_classes)]
     score = start_of(loss, target)
-    if objective is None or objective in ("reg:squarederror", "reg:linear", "reg:pseudohubererror",
-                                          "reg:absoluteerror", "binary:logitraw"):
+    if objective is None or objective in (
+        "reg:squarederror",
+        "reg:linear",
+        "reg:pseudohubererror",
+        "reg:absoluteerror",
+        "binary:logitraw",
+    ):
         return float(score)
     if objective == "binary:logistic":
         return float(1.0 / (1.0 + np.exp(-score)))
@@ -382,8 +409,9 @@ def base_score(loss: LossLike, dtrain: xgb.DMatrix | ArrayLike,
     )
 
 
-def set_base_margin(loss: LossLike, dtrain: xgb.DMatrix, *others: xgb.DMatrix,
-                    n_classes: int | None = None) -> float | Float64Array:
+def set_base_margin(
+    loss: LossLike, dtrain: xgb.DMatrix, *others: xgb.DMatrix, n_classes: int | None = None
+) -> float | Float64Array:
     """Set ``base_margin = loss.init_score(y_train)`` on the training set and the other DMatrix.
 
     Parameters
@@ -443,7 +471,8 @@ def _device_gradient_hessian(loss: _Loss, entry: _Entry, predt: ArrayLike) -> tu
     if work is None:
         w = entry.target.sample_weight
         work = entry.scratch["cuda"] = cuda.DeviceGradients(
-            loss, entry.target.y, w if w.shape[0] else None, dtype=np.float32, state=entry.state)
+            loss, entry.target.y, w if w.shape[0] else None, dtype=np.float32, state=entry.state
+        )
     grad, hess = work(x, validate=False)
     if cuda.is_simulator():
         # XGBoost cannot read the simulator's (host) memory as device memory.

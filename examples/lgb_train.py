@@ -13,11 +13,24 @@ valid_set = lgb.Dataset(X[3000:], label=y[3000:], reference=train_set)
 focal = FocalLoss(gamma=2.0, alpha=0.25)
 
 start = bll.set_init_score(focal, train_set, valid_set)  # LightGBM would start from 0
-params = {"objective": bll.objective(focal), "metric": "None", "learning_rate": 0.1,
-          "num_leaves": 15, "verbose": -1}
-booster = lgb.train(params, train_set, 300, valid_sets=[valid_set], feval=bll.metric(focal),
-                    callbacks=[lgb.early_stopping(20, verbose=False)])
+params = {
+    "objective": bll.objective(focal),
+    "metric": "None",
+    "learning_rate": 0.1,
+    "num_leaves": 15,
+    "verbose": -1,
+}
+booster = lgb.train(
+    params,
+    train_set,
+    300,
+    valid_sets=[valid_set],
+    feval=bll.metric(focal),
+    callbacks=[lgb.early_stopping(20, verbose=False)],
+)
 proba = bll.predict_proba(booster, X[3000:], start)  # adds the init score back
-print(f"best iteration {booster.best_iteration}, "
-      f"average precision {average_precision_score(y[3000:], proba):.3f} "
-      f"(positive rate {y.mean():.3f})")
+print(
+    f"best iteration {booster.best_iteration}, "
+    f"average precision {average_precision_score(y[3000:], proba):.3f} "
+    f"(positive rate {y.mean():.3f})"
+)

@@ -21,10 +21,20 @@ params = {
     "base_score": blx.base_score(focal, dtrain),  # start from the loss's best constant, not 0.5
     "disable_default_eval_metric": 1,
 }
-booster = xgb.train(params, dtrain, 300, obj=blx.objective(focal), custom_metric=blx.metric(focal),
-                    evals=[(dvalid, "valid")], early_stopping_rounds=20, verbose_eval=False)
+booster = xgb.train(
+    params,
+    dtrain,
+    300,
+    obj=blx.objective(focal),
+    custom_metric=blx.metric(focal),
+    evals=[(dvalid, "valid")],
+    early_stopping_rounds=20,
+    verbose_eval=False,
+)
 proba = expit(booster.predict(dvalid, output_margin=True))
-print(f"best iteration {booster.best_iteration}, "
-      f"average precision {average_precision_score(y[3000:], proba):.3f} "
-      f"(positive rate {y.mean():.3f})")
+print(
+    f"best iteration {booster.best_iteration}, "
+    f"average precision {average_precision_score(y[3000:], proba):.3f} "
+    f"(positive rate {y.mean():.3f})"
+)
 assert np.all((proba > 0) & (proba < 1))

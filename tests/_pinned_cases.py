@@ -63,8 +63,12 @@ def outputs(name, weighted, dtype):
 
 
 def all_outputs():
-    return {f"{name}|{'w' if weighted else 'u'}|{np.dtype(dtype).name}": outputs(name, weighted, dtype)
-            for name in SETTINGS for weighted in (False, True) for dtype in (np.float32, np.float64)}
+    return {
+        f"{name}|{'w' if weighted else 'u'}|{np.dtype(dtype).name}": outputs(name, weighted, dtype)
+        for name in SETTINGS
+        for weighted in (False, True)
+        for dtype in (np.float32, np.float64)
+    }
 
 
 if __name__ == "__main__":

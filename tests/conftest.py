@@ -22,6 +22,7 @@ def datasets_dir():
         pytest.skip(f"real datasets not found at {DATASETS} (set BOOSTLOSS_DATASETS)")
     return DATASETS
 
+
 #: The loss settings that the property, invariance, extreme-value, validation, pickling and thread
 #: tests run through: both Hessian policies, gamma from 0 to 3.5, alpha None and weighted, both GHM
 #: densities, with and without momentum.

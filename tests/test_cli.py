@@ -66,7 +66,13 @@ def test_default_run_prints_every_loss_on_both_backends(capsys):
     assert main(["compare", *FAST]) == 0
     out = capsys.readouterr().out
     assert "breast_cancer" in out and "400 rows" in out
-    for text in ("xgboost", "lightgbm", "weighted logistic", "focal (gamma=2, alpha=0.25)", "GHM-C"):
+    for text in (
+        "xgboost",
+        "lightgbm",
+        "weighted logistic",
+        "focal (gamma=2, alpha=0.25)",
+        "GHM-C",
+    ):
         assert text in out
     assert "ROC-AUC" in out and "Brier" in out and "ECE" in out
     # One mark per column at least: the best of each of the six metrics.
@@ -89,27 +95,57 @@ def test_default_output_fits_the_terminal_width(capsys, monkeypatch, tmp_path, c
     used = {code[0] for row in rows for code in report.flag_codes(row)}
     assert "S" in used
     flat = " ".join(out.split())
-    explained = {code for code, words in report.FLAG_CODES.items() if words.split(":")[0] + ":" in flat}
+    explained = {
+        code for code, words in report.FLAG_CODES.items() if words.split(":")[0] + ":" in flat
+    }
     assert explained == used
     assert "within the observed rate" not in flat  # no note for a tie block that fits its rate
     assert flat.count("! ") == sum(row["tie_block_folds"] > 0 for row in rows) + sum(
-        row["degenerate_folds"] > 0 for row in rows)
+        row["degenerate_folds"] > 0 for row in rows
+    )
 
 
 def test_csv_with_string_categories_and_missing_values(mixed_csv, tmp_path, capsys):
     out_json = tmp_path / "results.json"
-    argv = ["compare", str(mixed_csv), "--target", "churn", "--positive", "yes",
-            "--losses", "logistic,focal", "--output", str(out_json), *FAST]
+    argv = [
+        "compare",
+        str(mixed_csv),
+        "--target",
+        "churn",
+        "--positive",
+        "yes",
+        "--losses",
+        "logistic,focal",
+        "--output",
+        str(out_json),
+        *FAST,
+    ]
     assert main(argv) == 0
     doc = json.loads(out_json.read_text())
     assert doc["dataset"]["categorical_features"] == ["city"]
     assert doc["dataset"]["rows"] == 240
     assert doc["dataset"]["positives"] == 36
     assert doc["config"]["losses"] == ["logistic", "focal"]
-    assert list(doc["config"]) == ["backends", "losses", "folds", "repeats", "rounds", "learning_rate",
-                                   "seed", "metric", "early_stopping", "patience",
-                                   "validation_fraction", "tune", "gamma", "alpha", "bins",
-                                   "momentum", "pos_weight_power", "n_jobs"]
+    assert list(doc["config"]) == [
+        "backends",
+        "losses",
+        "folds",
+        "repeats",
+        "rounds",
+        "learning_rate",
+        "seed",
+        "metric",
+        "early_stopping",
+        "patience",
+        "validation_fraction",
+        "tune",
+        "gamma",
+        "alpha",
+        "bins",
+        "momentum",
+        "pos_weight_power",
+        "n_jobs",
+    ]
     assert doc["config"]["backends"] == ["xgboost", "lightgbm"] and doc["config"]["rounds"] == 3
     assert len(doc["folds"]) == 2 * 2 * 2  # backends x losses x folds
     for record in doc["folds"]:
@@ -136,14 +172,25 @@ def test_gzip_csv_and_csv_output(tmp_path):
     with gzip.open(data, "wt") as handle:
         frame.to_csv(handle, index=False)
     out_csv = tmp_path / "folds.csv"
-    assert main(["compare", str(data), "--target", "target", "--output", str(out_csv), *ONE_CONFIG]) == 0
+    assert (
+        main(["compare", str(data), "--target", "target", "--output", str(out_csv), *ONE_CONFIG])
+        == 0
+    )
     with out_csv.open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2
     assert {r["fold"] for r in rows} == {"0", "1"}
     assert rows[0]["dataset"] == "data.csv.gz"
-    assert {"backend", "loss", "average_precision", "roc_auc", "log_loss", "brier", "ece",
-            "fit_seconds"} <= set(rows[0])
+    assert {
+        "backend",
+        "loss",
+        "average_precision",
+        "roc_auc",
+        "log_loss",
+        "brier",
+        "ece",
+        "fit_seconds",
+    } <= set(rows[0])
     assert all(r["backend"] == "lightgbm" and r["loss"] == "logistic" for r in rows)
 
 
@@ -153,8 +200,22 @@ def test_positive_picks_a_numeric_class(tmp_path):
     data = tmp_path / "grades.csv"
     frame.to_csv(data, index=False)
     out = tmp_path / "r.json"
-    assert main(["compare", str(data), "--target", "grade", "--positive", "3",
-                 "--output", str(out), *ONE_CONFIG]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(data),
+                "--target",
+                "grade",
+                "--positive",
+                "3",
+                "--output",
+                str(out),
+                *ONE_CONFIG,
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["dataset"]["positives"] == 36
 
 
@@ -195,12 +256,36 @@ def test_plot_file_is_a_png(tmp_path):
 
 def test_summary_and_best_marks():
     records = [
-        {"backend": "b", "loss": "l1", "fold": 0, "average_precision": 0.5, "roc_auc": 0.9,
-         "log_loss": 0.3, "brier": 0.1, "fit_seconds": 1.0},
-        {"backend": "b", "loss": "l1", "fold": 1, "average_precision": 0.7, "roc_auc": 0.7,
-         "log_loss": 0.1, "brier": 0.1, "fit_seconds": 3.0},
-        {"backend": "b", "loss": "l2", "fold": 0, "average_precision": 0.9, "roc_auc": 0.6,
-         "log_loss": 0.5, "brier": 0.1, "fit_seconds": 1.0},
+        {
+            "backend": "b",
+            "loss": "l1",
+            "fold": 0,
+            "average_precision": 0.5,
+            "roc_auc": 0.9,
+            "log_loss": 0.3,
+            "brier": 0.1,
+            "fit_seconds": 1.0,
+        },
+        {
+            "backend": "b",
+            "loss": "l1",
+            "fold": 1,
+            "average_precision": 0.7,
+            "roc_auc": 0.7,
+            "log_loss": 0.1,
+            "brier": 0.1,
+            "fit_seconds": 3.0,
+        },
+        {
+            "backend": "b",
+            "loss": "l2",
+            "fold": 0,
+            "average_precision": 0.9,
+            "roc_auc": 0.6,
+            "log_loss": 0.5,
+            "brier": 0.1,
+            "fit_seconds": 1.0,
+        },
     ]
     rows = cmp.summarize(records)
     assert [r["loss"] for r in rows] == ["l1", "l2"]
@@ -251,16 +336,65 @@ def test_config_is_derived_from_the_parsed_arguments():
     assert config_from_args(args) == cmp.CompareConfig()
     assert cmp.CompareConfig().rounds == 1000 and cmp.CompareConfig().early_stopping
     # Without early stopping the fixed-rounds protocol keeps its 200 rounds unless told otherwise.
-    assert config_from_args(_build_parser().parse_args(["compare", "--no-early-stopping"])).rounds == 200
-    argv = ["compare", "--backend", "lightgbm", "--losses", "ghm,focal", "--folds", "3", "--rounds", "7",
-            "--learning-rate", "0.3", "--seed", "5", "--gamma", "1.5", "--alpha", "none", "--bins", "20",
-            "--n-jobs", "2", "--repeats", "2", "--metric", "logloss", "--patience", "9",
-            "--validation-fraction", "0.3", "--tune", "--momentum", "0.5", "--no-early-stopping"]
+    assert (
+        config_from_args(_build_parser().parse_args(["compare", "--no-early-stopping"])).rounds
+        == 200
+    )
+    argv = [
+        "compare",
+        "--backend",
+        "lightgbm",
+        "--losses",
+        "ghm,focal",
+        "--folds",
+        "3",
+        "--rounds",
+        "7",
+        "--learning-rate",
+        "0.3",
+        "--seed",
+        "5",
+        "--gamma",
+        "1.5",
+        "--alpha",
+        "none",
+        "--bins",
+        "20",
+        "--n-jobs",
+        "2",
+        "--repeats",
+        "2",
+        "--metric",
+        "logloss",
+        "--patience",
+        "9",
+        "--validation-fraction",
+        "0.3",
+        "--tune",
+        "--momentum",
+        "0.5",
+        "--no-early-stopping",
+    ]
     config = config_from_args(_build_parser().parse_args(argv))
-    assert config == cmp.CompareConfig(backends=("lightgbm",), losses=("ghm", "focal"), folds=3, rounds=7,
-                                       learning_rate=0.3, seed=5, gamma=1.5, alpha=None, bins=20, n_jobs=2,
-                                       repeats=2, metric="logloss", patience=9, validation_fraction=0.3,
-                                       tune=True, momentum=0.5, early_stopping=False)
+    assert config == cmp.CompareConfig(
+        backends=("lightgbm",),
+        losses=("ghm", "focal"),
+        folds=3,
+        rounds=7,
+        learning_rate=0.3,
+        seed=5,
+        gamma=1.5,
+        alpha=None,
+        bins=20,
+        n_jobs=2,
+        repeats=2,
+        metric="logloss",
+        patience=9,
+        validation_fraction=0.3,
+        tune=True,
+        momentum=0.5,
+        early_stopping=False,
+    )
     assert config.loss_label("focal") == "focal (tuned)"
     untuned = cmp.CompareConfig(gamma=1.5, alpha=None, bins=20)
     assert untuned.loss_label("focal") == "focal (gamma=1.5, alpha=none)"
@@ -275,7 +409,9 @@ def test_parser_and_protocol_read_one_registry(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert ",".join(registry.LOSSES) in out and "{" + ",".join(registry.BACKENDS) + ",both}" in out
     # A loss added to the registry is accepted by --losses and built by the protocol.
-    spec = registry.LossSpec(title="extra", summary="an extra loss", build=registry.LOSSES["focal"].build)
+    spec = registry.LossSpec(
+        title="extra", summary="an extra loss", build=registry.LOSSES["focal"].build
+    )
     monkeypatch.setitem(registry.LOSSES, "extra", spec)
     args = _build_parser().parse_args(["compare", "--losses", "extra,logistic"])
     config = cmp.CompareConfig.from_options({**vars(args), "rounds": 5})
@@ -301,9 +437,11 @@ def test_data_errors_describe_values_as_validation_does(tmp_path):
 
 
 def test_cli_parser_imports_no_backend():
-    code = ("import sys, boostloss.cli as c; c._build_parser().format_help(); "
-            "print(sorted(m for m in ('xgboost', 'lightgbm', 'matplotlib', 'boostloss.estimators', "
-            "'boostloss.compare.protocol', 'boostloss.compare.data') if m in sys.modules))")
+    code = (
+        "import sys, boostloss.cli as c; c._build_parser().format_help(); "
+        "print(sorted(m for m in ('xgboost', 'lightgbm', 'matplotlib', 'boostloss.estimators', "
+        "'boostloss.compare.protocol', 'boostloss.compare.data') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -317,6 +455,7 @@ def _write_bytes(name, data):
         path = tmp_path / name
         path.write_bytes(data)
         return path
+
     return make
 
 
@@ -325,49 +464,71 @@ def _write_frame(name, frame):
         path = tmp_path / name
         frame.to_csv(path, index=False)
         return path
+
     return make
 
 
 _BAD_INPUTS = {
     "missing file": (lambda tmp_path: tmp_path / "nope.csv", ["--target", "y"], "file not found"),
     "missing target column": (
-        _write_frame("d.csv", pd.DataFrame({"a": [1, 2], "y": [0, 1]})), ["--target", "label"],
+        _write_frame("d.csv", pd.DataFrame({"a": [1, 2], "y": [0, 1]})),
+        ["--target", "label"],
         "target column 'label' not found",
     ),
     "target option absent": (
-        _write_frame("d.csv", pd.DataFrame({"a": [1, 2], "y": [0, 1]})), [], "--target COLUMN is required",
+        _write_frame("d.csv", pd.DataFrame({"a": [1, 2], "y": [0, 1]})),
+        [],
+        "--target COLUMN is required",
     ),
     "non-binary target": (
-        _write_frame("d.csv", pd.DataFrame({"a": range(9), "y": [0, 1, 2] * 3})), ["--target", "y"],
+        _write_frame("d.csv", pd.DataFrame({"a": range(9), "y": [0, 1, 2] * 3})),
+        ["--target", "y"],
         "pass --positive",
     ),
     "string target without positive": (
-        _write_frame("d.csv", pd.DataFrame({"a": range(6), "y": ["no", "yes"] * 3})), ["--target", "y"],
+        _write_frame("d.csv", pd.DataFrame({"a": range(6), "y": ["no", "yes"] * 3})),
+        ["--target", "y"],
         "pass --positive",
     ),
     "unknown positive label": (
         _write_frame("d.csv", pd.DataFrame({"a": range(6), "y": ["no", "yes"] * 3})),
-        ["--target", "y", "--positive", "maybe"], "--positive 'maybe' is not a value",
+        ["--target", "y", "--positive", "maybe"],
+        "--positive 'maybe' is not a value",
     ),
     "single class": (
-        _write_frame("d.csv", pd.DataFrame({"a": range(6), "y": [0] * 6})), ["--target", "y"],
+        _write_frame("d.csv", pd.DataFrame({"a": range(6), "y": [0] * 6})),
+        ["--target", "y"],
         "single class",
     ),
     "too few positives for the folds": (
         _write_frame("d.csv", pd.DataFrame({"a": range(20), "y": [1] + [0] * 19})),
-        ["--target", "y", "--folds", "3"], "lower --folds",
+        ["--target", "y", "--folds", "3"],
+        "lower --folds",
     ),
     "constant features": (
-        _write_frame("d.csv", pd.DataFrame({"a": [1.0] * 40, "b": ["x"] * 40, "y": [1] * 10 + [0] * 30})),
-        ["--target", "y"], "no feature column",
+        _write_frame(
+            "d.csv", pd.DataFrame({"a": [1.0] * 40, "b": ["x"] * 40, "y": [1] * 10 + [0] * 30})
+        ),
+        ["--target", "y"],
+        "no feature column",
     ),
     "empty file": (_write_bytes("empty.csv", b""), ["--target", "y"], "is empty"),
     "header only": (_write_bytes("header.csv", b"a,y\n"), ["--target", "y"], "no data rows"),
     "binary content": (
-        _write_bytes("image.csv", b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 50), ["--target", "y"], "cannot read",
+        _write_bytes("image.csv", b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 50),
+        ["--target", "y"],
+        "cannot read",
     ),
-    "unsupported suffix": (_write_bytes("book.xlsx", b"PK\x03\x04"), ["--target", "y"], "unsupported file type"),
-    "corrupt gzip": (_write_bytes("data.csv.gz", b"not gzip at all"), ["--target", "y"], "cannot read"),
+    "unsupported suffix": (
+        _write_bytes("book.xlsx", b"PK\x03\x04"),
+        ["--target", "y"],
+        "unsupported file type",
+    ),
+    "corrupt gzip": (
+        _write_bytes("data.csv.gz", b"not gzip at all"),
+        ["--target", "y"],
+        "cannot read",
+    ),
     "directory": (lambda tmp_path: tmp_path, ["--target", "y"], "is a directory"),
 }
 
@@ -381,8 +542,16 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path, caps
     before = _files(work)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    argv = ["compare", str(data), "--output", str(out_dir / "r.json"),
-            "--plot", str(out_dir / "p.png"), *ONE_CONFIG, *extra]
+    argv = [
+        "compare",
+        str(data),
+        "--output",
+        str(out_dir / "r.json"),
+        "--plot",
+        str(out_dir / "p.png"),
+        *ONE_CONFIG,
+        *extra,
+    ]
     assert main(argv) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -430,9 +599,25 @@ def test_no_command_prints_help_and_exits_2(capsys):
 def test_help_exits_0(capsys):
     assert main(["compare", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ("--target", "--positive", "--backend", "--losses", "--folds", "--rounds",
-                   "--output", "--plot", "--quiet", "--gamma", "--alpha", "--bins", "--tune",
-                   "--repeats", "--metric", "--no-early-stopping", "--patience"):
+    for option in (
+        "--target",
+        "--positive",
+        "--backend",
+        "--losses",
+        "--folds",
+        "--rounds",
+        "--output",
+        "--plot",
+        "--quiet",
+        "--gamma",
+        "--alpha",
+        "--bins",
+        "--tune",
+        "--repeats",
+        "--metric",
+        "--no-early-stopping",
+        "--patience",
+    ):
         assert option in out
 
 
@@ -444,8 +629,16 @@ def test_failure_while_writing_leaves_no_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cli, "_write_plot", broken_plot)
     with pytest.raises(RuntimeError, match="disk full"):
-        main(["compare", "--output", str(tmp_path / "r.json"), "--plot", str(tmp_path / "p.png"),
-              *ONE_CONFIG])
+        main(
+            [
+                "compare",
+                "--output",
+                str(tmp_path / "r.json"),
+                "--plot",
+                str(tmp_path / "p.png"),
+                *ONE_CONFIG,
+            ]
+        )
     assert _files(tmp_path) == []
 
 
@@ -457,27 +650,49 @@ def test_console_script_runs(tmp_path):
     if script is None:
         pytest.skip("the boostloss console script is not on PATH (pip install -e .)")
     out = tmp_path / "r.json"
-    ok = subprocess.run([script, "compare", "--output", str(out), *ONE_CONFIG],
-                        capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(
+        [script, "compare", "--output", str(out), *ONE_CONFIG],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "lightgbm" in ok.stdout and out.exists()
-    bad = subprocess.run([script, "compare", str(tmp_path / "missing.csv"), "--target", "y"],
-                         capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [script, "compare", str(tmp_path / "missing.csv"), "--target", "y"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "file not found" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
 def test_module_entry_point_matches(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "boostloss.cli", "compare", "--folds", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "boostloss.cli", "compare", "--folds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "--folds must be at least 2" in proc.stderr
 
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_progress_on_a_terminal_and_quiet(quiet, monkeypatch, capsys):
     monkeypatch.setenv("FORCE_COLOR", "1")  # rich then treats the captured stream as a terminal
-    argv = ["compare", "--rounds", "3", "--folds", "2", "--backend", "lightgbm", "--losses", "logistic"]
+    argv = [
+        "compare",
+        "--rounds",
+        "3",
+        "--folds",
+        "2",
+        "--backend",
+        "lightgbm",
+        "--losses",
+        "logistic",
+    ]
     assert main(argv + (["--quiet"] if quiet else [])) == 0
     err = capsys.readouterr().err
     if quiet:
@@ -492,8 +707,22 @@ def test_parquet_input(tmp_path):
     data = tmp_path / "mixed.parquet"
     _mixed_frame().to_parquet(data)
     out = tmp_path / "r.json"
-    assert main(["compare", str(data), "--target", "churn", "--positive", "yes",
-                 "--output", str(out), *ONE_CONFIG]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(data),
+                "--target",
+                "churn",
+                "--positive",
+                "yes",
+                "--output",
+                str(out),
+                *ONE_CONFIG,
+            ]
+        )
+        == 0
+    )
     doc = json.loads(out.read_text())
     assert doc["dataset"]["categorical_features"] == ["city"]
     assert doc["dataset"]["positives"] == 36

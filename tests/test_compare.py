@@ -39,7 +39,9 @@ def test_fast_metrics_match_scikit_learn(ties):
     proba = rng.random(500) * 0.6 + 0.3 * y
     if ties:
         proba = np.round(proba, 1)  # many tied scores: one threshold each
-    assert scoring.average_precision(y, proba) == pytest.approx(average_precision_score(y, proba), abs=1e-12)
+    assert scoring.average_precision(y, proba) == pytest.approx(
+        average_precision_score(y, proba), abs=1e-12
+    )
     assert scoring.roc_auc(y, proba) == pytest.approx(roc_auc_score(y, proba), abs=1e-12)
     assert scoring.log_loss(y, proba) == pytest.approx(log_loss(y, proba), abs=1e-12)
 
@@ -49,7 +51,8 @@ def test_score_reads_margins_as_probabilities_after_the_sigmoid():
     y = np.array([0, 1, 1, 0])
     margins = np.array([-2.0, 0.5, 3.0, 1.0])
     assert score.of_predictions(y, margins, margins=True) == pytest.approx(
-        scoring.log_loss(y, 1.0 / (1.0 + np.exp(-margins))))
+        scoring.log_loss(y, 1.0 / (1.0 + np.exp(-margins)))
+    )
     assert not score.maximize and scoring.make_score("ap").maximize
     assert score.better(0.1, 0.2) and not score.better(0.2, 0.1) and score.better(5.0, None)
     with pytest.raises(ValueError, match="unknown metric 'f1'"):
@@ -69,11 +72,15 @@ def test_early_stopping_scores_the_probabilities_every_loss_alike(backend, loss)
     estimator = make_estimator(backend, loss, config, y[train])
     # As the protocol builds it: a boostloss loss's metric judges its predict_proba of the margins.
     score = scoring.make_score("logloss").for_model(estimator.get_params().get("loss"))
-    rounds = BACKENDS[backend].fit_early_stopped(estimator, X.iloc[train], y[train], X.iloc[valid],
-                                                 y[valid], score, 5)
+    rounds = BACKENDS[backend].fit_early_stopped(
+        estimator, X.iloc[train], y[train], X.iloc[valid], y[valid], score, 5
+    )
     assert 1 <= rounds <= 40
-    history = (estimator.evals_result()["validation_0"] if backend == "xgboost"
-               else estimator.evals_result_["valid_0"])["logloss"]
+    history = (
+        estimator.evals_result()["validation_0"]
+        if backend == "xgboost"
+        else estimator.evals_result_["valid_0"]
+    )["logloss"]
     assert np.argmin(history) + 1 == rounds
     proba = estimator.predict_proba(X.iloc[valid], **BACKENDS[backend].first_trees(rounds))[:, 1]
     assert history[rounds - 1] == pytest.approx(scoring.log_loss(y[valid], proba), rel=1e-5)
@@ -91,8 +98,13 @@ def _small_dataset(n=300, seed=1):
 
 def test_early_stopping_picks_rounds_and_refits_with_them():
     dataset = _small_dataset()
-    config = cmp.CompareConfig(backends=("lightgbm", "xgboost"), losses=("logistic", "ghm"), folds=3,
-                               rounds=300, patience=10)
+    config = cmp.CompareConfig(
+        backends=("lightgbm", "xgboost"),
+        losses=("logistic", "ghm"),
+        folds=3,
+        rounds=300,
+        patience=10,
+    )
     seen = []
     result = cross_validate(dataset, config, on_fit=seen.append, keep_first_fold=True)
     assert len(seen) == planned_fits(config) == 2 * 2 * 3 * 2
@@ -108,8 +120,26 @@ def test_early_stopping_picks_rounds_and_refits_with_them():
 
 def test_no_early_stopping_trains_the_fixed_rounds(tmp_path):
     out = tmp_path / "r.json"
-    assert main(["compare", "--no-early-stopping", "--rounds", "4", "--folds", "2", "--quiet",
-                 "--backend", "lightgbm", "--losses", "logistic,focal", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--no-early-stopping",
+                "--rounds",
+                "4",
+                "--folds",
+                "2",
+                "--quiet",
+                "--backend",
+                "lightgbm",
+                "--losses",
+                "logistic,focal",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(out.read_text())
     assert {r["rounds"] for r in doc["folds"]} == {4}
     assert all(r["validation_score"] is None for r in doc["folds"])
@@ -118,18 +148,27 @@ def test_no_early_stopping_trains_the_fixed_rounds(tmp_path):
 
 def test_repeats_give_distinct_splits():
     dataset = _small_dataset()
-    config = cmp.CompareConfig(backends=("lightgbm",), losses=("logistic",), folds=2, repeats=3,
-                               rounds=5, patience=2)
+    config = cmp.CompareConfig(
+        backends=("lightgbm",), losses=("logistic",), folds=2, repeats=3, rounds=5, patience=2
+    )
     records = cross_validate(dataset, config).records
-    assert [(r["repeat"], r["fold"]) for r in records] == [(i, j) for i in range(3) for j in range(2)]
+    assert [(r["repeat"], r["fold"]) for r in records] == [
+        (i, j) for i in range(3) for j in range(2)
+    ]
     assert len({round(r["average_precision"], 12) for r in records}) > 2
     rows = cmp.summarize(records)
     assert rows[0]["folds"] == 6
 
 
 def test_tune_tries_the_grid_and_records_the_choice(tmp_path, capsys):
-    config = cmp.CompareConfig(backends=("lightgbm",), losses=("logistic", "weighted", "ghm"), folds=2,
-                               rounds=6, patience=2, tune=True)
+    config = cmp.CompareConfig(
+        backends=("lightgbm",),
+        losses=("logistic", "weighted", "ghm"),
+        folds=2,
+        rounds=6,
+        patience=2,
+        tune=True,
+    )
     progress = []
     cross_validate(_small_dataset(), config, on_fit=progress.append)
     assert "lightgbm weighted fold 1: spw=sqrt(ratio) (1/2)" in progress
@@ -137,19 +176,39 @@ def test_tune_tries_the_grid_and_records_the_choice(tmp_path, capsys):
     assert len(progress) == planned_fits(config) == 2 * ((1 + 1) + (2 + 1) + (6 + 1))
 
     out = tmp_path / "r.json"
-    argv = ["compare", "--tune", "--backend", "lightgbm", "--losses", "logistic,weighted,ghm",
-            "--output", str(out), "--rounds", "6", "--folds", "2", "--patience", "2", "--quiet"]
+    argv = [
+        "compare",
+        "--tune",
+        "--backend",
+        "lightgbm",
+        "--losses",
+        "logistic,weighted,ghm",
+        "--output",
+        str(out),
+        "--rounds",
+        "6",
+        "--folds",
+        "2",
+        "--patience",
+        "2",
+        "--quiet",
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "GHM-C grid (6): bins=5 momentum=0, bins=5 momentum=0.75" in text
     assert "setting (folds)" in text and "lightgbm GHM-C settings by fold: 1: bins=" in text
     doc = json.loads(out.read_text())
-    assert doc["protocol"]["tuning_grids"]["weighted"] == [{"pos_weight_power": 0.5},
-                                                          {"pos_weight_power": 1.0}]
+    assert doc["protocol"]["tuning_grids"]["weighted"] == [
+        {"pos_weight_power": 0.5},
+        {"pos_weight_power": 1.0},
+    ]
     for record in doc["folds"]:
         if record["loss"] == "ghm":
             assert set(record["settings"]) == {"bins", "momentum"}
-            assert record["setting"] == f"bins={record['settings']['bins']} momentum={record['settings']['momentum']:g}"
+            assert (
+                record["setting"]
+                == f"bins={record['settings']['bins']} momentum={record['settings']['momentum']:g}"
+            )
         if record["loss"] == "logistic":
             assert record["settings"] == {} and record["setting"] == ""
 
@@ -160,11 +219,15 @@ def test_grids_are_the_issue_grids():
     assert {p["gamma"] for p in focal} == {0.5, 1.0, 2.0, 3.0}
     assert {p["alpha"] for p in focal} == {None, 0.25, 0.5, 0.75}
     assert {(p["bins"], p["momentum"]) for p in LOSSES["ghm"].grid} == {
-        (b, m) for b in (5, 10, 30) for m in (0.0, 0.75)}
+        (b, m) for b in (5, 10, 30) for m in (0.0, 0.75)
+    }
     y = np.array([0] * 16 + [1] * 4)
     for power, expected in ((0.5, 2.0), (1.0, 4.0)):
         config = cmp.CompareConfig(pos_weight_power=power)
-        assert make_estimator("xgboost", "weighted", config, y).get_params()["scale_pos_weight"] == expected
+        assert (
+            make_estimator("xgboost", "weighted", config, y).get_params()["scale_pos_weight"]
+            == expected
+        )
     assert cmp.CompareConfig().grid("focal") == [{}]
     assert cmp.CompareConfig(tune=True).grid("logistic") == [{}]
 
@@ -200,17 +263,31 @@ def _records(values, backend="b"):
     records = []
     for loss, per_fold in values.items():
         for fold, value in enumerate(per_fold):
-            records.append({"backend": backend, "loss": loss, "repeat": 0, "fold": fold,
-                            "average_precision": value, "log_loss": 1 - value, "roc_auc": value,
-                            "n_train": 400, "n_test": 100})
+            records.append(
+                {
+                    "backend": backend,
+                    "loss": loss,
+                    "repeat": 0,
+                    "fold": fold,
+                    "average_precision": value,
+                    "log_loss": 1 - value,
+                    "roc_auc": value,
+                    "n_train": 400,
+                    "n_test": 100,
+                }
+            )
     return records
 
 
 def test_verdict_says_clearly_better_only_for_a_consistent_gain():
     config = cmp.CompareConfig(backends=("b",), losses=("logistic", "focal", "ghm"), folds=5)
     base = np.array([0.50, 0.60, 0.55, 0.70, 0.65])
-    clear = verdict.verdicts(_records({"logistic": base, "focal": base + [0.05, 0.06, 0.05, 0.055, 0.06],
-                                       "ghm": base - 0.1}), config)["b"]
+    clear = verdict.verdicts(
+        _records(
+            {"logistic": base, "focal": base + [0.05, 0.06, 0.05, 0.055, 0.06], "ghm": base - 0.1}
+        ),
+        config,
+    )["b"]
     assert clear["best_loss"] == "focal" and clear["clearly_better"] is True
     assert clear["mean_difference"] == pytest.approx(0.055) and clear["p_value"] < 0.05
     assert clear["test"] == verdict.TEST_NAME and clear["pairs"] == 5
@@ -218,18 +295,26 @@ def test_verdict_says_clearly_better_only_for_a_consistent_gain():
     assert sentence.startswith("b: focal (gamma=2, alpha=0.25) has the best AP")
     assert sentence.endswith("clearly better than plain logistic.")
 
-    noisy = verdict.verdicts(_records({"logistic": base, "focal": base + [0.2, -0.15, 0.1, -0.05, 0.0],
-                                       "ghm": base - 0.1}), config)["b"]
+    noisy = verdict.verdicts(
+        _records(
+            {"logistic": base, "focal": base + [0.2, -0.15, 0.1, -0.05, 0.0], "ghm": base - 0.1}
+        ),
+        config,
+    )["b"]
     assert noisy["best_loss"] == "focal" and noisy["clearly_better"] is False
     assert "not clearly better" in verdict.verdict_sentence("b", noisy, config)
 
-    same = verdict.verdicts(_records({"logistic": base, "focal": base - 0.01, "ghm": base - 0.1}), config)["b"]
+    same = verdict.verdicts(
+        _records({"logistic": base, "focal": base - 0.01, "ghm": base - 0.1}), config
+    )["b"]
     assert same["best_loss"] == "logistic" and same["clearly_better"] is False
     assert "plain logistic loss has the best AP" in verdict.verdict_sentence("b", same, config)
 
     # Log loss: smaller is better, so the same gain reads as a negative difference.
     ll = cmp.CompareConfig(backends=("b",), losses=("logistic", "focal"), metric="logloss")
-    v = verdict.verdicts(_records({"logistic": base, "focal": base + [0.05, 0.06, 0.05, 0.055, 0.06]}), ll)["b"]
+    v = verdict.verdicts(
+        _records({"logistic": base, "focal": base + [0.05, 0.06, 0.05, 0.055, 0.06]}), ll
+    )["b"]
     assert v["best_loss"] == "focal" and v["mean_difference"] < 0 and v["clearly_better"]
     assert v["larger_is_better"] is False
 
@@ -250,8 +335,14 @@ def test_cli_prints_and_writes_the_verdict(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert set(doc["verdict"]) == {"xgboost", "lightgbm"}
     for v in doc["verdict"].values():
-        assert {"best_loss", "metric", "mean_difference", "standard_error", "p_value",
-                "clearly_better"} <= set(v)
+        assert {
+            "best_loss",
+            "metric",
+            "mean_difference",
+            "standard_error",
+            "p_value",
+            "clearly_better",
+        } <= set(v)
         assert isinstance(v["clearly_better"], bool) and v["metric"] == "ap"
     assert all("rounds" in r and "tie_block" in r and "degenerate" in r for r in doc["folds"])
 
@@ -265,7 +356,9 @@ def test_degenerate_folds():
     rng = np.random.default_rng(0)
     spread = np.zeros(100, dtype=int)
     spread[5::10] = 1  # positives evenly through the ranking
-    assert diagnostics.degenerate_reason(spread, np.linspace(0.01, 0.99, 100)).startswith("ranks at chance")
+    assert diagnostics.degenerate_reason(spread, np.linspace(0.01, 0.99, 100)).startswith(
+        "ranks at chance"
+    )
     good = np.where(y == 1, 0.9, 0.1) + rng.normal(scale=0.01, size=100)
     assert diagnostics.degenerate_reason(y, good) is None
 
@@ -279,7 +372,7 @@ def test_tie_blocks_and_their_calibration():
     calibrated = diagnostics.tie_block(y, np.r_[np.full(40, 0.05), np.linspace(0.2, 0.9, 60)])
     assert calibrated["miscalibrated"] is False
     assert diagnostics.tie_block(y, np.linspace(0, 1, 100)) is None  # no value shared
-    assert diagnostics.tie_block(y, np.full(100, 0.3)) is None      # constant: degenerate instead
+    assert diagnostics.tie_block(y, np.full(100, 0.3)) is None  # constant: degenerate instead
     low, high = diagnostics.wilson_interval(2, 40)
     assert low < 0.05 < high
 
@@ -287,15 +380,34 @@ def test_tie_blocks_and_their_calibration():
 def test_flag_lines_name_the_configuration():
     config = cmp.CompareConfig(backends=("lightgbm",), losses=("weighted", "ghm"))
     records = [
-        {"backend": "lightgbm", "loss": "weighted", "repeat": 0, "fold": 2,
-         "degenerate": "constant model (p = 0.5 for every row)", "tie_block": None},
-        {"backend": "lightgbm", "loss": "ghm", "repeat": 0, "fold": 0, "degenerate": None,
-         "tie_block": {"value": 0.465, "rows": 300, "share": 0.3, "positive_rate": 0.004,
-                       "miscalibrated": True}},
+        {
+            "backend": "lightgbm",
+            "loss": "weighted",
+            "repeat": 0,
+            "fold": 2,
+            "degenerate": "constant model (p = 0.5 for every row)",
+            "tie_block": None,
+        },
+        {
+            "backend": "lightgbm",
+            "loss": "ghm",
+            "repeat": 0,
+            "fold": 0,
+            "degenerate": None,
+            "tie_block": {
+                "value": 0.465,
+                "rows": 300,
+                "share": 0.3,
+                "positive_rate": 0.004,
+                "miscalibrated": True,
+            },
+        },
     ]
     lines = report.flag_lines(records, config)
-    assert lines[0] == ("! lightgbm weighted logistic collapsed on fold 3 of 1: constant model "
-                        "(p = 0.5 for every row)")
+    assert lines[0] == (
+        "! lightgbm weighted logistic collapsed on fold 3 of 1: constant model "
+        "(p = 0.5 for every row)"
+    )
     assert lines[1].startswith("! lightgbm GHM-C (10 bins) predicts one probability for a block")
     assert "300 held-out rows (30%) share p = 0.465 while 0.4% of them are positive" in lines[1]
 
@@ -308,8 +420,11 @@ def big_mixed_csv(tmp_path_factory):
     """100,000 rows; column 'code' holds integers for 90% of the file, then text codes."""
     n = 100_000
     rng = np.random.default_rng(0)
-    code = np.where(np.arange(n) < 90_000, rng.integers(0, 50, n).astype(str),
-                    np.char.add("X", rng.integers(0, 5, n).astype(str)))
+    code = np.where(
+        np.arange(n) < 90_000,
+        rng.integers(0, 50, n).astype(str),
+        np.char.add("X", rng.integers(0, 5, n).astype(str)),
+    )
     x = rng.normal(size=n)
     frame = pd.DataFrame({"x": x, "code": code, "y": (x + rng.normal(size=n) > 2).astype(int)})
     path = tmp_path_factory.mktemp("big") / "big.csv"
@@ -336,16 +451,37 @@ def test_mostly_numeric_column_gets_a_note(tmp_path):
     path = tmp_path / "d.csv"
     frame.to_csv(path, index=False)
     notes = cmp.load_table(path, "y").notes
-    assert len(notes) == 1 and "column 'x' holds numbers but 1 of 200 values are not (e.g. '?')" in notes[0]
+    assert (
+        len(notes) == 1
+        and "column 'x' holds numbers but 1 of 200 values are not (e.g. '?')" in notes[0]
+    )
     assert cmp.load_table(path, "y", na_values=["?"]).notes == []
 
 
 def test_cli_on_the_big_csv_prints_no_warning(big_mixed_csv):
     proc = subprocess.run(
-        [sys.executable, "-W", "error::Warning", "-m", "boostloss.cli", "compare", str(big_mixed_csv),
-         "--target", "y", "--max-rows", "3000", "--backend", "lightgbm", "--losses", "logistic,focal",
-         *FAST],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-W",
+            "error::Warning",
+            "-m",
+            "boostloss.cli",
+            "compare",
+            str(big_mixed_csv),
+            "--target",
+            "y",
+            "--max-rows",
+            "3000",
+            "--backend",
+            "lightgbm",
+            "--losses",
+            "logistic,focal",
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "Warning" not in proc.stdout and "site-packages" not in proc.stdout
@@ -365,15 +501,32 @@ def test_library_warnings_become_one_line_each(monkeypatch, capsys):
     monkeypatch.setattr(protocol, "_fold_metrics", warning_metrics)
     assert cli.main(["compare", "--backend", "lightgbm", "--losses", "logistic", *FAST]) == 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["boostloss compare: note: python warned (2 times): y_pred contains classes not in y_true"]
+    assert err == [
+        "boostloss compare: note: python warned (2 times): y_pred contains classes not in y_true"
+    ]
 
 
 def test_a_loss_absent_on_a_backend_leaves_no_warning():
     """GOSS has no XGBoost row: the verdict skips it instead of averaging nothing."""
     proc = subprocess.run(
-        [sys.executable, "-W", "error::Warning", "-m", "boostloss.cli", "compare", "--backend",
-         "xgboost", "--losses", "logistic,goss", "--quiet", *FAST],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-W",
+            "error::Warning",
+            "-m",
+            "boostloss.cli",
+            "compare",
+            "--backend",
+            "xgboost",
+            "--losses",
+            "logistic,goss",
+            "--quiet",
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "no xgboost row for logistic + GOSS" in proc.stdout
@@ -397,7 +550,9 @@ def test_expected_calibration_error_by_hand():
     assert counts.tolist() == [2, 2, 2]
     # A model that predicts each bin's observed rate has ECE 0; the bins are the definition's.
     assert scoring.expected_calibration_error([0, 1, 0, 0], [0.25] * 4) == 0.0
-    assert scoring.expected_calibration_error(y, p, bins=1) == pytest.approx(abs(p.mean() - y.mean()))
+    assert scoring.expected_calibration_error(y, p, bins=1) == pytest.approx(
+        abs(p.mean() - y.mean())
+    )
 
 
 def test_top_label_ece_for_k_classes_by_hand():
@@ -444,9 +599,14 @@ def test_weighted_posterior_is_the_prior_odds_correction_of_the_margins(backend)
     for key in ("average_precision", "roc_auc"):
         assert on_posterior[key] == pytest.approx(on_proba[key], abs=1e-12)
     assert scoring.binary_metrics(y, proba, posterior) == {
-        **on_posterior, "average_precision": on_proba["average_precision"], "roc_auc": on_proba["roc_auc"]}
+        **on_posterior,
+        "average_precision": on_proba["average_precision"],
+        "roc_auc": on_proba["roc_auc"],
+    }
     # Unweighted losses: no correction.
-    assert class_weights("logistic", config, y) is None and class_weights("focal", config, y) is None
+    assert (
+        class_weights("logistic", config, y) is None and class_weights("focal", config, y) is None
+    )
 
 
 def test_weighted_posterior_recovers_the_logistic_log_loss():
@@ -454,7 +614,9 @@ def test_weighted_posterior_recovers_the_logistic_log_loss():
     # posterior, far off; its corrected posterior lands near the logistic model's (measured:
     # within 4-6% with compare's default trees, which fit the 16x weighted positives harder).
     dataset, q = _known_rate(10_000)
-    config = cmp.CompareConfig(losses=("logistic", "weighted"), folds=2, rounds=40, early_stopping=False)
+    config = cmp.CompareConfig(
+        losses=("logistic", "weighted"), folds=2, rounds=40, early_stopping=False
+    )
     result = cross_validate(dataset, config)
     rows = {(r["backend"], r["loss"]): r for r in cmp.summarize(result.records)}
     truth = scoring.log_loss(dataset.y, q)
@@ -466,11 +628,20 @@ def test_weighted_posterior_recovers_the_logistic_log_loss():
         assert weighted["log_loss_mean"] == pytest.approx(logistic["log_loss_mean"], rel=0.1)
         assert corrected == pytest.approx(truth, rel=0.15)
         assert weighted["ece_mean"] < 0.04 and logistic["ece_mean"] < 0.04
-        assert scoring.expected_calibration_error(dataset.y, result.oof_proba[(backend, "weighted")]) > 0.1
+        assert (
+            scoring.expected_calibration_error(dataset.y, result.oof_proba[(backend, "weighted")])
+            > 0.1
+        )
         # The ranking columns are the model's own probabilities', unchanged by the correction.
-        assert scoring.average_precision(dataset.y, result.oof_proba[(backend, "weighted")]) == pytest.approx(
-            scoring.average_precision(dataset.y, result.oof_posterior[(backend, "weighted")]), abs=1e-12)
-    assert result.oof_posterior[("xgboost", "logistic")] is result.oof_proba[("xgboost", "logistic")]
+        assert scoring.average_precision(
+            dataset.y, result.oof_proba[(backend, "weighted")]
+        ) == pytest.approx(
+            scoring.average_precision(dataset.y, result.oof_posterior[(backend, "weighted")]),
+            abs=1e-12,
+        )
+    assert (
+        result.oof_posterior[("xgboost", "logistic")] is result.oof_proba[("xgboost", "logistic")]
+    )
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
@@ -486,10 +657,14 @@ def test_focal_rows_are_judged_on_the_focal_posterior(backend):
     estimator = make_estimator(backend, "focal", config, y[train])
     loss = estimator.get_params()["loss"]
     score = scoring.make_score("logloss").for_model(loss)
-    rounds = BACKENDS[backend].fit_early_stopped(estimator, X.iloc[train], y[train], X.iloc[valid],
-                                                 y[valid], score, 5)
-    history = (estimator.evals_result()["validation_0"] if backend == "xgboost"
-               else estimator.evals_result_["valid_0"])["logloss"]
+    rounds = BACKENDS[backend].fit_early_stopped(
+        estimator, X.iloc[train], y[train], X.iloc[valid], y[valid], score, 5
+    )
+    history = (
+        estimator.evals_result()["validation_0"]
+        if backend == "xgboost"
+        else estimator.evals_result_["valid_0"]
+    )["logloss"]
     first = BACKENDS[backend].first_trees(rounds)
     margins = BACKENDS[backend].margins(estimator, X.iloc[valid], **first)
     posterior = loss.predict_proba(margins)[:, 1]
@@ -497,7 +672,9 @@ def test_focal_rows_are_judged_on_the_focal_posterior(backend):
     proba, got = _predictions(estimator, backend, X.iloc[valid], None, **first)
     np.testing.assert_allclose(got, posterior, rtol=1e-12)
     metrics = scoring.binary_metrics(y[valid], proba, got)
-    assert metrics["average_precision"] == pytest.approx(scoring.average_precision(y[valid], got), abs=1e-12)
+    assert metrics["average_precision"] == pytest.approx(
+        scoring.average_precision(y[valid], got), abs=1e-12
+    )
     assert metrics["roc_auc"] == pytest.approx(scoring.roc_auc(y[valid], got), abs=1e-12)
     # The estimators' predict_proba is that posterior too; gamma=2, alpha=0.25 pulls the margin's
     # sigmoid away from the rate, and the map brings it back.
@@ -516,11 +693,15 @@ def test_early_stopping_on_log_loss_judges_the_weighted_posterior():
     score = scoring.make_score("logloss").for_model(None, class_weights=(1.0, s))
     expected = scoring.log_loss(y, expit(margins - np.log(s)))
     # XGBoost and LightGBM hand a built-in objective's metric probabilities.
-    assert score.of_predictions(y, expit(margins), margins=False) == pytest.approx(expected, rel=1e-12)
+    assert score.of_predictions(y, expit(margins), margins=False) == pytest.approx(
+        expected, rel=1e-12
+    )
     assert score.of_model(y, expit(margins), expit(margins - np.log(s))) == pytest.approx(expected)
     # Ranking scores ignore the class weights; unweighted models are scored as before.
     ap = scoring.make_score("ap").for_model(None, class_weights=(1.0, s))
-    assert ap.to_posterior is None and ap.of_predictions(y, margins, margins=True) == scoring.average_precision(y, margins)
+    assert ap.to_posterior is None and ap.of_predictions(
+        y, margins, margins=True
+    ) == scoring.average_precision(y, margins)
     assert scoring.make_score("logloss").for_model(None, None) == scoring.make_score("logloss")
 
 
@@ -528,11 +709,28 @@ def test_early_stopping_on_log_loss_judges_the_weighted_posterior():
 
 
 def _record(loss, fold, blocks=(), degenerate=None, backend="lightgbm", **metrics):
-    values = {"average_precision": 0.5, "roc_auc": 0.7, "log_loss": 0.3, "brier": 0.1, "ece": 0.05,
-              "fit_seconds": 0.1, **metrics}
-    return {"backend": backend, "loss": loss, "repeat": 0, "fold": fold, **values, "rounds": 10,
-            "degenerate": degenerate, "tie_block": blocks[0] if blocks else None, "tie_blocks": list(blocks),
-            "n_train": 80, "n_test": 20}
+    values = {
+        "average_precision": 0.5,
+        "roc_auc": 0.7,
+        "log_loss": 0.3,
+        "brier": 0.1,
+        "ece": 0.05,
+        "fit_seconds": 0.1,
+        **metrics,
+    }
+    return {
+        "backend": backend,
+        "loss": loss,
+        "repeat": 0,
+        "fold": fold,
+        **values,
+        "rounds": 10,
+        "degenerate": degenerate,
+        "tie_block": blocks[0] if blocks else None,
+        "tie_blocks": list(blocks),
+        "n_train": 80,
+        "n_test": 20,
+    }
 
 
 def _print(records, config, width=100):
@@ -545,36 +743,56 @@ def _print(records, config, width=100):
 
 
 def test_tie_notes_only_for_blocks_off_their_rate_and_a_legend_of_the_codes_used():
-    config = cmp.CompareConfig(backends=("lightgbm",), losses=("logistic", "weighted", "ghm"), folds=2)
+    config = cmp.CompareConfig(
+        backends=("lightgbm",), losses=("logistic", "weighted", "ghm"), folds=2
+    )
     fits = {"value": 0.05, "rows": 20, "share": 0.2, "positive_rate": 0.05, "miscalibrated": False}
     off = {"value": 0.45, "rows": 30, "share": 0.3, "positive_rate": 0.0, "miscalibrated": True}
-    records = [_record("logistic", 0, [fits]), _record("logistic", 1, [fits]),
-               _record("weighted", 0), _record("weighted", 1, degenerate="constant model (p = 0.1 for every row)"),
-               _record("ghm", 0, [off]), _record("ghm", 1)]
+    records = [
+        _record("logistic", 0, [fits]),
+        _record("logistic", 1, [fits]),
+        _record("weighted", 0),
+        _record("weighted", 1, degenerate="constant model (p = 0.1 for every row)"),
+        _record("ghm", 0, [off]),
+        _record("ghm", 1),
+    ]
     text = _print(records, config)
     flat = " ".join(text.split())
-    assert "within the observed rate" not in flat and "0.05 while" not in flat  # fits its rate: no note
-    assert "! lightgbm GHM-C (10 bins) predicts one probability for a block of rows on 1 of 2 folds" in flat
+    assert (
+        "within the observed rate" not in flat and "0.05 while" not in flat
+    )  # fits its rate: no note
+    assert (
+        "! lightgbm GHM-C (10 bins) predicts one probability for a block of rows on 1 of 2 folds"
+        in flat
+    )
     assert "! lightgbm weighted logistic collapsed on fold 2 of 2" in flat
     rows = report.summarize(records)
     assert [report.flag_codes(row) for row in rows] == [[], ["C1"], ["T1", "S"]]
-    legend = flat[flat.index("flags: "):]
+    legend = flat[flat.index("flags: ") :]
     for code, words in report.FLAG_CODES.items():
         assert (words.split(":")[0] + ":" in legend) is True, code  # C, T and S are all used
     # Only the codes used: a run with no collapsed fold, no off-rate block and no score.
-    plain = _print([_record("logistic", 0, [fits]), _record("logistic", 1)],
-                   cmp.CompareConfig(backends=("lightgbm",), losses=("logistic",), folds=2))
+    plain = _print(
+        [_record("logistic", 0, [fits]), _record("logistic", 1)],
+        cmp.CompareConfig(backends=("lightgbm",), losses=("logistic",), folds=2),
+    )
     assert "flags:" not in plain and "!" not in plain
-    assert report.flag_legend(rows[2:]).startswith("Tn: ") and "Cn:" not in report.flag_legend(rows[2:])
+    assert report.flag_legend(rows[2:]).startswith("Tn: ") and "Cn:" not in report.flag_legend(
+        rows[2:]
+    )
 
 
 @pytest.mark.parametrize("width", [100, 80])
 def test_the_table_fits_the_console(width):
     losses = ("logistic", "weighted", "focal", "ghm", "ohem", "goss")
     config = cmp.CompareConfig(losses=losses, folds=2)
-    records = [_record(loss, fold, backend=backend, average_precision=0.5 + 0.01 * i)
-               for backend in ("xgboost", "lightgbm") for i, loss in enumerate(losses) for fold in (0, 1)
-               if (backend, loss) != ("xgboost", "goss")]
+    records = [
+        _record(loss, fold, backend=backend, average_precision=0.5 + 0.01 * i)
+        for backend in ("xgboost", "lightgbm")
+        for i, loss in enumerate(losses)
+        for fold in (0, 1)
+        if (backend, loss) != ("xgboost", "goss")
+    ]
     text = _print(records, config, width)
     assert max(len(line) for line in text.splitlines()) <= width
     # Every word of the loss labels whole (they wrap at spaces only), each metric's mean and spread.
@@ -589,16 +807,25 @@ def test_the_figure_has_a_reliability_diagram_beside_each_precision_recall_panel
 
     rng = np.random.default_rng(0)
     y = (rng.random(200) < 0.2).astype(np.int8)
-    proba = {(b, loss): np.clip(0.2 + 0.5 * (y - 0.2) + rng.normal(scale=0.1, size=200), 0, 1)
-             for b in ("xgboost", "lightgbm") for loss in ("logistic", "ghm")}
+    proba = {
+        (b, loss): np.clip(0.2 + 0.5 * (y - 0.2) + rng.normal(scale=0.1, size=200), 0, 1)
+        for b in ("xgboost", "lightgbm")
+        for loss in ("logistic", "ghm")
+    }
     labels = {"logistic": "logistic", "ghm": "GHM-C (10 bins)"}
     fig = draw_compare_figure(y, proba, {}, "xgboost", labels, scores={"ghm"})
     titles = [ax.get_title() for ax in fig.axes if ax.axison]
     assert [t.split("\n")[0] for t in titles] == [
-        "xgboost: precision-recall", "xgboost: reliability, positive class",
-        "lightgbm: precision-recall", "lightgbm: reliability, positive class"]
+        "xgboost: precision-recall",
+        "xgboost: reliability, positive class",
+        "lightgbm: precision-recall",
+        "lightgbm: reliability, positive class",
+    ]
     legend = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
     ece = scoring.expected_calibration_error(y, proba[("xgboost", "ghm")])
     logistic_ece = scoring.expected_calibration_error(y, proba[("xgboost", "logistic")])
-    assert legend == ["calibrated", f"logistic (ECE {logistic_ece:.3f})",
-                      f"GHM-C (10 bins) (score) (ECE {ece:.3f})"]
+    assert legend == [
+        "calibrated",
+        f"logistic (ECE {logistic_ece:.3f})",
+        f"GHM-C (10 bins) (score) (ECE {ece:.3f})",
+    ]

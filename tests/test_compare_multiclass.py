@@ -60,13 +60,18 @@ def test_a_target_with_three_or_more_values_is_multiclass(four_class_csv):
 
 
 def test_rare_classes_are_merged_only_when_asked(tmp_path):
-    frame = pd.DataFrame({"a": np.arange(40.0), "y": ["x"] * 20 + ["y"] * 14 + ["p"] * 3 + ["q"] * 3})
+    frame = pd.DataFrame(
+        {"a": np.arange(40.0), "y": ["x"] * 20 + ["y"] * 14 + ["p"] * 3 + ["q"] * 3}
+    )
     path = tmp_path / "rare.csv"
     frame.to_csv(path, index=False)
     dataset = cmp.load_table(path, "y")
     assert dataset.classes == ["p", "q", "x", "y"]
-    with pytest.raises(cmp.DataError, match=r"2 of 4 classes have fewer rows than the 5 folds "
-                                            r"\('p' 3, 'q' 3\).*--merge-rare N"):
+    with pytest.raises(
+        cmp.DataError,
+        match=r"2 of 4 classes have fewer rows than the 5 folds "
+        r"\('p' 3, 'q' 3\).*--merge-rare N",
+    ):
         cmp.check_folds(dataset, 5)
     merged = cmp.load_table(path, "y", merge_rare=5)
     assert merged.classes == ["x", "y", "other (p+q)"]
@@ -76,22 +81,46 @@ def test_rare_classes_are_merged_only_when_asked(tmp_path):
 
 
 def test_too_few_classes_for_the_folds_is_one_line(tmp_path, capsys):
-    frame = pd.DataFrame({"a": np.arange(40.0), "y": ["x"] * 20 + ["y"] * 14 + ["p"] * 3 + ["q"] * 3})
+    frame = pd.DataFrame(
+        {"a": np.arange(40.0), "y": ["x"] * 20 + ["y"] * 14 + ["p"] * 3 + ["q"] * 3}
+    )
     path = tmp_path / "rare.csv"
     frame.to_csv(path, index=False)
     assert main(["compare", str(path), "--target", "y", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fewer rows than the 5 folds" in err[0] and "--merge-rare" in err[0]
     # Merging the two rare classes into one leaves 3 classes with at least 5 rows each: it runs.
-    assert main(["compare", str(path), "--target", "y", "--merge-rare", "5", "--backend", "lightgbm",
-                 "--losses", "logistic", *FAST]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(path),
+                "--target",
+                "y",
+                "--merge-rare",
+                "5",
+                "--backend",
+                "lightgbm",
+                "--losses",
+                "logistic",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert "merged into one" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--alpha", "0.25"], "--alpha 0.25 is a binary weight; with 4 classes pass --alpha none or --alpha balanced"),
-    (["--positive", "cat", "--merge-rare", "3"], "--merge-rare is for a multi-class target"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["--alpha", "0.25"],
+            "--alpha 0.25 is a binary weight; with 4 classes pass --alpha none or --alpha balanced",
+        ),
+        (["--positive", "cat", "--merge-rare", "3"], "--merge-rare is for a multi-class target"),
+    ],
+)
 def test_multiclass_usage_errors(four_class_csv, capsys, argv, expected):
     assert main(["compare", str(four_class_csv), "--target", "label", *argv, *FAST]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -128,11 +157,14 @@ def test_multiclass_metrics_match_scikit_learn():
     per_class_ap = [average_precision_score(y == k, proba[:, k]) for k in range(4)]
     assert got["average_precision"] == pytest.approx(np.mean(per_class_ap), abs=1e-12)
     assert got["rarest_ap"] == pytest.approx(per_class_ap[3], abs=1e-12)
-    assert got["roc_auc"] == pytest.approx(roc_auc_score(y, proba, multi_class="ovr", average="macro"),
-                                           abs=1e-12)
+    assert got["roc_auc"] == pytest.approx(
+        roc_auc_score(y, proba, multi_class="ovr", average="macro"), abs=1e-12
+    )
     assert got["log_loss"] == pytest.approx(log_loss(y, proba), abs=1e-12)
     predicted = proba.argmax(axis=1)
-    assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, predicted), abs=1e-12)
+    assert got["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(y, predicted), abs=1e-12
+    )
     assert got["macro_f1"] == pytest.approx(f1_score(y, predicted, average="macro"), abs=1e-12)
     # The per-round versions early stopping uses agree with the table's.
     assert scoring.make_score("ap")(y, proba) == pytest.approx(got["average_precision"], abs=1e-12)
@@ -144,8 +176,12 @@ def test_score_reads_multiclass_margins_through_the_softmax():
     y, proba = _probabilities(n=50)
     margins = np.log(proba) + 3.0  # any shift per row gives the same softmax
     score = scoring.make_score("logloss")
-    assert score.of_predictions(y, margins, margins=True) == pytest.approx(score(y, proba), rel=1e-12)
-    assert score.of_predictions(y, proba, margins=False) == pytest.approx(score(y, proba), rel=1e-12)
+    assert score.of_predictions(y, margins, margins=True) == pytest.approx(
+        score(y, proba), rel=1e-12
+    )
+    assert score.of_predictions(y, proba, margins=False) == pytest.approx(
+        score(y, proba), rel=1e-12
+    )
 
 
 def test_the_weighted_loss_uses_balanced_sample_weights():
@@ -153,23 +189,42 @@ def test_the_weighted_loss_uses_balanced_sample_weights():
 
     y = np.array([0] * 6 + [1] * 3 + [2] * 1)
     config = cmp.CompareConfig(n_classes=3)
-    np.testing.assert_allclose(sample_weight("weighted", config, y), compute_sample_weight("balanced", y))
+    np.testing.assert_allclose(
+        sample_weight("weighted", config, y), compute_sample_weight("balanced", y)
+    )
     assert sample_weight("logistic", config, y) is None
-    assert sample_weight("weighted", cmp.CompareConfig(), np.array([0, 1, 1])) is None  # binary: spw
+    assert (
+        sample_weight("weighted", cmp.CompareConfig(), np.array([0, 1, 1])) is None
+    )  # binary: spw
     sqrt = cmp.CompareConfig(n_classes=3, pos_weight_power=0.5)
-    np.testing.assert_allclose(sample_weight("weighted", sqrt, y), np.sqrt(compute_sample_weight("balanced", y)))
+    np.testing.assert_allclose(
+        sample_weight("weighted", sqrt, y), np.sqrt(compute_sample_weight("balanced", y))
+    )
 
 
 def test_multiclass_grids_and_rows():
     config = cmp.CompareConfig(n_classes=4, tune=True, alpha=None)
-    assert config.grid("focal") == [{"gamma": g, "alpha": a} for g in (0.5, 1.0, 2.0, 3.0)
-                                    for a in (None, "balanced")]
-    assert config.grid("ghm") == [{"bins": b, "momentum": m} for b in (5, 10, 30) for m in (0.0, 0.75)]
-    assert [loss for _, loss in config.configurations()] == ["logistic", "weighted", "focal", "ghm"] * 2
+    assert config.grid("focal") == [
+        {"gamma": g, "alpha": a} for g in (0.5, 1.0, 2.0, 3.0) for a in (None, "balanced")
+    ]
+    assert config.grid("ghm") == [
+        {"bins": b, "momentum": m} for b in (5, 10, 30) for m in (0.0, 0.75)
+    ]
+    assert [loss for _, loss in config.configurations()] == [
+        "logistic",
+        "weighted",
+        "focal",
+        "ghm",
+    ] * 2
     # logistic 1 + weighted 2 + focal 8 + ghm 6 settings, each plus a refit, per backend and fold
     assert planned_fits(config) == 2 * 5 * (2 + 3 + 9 + 7)
-    assert config.setting_words("focal", {"gamma": 2.0, "alpha": "balanced"}) == "gamma=2 alpha=balanced"
-    assert any("no row for OHEM" in line and "binary only" in line for line in config.absent_lines())
+    assert (
+        config.setting_words("focal", {"gamma": 2.0, "alpha": "balanced"})
+        == "gamma=2 alpha=balanced"
+    )
+    assert any(
+        "no row for OHEM" in line and "binary only" in line for line in config.absent_lines()
+    )
 
 
 # -- end to end -------------------------------------------------------------------------------
@@ -181,20 +236,33 @@ def test_multiclass_compare_end_to_end(four_class_csv, tmp_path, capsys):
     assert main([*argv, "--output", str(out_json), "--plot", str(plot)]) == 0
     printed = capsys.readouterr().out
     flat = " ".join(printed.split())
-    for text in ("4 classes (ant", "Verdict", "no row for OHEM (ratio 3): binary only",
-                 "AP rarest = AP of class 'dog'"):
+    for text in (
+        "4 classes (ant",
+        "Verdict",
+        "no row for OHEM (ratio 3): binary only",
+        "AP rarest = AP of class 'dog'",
+    ):
         assert text in flat, text
     for header in ("macro", "AP", "rarest", "AUC", "ECE", "bal.", "acc.", "F1"):  # headers may wrap
         assert header in printed.split(), header
     doc = json.loads(out_json.read_text())
     _, y = _four_classes()
-    assert doc["dataset"]["classes"] == {label: int(c) for label, c in zip(LABELS, np.bincount(y), strict=True)}
+    assert doc["dataset"]["classes"] == {
+        label: int(c) for label, c in zip(LABELS, np.bincount(y), strict=True)
+    }
     assert doc["dataset"]["rarest_class"] == "dog" and "positives" not in doc["dataset"]
     assert doc["config"]["n_classes"] == 4 and doc["config"]["alpha"] is None
     assert {r["loss"] for r in doc["folds"]} == {"logistic", "weighted", "focal", "ghm"}
     assert len(doc["folds"]) == 2 * 4 * 2
     for record in doc["folds"]:
-        for key in ("average_precision", "rarest_ap", "roc_auc", "balanced_accuracy", "macro_f1", "ece"):
+        for key in (
+            "average_precision",
+            "rarest_ap",
+            "roc_auc",
+            "balanced_accuracy",
+            "macro_f1",
+            "ece",
+        ):
             assert 0.0 <= record[key] <= 1.0, key
         assert record["log_loss"] > 0.0 and "brier" not in record
         assert record["n_train"] + record["n_test"] == 160
@@ -206,11 +274,25 @@ def test_multiclass_compare_end_to_end(four_class_csv, tmp_path, capsys):
         assert isinstance(v["clearly_better"], bool) and v["pairs"] == 2
     assert plot.stat().st_size > 0
 
-    assert main([*argv, "--backend", "lightgbm", "--losses", "logistic,weighted",
-                 "--output", str(out_csv)]) == 0
+    assert (
+        main(
+            [
+                *argv,
+                "--backend",
+                "lightgbm",
+                "--losses",
+                "logistic,weighted",
+                "--output",
+                str(out_csv),
+            ]
+        )
+        == 0
+    )
     with out_csv.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 2 * 2 and {"rarest_ap", "macro_f1", "balanced_accuracy", "ece"} <= set(rows[0])
+    assert len(rows) == 2 * 2 and {"rarest_ap", "macro_f1", "balanced_accuracy", "ece"} <= set(
+        rows[0]
+    )
 
 
 @pytest.mark.parametrize("columns", [100, 80])
@@ -241,23 +323,41 @@ def test_weighted_multiclass_posterior_undoes_the_balanced_weights(four_class_cs
         estimator.fit(X, y, sample_weight=sample_weight("weighted", config, y))
         proba, posterior = _predictions(estimator, backend, X, weights, multiclass=True)
         margins = BACKENDS[backend].margins(estimator, X)
-        np.testing.assert_allclose(posterior, softmax(margins - np.log(weights), axis=1), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(
+            posterior, softmax(margins - np.log(weights), axis=1), rtol=1e-12, atol=1e-15
+        )
         np.testing.assert_allclose(proba, estimator.predict_proba(X), rtol=0, atol=0)
         # The rare classes lose the probability the weights gave them, the common one gains it.
-        assert posterior[:, 0].mean() > proba[:, 0].mean() and posterior[:, 3].mean() < proba[:, 3].mean()
+        assert (
+            posterior[:, 0].mean() > proba[:, 0].mean()
+            and posterior[:, 3].mean() < proba[:, 3].mean()
+        )
         # AP, AUC and the argmax columns read the model's own probabilities; log loss and ECE the
         # posterior.
         metrics = scoring.multiclass_metrics(y, proba, 3, posterior)
-        on_proba, on_posterior = scoring.multiclass_metrics(y, proba, 3), scoring.multiclass_metrics(y, posterior, 3)
+        on_proba, on_posterior = (
+            scoring.multiclass_metrics(y, proba, 3),
+            scoring.multiclass_metrics(y, posterior, 3),
+        )
         for key in ("average_precision", "rarest_ap", "roc_auc", "balanced_accuracy", "macro_f1"):
             assert metrics[key] == on_proba[key]
-        assert metrics["log_loss"] == on_posterior["log_loss"] and metrics["ece"] == on_posterior["ece"]
+        assert (
+            metrics["log_loss"] == on_posterior["log_loss"]
+            and metrics["ece"] == on_posterior["ece"]
+        )
 
 
 def test_multiclass_tune_records_the_chosen_settings(four_class_csv):
     dataset = cmp.load_table(four_class_csv, "label")
-    config = cmp.CompareConfig(backends=("lightgbm",), losses=("logistic", "focal"), folds=2, rounds=4,
-                               patience=2, tune=True, alpha=None).for_dataset(dataset)
+    config = cmp.CompareConfig(
+        backends=("lightgbm",),
+        losses=("logistic", "focal"),
+        folds=2,
+        rounds=4,
+        patience=2,
+        tune=True,
+        alpha=None,
+    ).for_dataset(dataset)
     result = cross_validate(dataset, config)
     focal = [r for r in result.records if r["loss"] == "focal"]
     assert all(r["settings"] in config.grid("focal") for r in focal)
@@ -268,8 +368,14 @@ def test_multiclass_tune_records_the_chosen_settings(four_class_csv):
 
 
 def test_tune_tries_ohems_ratios(tmp_path):
-    config = cmp.CompareConfig(backends=("lightgbm",), losses=("logistic", "ohem"), folds=2, rounds=4,
-                               patience=2, tune=True)
+    config = cmp.CompareConfig(
+        backends=("lightgbm",),
+        losses=("logistic", "ohem"),
+        folds=2,
+        rounds=4,
+        patience=2,
+        tune=True,
+    )
     assert config.grid("ohem") == [{"ohem_ratio": r} for r in (1.0, 3.0, 10.0)]
     assert config.loss_label("ohem") == "OHEM (tuned)"
     assert cmp.CompareConfig(ohem_ratio=10.0).loss_label("ohem") == "OHEM (ratio 10)"
@@ -289,16 +395,30 @@ def test_every_tie_block_is_recorded_and_flagged_with_its_rate():
     y = np.array([0] * 19 + [1] + [0] * 10 + [1] * 10 + [0] * 60)
     proba = np.r_[np.full(20, 0.05), np.full(20, 0.5), np.linspace(0.01, 0.2, 60)]
     blocks = diagnostics.tie_blocks(y, proba)
-    assert [(b["rows"], b["value"], b["miscalibrated"]) for b in blocks] == [(20, 0.05, False), (20, 0.5, False)]
+    assert [(b["rows"], b["value"], b["miscalibrated"]) for b in blocks] == [
+        (20, 0.05, False),
+        (20, 0.5, False),
+    ]
     assert blocks[0]["positive_rate"] == pytest.approx(0.05)
-    records = [{"backend": "xgboost", "loss": "logistic", "repeat": 0, "fold": 0, "degenerate": None,
-                "tie_block": blocks[0], "tie_blocks": blocks}]
+    records = [
+        {
+            "backend": "xgboost",
+            "loss": "logistic",
+            "repeat": 0,
+            "fold": 0,
+            "degenerate": None,
+            "tie_block": blocks[0],
+            "tie_blocks": blocks,
+        }
+    ]
     config = cmp.CompareConfig(backends=("xgboost",), losses=("logistic",))
     assert report.flag_lines(records, config) == []  # nothing miscalibrated: no warning line
     # The blocks that fit their rate are kept for the JSON, not printed or flagged.
     lines = report.tie_lines(records, config)
-    assert lines == ["xgboost logistic has a tie block on 1 of 1 folds, its probability within the "
-                     "observed rate: on fold 1, 20 held-out rows (20% of rows at p = 0.05, 5.0% positive)"]
+    assert lines == [
+        "xgboost logistic has a tie block on 1 of 1 folds, its probability within the "
+        "observed rate: on fold 1, 20 held-out rows (20% of rows at p = 0.05, 5.0% positive)"
+    ]
     row = report.summarize([{**records[0], "average_precision": 0.5}])[0]
     assert row["any_tie_block_folds"] == 1 and row["tie_block_folds"] == 0
     assert report.flag_codes(row) == [] and report.flag_legend([row]) == ""
@@ -310,9 +430,13 @@ def test_multiclass_tie_blocks_are_judged_on_their_most_probable_class():
     others = np.random.default_rng(0).dirichlet(np.ones(3), size=20)
     proba = np.vstack([np.tile(shared, (20, 1)), others])
     block = diagnostics.tie_block(y, proba)
-    assert block["class"] == 2 and block["rows"] == 20 and block["positive_rate"] == pytest.approx(0.5)
+    assert (
+        block["class"] == 2 and block["rows"] == 20 and block["positive_rate"] == pytest.approx(0.5)
+    )
     assert block["value"] == pytest.approx(0.7) and not block["miscalibrated"]
-    assert diagnostics.tie_block(y, np.tile(shared, (40, 1))) is None  # constant: degenerate instead
+    assert (
+        diagnostics.tie_block(y, np.tile(shared, (40, 1))) is None
+    )  # constant: degenerate instead
     assert diagnostics.degenerate_reason(y, np.tile(shared, (40, 1))).startswith("constant model")
 
 
@@ -321,14 +445,20 @@ def test_multiclass_tie_blocks_are_judged_on_their_most_probable_class():
 
 def test_jobs_give_the_same_results_in_worker_processes():
     dataset = cmp.load_default_dataset()
-    config = cmp.CompareConfig(backends=("lightgbm",), losses=("logistic", "focal"), folds=2,
-                               rounds=6, patience=2)
+    config = cmp.CompareConfig(
+        backends=("lightgbm",), losses=("logistic", "focal"), folds=2, rounds=6, patience=2
+    )
     progress = []
     serial = cross_validate(dataset, config).records
-    parallel = cross_validate(dataset, cmp.CompareConfig(**{**vars(config), "jobs": 2}),
-                              on_fit=progress.append).records
+    parallel = cross_validate(
+        dataset, cmp.CompareConfig(**{**vars(config), "jobs": 2}), on_fit=progress.append
+    ).records
     assert len(progress) == planned_fits(config)
     drop = ("fit_seconds",)
-    assert [{k: v for k, v in r.items() if k not in drop} for r in parallel] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in serial]
-    assert cmp.CompareConfig(jobs=2).as_dict()["jobs"] == 2 and "jobs" not in cmp.CompareConfig().as_dict()
+    assert [{k: v for k, v in r.items() if k not in drop} for r in parallel] == [
+        {k: v for k, v in r.items() if k not in drop} for r in serial
+    ]
+    assert (
+        cmp.CompareConfig(jobs=2).as_dict()["jobs"] == 2
+        and "jobs" not in cmp.CompareConfig().as_dict()
+    )

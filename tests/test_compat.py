@@ -43,7 +43,8 @@ def test_callable_objective_without_usable_feature_aborts(data):
     with pytest.raises(lgb.basic.LightGBMError, match="num_features"):
         lgb.LGBMClassifier(**params).fit(constant, y)
     model = lgb.LGBMClassifier(**params).fit(
-        constant, y, callbacks=[_compat_lightgbm.skip_redundant_objective_reset])
+        constant, y, callbacks=[_compat_lightgbm.skip_redundant_objective_reset]
+    )
     assert np.ptp(model.predict(constant, raw_score=True)) == 0.0
     # The private flag the callback sets exists on a Booster.
     assert hasattr(model.booster_, "_Booster__set_objective_to_none")
@@ -116,7 +117,9 @@ def test_vector_base_score_from_xgboost_3_1(data):
     params = {"objective": "multi:softprob", "num_class": 3, "base_score": [0.5, -1.0, 0.25]}
     assert _compat_xgboost.takes_vector_base_score() == (_xgboost_version() >= (3, 1))
     if _compat_xgboost.takes_vector_base_score():
-        booster = xgb.train(params, xgb.DMatrix(X, label=y), 0)  # no tree: the margins are the start
+        booster = xgb.train(
+            params, xgb.DMatrix(X, label=y), 0
+        )  # no tree: the margins are the start
         margins = booster.predict(xgb.DMatrix(X[:1]), output_margin=True)
         np.testing.assert_allclose(margins[0], params["base_score"], rtol=1e-6)
     else:
@@ -137,8 +140,10 @@ def test_fitted_state_lives_in_the_instance_dict(framework, data):
     assert "_Booster" in vars(plain)  # what get_booster() / booster_ read
     copy = compat.copy_fitted_state(plain, type(plain)(**plain.get_params()))
     np.testing.assert_array_equal(copy.predict_proba(X), plain.predict_proba(X), strict=True)
-    assert compat.copy_fitted_state(plain, type(plain)(), skip=("_Booster",)).__dict__.get(
-        "_Booster") is None
+    assert (
+        compat.copy_fitted_state(plain, type(plain)(), skip=("_Booster",)).__dict__.get("_Booster")
+        is None
+    )
     if framework == "xgboost":  # loaded_booster: the Booster, None before fit
         assert compat.loaded_booster(plain) is plain.get_booster()
         assert compat.loaded_booster(type(plain)()) is None
@@ -195,7 +200,9 @@ def test_lightgbm_dask_to_local_goes_through_a_private_hook():
     import inspect
 
     assert list(inspect.signature(lgb.DaskLGBMClassifier._lgb_dask_to_local).parameters) == [
-        "self", "model_factory"]
+        "self",
+        "model_factory",
+    ]
 
     class Plain(lgb.DaskLGBMClassifier):
         def __init__(self, *, loss=None, **kwargs):
@@ -215,8 +222,9 @@ def test_lightgbm_dask_to_local_goes_through_a_private_hook():
 
 
 def _spark():
-    pytest.importorskip("pyspark", reason="the Spark compat needs pyspark (not installed at the "
-                                          "floors)")
+    pytest.importorskip(
+        "pyspark", reason="the Spark compat needs pyspark (not installed at the floors)"
+    )
     from xgboost.spark import SparkXGBClassifier
 
     return SparkXGBClassifier
@@ -252,7 +260,9 @@ def test_spark_estimator_hooks_are_private():
 
     assert list(inspect.signature(SparkXGBClassifier._fit).parameters) == ["self", "dataset"]
     assert list(inspect.signature(SparkXGBClassifier._gen_xgb_params_dict).parameters) == [
-        "self", "gen_xgb_sklearn_estimator_param"]
+        "self",
+        "gen_xgb_sklearn_estimator_param",
+    ]
 
     def declare(*bases):
         class WithLoss(*bases):
@@ -269,8 +279,7 @@ def test_spark_estimator_hooks_are_private():
         return WithLoss
 
     assert declare(SparkXGBClassifier)()._gen_xgb_params_dict()["loss"] == "focal"  # upstream
-    extended = declare(_compat_xgboost.SparkEstimatorExtension, SparkXGBClassifier)(
-        n_estimators=3)
+    extended = declare(_compat_xgboost.SparkEstimatorExtension, SparkXGBClassifier)(n_estimators=3)
     assert "loss" not in extended._gen_xgb_params_dict()
     params = extended._gen_xgb_params_dict(gen_xgb_sklearn_estimator_param=True)
     assert "loss" not in params and params["n_estimators"] == 3

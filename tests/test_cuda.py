@@ -83,8 +83,9 @@ class TestFocal:
 
         y, x, w = _data(seed=2)
         loss = FocalLoss(gamma=2.0, alpha=0.25, hessian="exact")
-        grad, hess = bc.gradient_hessian(loss, cuda.to_device(y.astype(np.int32)),
-                                         cuda.to_device(x), cuda.to_device(w))
+        grad, hess = bc.gradient_hessian(
+            loss, cuda.to_device(y.astype(np.int32)), cuda.to_device(x), cuda.to_device(w)
+        )
         assert not isinstance(grad, np.ndarray)  # stays on the device
         grad_cpu, hess_cpu = loss.gradient_hessian(y, x, w)
         _assert_close(grad.copy_to_host(), grad_cpu, 1e-6)
@@ -252,7 +253,13 @@ class TestInputs:
         bc.DeviceGradients(GHMLoss(bins=10_000, density="window"), y)  # no histogram: no bound
         assert bc.MAX_BINS == 256 == build.LOCAL_BIN_SIZES[-1]
         assert [build.local_bins_for(b) for b in (1, 16, 17, 64, 65, 256)] == [
-            16, 16, 64, 64, 256, 256]
+            16,
+            16,
+            64,
+            64,
+            256,
+            256,
+        ]
 
     def test_host_inputs_checked_like_the_cpu(self):
         y, x, _ = _data()
@@ -269,11 +276,13 @@ class TestInputs:
         with pytest.raises(ValueError, match=r"shape \(257,\)"):
             bc.gradient_hessian(FocalLoss(), y, x, out=(np.empty(3), np.empty(3)))
         with pytest.raises(TypeError, match="int64"):
-            bc.gradient_hessian(FocalLoss(), y, x,
-                                out=(np.empty(N, np.int64), np.empty(N, np.int64)))
+            bc.gradient_hessian(
+                FocalLoss(), y, x, out=(np.empty(N, np.int64), np.empty(N, np.int64))
+            )
         with pytest.raises(TypeError, match="same dtype"):
-            bc.gradient_hessian(FocalLoss(), y, x,
-                                out=(np.empty(N, np.float32), np.empty(N, np.float64)))
+            bc.gradient_hessian(
+                FocalLoss(), y, x, out=(np.empty(N, np.float32), np.empty(N, np.float64))
+            )
 
     def test_device_out_checked_like_host_out(self):
         from numba import cuda
@@ -283,8 +292,9 @@ class TestInputs:
         with pytest.raises(ValueError, match="gradient_out must be a writeable, C-contiguous"):
             bc.gradient_hessian(FocalLoss(), y, x, out=(strided, cuda.device_array(N)))
         with pytest.raises(TypeError, match="hessian_out must be a float32 or float64.*int64"):
-            bc.gradient_hessian(FocalLoss(), y, x,
-                                out=(cuda.device_array(N), cuda.device_array(N, np.int64)))
+            bc.gradient_hessian(
+                FocalLoss(), y, x, out=(cuda.device_array(N), cuda.device_array(N, np.int64))
+            )
         with pytest.raises(ValueError, match=r"shape \(257,\) like y_true"):
             bc.DeviceGradients(FocalLoss(), y)(x, out=(cuda.device_array(3), cuda.device_array(3)))
 
@@ -297,8 +307,9 @@ class TestInputs:
         assert g1 is g2  # the object's own buffer, overwritten
         g3, _ = work(np.ascontiguousarray(x + 1.0, dtype=np.float32), validate=False)
         assert np.array_equal(g3.copy_to_host(), g2.copy_to_host())
-        _assert_close(g2.copy_to_host(), loss.gradient_hessian(y, (x + 1.0).astype(np.float32),
-                                                               w)[0], 1e-5)
+        _assert_close(
+            g2.copy_to_host(), loss.gradient_hessian(y, (x + 1.0).astype(np.float32), w)[0], 1e-5
+        )
 
 
 def test_import_needs_no_device():
@@ -317,8 +328,9 @@ def test_import_needs_no_device():
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", CUDA_VISIBLE_DEVICES="")
     if not bc.is_simulator() and bc.is_available():
         pytest.skip("a real CUDA device is present")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -326,8 +338,10 @@ def test_import_needs_no_device():
 # Real GPU only
 # ---------------------------------------------------------------------------------------------
 
-real_gpu = pytest.mark.skipif(bc.is_simulator() or not bc.is_available(),
-                              reason="needs a real CUDA device (simulator on or no device)")
+real_gpu = pytest.mark.skipif(
+    bc.is_simulator() or not bc.is_available(),
+    reason="needs a real CUDA device (simulator on or no device)",
+)
 
 
 class _InterfaceOnly:
@@ -345,9 +359,12 @@ def test_gpu_cuda_array_interface_inputs():
 
     y, x, w = _data(n=100_003)
     loss = GHMLoss(bins=30)
-    grad, hess = bc.gradient_hessian(loss, _InterfaceOnly(cuda.to_device(y)),
-                                     _InterfaceOnly(cuda.to_device(x)),
-                                     _InterfaceOnly(cuda.to_device(w)))
+    grad, hess = bc.gradient_hessian(
+        loss,
+        _InterfaceOnly(cuda.to_device(y)),
+        _InterfaceOnly(cuda.to_device(x)),
+        _InterfaceOnly(cuda.to_device(w)),
+    )
     grad_cpu, hess_cpu = GHMLoss(bins=30).gradient_hessian(y, x, w)
     _assert_close(grad.copy_to_host(), grad_cpu, 1e-6)
     _assert_close(hess.copy_to_host(), hess_cpu, 1e-6)
@@ -355,8 +372,9 @@ def test_gpu_cuda_array_interface_inputs():
 
 @pytest.mark.gpu
 @real_gpu
-@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0, alpha=0.25), GHMLoss(bins=10)],
-                         ids=["focal", "ghm"])
+@pytest.mark.parametrize(
+    "loss", [FocalLoss(gamma=2.0, alpha=0.25), GHMLoss(bins=10)], ids=["focal", "ghm"]
+)
 def test_gpu_large_matches_cpu(loss):
     y, x, w = _data(n=1_000_003)
     grad, hess = bc.gradient_hessian(loss, y, x, w)
@@ -380,8 +398,11 @@ def _xgb_data(n=128):
 
 @pytest.mark.cuda
 @needs_cuda
-@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0, alpha=0.25), GHMLoss(bins=5, momentum=0.5)],
-                         ids=["focal", "ghm-momentum"])
+@pytest.mark.parametrize(
+    "loss",
+    [FocalLoss(gamma=2.0, alpha=0.25), GHMLoss(bins=5, momentum=0.5)],
+    ids=["focal", "ghm-momentum"],
+)
 def test_xgboost_device_matches_host(loss):
     xgb = pytest.importorskip("xgboost")
     import boostloss.xgboost as blx
@@ -439,11 +460,17 @@ def test_gpu_xgboost_cuda_training_matches_cpu(compute):
     y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=20_000) > 1.5).astype(np.float32)
     dtrain = xgb.DMatrix(X, label=y)
     loss = FocalLoss(gamma=2.0, alpha=0.25)
-    params = {"tree_method": "hist", "max_depth": 4, "eta": 0.3, "max_bin": 64,
-              "base_score": blx.base_score(loss, dtrain)}
+    params = {
+        "tree_method": "hist",
+        "max_depth": 4,
+        "eta": 0.3,
+        "max_bin": 64,
+        "base_score": blx.base_score(loss, dtrain),
+    }
     cpu = xgb.train(dict(params, device="cpu"), dtrain, 10, obj=blx.objective(loss))
-    gpu = xgb.train(dict(params, device="cuda"), dtrain, 10,
-                    obj=blx.objective(loss, compute=compute))
+    gpu = xgb.train(
+        dict(params, device="cuda"), dtrain, 10, obj=blx.objective(loss, compute=compute)
+    )
     p_cpu = cpu.predict(dtrain, output_margin=True)
     p_gpu = gpu.predict(dtrain, output_margin=True)
     # GPU and CPU hist build the same trees up to float32 summation order
@@ -477,7 +504,11 @@ class TestGpuLaunchShape:
         assert work._partial.shape == (2, self.bins)
         ns = build.namespace(work._cuda, work._threads, work._local_bins)
         assert (ns["THREADS"], ns["LOCAL_BINS"], ns["BIN_GROUP"], ns["SHARED_CELLS"]) == (
-            256, 64, 16, 4096)
+            256,
+            64,
+            16,
+            4096,
+        )
 
     @pytest.mark.parametrize("weighted", [False, True])
     def test_ghm_bins_matches_cpu(self, gpu_launch_shape, weighted):
@@ -508,7 +539,7 @@ class TestGpuLaunchShape:
         bc._launch(cuda, "_sum_rows_kernel", bins, build.THREADS, cuda.to_device(partial), counts)
         expected = np.zeros(bins)
         for b in range(bins):
-            per_thread = [sum(partial[t::build.THREADS, b], 0.0) for t in range(build.THREADS)]
+            per_thread = [sum(partial[t :: build.THREADS, b], 0.0) for t in range(build.THREADS)]
             s = build.THREADS // 2
             while s:
                 per_thread = [per_thread[t] + per_thread[t + s] for t in range(s)]
@@ -587,7 +618,8 @@ def test_the_build_namespace_defines_every_name_the_kernels_read():
     assert "_chunk_histogram" not in _kernels.DEVICE_FUNCTIONS
     for name in _kernels.DEVICE_FUNCTIONS:
         assert "empty" not in _global_names(getattr(_kernels, name).py_func) | set(
-            getattr(_kernels, name).py_func.__code__.co_names)
+            getattr(_kernels, name).py_func.__code__.co_names
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -646,16 +678,25 @@ def _compile_for(cc, directory):
     env = {k: val for k, val in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     root = str(pathlib.Path(boostloss.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
-    done = subprocess.run([sys.executable, "-c", _COMPILE, str(directory), json.dumps(cc)],
-                          env=env, capture_output=True, text=True, timeout=1500)
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPILE, str(directory), json.dumps(cc)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert done.returncode == 0, f"compiling for cc {cc} failed:\n{done.stderr[-6000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _assemble(ptxas, path, cc):
     """``ptxas -v`` of one PTX file: registers, spills, stack frame and shared memory in bytes."""
-    done = subprocess.run([ptxas, f"-arch=sm_{cc[0]}{cc[1]}", "-v", "-o", os.devnull, path],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [ptxas, f"-arch=sm_{cc[0]}{cc[1]}", "-v", "-o", os.devnull, path],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, f"ptxas rejected {path}:\n{done.stderr[-4000:]}"
     log = done.stderr
 
@@ -677,8 +718,7 @@ def test_kernels_compile_for_real_devices(tmp_path):
     and Hopper (sm_90), and ptxas assembles it without spills and with a stack frame no larger
     than the thread's private histogram (8 bytes a bin, 0 for the other kernels)."""
     with ThreadPoolExecutor(len(ARCHITECTURES)) as pool:
-        results = list(pool.map(_compile_for, ARCHITECTURES,
-                                [tmp_path] * len(ARCHITECTURES)))
+        results = list(pool.map(_compile_for, ARCHITECTURES, [tmp_path] * len(ARCHITECTURES)))
     missing = [r["missing"] for r in results if "missing" in r]
     if missing:
         reason = f"no CUDA toolchain to compile for real devices: {missing[0]}"
@@ -691,10 +731,12 @@ def test_kernels_compile_for_real_devices(tmp_path):
         for rec in result["records"]:
             info = _assemble(result["ptxas"], rec["path"], cc)
             bound = 8 * (rec["local_bins"] or 0) + STACK_SLACK_BYTES
-            lines.append(f"sm_{cc[0]}{cc[1]} {rec['kernel']:<24} local_bins {rec['local_bins'] or '-':<4}"
-                         f" {info['registers']:>3} regs {info['spill_bytes']:>3} B spill "
-                         f"{info['stack_bytes']:>5} B stack {info['shared_bytes']:>6} B smem  "
-                         f"({rec['signature']})")
+            lines.append(
+                f"sm_{cc[0]}{cc[1]} {rec['kernel']:<24} local_bins {rec['local_bins'] or '-':<4}"
+                f" {info['registers']:>3} regs {info['spill_bytes']:>3} B spill "
+                f"{info['stack_bytes']:>5} B stack {info['shared_bytes']:>6} B smem  "
+                f"({rec['signature']})"
+            )
             if info["spill_bytes"] or info["stack_bytes"] > bound:
                 problems.append(f"{lines[-1]} (stack bound {bound} B)")
     print("\n".join(lines))

@@ -13,8 +13,9 @@ import pytest
 import xgboost as xgb
 
 # The dask extra (in `dev`) brings them; the floors environment runs without it.
-da = pytest.importorskip("dask.array",
-                         reason="Dask is not installed (pip install 'focal-ghm-boost[dask]')")
+da = pytest.importorskip(
+    "dask.array", reason="Dask is not installed (pip install 'focal-ghm-boost[dask]')"
+)
 distributed = pytest.importorskip("distributed", reason="Dask's distributed is not installed")
 pytest.importorskip("xgboost.dask", reason="xgboost.dask needs dask.dataframe")
 Client, LocalCluster = distributed.Client, distributed.LocalCluster
@@ -30,8 +31,12 @@ ROUNDS = 12
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         yield c
 
 
@@ -62,25 +67,46 @@ def _train_both(client, loss, X, y, w, params=PARAMS):
     """(distributed margins, single-process margins, distributed history, single history)."""
     start = loss.init_score(np.concatenate(y), np.concatenate(w))
     params = dict(params, base_score=start)
-    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
-                                  weight=_pinned(client, w))
-    out = xgb.dask.train(client, params, dtrain, ROUNDS, obj=blx.objective(loss),
-                         custom_metric=blx.metric(loss), evals=[(dtrain, "train")],
-                         verbose_eval=False)
+    dtrain = xgb.dask.DaskDMatrix(
+        client, _pinned(client, X), _pinned(client, y), weight=_pinned(client, w)
+    )
+    out = xgb.dask.train(
+        client,
+        params,
+        dtrain,
+        ROUNDS,
+        obj=blx.objective(loss),
+        custom_metric=blx.metric(loss),
+        evals=[(dtrain, "train")],
+        verbose_eval=False,
+    )
     X_all = np.concatenate(X)
     d_all = xgb.DMatrix(X_all, np.concatenate(y), weight=np.concatenate(w))
     history = {}
-    single = xgb.train(params, d_all, ROUNDS, obj=blx.objective(loss),
-                       custom_metric=blx.metric(loss), evals=[(d_all, "train")],
-                       evals_result=history, verbose_eval=False)
+    single = xgb.train(
+        params,
+        d_all,
+        ROUNDS,
+        obj=blx.objective(loss),
+        custom_metric=blx.metric(loss),
+        evals=[(d_all, "train")],
+        evals_result=history,
+        verbose_eval=False,
+    )
     grid = xgb.DMatrix(X_all)
-    return (out["booster"].predict(grid, output_margin=True),
-            single.predict(grid, output_margin=True),
-            out["history"]["train"][loss.name], history["train"][loss.name])
+    return (
+        out["booster"].predict(grid, output_margin=True),
+        single.predict(grid, output_margin=True),
+        out["history"]["train"][loss.name],
+        history["train"][loss.name],
+    )
 
 
-@pytest.mark.parametrize("loss", [GHMLoss(bins=10), GHMLoss(bins=7, momentum=0.6),
-                                  FocalLoss(gamma=2.0, alpha=0.25)], ids=repr)
+@pytest.mark.parametrize(
+    "loss",
+    [GHMLoss(bins=10), GHMLoss(bins=7, momentum=0.6), FocalLoss(gamma=2.0, alpha=0.25)],
+    ids=repr,
+)
 def test_distributed_training_equals_one_process(client, loss):
     X, y, w = _skewed()
     dist, single, dist_metric, single_metric = _train_both(client, loss, X, y, w)
@@ -97,8 +123,9 @@ class _PerPartitionGHM:
 
     def __call__(self, predt, dtrain):
         w = dtrain.get_weight()
-        g, h = self.loss.gradient_hessian(dtrain.get_label(), predt, w if w.size else None,
-                                          state=self.loss.new_state())
+        g, h = self.loss.gradient_hessian(
+            dtrain.get_label(), predt, w if w.size else None, state=self.loss.new_state()
+        )
         return g.astype(np.float32), h.astype(np.float32)
 
 
@@ -108,10 +135,12 @@ def test_per_partition_density_trains_another_model(client):
     X, y, w = _skewed()
     loss = GHMLoss(bins=10)
     start = loss.init_score(np.concatenate(y), np.concatenate(w))
-    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
-                                  weight=_pinned(client, w))
-    local = xgb.dask.train(client, dict(PARAMS, base_score=start), dtrain, ROUNDS,
-                           obj=_PerPartitionGHM())["booster"]
+    dtrain = xgb.dask.DaskDMatrix(
+        client, _pinned(client, X), _pinned(client, y), weight=_pinned(client, w)
+    )
+    local = xgb.dask.train(
+        client, dict(PARAMS, base_score=start), dtrain, ROUNDS, obj=_PerPartitionGHM()
+    )["booster"]
     _, single, _, _ = _train_both(client, loss, X, y, w)
     margins = local.predict(xgb.DMatrix(np.concatenate(X)), output_margin=True)
     assert np.abs(margins - single).max() > 0.5
@@ -132,9 +161,9 @@ def test_global_start_equals_init_score_of_all_rows(client, loss):
     expected = loss.init_score(np.concatenate(y), np.concatenate(w))
     got = bld.init_score(loss, _pinned(client, y), _pinned(client, w))
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-12)
-    assert bld.base_score(loss, _pinned(client, y), _pinned(client, w),
-                          objective="binary:logistic") == pytest.approx(
-        1.0 / (1.0 + np.exp(-expected)), rel=1e-12)
+    assert bld.base_score(
+        loss, _pinned(client, y), _pinned(client, w), objective="binary:logistic"
+    ) == pytest.approx(1.0 / (1.0 + np.exp(-expected)), rel=1e-12)
 
 
 def test_window_density_is_refused(client):
@@ -159,8 +188,9 @@ def test_dask_xgb_classifier(client, loss):
     labels = _string_labels(y)
     dX = _pinned(client, X)
     dy = da.from_array(labels, chunks=(X[0].shape[0],)).rechunk(dX.chunks[0])
-    clf = DaskXGBClassifier(loss=loss, n_estimators=ROUNDS, max_depth=3, max_bin=16,
-                            early_stopping_rounds=3)
+    clf = DaskXGBClassifier(
+        loss=loss, n_estimators=ROUNDS, max_depth=3, max_bin=16, early_stopping_rounds=3
+    )
     clf.client = client
     clf.fit(dX, dy, eval_set=[(dX, dy)], verbose=False)
     all_X = np.concatenate(X)
@@ -175,14 +205,15 @@ def test_dask_xgb_classifier(client, loss):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     predicted = clf.predict(dX).compute()
     assert set(predicted) <= {"fraud", "ok"}
-    np.testing.assert_array_equal(predicted, np.where(proba[:, 1] > proba[:, 0], clf.classes_[1],
-                                                      clf.classes_[0]))
+    np.testing.assert_array_equal(
+        predicted, np.where(proba[:, 1] > proba[:, 0], clf.classes_[1], clf.classes_[0])
+    )
     # The single-process estimator on the same rows gives the same model.
     from boostloss import XGBClassifier
 
-    local = XGBClassifier(loss=loss, n_estimators=ROUNDS, max_depth=3, max_bin=16,
-                          early_stopping_rounds=3).fit(all_X, labels, eval_set=[(all_X, labels)],
-                                                       verbose=False)
+    local = XGBClassifier(
+        loss=loss, n_estimators=ROUNDS, max_depth=3, max_bin=16, early_stopping_rounds=3
+    ).fit(all_X, labels, eval_set=[(all_X, labels)], verbose=False)
     assert clf.best_iteration == local.best_iteration
     np.testing.assert_allclose(proba, local.predict_proba(all_X), atol=1e-6)
     restored = pickle.loads(pickle.dumps(clf))
@@ -198,22 +229,25 @@ def test_dask_lgbm_classifier_focal(client):
     loss = FocalLoss(gamma=2.0, alpha=0.25)
     clf = DaskLGBMClassifier(loss=loss, n_estimators=8, num_leaves=7, client=client)
     clf.fit(dX, dy)
-    assert clf.init_score_ == pytest.approx(loss.init_score((labels == "ok").astype(float)),
-                                            rel=1e-12, abs=1e-12)
+    assert clf.init_score_ == pytest.approx(
+        loss.init_score((labels == "ok").astype(float)), rel=1e-12, abs=1e-12
+    )
     proba = clf.predict_proba(dX).compute()
     local = clf.to_local()
     margins = local.predict(np.concatenate(X), raw_score=True)
     # The focal posterior of the margins; to_local() is the plain LightGBM model, whose
     # probabilities are the sigmoid of the same margins (as a plain reload's).
     np.testing.assert_allclose(proba, loss.predict_proba(margins), rtol=1e-6)
-    np.testing.assert_allclose(local.predict_proba(np.concatenate(X))[:, 1],
-                               1.0 / (1.0 + np.exp(-margins)), rtol=1e-6)
+    np.testing.assert_allclose(
+        local.predict_proba(np.concatenate(X))[:, 1], 1.0 / (1.0 + np.exp(-margins)), rtol=1e-6
+    )
     predicted = clf.predict(dX).compute()
     np.testing.assert_array_equal(predicted, np.where(proba[:, 1] > proba[:, 0], "ok", "fraud"))
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_allclose(restored.predict_proba(dX).compute(), proba)
-    np.testing.assert_allclose(restored.to_local().predict(np.concatenate(X), raw_score=True),
-                               margins)
+    np.testing.assert_allclose(
+        restored.to_local().predict(np.concatenate(X), raw_score=True), margins
+    )
 
 
 def test_dask_lgbm_classifier_refuses_what_cannot_be_global(client):
@@ -228,6 +262,7 @@ def test_dask_lgbm_classifier_refuses_what_cannot_be_global(client):
 # ------------------------------------------------------------------------------------------------
 # OHEM: the hardest negatives of all rows, selected over the workers
 # ------------------------------------------------------------------------------------------------
+
 
 class _CheckedOHEM:
     """The OHEM objective, checking every round on every worker that the negatives kept by all
@@ -252,22 +287,42 @@ class _CheckedOHEM:
 
 def _ohem_both(client, loss, X, y, margins, params=PARAMS, rounds=ROUNDS, k=None):
     """Distributed and single-process OHEM from the non-constant start ``margins`` (no ties)."""
-    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
-                                  base_margin=_pinned(client, margins))
+    dtrain = xgb.dask.DaskDMatrix(
+        client, _pinned(client, X), _pinned(client, y), base_margin=_pinned(client, margins)
+    )
     obj = blx.objective(loss) if k is None else _CheckedOHEM(loss, k)
-    out = xgb.dask.train(client, params, dtrain, rounds, obj=obj, custom_metric=blx.metric(loss),
-                         evals=[(dtrain, "train")], verbose_eval=False)
-    d_all = xgb.DMatrix(np.concatenate(X), np.concatenate(y),
-                        base_margin=np.concatenate(margins))
+    out = xgb.dask.train(
+        client,
+        params,
+        dtrain,
+        rounds,
+        obj=obj,
+        custom_metric=blx.metric(loss),
+        evals=[(dtrain, "train")],
+        verbose_eval=False,
+    )
+    d_all = xgb.DMatrix(np.concatenate(X), np.concatenate(y), base_margin=np.concatenate(margins))
     history = {}
-    single = xgb.train(params, d_all, rounds, obj=blx.objective(loss),
-                       custom_metric=blx.metric(loss), evals=[(d_all, "train")],
-                       evals_result=history, verbose_eval=False)
+    single = xgb.train(
+        params,
+        d_all,
+        rounds,
+        obj=blx.objective(loss),
+        custom_metric=blx.metric(loss),
+        evals=[(d_all, "train")],
+        evals_result=history,
+        verbose_eval=False,
+    )
     grid = xgb.DMatrix(np.concatenate(X))
-    np.testing.assert_allclose(out["booster"].predict(grid, output_margin=True),
-                               single.predict(grid, output_margin=True), rtol=0, atol=1e-6)
-    np.testing.assert_allclose(out["history"]["train"][loss.name], history["train"][loss.name],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        out["booster"].predict(grid, output_margin=True),
+        single.predict(grid, output_margin=True),
+        rtol=0,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        out["history"]["train"][loss.name], history["train"][loss.name], rtol=1e-6
+    )
     return out["booster"], single
 
 
@@ -297,11 +352,19 @@ def test_distributed_ohem_empty_partition(client):
 def test_distributed_multiclass_ohem_equals_one_process(client):
     X, y, _ = _skewed()
     rng = np.random.default_rng(2)
-    y = [np.where(part == 1.0, rng.integers(1, 3, part.shape[0]), 0).astype(np.float32)
-         for part in y]
+    y = [
+        np.where(part == 1.0, rng.integers(1, 3, part.shape[0]), 0).astype(np.float32) for part in y
+    ]
     params = dict(PARAMS, num_class=3)
-    _ohem_both(client, OHEMLoss(ratio=2.0, negative_class=0), X, y,
-               _distinct_margins(y, n_classes=3), params=params, rounds=6)
+    _ohem_both(
+        client,
+        OHEMLoss(ratio=2.0, negative_class=0),
+        X,
+        y,
+        _distinct_margins(y, n_classes=3),
+        params=params,
+        rounds=6,
+    )
 
 
 def test_dask_xgb_classifier_ohem(client):
@@ -309,8 +372,9 @@ def test_dask_xgb_classifier_ohem(client):
     labels = _string_labels(y)
     dX = _pinned(client, X)
     dy = da.from_array(labels, chunks=(X[0].shape[0],)).rechunk(dX.chunks[0])
-    clf = DaskXGBClassifier(loss=OHEMLoss(ratio=3.0, negative_class="ok"), n_estimators=5,
-                            max_depth=3, max_bin=16)
+    clf = DaskXGBClassifier(
+        loss=OHEMLoss(ratio=3.0, negative_class="ok"), n_estimators=5, max_depth=3, max_bin=16
+    )
     clf.client = client
     clf.fit(dX, dy)
     # "ok" is class 1 of ["fraud", "ok"]: the negatives are the "ok" rows, the start the log
@@ -325,13 +389,15 @@ def test_dask_xgb_classifier_ohem(client):
 def test_dask_lgbm_classifier_refuses_ohem(client):
     X, y, _ = _skewed(300, 200)
     with pytest.raises(ValueError, match="OHEM selects the hardest negatives of all rows"):
-        DaskLGBMClassifier(loss=OHEMLoss(), client=client).fit(_pinned(client, X),
-                                                               _pinned(client, y))
+        DaskLGBMClassifier(loss=OHEMLoss(), client=client).fit(
+            _pinned(client, X), _pinned(client, y)
+        )
 
 
 # ------------------------------------------------------------------------------------------------
 # Faults: bounded time, the boostloss message on the client
 # ------------------------------------------------------------------------------------------------
+
 
 def _bad_on_one_worker(kind, rank, n0=300, n1=200):
     """Skewed data whose partition on worker ``rank`` only holds a label 2 or a weight -1."""
@@ -346,17 +412,27 @@ def _bad_on_one_worker(kind, rank, n0=300, n1=200):
 # raises first and whichever waits in a collective call. The timeouts bound the time (a hang
 # fails the test); nothing here asserts a duration.
 
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("rank", [0, 1])
 @pytest.mark.parametrize("loss", [GHMLoss(), FocalLoss()], ids=repr)
 def test_bad_label_on_one_partition_only(client, loss, rank):
     X, y, w = _bad_on_one_worker("label", rank)
-    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
-                                  weight=_pinned(client, w))
-    with pytest.raises(ValueError, match="y_true must contain only 0 and 1.*got 1 other "
-                                         "value.*: 2"):
-        xgb.dask.train(client, PARAMS, dtrain, 5, obj=blx.objective(loss),
-                       custom_metric=blx.metric(loss), evals=[(dtrain, "train")])
+    dtrain = xgb.dask.DaskDMatrix(
+        client, _pinned(client, X), _pinned(client, y), weight=_pinned(client, w)
+    )
+    with pytest.raises(
+        ValueError, match="y_true must contain only 0 and 1.*got 1 other value.*: 2"
+    ):
+        xgb.dask.train(
+            client,
+            PARAMS,
+            dtrain,
+            5,
+            obj=blx.objective(loss),
+            custom_metric=blx.metric(loss),
+            evals=[(dtrain, "train")],
+        )
 
 
 @pytest.mark.timeout(120)
@@ -369,12 +445,19 @@ def test_negative_weight_on_one_partition_only_natural_call(client, rank):
     # XGBoost's first collective call of round 1, before the objective); either way the training
     # ends and the other worker is released.
     X, y, w = _bad_on_one_worker("weight", rank)
-    dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y),
-                                  weight=_pinned(client, w))
-    with pytest.raises(xgb.core.XGBoostError,
-                       match="Weights must be positive|Ring allreduce"):
-        xgb.dask.train(client, PARAMS, dtrain, 5, obj=blx.objective(GHMLoss()),
-                       custom_metric=blx.metric(GHMLoss()), evals=[(dtrain, "train")])
+    dtrain = xgb.dask.DaskDMatrix(
+        client, _pinned(client, X), _pinned(client, y), weight=_pinned(client, w)
+    )
+    with pytest.raises(xgb.core.XGBoostError, match="Weights must be positive|Ring allreduce"):
+        xgb.dask.train(
+            client,
+            PARAMS,
+            dtrain,
+            5,
+            obj=blx.objective(GHMLoss()),
+            custom_metric=blx.metric(GHMLoss()),
+            evals=[(dtrain, "train")],
+        )
     # Both workers are free again: the next training runs.
     good = xgb.dask.DaskDMatrix(client, _pinned(client, X), _pinned(client, y))
     assert xgb.dask.train(client, PARAMS, good, 2, obj=blx.objective(GHMLoss()))["booster"]
@@ -399,8 +482,15 @@ def test_documented_natural_call_refuses_bad_data_on_the_client(client, kind, ra
     with pytest.raises(ValueError, match=_START_ERRORS[kind]):
         params = {**PARAMS, "base_score": bld.base_score(ghm, y_dask, w_dask)}
         dtrain = xgb.dask.DaskDMatrix(client, _pinned(client, X), y_dask, weight=w_dask)
-        xgb.dask.train(client, params, dtrain, 5, obj=blx.objective(ghm),
-                       custom_metric=blx.metric(ghm), evals=[(dtrain, "train")])
+        xgb.dask.train(
+            client,
+            params,
+            dtrain,
+            5,
+            obj=blx.objective(ghm),
+            custom_metric=blx.metric(ghm),
+            evals=[(dtrain, "train")],
+        )
 
 
 _DROP_IN_ERRORS = {

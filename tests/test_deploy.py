@@ -23,17 +23,25 @@ LOSSES = [
     pytest.param(GHMLoss(density="window", epsilon=0.1), id="ghm-window"),
 ]
 
-LGB_PARAMS = {"num_leaves": 7, "learning_rate": 0.3, "num_threads": 1, "verbose": -1, "seed": 0,
-              "deterministic": True, "force_col_wise": True, "metric": "None"}
-XGB_PARAMS = {"max_depth": 3, "eta": 0.3, "nthread": 1, "seed": 0,
-              "disable_default_eval_metric": 1}
+LGB_PARAMS = {
+    "num_leaves": 7,
+    "learning_rate": 0.3,
+    "num_threads": 1,
+    "verbose": -1,
+    "seed": 0,
+    "deterministic": True,
+    "force_col_wise": True,
+    "metric": "None",
+}
+XGB_PARAMS = {"max_depth": 3, "eta": 0.3, "nthread": 1, "seed": 0, "disable_default_eval_metric": 1}
 ATOL = 1e-12
 
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(n_samples=1200, n_features=6, n_informative=3, weights=[0.9],
-                               flip_y=0.03, random_state=7)
+    X, y = make_classification(
+        n_samples=1200, n_features=6, n_informative=3, weights=[0.9], flip_y=0.03, random_state=7
+    )
     return X[:900], y[:900], X[900:], y[900:]
 
 
@@ -69,8 +77,9 @@ def lgb_train(loss, X, y, rounds, valid=None, **kwargs):
     valid_sets = [lgb.Dataset(*valid, params={"verbose": -1})] if valid is not None else []
     start = bll.set_init_score(loss, train_set, *valid_sets)
     params = dict(LGB_PARAMS, objective=bll.objective(loss), **kwargs.pop("params", {}))
-    booster = lgb.train(params, train_set, rounds, valid_sets=valid_sets, feval=bll.metric(loss),
-                        **kwargs)
+    booster = lgb.train(
+        params, train_set, rounds, valid_sets=valid_sets, feval=bll.metric(loss), **kwargs
+    )
     return booster, start
 
 
@@ -103,8 +112,9 @@ def test_lgb_saved_model_predicts_boostloss_probabilities(loss, data, tmp_path):
     np.testing.assert_allclose(plain.predict(X_test, raw_score=True), margins, rtol=0, atol=ATOL)
     # The in-memory copy and a pickle of it agree; the trained booster is left as it was.
     np.testing.assert_allclose(portable.predict(X_test), expected, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(pickle.loads(pickle.dumps(portable)).predict(X_test), expected,
-                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        pickle.loads(pickle.dumps(portable)).predict(X_test), expected, rtol=0, atol=ATOL
+    )
     np.testing.assert_array_equal(booster.predict(X_test, raw_score=True), raw)
 
 
@@ -112,21 +122,25 @@ def test_lgb_saved_model_predicts_boostloss_probabilities(loss, data, tmp_path):
 def test_lgb_early_stopping_saves_the_best_iteration(loss, data, tmp_path):
     X, y, X_valid, y_valid = data
     history = {}
-    booster, start = lgb_train(loss, X, y, 300, valid=(X_valid, y_valid),
-                               params={"num_leaves": 31, "min_data_in_leaf": 2,
-                                       "learning_rate": 0.5},
-                               callbacks=[lgb.early_stopping(5, verbose=False),
-                                          lgb.record_evaluation(history)])
+    booster, start = lgb_train(
+        loss,
+        X,
+        y,
+        300,
+        valid=(X_valid, y_valid),
+        params={"num_leaves": 31, "min_data_in_leaf": 2, "learning_rate": 0.5},
+        callbacks=[lgb.early_stopping(5, verbose=False), lgb.record_evaluation(history)],
+    )
     rounds_run = len(history["valid_0"][loss.name])
-    assert 0 < booster.best_iteration < rounds_run < 300   # it did stop early
+    assert 0 < booster.best_iteration < rounds_run < 300  # it did stop early
 
     portable = bll.make_portable(booster, start)
     assert portable.best_iteration == booster.best_iteration
-    assert portable.current_iteration() == booster.current_iteration()   # no tree dropped
+    assert portable.current_iteration() == booster.current_iteration()  # no tree dropped
     portable.save_model(tmp_path / "m.txt")
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
     assert plain.current_iteration() == booster.best_iteration
-    expected = bll.predict_proba(booster, X_valid, start)   # predict() uses best_iteration
+    expected = bll.predict_proba(booster, X_valid, start)  # predict() uses best_iteration
     np.testing.assert_allclose(plain.predict(X_valid), expected, rtol=0, atol=ATOL)
     np.testing.assert_allclose(portable.predict(X_valid), expected, rtol=0, atol=ATOL)
 
@@ -147,26 +161,34 @@ def test_lgb_continued_training_from_a_portable_model(loss, data, tmp_path):
 
     # No set_init_score: LightGBM starts from the init model's margins, which hold the start.
     plain_set = lgb.Dataset(X, label=y, params={"verbose": -1})
-    continued = lgb.train(dict(LGB_PARAMS, objective=spy), plain_set, 5,
-                          init_model=tmp_path / "first.txt")
+    continued = lgb.train(
+        dict(LGB_PARAMS, objective=spy), plain_set, 5, init_model=tmp_path / "first.txt"
+    )
     np.testing.assert_allclose(seen[0], portable.predict(X, raw_score=True), rtol=0, atol=ATOL)
     assert continued.current_iteration() == 13
 
     straight, _ = lgb_train(loss, X, y, 13)
     margins = straight.predict(X_test, raw_score=True) + start
-    np.testing.assert_allclose(continued.predict(X_test, raw_score=True), margins,
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        continued.predict(X_test, raw_score=True), margins, rtol=0, atol=1e-9
+    )
 
     bll.make_portable(continued, 0.0).save_model(tmp_path / "continued.txt")
     plain = lgb.Booster(model_file=tmp_path / "continued.txt")
-    np.testing.assert_allclose(plain.predict(X_test),
-                               expit(continued.predict(X_test, raw_score=True)), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        plain.predict(X_test), expit(continued.predict(X_test, raw_score=True)), rtol=0, atol=ATOL
+    )
 
     # From the in-memory portable booster too.
-    again = lgb.train(dict(LGB_PARAMS, objective=bll.objective(loss)),
-                      lgb.Dataset(X, label=y, params={"verbose": -1}), 5, init_model=portable)
-    np.testing.assert_array_equal(again.predict(X_test, raw_score=True),
-                                  continued.predict(X_test, raw_score=True))
+    again = lgb.train(
+        dict(LGB_PARAMS, objective=bll.objective(loss)),
+        lgb.Dataset(X, label=y, params={"verbose": -1}),
+        5,
+        init_model=portable,
+    )
+    np.testing.assert_array_equal(
+        again.predict(X_test, raw_score=True), continued.predict(X_test, raw_score=True)
+    )
 
 
 def test_lgb_predict_options(data):
@@ -178,15 +200,21 @@ def test_lgb_predict_options(data):
     contrib_raw = booster.predict(X_test, pred_contrib=True)
     np.testing.assert_allclose(contrib[:, :-1], contrib_raw[:, :-1], rtol=0, atol=ATOL)
     np.testing.assert_allclose(contrib[:, -1], contrib_raw[:, -1] + start, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(contrib.sum(axis=1), portable.predict(X_test, raw_score=True),
-                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        contrib.sum(axis=1), portable.predict(X_test, raw_score=True), rtol=0, atol=ATOL
+    )
 
-    np.testing.assert_allclose(portable.predict(X_test, raw_score=True, num_iteration=3),
-                               booster.predict(X_test, raw_score=True, num_iteration=3) + start,
-                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        portable.predict(X_test, raw_score=True, num_iteration=3),
+        booster.predict(X_test, raw_score=True, num_iteration=3) + start,
+        rtol=0,
+        atol=ATOL,
+    )
     # Starting after the first iteration leaves out the trees that hold the start.
-    np.testing.assert_array_equal(portable.predict(X_test, raw_score=True, start_iteration=1),
-                                  booster.predict(X_test, raw_score=True, start_iteration=1))
+    np.testing.assert_array_equal(
+        portable.predict(X_test, raw_score=True, start_iteration=1),
+        booster.predict(X_test, raw_score=True, start_iteration=1),
+    )
 
 
 def test_lgb_constant_and_empty_models(data, tmp_path):
@@ -206,8 +234,9 @@ def test_lgb_constant_and_empty_models(data, tmp_path):
         assert plain.num_trees() == 1
         np.testing.assert_allclose(plain.predict(X_test, raw_score=True), start, rtol=0, atol=ATOL)
         np.testing.assert_allclose(plain.predict(X_test), expit(start), rtol=0, atol=ATOL)
-        np.testing.assert_allclose(plain.predict(X_test, pred_contrib=True)[:, -1], start,
-                                   rtol=0, atol=ATOL)
+        np.testing.assert_allclose(
+            plain.predict(X_test, pred_contrib=True)[:, -1], start, rtol=0, atol=ATOL
+        )
 
 
 def softmax_cross_entropy(preds, train_set):
@@ -220,14 +249,22 @@ def softmax_cross_entropy(preds, train_set):
 
 
 def test_lgb_multiclass_portable(tmp_path):
-    X, y = make_classification(n_samples=900, n_features=6, n_informative=4, n_classes=3,
-                               weights=[0.6, 0.3, 0.1], random_state=2)
+    X, y = make_classification(
+        n_samples=900,
+        n_features=6,
+        n_informative=4,
+        n_classes=3,
+        weights=[0.6, 0.3, 0.1],
+        random_state=2,
+    )
     prior = np.bincount(y) / y.shape[0]
     start = np.log(prior) - np.log(prior).mean()
-    train_set = lgb.Dataset(X, label=y, init_score=np.tile(start, (y.shape[0], 1)),
-                            params={"verbose": -1})
-    booster = lgb.train(dict(LGB_PARAMS, objective=softmax_cross_entropy, num_class=3),
-                        train_set, 10)
+    train_set = lgb.Dataset(
+        X, label=y, init_score=np.tile(start, (y.shape[0], 1)), params={"verbose": -1}
+    )
+    booster = lgb.train(
+        dict(LGB_PARAMS, objective=softmax_cross_entropy, num_class=3), train_set, 10
+    )
     assert booster.num_model_per_iteration() == 3
     margins = booster.predict(X, raw_score=True) + start
 
@@ -244,28 +281,37 @@ def test_lgb_multiclass_portable(tmp_path):
         bll.make_portable(booster, 0.5)
 
     # Without a tree, each class gets a single-leaf tree holding its start.
-    empty = lgb.Booster(dict(LGB_PARAMS, objective="none", num_class=3),
-                        lgb.Dataset(X, label=y, params={"verbose": -1}))
+    empty = lgb.Booster(
+        dict(LGB_PARAMS, objective="none", num_class=3),
+        lgb.Dataset(X, label=y, params={"verbose": -1}),
+    )
     plain = bll.make_portable(empty, start)
     assert plain.num_trees() == 3
-    np.testing.assert_allclose(plain.predict(X[:5]), np.tile(softmax(start), (5, 1)),
-                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        plain.predict(X[:5]), np.tile(softmax(start), (5, 1)), rtol=0, atol=ATOL
+    )
 
 
 def test_lgb_pandas_categorical_survives(tmp_path):
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(4)
-    frame = pd.DataFrame({"amount": rng.normal(size=800),
-                          "shop": pd.Categorical(rng.choice(["a", "b", "c", "d"], size=800))})
+    frame = pd.DataFrame(
+        {
+            "amount": rng.normal(size=800),
+            "shop": pd.Categorical(rng.choice(["a", "b", "c", "d"], size=800)),
+        }
+    )
     y = ((frame["shop"].isin(["a", "c"])) & (frame["amount"] > 0.5)).astype(int).to_numpy()
-    booster, start = lgb_train(FocalLoss(), frame, y, 10, params={"min_data_per_group": 5,
-                                                                  "cat_smooth": 1.0})
+    booster, start = lgb_train(
+        FocalLoss(), frame, y, 10, params={"min_data_per_group": 5, "cat_smooth": 1.0}
+    )
     assert booster.pandas_categorical is not None
     bll.make_portable(booster, start).save_model(tmp_path / "m.txt")
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
     assert plain.pandas_categorical == booster.pandas_categorical
-    np.testing.assert_allclose(plain.predict(frame), bll.predict_proba(booster, frame, start),
-                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        plain.predict(frame), bll.predict_proba(booster, frame, start), rtol=0, atol=ATOL
+    )
 
 
 def test_plain_lgbm_classifier_loads_through_init_model(data, tmp_path):
@@ -277,8 +323,12 @@ def test_plain_lgbm_classifier_loads_through_init_model(data, tmp_path):
     clf = lgb.LGBMClassifier(n_estimators=1, min_split_gain=1e12, verbose=-1)
     clf.fit(X, y, init_model=tmp_path / "m.txt")
     assert clf.booster_.current_iteration() == 10
-    np.testing.assert_allclose(clf.predict_proba(X_test)[:, 1],
-                               bll.predict_proba(booster, X_test, start), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        clf.predict_proba(X_test)[:, 1],
+        bll.predict_proba(booster, X_test, start),
+        rtol=0,
+        atol=ATOL,
+    )
 
 
 def test_make_portable_rejects_what_it_cannot_fix(data):
@@ -295,8 +345,11 @@ def test_make_portable_rejects_what_it_cannot_fix(data):
     # Already portable, or trained with a built-in objective: the start would be counted twice.
     with pytest.raises(ValueError, match="already stores objective"):
         bll.make_portable(bll.make_portable(booster, start), start)
-    builtin = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1},
-                        lgb.Dataset(X, label=y, params={"verbose": -1}), 2)
+    builtin = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_threads": 1},
+        lgb.Dataset(X, label=y, params={"verbose": -1}),
+        2,
+    )
     with pytest.raises(ValueError, match="already stores objective"):
         bll.make_portable(builtin, start)
     linear, _ = lgb_train(FocalLoss(), X, y, 2, params={"linear_tree": True})
@@ -307,8 +360,9 @@ def test_make_portable_rejects_what_it_cannot_fix(data):
 @pytest.mark.parametrize("loss", [FocalLoss(), GHMLoss()], ids=["focal", "ghm"])
 def test_lgb_estimator_saved_model_predicts_its_probabilities(loss, data, tmp_path):
     X, y, X_test, _ = data
-    clf = boostloss.LGBMClassifier(loss=loss, n_estimators=10, num_leaves=7, n_jobs=1,
-                                   random_state=0, verbose=-1).fit(X, y)
+    clf = boostloss.LGBMClassifier(
+        loss=loss, n_estimators=10, num_leaves=7, n_jobs=1, random_state=0, verbose=-1
+    ).fit(X, y)
     clf.booster_.save_model(tmp_path / "m.txt")
     assert parameters(tmp_path / "m.txt")["objective"] == "binary"
     assert loaded_param(clf.booster_, "objective") == ("binary" if PARAMS_FROM_STRING else None)
@@ -338,24 +392,35 @@ def saved_base_score(path):
 
 @pytest.mark.parametrize("early_stopping", [False, True], ids=["all-rounds", "early-stopping"])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_xgb_train_saved_model_predicts_boostloss_probabilities(loss, early_stopping, data,
-                                                                tmp_path):
+def test_xgb_train_saved_model_predicts_boostloss_probabilities(
+    loss, early_stopping, data, tmp_path
+):
     X, y, X_valid, y_valid = data
     dtrain = xgb.DMatrix(X, label=y)
     dvalid = xgb.DMatrix(X_valid, label=y_valid)
     # The built-in objective in params gives the saved model its link (a custom obj= does not
     # replace it); base_score is then a probability.
-    params = dict(XGB_PARAMS, objective="binary:logistic",
-                  base_score=blx.base_score(loss, dtrain, objective="binary:logistic"))
+    params = dict(
+        XGB_PARAMS,
+        objective="binary:logistic",
+        base_score=blx.base_score(loss, dtrain, objective="binary:logistic"),
+    )
     if early_stopping:
         params.update(max_depth=6, eta=0.8, min_child_weight=0)
-    booster = xgb.train(params, dtrain, 300 if early_stopping else 15, obj=blx.objective(loss),
-                        custom_metric=blx.metric(loss), evals=[(dvalid, "valid")],
-                        early_stopping_rounds=5 if early_stopping else None, verbose_eval=False)
+    booster = xgb.train(
+        params,
+        dtrain,
+        300 if early_stopping else 15,
+        obj=blx.objective(loss),
+        custom_metric=blx.metric(loss),
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=5 if early_stopping else None,
+        verbose_eval=False,
+    )
     rounds = booster.num_boosted_rounds()
     best = (0, booster.best_iteration + 1) if early_stopping else (0, rounds)
     if early_stopping:
-        assert booster.best_iteration < rounds - 1   # it did stop early
+        assert booster.best_iteration < rounds - 1  # it did stop early
 
     booster.save_model(tmp_path / "m.json")
     assert saved_objective(tmp_path / "m.json") == "binary:logistic"
@@ -380,8 +445,13 @@ def test_xgb_estimator_saved_model_predicts_its_probabilities(loss, early_stoppi
     kwargs = dict(n_estimators=15, max_depth=3, n_jobs=1, random_state=0)
     fit_kwargs = {}
     if early_stopping:
-        kwargs.update(n_estimators=300, max_depth=6, learning_rate=0.8, min_child_weight=0,
-                      early_stopping_rounds=5)
+        kwargs.update(
+            n_estimators=300,
+            max_depth=6,
+            learning_rate=0.8,
+            min_child_weight=0,
+            early_stopping_rounds=5,
+        )
         fit_kwargs = dict(eval_set=[(X_valid, y_valid)], verbose=False)
     clf = boostloss.XGBClassifier(loss=loss, **kwargs).fit(X, y, **fit_kwargs)
     if early_stopping:
@@ -390,8 +460,12 @@ def test_xgb_estimator_saved_model_predicts_its_probabilities(loss, early_stoppi
     # loss the estimator's predict_proba is the posterior, its map of the margin)
     expected = xgb.XGBClassifier.predict_proba(clf, X_valid)
     margin = clf.predict(X_valid, output_margin=True)
-    np.testing.assert_allclose(clf.predict_proba(X_valid), loss.predict_proba(margin), rtol=0,
-                               atol=1e-7 if isinstance(loss, GHMLoss) else 0)
+    np.testing.assert_allclose(
+        clf.predict_proba(X_valid),
+        loss.predict_proba(margin),
+        rtol=0,
+        atol=1e-7 if isinstance(loss, GHMLoss) else 0,
+    )
 
     clf.save_model(tmp_path / "m.json")
     assert saved_objective(tmp_path / "m.json") == "binary:logistic"
@@ -404,8 +478,9 @@ def test_xgb_estimator_saved_model_predicts_its_probabilities(loss, early_stoppi
         np.testing.assert_array_equal(plain.predict(X_valid), clf.predict(X_valid))
     best = (0, clf.best_iteration + 1) if early_stopping else (0, 0)
     booster = xgb.Booster(model_file=tmp_path / "m.json")
-    np.testing.assert_array_equal(booster.predict(xgb.DMatrix(X_valid), iteration_range=best),
-                                  expected[:, 1])
+    np.testing.assert_array_equal(
+        booster.predict(xgb.DMatrix(X_valid), iteration_range=best), expected[:, 1]
+    )
 
 
 @pytest.mark.parametrize("loss", ["focal", "ghm"])
@@ -414,14 +489,18 @@ def test_lgb_estimator_continued_training_matches_one_training(loss, data, tmp_p
     X, y, X_test, _ = data
     kwargs = dict(loss=loss, num_leaves=7, n_jobs=1, random_state=0, verbose=-1)
     first = boostloss.LGBMClassifier(n_estimators=6, **kwargs).fit(X, y)
-    continued = boostloss.LGBMClassifier(n_estimators=4, **kwargs).fit(X, y, init_model=first.booster_)
+    continued = boostloss.LGBMClassifier(n_estimators=4, **kwargs).fit(
+        X, y, init_model=first.booster_
+    )
     straight = boostloss.LGBMClassifier(n_estimators=10, **kwargs).fit(X, y)
-    np.testing.assert_allclose(continued.predict_proba(X_test), straight.predict_proba(X_test),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        continued.predict_proba(X_test), straight.predict_proba(X_test), rtol=0, atol=1e-12
+    )
     continued.booster_.save_model(tmp_path / "m.txt")
     plain = lgb.Booster(model_file=tmp_path / "m.txt")
-    np.testing.assert_allclose(plain.predict(X_test), expit(straight.predict(X_test, raw_score=True)),
-                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        plain.predict(X_test), expit(straight.predict(X_test, raw_score=True)), rtol=0, atol=ATOL
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -430,22 +509,31 @@ def test_lgb_estimator_continued_training_matches_one_training(loss, data, tmp_p
 
 MULTI_LOSSES = [
     pytest.param(FocalLoss(gamma=2.0, alpha=None), id="focal"),
-    pytest.param(FocalLoss(gamma=1.0, alpha=[1.0, 2.0, 4.0], hessian="gauss_newton"),
-                 id="focal-alpha-gn"),
+    pytest.param(
+        FocalLoss(gamma=1.0, alpha=[1.0, 2.0, 4.0], hessian="gauss_newton"), id="focal-alpha-gn"
+    ),
     pytest.param(GHMLoss(bins=10), id="ghm-bins"),
 ]
 
 
 @pytest.fixture(scope="module")
 def data3():
-    X, y = make_classification(n_samples=1000, n_features=6, n_informative=4, n_classes=3,
-                               weights=[0.7, 0.2, 0.1], random_state=5)
+    X, y = make_classification(
+        n_samples=1000,
+        n_features=6,
+        n_informative=4,
+        n_classes=3,
+        weights=[0.7, 0.2, 0.1],
+        random_state=5,
+    )
     return X[:800], y[:800], X[800:], y[800:]
 
 
 @pytest.mark.parametrize("loss", MULTI_LOSSES)
-@pytest.mark.skipif(not _compat_xgboost.takes_vector_base_score(),
-                    reason="a K-class base_score (stored in the model) needs XGBoost >= 3.1")
+@pytest.mark.skipif(
+    not _compat_xgboost.takes_vector_base_score(),
+    reason="a K-class base_score (stored in the model) needs XGBoost >= 3.1",
+)
 def test_k_class_xgb_train_saved_model_predicts_boostloss_probabilities(loss, data3, tmp_path):
     X, y, X_test, _ = data3
     dtrain = xgb.DMatrix(X, label=y)
@@ -466,8 +554,7 @@ def test_k_class_lgb_train_portable_model(loss, data3, tmp_path):
     X, y, X_test, _ = data3
     train_set = lgb.Dataset(X, label=y, params={"verbose": -1})
     start = bll.set_init_score(loss, train_set, n_classes=3)
-    booster = lgb.train(dict(LGB_PARAMS, num_class=3, objective=bll.objective(loss)),
-                        train_set, 10)
+    booster = lgb.train(dict(LGB_PARAMS, num_class=3, objective=bll.objective(loss)), train_set, 10)
     expected = bll.predict_proba(booster, X_test, start)
     bll.make_portable(booster, start).save_model(tmp_path / "m.txt")
     assert "objective=multiclass num_class:3" in header(tmp_path / "m.txt")
@@ -479,8 +566,9 @@ def test_k_class_lgb_train_portable_model(loss, data3, tmp_path):
 def test_k_class_estimators_saved_models_predict_their_probabilities(loss, data3, tmp_path):
     X, y, X_test, _ = data3
     names = np.array(["low", "mid", "high"])[y]
-    clf = boostloss.XGBClassifier(loss=loss, n_estimators=10, max_depth=3, n_jobs=1,
-                                  random_state=0).fit(X, names)
+    clf = boostloss.XGBClassifier(
+        loss=loss, n_estimators=10, max_depth=3, n_jobs=1, random_state=0
+    ).fit(X, names)
     clf.save_model(tmp_path / "m.json")
     assert saved_objective(tmp_path / "m.json") == "multi:softprob"
     plain = xgb.XGBClassifier()
@@ -488,21 +576,30 @@ def test_k_class_estimators_saved_models_predict_their_probabilities(loss, data3
     start = None  # XGBoost >= 3.1: the start is stored in the model
     # XGBoost's own probabilities of the trained estimator: the softmax of the margins (for focal
     # loss the estimator's predict_proba is the posterior, its map of the margins)
-    own = xgb.XGBClassifier.predict_proba(clf, X_test, base_margin=np.tile(
-        clf.init_score_, (X_test.shape[0], 1)) if not _compat_xgboost.takes_vector_base_score()
-        else None)
+    own = xgb.XGBClassifier.predict_proba(
+        clf,
+        X_test,
+        base_margin=np.tile(clf.init_score_, (X_test.shape[0], 1))
+        if not _compat_xgboost.takes_vector_base_score()
+        else None,
+    )
     if not _compat_xgboost.takes_vector_base_score():  # before, it is passed as base_margin
         start = np.tile(clf.init_score_, (X_test.shape[0], 1))
         assert not np.allclose(plain.predict_proba(X_test), own)
     np.testing.assert_array_equal(plain.predict_proba(X_test, base_margin=start), own)
-    np.testing.assert_allclose(clf.predict_proba(X_test),
-                               loss.predict_proba(clf.predict(X_test, output_margin=True)),
-                               rtol=0, atol=1e-7 if isinstance(loss, GHMLoss) else 0)
-    np.testing.assert_array_equal(clf.classes_[plain.predict(X_test, base_margin=start)],
-                                  clf.classes_[own.argmax(axis=1)])
+    np.testing.assert_allclose(
+        clf.predict_proba(X_test),
+        loss.predict_proba(clf.predict(X_test, output_margin=True)),
+        rtol=0,
+        atol=1e-7 if isinstance(loss, GHMLoss) else 0,
+    )
+    np.testing.assert_array_equal(
+        clf.classes_[plain.predict(X_test, base_margin=start)], clf.classes_[own.argmax(axis=1)]
+    )
 
-    clf = boostloss.LGBMClassifier(loss=loss, n_estimators=10, num_leaves=7, n_jobs=1,
-                                   random_state=0, verbose=-1).fit(X, names)
+    clf = boostloss.LGBMClassifier(
+        loss=loss, n_estimators=10, num_leaves=7, n_jobs=1, random_state=0, verbose=-1
+    ).fit(X, names)
     clf.booster_.save_model(tmp_path / "m.txt")
     assert loaded_param(clf.booster_, "objective") == ("multiclass" if PARAMS_FROM_STRING else None)
     saved = parameters(tmp_path / "m.txt")
@@ -511,5 +608,6 @@ def test_k_class_estimators_saved_models_predict_their_probabilities(loss, data3
     margins = clf.predict(X_test, raw_score=True)
     np.testing.assert_allclose(plain.predict(X_test), softmax(margins, axis=1), rtol=0, atol=ATOL)
     np.testing.assert_allclose(clf.predict_proba(X_test), loss.predict_proba(margins), rtol=1e-12)
-    np.testing.assert_array_equal(clf.classes_[clf.predict_proba(X_test).argmax(axis=1)],
-                                  clf.predict(X_test))
+    np.testing.assert_array_equal(
+        clf.classes_[clf.predict_proba(X_test).argmax(axis=1)], clf.predict(X_test)
+    )

@@ -48,15 +48,20 @@ def broken_links(page):
         resolved = (page.parent / path).resolve() if path else page
         if not resolved.exists():
             broken.append((target, "no such file"))
-        elif fragment and resolved.suffix == ".md" and fragment not in anchors(
-                resolved.read_text(encoding="utf-8")):
+        elif (
+            fragment
+            and resolved.suffix == ".md"
+            and fragment not in anchors(resolved.read_text(encoding="utf-8"))
+        ):
             broken.append((target, "no such heading"))
     return broken
 
 
 def test_readme_is_at_most_12_kb():
     size = README.stat().st_size
-    assert size <= README_LIMIT, f"README.md is {size} bytes; move text to docs/ (limit {README_LIMIT})"
+    assert size <= README_LIMIT, (
+        f"README.md is {size} bytes; move text to docs/ (limit {README_LIMIT})"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -67,7 +72,9 @@ def test_relative_links_resolve(page):
 def test_docs_exist_and_are_reachable_from_the_readme():
     index = DOCS / "index.md"
     assert "docs/index.md" in links(README.read_text(encoding="utf-8"))
-    listed = {pathlib.Path(t.partition("#")[0]).name for t in links(index.read_text(encoding="utf-8"))}
+    listed = {
+        pathlib.Path(t.partition("#")[0]).name for t in links(index.read_text(encoding="utf-8"))
+    }
     pages = {p.name for p in DOCS.glob("*.md")} - {"index.md"}
     assert len(pages) >= 7
     assert pages <= listed, f"pages not listed in docs/index.md: {sorted(pages - listed)}"
@@ -146,9 +153,19 @@ def test_the_api_reference_covers_the_public_modules_and_they_import():
     for page in sorted(REFERENCE.glob("*.md")):
         for name in re.findall(r"^::: (\S+)$", page.read_text(encoding="utf-8"), re.MULTILINE):
             directives[name] = page.name
-    public = {"boostloss", "boostloss.losses", "boostloss.ohem", "boostloss.estimators",
-              "boostloss.xgboost", "boostloss.lightgbm", "boostloss.dask", "boostloss.spark",
-              "boostloss.cuda", "boostloss.compare", "boostloss.cli"}
+    public = {
+        "boostloss",
+        "boostloss.losses",
+        "boostloss.ohem",
+        "boostloss.estimators",
+        "boostloss.xgboost",
+        "boostloss.lightgbm",
+        "boostloss.dask",
+        "boostloss.spark",
+        "boostloss.cuda",
+        "boostloss.compare",
+        "boostloss.cli",
+    }
     assert public <= set(directives), sorted(public - set(directives))
     for name in directives:
         if name in ("boostloss.dask", "boostloss.spark"):
@@ -170,8 +187,9 @@ def test_the_adapters_export_the_same_four_factories():
 
 def test_the_reference_shows_sphinx_roles_and_math_as_markdown_code():
     pytest.importorskip("griffe")  # the docs extra
-    spec = importlib.util.spec_from_file_location("sphinx_markup",
-                                                  DOCS / "_build" / "sphinx_markup.py")
+    spec = importlib.util.spec_from_file_location(
+        "sphinx_markup", DOCS / "_build" / "sphinx_markup.py"
+    )
     markup = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(markup)
     docstring = (

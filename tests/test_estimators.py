@@ -35,9 +35,12 @@ EXPECTED_FAILED = {}
 # No verbose=-1 for the checks: LightGBM keeps it as an attribute outside its __init__ signature,
 # which check_no_attributes_set_in_init reports (lightgbm.LGBMClassifier(verbose=-1) fails it too).
 # alpha=None: the checks train on 3 classes too, where a float alpha (binary only) is an error.
-CHECKED = [make(XGBClassifier, FocalLoss(alpha=None)),
-           LGBMClassifier(loss=FocalLoss(alpha=None), n_estimators=5, num_leaves=7, n_jobs=1,
-                          random_state=0)]
+CHECKED = [
+    make(XGBClassifier, FocalLoss(alpha=None)),
+    LGBMClassifier(
+        loss=FocalLoss(alpha=None), n_estimators=5, num_leaves=7, n_jobs=1, random_state=0
+    ),
+]
 
 
 def _tags(estimator):
@@ -60,7 +63,8 @@ def test_the_checks_run_multi_class_with_a_loss():
 # ``expected_failed_checks`` exists from scikit-learn 1.6 on; before, the test marks them itself.
 CHECKS_OPTIONS = (
     {"expected_failed_checks": lambda est: EXPECTED_FAILED}
-    if "expected_failed_checks" in inspect.signature(parametrize_with_checks).parameters else {}
+    if "expected_failed_checks" in inspect.signature(parametrize_with_checks).parameters
+    else {}
 )
 
 # scikit-learn < 1.6 only: check_classifiers_classes also asked that the prediction on its
@@ -68,8 +72,10 @@ CHECKS_OPTIONS = (
 # min_child_samples=20 LightGBM can make no split there and predicts the constant start, a tie
 # on balanced classes; lightgbm.LGBMClassifier's built-in objective fails the same way.
 EXPECTED_FAILED_BEFORE_1_6 = {
-    ("LGBMClassifier", "check_classifiers_classes"):
-        "scikit-learn < 1.6 asks a 20-row training set to be fitted, LightGBM cannot split it",
+    (
+        "LGBMClassifier",
+        "check_classifiers_classes",
+    ): "scikit-learn < 1.6 asks a 20-row training set to be fitted, LightGBM cannot split it",
 }
 
 
@@ -78,8 +84,9 @@ def test_sklearn_compatible(estimator, check):
     name = getattr(check, "func", check).__name__
     if not CHECKS_OPTIONS and name in EXPECTED_FAILED:
         pytest.xfail(EXPECTED_FAILED[name])
-    reason = None if CHECKS_OPTIONS else EXPECTED_FAILED_BEFORE_1_6.get(
-        (type(estimator).__name__, name))
+    reason = (
+        None if CHECKS_OPTIONS else EXPECTED_FAILED_BEFORE_1_6.get((type(estimator).__name__, name))
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         if reason is None:
@@ -92,8 +99,9 @@ def test_sklearn_compatible(estimator, check):
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(n_samples=1200, n_features=8, weights=[0.92], flip_y=0.01,
-                               random_state=3)
+    X, y = make_classification(
+        n_samples=1200, n_features=8, weights=[0.92], flip_y=0.01, random_state=3
+    )
     return X, y
 
 
@@ -133,8 +141,9 @@ def test_probabilities_labels_and_init_score(cls, loss, data):
         assert np.max(np.abs(proba[:, 1] - sigmoid)) > 0.05
 
 
-@pytest.mark.parametrize("cls, native", [(XGBClassifier, xgb.XGBClassifier),
-                                         (LGBMClassifier, lgb.LGBMClassifier)])
+@pytest.mark.parametrize(
+    "cls, native", [(XGBClassifier, xgb.XGBClassifier), (LGBMClassifier, lgb.LGBMClassifier)]
+)
 def test_loss_none_is_the_framework_estimator(cls, native, data):
     X, y = data
     ours = make(cls, None).fit(X, y).predict_proba(X)
@@ -171,14 +180,26 @@ def test_early_stopping_uses_the_loss_metric(cls, data):
     X, y = data
     Xtr, ytr, Xva, yva = X[:800], y[:800], X[800:], y[800:]
     if cls is XGBClassifier:
-        clf = cls(loss=FocalLoss(), n_estimators=300, learning_rate=0.8, max_depth=6, n_jobs=1,
-                  early_stopping_rounds=5)
+        clf = cls(
+            loss=FocalLoss(),
+            n_estimators=300,
+            learning_rate=0.8,
+            max_depth=6,
+            n_jobs=1,
+            early_stopping_rounds=5,
+        )
         clf.fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
         curve = clf.evals_result()["validation_0"]["focal"]
         best = clf.best_iteration
     else:
-        clf = cls(loss=FocalLoss(), n_estimators=300, learning_rate=0.8, n_jobs=1, verbose=-1,
-                  min_child_samples=2)
+        clf = cls(
+            loss=FocalLoss(),
+            n_estimators=300,
+            learning_rate=0.8,
+            n_jobs=1,
+            verbose=-1,
+            min_child_samples=2,
+        )
         clf.fit(Xtr, ytr, eval_X=Xva, eval_y=yva, callbacks=[lgb.early_stopping(5, verbose=False)])
         curve = clf.evals_result_["valid_0"]["focal"]
         assert list(clf.evals_result_["valid_0"]) == ["focal"]  # binary_logloss is disabled
@@ -210,8 +231,9 @@ def test_grid_search_over_loss_params_in_a_pipeline(cls, data):
     name = pipe.steps[-1][0]
     params = pipe.get_params()
     assert f"{name}__loss__gamma" in params and f"{name}__n_estimators" in params
-    search = GridSearchCV(pipe, {f"{name}__loss__gamma": [0.0, 2.0]}, cv=2,
-                          scoring="average_precision")
+    search = GridSearchCV(
+        pipe, {f"{name}__loss__gamma": [0.0, 2.0]}, cv=2, scoring="average_precision"
+    )
     search.fit(X, y)
     gammas = [p[f"{name}__loss__gamma"] for p in search.cv_results_["params"]]
     assert gammas == [0.0, 2.0]
@@ -259,8 +281,11 @@ def test_ghm_early_stopping_watches_the_cross_entropy(cls, data):
     assert curve[best] == pytest.approx(ce, rel=1e-4)
 
 
-@pytest.mark.parametrize("X", [np.ones((40, 3)), np.random.default_rng(0).normal(size=(30, 2))],
-                         ids=["constant-features", "fewer-than-2-min-child-samples"])
+@pytest.mark.parametrize(
+    "X",
+    [np.ones((40, 3)), np.random.default_rng(0).normal(size=(30, 2))],
+    ids=["constant-features", "fewer-than-2-min-child-samples"],
+)
 def test_lgbm_without_a_usable_feature_is_the_constant_model(X):
     # LightGBM aborts ("num_features() > 0") with a callable objective when no feature can be used;
     # like its built-in objective, the estimator must give the constant model instead.
@@ -288,8 +313,9 @@ def test_decision_function_and_errors_follow_sklearn(cls, data):
     if cls is LGBMClassifier:
         # decision_function: the posterior log-odds, whose sign is predict (sklearn's contract)
         decision = clf.decision_function(X)
-        np.testing.assert_allclose(decision, np.log(proba[:, 1] / proba[:, 0]), rtol=1e-12,
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            decision, np.log(proba[:, 1] / proba[:, 0]), rtol=1e-12, atol=1e-12
+        )
         np.testing.assert_array_equal(clf.predict(X), (decision > 0).astype(int))
     with pytest.raises(ValueError, match="one class"):
         make(cls, FocalLoss()).fit(X, np.zeros(y.shape[0]))

@@ -38,9 +38,16 @@ def datasets():
     """Small imbalanced data, float32 (the dtype ONNX runs in), binary and 3 classes."""
     out = {}
     for k, weights in ((2, [0.85]), (3, [0.6, 0.3, 0.1])):
-        X, y = make_classification(n_samples=400, n_features=N_FEATURES, n_informative=4,
-                                   n_redundant=0, n_classes=k, weights=weights, flip_y=0.02,
-                                   random_state=11)
+        X, y = make_classification(
+            n_samples=400,
+            n_features=N_FEATURES,
+            n_informative=4,
+            n_redundant=0,
+            n_classes=k,
+            weights=weights,
+            flip_y=0.02,
+            random_state=11,
+        )
         out[k] = X.astype(np.float32), y
     return out
 
@@ -55,11 +62,13 @@ def fitted(framework, n_classes, loss_name, datasets):
         X, y = datasets[n_classes]
         loss = make_loss(loss_name, n_classes)
         if framework == "xgboost":
-            clf = boostloss.XGBClassifier(loss=loss, n_estimators=8, max_depth=3, n_jobs=1,
-                                          random_state=0)
+            clf = boostloss.XGBClassifier(
+                loss=loss, n_estimators=8, max_depth=3, n_jobs=1, random_state=0
+            )
         else:
-            clf = boostloss.LGBMClassifier(loss=loss, n_estimators=8, num_leaves=7, n_jobs=1,
-                                           random_state=0, verbose=-1)
+            clf = boostloss.LGBMClassifier(
+                loss=loss, n_estimators=8, num_leaves=7, n_jobs=1, random_state=0, verbose=-1
+            )
         _MODELS[key] = clf.fit(X, y)
     return _MODELS[key]
 
@@ -140,8 +149,9 @@ def run_onnx(model, X):
     # onnxruntime logs a shape remark about the label output of LightGBM's converted models
     # (declared with one row) on stderr; errors only.
     options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     names = [output.name for output in session.get_outputs()]
     labels, proba = session.run(names, {"input": X})
     return labels, proba
@@ -151,8 +161,9 @@ def run_onnx(model, X):
 @pytest.mark.parametrize("loss_name", LOSSES)
 @pytest.mark.parametrize("n_classes", CLASSES)
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_onnx_reproduces_the_plain_prediction(framework, n_classes, loss_name, route, datasets,
-                                              tmp_path):
+def test_onnx_reproduces_the_plain_prediction(
+    framework, n_classes, loss_name, route, datasets, tmp_path
+):
     pytest.importorskip("onnxmltools")
     pytest.importorskip("onnxruntime")
     X, _ = datasets[n_classes]
@@ -160,20 +171,22 @@ def test_onnx_reproduces_the_plain_prediction(framework, n_classes, loss_name, r
     booster = booster_of(clf, framework, route, tmp_path)
     plain = plain_predict(booster, X)
     # The plain framework's probabilities are the link of its margins.
-    np.testing.assert_allclose(plain, link(plain_predict(booster, X, margin=True)),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        plain, link(plain_predict(booster, X, margin=True)), rtol=0, atol=1e-6
+    )
     # The link of the estimator's margins (start included): what plain loading predicts. For a
     # focal model predict_proba maps the same margins on to the posterior (docs/deploying.md).
     margins = estimator_margins(clf, framework, X)
     expected = link(margins)
     assert expected.shape == (X.shape[0], n_classes)
-    np.testing.assert_allclose(clf.loss.predict_proba(margins), clf.predict_proba(X), rtol=0,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        clf.loss.predict_proba(margins), clf.predict_proba(X), rtol=0, atol=1e-7
+    )
     model = to_onnx(booster)
     if start_in_model(framework, n_classes):
         np.testing.assert_allclose(plain, expected, rtol=0, atol=1e-6)
     else:
-        assert np.abs(plain - expected).max() > 1e-3   # the model lacks the start
+        assert np.abs(plain - expected).max() > 1e-3  # the model lacks the start
         set_base_values(model, clf.init_score_)
 
     labels, proba = run_onnx(model, X)
@@ -190,8 +203,9 @@ def test_onnx_conversion_of_the_unfixed_lightgbm_model_is_what_make_portable_fix
     clf = fitted("lightgbm", 2, "focal", datasets)
     text = clf.booster_.model_to_string()
     assert "\n[objective: binary]\n" in text
-    custom = lgb.Booster(model_str=text.replace("\n[objective: binary]\n",
-                                                "\n[objective: custom]\n"))
+    custom = lgb.Booster(
+        model_str=text.replace("\n[objective: binary]\n", "\n[objective: custom]\n")
+    )
     if custom.params.get("objective") != "custom":
         pytest.skip("this LightGBM does not read Booster.params from a model string (< 4.7)")
     with pytest.raises(NotImplementedError, match="custom"):
@@ -219,8 +233,9 @@ def to_treelite(booster, route, tmp_path):
 @pytest.mark.parametrize("route", ["booster", "file"])
 @pytest.mark.parametrize("n_classes", CLASSES)
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_treelite_predicts_the_plain_probabilities_and_margins(framework, n_classes, route,
-                                                              datasets, tmp_path):
+def test_treelite_predicts_the_plain_probabilities_and_margins(
+    framework, n_classes, route, datasets, tmp_path
+):
     treelite = pytest.importorskip("treelite")
     X, _ = datasets[n_classes]
     clf = fitted(framework, n_classes, "focal", datasets)

@@ -19,7 +19,21 @@ F64_MAX = float(np.finfo(np.float64).max)  # 1.7976931348623157e308
 
 MAGNITUDES = {
     np.float32: [0.0, 1e-30, 36.0, 88.0, 89.0, 104.0, 745.0, 746.0, 1e4, 1e30, 1e38, F32_MAX],
-    np.float64: [0.0, 5e-324, 36.0, 709.0, 710.0, 745.0, 746.0, 1e4, 1e30, 3.4e38, 1e300, 1.7e308, F64_MAX],
+    np.float64: [
+        0.0,
+        5e-324,
+        36.0,
+        709.0,
+        710.0,
+        745.0,
+        746.0,
+        1e4,
+        1e30,
+        3.4e38,
+        1e300,
+        1.7e308,
+        F64_MAX,
+    ],
 }
 
 
@@ -109,8 +123,9 @@ def test_tiny_and_huge_weights_stay_finite(loss_name):
     y, x = extreme_margins(np.float64)
     for scale in (1e-300, 1e-150, 1e150, 1e300):
         w = np.full(y.size, scale)
-        grad, hess = strict(functools.partial(LOSSES[loss_name]().gradient_hessian, y, x,
-                                              sample_weight=w))
+        grad, hess = strict(
+            functools.partial(LOSSES[loss_name]().gradient_hessian, y, x, sample_weight=w)
+        )
         assert np.isfinite(grad).all() and np.isfinite(hess).all()
         assert (hess > 0).all()
 

@@ -35,7 +35,9 @@ def _data(seed=0):
 def _block_probability(estimator_class, loss):
     X, y = _data()
     extra = {"verbose": -1} if estimator_class is LGBMClassifier else {}
-    model = estimator_class(loss=loss, n_estimators=150, learning_rate=0.1, n_jobs=1, **extra).fit(X, y)
+    model = estimator_class(loss=loss, n_estimators=150, learning_rate=0.1, n_jobs=1, **extra).fit(
+        X, y
+    )
     in_block = np.unique(model.predict_proba(X)[N_OTHER:, 1])
     assert in_block.shape == (1,)  # identical rows: one shared prediction
     return float(in_block[0])
@@ -47,8 +49,9 @@ def test_logistic_predicts_the_blocks_rate(estimator_class):
 
 
 @pytest.mark.parametrize("estimator_class", [XGBClassifier, LGBMClassifier])
-@pytest.mark.parametrize("loss", [GHMLoss(bins=10), GHMLoss(bins=5), GHMLoss(bins=30, momentum=0.75)],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "loss", [GHMLoss(bins=10), GHMLoss(bins=5), GHMLoss(bins=30, momentum=0.75)], ids=repr
+)
 def test_ghm_pins_the_block_near_one_half(estimator_class, loss):
     p = _block_probability(estimator_class, loss)
     assert 0.25 < p < 0.6, p  # some 40 times the block's positive rate of 0.01
@@ -57,11 +60,18 @@ def test_ghm_pins_the_block_near_one_half(estimator_class, loss):
 def test_compare_flags_the_ghm_tie_block():
     X, y = _data()
     dataset = cmp.Dataset(name="ties", X=X, y=y)
-    config = cmp.CompareConfig(backends=("lightgbm",), losses=("logistic", "ghm"), folds=2, rounds=100,
-                               early_stopping=False)
+    config = cmp.CompareConfig(
+        backends=("lightgbm",),
+        losses=("logistic", "ghm"),
+        folds=2,
+        rounds=100,
+        early_stopping=False,
+    )
     records = cross_validate(dataset, config).records
     blocks = {r["loss"]: r["tie_block"] for r in records if r["fold"] == 0}
     assert blocks["logistic"]["share"] > 0.2 and not blocks["logistic"]["miscalibrated"]
     assert blocks["ghm"]["share"] > 0.2 and blocks["ghm"]["miscalibrated"]
     lines = report.flag_lines(records, config)
-    assert len(lines) == 1 and lines[0].startswith("! lightgbm GHM-C (10 bins) predicts one probability")
+    assert len(lines) == 1 and lines[0].startswith(
+        "! lightgbm GHM-C (10 bins) predicts one probability"
+    )

@@ -109,28 +109,36 @@ WEIGHT_FORMS = {
 @pytest.mark.parametrize("form", sorted(LABEL_FORMS))
 def test_label_storage_does_not_matter(loss_name, form, data):
     y, x, w = data
-    assert_identical(reference(loss_name, LABEL_FORMS[form](y), x, w), reference(loss_name, y, x, w))
+    assert_identical(
+        reference(loss_name, LABEL_FORMS[form](y), x, w), reference(loss_name, y, x, w)
+    )
 
 
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
 @pytest.mark.parametrize("form", sorted(MARGIN_FORMS))
 def test_margin_storage_does_not_matter(loss_name, form, data):
     y, x, w = data
-    assert_identical(reference(loss_name, y, MARGIN_FORMS[form](x), w), reference(loss_name, y, x, w))
+    assert_identical(
+        reference(loss_name, y, MARGIN_FORMS[form](x), w), reference(loss_name, y, x, w)
+    )
 
 
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
 def test_integer_margins_equal_float_margins(loss_name, data):
     y, x, w = data
     xi = np.round(x).astype(np.int64)
-    assert_identical(reference(loss_name, y, xi, w), reference(loss_name, y, xi.astype(np.float64), w))
+    assert_identical(
+        reference(loss_name, y, xi, w), reference(loss_name, y, xi.astype(np.float64), w)
+    )
 
 
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
 @pytest.mark.parametrize("form", sorted(WEIGHT_FORMS))
 def test_weight_storage_does_not_matter(loss_name, form, data):
     y, x, w = data
-    assert_identical(reference(loss_name, y, x, WEIGHT_FORMS[form](w)), reference(loss_name, y, x, w))
+    assert_identical(
+        reference(loss_name, y, x, WEIGHT_FORMS[form](w)), reference(loss_name, y, x, w)
+    )
 
 
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
@@ -191,7 +199,9 @@ def test_empty_input_gives_empty_output(loss_name, form, weighted):
         assert a.shape == (0,) and a.dtype == np.float64
     if isinstance(loss, GHMLoss):
         assert loss.harmonizing_weights(y, x, sample_weight=w).shape == (0,)
-    with pytest.raises(ValueError, match=r"init_score needs both classes.*got weight 0\.0 for class 1"):
+    with pytest.raises(
+        ValueError, match=r"init_score needs both classes.*got weight 0\.0 for class 1"
+    ):
         loss.init_score(y, sample_weight=w)
     # An empty round in the middle of a training leaves the next round intact.
     grad1, hess1 = loss.gradient_hessian([0, 1], [0.3, -0.2])

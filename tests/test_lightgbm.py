@@ -12,14 +12,22 @@ from sklearn.datasets import make_classification
 import boostloss.lightgbm as bll
 from boostloss import FocalLoss, GHMLoss
 
-PARAMS = {"num_leaves": 7, "learning_rate": 0.3, "num_threads": 1, "verbose": -1, "seed": 0,
-          "deterministic": True, "force_col_wise": True}
+PARAMS = {
+    "num_leaves": 7,
+    "learning_rate": 0.3,
+    "num_threads": 1,
+    "verbose": -1,
+    "seed": 0,
+    "deterministic": True,
+    "force_col_wise": True,
+}
 
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(n_samples=1500, n_features=8, weights=[0.9], flip_y=0.02,
-                               random_state=1)
+    X, y = make_classification(
+        n_samples=1500, n_features=8, weights=[0.9], flip_y=0.02, random_state=1
+    )
     w = np.random.default_rng(0).uniform(0.2, 2.0, size=y.shape[0])
     return X, y, w
 
@@ -27,8 +35,9 @@ def data():
 def train_custom(loss, X, y, w=None, rounds=8, **kwargs):
     d = lgb.Dataset(X, label=y, weight=w, params={"verbose": -1})
     start = bll.set_init_score(loss, d)
-    booster = lgb.train(dict(PARAMS, objective=bll.objective(loss), metric="None"), d, rounds,
-                        **kwargs)
+    booster = lgb.train(
+        dict(PARAMS, objective=bll.objective(loss), metric="None"), d, rounds, **kwargs
+    )
     return booster, start
 
 
@@ -36,10 +45,14 @@ def test_custom_logistic_reproduces_builtin(data):
     X, y, w = data
     logistic = FocalLoss(gamma=0.0, alpha=None)
     booster, start = train_custom(logistic, X, y, w, rounds=20)
-    builtin = lgb.train(dict(PARAMS, objective="binary"),
-                        lgb.Dataset(X, label=y, weight=w, params={"verbose": -1}), 20)
-    np.testing.assert_allclose(bll.predict_proba(booster, X, start), builtin.predict(X),
-                               rtol=1e-6, atol=1e-9)
+    builtin = lgb.train(
+        dict(PARAMS, objective="binary"),
+        lgb.Dataset(X, label=y, weight=w, params={"verbose": -1}),
+        20,
+    )
+    np.testing.assert_allclose(
+        bll.predict_proba(booster, X, start), builtin.predict(X), rtol=1e-6, atol=1e-9
+    )
     assert start == pytest.approx(logistic.init_score(y, w))
 
 
@@ -64,8 +77,11 @@ def test_objective_starts_from_init_score_and_matches_loss(data):
     np.testing.assert_allclose(seen[0], focal.init_score(y, w))
     # Without init_score the callable objective starts from 0 (boost_from_average is skipped).
     seen.clear()
-    lgb.train(dict(PARAMS, objective=spy, metric="None"),
-              lgb.Dataset(X, label=y, weight=w, params={"verbose": -1}), 1)
+    lgb.train(
+        dict(PARAMS, objective=spy, metric="None"),
+        lgb.Dataset(X, label=y, weight=w, params={"verbose": -1}),
+        1,
+    )
     np.testing.assert_array_equal(seen[0], 0.0)
 
 
@@ -88,8 +104,9 @@ def test_ghm_objective_matches_manual_loop(data):
     assert state["calls"] == 10
     # The adapter scales float32 buffers in place, the manual loop rounds float64 results once:
     # the models agree to float32 rounding.
-    np.testing.assert_allclose(booster.predict(X, raw_score=True),
-                               manual_booster.predict(X, raw_score=True), atol=1e-6)
+    np.testing.assert_allclose(
+        booster.predict(X, raw_score=True), manual_booster.predict(X, raw_score=True), atol=1e-6
+    )
 
 
 def test_same_loss_for_two_trainings_gives_same_models(data):
@@ -108,17 +125,28 @@ def test_metric_and_early_stopping(data):
     dvalid = lgb.Dataset(X[1000:], label=y[1000:], weight=w[1000:], reference=dtrain)
     start = bll.set_init_score(focal, dtrain, dvalid)
     history = {}
-    booster = lgb.train(dict(PARAMS, objective=bll.objective(focal), metric="None",
-                             learning_rate=0.8, num_leaves=31, min_child_samples=2), dtrain, 300,
-                        valid_sets=[dvalid], feval=bll.metric(focal),
-                        callbacks=[lgb.early_stopping(5, verbose=False),
-                                   lgb.record_evaluation(history)])
+    booster = lgb.train(
+        dict(
+            PARAMS,
+            objective=bll.objective(focal),
+            metric="None",
+            learning_rate=0.8,
+            num_leaves=31,
+            min_child_samples=2,
+        ),
+        dtrain,
+        300,
+        valid_sets=[dvalid],
+        feval=bll.metric(focal),
+        callbacks=[lgb.early_stopping(5, verbose=False), lgb.record_evaluation(history)],
+    )
     curve = history["valid_0"]["focal"]
     assert booster.best_iteration == int(np.argmin(curve)) + 1 < 300
     assert len(curve) == booster.best_iteration + 5
     margins = booster.predict(X[1000:], raw_score=True, num_iteration=1) + start
-    assert curve[0] == pytest.approx(focal.loss(y[1000:], margins, w[1000:]).sum()
-                                     / w[1000:].sum(), rel=1e-6)  # float32 weights
+    assert curve[0] == pytest.approx(
+        focal.loss(y[1000:], margins, w[1000:]).sum() / w[1000:].sum(), rel=1e-6
+    )  # float32 weights
     name, value, higher_better = bll.metric(focal)(margins, dvalid)
     assert (name, higher_better) == ("focal", False) and value == pytest.approx(curve[0])
 
@@ -127,21 +155,37 @@ def test_sklearn_objective_and_metric_honour_weights(data):
     X, y, w = data
     focal = FocalLoss(gamma=1.5, alpha=0.4)
     start = focal.init_score(y, w)
-    clf = lgb.LGBMClassifier(objective=bll.sklearn_objective(focal), n_estimators=8, num_leaves=7,
-                             learning_rate=0.3, n_jobs=1, random_state=0, verbose=-1,
-                             deterministic=True, force_col_wise=True)
+    clf = lgb.LGBMClassifier(
+        objective=bll.sklearn_objective(focal),
+        n_estimators=8,
+        num_leaves=7,
+        learning_rate=0.3,
+        n_jobs=1,
+        random_state=0,
+        verbose=-1,
+        deterministic=True,
+        force_col_wise=True,
+    )
     # LightGBM 4.7 added eval_X/eval_y and deprecated eval_set; before 4.7 only eval_set exists.
     if "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters:
         evals = dict(eval_X=X, eval_y=y)
     else:
         evals = dict(eval_set=[(X, y)])
-    clf.fit(X, y, sample_weight=w, init_score=np.full(y.shape[0], start), **evals,
-            eval_sample_weight=[w], eval_init_score=[np.full(y.shape[0], start)],
-            eval_metric=bll.sklearn_metric(focal))
+    clf.fit(
+        X,
+        y,
+        sample_weight=w,
+        init_score=np.full(y.shape[0], start),
+        **evals,
+        eval_sample_weight=[w],
+        eval_init_score=[np.full(y.shape[0], start)],
+        eval_metric=bll.sklearn_metric(focal),
+    )
     assert [len(curves["focal"]) for curves in clf.evals_result_.values()] == [8]
     booster, _ = train_custom(focal, X, y, w)
-    np.testing.assert_allclose(clf.predict(X, raw_score=True), booster.predict(X, raw_score=True),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        clf.predict(X, raw_score=True), booster.predict(X, raw_score=True), atol=1e-9
+    )
     unweighted = clone(clf).fit(X, y, init_score=np.full(y.shape[0], start))
     assert not np.allclose(unweighted.predict(X, raw_score=True), clf.predict(X, raw_score=True))
 

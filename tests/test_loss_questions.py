@@ -48,9 +48,16 @@ def test_for_classes_maps_label_values_to_indices():
     assert ohem.negative_class == "bg"
 
 
-@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0, alpha=0.25),
-                                  FocalLoss(gamma=0.5, alpha=None), GHMLoss(bins=10),
-                                  GHMLoss(density="window")], ids=repr)
+@pytest.mark.parametrize(
+    "loss",
+    [
+        FocalLoss(gamma=2.0, alpha=0.25),
+        FocalLoss(gamma=0.5, alpha=None),
+        GHMLoss(bins=10),
+        GHMLoss(density="window"),
+    ],
+    ids=repr,
+)
 def test_start_from_class_totals_is_init_score_of_the_rows_binary(loss):
     y, _, w = _binary_data(2)
     totals = [float(w[y == 0.0].sum()), float(w[y == 1.0].sum())]  # as init_score sums them
@@ -59,23 +66,31 @@ def test_start_from_class_totals_is_init_score_of_the_rows_binary(loss):
     assert loss.start_from_class_totals(counts) == loss.init_score(y)
 
 
-@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0, alpha=None),
-                                  FocalLoss(gamma=1.0, alpha=[0.5, 1.0, 2.0]), GHMLoss(bins=10)],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "loss",
+    [
+        FocalLoss(gamma=2.0, alpha=None),
+        FocalLoss(gamma=1.0, alpha=[0.5, 1.0, 2.0]),
+        GHMLoss(bins=10),
+    ],
+    ids=repr,
+)
 def test_start_from_class_totals_is_init_score_of_the_rows_k_classes(loss):
     rng = np.random.default_rng(3)
     y = rng.integers(0, 3, 300).astype(np.float64)
     w = rng.uniform(0.1, 3.0, 300)
     totals = np.bincount(y.astype(np.intp), weights=w, minlength=3)
-    np.testing.assert_array_equal(loss.start_from_class_totals(totals),
-                                  loss.init_score(y, w, n_classes=3), strict=True)
+    np.testing.assert_array_equal(
+        loss.start_from_class_totals(totals), loss.init_score(y, w, n_classes=3), strict=True
+    )
 
 
 def test_ohem_start_from_class_totals_matches_its_kept_set():
     y = np.r_[np.ones(50), np.zeros(400)]  # ratio * n+ = 150 whole and <= n-: exact
     loss = OHEMLoss(ratio=3.0)
-    np.testing.assert_allclose(loss.start_from_class_totals([400.0, 50.0]), loss.init_score(y),
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        loss.start_from_class_totals([400.0, 50.0]), loss.init_score(y), rtol=1e-15
+    )
 
 
 def test_start_from_class_totals_refuses_fewer_than_two_classes():
@@ -89,9 +104,17 @@ def test_what_the_cuda_path_asks():
     assert GHMLoss(bins=12).gradient_density() == GHMParams(12, 0.0, "bins", 0.1)
     assert FocalLoss().gradient_density() is None and OHEMLoss().gradient_density() is None
     assert FocalLoss(gamma=2.0, alpha=0.25, hessian="gauss_newton").binary_focal_terms() == (
-        2.0, 0.25, 0.75, HESSIAN_GAUSS_NEWTON)
+        2.0,
+        0.25,
+        0.75,
+        HESSIAN_GAUSS_NEWTON,
+    )
     assert FocalLoss(gamma=1.5, alpha=[0.3, 0.7]).binary_focal_terms() == (
-        1.5, 0.7, 0.3, HESSIAN_EXACT)
+        1.5,
+        0.7,
+        0.3,
+        HESSIAN_EXACT,
+    )
     assert FocalLoss(alpha=None).binary_focal_terms() == (2.0, 1.0, 1.0, HESSIAN_EXACT)
     assert GHMLoss().binary_focal_terms() is None and OHEMLoss().binary_focal_terms() is None
     with pytest.raises(ValueError, match="3 class weights"):
@@ -132,8 +155,11 @@ def test_no_caller_asks_which_loss_it_holds():
         if defined & _LOSS_CLASSES:
             continue
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance"
-                    and len(node.args) == 2):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "isinstance"
+                and len(node.args) == 2
+            ):
                 names = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
                 if names & _LOSS_CLASSES:
                     found.append(f"{path.relative_to(_PACKAGE)}:{node.lineno}")
@@ -142,9 +168,23 @@ def test_no_caller_asks_which_loss_it_holds():
 
 #: The private names of XGBoost, LightGBM, scikit-learn, Dask and pyspark that boostloss uses.
 _FRAMEWORK_PRIVATE_NAMES = {
-    "_Booster", "_Booster__set_objective_to_none", "_other_params", "_handle", "_le", "_classes",
-    "_objective", "_LGBMLabelEncoder", "_lgb_dask_to_local", "_lgb_dask_copy_extra_params",
-    "_gen_xgb_params_dict", "_fit", "_set", "_setDefault", "_dummy", "_more_tags", "_get_tags",
+    "_Booster",
+    "_Booster__set_objective_to_none",
+    "_other_params",
+    "_handle",
+    "_le",
+    "_classes",
+    "_objective",
+    "_LGBMLabelEncoder",
+    "_lgb_dask_to_local",
+    "_lgb_dask_copy_extra_params",
+    "_gen_xgb_params_dict",
+    "_fit",
+    "_set",
+    "_setDefault",
+    "_dummy",
+    "_more_tags",
+    "_get_tags",
     "_client",
 }
 
@@ -154,14 +194,25 @@ def test_private_framework_names_live_in_the_compat_modules():
     for path, tree in _modules():
         if "compat" in path.stem:
             continue
-        methods = {id(item) for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
-                   for item in node.body if isinstance(item, ast.FunctionDef)}
+        methods = {
+            id(item)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            for item in node.body
+            if isinstance(item, ast.FunctionDef)
+        }
         for node in ast.walk(tree):
             # An attribute read or set, a method defined (an override), a name in a string, or
             # an import.
-            name = (node.attr if isinstance(node, ast.Attribute)
-                    else node.name if id(node) in methods or isinstance(node, ast.alias)
-                    else node.value if isinstance(node, ast.Constant) else None)
+            name = (
+                node.attr
+                if isinstance(node, ast.Attribute)
+                else node.name
+                if id(node) in methods or isinstance(node, ast.alias)
+                else node.value
+                if isinstance(node, ast.Constant)
+                else None
+            )
             if isinstance(name, str) and name in _FRAMEWORK_PRIVATE_NAMES:
                 found.append(f"{path.relative_to(_PACKAGE)}:{getattr(node, 'lineno', '')} {name}")
     assert not found, f"private framework names outside the compat modules: {found}"

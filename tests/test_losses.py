@@ -33,6 +33,7 @@ def _p_one_minus_p(x):
 # high-precision numerical differentiation (so the analytic derivation is checked, not copied).
 # --------------------------------------------------------------------------------------------
 
+
 def _mp_focal(x, y, gamma, alpha):
     # Written in the margin toward the true class so that 50 digits suffice at |x| = 700
     # (1 - p with p = 1 - 1e-304 would need 300 digits).
@@ -43,7 +44,7 @@ def _mp_focal(x, y, gamma, alpha):
         a = mp.mpf(1)
     else:
         a = mp.mpf(alpha) if y == 1 else 1 - mp.mpf(alpha)
-    return -a * q ** gamma * log_p_t
+    return -a * q**gamma * log_p_t
 
 
 def _reference(x, y, gamma, alpha):
@@ -101,7 +102,9 @@ def test_focal_finite_differences(gamma, alpha, hessian):
     # The gradient does not depend on the Hessian policy.
     np.testing.assert_allclose(grad, fd_grad, rtol=1e-6, atol=1e-10)
     if hessian == "exact":
-        fd_hess = (focal.gradient_hessian(y, x + h)[0] - focal.gradient_hessian(y, x - h)[0]) / (2 * h)
+        fd_hess = (focal.gradient_hessian(y, x + h)[0] - focal.gradient_hessian(y, x - h)[0]) / (
+            2 * h
+        )
         np.testing.assert_allclose(hess, np.maximum(fd_hess, HESSIAN_FLOOR), rtol=1e-5, atol=1e-9)
     else:
         p = expit(x)
@@ -133,7 +136,9 @@ def test_gamma_zero_no_alpha_is_logistic_loss():
         np.testing.assert_allclose(grad, _p_minus_y(x, y), rtol=1e-13, atol=1e-300)
         np.testing.assert_allclose(hess, np.maximum(_p_one_minus_p(x), HESSIAN_FLOOR), rtol=1e-13)
     ce = _cross_entropy(x, y)
-    np.testing.assert_allclose(FocalLoss(gamma=0.0, alpha=None).loss(y, x), ce, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(
+        FocalLoss(gamma=0.0, alpha=None).loss(y, x), ce, rtol=1e-13, atol=1e-300
+    )
 
 
 def test_gamma_zero_with_alpha_is_balanced_cross_entropy():
@@ -172,9 +177,16 @@ def test_float32_margins_equal_float64_of_the_same_values():
         np.testing.assert_array_equal(h32, h64)
 
 
-@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0, alpha=0.25), FocalLoss(hessian="exact"),
-                                  GHMLoss(), GHMLoss(density="window", epsilon=0.2)],
-                         ids=["focal", "focal-exact", "ghm-bins", "ghm-window"])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        FocalLoss(gamma=2.0, alpha=0.25),
+        FocalLoss(hessian="exact"),
+        GHMLoss(),
+        GHMLoss(density="window", epsilon=0.2),
+    ],
+    ids=["focal", "focal-exact", "ghm-bins", "ghm-window"],
+)
 def test_sample_weight_multiplies_focal_and_ghm_uniformly(loss):
     rng = np.random.default_rng(5)
     x = rng.normal(-1, 3, 600)
@@ -211,14 +223,16 @@ def test_integer_weights_equal_repeated_samples():
         g_w, _ = loss.gradient_hessian(y, x, w.astype(float))
         g_r, _ = loss.gradient_hessian(yr, xr)
         # Summing the repeated copies of each sample gives the weighted sample.
-        np.testing.assert_allclose(np.add.reduceat(g_r, np.r_[0, np.cumsum(w)[:-1]])[w > 0],
-                                   g_w[w > 0], rtol=1e-10)
+        np.testing.assert_allclose(
+            np.add.reduceat(g_r, np.r_[0, np.cumsum(w)[:-1]])[w > 0], g_w[w > 0], rtol=1e-10
+        )
         assert loss.init_score(y, w.astype(float)) == pytest.approx(loss.init_score(yr), abs=1e-9)
 
 
 # --------------------------------------------------------------------------------------------
 # init_score
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n_pos,n_neg", [(1, 1), (3, 97), (1, 10_000), (500, 3)])
 def test_logistic_init_score_is_prior_log_odds(n_pos, n_neg):
@@ -234,10 +248,18 @@ def test_weighted_logistic_init_score():
     assert got == pytest.approx(np.log(2.25 / 4.5), abs=1e-12)
 
 
-@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0, alpha=0.25), FocalLoss(gamma=0.5, alpha=None),
-                                  FocalLoss(gamma=3.0, alpha=0.9, hessian="exact"), GHMLoss(),
-                                  GHMLoss(bins=5), GHMLoss(density="window")],
-                         ids=["focal", "focal-0.5", "focal-3", "ghm", "ghm-5", "ghm-window"])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        FocalLoss(gamma=2.0, alpha=0.25),
+        FocalLoss(gamma=0.5, alpha=None),
+        FocalLoss(gamma=3.0, alpha=0.9, hessian="exact"),
+        GHMLoss(),
+        GHMLoss(bins=5),
+        GHMLoss(density="window"),
+    ],
+    ids=["focal", "focal-0.5", "focal-3", "ghm", "ghm-5", "ghm-window"],
+)
 @pytest.mark.parametrize("rate", [0.5, 0.1, 0.01])
 def test_init_score_minimises_the_total_loss(loss, rate):
     rng = np.random.default_rng(8)
@@ -272,6 +294,7 @@ def test_init_score_needs_both_classes():
 # GHM-C against a straightforward reference written here (the paper's official code's logic)
 # --------------------------------------------------------------------------------------------
 
+
 class ReferenceGHMC:
     """Loop-per-bin GHM-C weights, as in the paper's code, with weighted counts."""
 
@@ -293,7 +316,9 @@ class ReferenceGHMC:
             num_in_bin = w[inds].sum()
             if num_in_bin > 0:
                 if self.momentum > 0:
-                    self.acc_sum[i] = self.momentum * self.acc_sum[i] + (1 - self.momentum) * num_in_bin
+                    self.acc_sum[i] = (
+                        self.momentum * self.acc_sum[i] + (1 - self.momentum) * num_in_bin
+                    )
                     beta[inds] = tot / self.acc_sum[i]
                 else:
                     beta[inds] = tot / num_in_bin
@@ -321,8 +346,9 @@ def test_ghm_bins_matches_reference(bins, weighted):
     np.testing.assert_allclose(ghm.harmonizing_weights(y, x, sw), ref, rtol=1e-12)
     grad, hess = ghm.gradient_hessian(y, x, sw)
     np.testing.assert_allclose(grad, w * ref * _p_minus_y(x, y), rtol=1e-12, atol=1e-300)
-    np.testing.assert_allclose(hess, w * ref * np.maximum(_p_one_minus_p(x), HESSIAN_FLOOR),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        hess, w * ref * np.maximum(_p_one_minus_p(x), HESSIAN_FLOOR), rtol=1e-12
+    )
     ce = _cross_entropy(x, y)
     np.testing.assert_allclose(ghm.loss(y, x, sw), w * ref * ce, rtol=1e-12)
 
@@ -340,8 +366,9 @@ def test_ghm_momentum_matches_reference_over_rounds(weighted):
     # reset() starts a new average: the next round equals the first round of a fresh loss.
     y, x, w = _ghm_data(7, weighted=weighted)
     ghm.reset()
-    np.testing.assert_array_equal(ghm.gradient_hessian(y, x)[0],
-                                  GHMLoss(bins=30, momentum=0.75).gradient_hessian(y, x)[0])
+    np.testing.assert_array_equal(
+        ghm.gradient_hessian(y, x)[0], GHMLoss(bins=30, momentum=0.75).gradient_hessian(y, x)[0]
+    )
 
 
 def test_ghm_state_is_not_shared_by_clones_and_set_params_resets():
@@ -381,8 +408,15 @@ def test_ghm_window_matches_quadratic_reference(eps, weighted):
     np.testing.assert_allclose(grad, w * ref * _p_minus_y(x, y), rtol=1e-10, atol=1e-300)
 
 
-@pytest.mark.parametrize("ghm", [GHMLoss(), GHMLoss(bins=3), GHMLoss(density="window"),
-                                 GHMLoss(density="window", epsilon=0.03)])
+@pytest.mark.parametrize(
+    "ghm",
+    [
+        GHMLoss(),
+        GHMLoss(bins=3),
+        GHMLoss(density="window"),
+        GHMLoss(density="window", epsilon=0.03),
+    ],
+)
 def test_ghm_unweighted_weights_sum_to_n(ghm):
     y, x, _ = _ghm_data(31, n=5000)
     assert ghm.harmonizing_weights(y, x).sum() == pytest.approx(5000, rel=1e-12)

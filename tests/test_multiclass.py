@@ -87,8 +87,9 @@ def test_two_classes_gauss_newton_is_the_positive_part_of_the_softmax_hessian():
     _, h_binary = focal.gradient_hessian(y, diff)
     assert not np.allclose(h2[:, 0], h_binary, rtol=1e-3)
     ce = FocalLoss(gamma=0.0, alpha=None, hessian="gauss_newton")
-    np.testing.assert_allclose(ce.gradient_hessian(y, x)[1][:, 1],
-                               ce.gradient_hessian(y, diff)[1], rtol=1e-14)
+    np.testing.assert_allclose(
+        ce.gradient_hessian(y, x)[1][:, 1], ce.gradient_hessian(y, diff)[1], rtol=1e-14
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -104,8 +105,9 @@ def test_gamma_zero_is_softmax_cross_entropy(hessian):
     grad, hess = FocalLoss(gamma=0.0, alpha=None, hessian=hessian).gradient_hessian(y, x, w)
     np.testing.assert_allclose(grad, w[:, None] * (p - onehot), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(hess, w[:, None] * np.maximum(p * (1 - p), 1e-16), rtol=1e-12)
-    np.testing.assert_allclose(FocalLoss(gamma=0.0, alpha=None).loss(y, x), softmax_ce(x, y),
-                               rtol=1e-13)
+    np.testing.assert_allclose(
+        FocalLoss(gamma=0.0, alpha=None).loss(y, x), softmax_ce(x, y), rtol=1e-13
+    )
     # A single GHM bin gives every sample weight 1: the cross-entropy too.
     g1, h1 = GHMLoss(bins=1).gradient_hessian(y, x, w)
     np.testing.assert_allclose(g1, grad, rtol=1e-14, atol=1e-300)
@@ -125,8 +127,9 @@ def test_finite_differences_of_loss_and_gradient(gamma, alpha):
         down[:, k] -= step
         fd_grad = (focal.loss(y, up) - focal.loss(y, down)) / (2 * step)
         np.testing.assert_allclose(grad[:, k], fd_grad, rtol=1e-6, atol=1e-9)
-        fd_hess = (focal.gradient_hessian(y, up)[0][:, k]
-                   - focal.gradient_hessian(y, down)[0][:, k]) / (2 * step)
+        fd_hess = (
+            focal.gradient_hessian(y, up)[0][:, k] - focal.gradient_hessian(y, down)[0][:, k]
+        ) / (2 * step)
         # The exact diagonal is floored at 1e-16 where it is negative.
         np.testing.assert_allclose(hess[:, k], np.maximum(fd_hess, 1e-16), rtol=1e-5, atol=1e-8)
 
@@ -147,10 +150,11 @@ def test_ghm_weights_multiply_the_softmax_cross_entropy(name):
     np.testing.assert_allclose(ghm.loss(y, x), beta * softmax_ce(x, y), rtol=1e-12)
     g = 1.0 - p[np.arange(y.size), y]
     # The density is over g = 1 - p_y: binary labels 1 with margins logit(p_y) have the same g.
-    np.testing.assert_allclose(GHMLoss(bins=10).harmonizing_weights(y, x),
-                               GHMLoss(bins=10).harmonizing_weights(np.ones(y.size, dtype=int),
-                                                                    np.log1p(-g) - np.log(g)),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        GHMLoss(bins=10).harmonizing_weights(y, x),
+        GHMLoss(bins=10).harmonizing_weights(np.ones(y.size, dtype=int), np.log1p(-g) - np.log(g)),
+        rtol=1e-9,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(MULTI))
@@ -173,8 +177,9 @@ def test_focal_weights_multiply(name):
     gw, hw = MULTI[name]().gradient_hessian(y, x, w)
     np.testing.assert_allclose(gw, g * w[:, None], rtol=1e-15, atol=1e-300)
     np.testing.assert_allclose(hw, h * w[:, None], rtol=1e-15)
-    np.testing.assert_allclose(MULTI[name]().loss(y, x, w), MULTI[name]().loss(y, x) * w,
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        MULTI[name]().loss(y, x, w), MULTI[name]().loss(y, x) * w, rtol=1e-15
+    )
 
 
 @pytest.mark.parametrize("name", sorted(MULTI))
@@ -185,10 +190,12 @@ def test_integer_weights_equal_repeated_rows(name):
     rep = np.repeat(np.arange(y.size), counts)
     g_rep, h_rep = MULTI[name]().gradient_hessian(y[rep], x[rep])
     keep = counts > 0
-    np.testing.assert_allclose(g[keep], g_rep[np.cumsum(counts)[keep] - 1] * counts[keep, None],
-                               rtol=1e-12, atol=1e-300)
-    np.testing.assert_allclose(h[keep], h_rep[np.cumsum(counts)[keep] - 1] * counts[keep, None],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        g[keep], g_rep[np.cumsum(counts)[keep] - 1] * counts[keep, None], rtol=1e-12, atol=1e-300
+    )
+    np.testing.assert_allclose(
+        h[keep], h_rep[np.cumsum(counts)[keep] - 1] * counts[keep, None], rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("name", sorted(MULTI))
@@ -196,8 +203,12 @@ def test_layout_and_dtype_do_not_change_results(name):
     x, y, w = rows(seed=9)
     x32 = x.astype(np.float32)
     ref_g, ref_h = MULTI[name]().gradient_hessian(y, x32.astype(np.float64), w)
-    for margins in (x32, np.asfortranarray(x32), np.asfortranarray(x32.astype(np.float64)),
-                    x32.astype(np.float64)[:, ::-1][:, ::-1]):
+    for margins in (
+        x32,
+        np.asfortranarray(x32),
+        np.asfortranarray(x32.astype(np.float64)),
+        x32.astype(np.float64)[:, ::-1][:, ::-1],
+    ):
         g, h = MULTI[name]().gradient_hessian(y, margins, w)
         assert g.tobytes() == ref_g.tobytes() and h.tobytes() == ref_h.tobytes()
     # float32 and F-ordered output buffers: the float64 results rounded once.
@@ -298,8 +309,11 @@ def test_class_alpha_weights_each_class():
     # Away from the floor (applied after alpha) the Hessian scales too.
     clear = (h1 > 1e-16) & (h > 1e-16)
     np.testing.assert_allclose(h[clear], (h1 * alpha[y][:, None])[clear], rtol=1e-15)
-    np.testing.assert_allclose(FocalLoss(alpha=list(alpha)).loss(y, x),
-                               FocalLoss(alpha=None).loss(y, x) * alpha[y], rtol=1e-15)
+    np.testing.assert_allclose(
+        FocalLoss(alpha=list(alpha)).loss(y, x),
+        FocalLoss(alpha=None).loss(y, x) * alpha[y],
+        rtol=1e-15,
+    )
 
 
 def test_two_class_alpha_with_binary_margins_is_class0_class1():
@@ -319,38 +333,134 @@ X3 = np.zeros((4, 3))
 
 # (id, loss factory, y_true, raw_prediction, exception, message regex)
 BAD = [
-    ("too_few_columns", lambda: FocalLoss(alpha=None), [0, 3, 1, 0], X3, ValueError,
-     r"class indices 0\.\.2 \(integers: the margins have 3 columns.*1 other value\(s\): 3"),
-    ("one_d_margins_for_k_labels", lambda: FocalLoss(alpha=None), Y3, np.zeros(4), ValueError,
-     r"only 0 and 1.*margins of shape \(n, K\)\), got 1 other value\(s\): 2"),
-    ("negative_label", lambda: GHMLoss(), [0, -1, 1, 2], X3, ValueError,
-     r"class indices 0\.\.2.*other value\(s\): -1"),
-    ("non_integer_label", lambda: FocalLoss(alpha=None), [0, 1.5, 1, 2], X3, ValueError,
-     r"class indices.*other value\(s\): 1\.5"),
-    ("nan_label", lambda: GHMLoss(density="window"), [0, np.nan, 1, 2], X3, ValueError,
-     r"other value\(s\): nan"),
-    ("string_labels", lambda: FocalLoss(alpha=None), ["a", "b", "c", "a"], X3, TypeError,
-     r"y_true must hold real numbers.*'a'"),
-    ("one_column", lambda: FocalLoss(alpha=None), [0, 0, 0, 0], np.zeros((4, 1)), ValueError,
-     r"raw_prediction must be 1-D .* or of shape \(n, K\) with K >= 2.*\(4, 1\)"),
-    ("rows_mismatch", lambda: FocalLoss(alpha=None), Y3, np.zeros((5, 3)), ValueError,
-     r"raw_prediction has 5 rows but y_true has 4"),
-    ("nan_margin", lambda: FocalLoss(alpha=None), Y3, np.r_[X3[:3], [[0, np.nan, 0]]], ValueError,
-     r"1 non-finite.*row 3, column 1: nan"),
-    ("inf_margin", lambda: GHMLoss(), Y3, np.r_[[[np.inf, 0, 0]], X3[1:]], ValueError,
-     r"non-finite.*row 0, column 0: inf"),
-    ("float_alpha_with_k_classes", lambda: FocalLoss(alpha=0.25), Y3, X3, ValueError,
-     r"alpha=0\.25 is a binary weight.*3 classes.*one weight per class"),
-    ("alpha_wrong_length", lambda: FocalLoss(alpha=[1.0, 2.0]), Y3, X3, ValueError,
-     r"alpha=\[1\.0, 2\.0\] has 2 class weights, but the margins have 3 columns"),
-    ("alpha_negative", lambda: FocalLoss(alpha=[1.0, -0.5, 2.0]), Y3, X3, ValueError,
-     r"alpha must hold finite class weights >= 0, got -0\.5 for class 1"),
-    ("alpha_nan", lambda: FocalLoss(alpha=[1.0, 1.0, np.nan]), Y3, X3, ValueError,
-     r"got nan for class 2"),
-    ("alpha_nested", lambda: FocalLoss(alpha=[[1.0, 2.0, 3.0]]), Y3, X3, ValueError,
-     r"alpha must be None, a float in \[0, 1\].*or a sequence of one weight >= 0 per class"),
-    ("class_alpha_with_binary_margins", lambda: FocalLoss(alpha=[1.0, 2.0, 3.0]), [0, 1, 1, 0],
-     np.zeros(4), ValueError, r"alpha=\[1\.0, 2\.0, 3\.0\] has 3 class weights, but the margins are 1-D"),
+    (
+        "too_few_columns",
+        lambda: FocalLoss(alpha=None),
+        [0, 3, 1, 0],
+        X3,
+        ValueError,
+        r"class indices 0\.\.2 \(integers: the margins have 3 columns.*1 other value\(s\): 3",
+    ),
+    (
+        "one_d_margins_for_k_labels",
+        lambda: FocalLoss(alpha=None),
+        Y3,
+        np.zeros(4),
+        ValueError,
+        r"only 0 and 1.*margins of shape \(n, K\)\), got 1 other value\(s\): 2",
+    ),
+    (
+        "negative_label",
+        lambda: GHMLoss(),
+        [0, -1, 1, 2],
+        X3,
+        ValueError,
+        r"class indices 0\.\.2.*other value\(s\): -1",
+    ),
+    (
+        "non_integer_label",
+        lambda: FocalLoss(alpha=None),
+        [0, 1.5, 1, 2],
+        X3,
+        ValueError,
+        r"class indices.*other value\(s\): 1\.5",
+    ),
+    (
+        "nan_label",
+        lambda: GHMLoss(density="window"),
+        [0, np.nan, 1, 2],
+        X3,
+        ValueError,
+        r"other value\(s\): nan",
+    ),
+    (
+        "string_labels",
+        lambda: FocalLoss(alpha=None),
+        ["a", "b", "c", "a"],
+        X3,
+        TypeError,
+        r"y_true must hold real numbers.*'a'",
+    ),
+    (
+        "one_column",
+        lambda: FocalLoss(alpha=None),
+        [0, 0, 0, 0],
+        np.zeros((4, 1)),
+        ValueError,
+        r"raw_prediction must be 1-D .* or of shape \(n, K\) with K >= 2.*\(4, 1\)",
+    ),
+    (
+        "rows_mismatch",
+        lambda: FocalLoss(alpha=None),
+        Y3,
+        np.zeros((5, 3)),
+        ValueError,
+        r"raw_prediction has 5 rows but y_true has 4",
+    ),
+    (
+        "nan_margin",
+        lambda: FocalLoss(alpha=None),
+        Y3,
+        np.r_[X3[:3], [[0, np.nan, 0]]],
+        ValueError,
+        r"1 non-finite.*row 3, column 1: nan",
+    ),
+    (
+        "inf_margin",
+        lambda: GHMLoss(),
+        Y3,
+        np.r_[[[np.inf, 0, 0]], X3[1:]],
+        ValueError,
+        r"non-finite.*row 0, column 0: inf",
+    ),
+    (
+        "float_alpha_with_k_classes",
+        lambda: FocalLoss(alpha=0.25),
+        Y3,
+        X3,
+        ValueError,
+        r"alpha=0\.25 is a binary weight.*3 classes.*one weight per class",
+    ),
+    (
+        "alpha_wrong_length",
+        lambda: FocalLoss(alpha=[1.0, 2.0]),
+        Y3,
+        X3,
+        ValueError,
+        r"alpha=\[1\.0, 2\.0\] has 2 class weights, but the margins have 3 columns",
+    ),
+    (
+        "alpha_negative",
+        lambda: FocalLoss(alpha=[1.0, -0.5, 2.0]),
+        Y3,
+        X3,
+        ValueError,
+        r"alpha must hold finite class weights >= 0, got -0\.5 for class 1",
+    ),
+    (
+        "alpha_nan",
+        lambda: FocalLoss(alpha=[1.0, 1.0, np.nan]),
+        Y3,
+        X3,
+        ValueError,
+        r"got nan for class 2",
+    ),
+    (
+        "alpha_nested",
+        lambda: FocalLoss(alpha=[[1.0, 2.0, 3.0]]),
+        Y3,
+        X3,
+        ValueError,
+        r"alpha must be None, a float in \[0, 1\].*or a sequence of one weight >= 0 per class",
+    ),
+    (
+        "class_alpha_with_binary_margins",
+        lambda: FocalLoss(alpha=[1.0, 2.0, 3.0]),
+        [0, 1, 1, 0],
+        np.zeros(4),
+        ValueError,
+        r"alpha=\[1\.0, 2\.0, 3\.0\] has 3 class weights, but the margins are 1-D",
+    ),
 ]
 
 

@@ -26,20 +26,37 @@ K = 4
 CE = FocalLoss(gamma=0.0, alpha=None)
 LOSSES = [
     pytest.param(FocalLoss(gamma=2.0, alpha=None), id="focal"),
-    pytest.param(FocalLoss(gamma=1.0, alpha=[1.0, 2.0, 4.0, 8.0], hessian="gauss_newton"),
-                 id="focal-alpha-gn"),
+    pytest.param(
+        FocalLoss(gamma=1.0, alpha=[1.0, 2.0, 4.0, 8.0], hessian="gauss_newton"),
+        id="focal-alpha-gn",
+    ),
     pytest.param(GHMLoss(bins=10, momentum=0.5), id="ghm-bins"),
     pytest.param(GHMLoss(density="window"), id="ghm-window"),
 ]
 XGB_PARAMS = dict(tree_method="hist", max_depth=4, eta=0.3, nthread=1, seed=0)
-LGB_PARAMS = dict(num_leaves=15, learning_rate=0.3, verbose=-1, num_threads=1, seed=0,
-                  deterministic=True, force_col_wise=True, metric="None")
+LGB_PARAMS = dict(
+    num_leaves=15,
+    learning_rate=0.3,
+    verbose=-1,
+    num_threads=1,
+    seed=0,
+    deterministic=True,
+    force_col_wise=True,
+    metric="None",
+)
 
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(n_samples=1500, n_features=8, n_informative=5, n_classes=K,
-                               weights=[0.6, 0.25, 0.1, 0.05], flip_y=0.02, random_state=0)
+    X, y = make_classification(
+        n_samples=1500,
+        n_features=8,
+        n_informative=5,
+        n_classes=K,
+        weights=[0.6, 0.25, 0.1, 0.05],
+        flip_y=0.02,
+        random_state=0,
+    )
     w = np.random.default_rng(0).uniform(0.5, 2.0, size=y.size)
     return X, y, w
 
@@ -90,8 +107,16 @@ def test_xgb_and_lgb_train_any_loss_with_its_metric(loss, data):
     dtrain = xgb.DMatrix(X, label=y, weight=w)
     params = dict(XGB_PARAMS, num_class=K, disable_default_eval_metric=1, **xgb_start(loss, dtrain))
     log = {}
-    booster = xgb.train(params, dtrain, 10, obj=blx.objective(loss), evals=[(dtrain, "train")],
-                        custom_metric=blx.metric(loss), evals_result=log, verbose_eval=False)
+    booster = xgb.train(
+        params,
+        dtrain,
+        10,
+        obj=blx.objective(loss),
+        evals=[(dtrain, "train")],
+        custom_metric=blx.metric(loss),
+        evals_result=log,
+        verbose_eval=False,
+    )
     margins = booster.predict(dtrain, output_margin=True)
     assert margins.shape == (y.size, K)
     expected = loss.loss(y, margins, w).sum() / w.sum()
@@ -100,9 +125,15 @@ def test_xgb_and_lgb_train_any_loss_with_its_metric(loss, data):
     train_set = lgb.Dataset(X, label=y, weight=w)
     start = bll.set_init_score(loss, train_set, n_classes=K)
     log = {}
-    booster = lgb.train(dict(LGB_PARAMS, num_class=K, objective=bll.objective(loss)), train_set, 10,
-                        valid_sets=[train_set], valid_names=["train"], feval=bll.metric(loss),
-                        callbacks=[lgb.record_evaluation(log)])
+    booster = lgb.train(
+        dict(LGB_PARAMS, num_class=K, objective=bll.objective(loss)),
+        train_set,
+        10,
+        valid_sets=[train_set],
+        valid_names=["train"],
+        feval=bll.metric(loss),
+        callbacks=[lgb.record_evaluation(log)],
+    )
     margins = booster.predict(X, raw_score=True) + start
     expected = loss.loss(y, margins, w).sum() / w.sum()
     assert log["train"][loss.name][-1] == pytest.approx(expected, rel=1e-5)
@@ -114,8 +145,9 @@ def test_xgb_base_margin_helper(data):
     X, y, _ = data
     dtrain, dtest = xgb.DMatrix(X, label=y), xgb.DMatrix(X[:7])
     start = blx.set_base_margin(CE, dtrain, dtest, n_classes=K)
-    np.testing.assert_allclose(dtest.get_base_margin().reshape(7, K), np.tile(start, (7, 1)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        dtest.get_base_margin().reshape(7, K), np.tile(start, (7, 1)), rtol=1e-6
+    )
     priors = np.bincount(y) / y.size
     np.testing.assert_allclose(start, np.log(priors) - np.log(priors).mean(), rtol=1e-12)
     with pytest.raises(ValueError, match="not a K-class objective"):
@@ -128,7 +160,9 @@ def test_device_compute_is_binary_only(data, monkeypatch):
     monkeypatch.setattr(cuda, "ensure_available", lambda: None)
     X, y, _ = data
     obj = blx.objective(FocalLoss(alpha=None), compute="device")
-    with pytest.raises(ValueError, match=r"compute='device' supports binary models only.*\(1500, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"compute='device' supports binary models only.*\(1500, 4\)"
+    ):
         obj(np.zeros((y.size, K), dtype=np.float32), xgb.DMatrix(X, label=y))
 
 
@@ -146,8 +180,10 @@ def test_lgb_predict_proba_checks_the_start(data):
 # ------------------------------------------------------------------------------------------------
 
 CLASSES = [XGBClassifier, LGBMClassifier]
-SMALL = {XGBClassifier: dict(n_estimators=8, max_depth=3, n_jobs=1, random_state=0),
-         LGBMClassifier: dict(n_estimators=8, num_leaves=7, n_jobs=1, random_state=0, verbose=-1)}
+SMALL = {
+    XGBClassifier: dict(n_estimators=8, max_depth=3, n_jobs=1, random_state=0),
+    LGBMClassifier: dict(n_estimators=8, num_leaves=7, n_jobs=1, random_state=0, verbose=-1),
+}
 
 
 def make(cls, loss, **kwargs):
@@ -169,16 +205,20 @@ def test_estimators_take_k_labels_of_any_type(cls, loss, data):
     assert list(clf.classes_) == list(names)
     np.testing.assert_array_equal(clf.predict(X), names[np.argmax(proba, axis=1)])
     np.testing.assert_allclose(clf.init_score_, clone(loss).init_score(y, n_classes=K), rtol=1e-12)
-    margins = (clf.predict(X, output_margin=True) if cls is XGBClassifier
-               else clf.predict(X, raw_score=True))
+    margins = (
+        clf.predict(X, output_margin=True)
+        if cls is XGBClassifier
+        else clf.predict(X, raw_score=True)
+    )
     # the loss's map of the margins: the softmax for GHM-C (the framework's own, float32 for
     # XGBoost), the class posterior for focal loss
     np.testing.assert_allclose(clone(loss).predict_proba(margins), proba, rtol=1e-5)
     if isinstance(loss, FocalLoss):
         np.testing.assert_array_equal(clone(loss).predict_proba(margins), proba)
     if cls is LGBMClassifier:  # decision_function's argmax is predict
-        np.testing.assert_array_equal(names[np.argmax(clf.decision_function(X), axis=1)],
-                                      clf.predict(X))
+        np.testing.assert_array_equal(
+            names[np.argmax(clf.decision_function(X), axis=1)], clf.predict(X)
+        )
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -188,8 +228,9 @@ def test_estimator_custom_softmax_matches_builtin(cls, data):
     if cls is XGBClassifier and not _compat_xgboost.takes_vector_base_score():
         start = np.tile(custom.init_score_, (y.size, 1))  # XGBoost < 3.1: one float base_score
         builtin = make(cls, None).fit(X, y, sample_weight=w, base_margin=start)
-        np.testing.assert_allclose(custom.predict_proba(X),
-                                   builtin.predict_proba(X, base_margin=start), atol=1e-5)
+        np.testing.assert_allclose(
+            custom.predict_proba(X), builtin.predict_proba(X, base_margin=start), atol=1e-5
+        )
         return
     if cls is XGBClassifier:
         builtin = make(cls, None, base_score=custom.init_score_.tolist()).fit(X, y, sample_weight=w)
@@ -208,8 +249,9 @@ def test_class_weights_through_sample_weight(cls, data):
     focal = FocalLoss(alpha=None)
     w = np.array([1.0, 2.0, 5.0, 10.0])[y]
     weighted = make(cls, focal).fit(X, y, sample_weight=w)
-    np.testing.assert_allclose(weighted.init_score_, focal.init_score(y, w, n_classes=K),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        weighted.init_score_, focal.init_score(y, w, n_classes=K), rtol=1e-12
+    )
     plain = make(cls, focal).fit(X, y)
     # Rare classes weighted up get more probability.
     assert weighted.predict_proba(X)[:, 3].mean() > plain.predict_proba(X)[:, 3].mean()
@@ -222,8 +264,9 @@ def test_clone_pickle_and_grid_search(cls, data):
     expected = clf.predict_proba(X)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), expected)
     np.testing.assert_array_equal(clone(clf).fit(X, y).predict_proba(X), expected)
-    search = GridSearchCV(make(cls, FocalLoss(alpha=None)), {"loss__gamma": [0.0, 2.0]}, cv=2,
-                          scoring="neg_log_loss").fit(X, y)
+    search = GridSearchCV(
+        make(cls, FocalLoss(alpha=None)), {"loss__gamma": [0.0, 2.0]}, cv=2, scoring="neg_log_loss"
+    ).fit(X, y)
     assert [p["loss__gamma"] for p in search.cv_results_["params"]] == [0.0, 2.0]
     assert search.best_estimator_.predict_proba(X).shape == (y.size, K)
 

@@ -51,8 +51,11 @@ def _restore_write(root):
 @pytest.fixture
 def read_only_install(tmp_path):
     site = tmp_path / "site"
-    shutil.copytree(PACKAGE, site / "boostloss",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc"))
+    shutil.copytree(
+        PACKAGE,
+        site / "boostloss",
+        ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc"),
+    )
     package = site / "boostloss"
     probe_file = package / ".write-probe"
     try:
@@ -71,17 +74,31 @@ def read_only_install(tmp_path):
 def run_probe(site, home, setup=""):
     env = {k: val for k, val in os.environ.items() if not k.startswith("NUMBA_CACHE")}
     env.pop("NUMBA_CACHE_DIR", None)
-    env.update(PYTHONPATH=str(site), HOME=str(home), XDG_CACHE_HOME=str(pathlib.Path(home) / ".cache"),
-               PYTHONDONTWRITEBYTECODE="1", PYTHONWARNINGS="default", TMPDIR=str(site.parent / "tmp"))
+    env.update(
+        PYTHONPATH=str(site),
+        HOME=str(home),
+        XDG_CACHE_HOME=str(pathlib.Path(home) / ".cache"),
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONWARNINGS="default",
+        TMPDIR=str(site.parent / "tmp"),
+    )
     (site.parent / "tmp").mkdir(exist_ok=True)
-    return subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], cwd=site.parent,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE.format(setup=setup)],
+        cwd=site.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _assert_clean(result, site):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"imported from {site}" in result.stdout
-    assert "Warning" not in result.stderr and "numba" not in result.stderr.lower(), result.stderr[-3000:]
+    assert "Warning" not in result.stderr and "numba" not in result.stderr.lower(), result.stderr[
+        -3000:
+    ]
 
 
 @pytest.mark.slow
@@ -170,14 +187,22 @@ def test_fallback_refuses_a_directory_others_can_write(tmp_path, monkeypatch):
 def test_import_creates_no_file_and_loads_no_kernel(tmp_path):
     """``import boostloss`` (and making losses) touches no file: the numba cache is set up late."""
     site = tmp_path / "site"
-    shutil.copytree(PACKAGE, site / "boostloss",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc"))
+    shutil.copytree(
+        PACKAGE,
+        site / "boostloss",
+        ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc"),
+    )
     for name in ("numba-cache", "home", "xdg"):
         (tmp_path / name).mkdir()
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     env = {k: val for k, val in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON"))}
-    env.update(PYTHONPATH=str(site), PYTHONDONTWRITEBYTECODE="1", HOME=str(tmp_path / "home"),
-               XDG_CACHE_HOME=str(tmp_path / "xdg"), NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    env.update(
+        PYTHONPATH=str(site),
+        PYTHONDONTWRITEBYTECODE="1",
+        HOME=str(tmp_path / "home"),
+        XDG_CACHE_HOME=str(tmp_path / "xdg"),
+        NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"),
+    )
     code = textwrap.dedent(
         """
         import sys
@@ -190,8 +215,13 @@ def test_import_creates_no_file_and_loads_no_kernel(tmp_path):
         print("ok")
         """
     )
-    result = subprocess.run([sys.executable, "-c", code, str(site)], env=env, capture_output=True,
-                            text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(site)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert after == before

@@ -182,8 +182,9 @@ def test_deterministic_across_threads_and_calls(weighted):
         for _ in range(2):
             state = loss.new_state()
             grad, hess = loss.gradient_hessian(y, x, w, n_threads=n_threads, state=state)
-            results.append((grad.copy(), hess.copy(), state.kept.copy(),
-                            state.kept_negative_weight))
+            results.append(
+                (grad.copy(), hess.copy(), state.kept.copy(), state.kept_negative_weight)
+            )
     for grad, hess, kept, w_kept in results[1:]:
         np.testing.assert_array_equal(grad, results[0][0])
         np.testing.assert_array_equal(hess, results[0][1])
@@ -347,8 +348,12 @@ def test_xgboost_train_adapter(data, monkeypatch):
     X, y = data
     dtrain = xgb.DMatrix(X, y)
     obj = blx.objective(OHEMLoss())
-    params = {"tree_method": "hist", "min_child_weight": 0, "nthread": 1,
-              "base_score": blx.base_score(OHEMLoss(), dtrain)}
+    params = {
+        "tree_method": "hist",
+        "min_child_weight": 0,
+        "nthread": 1,
+        "base_score": blx.base_score(OHEMLoss(), dtrain),
+    }
     calls = []
     original = ks.tie_keys
     monkeypatch.setattr(ks, "tie_keys", lambda n, seed: calls.append(n) or original(n, seed))
@@ -372,8 +377,18 @@ def test_lightgbm_train_adapter_without_l2(data):
     train = lgb.Dataset(X, y)
     start = bll.set_init_score(OHEMLoss(), train)
     assert start == pytest.approx(-math.log(3.0), abs=1e-12)
-    booster = lgb.train({"objective": bll.objective(OHEMLoss()), "metric": "None", "verbose": -1,
-                         "lambda_l2": 0.0, "min_data_in_leaf": 5, "num_threads": 1}, train, 15)
+    booster = lgb.train(
+        {
+            "objective": bll.objective(OHEMLoss()),
+            "metric": "None",
+            "verbose": -1,
+            "lambda_l2": 0.0,
+            "min_data_in_leaf": 5,
+            "num_threads": 1,
+        },
+        train,
+        15,
+    )
     margins = booster.predict(X, raw_score=True) + start
     assert np.isfinite(margins).all()
     from sklearn.metrics import roc_auc_score
@@ -388,13 +403,15 @@ def test_estimators_train_and_early_stop_on_cross_entropy(kind, data):
     X, y = data
     labels = np.where(y == 1, "yes", "no")
     if kind == "xgboost":
-        clf = XGBClassifier(loss=OHEMLoss(), n_estimators=40, min_child_weight=0,
-                            early_stopping_rounds=5, n_jobs=1)
+        clf = XGBClassifier(
+            loss=OHEMLoss(), n_estimators=40, min_child_weight=0, early_stopping_rounds=5, n_jobs=1
+        )
         clf.fit(X[:1000], labels[:1000], eval_set=[(X[1000:], labels[1000:])], verbose=False)
         history = clf.evals_result()["validation_0"]
     else:
-        clf = LGBMClassifier(loss="ohem:ratio=3", n_estimators=40, reg_lambda=0.0, verbose=-1,
-                             n_jobs=1)
+        clf = LGBMClassifier(
+            loss="ohem:ratio=3", n_estimators=40, reg_lambda=0.0, verbose=-1, n_jobs=1
+        )
         clf.fit(X[:1000], labels[:1000], eval_X=(X[1000:],), eval_y=(labels[1000:],))
         history = clf.evals_result_["valid_0"]
     assert list(history) == ["logloss"]  # the cross-entropy of all rows, not OHEM's own loss
@@ -432,12 +449,27 @@ def test_compare_runs_ohem_and_goss_and_says_why_a_row_is_absent(tmp_path, capsy
     from boostloss.cli import main
 
     out = tmp_path / "results.json"
-    argv = ["compare", "--losses", "logistic,ohem,goss", "--rounds", "3", "--folds", "2", "--quiet",
-            "--output", str(out)]
+    argv = [
+        "compare",
+        "--losses",
+        "logistic,ohem,goss",
+        "--rounds",
+        "3",
+        "--folds",
+        "2",
+        "--quiet",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "OHEM (ratio 3)" in text and "logistic + GOSS" in text
     assert "no xgboost row for logistic + GOSS" in text and "gradient_based" in text
     rows = {(r["backend"], r["loss"]) for r in json.loads(out.read_text())["summary"]}
-    assert rows == {("xgboost", "logistic"), ("xgboost", "ohem"), ("lightgbm", "logistic"),
-                    ("lightgbm", "ohem"), ("lightgbm", "goss")}
+    assert rows == {
+        ("xgboost", "logistic"),
+        ("xgboost", "ohem"),
+        ("lightgbm", "logistic"),
+        ("lightgbm", "ohem"),
+        ("lightgbm", "goss"),
+    }

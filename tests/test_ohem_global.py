@@ -60,8 +60,11 @@ class _FakeCollective:
         try:
             shared.barrier.wait()
             table = np.stack(shared.slots)
-            out = {_Op.SUM: lambda t: t.sum(axis=0), _Op.MIN: lambda t: t.min(axis=0),
-                   _Op.MAX: lambda t: t.max(axis=0)}[op](table).astype(data.dtype)
+            out = {
+                _Op.SUM: lambda t: t.sum(axis=0),
+                _Op.MIN: lambda t: t.min(axis=0),
+                _Op.MAX: lambda t: t.max(axis=0),
+            }[op](table).astype(data.dtype)
             shared.barrier.wait()
         finally:
             shared.lock.acquire()
@@ -83,7 +86,9 @@ def run_workers(pieces, work):
 
 def split(arrays, sizes):
     cuts = np.cumsum(sizes)[:-1]
-    return list(zip(*[np.split(a, cuts) if a.shape[0] else [a] * len(sizes) for a in arrays], strict=True))
+    return list(
+        zip(*[np.split(a, cuts) if a.shape[0] else [a] * len(sizes) for a in arrays], strict=True)
+    )
 
 
 def _data(rng, n, margins, weighted, n_classes=None):
@@ -109,7 +114,7 @@ def test_global_selection_equals_one_process(sizes, margins, weighted):
     sizes = SIZES[sizes]
     n = sum(sizes)
     y, x, w = _data(rng, n, margins, weighted)
-    y[n - sizes[-1]:] = 0.0  # the last worker has no positive
+    y[n - sizes[-1] :] = 0.0  # the last worker has no positive
     ratio = 2.5
     keys = ks.tie_keys(n, 11)
     expected = brute_force_keep(y, x, w, ratio, keys)
@@ -119,8 +124,9 @@ def test_global_selection_equals_one_process(sizes, margins, weighted):
         yp, xp, wp = piece
         offset = int(group.before(np.array([yp.shape[0]]))[0])
         keep = np.full(yp.shape[0], 7, dtype=np.uint8)
-        n_kept, w_kept = ks.ohem_select(yp, xp, wp, ratio, ks.tie_keys(yp.shape[0], 11, offset),
-                                        keep, group)
+        n_kept, w_kept = ks.ohem_select(
+            yp, xp, wp, ratio, ks.tie_keys(yp.shape[0], 11, offset), keep, group
+        )
         return keep, n_kept, w_kept
 
     results, calls = run_workers(split((y, x, w), sizes), work)

@@ -42,8 +42,7 @@ def full_sort_keep(y, x, w, background, ratio, random_state):
     keys = ks.tie_keys(y.shape[0], random_state)
     loss = np.empty(y.shape[0])
     ks.softmax_negative_loss(x, background, loss)
-    np.testing.assert_allclose(loss, -log_softmax(x, axis=1)[:, background], rtol=1e-13,
-                               atol=1e-15)
+    np.testing.assert_allclose(loss, -log_softmax(x, axis=1)[:, background], rtol=1e-13, atol=1e-15)
     negative = y == background
     if w is not None:
         negative &= w > 0
@@ -73,10 +72,15 @@ def test_kept_set_and_derivatives(ties, weighted, background):
     p = softmax(x, axis=1)
     onehot = np.eye(x.shape[1])[y.astype(int)]
     wi = np.ones(y.shape[0]) if w is None else w
-    np.testing.assert_allclose(grad[kept], (wi[:, None] * (p - onehot))[kept], rtol=1e-10,
-                               atol=1e-14)
-    np.testing.assert_allclose(hess[kept], (wi[:, None] * np.maximum(p * (1 - p), HESSIAN_FLOOR))
-                               [kept], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(
+        grad[kept], (wi[:, None] * (p - onehot))[kept], rtol=1e-10, atol=1e-14
+    )
+    np.testing.assert_allclose(
+        hess[kept],
+        (wi[:, None] * np.maximum(p * (1 - p), HESSIAN_FLOOR))[kept],
+        rtol=1e-10,
+        atol=1e-14,
+    )
     assert (grad[~kept] == 0.0).all() and (hess[~kept] == 0.0).all()
     per_row = loss.loss(y, x, w)
     ce = -(log_softmax(x, axis=1) * onehot).sum(axis=1) * wi
@@ -124,8 +128,9 @@ def test_init_score_is_the_kept_set_minimiser(weighted):
     np.testing.assert_allclose(start, numeric - numeric.mean(), atol=1e-5)
     # Exactly: the log of the kept class weights, centred.
     kept_totals = np.bincount(y[kept].astype(int), weights=wi[kept], minlength=3)
-    np.testing.assert_allclose(start, np.log(kept_totals) - np.log(kept_totals).mean(),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        start, np.log(kept_totals) - np.log(kept_totals).mean(), rtol=1e-12, atol=1e-12
+    )
     if not weighted:
         n_other = int((y != 1).sum())
         assert kept_totals[1] == math.ceil(3.0 * n_other)
@@ -161,7 +166,9 @@ def test_deterministic_across_threads():
     results = []
     for threads in (1, 2, 1):
         loss = OHEMLoss(negative_class=0)
-        g, h = loss.gradient_hessian(y, x, w, n_threads=min(threads, numba.config.NUMBA_NUM_THREADS))
+        g, h = loss.gradient_hessian(
+            y, x, w, n_threads=min(threads, numba.config.NUMBA_NUM_THREADS)
+        )
         results.append((g, h, loss.kept_.copy()))
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):
@@ -172,8 +179,15 @@ def test_deterministic_across_threads():
 def data():
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(1800, 8, n_informative=6, n_classes=3, n_clusters_per_class=1,
-                               weights=[0.8, 0.1, 0.1], random_state=0)
+    X, y = make_classification(
+        1800,
+        8,
+        n_informative=6,
+        n_classes=3,
+        n_clusters_per_class=1,
+        weights=[0.8, 0.1, 0.1],
+        random_state=0,
+    )
     return X, y
 
 
@@ -209,9 +223,19 @@ def test_lightgbm_train_num_class(data):
     loss = OHEMLoss(ratio=2.0, negative_class=0)
     start = loss.init_score(y, n_classes=3)
     train = lgb.Dataset(X, y, init_score=np.tile(start, (len(y), 1)))
-    booster = lgb.train({"objective": bll.objective(loss), "num_class": 3, "metric": "None",
-                         "verbose": -1, "lambda_l2": 0.0, "min_data_in_leaf": 5,
-                         "num_threads": 1}, train, 10)
+    booster = lgb.train(
+        {
+            "objective": bll.objective(loss),
+            "num_class": 3,
+            "metric": "None",
+            "verbose": -1,
+            "lambda_l2": 0.0,
+            "min_data_in_leaf": 5,
+            "num_threads": 1,
+        },
+        train,
+        10,
+    )
     margins = booster.predict(X, raw_score=True) + start
     assert np.isfinite(margins).all()
     assert (margins.argmax(axis=1) == y).mean() > 0.8
@@ -223,8 +247,9 @@ def test_estimators_with_a_string_background_class(kind, data):
     labels = np.array(["bg", "cat", "dog"])[y]
     loss = OHEMLoss(ratio=2.0, negative_class="bg")
     if kind == "xgboost":
-        clf = XGBClassifier(loss=loss, n_estimators=30, min_child_weight=0, n_jobs=1,
-                            early_stopping_rounds=4)
+        clf = XGBClassifier(
+            loss=loss, n_estimators=30, min_child_weight=0, n_jobs=1, early_stopping_rounds=4
+        )
         clf.fit(X[:1200], labels[:1200], eval_set=[(X[1200:], labels[1200:])], verbose=False)
         history = clf.evals_result()["validation_0"]
     else:

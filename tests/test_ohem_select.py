@@ -411,7 +411,9 @@ def test_softmax_grad_hess_kept_and_dropped():
     p = softmax_reference(x.astype(np.float64))
     onehot = np.eye(k_classes)[y.astype(int)]
     kept = keep == 1
-    np.testing.assert_allclose(grad[kept], (w[:, None] * (p - onehot))[kept], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        grad[kept], (w[:, None] * (p - onehot))[kept], rtol=1e-12, atol=1e-15
+    )
     np.testing.assert_allclose(hess[kept], (w[:, None] * p * (1 - p))[kept], rtol=1e-12, atol=1e-15)
     assert (grad[~kept] == 0).all() and (hess[~kept] == 0).all()
     np.testing.assert_allclose(grad[kept].sum(axis=1), 0.0, atol=1e-12)

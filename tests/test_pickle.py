@@ -37,9 +37,12 @@ def _joblib(obj):
     return joblib.load(buffer)
 
 
-ROUND_TRIPS = {"pickle": _pickle, "pickle_protocol2": _pickle_v2, "cloudpickle": _cloudpickle,
-               "joblib": _joblib}
-
+ROUND_TRIPS = {
+    "pickle": _pickle,
+    "pickle_protocol2": _pickle_v2,
+    "cloudpickle": _cloudpickle,
+    "joblib": _joblib,
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +67,9 @@ def test_loss_round_trip(loss_name, trip, data):
     original = LOSSES[loss_name]()
     copy = ROUND_TRIPS[trip](original)
     assert type(copy) is type(original) and copy.get_params() == original.get_params()
-    for a, b in zip(loss_outputs(copy, y, x, w), loss_outputs(LOSSES[loss_name](), y, x, w), strict=True):
+    for a, b in zip(
+        loss_outputs(copy, y, x, w), loss_outputs(LOSSES[loss_name](), y, x, w), strict=True
+    ):
         np.testing.assert_array_equal(a, b, strict=True)
 
 
@@ -77,7 +82,9 @@ def test_ghm_running_counts_survive_round_trip(trip, data):
     original.gradient_hessian(y, 0.5 * x, w)
     copy = ROUND_TRIPS[trip](original)
     np.testing.assert_array_equal(copy.running_counts_, original.running_counts_)
-    for a, b in zip(copy.gradient_hessian(y, -x, w), original.gradient_hessian(y, -x, w), strict=True):
+    for a, b in zip(
+        copy.gradient_hessian(y, -x, w), original.gradient_hessian(y, -x, w), strict=True
+    ):
         np.testing.assert_array_equal(a, b, strict=True)
     # The two now have separate states.
     copy.reset()
@@ -186,10 +193,12 @@ def test_clone_starts_a_new_training(name, data):
     _outputs_of_rounds(reference, y, w, history)
     copy = clone(original)
     assert copy.state_ is None and copy.get_params() == original.get_params()
-    _assert_all_equal(_outputs_of_rounds(copy, y, w, later),
-                      _outputs_of_rounds(make(), y, w, later))
-    _assert_all_equal(_outputs_of_rounds(original, y, w, later),
-                      _outputs_of_rounds(reference, y, w, later))
+    _assert_all_equal(
+        _outputs_of_rounds(copy, y, w, later), _outputs_of_rounds(make(), y, w, later)
+    )
+    _assert_all_equal(
+        _outputs_of_rounds(original, y, w, later), _outputs_of_rounds(reference, y, w, later)
+    )
     original.set_params(**original.get_params())
     assert original.state_ is None
 
@@ -257,8 +266,12 @@ def _assert_same(a, b):
 def test_adapter_callables_round_trip(framework, loss_name, trip, data):
     X, y, _, w = data
     make = _xgb_callables if framework == "xgboost" else _lgb_callables
-    triples = zip(make(LOSSES[loss_name](), X, y, w), make(LOSSES[loss_name](), X, y, w),
-                  make(LOSSES[loss_name](), X, y, w), strict=True)
+    triples = zip(
+        make(LOSSES[loss_name](), X, y, w),
+        make(LOSSES[loss_name](), X, y, w),
+        make(LOSSES[loss_name](), X, y, w),
+        strict=True,
+    )
     for (fresh, call), (used, _), (reference, _) in triples:
         copy = ROUND_TRIPS[trip](fresh)
         assert copy.__name__ == fresh.__name__ and type(copy) is type(fresh)
@@ -313,15 +326,28 @@ def test_grid_search_with_two_jobs(kind, data):
 
     X, y, _, _ = data
     grid = {"loss__gamma": [0.0, 2.0], "loss__alpha": [None, 0.25]}
-    search = GridSearchCV(_estimator(kind, FocalLoss()), grid, cv=2, n_jobs=2,
-                          scoring="neg_log_loss", error_score="raise")
+    search = GridSearchCV(
+        _estimator(kind, FocalLoss()),
+        grid,
+        cv=2,
+        n_jobs=2,
+        scoring="neg_log_loss",
+        error_score="raise",
+    )
     search.fit(X, y)
     assert len(search.cv_results_["params"]) == 4
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     # The parallel search equals a sequential one, and the refitted best model is usable.
-    sequential = GridSearchCV(_estimator(kind, FocalLoss()), grid, cv=2, n_jobs=1,
-                              scoring="neg_log_loss", error_score="raise").fit(X, y)
-    np.testing.assert_array_equal(search.cv_results_["mean_test_score"],
-                                  sequential.cv_results_["mean_test_score"])
+    sequential = GridSearchCV(
+        _estimator(kind, FocalLoss()),
+        grid,
+        cv=2,
+        n_jobs=1,
+        scoring="neg_log_loss",
+        error_score="raise",
+    ).fit(X, y)
+    np.testing.assert_array_equal(
+        search.cv_results_["mean_test_score"], sequential.cv_results_["mean_test_score"]
+    )
     proba = search.predict_proba(X)
     assert proba.shape == (X.shape[0], 2) and np.allclose(proba.sum(axis=1), 1.0)

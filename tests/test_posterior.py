@@ -54,8 +54,7 @@ def _focal_risk_minimiser(q, gamma, alpha):
 
     def risk(x):
         p = 1 / (1 + mp.exp(-x))
-        return (-q * a1 * (1 - p) ** gamma * mp.log(p)
-                - (1 - q) * a0 * p ** gamma * mp.log(1 - p))
+        return -q * a1 * (1 - p) ** gamma * mp.log(p) - (1 - q) * a0 * p**gamma * mp.log(1 - p)
 
     def slope(x):
         return mp.diff(risk, x)
@@ -114,8 +113,7 @@ def _closed_form_logit(x, gamma):
     """MATH.md's binary map in mpmath (for the tails, where float64 references round)."""
     x, gamma = mp.mpf(x), mp.mpf(gamma)
     sp = lambda t: mp.log1p(mp.exp(t))  # noqa: E731
-    return ((gamma - 1) * x + mp.log(mp.exp(x) + gamma * sp(x))
-            - mp.log(mp.exp(-x) + gamma * sp(-x)))
+    return (gamma - 1) * x + mp.log(mp.exp(x) + gamma * sp(x)) - mp.log(mp.exp(-x) + gamma * sp(-x))
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,12 +137,16 @@ def test_binary_map_inverts_the_focal_risk_minimiser(gamma, alpha):
 
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 5.0])
-@pytest.mark.parametrize("q, alpha", [
-    ([0.7, 0.2, 0.1], None),
-    ([0.001, 0.01, 0.989], [0.2, 0.3, 0.5]),
-    ([0.05, 0.5, 0.05, 0.3, 0.1], [1.0, 2.0, 0.5, 1.0, 3.0]),
-    ([1e-4, 0.25, 0.25, 0.25, 0.2499], None),
-], ids=["3-none", "3-alpha", "5-alpha", "5-rare"])
+@pytest.mark.parametrize(
+    "q, alpha",
+    [
+        ([0.7, 0.2, 0.1], None),
+        ([0.001, 0.01, 0.989], [0.2, 0.3, 0.5]),
+        ([0.05, 0.5, 0.05, 0.3, 0.1], [1.0, 2.0, 0.5, 1.0, 3.0]),
+        ([1e-4, 0.25, 0.25, 0.25, 0.2499], None),
+    ],
+    ids=["3-none", "3-alpha", "5-alpha", "5-rare"],
+)
 def test_softmax_map_inverts_the_focal_risk_minimiser(q, alpha, gamma):
     mp.mp.dps = 40
     p_star = _softmax_focal_minimiser(q, gamma, alpha)
@@ -185,8 +187,9 @@ def test_gamma_zero_is_scipys_sigmoid_and_softmax_to_the_bit():
         np.testing.assert_array_equal(got[:, 0], expit(-wide))
         np.testing.assert_array_equal(posterior_from_margin(margins), got)
     z = rng.normal(size=(500, 4)) * 5
-    np.testing.assert_array_equal(FocalLoss(gamma=0.0, alpha=None).predict_proba(z),
-                                  softmax(z, axis=1))
+    np.testing.assert_array_equal(
+        FocalLoss(gamma=0.0, alpha=None).predict_proba(z), softmax(z, axis=1)
+    )
     for loss in (GHMLoss(), OHEMLoss(), GHMLoss(density="window")):
         np.testing.assert_array_equal(loss.predict_proba(x)[:, 1], expit(x))
         np.testing.assert_array_equal(loss.predict_proba(z), softmax(z, axis=1))
@@ -198,14 +201,17 @@ def test_two_class_softmax_equals_the_binary_map(gamma, alpha):
     rng = np.random.default_rng(1)
     z = rng.normal(size=(2000, 2)) * 6
     loss = FocalLoss(gamma=gamma, alpha=alpha)
-    np.testing.assert_allclose(loss.predict_proba(z), loss.predict_proba(z[:, 1] - z[:, 0]),
-                               rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(
+        loss.predict_proba(z), loss.predict_proba(z[:, 1] - z[:, 0]), rtol=1e-13, atol=1e-300
+    )
 
 
 def test_hessian_policy_does_not_change_the_map():
     x = np.linspace(-20, 20, 101)
-    np.testing.assert_array_equal(FocalLoss(hessian="exact").predict_proba(x),
-                                  FocalLoss(hessian="gauss_newton").predict_proba(x))
+    np.testing.assert_array_equal(
+        FocalLoss(hessian="exact").predict_proba(x),
+        FocalLoss(hessian="gauss_newton").predict_proba(x),
+    )
 
 
 def test_alpha_is_the_prior_odds_correction():
@@ -213,29 +219,44 @@ def test_alpha_is_the_prior_odds_correction():
     x = rng.normal(size=300) * 4
     plain = posterior_from_margin(x, gamma=2.0)
     weighted = FocalLoss(gamma=2.0, alpha=0.25).predict_proba(x)
-    np.testing.assert_allclose(np.log(weighted[:, 1] / weighted[:, 0]),
-                               np.log(plain[:, 1] / plain[:, 0]) + np.log(3.0), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        np.log(weighted[:, 1] / weighted[:, 0]),
+        np.log(plain[:, 1] / plain[:, 0]) + np.log(3.0),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     # a class-weighted logistic model (positives weighted s): logit q = x - log s
-    np.testing.assert_allclose(posterior_from_margin(x, class_weights=(1.0, 4.0))[:, 1],
-                               expit(x - np.log(4.0)), rtol=1e-14)
+    np.testing.assert_allclose(
+        posterior_from_margin(x, class_weights=(1.0, 4.0))[:, 1], expit(x - np.log(4.0)), rtol=1e-14
+    )
     # two equal class weights change nothing, to the bit
-    np.testing.assert_array_equal(FocalLoss(gamma=2.0, alpha=0.5).predict_proba(x),
-                                  FocalLoss(gamma=2.0, alpha=None).predict_proba(x))
+    np.testing.assert_array_equal(
+        FocalLoss(gamma=2.0, alpha=0.5).predict_proba(x),
+        FocalLoss(gamma=2.0, alpha=None).predict_proba(x),
+    )
     # K classes: per-class alpha divides each class's weight
     z = rng.normal(size=(200, 3))
     base = FocalLoss(gamma=1.0, alpha=None).predict_proba(z)
     alpha = np.array([0.5, 1.0, 2.0])
     want = base / alpha
-    np.testing.assert_allclose(FocalLoss(gamma=1.0, alpha=list(alpha)).predict_proba(z),
-                               want / want.sum(axis=1, keepdims=True), rtol=1e-13)
+    np.testing.assert_allclose(
+        FocalLoss(gamma=1.0, alpha=list(alpha)).predict_proba(z),
+        want / want.sum(axis=1, keepdims=True),
+        rtol=1e-13,
+    )
 
 
 @pytest.mark.parametrize("gamma", GAMMAS)
 @pytest.mark.parametrize("alpha", [None, 0.25])
 def test_the_map_is_monotone(gamma, alpha):
-    x = np.sort(np.r_[np.linspace(-60, 60, 200001), np.geomspace(1e-300, 1e300, 4000),
-                      -np.geomspace(1e-300, 1e300, 4000), 0.0])
+    x = np.sort(
+        np.r_[
+            np.linspace(-60, 60, 200001),
+            np.geomspace(1e-300, 1e300, 4000),
+            -np.geomspace(1e-300, 1e300, 4000),
+            0.0,
+        ]
+    )
     x = np.sort(np.r_[x, np.linspace(-1e-7, 1e-7, 20001), np.linspace(-1e-14, 1e-14, 20001)])
     q = FocalLoss(gamma=gamma, alpha=alpha).predict_proba(x)
     assert np.all(np.diff(q[:, 1]) >= 0.0)
@@ -266,10 +287,31 @@ def test_the_map_is_monotone(gamma, alpha):
 
 @pytest.mark.parametrize("gamma", [0.5, 2.0, 5.0, 50.0])
 def test_extreme_margins_stay_finite(gamma):
-    big = np.array([0.0, 1e-300, -1e-300, 5e-324, 1.0, -1.0, 36.0, -36.0, 709.0, -709.0, 745.0,
-                    -746.0, 1e10, -1e10, 1e300, -1e300, 1.7e308, -1.7e308])
-    big32 = np.array([0.0, 1e-45, -1e-45, 1.0, -1.0, 36.0, -36.0, 1e10, -1e10, 3.4e38, -3.4e38],
-                     dtype=np.float32)
+    big = np.array(
+        [
+            0.0,
+            1e-300,
+            -1e-300,
+            5e-324,
+            1.0,
+            -1.0,
+            36.0,
+            -36.0,
+            709.0,
+            -709.0,
+            745.0,
+            -746.0,
+            1e10,
+            -1e10,
+            1e300,
+            -1e300,
+            1.7e308,
+            -1.7e308,
+        ]
+    )
+    big32 = np.array(
+        [0.0, 1e-45, -1e-45, 1.0, -1.0, 36.0, -36.0, 1e10, -1e10, 3.4e38, -3.4e38], dtype=np.float32
+    )
     for x in (big, big32):
         for alpha in (None, 0.25, 1e-9):
             q = FocalLoss(gamma=gamma, alpha=alpha).predict_proba(x)
@@ -278,9 +320,17 @@ def test_extreme_margins_stay_finite(gamma):
     q = FocalLoss(gamma=gamma).predict_proba(big)
     assert q[0, 1] == pytest.approx(0.75)  # margin 0 with alpha 0.25: odds 3
     assert q[-4, 1] == 1.0 and q[-3, 1] == 0.0
-    z = np.array([[1e300, -1e300, 0.0], [0.0, 0.0, 0.0], [1e300, 1e300, -1e300],
-                  [-1e300, -1e300, -1e300], [700.0, -700.0, 0.0], [5e-324, 0.0, -5e-324],
-                  [1.7e308, -1.7e308, 0.0]])
+    z = np.array(
+        [
+            [1e300, -1e300, 0.0],
+            [0.0, 0.0, 0.0],
+            [1e300, 1e300, -1e300],
+            [-1e300, -1e300, -1e300],
+            [700.0, -700.0, 0.0],
+            [5e-324, 0.0, -5e-324],
+            [1.7e308, -1.7e308, 0.0],
+        ]
+    )
     z32 = np.clip(z, -3.4e38, 3.4e38).astype(np.float32)
     for margins in (z32, z):
         qk = FocalLoss(gamma=gamma, alpha=None).predict_proba(margins)
@@ -310,14 +360,19 @@ def test_float32_margins_give_the_float64_answer_of_their_values():
     x = (rng.normal(size=5000) * 5).astype(np.float32)
     z = (rng.normal(size=(500, 4)) * 5).astype(np.float32)
     for gamma in (0.0, 2.0):
-        np.testing.assert_array_equal(posterior_from_margin(x, gamma=gamma),
-                                      posterior_from_margin(x.astype(np.float64), gamma=gamma))
-        np.testing.assert_array_equal(posterior_from_margin(z, gamma=gamma),
-                                      posterior_from_margin(z.astype(np.float64), gamma=gamma))
+        np.testing.assert_array_equal(
+            posterior_from_margin(x, gamma=gamma),
+            posterior_from_margin(x.astype(np.float64), gamma=gamma),
+        )
+        np.testing.assert_array_equal(
+            posterior_from_margin(z, gamma=gamma),
+            posterior_from_margin(z.astype(np.float64), gamma=gamma),
+        )
     # any memory layout
     zf = np.asfortranarray(z.astype(np.float64))
-    np.testing.assert_array_equal(posterior_from_margin(zf, gamma=2.0),
-                                  posterior_from_margin(z.astype(np.float64), gamma=2.0))
+    np.testing.assert_array_equal(
+        posterior_from_margin(zf, gamma=2.0), posterior_from_margin(z.astype(np.float64), gamma=2.0)
+    )
 
 
 def test_the_answer_does_not_depend_on_the_threads():
@@ -342,47 +397,98 @@ def test_the_answer_does_not_depend_on_the_threads():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda: FocalLoss().predict_proba([0.1, np.nan]), ValueError, r"non-finite.*index 1: nan"),
-    (lambda: FocalLoss().predict_proba([np.inf, 0.0]), ValueError, r"non-finite.*index 0: inf"),
-    (lambda: FocalLoss(alpha=None).predict_proba([[0.0, 1.0, np.nan]]), ValueError,
-     r"row 0, column 2: nan"),
-    (lambda: GHMLoss().predict_proba([0.0, -np.inf]), ValueError, r"index 1: -inf"),
-    (lambda: posterior_from_margin([0.0, np.nan], gamma=2.0), ValueError, r"index 1: nan"),
-    (lambda: posterior_from_margin(np.array([[0.0, np.nan, 1.0]]), gamma=2.0), ValueError,
-     r"row 0, column 1: nan"),
-    (lambda: posterior_from_margin([np.nan]), ValueError, r"index 0: nan"),
-    (lambda: FocalLoss().predict_proba(np.zeros((2, 2, 2))), ValueError, r"got shape \(2, 2, 2\)"),
-    (lambda: posterior_from_margin(np.zeros((3, 1))), ValueError, r"K >= 2.*got shape \(3, 1\)"),
-    (lambda: FocalLoss().predict_proba(["a", "b"]), TypeError, r"real numbers"),
-    (lambda: posterior_from_margin(["a"]), TypeError, r"real numbers"),
-    (lambda: FocalLoss(alpha=0.25).predict_proba(np.zeros((2, 3))), ValueError,
-     r"alpha=0\.25 is a binary weight.*3 classes.*alpha='auto'"),
-    (lambda: FocalLoss(alpha=[1, 2, 3]).predict_proba(np.zeros(2)), ValueError,
-     r"3 class weights.*1-D"),
-    (lambda: FocalLoss(alpha=[1, 2]).predict_proba(np.zeros((2, 3))), ValueError,
-     r"2 class weights.*3 columns"),
-    (lambda: FocalLoss(alpha=0.0).predict_proba(np.zeros(2)), ValueError,
-     r"alpha=0\.0 gives class 1 weight 0"),
-    (lambda: FocalLoss(alpha=[1.0, 0.0, 2.0]).predict_proba(np.zeros((1, 3))), ValueError,
-     r"gives class 1 weight 0"),
-    (lambda: FocalLoss(gamma=-1).predict_proba(np.zeros(2)), ValueError, r"gamma must be in"),
-    (lambda: FocalLoss(alpha="0.25").predict_proba(np.zeros(2)), TypeError,
-     r"alpha must be a real number.*'auto'"),
-    (lambda: posterior_from_margin([0.0], gamma=-0.5), ValueError, r"gamma must be.*-0\.5"),
-    (lambda: posterior_from_margin([0.0], gamma=float("nan")), ValueError, r"gamma.*nan"),
-    (lambda: posterior_from_margin([0.0], gamma=True), ValueError, r"gamma.*True"),
-    (lambda: posterior_from_margin([0.0], class_weights=(1.0, 2.0, 3.0)), ValueError,
-     r"3 weights.*2 classes"),
-    (lambda: posterior_from_margin([0.0], class_weights=(1.0, 0.0)), ValueError,
-     r"> 0.*got 0\.0 for class 1"),
-    (lambda: posterior_from_margin([0.0], class_weights=(1.0, np.nan)), ValueError,
-     r"got nan for class 1"),
-    (lambda: posterior_from_margin(np.zeros((1, 3)), class_weights=(1.0, -2.0, 1.0)), ValueError,
-     r"got -2\.0 for class 1"),
-    (lambda: posterior_from_margin([0.0], class_weights="balanced"), ValueError,
-     r"class_weights must be None or a sequence"),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: FocalLoss().predict_proba([0.1, np.nan]), ValueError, r"non-finite.*index 1: nan"),
+        (lambda: FocalLoss().predict_proba([np.inf, 0.0]), ValueError, r"non-finite.*index 0: inf"),
+        (
+            lambda: FocalLoss(alpha=None).predict_proba([[0.0, 1.0, np.nan]]),
+            ValueError,
+            r"row 0, column 2: nan",
+        ),
+        (lambda: GHMLoss().predict_proba([0.0, -np.inf]), ValueError, r"index 1: -inf"),
+        (lambda: posterior_from_margin([0.0, np.nan], gamma=2.0), ValueError, r"index 1: nan"),
+        (
+            lambda: posterior_from_margin(np.array([[0.0, np.nan, 1.0]]), gamma=2.0),
+            ValueError,
+            r"row 0, column 1: nan",
+        ),
+        (lambda: posterior_from_margin([np.nan]), ValueError, r"index 0: nan"),
+        (
+            lambda: FocalLoss().predict_proba(np.zeros((2, 2, 2))),
+            ValueError,
+            r"got shape \(2, 2, 2\)",
+        ),
+        (
+            lambda: posterior_from_margin(np.zeros((3, 1))),
+            ValueError,
+            r"K >= 2.*got shape \(3, 1\)",
+        ),
+        (lambda: FocalLoss().predict_proba(["a", "b"]), TypeError, r"real numbers"),
+        (lambda: posterior_from_margin(["a"]), TypeError, r"real numbers"),
+        (
+            lambda: FocalLoss(alpha=0.25).predict_proba(np.zeros((2, 3))),
+            ValueError,
+            r"alpha=0\.25 is a binary weight.*3 classes.*alpha='auto'",
+        ),
+        (
+            lambda: FocalLoss(alpha=[1, 2, 3]).predict_proba(np.zeros(2)),
+            ValueError,
+            r"3 class weights.*1-D",
+        ),
+        (
+            lambda: FocalLoss(alpha=[1, 2]).predict_proba(np.zeros((2, 3))),
+            ValueError,
+            r"2 class weights.*3 columns",
+        ),
+        (
+            lambda: FocalLoss(alpha=0.0).predict_proba(np.zeros(2)),
+            ValueError,
+            r"alpha=0\.0 gives class 1 weight 0",
+        ),
+        (
+            lambda: FocalLoss(alpha=[1.0, 0.0, 2.0]).predict_proba(np.zeros((1, 3))),
+            ValueError,
+            r"gives class 1 weight 0",
+        ),
+        (lambda: FocalLoss(gamma=-1).predict_proba(np.zeros(2)), ValueError, r"gamma must be in"),
+        (
+            lambda: FocalLoss(alpha="0.25").predict_proba(np.zeros(2)),
+            TypeError,
+            r"alpha must be a real number.*'auto'",
+        ),
+        (lambda: posterior_from_margin([0.0], gamma=-0.5), ValueError, r"gamma must be.*-0\.5"),
+        (lambda: posterior_from_margin([0.0], gamma=float("nan")), ValueError, r"gamma.*nan"),
+        (lambda: posterior_from_margin([0.0], gamma=True), ValueError, r"gamma.*True"),
+        (
+            lambda: posterior_from_margin([0.0], class_weights=(1.0, 2.0, 3.0)),
+            ValueError,
+            r"3 weights.*2 classes",
+        ),
+        (
+            lambda: posterior_from_margin([0.0], class_weights=(1.0, 0.0)),
+            ValueError,
+            r"> 0.*got 0\.0 for class 1",
+        ),
+        (
+            lambda: posterior_from_margin([0.0], class_weights=(1.0, np.nan)),
+            ValueError,
+            r"got nan for class 1",
+        ),
+        (
+            lambda: posterior_from_margin(np.zeros((1, 3)), class_weights=(1.0, -2.0, 1.0)),
+            ValueError,
+            r"got -2\.0 for class 1",
+        ),
+        (
+            lambda: posterior_from_margin([0.0], class_weights="balanced"),
+            ValueError,
+            r"class_weights must be None or a sequence",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_bad_input_is_refused(call, error, match):
     with pytest.raises(error, match=match):
         call()
@@ -412,22 +518,29 @@ def test_default_alpha_is_auto_binary_025_and_none_for_k_classes():
         for u, w in zip(np.atleast_2d(a), np.atleast_2d(b), strict=True):
             np.testing.assert_array_equal(u, w)
     assert FocalLoss().init_score(y) == FocalLoss(alpha=0.25).init_score(y)
-    np.testing.assert_array_equal(FocalLoss().predict_proba(x),
-                                  FocalLoss(alpha=0.25).predict_proba(x))
+    np.testing.assert_array_equal(
+        FocalLoss().predict_proba(x), FocalLoss(alpha=0.25).predict_proba(x)
+    )
     z2 = rng.normal(size=(50, 2))
-    np.testing.assert_array_equal(FocalLoss().predict_proba(z2),
-                                  FocalLoss(alpha=0.25).predict_proba(z2))
+    np.testing.assert_array_equal(
+        FocalLoss().predict_proba(z2), FocalLoss(alpha=0.25).predict_proba(z2)
+    )
     # K classes: no class weighting
     z = rng.normal(size=(60, 4))
     yk = np.arange(60) % 4
     np.testing.assert_array_equal(FocalLoss().loss(yk, z), FocalLoss(alpha=None).loss(yk, z))
-    for u, w in zip(FocalLoss().gradient_hessian(yk, z),
-                    FocalLoss(alpha=None).gradient_hessian(yk, z), strict=True):
+    for u, w in zip(
+        FocalLoss().gradient_hessian(yk, z),
+        FocalLoss(alpha=None).gradient_hessian(yk, z),
+        strict=True,
+    ):
         np.testing.assert_array_equal(u, w)
-    np.testing.assert_array_equal(FocalLoss().init_score(yk, n_classes=4),
-                                  FocalLoss(alpha=None).init_score(yk, n_classes=4))
-    np.testing.assert_array_equal(FocalLoss().predict_proba(z),
-                                  FocalLoss(alpha=None).predict_proba(z))
+    np.testing.assert_array_equal(
+        FocalLoss().init_score(yk, n_classes=4), FocalLoss(alpha=None).init_score(yk, n_classes=4)
+    )
+    np.testing.assert_array_equal(
+        FocalLoss().predict_proba(z), FocalLoss(alpha=None).predict_proba(z)
+    )
     # names, clones
     assert make_loss("focal").get_params()["alpha"] == "auto"
     assert make_loss("focal:alpha=auto").get_params()["alpha"] == "auto"
@@ -440,9 +553,10 @@ def test_default_alpha_is_auto_binary_025_and_none_for_k_classes():
 # Estimators
 # --------------------------------------------------------------------------------------------
 
-SMALL = {XGBClassifier: dict(n_estimators=20, max_depth=3, learning_rate=0.2, n_jobs=1),
-         LGBMClassifier: dict(n_estimators=20, num_leaves=7, learning_rate=0.2, n_jobs=1,
-                              verbose=-1)}
+SMALL = {
+    XGBClassifier: dict(n_estimators=20, max_depth=3, learning_rate=0.2, n_jobs=1),
+    LGBMClassifier: dict(n_estimators=20, num_leaves=7, learning_rate=0.2, n_jobs=1, verbose=-1),
+}
 CLASSES = [XGBClassifier, LGBMClassifier]
 
 
@@ -454,8 +568,9 @@ def binary_data():
 
 @pytest.fixture(scope="module")
 def multiclass_data():
-    X, y = make_classification(n_samples=900, n_features=8, n_informative=5, n_classes=4,
-                               random_state=8)
+    X, y = make_classification(
+        n_samples=900, n_features=8, n_informative=5, n_classes=4, random_state=8
+    )
     return X, np.array(["a", "b", "c", "d"])[y]
 
 
@@ -466,12 +581,21 @@ def _margin(clf, X):
 
 
 @pytest.mark.parametrize("cls", CLASSES)
-@pytest.mark.parametrize("loss", ["focal", FocalLoss(gamma=1.0, alpha=0.75),
-                                  FocalLoss(gamma=2.0, hessian="gauss_newton"), "ghm", "ohem"],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "loss",
+    [
+        "focal",
+        FocalLoss(gamma=1.0, alpha=0.75),
+        FocalLoss(gamma=2.0, hessian="gauss_newton"),
+        "ghm",
+        "ohem",
+    ],
+    ids=repr,
+)
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
-def test_estimators_return_the_losss_map_and_agree_with_predict(cls, loss, task, binary_data,
-                                                                multiclass_data):
+def test_estimators_return_the_losss_map_and_agree_with_predict(
+    cls, loss, task, binary_data, multiclass_data
+):
     X, y = binary_data if task == "binary" else multiclass_data
     if loss == "ohem" and task == "multiclass":
         loss = OHEMLoss(negative_class="a")
@@ -497,8 +621,12 @@ def test_estimators_return_the_losss_map_and_agree_with_predict(cls, loss, task,
         np.testing.assert_array_equal(proba, fitted_loss.predict_proba(margin))
     else:
         # the sigmoid / softmax: the framework's own (XGBoost's in float32), as a plain reload
-        np.testing.assert_allclose(proba, fitted_loss.predict_proba(margin), rtol=1e-12,
-                                   atol=1e-7 if cls is XGBClassifier else 0)
+        np.testing.assert_allclose(
+            proba,
+            fitted_loss.predict_proba(margin),
+            rtol=1e-12,
+            atol=1e-7 if cls is XGBClassifier else 0,
+        )
     np.testing.assert_array_equal(pred, clf.classes_[np.argmax(proba, axis=1)])
     assert clf.posterior_map_["posterior"] == isinstance(fitted_loss, FocalLoss)
     # pickled estimators give the same numbers
@@ -546,8 +674,12 @@ def test_the_default_focal_loss_trains_on_k_classes(cls, loss, multiclass_data):
 
 def test_grid_search_over_alpha_with_auto(binary_data):
     X, y = binary_data
-    search = GridSearchCV(XGBClassifier(loss=FocalLoss(), **SMALL[XGBClassifier]),
-                          {"loss__alpha": ["auto", None, 0.5]}, cv=2, scoring="neg_log_loss")
+    search = GridSearchCV(
+        XGBClassifier(loss=FocalLoss(), **SMALL[XGBClassifier]),
+        {"loss__alpha": ["auto", None, 0.5]},
+        cv=2,
+        scoring="neg_log_loss",
+    )
     search.fit(X, y)
     assert search.best_params_["loss__alpha"] in ("auto", None, 0.5)
     assert search.best_estimator_.loss.alpha == search.best_params_["loss__alpha"]
@@ -583,12 +715,15 @@ def _documented_map():
     return namespace["focal_posterior"]
 
 
-@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0), FocalLoss(gamma=0.5, alpha=None),
-                                  FocalLoss(gamma=3.0, alpha=0.6)], ids=repr)
+@pytest.mark.parametrize(
+    "loss",
+    [FocalLoss(gamma=2.0), FocalLoss(gamma=0.5, alpha=None), FocalLoss(gamma=3.0, alpha=0.6)],
+    ids=repr,
+)
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
-def test_plain_xgboost_reload_and_the_documented_lines_give_predict_proba(loss, task, tmp_path,
-                                                                          binary_data,
-                                                                          multiclass_data):
+def test_plain_xgboost_reload_and_the_documented_lines_give_predict_proba(
+    loss, task, tmp_path, binary_data, multiclass_data
+):
     import xgboost as xgb
 
     X, y = binary_data if task == "binary" else multiclass_data
@@ -613,12 +748,11 @@ def test_plain_xgboost_reload_and_the_documented_lines_give_predict_proba(loss, 
         np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
-@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0), FocalLoss(gamma=1.0, alpha=None)],
-                         ids=repr)
+@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0), FocalLoss(gamma=1.0, alpha=None)], ids=repr)
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
-def test_plain_lightgbm_reload_and_the_documented_lines_give_predict_proba(loss, task, tmp_path,
-                                                                           binary_data,
-                                                                           multiclass_data):
+def test_plain_lightgbm_reload_and_the_documented_lines_give_predict_proba(
+    loss, task, tmp_path, binary_data, multiclass_data
+):
     import lightgbm as lgb
 
     X, y = binary_data if task == "binary" else multiclass_data
@@ -628,8 +762,9 @@ def test_plain_lightgbm_reload_and_the_documented_lines_give_predict_proba(loss,
     margin = booster.predict(X, raw_score=True)
     proba = _documented_map()(margin, loss.gamma, clf.posterior_map_["class_weights"])
     np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-12, atol=1e-300)
-    assert np.max(np.abs(booster.predict(X).reshape(proba.shape[0], -1)[:, -1]
-                         - proba[:, -1])) > 1e-3
+    assert (
+        np.max(np.abs(booster.predict(X).reshape(proba.shape[0], -1)[:, -1] - proba[:, -1])) > 1e-3
+    )
 
 
 def test_the_documented_lines_match_the_kernel_on_ordinary_margins():
@@ -638,10 +773,15 @@ def test_the_documented_lines_match_the_kernel_on_ordinary_margins():
     x = rng.normal(size=2000) * 15
     z = rng.normal(size=(2000, 5)) * 15
     for gamma in (0.0, 0.5, 2.0, 5.0):
-        np.testing.assert_allclose(focal_posterior(x, gamma, [0.75, 0.25]),
-                                   posterior_from_margin(x, gamma=gamma, class_weights=[0.75, 0.25]),
-                                   rtol=1e-11, atol=1e-300)
-        np.testing.assert_allclose(focal_posterior(z, gamma, [1, 2, 3, 4, 5]),
-                                   posterior_from_margin(z, gamma=gamma,
-                                                         class_weights=[1, 2, 3, 4, 5]),
-                                   rtol=1e-11, atol=1e-300)
+        np.testing.assert_allclose(
+            focal_posterior(x, gamma, [0.75, 0.25]),
+            posterior_from_margin(x, gamma=gamma, class_weights=[0.75, 0.25]),
+            rtol=1e-11,
+            atol=1e-300,
+        )
+        np.testing.assert_allclose(
+            focal_posterior(z, gamma, [1, 2, 3, 4, 5]),
+            posterior_from_margin(z, gamma=gamma, class_weights=[1, 2, 3, 4, 5]),
+            rtol=1e-11,
+            atol=1e-300,
+        )

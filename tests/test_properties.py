@@ -44,7 +44,9 @@ focal_losses = st.builds(
     hessian=st.sampled_from(["exact", "gauss_newton"]),
 )
 ghm_losses = st.one_of(
-    st.builds(GHMLoss, bins=st.integers(1, 40), momentum=st.floats(0.0, 0.95), density=st.just("bins")),
+    st.builds(
+        GHMLoss, bins=st.integers(1, 40), momentum=st.floats(0.0, 0.95), density=st.just("bins")
+    ),
     st.builds(GHMLoss, density=st.just("window"), epsilon=st.floats(1e-3, 1.0)),
 )
 
@@ -66,12 +68,16 @@ def test_outputs_finite_and_hessian_positive(loss, problem, rounds):
 
 @SETTINGS
 @given(loss=focal_losses, problem=problems(weighted=False))
-@example(loss=FocalLoss(alpha=5e-324, gamma=0.0),
-         problem=(np.array([1.0]), np.array([0.0], dtype=np.float32), None))
+@example(
+    loss=FocalLoss(alpha=5e-324, gamma=0.0),
+    problem=(np.array([1.0]), np.array([0.0], dtype=np.float32), None),
+)
 def test_focal_gradient_sign_is_sign_of_p_minus_y(loss, problem):
     y, x, _ = problem
     grad, _ = loss.gradient_hessian(y, x)
-    alpha_t = np.ones_like(y) if loss.alpha is None else np.where(y == 1, loss.alpha, 1 - loss.alpha)
+    alpha_t = (
+        np.ones_like(y) if loss.alpha is None else np.where(y == 1, loss.alpha, 1 - loss.alpha)
+    )
     # p - y is negative for every positive and positive for every negative (p is never exactly 0
     # or 1 in exact arithmetic); the gradient has that sign unless it underflows to zero or alpha_t
     # switches the class off.
@@ -118,16 +124,23 @@ def test_ghm_weighted_weights_normalised(loss, problem):
 
 
 @SETTINGS
-@given(loss=st.one_of(focal_losses, ghm_losses), problem=problems(weighted=False),
-       scale=st.floats(1e-3, 1e3))
+@given(
+    loss=st.one_of(focal_losses, ghm_losses),
+    problem=problems(weighted=False),
+    scale=st.floats(1e-3, 1e3),
+)
 def test_uniform_weight_scales_gradient(loss, problem, scale):
     """A constant weight c multiplies focal gradients by c; GHM's are unchanged except for c."""
     y, x, _ = problem
     loss.set_params(**({"momentum": 0.0} if isinstance(loss, GHMLoss) else {}))
     g1, h1 = loss.gradient_hessian(y, x)
     gc, hc = loss.gradient_hessian(y, x, sample_weight=np.full(y.size, scale))
-    np.testing.assert_allclose(gc, scale * g1, rtol=1e-9, atol=1e-300)  # subnormals carry few digits
-    np.testing.assert_allclose(hc, scale * h1, rtol=1e-9, atol=1e-300)  # subnormals carry few digits
+    np.testing.assert_allclose(
+        gc, scale * g1, rtol=1e-9, atol=1e-300
+    )  # subnormals carry few digits
+    np.testing.assert_allclose(
+        hc, scale * h1, rtol=1e-9, atol=1e-300
+    )  # subnormals carry few digits
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])

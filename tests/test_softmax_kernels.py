@@ -42,12 +42,12 @@ def _rows(seed, n_classes):
             rows.append(rng.standard_normal(K) * scale)
             labels.append(int(rng.integers(K)))
     special = [
-        (np.full(K, 0.0), 0),                                        # uniform: P = 1/K
-        (np.r_[1e3, np.full(K - 1, -1e3)], 0),                       # confidently right
-        (np.r_[-1e3, np.full(K - 1, 1e3)], 0),                       # confidently wrong
-        (np.r_[-40.0, 0.0, np.full(K - 2, -40.0)], 0),              # one dominant wrong class
-        (np.r_[0.0, 0.0, np.full(K - 2, -45.0)], 1),                # 1 - r of the others tiny
-        (np.r_[3.0, 3.0, np.full(K - 2, 3.0)], K - 1),              # ties among the others
+        (np.full(K, 0.0), 0),  # uniform: P = 1/K
+        (np.r_[1e3, np.full(K - 1, -1e3)], 0),  # confidently right
+        (np.r_[-1e3, np.full(K - 1, 1e3)], 0),  # confidently wrong
+        (np.r_[-40.0, 0.0, np.full(K - 2, -40.0)], 0),  # one dominant wrong class
+        (np.r_[0.0, 0.0, np.full(K - 2, -45.0)], 1),  # 1 - r of the others tiny
+        (np.r_[3.0, 3.0, np.full(K - 2, 3.0)], K - 1),  # ties among the others
         (np.linspace(-1e3, 1e3, K), K // 2),
         (np.linspace(1e3, -1e3, K), K - 1),
         (np.r_[np.full(K - 1, 2.0), 2.0 + 1e-9], K - 1),
@@ -85,14 +85,20 @@ def _mp_reference(z, y, gamma, alpha):
         if gamma == 0:
             f2 = a / P**2
         else:
-            f2 = -a * (g_ * (g_ - 1) * q ** (g_ - 2) * logP - 2 * g_ * q ** (g_ - 1) / P
-                       - q**g_ / P**2)
+            f2 = -a * (
+                g_ * (g_ - 1) * q ** (g_ - 2) * logP - 2 * g_ * q ** (g_ - 1) / P - q**g_ / P**2
+            )
         # The focal weight w = -FL'(t) / q with dFL/dt = f'(P) P q, so w = -f'(P) P.
         w_focal = -f1 * P
         grad, h_exact, h_gn = [], [], []
         for k in range(K):
-            one_minus_pk = q if k == y else 1 - p[k] if p[k] < 0.5 else mpmath.fsum(
-                p[j] for j in range(K) if j != k)
+            one_minus_pk = (
+                q
+                if k == y
+                else 1 - p[k]
+                if p[k] < 0.5
+                else mpmath.fsum(p[j] for j in range(K) if j != k)
+            )
             dk = q if k == y else -p[k]
             dP = P * dk
             d2P = P * dk**2 - P * p[k] * one_minus_pk
@@ -109,7 +115,8 @@ def _assert_close(got, ref, what):
     bad = err > tol
     assert not bad.any(), (
         f"{what}: got {got[bad]}, reference {ref[bad]}, relative error "
-        f"{(err[bad] / np.maximum(np.abs(ref[bad]), 1e-300))}")
+        f"{(err[bad] / np.maximum(np.abs(ref[bad]), 1e-300))}"
+    )
 
 
 @pytest.mark.parametrize("n_classes", [3, 4, 7, 10])
@@ -130,9 +137,10 @@ def test_against_mpmath(n_classes, with_alpha):
         assert np.array_equal(g, g_gn)
         for i in range(n):
             ref_loss, ref_g, ref_h, ref_hgn = _mp_reference(
-                x[i], int(y[i]), gamma, alpha if with_alpha else None)
+                x[i], int(y[i]), gamma, alpha if with_alpha else None
+            )
             what = f"K={n_classes} gamma={gamma} alpha={with_alpha} row {x[i]} y={y[i]}"
-            _assert_close(loss[i:i + 1], [ref_loss], "loss " + what)
+            _assert_close(loss[i : i + 1], [ref_loss], "loss " + what)
             _assert_close(g[i], ref_g, "gradient " + what)
             _assert_close(h[i], [max(v, FLOOR) for v in ref_h], "exact Hessian " + what)
             _assert_close(h_gn[i], [max(v, FLOOR) for v in ref_hgn], "Gauss-Newton " + what)
@@ -349,8 +357,9 @@ def test_finite_differences(gamma):
         fd_hess = (gp[:, k] - gm[:, k]) / (xp[:, k] - xm[:, k])
         unfloored = np.abs(fd_hess) > 1e-8
         assert unfloored.sum() > n // 2
-        np.testing.assert_allclose(np.maximum(fd_hess, FLOOR)[unfloored], h[unfloored, k],
-                                   rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(
+            np.maximum(fd_hess, FLOOR)[unfloored], h[unfloored, k], rtol=1e-6, atol=1e-9
+        )
 
 
 def test_layout_and_dtype_do_not_change_results():
@@ -360,8 +369,12 @@ def test_layout_and_dtype_do_not_change_results():
     y = rng.integers(K, size=n).astype(np.float64)
     alpha = np.linspace(0.5, 1.5, K)
     w = rng.random(n)
-    inputs = [x32, np.asfortranarray(x32), x32.astype(np.float64),
-              np.asfortranarray(x32.astype(np.float64))]
+    inputs = [
+        x32,
+        np.asfortranarray(x32),
+        x32.astype(np.float64),
+        np.asfortranarray(x32.astype(np.float64)),
+    ]
     results = []
     # Every input layout with every output layout (the kernels copy a block in and out in each
     # array's own order), n not a multiple of the 128-row block.
@@ -442,18 +455,22 @@ def _total_gradient(class_weights, c, gamma, alpha):
     x = np.tile(c, (K, 1))
     g, h = np.empty((K, K)), np.empty((K, K))
     a = EMPTY if alpha is None else np.asarray(alpha, dtype=np.float64)
-    ks.softmax_focal_grad_hess(y, x, np.asarray(class_weights, dtype=np.float64), gamma, a,
-                               EXACT, g, h)
+    ks.softmax_focal_grad_hess(
+        y, x, np.asarray(class_weights, dtype=np.float64), gamma, a, EXACT, g, h
+    )
     return g.sum(axis=0), np.abs(g).sum(axis=0)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 5.0])
-@pytest.mark.parametrize("weights, alpha", [
-    ([100.0, 10.0, 1.0], None),
-    ([1e6, 3.0, 1.0, 50.0], None),
-    ([5.0, 5.0, 5.0], [1.0, 2.0, 3.0]),
-    ([1.0, 1e-3, 1e5, 7.0, 7.0, 2.0, 9.0, 1.0, 0.5, 30.0], np.linspace(0.25, 4.0, 10)),
-])
+@pytest.mark.parametrize(
+    "weights, alpha",
+    [
+        ([100.0, 10.0, 1.0], None),
+        ([1e6, 3.0, 1.0, 50.0], None),
+        ([5.0, 5.0, 5.0], [1.0, 2.0, 3.0]),
+        ([1.0, 1e-3, 1e5, 7.0, 7.0, 2.0, 9.0, 1.0, 0.5, 30.0], np.linspace(0.25, 4.0, 10)),
+    ],
+)
 def test_best_constant_zeroes_the_total_gradient(gamma, weights, alpha):
     c = softmax_focal_best_constant(weights, gamma, alpha)
     assert c.shape == (len(weights),)
@@ -467,8 +484,9 @@ def test_best_constant_zeroes_the_total_gradient(gamma, weights, alpha):
 
     def total_loss(cc):
         out = np.empty(K)
-        ks.softmax_focal_loss(y, np.tile(cc, (K, 1)), np.asarray(weights, dtype=float), gamma,
-                              a, out)
+        ks.softmax_focal_loss(
+            y, np.tile(cc, (K, 1)), np.asarray(weights, dtype=float), gamma, a, out
+        )
         return out.sum()
 
     base = total_loss(c)
@@ -493,14 +511,17 @@ def test_best_constant_at_gamma_zero_is_log_priors():
     np.testing.assert_allclose(near, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("weights, gamma, alpha, match", [
-    ([1.0], 2.0, None, "at least 2"),
-    ([1.0, 0.0, 2.0], 2.0, None, "0.0 for class 1"),
-    ([1.0, np.nan], 2.0, None, "nan for class 1"),
-    ([1.0, 2.0], -1.0, None, "-1.0"),
-    ([1.0, 2.0], 2.0, [1.0], r"shape \(1,\)"),
-    ([1.0, 2.0], 2.0, [1.0, -0.5], "-0.5 for class 1"),
-])
+@pytest.mark.parametrize(
+    "weights, gamma, alpha, match",
+    [
+        ([1.0], 2.0, None, "at least 2"),
+        ([1.0, 0.0, 2.0], 2.0, None, "0.0 for class 1"),
+        ([1.0, np.nan], 2.0, None, "nan for class 1"),
+        ([1.0, 2.0], -1.0, None, "-1.0"),
+        ([1.0, 2.0], 2.0, [1.0], r"shape \(1,\)"),
+        ([1.0, 2.0], 2.0, [1.0, -0.5], "-0.5 for class 1"),
+    ],
+)
 def test_best_constant_rejects_bad_input(weights, gamma, alpha, match):
     with pytest.raises(ValueError, match=match):
         softmax_focal_best_constant(weights, gamma, alpha)
@@ -516,13 +537,26 @@ def test_log1p_nonnegative_within_one_ulp_of_libm():
     """The vectorisable log1p of the softmax kernels over its whole domain: 0, tiny values, the
     sums of exps the kernels pass (up to K), and up to the float64 maximum."""
     rng = np.random.default_rng(7)
-    t = np.concatenate([
-        [0.0, 5e-324, 1e-300, 2.0 ** -53, 2.0 ** -52, 0.5, 1.0, math.sqrt(2.0) - 1.0, 2.0, 1e300,
-         np.finfo(np.float64).max],
-        rng.uniform(0.0, 1.0, 20000),
-        rng.uniform(0.0, 20.0, 20000),
-        10.0 ** rng.uniform(-300, 308, 20000),
-    ])
+    t = np.concatenate(
+        [
+            [
+                0.0,
+                5e-324,
+                1e-300,
+                2.0**-53,
+                2.0**-52,
+                0.5,
+                1.0,
+                math.sqrt(2.0) - 1.0,
+                2.0,
+                1e300,
+                np.finfo(np.float64).max,
+            ],
+            rng.uniform(0.0, 1.0, 20000),
+            rng.uniform(0.0, 20.0, 20000),
+            10.0 ** rng.uniform(-300, 308, 20000),
+        ]
+    )
 
     @numba.njit
     def ours(values, out):

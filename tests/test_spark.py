@@ -14,8 +14,9 @@ import boostloss.xgboost as blx
 from boostloss import GHMLoss
 
 pytestmark = pytest.mark.spark
-pytest.importorskip("pyspark",
-                    reason="pyspark is not installed (pip install 'focal-ghm-boost[spark]')")
+pytest.importorskip(
+    "pyspark", reason="pyspark is not installed (pip install 'focal-ghm-boost[spark]')"
+)
 
 FEATURES = ["f0", "f1", "f2"]
 
@@ -24,9 +25,14 @@ FEATURES = ["f0", "f1", "f2"]
 def spark():
     from pyspark.sql import SparkSession
 
-    session = (SparkSession.builder.master("local[2]").appName("boostloss-tests")
-               .config("spark.ui.enabled", "false").config("spark.driver.memory", "1g")
-               .config("spark.sql.shuffle.partitions", "2").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("boostloss-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "1g")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
     yield session
     session.stop()
 
@@ -51,14 +57,24 @@ def test_ghm_on_spark_equals_one_process_and_saves(spark, tmp_path):
 
     pdf = _data()
     loss = GHMLoss(bins=10, momentum=0.5)
-    clf = SparkXGBClassifier(loss=loss, features_col=FEATURES, label_col="label", num_workers=2,
-                             n_estimators=8, max_depth=3, max_bin=16)
+    clf = SparkXGBClassifier(
+        loss=loss,
+        features_col=FEATURES,
+        label_col="label",
+        num_workers=2,
+        n_estimators=8,
+        max_depth=3,
+        max_bin=16,
+    )
     model = clf.fit(_frame(spark, pdf))
     start = loss.init_score(pdf["label"].to_numpy())
-    params = {"max_depth": 3, "max_bin": 16, "objective": "binary:logistic",
-              "base_score": float(expit(start))}
-    single = xgb.train(params, xgb.DMatrix(pdf[FEATURES], pdf["label"]), 8,
-                       obj=blx.objective(loss))
+    params = {
+        "max_depth": 3,
+        "max_bin": 16,
+        "objective": "binary:logistic",
+        "base_score": float(expit(start)),
+    }
+    single = xgb.train(params, xgb.DMatrix(pdf[FEATURES], pdf["label"]), 8, obj=blx.objective(loss))
     expected = single.predict(xgb.DMatrix(pdf[FEATURES]))
     got = model.get_booster().predict(xgb.DMatrix(pdf[FEATURES]))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
@@ -91,8 +107,10 @@ def test_negative_weight_on_one_partition_is_refused_on_the_driver(spark):
     pdf = _data(60)
     pdf["w"] = 1.0
     pdf.loc[45, "w"] = -2.0  # in the second partition only
-    clf = SparkXGBClassifier(loss="ghm", features_col=FEATURES, label_col="label",
-                             weight_col="w", num_workers=2)
-    with pytest.raises(ValueError, match="weight column must be finite and non-negative, got a "
-                                         "minimum of -2.0"):
+    clf = SparkXGBClassifier(
+        loss="ghm", features_col=FEATURES, label_col="label", weight_col="w", num_workers=2
+    )
+    with pytest.raises(
+        ValueError, match="weight column must be finite and non-negative, got a minimum of -2.0"
+    ):
         clf.fit(_frame(spark, pdf))

@@ -23,7 +23,6 @@ needs_two_threads = pytest.mark.skipif(
 )
 
 
-
 @pytest.fixture(scope="module")
 def large_data():
     assert N_LARGE > 4 * _kernels.CHUNK
@@ -70,7 +69,9 @@ def test_bit_identical_with_one_and_two_threads(loss_name, weighted, large_data)
         np.testing.assert_array_equal(a, b, strict=True)
     # float32 margins (what XGBoost and LightGBM pass) too.
     x32 = x.astype(np.float32)
-    for a, b in zip(run_rounds(loss_name, y, x32, w, 1), run_rounds(loss_name, y, x32, w, 2), strict=True):
+    for a, b in zip(
+        run_rounds(loss_name, y, x32, w, 1), run_rounds(loss_name, y, x32, w, 2), strict=True
+    ):
         np.testing.assert_array_equal(a, b, strict=True)
 
 
@@ -142,8 +143,15 @@ def _xgb_job(loss, X, y, w, seed):
 
     def job():
         dtrain = xgb.DMatrix(X, label=y, weight=w)
-        params = {"tree_method": "hist", "max_depth": 3, "eta": 0.3, "nthread": 1, "seed": seed,
-                  "subsample": 0.8, "base_score": 0.0}
+        params = {
+            "tree_method": "hist",
+            "max_depth": 3,
+            "eta": 0.3,
+            "nthread": 1,
+            "seed": seed,
+            "subsample": 0.8,
+            "base_score": 0.0,
+        }
         booster = xgb.train(params, dtrain, 15, obj=blx.objective(loss))
         return booster.predict(dtrain, output_margin=True), bytes(booster.save_raw("json"))
 
@@ -157,9 +165,18 @@ def _lgb_job(loss, X, y, w, seed):
 
     def job():
         train = lgb.Dataset(X, label=y, weight=w, free_raw_data=False)
-        params = {"objective": bll.objective(loss), "metric": "None", "num_leaves": 7,
-                  "learning_rate": 0.3, "num_threads": 1, "seed": seed, "bagging_fraction": 0.8,
-                  "bagging_freq": 1, "deterministic": True, "verbose": -1}
+        params = {
+            "objective": bll.objective(loss),
+            "metric": "None",
+            "num_leaves": 7,
+            "learning_rate": 0.3,
+            "num_threads": 1,
+            "seed": seed,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "deterministic": True,
+            "verbose": -1,
+        }
         booster = lgb.train(params, train, 15)
         return booster.predict(X, raw_score=True), booster.model_to_string()
 
@@ -171,12 +188,21 @@ def _estimator_job(kind, loss, X, y, w, seed):
 
     def job():
         if kind == "xgb":
-            clf = boostloss.XGBClassifier(loss=loss, n_estimators=15, max_depth=3, n_jobs=1,
-                                          random_state=seed, subsample=0.8)
+            clf = boostloss.XGBClassifier(
+                loss=loss, n_estimators=15, max_depth=3, n_jobs=1, random_state=seed, subsample=0.8
+            )
         else:
-            clf = boostloss.LGBMClassifier(loss=loss, n_estimators=15, num_leaves=7, n_jobs=1,
-                                           random_state=seed, subsample=0.8, subsample_freq=1,
-                                           deterministic=True, verbose=-1)
+            clf = boostloss.LGBMClassifier(
+                loss=loss,
+                n_estimators=15,
+                num_leaves=7,
+                n_jobs=1,
+                random_state=seed,
+                subsample=0.8,
+                subsample_freq=1,
+                deterministic=True,
+                verbose=-1,
+            )
         clf.fit(X, y, sample_weight=w)
         return clf.predict_proba(X)[:, 1], None
 
@@ -194,8 +220,10 @@ JOB_FACTORIES = {
 @pytest.mark.parametrize("loss_name", sorted(SHARED_LOSSES))
 @pytest.mark.parametrize(
     "framework",
-    [pytest.param(name, marks=pytest.mark.slow) if name.endswith("Classifier") else name
-     for name in sorted(JOB_FACTORIES)],
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name.endswith("Classifier") else name
+        for name in sorted(JOB_FACTORIES)
+    ],
 )
 def test_concurrent_trainings_sharing_a_loss_match_sequential(framework, loss_name, small_problem):
     X, y, w = small_problem

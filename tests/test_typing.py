@@ -9,9 +9,19 @@ import inspect
 
 import pytest
 
-MODULES = ["boostloss", "boostloss.losses", "boostloss.ohem", "boostloss.xgboost",
-           "boostloss.lightgbm", "boostloss.estimators", "boostloss.cuda", "boostloss.compare",
-           "boostloss.cli", "boostloss.dask", "boostloss.spark"]
+MODULES = [
+    "boostloss",
+    "boostloss.losses",
+    "boostloss.ohem",
+    "boostloss.xgboost",
+    "boostloss.lightgbm",
+    "boostloss.estimators",
+    "boostloss.cuda",
+    "boostloss.compare",
+    "boostloss.cli",
+    "boostloss.dask",
+    "boostloss.spark",
+]
 OPTIONAL = {"boostloss.dask": "dask", "boostloss.spark": "pyspark"}
 # Dunder methods checked where boostloss defines them (others come from object or the frameworks).
 CHECKED_DUNDERS = {"__init__", "__call__", "__getstate__", "__sklearn_clone__", "__sklearn_tags__"}
@@ -20,7 +30,7 @@ CHECKED_DUNDERS = {"__init__", "__call__", "__getstate__", "__sklearn_clone__", 
 def _missing(func, skip_first):
     """Names of ``func``'s parameters without an annotation, and "return" when it has none."""
     signature = inspect.signature(func, follow_wrapped=False)
-    params = list(signature.parameters.values())[1 if skip_first else 0:]
+    params = list(signature.parameters.values())[1 if skip_first else 0 :]
     missing = [p.name for p in params if p.annotation is inspect.Parameter.empty]
     if signature.return_annotation is inspect.Signature.empty:
         missing.append("return")
@@ -85,5 +95,7 @@ def test_the_check_sees_a_missing_annotation():
     assert _missing(partly, skip_first=False) == ["b"]
     assert _missing(no_return, skip_first=False) == ["return"]
     Public.__module__ = Public.method.__module__ = "boostloss.example"
-    assert [(where.rsplit(".", 1)[-1], _missing(func, is_method))
-            for where, func, is_method in _class_members(Public)] == [("method", ["return"])]
+    assert [
+        (where.rsplit(".", 1)[-1], _missing(func, is_method))
+        for where, func, is_method in _class_members(Public)
+    ] == [("method", ["return"])]

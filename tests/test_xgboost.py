@@ -20,8 +20,9 @@ PARAMS = {"tree_method": "hist", "max_depth": 3, "eta": 0.3, "nthread": 1, "seed
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(n_samples=1500, n_features=8, weights=[0.9], flip_y=0.02,
-                               random_state=0)
+    X, y = make_classification(
+        n_samples=1500, n_features=8, weights=[0.9], flip_y=0.02, random_state=0
+    )
     w = np.random.default_rng(0).uniform(0.2, 2.0, size=y.shape[0])
     return X, y, w
 
@@ -64,7 +65,8 @@ def test_base_score_starts_from_init_score(data):
     np.testing.assert_allclose(seen[0], 0.5)
     assert blx.base_score(focal, y, w) == pytest.approx(focal.init_score(y, w))
     assert blx.base_score(focal, d, objective="binary:logistic") == pytest.approx(
-        expit(focal.init_score(y, w)))
+        expit(focal.init_score(y, w))
+    )
     with pytest.raises(ValueError, match="reg:logistic"):
         blx.base_score(focal, d, objective="reg:logistic")
 
@@ -106,8 +108,12 @@ def test_ghm_objective_matches_manual_boost_loop(data):
         margins = booster.predict(d, output_margin=True, training=True)
         grad, hess = reference.gradient_hessian(y, margins, w)
         booster.boost(d, i, grad=grad.astype(np.float32), hess=hess.astype(np.float32))
-    np.testing.assert_allclose(trained.predict(d, output_margin=True),
-                               booster.predict(d, output_margin=True), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        trained.predict(d, output_margin=True),
+        booster.predict(d, output_margin=True),
+        rtol=0,
+        atol=1e-6,
+    )
 
 
 def test_same_loss_for_sequential_and_concurrent_trainings(data):
@@ -122,7 +128,8 @@ def test_same_loss_for_sequential_and_concurrent_trainings(data):
 
     def run(k):
         results[k] = train_custom(shared, xgb.DMatrix(X, label=y, weight=w)).predict(
-            d, output_margin=True)
+            d, output_margin=True
+        )
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
     for t in threads:
@@ -159,9 +166,17 @@ def test_metric_is_weighted_mean_loss_and_early_stopping_minimises_it(data):
     assert value == pytest.approx(expected, rel=1e-12)
 
     history = {}
-    booster = train_custom(focal, dtrain, rounds=300, params=dict(PARAMS, eta=0.8, max_depth=6),
-                           custom_metric=blx.metric(focal), evals=[(dvalid, "valid")],
-                           early_stopping_rounds=5, evals_result=history, verbose_eval=False)
+    booster = train_custom(
+        focal,
+        dtrain,
+        rounds=300,
+        params=dict(PARAMS, eta=0.8, max_depth=6),
+        custom_metric=blx.metric(focal),
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=5,
+        evals_result=history,
+        verbose_eval=False,
+    )
     curve = history["valid"]["focal"]
     assert list(history["valid"]) == ["focal"]
     assert booster.best_iteration == int(np.argmin(curve))
@@ -172,22 +187,32 @@ def test_sklearn_objective_and_metric_honour_weights(data):
     X, y, w = data
     focal = FocalLoss(gamma=1.5, alpha=0.4)
     start = blx.base_score(focal, y, w, objective="binary:logistic")
-    clf = xgb.XGBClassifier(objective=blx.sklearn_objective(focal), n_estimators=10, max_depth=3,
-                            learning_rate=0.3, n_jobs=1, random_state=0, base_score=start,
-                            eval_metric=blx.sklearn_metric(focal))
+    clf = xgb.XGBClassifier(
+        objective=blx.sklearn_objective(focal),
+        n_estimators=10,
+        max_depth=3,
+        learning_rate=0.3,
+        n_jobs=1,
+        random_state=0,
+        base_score=start,
+        eval_metric=blx.sklearn_metric(focal),
+    )
     clf.fit(X, y, sample_weight=w, eval_set=[(X, y)], sample_weight_eval_set=[w], verbose=False)
     d = xgb.DMatrix(X, label=y, weight=w)
-    booster = xgb.train(dict(PARAMS, objective="binary:logistic", base_score=start), d, 10,
-                        obj=blx.objective(focal))
-    np.testing.assert_allclose(clf.predict(X, output_margin=True),
-                               booster.predict(d, output_margin=True), atol=1e-5)
+    booster = xgb.train(
+        dict(PARAMS, objective="binary:logistic", base_score=start), d, 10, obj=blx.objective(focal)
+    )
+    np.testing.assert_allclose(
+        clf.predict(X, output_margin=True), booster.predict(d, output_margin=True), atol=1e-5
+    )
     first = clf.evals_result()["validation_0"]["focal"][0]
     m0 = booster.predict(d, output_margin=True, iteration_range=(0, 1))
     assert first == pytest.approx(focal.loss(y, m0, w).sum() / w.sum(), rel=1e-5)
     # Without weights the cached labels are re-read.
     unweighted = clone(clf).fit(X, y)
-    assert not np.allclose(unweighted.predict(X, output_margin=True),
-                           clf.predict(X, output_margin=True))
+    assert not np.allclose(
+        unweighted.predict(X, output_margin=True), clf.predict(X, output_margin=True)
+    )
 
 
 def test_bad_input_is_rejected(data):

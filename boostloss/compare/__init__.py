@@ -56,8 +56,14 @@ _EXPORTS = {
     "registry": ("BACKENDS", "LOSSES", "METRICS"),
     "config": ("CompareConfig",),
     "data": ("DataError", "Dataset", "load_default_dataset", "load_table", "read_table"),
-    "protocol": ("CompareResult", "check_folds", "cross_validate", "make_estimator", "planned_fits",
-                 "staged_probabilities"),
+    "protocol": (
+        "CompareResult",
+        "check_folds",
+        "cross_validate",
+        "make_estimator",
+        "planned_fits",
+        "staged_probabilities",
+    ),
     "report": ("best_per_metric", "summarize"),
     "verdict": ("verdicts",),
 }

@@ -102,8 +102,11 @@ class CompareConfig:
 
     #: Fields written by :meth:`as_dict` only where they matter: OHEM's ratio when OHEM is
     #: compared, the number of classes on a multi-class task, the processes when more than one.
-    _OPTIONAL = {"ohem_ratio": lambda c: "ohem" in c.losses, "n_classes": lambda c: c.multiclass,
-                 "jobs": lambda c: c.jobs != 1}
+    _OPTIONAL = {
+        "ohem_ratio": lambda c: "ohem" in c.losses,
+        "n_classes": lambda c: c.multiclass,
+        "jobs": lambda c: c.jobs != 1,
+    }
 
     @property
     def multiclass(self) -> bool:
@@ -121,20 +124,29 @@ class CompareConfig:
 
     def configurations(self) -> list[tuple[str, str]]:
         """The (backend, loss) pairs that have a row, in table order."""
-        return [(backend, loss) for backend in self.backends for loss in self.losses
-                if not absent_reason(backend, loss, self.multiclass)]
+        return [
+            (backend, loss)
+            for backend in self.backends
+            for loss in self.losses
+            if not absent_reason(backend, loss, self.multiclass)
+        ]
 
     def absent_lines(self) -> list[str]:
         """One line per loss without a row on some backend, saying why (naming the backend
         unless the loss has no row on any)."""
         lines = []
         for loss in self.losses:
-            why = {backend: absent_reason(backend, loss, self.multiclass) for backend in self.backends}
+            why = {
+                backend: absent_reason(backend, loss, self.multiclass) for backend in self.backends
+            }
             if len(self.backends) > 1 and all(why.values()) and len(set(why.values())) == 1:
                 lines.append(f"no row for {self.loss_label(loss)}: {why[self.backends[0]]}")
                 continue
-            lines += [f"no {backend} row for {self.loss_label(loss)}: {reason}"
-                      for backend, reason in why.items() if reason]
+            lines += [
+                f"no {backend} row for {self.loss_label(loss)}: {reason}"
+                for backend, reason in why.items()
+                if reason
+            ]
         return lines
 
     @classmethod
@@ -168,20 +180,26 @@ class CompareConfig:
         describe = LOSSES[loss].describe
         if describe is not None:
             return describe(settings)
-        return " ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
-                        for name, value in settings.items())
+        return " ".join(
+            f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+            for name, value in settings.items()
+        )
 
     def protocol_words(self) -> str:
         """One line on how models are trained and chosen (table header, docs)."""
-        split = f"{self.folds}-fold stratified CV" + (f" x {self.repeats} repeats" if self.repeats > 1 else "")
+        split = f"{self.folds}-fold stratified CV" + (
+            f" x {self.repeats} repeats" if self.repeats > 1 else ""
+        )
         if self.multiclass:
             split = f"{self.n_classes}-class softmax; {split}"
         if not self.early_stopping:
             how = f"{self.rounds} rounds for every model"
         else:
-            how = (f"rounds by early stopping on {self.metric} (patience {self.patience}, at most "
-                   f"{self.rounds}) on a stratified {self.validation_fraction:.0%} of each training "
-                   "fold, then refit on the whole training fold")
+            how = (
+                f"rounds by early stopping on {self.metric} (patience {self.patience}, at most "
+                f"{self.rounds}) on a stratified {self.validation_fraction:.0%} of each training "
+                "fold, then refit on the whole training fold"
+            )
         tuned = "; settings tuned on the same split" if self.tune else ""
         return f"{split}; {how}{tuned}; learning rate {self.learning_rate:g}, seed {self.seed}"
 

@@ -178,7 +178,9 @@ def _read_parquet(p, path):
     try:
         return pd.read_parquet(p)
     except Exception as exc:
-        raise DataError(f"cannot read {path} as parquet ({first_line(exc)}); check the file") from None
+        raise DataError(
+            f"cannot read {path} as parquet ({first_line(exc)}); check the file"
+        ) from None
 
 
 def _read_delimited(p, path, sep, na_values):
@@ -200,7 +202,14 @@ def _read_delimited(p, path, sep, na_values):
             f"cannot read {path} as CSV: it is not UTF-8 text; give a CSV (optionally gzip) or "
             "parquet file"
         ) from None
-    except (pd.errors.ParserError, OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+    except (
+        pd.errors.ParserError,
+        OSError,
+        EOFError,
+        zlib.error,
+        gzip.BadGzipFile,
+        ValueError,
+    ) as exc:
         raise DataError(f"cannot read {path} as CSV ({first_line(exc)}); check the file") from None
     return frame
 
@@ -213,7 +222,11 @@ def _as_features(frame):
     columns = {}
     for name in frame.columns:
         col = frame[name]
-        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
+        if (
+            pd.api.types.is_bool_dtype(col)
+            or pd.api.types.is_numeric_dtype(col)
+            and not isinstance(col.dtype, pd.CategoricalDtype)
+        ):
             columns[name] = col.astype("float64")
         else:
             # One category per distinct string; missing values stay missing.
@@ -247,7 +260,9 @@ def _positive_target(values, distinct, target, positive):
     if not matches:
         try:
             wanted = float(positive)
-            matches = [v for v in distinct if isinstance(v, (int, float, np.number)) and v == wanted]
+            matches = [
+                v for v in distinct if isinstance(v, (int, float, np.number)) and v == wanted
+            ]
         except ValueError:
             pass
     if not matches:
@@ -300,10 +315,16 @@ def _binary_target(values, distinct, target, positive):
 # -- a file as a Dataset ------------------------------------------------------------------------
 
 
-def load_table(path: str | os.PathLike[str], target: str, positive: str | float | None = None,
-               drop: Sequence[str] = (), na_values: Sequence[str] = (),
-               max_rows: int | None = None, seed: int = 0,
-               merge_rare: int | None = None) -> Dataset:
+def load_table(
+    path: str | os.PathLike[str],
+    target: str,
+    positive: str | float | None = None,
+    drop: Sequence[str] = (),
+    na_values: Sequence[str] = (),
+    max_rows: int | None = None,
+    seed: int = 0,
+    merge_rare: int | None = None,
+) -> Dataset:
     """Load a file as a binary or multi-class :class:`Dataset`.
 
     A target with K >= 3 distinct values and no ``positive`` is a multi-class task (classes in
@@ -362,8 +383,14 @@ def load_table(path: str | os.PathLike[str], target: str, positive: str | float 
                 f"target {target!r} has {len(classes)} classes after merging the rare ones; pass "
                 "--positive LABEL for a binary comparison"
             )
-        return Dataset(name=name, X=X, y=y, notes=notes, classes=classes,
-                       description=f"{name}; {len(classes)} classes of {target}")
+        return Dataset(
+            name=name,
+            X=X,
+            y=y,
+            notes=notes,
+            classes=classes,
+            description=f"{name}; {len(classes)} classes of {target}",
+        )
     label = f"{target} == {positive!r}" if positive is not None else f"{target} == 1"
     return Dataset(name=name, X=X, y=y, description=f"{name}; positive = {label}", notes=notes)
 
@@ -459,6 +486,8 @@ def _feature_frame(features, path, target):
 def _stratified_subsample(X, y, max_rows, seed):
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(X.shape[0]), train_size=max_rows, stratify=y, random_state=seed)
+    keep, _ = train_test_split(
+        np.arange(X.shape[0]), train_size=max_rows, stratify=y, random_state=seed
+    )
     keep = np.sort(keep)
     return X.iloc[keep].reset_index(drop=True), y[keep]

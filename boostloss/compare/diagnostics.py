@@ -45,7 +45,9 @@ def degenerate_reason(y_true: ArrayLike, proba: ArrayLike) -> str | None:
         if np.max(np.ptp(proba, axis=0)) <= 1e-12:
             return "constant model (the same probabilities for every row)"
         y = np.asarray(y_true)
-        prevalence = float(np.mean([np.mean(y == k) for k in range(proba.shape[1]) if np.any(y == k)]))
+        prevalence = float(
+            np.mean([np.mean(y == k) for k in range(proba.shape[1]) if np.any(y == k)])
+        )
         auc, ap = macro(roc_auc, y, proba), macro(average_precision, y, proba)
         if auc <= _CHANCE_AUC and ap <= _CHANCE_AP_RATIO * prevalence:
             return f"ranks at chance (macro ROC-AUC {auc:.2f}, macro AP {ap:.3f})"
@@ -56,13 +58,16 @@ def degenerate_reason(y_true: ArrayLike, proba: ArrayLike) -> str | None:
     auc = roc_auc(y_true, proba)
     ap = average_precision(y_true, proba)
     if auc <= _CHANCE_AUC and ap <= _CHANCE_AP_RATIO * prevalence:
-        return (f"ranks at chance (ROC-AUC {auc:.2f}, AP {ap:.3f} at a positive rate of "
-                f"{prevalence:.3f})")
+        return (
+            f"ranks at chance (ROC-AUC {auc:.2f}, AP {ap:.3f} at a positive rate of "
+            f"{prevalence:.3f})"
+        )
     return None
 
 
-def tie_blocks(y_true: ArrayLike, proba: ArrayLike,
-               min_share: float = TIE_SHARE) -> list[dict[str, Any]]:
+def tie_blocks(
+    y_true: ArrayLike, proba: ArrayLike, min_share: float = TIE_SHARE
+) -> list[dict[str, Any]]:
     """Every group of rows sharing one predicted value that holds >= ``min_share`` of them.
 
     Parameters
@@ -84,8 +89,9 @@ def tie_blocks(y_true: ArrayLike, proba: ArrayLike,
     proba = np.asarray(proba, dtype=np.float64)
     y = np.asarray(y_true)
     multiclass = proba.ndim == 2
-    values, inverse, counts = np.unique(proba, axis=0 if multiclass else None, return_inverse=True,
-                                        return_counts=True)
+    values, inverse, counts = np.unique(
+        proba, axis=0 if multiclass else None, return_inverse=True, return_counts=True
+    )
     if values.shape[0] <= 1:
         return []
     inverse = inverse.reshape(-1)
@@ -104,16 +110,22 @@ def tie_blocks(y_true: ArrayLike, proba: ArrayLike,
             value = float(values[k])
             positives = int(np.sum(y[in_block]))
         low, high = wilson_interval(positives, rows)
-        block = {"value": value, "rows": rows, "share": float(share), "positive_rate": positives / rows,
-                 "miscalibrated": bool(value < low or value > high)}
+        block = {
+            "value": value,
+            "rows": rows,
+            "share": float(share),
+            "positive_rate": positives / rows,
+            "miscalibrated": bool(value < low or value > high),
+        }
         if multiclass:
             block["class"] = predicted
         blocks.append(block)
     return blocks
 
 
-def tie_block(y_true: ArrayLike, proba: ArrayLike,
-              min_share: float = TIE_SHARE) -> dict[str, Any] | None:
+def tie_block(
+    y_true: ArrayLike, proba: ArrayLike, min_share: float = TIE_SHARE
+) -> dict[str, Any] | None:
     """The largest block of :func:`tie_blocks`, or None."""
     blocks = tie_blocks(y_true, proba, min_share)
     return blocks[0] if blocks else None

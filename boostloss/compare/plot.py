@@ -21,8 +21,9 @@ def plot_rounds(rounds):
     return sorted(picks)
 
 
-def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels, rarest=None,
-                        oof_posterior=None, scores=()):
+def draw_compare_figure(
+    y, oof_proba, staged, backend_for_norms, labels, rarest=None, oof_posterior=None, scores=()
+):
     """Build the comparison figure.
 
     Parameters
@@ -66,8 +67,10 @@ def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels, rarest=
     if rarest is not None:
         index, label = rarest
         oof_proba = {key: proba[:, index] for key, proba in oof_proba.items()}
-        staged = {loss: (y_train, {k: _true_class_norm(y_train, p) for k, p in by_round.items()})
-                  for loss, (y_train, by_round) in staged.items()}
+        staged = {
+            loss: (y_train, {k: _true_class_norm(y_train, p) for k, p in by_round.items()})
+            for loss, (y_train, by_round) in staged.items()
+        }
         y = (np.asarray(y) == index).astype(np.int8)
     backends = list(dict.fromkeys(b for b, _ in oof_proba))
     ncols = max(2 * len(backends), len(staged), 1)
@@ -75,10 +78,23 @@ def draw_compare_figure(y, oof_proba, staged, backend_for_norms, labels, rarest=
     fig = Figure(figsize=(4.2 * ncols, 3.8 * nrows), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
     for i, backend in enumerate(backends):
-        _draw_precision_recall(axes[0, 2 * i], y, oof_proba, backend, labels,
-                               None if rarest is None else f"class {rarest[1]!r} vs rest")
-        _draw_reliability(axes[0, 2 * i + 1], y_all, oof_posterior, backend, labels, scores,
-                          top_label=rarest is not None)
+        _draw_precision_recall(
+            axes[0, 2 * i],
+            y,
+            oof_proba,
+            backend,
+            labels,
+            None if rarest is None else f"class {rarest[1]!r} vs rest",
+        )
+        _draw_reliability(
+            axes[0, 2 * i + 1],
+            y_all,
+            oof_posterior,
+            backend,
+            labels,
+            scores,
+            top_label=rarest is not None,
+        )
     for col in range(2 * len(backends), ncols):
         axes[0, col].set_axis_off()
     if staged:
@@ -125,17 +141,34 @@ def _draw_reliability(ax, y, oof_posterior, backend, labels, scores, top_label=F
         predicted, observed, counts = calibration_bins(y, posterior)
         ece = expected_calibration_error(y, posterior)
         score = loss in scores
-        line, = ax.plot(predicted, observed, ls="--" if score else "-", lw=1.0, alpha=0.85,
-                        label=f"{labels[loss]}{' (score)' if score else ''} (ECE {ece:.3f})")
-        ax.scatter(predicted, observed, s=6 + 60 * np.sqrt(counts / counts.sum()),
-                   color=line.get_color(), zorder=3)
+        (line,) = ax.plot(
+            predicted,
+            observed,
+            ls="--" if score else "-",
+            lw=1.0,
+            alpha=0.85,
+            label=f"{labels[loss]}{' (score)' if score else ''} (ECE {ece:.3f})",
+        )
+        ax.scatter(
+            predicted,
+            observed,
+            s=6 + 60 * np.sqrt(counts / counts.sum()),
+            color=line.get_color(),
+            zorder=3,
+        )
     if top_label:
         what, xlabel, ylabel = "top label", "mean top-label probability (bin)", "accuracy (bin)"
     else:
-        what, xlabel, ylabel = "positive class", "mean predicted probability (bin)", "observed rate (bin)"
+        what, xlabel, ylabel = (
+            "positive class",
+            "mean predicted probability (bin)",
+            "observed rate (bin)",
+        )
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=xlabel, ylabel=ylabel)
-    ax.set_title(f"{backend}: reliability, {what}\n(out-of-fold posteriors pooled, {ECE_BINS} bins)",
-                 fontsize="medium")
+    ax.set_title(
+        f"{backend}: reliability, {what}\n(out-of-fold posteriors pooled, {ECE_BINS} bins)",
+        fontsize="medium",
+    )
     ax.legend(fontsize="x-small", loc="lower right")
 
 
@@ -144,9 +177,15 @@ def _draw_gradient_norms(ax, y_train, by_round, title, norms=False):
     ``by_round`` holds the norms themselves)."""
     for i, (k, proba) in enumerate(by_round.items()):
         g = proba if norms else np.abs(proba - y_train)
-        ax.hist(g, bins=GRADIENT_NORM_BINS, histtype="step", lw=2.2 - 0.4 * (i % 4),
-                ls=_LINESTYLES[i % len(_LINESTYLES)],
-                weights=np.full(g.shape[0], 1.0 / g.shape[0]), label=f"round {k}")
+        ax.hist(
+            g,
+            bins=GRADIENT_NORM_BINS,
+            histtype="step",
+            lw=2.2 - 0.4 * (i % 4),
+            ls=_LINESTYLES[i % len(_LINESTYLES)],
+            weights=np.full(g.shape[0], 1.0 / g.shape[0]),
+            label=f"round {k}",
+        )
     ax.set_yscale("log")
     xlabel = "gradient norm g = 1 - p_y" if norms else "gradient norm g = |p - y|"
     ax.set(xlim=(0, 1), xlabel=xlabel, ylabel="fraction of samples")

@@ -82,11 +82,13 @@ class CompareResult:
     first_fold: dict[Any, Any]
     config: CompareConfig | None = None
     oof_posterior: dict[tuple[str, str], NDArray[np.float64]] = dataclasses.field(
-        default_factory=dict)
+        default_factory=dict
+    )
 
 
-def make_estimator(backend: str, loss: str, config: CompareConfig, y_train: NDArray[Any],
-                   rounds: int | None = None) -> XGBClassifier | LGBMClassifier:
+def make_estimator(
+    backend: str, loss: str, config: CompareConfig, y_train: NDArray[Any], rounds: int | None = None
+) -> XGBClassifier | LGBMClassifier:
     """A fresh, unfitted estimator for one configuration.
 
     ``"logistic"`` is the backend's built-in logistic objective; ``"weighted"`` is the same with
@@ -196,8 +198,11 @@ def check_folds(dataset: Dataset, folds: int) -> None:
     classes = dataset.classes  # None: a binary task
     if classes is not None and len(classes) > 2:
         counts = dataset.class_counts
-        small = [(classes[k], int(counts[k])) for k in np.argsort(counts, kind="stable")
-                 if counts[k] < folds]
+        small = [
+            (classes[k], int(counts[k]))
+            for k in np.argsort(counts, kind="stable")
+            if counts[k] < folds
+        ]
         if small:
             listed = ", ".join(f"{label!r} {count}" for label, count in small)
             raise DataError(
@@ -242,8 +247,9 @@ def _inner_split(y_train, config, repeat, fold):
     seed = int(np.random.SeedSequence([config.seed, repeat, fold]).generate_state(1)[0])
     positions = np.arange(y_train.shape[0])
     try:
-        inner, valid = train_test_split(positions, test_size=config.validation_fraction,
-                                        stratify=y_train, random_state=seed)
+        inner, valid = train_test_split(
+            positions, test_size=config.validation_fraction, stratify=y_train, random_state=seed
+        )
     except ValueError:
         fewest = int(np.min(np.bincount(np.asarray(y_train, dtype=np.int64))))
         if not config.multiclass:
@@ -289,16 +295,34 @@ def _select(dataset, config, score, backend, loss, split, train, on_fit):
         weights = class_weights(loss, trial, y_inner)
         model_score = score.for_model(estimator.get_params()["loss"], weights)
         if config.early_stopping:
-            rounds = _fit(backend, loss, fold, functools.partial(
-                BACKENDS[backend].fit_early_stopped, estimator, X_inner, y_inner, X_valid, y_valid,
-                model_score, config.patience, weight))
+            rounds = _fit(
+                backend,
+                loss,
+                fold,
+                functools.partial(
+                    BACKENDS[backend].fit_early_stopped,
+                    estimator,
+                    X_inner,
+                    y_inner,
+                    X_valid,
+                    y_valid,
+                    model_score,
+                    config.patience,
+                    weight,
+                ),
+            )
             first_trees = BACKENDS[backend].first_trees(rounds)
         else:
             rounds, first_trees = config.rounds, {}
-            _fit(backend, loss, fold,
-                 functools.partial(estimator.fit, X_inner, y_inner, sample_weight=weight))
-        proba, posterior = _predictions(estimator, backend, X_valid, weights, config.multiclass,
-                                        **first_trees)
+            _fit(
+                backend,
+                loss,
+                fold,
+                functools.partial(estimator.fit, X_inner, y_inner, sample_weight=weight),
+            )
+        proba, posterior = _predictions(
+            estimator, backend, X_valid, weights, config.multiclass, **first_trees
+        )
         value = model_score.of_model(y_valid, proba, posterior)
         if best is None or score.better(value, best[2]):
             best = (settings, rounds, value)
@@ -323,14 +347,17 @@ def _fit_configuration(dataset, config, score, backend, loss, split, train, test
     start = time.perf_counter()
     settings, rounds, valid_score = {}, config.rounds, None
     if config.early_stopping or len(config.grid(loss)) > 1:
-        settings, rounds, valid_score = _select(dataset, config, score, backend, loss, split, train, on_fit)
+        settings, rounds, valid_score = _select(
+            dataset, config, score, backend, loss, split, train, on_fit
+        )
     final = dataclasses.replace(config, **settings)
     estimator = make_estimator(backend, loss, final, y[train], rounds=rounds)
     weight = sample_weight(loss, final, y[train])
     _fit(backend, loss, fold, lambda: estimator.fit(X.iloc[train], y[train], sample_weight=weight))
     fit_seconds = time.perf_counter() - start
-    proba, posterior = _predictions(estimator, backend, X.iloc[test], class_weights(loss, final, y[train]),
-                                    config.multiclass)
+    proba, posterior = _predictions(
+        estimator, backend, X.iloc[test], class_weights(loss, final, y[train]), config.multiclass
+    )
     if on_fit is not None:
         on_fit(f"{backend} {loss}{_split_words(config, split)}: refit, {rounds} rounds")
     record = {"backend": backend, "loss": loss, "repeat": repeat, "fold": fold}
@@ -355,9 +382,12 @@ def _fit_configuration(dataset, config, score, backend, loss, split, train, test
     return record, proba, posterior, estimator
 
 
-def cross_validate(dataset: Dataset, config: CompareConfig,
-                   on_fit: Callable[[str], object] | None = None,
-                   keep_first_fold: bool = False) -> CompareResult:
+def cross_validate(
+    dataset: Dataset,
+    config: CompareConfig,
+    on_fit: Callable[[str], object] | None = None,
+    keep_first_fold: bool = False,
+) -> CompareResult:
     """Repeated stratified k-fold cross-validation of every (backend, loss) of ``config``.
 
     Parameters
@@ -385,24 +415,34 @@ def cross_validate(dataset: Dataset, config: CompareConfig,
     if config.jobs <= 1:  # worker processes warm up their own
         _warm_up(dataset, config)
     y = dataset.y
-    splitter = RepeatedStratifiedKFold(n_splits=config.folds, n_repeats=config.repeats,
-                                       random_state=config.seed)
-    splits = [((i // config.folds, i % config.folds), train, test)
-              for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y))]
+    splitter = RepeatedStratifiedKFold(
+        n_splits=config.folds, n_repeats=config.repeats, random_state=config.seed
+    )
+    splits = [
+        ((i // config.folds, i % config.folds), train, test)
+        for i, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y))
+    ]
     records: list[dict[str, Any]] = []
     oof: dict[tuple[str, str], NDArray[np.float64]] = {}
     oof_posterior: dict[tuple[str, str], NDArray[np.float64]] = {}
     first_fold: dict[Any, Any] = {"train_index": splits[0][1]} if keep_first_fold else {}
     for (backend, loss), (found, out, out_posterior, estimator) in zip(
-            config.configurations(), _each_configuration(dataset, config, score, splits, on_fit,
-                                                         keep_first_fold), strict=True):
+        config.configurations(),
+        _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold),
+        strict=True,
+    ):
         records += found  # a loss without a row has no configuration: the report says why
         oof[(backend, loss)] = out
         oof_posterior[(backend, loss)] = out_posterior
         if keep_first_fold:
             first_fold[(backend, loss)] = estimator
-    return CompareResult(records=records, oof_proba=oof, first_fold=first_fold, config=config,
-                         oof_posterior=oof_posterior)
+    return CompareResult(
+        records=records,
+        oof_proba=oof,
+        first_fold=first_fold,
+        config=config,
+        oof_posterior=oof_posterior,
+    )
 
 
 def _configuration(dataset, config, score, backend, loss, splits, on_fit, keep_first_fold):
@@ -415,7 +455,8 @@ def _configuration(dataset, config, score, backend, loss, splits, on_fit, keep_f
     records, first, same = [], None, True
     for split, train, test in splits:
         record, proba, posterior, estimator = _fit_configuration(
-            dataset, config, score, backend, loss, split, train, test, on_fit)
+            dataset, config, score, backend, loss, split, train, test, on_fit
+        )
         same = same and posterior is proba
         if split[0] == 0:
             out[test] = proba
@@ -433,12 +474,18 @@ def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold)
     pairs = config.configurations()
     if config.jobs <= 1 or len(pairs) <= 1:
         for backend, loss in pairs:
-            yield _configuration(dataset, config, score, backend, loss, splits, on_fit, keep_first_fold)
+            yield _configuration(
+                dataset, config, score, backend, loss, splits, on_fit, keep_first_fold
+            )
         return
     from joblib import Parallel, delayed
 
-    tasks = (delayed(_configuration)(dataset, config, score, backend, loss, splits, None, keep_first_fold)
-             for backend, loss in pairs)
+    tasks = (
+        delayed(_configuration)(
+            dataset, config, score, backend, loss, splits, None, keep_first_fold
+        )
+        for backend, loss in pairs
+    )
     try:
         results = Parallel(n_jobs=min(config.jobs, len(pairs)), return_as="generator")(tasks)
     except TypeError:  # joblib < 1.3: no generator, all at once
@@ -446,15 +493,21 @@ def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold)
     single = dataclasses.replace(config, folds=1, repeats=1)
     for (backend, loss), result in zip(pairs, results, strict=True):
         if on_fit is not None:
-            for _ in range(planned_fits(dataclasses.replace(single, backends=(backend,), losses=(loss,)))
-                           * len(splits)):
+            for _ in range(
+                planned_fits(dataclasses.replace(single, backends=(backend,), losses=(loss,)))
+                * len(splits)
+            ):
                 on_fit(f"{backend} {loss}: done")
         yield result
 
 
-def staged_probabilities(estimator: XGBClassifier | LGBMClassifier, backend: str, X: Any,
-                         rounds: Iterable[int],
-                         multiclass: bool = False) -> dict[int, NDArray[np.float64]]:
+def staged_probabilities(
+    estimator: XGBClassifier | LGBMClassifier,
+    backend: str,
+    X: Any,
+    rounds: Iterable[int],
+    multiclass: bool = False,
+) -> dict[int, NDArray[np.float64]]:
     """Probabilities of the positive class (of every class when ``multiclass``) after each of
     ``rounds`` boosting rounds.
 

@@ -9,8 +9,19 @@ imported at module level, so ``boostloss --help`` stays fast: each builder impor
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["Backend", "LossSpec", "Metric", "BACKENDS", "LOSSES", "METRICS", "MULTICLASS_METRICS",
-           "SELECTION_METRICS", "absent_reason", "balanced_class_weights", "metrics_of"]
+__all__ = [
+    "Backend",
+    "LossSpec",
+    "Metric",
+    "BACKENDS",
+    "LOSSES",
+    "METRICS",
+    "MULTICLASS_METRICS",
+    "SELECTION_METRICS",
+    "absent_reason",
+    "balanced_class_weights",
+    "metrics_of",
+]
 
 
 class Backend(NamedTuple):
@@ -120,19 +131,26 @@ def _xgboost_estimator(loss, params):
     from ..estimators import XGBClassifier
 
     # No default metric: the early-stopping score is the only thing evaluated.
-    return XGBClassifier(loss=loss, enable_categorical=True, disable_default_eval_metric=True,
-                         **params)
+    return XGBClassifier(
+        loss=loss, enable_categorical=True, disable_default_eval_metric=True, **params
+    )
 
 
-def _xgboost_fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience, sample_weight=None):
+def _xgboost_fit_early_stopped(
+    estimator, X, y, X_valid, y_valid, score, patience, sample_weight=None
+):
     import xgboost as xgb
 
     # XGBoost hands a custom metric raw margins when the objective is a callable (a boostloss
     # loss) and probabilities for its built-in objective.
     metric = score.sklearn_metric(margins=estimator.get_params()["loss"] is not None)
-    stopper = xgb.callback.EarlyStopping(rounds=patience, metric_name=metric.__name__,
-                                         data_name="validation_0", maximize=score.maximize,
-                                         save_best=False)
+    stopper = xgb.callback.EarlyStopping(
+        rounds=patience,
+        metric_name=metric.__name__,
+        data_name="validation_0",
+        maximize=score.maximize,
+        save_best=False,
+    )
     estimator.set_params(eval_metric=metric, callbacks=[stopper])
     estimator.fit(X, y, sample_weight=sample_weight, eval_set=[(X_valid, y_valid)], verbose=False)
     return int(estimator.best_iteration) + 1
@@ -151,14 +169,23 @@ def _lightgbm_estimator(loss, params):
     return LGBMClassifier(loss=loss, verbose=-1, metric="None", **params)
 
 
-def _lightgbm_fit_early_stopped(estimator, X, y, X_valid, y_valid, score, patience, sample_weight=None):
+def _lightgbm_fit_early_stopped(
+    estimator, X, y, X_valid, y_valid, score, patience, sample_weight=None
+):
     import lightgbm as lgb
 
     # LightGBM hands a custom metric raw scores (start included) when the objective is a callable
     # and probabilities for its built-in objective.
     metric = score.lightgbm_metric(margins=estimator.get_params()["loss"] is not None)
-    estimator.fit(X, y, sample_weight=sample_weight, eval_X=X_valid, eval_y=y_valid, eval_metric=metric,
-                  callbacks=[lgb.early_stopping(patience, first_metric_only=True, verbose=False)])
+    estimator.fit(
+        X,
+        y,
+        sample_weight=sample_weight,
+        eval_X=X_valid,
+        eval_y=y_valid,
+        eval_metric=metric,
+        callbacks=[lgb.early_stopping(patience, first_metric_only=True, verbose=False)],
+    )
     return max(int(estimator.best_iteration_), 1)
 
 
@@ -256,8 +283,10 @@ def _goss_params(backend):
 
 def _goss_absent(backend):
     if backend == "xgboost":
-        return ("XGBoost's gradient-based sampling (sampling_method='gradient_based') needs "
-                "device='cuda'; compare trains on the CPU")
+        return (
+            "XGBoost's gradient-based sampling (sampling_method='gradient_based') needs "
+            "device='cuda'; compare trains on the CPU"
+        )
     return None
 
 
@@ -266,7 +295,9 @@ def _grid(**axes):
     import itertools
 
     names = list(axes)
-    return tuple(dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values()))
+    return tuple(
+        dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())
+    )
 
 
 #: Loss key (as ``--losses`` takes it) -> :class:`LossSpec`, in table order.
@@ -278,8 +309,10 @@ LOSSES = {
     ),
     "weighted": LossSpec(
         title="weighted logistic",
-        summary=("class-weighted logistic (scale_pos_weight = n_neg / n_pos; balanced weights for "
-                 "K classes)"),
+        summary=(
+            "class-weighted logistic (scale_pos_weight = n_neg / n_pos; balanced weights for "
+            "K classes)"
+        ),
         build=_builtin,
         label=_weighted_label,
         class_weighted=True,

@@ -38,11 +38,22 @@ __all__ = [
 ]
 
 #: Metric key -> decimals shown in the table (and used to find the best rows as shown).
-DECIMALS = {"average_precision": 4, "roc_auc": 4, "log_loss": 4, "brier": 4, "ece": 4, "fit_seconds": 2,
-            "rarest_ap": 4, "balanced_accuracy": 4, "macro_f1": 4}
+DECIMALS = {
+    "average_precision": 4,
+    "roc_auc": 4,
+    "log_loss": 4,
+    "brier": 4,
+    "ece": 4,
+    "fit_seconds": 2,
+    "rarest_ap": 4,
+    "balanced_accuracy": 4,
+    "macro_f1": 4,
+}
 
 #: Every column, binary and multi-class: key -> larger is better.
-_LARGER_IS_BETTER = {key: metric.larger_is_better for key, metric in {**METRICS, **MULTICLASS_METRICS}.items()}
+_LARGER_IS_BETTER = {
+    key: metric.larger_is_better for key, metric in {**METRICS, **MULTICLASS_METRICS}.items()
+}
 
 
 def _metric_keys(record):
@@ -91,8 +102,11 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         if "rounds" in group[0]:
             rounds = np.array([r["rounds"] for r in group])
-            row.update(rounds_median=float(np.median(rounds)), rounds_min=int(rounds.min()),
-                       rounds_max=int(rounds.max()))
+            row.update(
+                rounds_median=float(np.median(rounds)),
+                rounds_min=int(rounds.min()),
+                rounds_max=int(rounds.max()),
+            )
         if "setting" in group[0]:
             row["settings"] = dict(collections.Counter(r["setting"] for r in group).most_common())
         if "degenerate" in group[0]:
@@ -118,12 +132,15 @@ def _block_words(block):
     """``30% of rows at p = 0.465, 0.4% positive`` (K classes: that class's probability, share)."""
     which = "" if "class" not in block else f" of class {block['class']}"
     observed = "positive" if "class" not in block else "of that class"
-    return (f"{block['share']:.0%} of rows at p{which} = {block['value']:.3g}, "
-            f"{block['positive_rate']:.1%} {observed}")
+    return (
+        f"{block['share']:.0%} of rows at p{which} = {block['value']:.3g}, "
+        f"{block['positive_rate']:.1%} {observed}"
+    )
 
 
-def best_per_metric(rows: Sequence[Mapping[str, Any]],
-                    decimals: Mapping[str, int] | None = None) -> dict[str, set[int]]:
+def best_per_metric(
+    rows: Sequence[Mapping[str, Any]], decimals: Mapping[str, int] | None = None
+) -> dict[str, set[int]]:
     """Indices of the best rows (by fold mean) per metric of :data:`~boostloss.compare.METRICS`.
 
     Parameters
@@ -148,7 +165,9 @@ def best_per_metric(rows: Sequence[Mapping[str, Any]],
         if metric in decimals:
             means = np.round(means, decimals[metric])
         target = means.max() if larger_is_better else means.min()
-        best[metric] = {i for i, m in enumerate(means) if math.isclose(m, target, rel_tol=1e-12, abs_tol=0.0)}
+        best[metric] = {
+            i for i, m in enumerate(means) if math.isclose(m, target, rel_tol=1e-12, abs_tol=0.0)
+        }
     return best
 
 
@@ -170,10 +189,14 @@ def _settings_cell(row):
 #: The codes of the flags column -> what they mean (a legend under the table lists the ones used).
 FLAG_CODES = {
     "C": "Cn: collapsed on n folds (one value for every row, or chance ranking; line below)",
-    "T": ("Tn: on n folds >= 5% of the rows share one probability, off their observed rate "
-          "(line below)"),
-    "S": ("S: a score, not the class posterior (no closed-form map): {columns} judge it "
-          "uncalibrated; CalibratedClassifierCV calibrates it (docs/compare.md)"),
+    "T": (
+        "Tn: on n folds >= 5% of the rows share one probability, off their observed rate "
+        "(line below)"
+    ),
+    "S": (
+        "S: a score, not the class posterior (no closed-form map): {columns} judge it "
+        "uncalibrated; CalibratedClassifierCV calibrates it (docs/compare.md)"
+    ),
 }
 
 
@@ -185,7 +208,9 @@ def flag_codes(row):
         codes.append(f"C{row['degenerate_folds']}")
     if row.get("tie_block_folds"):
         codes.append(f"T{row['tie_block_folds']}")
-    if row.get("probability") == "score" or (row.get("loss") in LOSSES and not LOSSES[row["loss"]].posterior):
+    if row.get("probability") == "score" or (
+        row.get("loss") in LOSSES and not LOSSES[row["loss"]].posterior
+    ):
         codes.append("S")
     return codes
 
@@ -194,7 +219,9 @@ def flag_legend(rows):
     """One line explaining the flag codes that ``rows`` use (empty when none is used)."""
     used = {code[0] for row in rows for code in flag_codes(row)}
     columns = "log loss, Brier and ECE" if "brier_mean" in rows[0] else "log loss and ECE"
-    return "; ".join(text.format(columns=columns) for code, text in FLAG_CODES.items() if code in used)
+    return "; ".join(
+        text.format(columns=columns) for code, text in FLAG_CODES.items() if code in used
+    )
 
 
 def _fold_name(record, config):
@@ -210,7 +237,9 @@ def flag_lines(records, config):
         collapsed = [r for r in group if r.get("degenerate")]
         if collapsed:
             folds = ", ".join(_fold_name(r, config) for r in collapsed)
-            lines.append(f"! {label} collapsed on fold {folds} of {len(group)}: {collapsed[0]['degenerate']}")
+            lines.append(
+                f"! {label} collapsed on fold {folds} of {len(group)}: {collapsed[0]['degenerate']}"
+            )
         tied = [r for r in group if _flagged_tie(r) is not None]
         if tied:
             worst = max(tied, key=lambda r: r["tie_block"]["share"])
@@ -252,7 +281,11 @@ def _tie_document(records):
     """``"backend/loss" -> every tie block, with repeat and fold`` (the JSON's ``tie_blocks``)."""
     out = {}
     for (backend, loss), group in _by_configuration(records).items():
-        blocks = [{"repeat": r.get("repeat", 0), "fold": r["fold"], **b} for r in group for b in _blocks(r)]
+        blocks = [
+            {"repeat": r.get("repeat", 0), "fold": r["fold"], **b}
+            for r in group
+            for b in _blocks(r)
+        ]
         if blocks:
             out[f"{backend}/{loss}"] = blocks
     return out
@@ -325,21 +358,34 @@ def _build_table(config, rows, stacked, gap=2, metrics=None, tail=True):
     metrics = list(columns) if metrics is None else metrics
     labels = [escape(config.loss_label(row["loss"])) for row in rows]
     longest_word = max(len(word) for label in labels for word in label.split())
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, gap - 1),
-                  collapse_padding=True, header_style="bold")
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, gap - 1),
+        collapse_padding=True,
+        header_style="bold",
+    )
     if not stacked:
         table.add_column("backend", no_wrap=True)
     loss_width = _STACKED_LOSS_WIDTH if gap > 1 else _COMPACT_LOSS_WIDTH
-    table.add_column("loss", overflow="fold", min_width=longest_word,
-                     max_width=max(loss_width, longest_word) if stacked else None)
+    table.add_column(
+        "loss",
+        overflow="fold",
+        min_width=longest_word,
+        max_width=max(loss_width, longest_word) if stacked else None,
+    )
     for metric in metrics:
         title, larger = columns[metric]
         table.add_column(_header(title, larger, stacked), justify="right", no_wrap=True)
     if tail:
         table.add_column("rounds", justify="right", no_wrap=True)
         if config.tune:
-            table.add_column("setting (folds)", overflow="fold",
-                             max_width=_STACKED_LOSS_WIDTH if stacked else None)
+            table.add_column(
+                "setting (folds)",
+                overflow="fold",
+                max_width=_STACKED_LOSS_WIDTH if stacked else None,
+            )
         table.add_column("flags", no_wrap=True)
     backend = None
     for i, row in enumerate(rows):
@@ -349,8 +395,11 @@ def _build_table(config, rows, stacked, gap=2, metrics=None, tail=True):
         cells = [] if stacked else [row["backend"]]
         cells.append(labels[i])
         for metric in metrics:
-            cells.append(_metric_cell(metric, row[f"{metric}_mean"], row[f"{metric}_std"],
-                                      i in best[metric], stacked))
+            cells.append(
+                _metric_cell(
+                    metric, row[f"{metric}_mean"], row[f"{metric}_std"], i in best[metric], stacked
+                )
+            )
         if tail:
             rounds = _rounds_cell(row, config) if "rounds_min" in row else str(config.rounds)
             cells.append(rounds.replace(" (", "\n(") if stacked else rounds)
@@ -395,8 +444,10 @@ def results_tables(console, config, rows):
     metrics = list(metrics_of(config.multiclass))
     half = (len(metrics) + 1) // 2
     gap = 2 if fits(_build_table(config, rows, True, 2, metrics[half:])) else 1
-    return [_build_table(config, rows, True, gap, metrics[:half], tail=False),
-            _build_table(config, rows, True, gap, metrics[half:])]
+    return [
+        _build_table(config, rows, True, gap, metrics[:half], tail=False),
+        _build_table(config, rows, True, gap, metrics[half:]),
+    ]
 
 
 def print_table(console, dataset, config, rows, records=None):
@@ -417,12 +468,17 @@ def print_table(console, dataset, config, rows, records=None):
         console.print(escape(line))
     for table in results_tables(console, config, rows):
         console.print(table)
-    rounds_note = ("; rounds: median (min–max) over folds, chosen by early stopping"
-                   if config.early_stopping else "")
-    console.print("* best in its column (as shown); ↑ larger, ↓ smaller is better; log loss, "
-                  + ("ECE" if config.multiclass else "Brier, ECE")
-                  + f" ({ECE_BINS} bins) of the posterior (weighted rows: class weights undone)"
-                  + rounds_note)
+    rounds_note = (
+        "; rounds: median (min–max) over folds, chosen by early stopping"
+        if config.early_stopping
+        else ""
+    )
+    console.print(
+        "* best in its column (as shown); ↑ larger, ↓ smaller is better; log loss, "
+        + ("ECE" if config.multiclass else "Brier, ECE")
+        + f" ({ECE_BINS} bins) of the posterior (weighted rows: class weights undone)"
+        + rounds_note
+    )
     if config.multiclass:
         console.print(escape(_multiclass_note(dataset)))
     legend = flag_legend(rows)
@@ -435,8 +491,10 @@ def print_table(console, dataset, config, rows, records=None):
     for line in flag_lines(records, config) + tuning_lines(records, config):
         console.print(escape(line))
     metric_words = ("macro " if config.multiclass else "") + SELECTION_METRICS_WORDS[config.metric]
-    console.print(f"[bold]Verdict[/bold] ({escape(metric_words)}, "
-                  f"{TEST_NAME}, clearly better: p < {LEVEL:g}):")
+    console.print(
+        f"[bold]Verdict[/bold] ({escape(metric_words)}, "
+        f"{TEST_NAME}, clearly better: p < {LEVEL:g}):"
+    )
     for backend, verdict in verdicts(records, config).items():
         console.print(escape(verdict_sentence(backend, verdict, config)))
 
@@ -447,19 +505,26 @@ SELECTION_METRICS_WORDS = {"ap": "average precision", "logloss": "log loss", "au
 def _dataset_words(dataset):
     """``400 rows, 30 features (0 categorical), 43 positive (10.75%)``; multi-class: the classes."""
     n = dataset.y.shape[0]
-    head = (f"{n} rows, {dataset.X.shape[1]} features "
-            f"({len(dataset.categorical_columns)} categorical), ")
+    head = (
+        f"{n} rows, {dataset.X.shape[1]} features "
+        f"({len(dataset.categorical_columns)} categorical), "
+    )
     if dataset.n_classes == 2:
         return head + f"{dataset.n_positive} positive ({dataset.n_positive / n:.2%})"
-    counts = ", ".join(f"{label} {count}" for label, count in zip(dataset.classes, dataset.class_counts, strict=True))
+    counts = ", ".join(
+        f"{label} {count}"
+        for label, count in zip(dataset.classes, dataset.class_counts, strict=True)
+    )
     return head + f"{dataset.n_classes} classes ({counts})"
 
 
 def _multiclass_note(dataset):
     rarest = dataset.rarest_class
-    return (f"{dataset.n_classes} classes: macro = one-vs-rest averaged over the classes; AP rarest = "
-            f"AP of class {dataset.classes[rarest]!r} ({dataset.class_counts[rarest]} rows); balanced "
-            "accuracy and macro F1 of the most probable class")
+    return (
+        f"{dataset.n_classes} classes: macro = one-vs-rest averaged over the classes; AP rarest = "
+        f"AP of class {dataset.classes[rarest]!r} ({dataset.class_counts[rarest]} rows); balanced "
+        "accuracy and macro F1 of the most probable class"
+    )
 
 
 def _dataset_document(dataset):
@@ -473,7 +538,9 @@ def _dataset_document(dataset):
     if dataset.n_classes == 2:
         document["positives"] = dataset.n_positive
     else:
-        document["classes"] = {label: int(c) for label, c in zip(dataset.classes, dataset.class_counts, strict=True)}
+        document["classes"] = {
+            label: int(c) for label, c in zip(dataset.classes, dataset.class_counts, strict=True)
+        }
         document["rarest_class"] = dataset.classes[dataset.rarest_class]
     return document
 
@@ -486,22 +553,34 @@ def results_document(dataset, config, result, rows):
         "config": config.as_dict(),
         "protocol": {
             "description": config.protocol_words(),
-            "final_model": ("refit on the whole training fold with the rounds (and settings) chosen on "
-                            "the inner validation split" if config.early_stopping or config.tune
-                            else "trained on the whole training fold with the fixed rounds"),
-            "tuning_grids": {loss: config.grid(loss) for loss in config.losses} if config.tune else {},
+            "final_model": (
+                "refit on the whole training fold with the rounds (and settings) chosen on "
+                "the inner validation split"
+                if config.early_stopping or config.tune
+                else "trained on the whole training fold with the fixed rounds"
+            ),
+            "tuning_grids": {loss: config.grid(loss) for loss in config.losses}
+            if config.tune
+            else {},
             "verdict_test": TEST_NAME,
             "calibration": {
                 "ece_bins": ECE_BINS,
-                "ece": ("expected calibration error: sum over equal-width bins of the share of rows "
-                        "times |mean predicted probability - observed rate|; "
-                        + ("the top label's probability against its accuracy" if config.multiclass
-                           else "the positive class's posterior against the positive rate")),
-                "posterior": ("log loss, Brier and ECE judge the class posterior from the margins: "
-                              "FocalLoss.predict_proba for focal, the class weights undone for "
-                              "the weighted logistic rows, the probabilities themselves for the "
-                              "built-in objectives; GHM-C's and OHEM's are a score (summary "
-                              "'probability')"),
+                "ece": (
+                    "expected calibration error: sum over equal-width bins of the share of rows "
+                    "times |mean predicted probability - observed rate|; "
+                    + (
+                        "the top label's probability against its accuracy"
+                        if config.multiclass
+                        else "the positive class's posterior against the positive rate"
+                    )
+                ),
+                "posterior": (
+                    "log loss, Brier and ECE judge the class posterior from the margins: "
+                    "FocalLoss.predict_proba for focal, the class weights undone for "
+                    "the weighted logistic rows, the probabilities themselves for the "
+                    "built-in objectives; GHM-C's and OHEM's are a score (summary "
+                    "'probability')"
+                ),
             },
         },
         "folds": result.records,
@@ -551,8 +630,9 @@ def compare_figure(dataset, config, result):
             continue  # no row for this backend (see LossSpec.absent)
         trees = int(estimator.get_params()["n_estimators"])
         try:
-            by_round = staged_probabilities(estimator, backend, X_train, plot_rounds(trees),
-                                            multiclass=config.multiclass)
+            by_round = staged_probabilities(
+                estimator, backend, X_train, plot_rounds(trees), multiclass=config.multiclass
+            )
         except TypeError:
             continue  # the estimator cannot predict with a prefix of its trees
         staged[loss] = (y_train, by_round)
@@ -561,6 +641,13 @@ def compare_figure(dataset, config, result):
     if config.multiclass:
         rarest = (dataset.rarest_class, dataset.classes[dataset.rarest_class])
     scores = {loss for loss in config.losses if not LOSSES[loss].posterior}
-    return draw_compare_figure(dataset.y, result.oof_proba, staged, backend, labels, rarest=rarest,
-                               oof_posterior=getattr(result, "oof_posterior", None) or None,
-                               scores=scores)
+    return draw_compare_figure(
+        dataset.y,
+        result.oof_proba,
+        staged,
+        backend,
+        labels,
+        rarest=rarest,
+        oof_posterior=getattr(result, "oof_posterior", None) or None,
+        scores=scores,
+    )

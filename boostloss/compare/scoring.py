@@ -31,9 +31,20 @@ from scipy.special import expit, softmax
 
 from .registry import SELECTION_METRICS
 
-__all__ = ["ECE_BINS", "Score", "average_precision", "binary_metrics", "calibration_bins",
-           "expected_calibration_error", "log_loss", "macro", "make_score", "multiclass_log_loss",
-           "multiclass_metrics", "roc_auc"]
+__all__ = [
+    "ECE_BINS",
+    "Score",
+    "average_precision",
+    "binary_metrics",
+    "calibration_bins",
+    "expected_calibration_error",
+    "log_loss",
+    "macro",
+    "make_score",
+    "multiclass_log_loss",
+    "multiclass_metrics",
+    "roc_auc",
+]
 
 #: Equal-width bins of the expected calibration error and of the reliability diagram.
 ECE_BINS = 15
@@ -145,7 +156,9 @@ def binary_metrics(y_true, proba, posterior=None):
     from sklearn.metrics import log_loss as sklearn_log_loss
 
     proba = np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
-    posterior = proba if posterior is None else np.clip(np.asarray(posterior, dtype=np.float64), 0.0, 1.0)
+    posterior = (
+        proba if posterior is None else np.clip(np.asarray(posterior, dtype=np.float64), 0.0, 1.0)
+    )
     return {
         "average_precision": float(average_precision_score(y_true, proba)),
         "roc_auc": float(roc_auc_score(y_true, proba)),
@@ -179,7 +192,9 @@ def multiclass_metrics(y_true, proba, rarest, posterior=None):
         "log_loss": float(sklearn_log_loss(y_true, posterior, labels=labels)),
         "ece": expected_calibration_error(y_true, posterior),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, predicted)),
-        "macro_f1": float(f1_score(y_true, predicted, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(
+            f1_score(y_true, predicted, labels=labels, average="macro", zero_division=0)
+        ),
     }
 
 
@@ -221,8 +236,9 @@ class Score:
     name: str
     key: str
     maximize: bool
-    to_posterior: Callable[[Any], Any] | None = dataclasses.field(default=None, compare=False,
-                                                                  repr=False)
+    to_posterior: Callable[[Any], Any] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
 
     def __call__(self, y_true, proba):
         """The metric of probabilities ``proba``: shape (n,) binary, (n, K) multi-class."""
@@ -256,8 +272,9 @@ class Score:
             return dataclasses.replace(self, to_posterior=functools.partial(_loss_posterior, loss))
         if class_weights is not None:
             weights = tuple(float(w) for w in class_weights)
-            return dataclasses.replace(self, to_posterior=functools.partial(_weighted_posterior,
-                                                                            class_weights=weights))
+            return dataclasses.replace(
+                self, to_posterior=functools.partial(_weighted_posterior, class_weights=weights)
+            )
         return self
 
     def of_predictions(self, y_true, prediction, margins):
@@ -307,7 +324,9 @@ def _weighted_posterior(proba, class_weights):
     # Finite margins: a probability of exactly 0 or 1 (float32 predictions) is clipped first.
     proba = np.clip(np.asarray(proba, dtype=np.float64), _TINY, _BELOW_ONE)
     if proba.ndim == 1:
-        return posterior_from_margin(np.log(proba) - np.log1p(-proba), class_weights=class_weights)[:, 1]
+        return posterior_from_margin(np.log(proba) - np.log1p(-proba), class_weights=class_weights)[
+            :, 1
+        ]
     return posterior_from_margin(np.log(proba), class_weights=class_weights)
 
 

@@ -28,8 +28,15 @@ if TYPE_CHECKING:
     from .._typing import Float64Array
     from .config import CompareConfig
 
-__all__ = ["BASELINE", "LEVEL", "TEST_NAME", "corrected_resampled_ttest", "paired_differences",
-           "verdict_sentence", "verdicts"]
+__all__ = [
+    "BASELINE",
+    "LEVEL",
+    "TEST_NAME",
+    "corrected_resampled_ttest",
+    "paired_differences",
+    "verdict_sentence",
+    "verdicts",
+]
 
 #: The loss every other is tested against.
 BASELINE = "logistic"
@@ -38,8 +45,9 @@ LEVEL = 0.05
 TEST_NAME = "Nadeau-Bengio corrected resampled t-test (two-sided)"
 
 
-def corrected_resampled_ttest(differences: ArrayLike, n_train: float,
-                              n_test: float) -> tuple[float, float, float]:
+def corrected_resampled_ttest(
+    differences: ArrayLike, n_train: float, n_test: float
+) -> tuple[float, float, float]:
     """Mean, corrected standard error and two-sided p-value of paired differences over resamples.
 
     Parameters
@@ -68,15 +76,17 @@ def corrected_resampled_ttest(differences: ArrayLike, n_train: float,
     return mean, se, p
 
 
-def _per_split(records: Sequence[Mapping[str, Any]], backend: str, loss: str, key: str
-               ) -> tuple[list[Mapping[str, Any]], Float64Array]:
+def _per_split(
+    records: Sequence[Mapping[str, Any]], backend: str, loss: str, key: str
+) -> tuple[list[Mapping[str, Any]], Float64Array]:
     rows = [r for r in records if r["backend"] == backend and r["loss"] == loss]
     rows.sort(key=lambda r: (r.get("repeat", 0), r["fold"]))
     return rows, np.array([r[key] for r in rows], dtype=np.float64)
 
 
-def paired_differences(records: Sequence[Mapping[str, Any]], backend: str, loss: str,
-                       baseline: str, key: str) -> tuple[Float64Array, float, float]:
+def paired_differences(
+    records: Sequence[Mapping[str, Any]], backend: str, loss: str, baseline: str, key: str
+) -> tuple[Float64Array, float, float]:
     """``loss`` minus ``baseline`` on metric ``key`` per (repeat, fold); the mean split sizes."""
     rows, values = _per_split(records, backend, loss, key)
     _, base = _per_split(records, backend, baseline, key)
@@ -90,8 +100,9 @@ def paired_differences(records: Sequence[Mapping[str, Any]], backend: str, loss:
     return values - base, n_train, n_test
 
 
-def verdicts(records: Sequence[Mapping[str, Any]],
-             config: CompareConfig) -> dict[str, dict[str, Any]]:
+def verdicts(
+    records: Sequence[Mapping[str, Any]], config: CompareConfig
+) -> dict[str, dict[str, Any]]:
     """``backend -> verdict`` (plain JSON values) for every backend of ``config``.
 
     A verdict holds ``metric``, ``larger_is_better``, ``best_loss`` (by the mean over folds; the
@@ -108,7 +119,9 @@ def verdicts(records: Sequence[Mapping[str, Any]],
             _, values = _per_split(records, backend, loss, key)
             if values.size:  # no records: the loss has no row on this backend (e.g. GOSS)
                 means[loss] = float(values.mean())
-        ordered = [loss for loss in LOSSES if loss in means] + [name for name in means if name not in LOSSES]
+        ordered = [loss for loss in LOSSES if loss in means] + [
+            name for name in means if name not in LOSSES
+        ]
         best = ordered[0]
         for loss in ordered[1:]:
             if (means[loss] > means[best]) if larger else (means[loss] < means[best]):
@@ -141,7 +154,9 @@ def verdicts(records: Sequence[Mapping[str, Any]],
                 clearly_better=bool(improves and not math.isnan(p) and p < LEVEL),
             )
         elif best == BASELINE:
-            verdict.update(mean_difference=0.0, pairs=len(_per_split(records, backend, best, key)[1]))
+            verdict.update(
+                mean_difference=0.0, pairs=len(_per_split(records, backend, best, key)[1])
+            )
         out[backend] = verdict
     return out
 
@@ -158,18 +173,24 @@ def verdict_sentence(backend: str, verdict: Mapping[str, Any], config: CompareCo
     name = metrics_of(config.multiclass)[key].title
     label = verdict["best_label"]
     if verdict["baseline"] is None:
-        return (f"{backend}: {label} has the best {name} ({verdict['best_mean']:.4f}); add logistic to "
-                "--losses to test it against the plain logistic loss.")
+        return (
+            f"{backend}: {label} has the best {name} ({verdict['best_mean']:.4f}); add logistic to "
+            "--losses to test it against the plain logistic loss."
+        )
     if verdict["best_loss"] == BASELINE:
-        return (f"{backend}: the plain logistic loss has the best {name} ({verdict['best_mean']:.4f}); "
-                "no other loss beats it on these folds.")
+        return (
+            f"{backend}: the plain logistic loss has the best {name} ({verdict['best_mean']:.4f}); "
+            "no other loss beats it on these folds."
+        )
     p = verdict["p_value"]
     p_text = "p not available with one split" if p is None else f"p = {p:.2g}"
     se = verdict["standard_error"]
     se_text = "" if se is None else f" ± {se:.4f}"
-    head = (f"{backend}: {label} has the best {name}, {verdict['best_mean']:.4f} against "
-            f"{verdict['baseline_mean']:.4f} for plain logistic (paired difference "
-            f"{verdict['mean_difference']:+.4f}{se_text}, {p_text} over {verdict['pairs']} folds)")
+    head = (
+        f"{backend}: {label} has the best {name}, {verdict['best_mean']:.4f} against "
+        f"{verdict['baseline_mean']:.4f} for plain logistic (paired difference "
+        f"{verdict['mean_difference']:+.4f}{se_text}, {p_text} over {verdict['pairs']} folds)"
+    )
     if verdict["clearly_better"]:
         return f"{head}: clearly better than plain logistic."
     hint = " (--repeats adds paired folds to the test)" if config.repeats == 1 else ""

@@ -52,8 +52,9 @@ def xgboost_train(dtrain: xgb.DMatrix, dvalid: xgb.DMatrix) -> xgb.Booster:
     sklearn_objective: blx.XGBSklearnObjectiveFunction = blx.sklearn_objective(focal)
     sklearn_metric: blx.XGBSklearnMetricFunction = blx.sklearn_metric(focal)
     xgb.XGBClassifier(objective=sklearn_objective, eval_metric=sklearn_metric)
-    return xgb.train(params, dtrain, 10, obj=objective, custom_metric=metric,
-                     evals=[(dvalid, "valid")])
+    return xgb.train(
+        params, dtrain, 10, obj=objective, custom_metric=metric, evals=[(dvalid, "valid")]
+    )
 
 
 def lightgbm_train(train_set: lgb.Dataset, X: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -64,7 +65,8 @@ def lightgbm_train(train_set: lgb.Dataset, X: NDArray[np.float64]) -> NDArray[np
     sklearn_objective: bll.LGBMSklearnObjectiveFunction = bll.sklearn_objective(focal)
     sklearn_metric: bll.LGBMSklearnMetricFunction = bll.sklearn_metric(focal)
     lgb.LGBMClassifier(objective=bll.sklearn_objective(focal)).fit(
-        X, np.zeros(X.shape[0]), eval_metric=bll.sklearn_metric(focal))
+        X, np.zeros(X.shape[0]), eval_metric=bll.sklearn_metric(focal)
+    )
     del sklearn_objective, sklearn_metric
     booster = lgb.train({"objective": objective, "metric": "None"}, train_set, feval=feval)
     bll.make_portable(booster, start).save_model("model.txt")
