@@ -591,6 +591,8 @@ def test_weighted_posterior_is_the_prior_odds_correction_of_the_margins(backend)
     estimator = make_estimator(backend, "weighted", config, y).fit(X, y)
     proba, posterior = _predictions(estimator, backend, X, weights)
     margins = BACKENDS[backend].margins(estimator, X)
+    # float64 before the shift: numpy < 2 keeps float32 - float64 scalar in float32
+    margins = np.asarray(margins, dtype=np.float64)
     np.testing.assert_allclose(posterior, expit(margins - np.log(s)), rtol=1e-12, atol=0)
     np.testing.assert_allclose(proba, estimator.predict_proba(X)[:, 1], rtol=0, atol=0)
     assert np.all(posterior < proba)  # spw > 1 lifts every probability; the correction undoes it
