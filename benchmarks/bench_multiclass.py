@@ -26,7 +26,7 @@ import _common as c
 import numba
 import numpy as np
 
-from boostloss import _kernels_softmax as ks
+from boostloss._kernels import softmax as ks
 
 
 def numpy_softmax_focal(y, x, gamma, alpha=None, exact=True):

@@ -289,7 +289,7 @@ def main(argv=None):
         numba.set_num_threads(args.threads)
     t_start = time.perf_counter()
     c.print_machine([f"numba   : {numba.get_num_threads()} threads"])
-    from boostloss._numba_cache import kernels
+    from boostloss._kernels.cache import kernels
 
     kernels()  # compile / load the kernels before the clock matters
 

@@ -5,7 +5,7 @@ an adapter calls it: float32 margins as the frameworks hand them over, float32 g
 buffers and the keep mask reused across calls, tie keys drawn once:
 
 - ``ohem``: ``ohem_select`` + ``ohem_grad_hess`` (ratio 3), and each of the two alone;
-- ``focal``: ``boostloss._kernels.focal_grad_hess`` (gamma 2, alpha 0.25, exact Hessian), the
+- ``focal``: ``boostloss._kernels.binary.focal_grad_hess`` (gamma 2, alpha 0.25, exact Hessian), the
   reference: OHEM should cost at most 3x this;
 - ``OHEMLoss`` / ``FocalLoss``: the public path, as the adapters call it:
   ``loss.gradient_hessian(target, x, gradient_out=g, hessian_out=h, n_threads=..., state=...)``
@@ -79,8 +79,9 @@ def main():
 
     import numba
 
-    from boostloss import FocalLoss, OHEMLoss, _kernels
-    from boostloss import _kernels_select as ks
+    from boostloss import FocalLoss, OHEMLoss
+    from boostloss._kernels import binary as _kernels
+    from boostloss._kernels import select as ks
     from boostloss.losses import check_target
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))

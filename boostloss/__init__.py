@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._constants import HESSIAN_FLOOR
-from ._posterior import posterior_from_margin
+from ._kernels.constants import HESSIAN_FLOOR
 from .losses import LOSSES, FocalLoss, GHMLoss, OHEMLoss, make_loss
+from .losses._posterior import posterior_from_margin
 
 if TYPE_CHECKING:  # loaded on first use at run time (see __getattr__)
     from .estimators import LGBMClassifier, XGBClassifier

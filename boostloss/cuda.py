@@ -4,13 +4,13 @@ Design
 ------
 Three parts, each in its own place:
 
-1. **The device build** (:mod:`boostloss._cuda_build`): the kernels (loops over samples and the
+1. **The device build** (:mod:`_kernels.cuda_build`): the kernels (loops over samples and the
    reductions) and how they are compiled. The per-sample math is not written there: the functions
-   named in :data:`boostloss._kernels.DEVICE_FUNCTIONS` are compiled for CUDA from their CPU source.
+   named in :data:`_kernels.binary.DEVICE_FUNCTIONS` are compiled for CUDA from their CPU source.
    Every kernel and launch signature is listed there, and the test suite compiles and assembles
    each one for real architectures (no GPU needed).
 2. **Device-side validation** (this module, section "Inputs"): labels and weights, validated once
-   per training, go through :mod:`boostloss._validation` on the host (device arrays are copied
+   per training, go through :mod:`~boostloss.losses._validation` on the host (device arrays are copied
    back for that) and are uploaded as float64. Margins on the device, checked every round, get one
    kernel pass that finds the first non-finite value; only when something is wrong are they copied
    back, so the error is the host check's own message.
@@ -55,11 +55,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
-from . import _cuda_build as build
-from . import _validation as v
-from ._numba_cache import kernels
+from ._kernels import cuda_build as build
+from ._kernels.cache import kernels
 from ._typing import DeviceArrayLike
 from .losses import GHMParams, _Loss
+from .losses import _validation as v
 
 __all__ = [
     "MAX_BINS",
@@ -124,7 +124,7 @@ def _cuda():
 
 
 def device_functions() -> dict[str, Any]:
-    """The CUDA device versions of :data:`boostloss._kernels.DEVICE_FUNCTIONS`, by name, compiled
+    """The CUDA device versions of :data:`_kernels.binary.DEVICE_FUNCTIONS`, by name, compiled
     from the CPU source.
 
     For further kernels with the same per-sample math (e.g. ``focal_point``).
@@ -203,7 +203,7 @@ def _device_margins(cuda, x, n, validate, threads):
 
 def _layout(arr):
     """A numpy array with ``arr``'s dtype, shape and strides over no data of its own, so the host
-    checks of :mod:`boostloss._validation` can judge a device array's layout (never read)."""
+    checks of :mod:`boostloss.losses._validation` can judge a device array's layout (never read)."""
     return np.lib.stride_tricks.as_strided(np.empty(1, dtype=arr.dtype), arr.shape, arr.strides)
 
 

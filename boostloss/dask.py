@@ -14,7 +14,7 @@ What is global (the same as one process holding all the rows) and how:
 
 - ``xgb.dask.train(..., obj=blx.objective(loss), custom_metric=blx.metric(loss))`` needs nothing
   from this module: inside XGBoost's collective the adapters sum GHM-C's bin counts over the workers
-  every round and report metrics as global weighted means (``boostloss._collective``).
+  every round and report metrics as global weighted means (``boostloss._frameworks.collective``).
 - The start: ``init_score`` depends only on the two class weight totals, which :func:`init_score`
   and :func:`base_score` compute from the Dask collections in one pass (and validate on the way).
 - :class:`DaskXGBClassifier`: ``xgboost.dask.DaskXGBClassifier`` with ``loss=``: global start,
@@ -40,14 +40,12 @@ import xgboost.dask as xgb_dask
 from numpy.typing import ArrayLike
 from scipy.special import expit
 
-from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
-from ._distributed_start import binary_start, start_from_totals
-from ._lgb_portable import make_portable
-from ._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
-from ._posterior import apply_posterior_map, loss_posterior_map
+from ._frameworks import compat_lightgbm as _compat_lightgbm
+from ._frameworks import compat_xgboost as _compat_xgboost
+from ._frameworks.distributed_start import binary_start, start_from_totals
+from ._frameworks.lgb_portable import make_portable
 from ._typing import IterationRange, LossLike
-from ._validation import describe_values
 from .estimators import (
     _fit_plain,
     _framework_params,
@@ -57,6 +55,9 @@ from .estimators import (
     _xgboost_loss_params,
 )
 from .losses import make_loss
+from .losses._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
+from .losses._posterior import apply_posterior_map, loss_posterior_map
+from .losses._validation import describe_values
 
 if TYPE_CHECKING:
     import xgboost as xgb

@@ -42,14 +42,15 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 
-from . import _compat_lightgbm, _compat_xgboost
 from . import lightgbm as _bll
 from . import xgboost as _blx
-from ._lgb_portable import make_portable
-from ._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
-from ._posterior import apply_decision_map, apply_posterior_map, loss_posterior_map
+from ._frameworks import compat_lightgbm as _compat_lightgbm
+from ._frameworks import compat_xgboost as _compat_xgboost
+from ._frameworks.lgb_portable import make_portable
 from ._typing import FloatArray, IterationRange, LossLike, MatrixLike
 from .losses import make_loss
+from .losses._posterior import ATTRIBUTE as _POSTERIOR_ATTRIBUTE
+from .losses._posterior import apply_decision_map, apply_posterior_map, loss_posterior_map
 
 if TYPE_CHECKING:
     import os

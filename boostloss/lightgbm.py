@@ -36,8 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, softmax
 
-from . import _validation as v
-from ._adapters import (
+from ._frameworks.adapters import (
     LossCallable,
     PerDatasetCallable,
     gradient_hessian,
@@ -45,9 +44,10 @@ from ._adapters import (
     start_of,
     start_rows,
 )
-from ._compat_lightgbm import dataset_weight
+from ._frameworks.compat_lightgbm import dataset_weight
 from ._typing import AdapterThreads, Float32Array, Float64Array, LossLike, MatrixLike
 from .losses import Target, check_target
+from .losses import _validation as v
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -187,7 +187,7 @@ def objective(loss: LossLike, *, n_threads: AdapterThreads = "auto") -> LGBMObje
         Numba threads of the kernels. ``"auto"``: one for a binary model (LightGBM's OpenMP
         workers keep the cores busy between rounds), the package's default policy for K classes
         (a K times longer pass: 200k rows x 10 classes, 12 ms a round on 2 threads against 21 ms on
-        one). None: the package's default policy (``boostloss._threads``).
+        one). None: the package's default policy (``boostloss._kernels.threads``).
 
     Returns
     -------
@@ -335,6 +335,6 @@ def make_portable(booster: lgb.Booster, init_score: float | ArrayLike) -> lgb.Bo
     >>> make_portable(booster, start).save_model("model.txt")        # doctest: +SKIP
     >>> lgb.Booster(model_file="model.txt").predict(X)  # probabilities  # doctest: +SKIP
     """
-    from ._lgb_portable import make_portable as _make_portable
+    from ._frameworks.lgb_portable import make_portable as _make_portable
 
     return _make_portable(booster, init_score)

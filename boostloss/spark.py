@@ -17,7 +17,7 @@ keeps no callable: it is a plain ``SparkXGBClassifierModel`` (booster objective
 ``binary:logistic``), which saves, loads and predicts the probabilities without boostloss.
 
 Global: the start (class weight totals, one Spark aggregation on the driver, as ``base_score``),
-GHM-C's density and the metrics (XGBoost's collective, as with Dask: ``boostloss._collective``).
+GHM-C's density and the metrics (XGBoost's collective, as with Dask: ``_frameworks.collective``).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from scipy.special import expit
 from xgboost.spark import SparkXGBClassifier as _SparkXGBClassifier
 from xgboost.spark import SparkXGBClassifierModel
 
-from . import _compat_xgboost
 from . import xgboost as _blx
-from ._distributed_start import binary_start
+from ._frameworks import compat_xgboost as _compat_xgboost
+from ._frameworks.distributed_start import binary_start
 from ._typing import LossLike
 from .losses import make_loss
 

@@ -34,7 +34,7 @@ What the adapters take care of:
   ``xgboost.collective`` communicator) the same callables are global: GHM-C's bin counts are summed
   over the workers every round, OHEM selects its negatives from one ranking of all rows, the
   metrics are the weighted means over all workers' rows, and an error on one worker's partition
-  is raised on every worker instead of leaving the others waiting (``boostloss._collective``,
+  is raised on every worker instead of leaving the others waiting (``_frameworks.collective``,
   docs/scaling-out.md).
 """
 
@@ -46,8 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _validation as v
-from ._adapters import (
+from ._frameworks.adapters import (
     LossCallable,
     PerDatasetCallable,
     _Entry,
@@ -58,9 +57,10 @@ from ._adapters import (
     start_of,
     start_rows,
 )
-from ._collective import current_group
+from ._frameworks.collective import current_group
 from ._typing import AdapterThreads, Float64Array, LossLike
 from .losses import Target, _Loss, check_target
+from .losses import _validation as v
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -295,7 +295,7 @@ def objective(
         Numba threads of the host kernels. ``"auto"``: one for a binary model (XGBoost's OpenMP
         workers keep the cores busy between rounds, and a second numba thread competing with them
         made rounds slower), the package's default policy for K classes (a K times longer pass).
-        None: the package's default policy (``boostloss._threads``).
+        None: the package's default policy (``boostloss._kernels.threads``).
 
     Returns
     -------
@@ -458,7 +458,7 @@ def _check_compute(compute: str) -> str:
 def _device_gradient_hessian(loss: _Loss, entry: _Entry, predt: ArrayLike) -> tuple[Any, Any]:
     """One round on the GPU; the device buffers live in the training set's cache entry."""
     from . import cuda
-    from ._adapters import margins_of
+    from ._frameworks.adapters import margins_of
 
     x = margins_of(predt, entry.n_samples)
     if x.ndim != 1:

@@ -426,7 +426,7 @@ def test_parser_and_protocol_read_one_registry(monkeypatch, capsys):
 
 
 def test_data_errors_describe_values_as_validation_does(tmp_path):
-    from boostloss._validation import describe_values
+    from boostloss.losses._validation import describe_values
 
     path = tmp_path / "d.csv"
     pd.DataFrame({"a": range(16), "y": list(range(8)) * 2}).to_csv(path, index=False)

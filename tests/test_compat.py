@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from boostloss import FocalLoss, _compat_lightgbm, _compat_xgboost
+from boostloss import FocalLoss
 from boostloss import lightgbm as bll
+from boostloss._frameworks import compat_lightgbm as _compat_lightgbm
+from boostloss._frameworks import compat_xgboost as _compat_xgboost
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 
 import boostloss
-from boostloss import FocalLoss, GHMLoss, _kernels
-from boostloss import _cuda_build as build
+from boostloss import FocalLoss, GHMLoss
+from boostloss._kernels import binary as _kernels
+from boostloss._kernels import cuda_build as build
 
 bc = pytest.importorskip("boostloss.cuda")
 
@@ -661,7 +662,7 @@ except Exception as exc:
     print(json.dumps({"missing": f"{type(exc).__name__}: {exc}"}))
     sys.exit(0)
 
-from boostloss import _cuda_build
+from boostloss._kernels import cuda_build as _cuda_build
 
 records = []
 for k, (name, size, sig, ptx) in enumerate(_cuda_build.compile_ptx(cc)):

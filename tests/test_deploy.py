@@ -14,7 +14,8 @@ from sklearn.datasets import make_classification
 import boostloss
 import boostloss.lightgbm as bll
 import boostloss.xgboost as blx
-from boostloss import FocalLoss, GHMLoss, _compat_xgboost
+from boostloss import FocalLoss, GHMLoss
+from boostloss._frameworks import compat_xgboost as _compat_xgboost
 
 LOSSES = [
     pytest.param(FocalLoss(gamma=2.0, alpha=0.25, hessian="exact"), id="focal-exact"),

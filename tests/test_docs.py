@@ -156,7 +156,7 @@ def test_the_api_reference_covers_the_public_modules_and_they_import():
     public = {
         "boostloss",
         "boostloss.losses",
-        "boostloss.ohem",
+        "boostloss.losses.ohem",
         "boostloss.estimators",
         "boostloss.xgboost",
         "boostloss.lightgbm",
@@ -178,7 +178,7 @@ def test_the_api_reference_covers_the_public_modules_and_they_import():
 def test_the_adapters_export_the_same_four_factories():
     import boostloss.lightgbm as bll
     import boostloss.xgboost as blx
-    from boostloss import _adapters
+    from boostloss._frameworks import adapters as _adapters
 
     for module in (blx, bll):
         assert set(_adapters.FACTORIES) <= set(module.__all__)

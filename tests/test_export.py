@@ -15,7 +15,8 @@ from scipy.special import expit, softmax
 from sklearn.datasets import make_classification
 
 import boostloss
-from boostloss import FocalLoss, GHMLoss, _compat_xgboost
+from boostloss import FocalLoss, GHMLoss
+from boostloss._frameworks import compat_xgboost as _compat_xgboost
 
 N_FEATURES = 5
 # float32 in, float32 out: ONNX's tree ensembles compute in float32.

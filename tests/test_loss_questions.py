@@ -12,7 +12,7 @@ import pytest
 
 import boostloss
 from boostloss import FocalLoss, GHMLoss, OHEMLoss
-from boostloss._constants import HESSIAN_EXACT, HESSIAN_GAUSS_NEWTON
+from boostloss._kernels.constants import HESSIAN_EXACT, HESSIAN_GAUSS_NEWTON
 from boostloss.losses import GHMParams
 
 

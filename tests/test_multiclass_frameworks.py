@@ -20,7 +20,8 @@ from sklearn.model_selection import GridSearchCV
 
 import boostloss.lightgbm as bll
 import boostloss.xgboost as blx
-from boostloss import FocalLoss, GHMLoss, LGBMClassifier, XGBClassifier, _compat_xgboost
+from boostloss import FocalLoss, GHMLoss, LGBMClassifier, XGBClassifier
+from boostloss._frameworks import compat_xgboost as _compat_xgboost
 
 K = 4
 CE = FocalLoss(gamma=0.0, alpha=None)

@@ -65,7 +65,8 @@ def read_only_install(tmp_path):
     except OSError:
         writable_anyway = False
     if writable_anyway:
-        (package / "__pycache__").write_text("not a directory: numba cannot cache here\n")
+        for where in (package, package / "_kernels"):
+            (where / "__pycache__").write_text("not a directory: numba cannot cache here\n")
     _make_read_only(site)
     yield site
     _restore_write(site)
@@ -129,10 +130,11 @@ def test_fallback_helper_makes_a_fully_read_only_setup_work(read_only_install, u
         """
         import importlib.util, os, sys
         spec = importlib.util.spec_from_file_location(
-            "_blnc", os.path.join(os.environ["PYTHONPATH"], "boostloss", "_numba_cache.py"))
+            "_blnc", os.path.join(os.environ["PYTHONPATH"], "boostloss", "_kernels", "cache.py"))
         helper = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(helper)
-        with helper.writable_cache(os.path.join(os.environ["PYTHONPATH"], "boostloss")) as where:
+        with helper.writable_cache(
+                os.path.join(os.environ["PYTHONPATH"], "boostloss", "_kernels")) as where:
             assert where is not None and "boostloss-numba-cache" in where, where
             import boostloss
         from numba.core import config
@@ -148,7 +150,7 @@ def test_fully_read_only_setup_imports(read_only_install, unwritable_home):
 
 
 def test_fallback_not_used_when_numba_has_a_cache(tmp_path, monkeypatch):
-    from boostloss import _numba_cache
+    from boostloss._kernels import cache as _numba_cache
 
     monkeypatch.setattr(numba_config, "CACHE_DIR", "")
     # A writable package directory: numba's in-tree cache works, nothing to do.
@@ -158,7 +160,7 @@ def test_fallback_not_used_when_numba_has_a_cache(tmp_path, monkeypatch):
 
 
 def test_fallback_used_and_restored_when_nothing_is_writable(tmp_path, monkeypatch):
-    from boostloss import _numba_cache
+    from boostloss._kernels import cache as _numba_cache
 
     blocker = tmp_path / "blocker"
     blocker.write_text("")
@@ -173,7 +175,7 @@ def test_fallback_used_and_restored_when_nothing_is_writable(tmp_path, monkeypat
 
 
 def test_fallback_refuses_a_directory_others_can_write(tmp_path, monkeypatch):
-    from boostloss import _numba_cache
+    from boostloss._kernels import cache as _numba_cache
 
     monkeypatch.setattr(_numba_cache.tempfile, "tempdir", str(tmp_path))
     shared = tmp_path / f"boostloss-numba-cache-{os.getuid()}"
@@ -210,7 +212,8 @@ def test_import_creates_no_file_and_loads_no_kernel(tmp_path):
         from boostloss import FocalLoss, GHMLoss, make_loss
         FocalLoss(gamma=1.0).get_params(); GHMLoss(); make_loss("focal:gamma=2")
         assert boostloss.__file__.startswith(sys.argv[1]), boostloss.__file__
-        kernels = [m for m in sys.modules if m.startswith("boostloss._kernels")]
+        kernels = [m for m in sys.modules if m.startswith("boostloss._kernels.")
+                   and m.rsplit(".", 1)[1] not in ("cache", "constants", "threads")]
         assert not kernels, kernels
         print("ok")
         """

@@ -13,9 +13,9 @@ from sklearn.base import clone
 
 import boostloss
 from boostloss import HESSIAN_FLOOR, LOSSES, OHEMLoss, make_loss
-from boostloss import _kernels_select as ks
+from boostloss._kernels import select as ks
 from boostloss.losses import check_target
-from boostloss.ohem import OHEMParams, OHEMState
+from boostloss.losses.ohem import OHEMParams, OHEMState
 
 
 def make_data(seed, n=4000, pos_rate=0.1, few_values=False):

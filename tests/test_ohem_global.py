@@ -16,8 +16,8 @@ from conftest import run_in_threads
 from test_ohem_select import brute_force_keep
 
 from boostloss import OHEMLoss
-from boostloss import _kernels_select as ks
-from boostloss._collective import WorkerGroup
+from boostloss._frameworks.collective import WorkerGroup
+from boostloss._kernels import select as ks
 
 
 class _Op(enum.IntEnum):

@@ -15,8 +15,9 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, softmax
 
-from boostloss import HESSIAN_FLOOR, LGBMClassifier, OHEMLoss, XGBClassifier, _compat_xgboost
-from boostloss import _kernels_select as ks
+from boostloss import HESSIAN_FLOOR, LGBMClassifier, OHEMLoss, XGBClassifier
+from boostloss._frameworks import compat_xgboost as _compat_xgboost
+from boostloss._kernels import select as ks
 
 
 def make_data(seed, n=3000, k_classes=4, background=0, ties=False):

@@ -8,8 +8,8 @@ import numba
 import numpy as np
 import pytest
 
-from boostloss import _kernels_select as ks
-from boostloss._kernels import HESSIAN_FLOOR
+from boostloss._kernels import select as ks
+from boostloss._kernels.constants import HESSIAN_FLOOR
 
 N_LARGE = 150_000  # several chunks of _kernels.CHUNK rows
 

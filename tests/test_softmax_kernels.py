@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from boostloss import _kernels as kb
-from boostloss import _kernels_softmax as ks
-from boostloss._multiclass import softmax_focal_best_constant
+from boostloss._kernels import binary as kb
+from boostloss._kernels import softmax as ks
+from boostloss.losses._multiclass import softmax_focal_best_constant
 
 EMPTY = np.empty(0)
 EXACT = ks.HESSIAN_EXACT

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import LOSSES, run_in_threads
 
-from boostloss import FocalLoss, GHMLoss, _kernels
+from boostloss import FocalLoss, GHMLoss
+from boostloss._kernels import binary as _kernels
 
 N_LARGE = 200_000  # several reduction chunks of _kernels.CHUNK samples
 
@@ -252,7 +253,7 @@ def test_adapters_thread_policy_by_margin_shape():
     with the value quoted."""
     import boostloss.lightgbm as bll
     import boostloss.xgboost as blx
-    from boostloss import _threads
+    from boostloss._kernels import threads as _threads
 
     assert _threads.round_threads("auto", 1) == 1
     assert _threads.round_threads("auto", 2) is None

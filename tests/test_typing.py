@@ -12,7 +12,7 @@ import pytest
 MODULES = [
     "boostloss",
     "boostloss.losses",
-    "boostloss.ohem",
+    "boostloss.losses.ohem",
     "boostloss.xgboost",
     "boostloss.lightgbm",
     "boostloss.estimators",

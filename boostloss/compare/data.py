@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from .._validation import describe_values
+from ..losses._validation import describe_values
 
 __all__ = ["DataError", "Dataset", "load_default_dataset", "load_table", "read_table"]
 

@@ -123,7 +123,7 @@ def class_weights(loss: str, config: CompareConfig, y_train: ArrayLike) -> Float
     config.pos_weight_power``; K classes: the balanced weights ``(n / (K n_k)) **
     config.pos_weight_power`` (:func:`~boostloss.compare.registry.balanced_class_weights`).
     The posterior of such a model is ``softmax(margin - log w)`` (binary: ``sigmoid(margin -
-    log s)``), :func:`boostloss._posterior.posterior_from_margin` with ``class_weights``.
+    log s)``), :func:`boostloss.losses._posterior.posterior_from_margin` with ``class_weights``.
     """
     if not LOSSES[loss].class_weighted:
         return None
@@ -178,7 +178,7 @@ def _predictions(estimator, backend, X, weights, multiclass=False, **first_trees
     loss = estimator.get_params().get("loss")
     if weights is None and loss is None:
         return proba, proba
-    from .._posterior import posterior_from_margin
+    from ..losses._posterior import posterior_from_margin
 
     margins = np.asarray(BACKENDS[backend].margins(estimator, X, **first_trees), dtype=np.float64)
     if loss is not None:

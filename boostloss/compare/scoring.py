@@ -317,9 +317,9 @@ def _loss_posterior(loss, margins):
 
 def _weighted_posterior(proba, class_weights):
     """The posterior of a class-weighted model's probabilities (shape (n,) binary, (n, K)):
-    :func:`boostloss._posterior.posterior_from_margin` of their logit / log (margins up to a
+    :func:`boostloss.losses._posterior.posterior_from_margin` of their logit / log (margins up to a
     per-row constant, which the softmax ignores)."""
-    from .._posterior import posterior_from_margin
+    from ..losses._posterior import posterior_from_margin
 
     # Finite margins: a probability of exactly 0 or 1 (float32 predictions) is clipped first.
     proba = np.clip(np.asarray(proba, dtype=np.float64), _TINY, _BELOW_ONE)

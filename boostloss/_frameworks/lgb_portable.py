@@ -20,7 +20,7 @@ Only LightGBM's public API is used: ``model_to_string``, ``Booster(model_str=...
 
 import numpy as np
 
-from . import _validation as v
+from ..losses import _validation as v
 
 __all__ = ["make_portable"]
 

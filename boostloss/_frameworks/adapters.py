@@ -16,9 +16,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import clone
 
-from ._threads import AUTO, check_adapter_threads, round_threads
-from ._typing import AdapterThreads, Float32Array, Float64Array, LossLike
-from .losses import Target, _Loss, check_target, make_loss
+from .._kernels.threads import AUTO, check_adapter_threads, round_threads
+from .._typing import AdapterThreads, Float32Array, Float64Array, LossLike
+from ..losses import Target, _Loss, check_target, make_loss
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -244,7 +244,7 @@ class LossCallable:
     """What every adapter callable shares: a clone of the loss, a metric name, a per-training cache.
 
     ``n_threads`` is the loss kernels' thread count (default ``"auto"``: one thread for a binary
-    model, the default policy for K classes; see ``boostloss._threads``).
+    model, the default policy for K classes; see ``boostloss._kernels.threads``).
 
     ``_new_cache`` makes the cache (:class:`_PerDataset` or :class:`_ArrayCache`); ``_display`` is
     how ``repr`` names the factory that made the callable.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from ._typing import T
+from .._typing import T
 
 #: Where ``xgboost.XGBModel`` keeps the parameters passed through ``**kwargs`` (not a fitted
 #: attribute). Upstream: ``XGBModel.__init__`` stores them in the ``kwargs`` attribute.

@@ -1,7 +1,7 @@
 """OHEM (online hard example mining) as a boosting objective: :class:`OHEMLoss`.
 
 Every boosting round keeps all positives and only the hardest negatives; the other rows get
-gradient 0 and Hessian 0 for that round. The selection kernels are in ``_kernels_select.py`` (radix
+gradient 0 and Hessian 0 for that round. The selection kernels are in ``_kernels/select.py`` (radix
 select, O(n), bit-identical across thread counts); this module is the loss layer on top of them:
 parameters (:class:`OHEMParams`), validation, the per-training state (:class:`OHEMState`: the tie
 keys of one data set, the last round's kept rows and, in a distributed training, the workers whose
@@ -17,17 +17,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._kernels.cache import kernels
+from .._typing import Float64Array, LabelsLike
 from . import _validation as v
+from ._base import _NO_ALPHA, _Loss, check_target, weight_by_class
 from ._multiclass import softmax_focal_best_constant
-from ._numba_cache import kernels
-from ._typing import Float64Array, LabelsLike
-from .losses import _Loss, check_target
+from .focal import FocalLoss
 
 __all__ = ["OHEMLoss", "OHEMParams", "OHEMState"]
 
 
 def _select_kernels():
-    return kernels("._kernels_select")
+    return kernels("select")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +74,7 @@ class OHEMState:
     the order among tied negatives is the same in every round.
 
     ``group`` is None, or, in a training spread over several workers, the workers
-    (``boostloss._collective.WorkerGroup``, set by the XGBoost adapters inside a collective). The
+    (``_frameworks.collective.WorkerGroup``, set by the XGBoost adapters inside a collective). The
     selection then ranks the rows of every worker together, and this worker's tie keys are those
     that one draw for the rows of all workers, in the order of their ranks, gives its rows.
 
@@ -207,6 +208,10 @@ class OHEMLoss(_Loss):
     state_: OHEMState | None
     cross_row_statistic = "OHEM selects the hardest negatives of all rows each round"
 
+    def evaluation_loss(self) -> tuple[_Loss, str | None]:
+        """The cross-entropy, named ``logloss`` (see :meth:`_Loss.evaluation_loss`)."""
+        return FocalLoss(gamma=0.0, alpha=None), "logloss"
+
     def __init__(
         self, ratio: float = 3.0, random_state: int = 0, negative_class: int | None = None
     ) -> None:
@@ -306,11 +311,7 @@ class OHEMLoss(_Loss):
         n_classes = None if n_classes is None else v.check_int("n_classes", n_classes, 2)
         target.check_classes(n_classes)
         neg = params.background(n_classes)
-        totals = np.bincount(
-            target.y.astype(np.intp),
-            weights=target.sample_weight if target.weighted else None,
-            minlength=n_classes or 2,
-        ).astype(np.float64)
+        totals = weight_by_class(target, n_classes or 2)
         k = _select_kernels()
         keys = k.tie_keys(target.n_samples, params.random_state)
         keep = np.empty(target.n_samples, dtype=np.uint8)
@@ -359,7 +360,7 @@ class OHEMLoss(_Loss):
             y, x, w, neg, params.ratio, keys, keep, state.group
         )
         if not w_pos > 0.0:
-            from .losses import Target
+            from ._base import Target
 
             raise ValueError(_no_positives_message(Target(y, w), neg))
         return n_kept, w_kept, keep
@@ -375,7 +376,7 @@ class OHEMLoss(_Loss):
         if x.ndim == 1:
             kernels().focal_loss(y, x, w, 0.0, 1.0, 1.0, out)
         else:
-            kernels("._kernels_softmax").softmax_focal_loss(y, x, w, 0.0, _NO_ALPHA, out)
+            kernels("softmax").softmax_focal_loss(y, x, w, 0.0, _NO_ALPHA, out)
         out *= keep
 
     _softmax_loss_kernels = _loss_kernels
@@ -392,9 +393,6 @@ class OHEMLoss(_Loss):
         state.rounds += 1
 
     _softmax_grad_hess_kernels = _grad_hess_kernels
-
-
-_NO_ALPHA = np.empty(0, dtype=np.float64)
 
 
 def _kept_set_constant(kept_totals, negative_class, n_classes):

@@ -33,12 +33,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import expit, log_softmax, softmax
 
-from ._numba_cache import kernels
-from ._threads import kernel_threads
-from ._typing import Float64Array
+from .._kernels.cache import kernels
+from .._kernels.threads import kernel_threads
+from .._typing import Float64Array
 
 if TYPE_CHECKING:
-    from .losses import _Loss
+    from ._base import _Loss
 
 __all__ = ["posterior_from_margin"]
 
@@ -144,7 +144,7 @@ def posterior_from_margin(
         np.negative(logit, out=columns[0])
         expit(columns[0], out=columns[0])
         return columns.T
-    posterior = kernels("._kernels_posterior")
+    posterior = kernels("posterior")
     with kernel_threads(x.shape[0]):
         if x.ndim == 1:
             shift = 0.0 if log_w is None else float(log_w[0] - log_w[1])

@@ -89,7 +89,7 @@ def writable_cache(package_dir):
     """Define numba kernels inside this block to give them a writable cache directory.
 
     >>> with writable_cache(os.path.dirname(__file__)):      # doctest: +SKIP
-    ...     from . import _kernels
+    ...     from . import binary
     """
     from numba.core import config
 
@@ -105,9 +105,10 @@ def writable_cache(package_dir):
         config.CACHE_DIR = previous  # type: ignore[attr-defined]
 
 
-def kernels(module="._kernels"):
-    """The kernel module ``boostloss<module>``, imported (its numba cache located) on first use."""
-    name = "boostloss" + module
+def kernels(module="binary"):
+    """The kernel module ``boostloss._kernels.<module>``, imported (its numba cache located) on
+    first use."""
+    name = "boostloss._kernels." + module
     loaded = sys.modules.get(name)
     if loaded is None:
         with writable_cache(_PACKAGE_DIR):

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from ._numba_cache import kernels
+from .._kernels.cache import kernels
 
 _EMPTY = np.empty(0, dtype=np.float64)
 _MAX_SHOWN = 5

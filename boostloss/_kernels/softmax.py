@@ -43,7 +43,7 @@ Single-stage Detector", 2019, arXiv:1811.05181.
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import (
+from .binary import (
     CHUNK,
     HESSIAN_EXACT,
     HESSIAN_FLOOR,

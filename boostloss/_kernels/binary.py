@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # noqa: F401
+from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # noqa: F401
 
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
@@ -32,7 +32,7 @@ CHUNK = 1 << 15
 _NO_TABLE = np.empty(0)
 
 #: The per-sample functions compiled for both targets: here for the CPU, and from the same source
-#: for CUDA by boostloss._cuda_build. Each must compile for CUDA too (scalar arithmetic, reads and
+#: for CUDA by _kernels.cuda_build. Each must compile for CUDA too (scalar arithmetic, reads and
 #: writes of array elements, no allocation); tests/test_cuda.py compiles them for real devices.
 DEVICE_FUNCTIONS = (
     "_exp_nonpositive",
@@ -270,7 +270,7 @@ def _focal_sample_store(i, gamma, y, x, w, table, params, grad_out, hess_out):
 def for_each_with_gamma(store, n, gamma, y, x, w, table, params, grad_out, hess_out):
     """``store(i, gamma, y, x, w, table, params, grad_out, hess_out)`` for ``i`` in ``0 .. n - 1``,
     a prange loop: call it from a parallel kernel. The binary focal kernel calls it per sample, the
-    softmax one per sweep of row blocks (``boostloss._kernels_softmax``).
+    softmax one per sweep of row blocks (``boostloss._kernels.softmax``).
 
     One loop per common gamma (2, 1, 0), with gamma a literal in it: a single loop would evaluate
     every branch of the modulating factor (the SIMD code computes both sides of a branch), paying

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._typing import T
+from .._typing import T
 
 __all__ = ["WorkerGroup", "current_group"]
 

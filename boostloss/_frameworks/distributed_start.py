@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._adapters import fresh_loss
-from ._validation import describe_values
+from ..losses._validation import describe_values
+from .adapters import fresh_loss
 
 if TYPE_CHECKING:
-    from ._typing import LossLike
+    from .._typing import LossLike
 
 
 def binary_start(loss: LossLike, totals: Mapping[Any, float], labels_name: str) -> float:

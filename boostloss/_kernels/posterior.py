@@ -1,11 +1,11 @@
-"""Numba kernels of :func:`boostloss._posterior.posterior_from_margin` for gamma > 0.
+"""Numba kernels of :func:`boostloss.losses._posterior.posterior_from_margin` for gamma > 0.
 
 The inputs are validated float64 margins (1-D, or C-contiguous (n, K)); the outputs are float64
 arrays that the caller allocates. Each kernel returns the number of non-finite margins it met (their
 rows are left unspecified), so validation costs no extra pass.
 
-Only the package's straight-line exp and log1p (``_kernels.py``: fdlibm's algorithms without libm
-calls) are used, and the per-sample math has selects rather than branches, so the loops over
+Only the package's straight-line exp and log1p (``_kernels/binary.py``: fdlibm's algorithms
+without libm calls) are used, and the per-sample math has selects rather than branches, so the loops over
 samples compile to SIMD code.
 
 Binary. MATH.md's map ``logit q = (gamma - 1) x + log(e^x + gamma softplus(x)) - log(e^-x + gamma
@@ -36,7 +36,7 @@ and ``q = softmax_k(log w(t_k) - log class_weight_k)``.
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import _exp_nonpositive, _log1p_nonnegative, _log1p_unit
+from .binary import _exp_nonpositive, _log1p_nonnegative, _log1p_unit
 
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
 #: ``u`` may be subnormal).

@@ -39,7 +39,7 @@ partial counts and sums are added in chunk order, so the kept set and the return
 bit-identical whatever the number of numba threads.
 
 Over several workers
-    With a worker ``group`` (a distributed XGBoost training, ``boostloss._collective``) every
+    With a worker ``group`` (a distributed XGBoost training, ``_frameworks.collective``) every
     number a decision needs is reduced over the workers before it is used: the census (counts and
     weights of both classes), each level's key range (min / max) and its bucket totals, and, at a
     tie on both components, the number (weight) of tied rows of the workers of lower rank. Every
@@ -63,7 +63,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from boostloss._kernels import CHUNK, HESSIAN_FLOOR, _gradient_norm_parts
+from .binary import CHUNK, HESSIAN_FLOOR, _gradient_norm_parts
 
 __all__ = [
     "select_rows",
@@ -684,7 +684,7 @@ def ohem_select(y, x, w, ratio, tie_keys, keep_out, group=None):
         None: one process. In a training spread over workers, an object with ``sum(array)``
         (element-wise float64 sum over the workers), ``span(low, high)`` (the smallest ``low`` and
         largest ``high`` over the workers, int64) and ``before(array)`` (the sum of the arrays of
-        the workers of lower rank), such as ``boostloss._collective.WorkerGroup``. The selection is
+        the workers of lower rank), such as ``_frameworks.collective.WorkerGroup``. The selection is
         then global (module docstring, "Over several workers") and so are the returned numbers.
 
     The selection is O(n) (radix select) and bit-identical across thread counts; see the module
