@@ -10,8 +10,8 @@ Three parts, each in its own place:
    Every kernel and launch signature is listed there, and the test suite compiles and assembles
    each one for real architectures (no GPU needed).
 2. **Device-side validation** (this module, section "Inputs"): labels and weights, validated once
-   per training, go through :mod:`~boostloss.losses._validation` on the host (device arrays are copied
-   back for that) and are uploaded as float64. Margins on the device, checked every round, get one
+   per training, go through ``losses/_validation.py`` on the host (device arrays are copied back
+   for that) and are uploaded as float64. Margins on the device, checked every round, get one
    kernel pass that finds the first non-finite value; only when something is wrong are they copied
    back, so the error is the host check's own message.
 3. **:class:`DeviceGradients`**: one training's device buffers and the launches of one round.

@@ -5,8 +5,8 @@ arrays that the caller allocates. Each kernel returns the number of non-finite m
 rows are left unspecified), so validation costs no extra pass.
 
 Only the package's straight-line exp and log1p (``_kernels/binary.py``: fdlibm's algorithms
-without libm calls) are used, and the per-sample math has selects rather than branches, so the loops over
-samples compile to SIMD code.
+without libm calls) are used, and the per-sample math has selects rather than branches, so the
+loops over samples compile to SIMD code.
 
 Binary. MATH.md's map ``logit q = (gamma - 1) x + log(e^x + gamma softplus(x)) - log(e^-x + gamma
 softplus(-x))`` is odd in x; for ``a = |x|``, ``u = e^-a``, ``l = log1p(u)`` it is
