@@ -6,7 +6,7 @@ Three parts, each in its own place:
 
 1. **The device build** (:mod:`_kernels.cuda_build`): the kernels (loops over samples and the
    reductions) and how they are compiled. The per-sample math is not written there: the functions
-   named in :data:`_kernels.binary.DEVICE_FUNCTIONS` are compiled for CUDA from their CPU source.
+   named in :data:`_kernels.math.DEVICE_FUNCTIONS` are compiled for CUDA from their CPU source.
    Every kernel and launch signature is listed there, and the test suite compiles and assembles
    each one for real architectures (no GPU needed).
 2. **Device-side validation** (this module, section "Inputs"): labels and weights, validated once
@@ -124,13 +124,13 @@ def _cuda():
 
 
 def device_functions() -> dict[str, Any]:
-    """The CUDA device versions of :data:`_kernels.binary.DEVICE_FUNCTIONS`, by name, compiled
+    """The CUDA device versions of :data:`_kernels.math.DEVICE_FUNCTIONS`, by name, compiled
     from the CPU source.
 
     For further kernels with the same per-sample math (e.g. ``focal_point``).
     """
     namespace = build.namespace(_cuda())
-    return {name: namespace[name] for name in kernels().DEVICE_FUNCTIONS}
+    return {name: namespace[name] for name in kernels("math").DEVICE_FUNCTIONS}
 
 
 #: Threads per block in numba's simulator (a GPU gets ``_cuda_build.THREADS``, 256).

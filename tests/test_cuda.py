@@ -22,8 +22,8 @@ import pytest
 
 import boostloss
 from boostloss import FocalLoss, GHMLoss
-from boostloss._kernels import binary as _kernels
 from boostloss._kernels import cuda_build as build
+from boostloss._kernels import math as _kernels
 
 bc = pytest.importorskip("boostloss.cuda")
 

@@ -27,10 +27,10 @@ from boostloss import (
     LGBMClassifier,
     OHEMLoss,
     XGBClassifier,
-    _compat_xgboost,
     make_loss,
     posterior_from_margin,
 )
+from boostloss._frameworks import compat_xgboost as _compat_xgboost
 
 GAMMAS = [0.0, 0.5, 1.0, 2.0, 3.0, 5.0]
 RATES = [1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, 0.999, 0.9999]

@@ -25,206 +25,19 @@ import numpy as np
 from numba import njit, prange
 
 from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # noqa: F401
+from .math import (
+    _focal_grad_hess_store,
+    _ghm_bins_sample,
+    _gradient_norm_parts,
+    _scale_one,
+    bin_of,
+    focal_point,
+)
 
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
 #: The ``table`` of for_each_with_gamma's binary callers (they have none).
 _NO_TABLE = np.empty(0)
-
-#: The per-sample functions compiled for both targets: here for the CPU, and from the same source
-#: for CUDA by _kernels.cuda_build. Each must compile for CUDA too (scalar arithmetic, reads and
-#: writes of array elements, no allocation); tests/test_cuda.py compiles them for real devices.
-DEVICE_FUNCTIONS = (
-    "_exp_nonpositive",
-    "_log1p_unit",
-    "_log_reduced",
-    "_logistic_parts",
-    "_modulating_factor",
-    "focal_point",
-    "_store_weighted",
-    "_focal_grad_hess_store",
-    "_gradient_norm_parts",
-    "_ghm_bins_sample",
-    "bin_of",
-    "_scale_one",
-)
-
-
-# --------------------------------------------------------------------------------------------
-# exp and log1p that the compiler can vectorise
-#
-# libm's exp and log1p are opaque calls, so a loop that uses them runs one sample at a time. The
-# two functions below are fdlibm's algorithms (the reference implementations behind most libms)
-# written as straight-line arithmetic, with the range restricted to what the losses need:
-# exp of a non-positive argument and log1p of an argument in [0, 1]. Without branches or calls the
-# loops over samples compile to SIMD code. Both stay within 1 ulp of glibc (checked over millions of
-# arguments, subnormal results included); both are exact at the ends: exp(0) = 1, exp(-750) = 0,
-# log1p(0) = 0, log1p(e) = e below 2**-53.
-# --------------------------------------------------------------------------------------------
-
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * _LN2_HI is exact for |k| < 2**20
-_LN2_LO = 1.90821492927058770002e-10
-_EXP_P1 = 1.66666666666666019037e-01
-_EXP_P2 = -2.77777777770155933842e-03
-_EXP_P3 = 6.61375632143793436117e-05
-_EXP_P4 = -1.65339022054652515390e-06
-_EXP_P5 = 4.13813679705723846039e-08
-_LG1 = 6.666666666666735130e-01
-_LG2 = 3.999999999940941908e-01
-_LG3 = 2.857142874366239149e-01
-_LG4 = 2.222219843214978396e-01
-_LG5 = 1.818357216161805012e-01
-_LG6 = 1.531383769920937332e-01
-_LG7 = 1.479819860511658591e-01
-_SQRT2 = 1.4142135623730951
-
-
-#: Powers of two for the scaling of exp: 2**k = _POW2_LOW[k & 31] * _POW2_HIGH[(k >> 5) + 34] for
-#: -1088 <= k <= 0, both factors normal numbers (2**-96 .. 2**-65 and 2**-992 .. 2**96). Table
-#: look-ups rather than bit manipulation keep the code plain arithmetic, so the same source also
-#: compiles for CUDA (see boostloss.cuda) and vectorises on CPUs (gathers).
-_POW2_LOW = np.ldexp(1.0, np.arange(32) - 96)
-_POW2_HIGH = np.ldexp(1.0, 32 * np.arange(-34, 1) + 96)
-
-
-@njit(cache=True, inline="always")
-def _exp_nonpositive(t):
-    """``exp(t)`` for ``t <= 0`` (fdlibm's e_exp.c: t = k ln2 + r, |r| <= ln2 / 2, rational e**r).
-
-    The scaling by 2**k is one exact and one rounding multiplication, so subnormal results are
-    rounded once, like libm's; below -745.2 the result is 0.
-    """
-    t = max(t, -750.0)
-    k = int(math.floor(t * _LOG2E + 0.5))  # an int on both targets (CUDA's floor is a float)
-    kf = float(k)
-    hi = t - kf * _LN2_HI
-    lo = kf * _LN2_LO
-    r = hi - lo
-    rr = r * r
-    c = r - rr * (_EXP_P1 + rr * (_EXP_P2 + rr * (_EXP_P3 + rr * (_EXP_P4 + rr * _EXP_P5))))
-    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
-    # The first product is exact (a normal number); the second rounds once, also when subnormal.
-    return (y * _POW2_LOW[k & 31]) * _POW2_HIGH[(k >> 5) + 34]
-
-
-@njit(cache=True, inline="always")
-def _log1p_unit(e, u, inv_u):
-    """``log1p(e)`` for ``0 <= e <= 1``, given ``u = 1 + e`` (rounded) and ``inv_u = 1 / u``.
-
-    fdlibm's s_log1p.c: log(u) by the Lg1..Lg7 polynomial in ``s = f / (2 + f)`` after scaling u
-    into [sqrt(2)/2, sqrt(2)), plus the correction ``(e - (u - 1)) / u`` for the rounding of u.
-    """
-    c = (e - (u - 1.0)) * inv_u
-    big = u > _SQRT2
-    return _log_reduced(u * 0.5 if big else u, 1.0 if big else 0.0, c)
-
-
-#: (k, 2**-k, 2**k sqrt(2)/2) for k = 512, 256, ..., 1, 1: the steps of _log1p_nonnegative's
-#: scaling (the second 1 for u >= 2**1023 sqrt(2), which needs 1024 halvings).
-_LOG_STEPS = tuple(
-    (float(k), 2.0**-k, 2.0**k * (_SQRT2 / 2.0)) for k in (512, 256, 128, 64, 32, 16, 8, 4, 2, 1, 1)
-)
-
-
-@njit(cache=True, inline="always")
-def _log1p_nonnegative(t):
-    """``log1p(t)`` for any finite ``t >= 0`` (the softmax kernels' log1p of sums of exps).
-
-    ``u = 1 + t`` is scaled by ``2**-k`` into [sqrt(2)/2, sqrt(2)) in eleven exact halving steps
-    written as selects, then as :func:`_log1p_unit`: the polynomial and the correction
-    ``(t - (u - 1)) / u`` for the rounding of u (``u - 1`` is exact for ``u >= 1``).
-    """
-    u = 1.0 + t
-    c = (t - (u - 1.0)) / u
-    m = u
-    dk = 0.0
-    for k, scale, threshold in _LOG_STEPS:
-        big = m >= threshold
-        m = m * scale if big else m
-        dk = dk + k if big else dk
-    return _log_reduced(m, dk, c)
-
-
-@njit(cache=True, inline="always")
-def _log_reduced(m, dk, c):
-    """``log(m 2**dk) + c`` for ``m`` in [sqrt(2)/2, sqrt(2)] and a correction ``c`` of the order
-    of an ulp of the result: fdlibm's Lg1..Lg7 polynomial in ``s = f / (2 + f)``, ``f = m - 1``,
-    with ``dk ln 2`` added in two parts (``_LN2_HI`` times an integer below 2**20 is exact)."""
-    f = m - 1.0
-    hfsq = 0.5 * f * f
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
-    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
-    return dk * _LN2_HI - ((hfsq - (s * (hfsq + t2 + t1) + (dk * _LN2_LO + c))) - f)
-
-
-@njit(cache=True, inline="always")
-def _logistic_parts(z):
-    """Return ``(p_t, q, log_p_t, log_q)`` for the margin ``z`` toward the true class.
-
-    One exp of ``-|z|`` (in (0, 1], never overflows), one division and one log1p, for both signs.
-    """
-    e = _exp_nonpositive(-abs(z))
-    u = 1.0 + e
-    inv = 1.0 / u
-    l1p = _log1p_unit(e, u, inv)
-    small = e * inv
-    if z >= 0.0:
-        return inv, small, -l1p, -z - l1p
-    return small, inv, z - l1p, -l1p
-
-
-@njit(cache=True, inline="always")
-def _modulating_factor(q, log_q, gamma):
-    """``(1 - p_t) ** gamma`` in log space, with exact fast paths for gamma in {0, 1, 2}."""
-    if gamma == 0.0:
-        return 1.0
-    if gamma == 2.0:
-        return q * q
-    if gamma == 1.0:
-        return q
-    return _exp_nonpositive(gamma * log_q)
-
-
-@njit(cache=True, inline="always")
-def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
-    """Focal loss, its gradient and Hessian with respect to the raw margin, for one sample.
-
-    With ``a = alpha_t`` and ``m = q ** gamma``::
-
-        FL      = -a m log p_t
-        dFL/dz  =  a m (gamma p_t log p_t - q)
-        d2FL/dz2 = a m (gamma (p_t log p_t)(q - gamma p_t) + (2 gamma + 1) p_t q)
-
-    and ``d/dx = s d/dz``, ``d2/dx2 = d2/dz2``. ``hessian_mode`` HESSIAN_GAUSS_NEWTON replaces the
-    second derivative by ``a m p_t q`` (the modulating factor held constant). The returned Hessian
-    is floored at HESSIAN_FLOOR.
-    """
-    if y > 0.5:
-        z = x
-        s = 1.0
-        a = alpha_pos
-    else:
-        z = -x
-        s = -1.0
-        a = alpha_neg
-    p_t, q, log_p_t, log_q = _logistic_parts(z)
-    m = _modulating_factor(q, log_q, gamma)
-    # p_t * log_p_t first: it is 0 (not 0 * -inf) when p_t underflows.
-    pt_log_pt = p_t * log_p_t
-    am = a * m
-    loss = -am * log_p_t
-    grad = s * am * (gamma * pt_log_pt - q)
-    if hessian_mode == HESSIAN_EXACT:
-        hess = am * (gamma * pt_log_pt * (q - gamma * p_t) + (2.0 * gamma + 1.0) * p_t * q)
-    else:
-        hess = am * p_t * q
-    if not hess > HESSIAN_FLOOR:
-        hess = HESSIAN_FLOOR
-    return loss, grad, hess
 
 
 @njit(cache=True, parallel=True)
@@ -236,24 +49,6 @@ def focal_loss(y, x, w, gamma, alpha_pos, alpha_neg, out):
         if weighted:
             loss *= w[i]
         out[i] = loss
-
-
-@njit(cache=True, inline="always")
-def _store_weighted(i, w, weighted, g, h, grad_out, hess_out):
-    """``grad_out[i] = w_i g``, ``hess_out[i] = w_i h`` (no multiplication when unweighted)."""
-    if weighted:
-        g *= w[i]
-        h *= w[i]
-    grad_out[i] = g
-    hess_out[i] = h
-
-
-@njit(cache=True, inline="always")
-def _focal_grad_hess_store(
-    i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out
-):
-    _, g, h = focal_point(y[i], np.float64(x[i]), gamma, alpha_pos, alpha_neg, hessian_mode)
-    _store_weighted(i, w, weighted, g, h, grad_out, hess_out)
 
 
 @njit(cache=True, inline="always")
@@ -326,29 +121,6 @@ def count_nonfinite(x):
 
 
 @njit(cache=True, inline="always")
-def _gradient_norm_parts(y, x):
-    """Return ``(p - y, p (1 - p), g = |p - y|, CE)`` for one sample."""
-    if y > 0.5:
-        z = x
-    else:
-        z = -x
-    p_t, q, log_p_t, _ = _logistic_parts(z)
-    diff = q if y <= 0.5 else -q
-    return diff, p_t * q, q, -log_p_t
-
-
-@njit(cache=True, inline="always")
-def bin_of(g, bins, edges):
-    """Bin of ``g`` in [0, 1]: half-open ``[edges[b], edges[b+1])``, ``edges[-1] = 1 + 1e-6``."""
-    b = min(int(g * bins), bins - 1)
-    # int(g * bins) can be off by one from the edge comparisons after rounding: settle it exactly.
-    # Written without branches (edges increase, so at most one side applies) to keep loops SIMD.
-    down = g < edges[b]
-    up = g >= edges[b + 1]
-    return b - np.int64(down) + np.int64(up)
-
-
-@njit(cache=True, inline="always")
 def _bin_of_uniform(g, bins, fbins):
     """:func:`bin_of` for the standard edges ``b / bins`` (last one above 1), without a look-up.
 
@@ -370,16 +142,6 @@ def _edges_are_uniform(edges):
         if edges[b] != b / fbins:
             return False
     return edges[bins] > 1.0
-
-
-@njit(cache=True, inline="always")
-def _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out):
-    """Weighted CE gradient and floored Hessian of sample ``i`` into the outputs; returns ``g``."""
-    diff, hess, g, _ = _gradient_norm_parts(y[i], np.float64(x[i]))
-    if not hess > HESSIAN_FLOOR:
-        hess = HESSIAN_FLOOR
-    _store_weighted(i, w, weighted, diff, hess, grad_out, hess_out)
-    return g
 
 
 @njit(cache=True, inline="always")
@@ -480,12 +242,6 @@ def assign_bins(g, edges, bin_out):
     bins = edges.shape[0] - 1
     for i in prange(g.shape[0]):
         bin_out[i] = bin_of(g[i], bins, edges)
-
-
-@njit(cache=True, inline="always")
-def _scale_one(i, factor, grad, hess):
-    grad[i] *= factor
-    hess[i] *= factor
 
 
 @njit(cache=True, parallel=True)

@@ -217,7 +217,7 @@ def namespace(cuda_module, threads=THREADS, local_bins=None):
     """The globals of the kernel sources for one build (see the module's Design notes)."""
     from numba import float64 as numba_float64
 
-    cpu = kernels()
+    cpu = kernels("math")
     ns = dict(vars(cpu))
     bin_group = 1
     if local_bins is not None:

@@ -36,7 +36,7 @@ and ``q = softmax_k(log w(t_k) - log class_weight_k)``.
 import numpy as np
 from numba import njit, prange
 
-from .binary import _exp_nonpositive, _log1p_nonnegative, _log1p_unit
+from .math import _exp_nonpositive, _log1p_nonnegative, _log1p_unit
 
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
 #: ``u`` may be subnormal).

@@ -63,7 +63,9 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from .binary import CHUNK, HESSIAN_FLOOR, _gradient_norm_parts
+from .binary import CHUNK
+from .constants import HESSIAN_FLOOR
+from .math import _gradient_norm_parts
 
 __all__ = [
     "select_rows",

@@ -43,17 +43,15 @@ Single-stage Detector", 2019, arXiv:1811.05181.
 import numpy as np
 from numba import njit, prange
 
-from .binary import (
-    CHUNK,
-    HESSIAN_EXACT,
-    HESSIAN_FLOOR,
-    HESSIAN_GAUSS_NEWTON,
-    _bin_of_uniform,
-    _edges_are_uniform,
+from .binary import CHUNK, _bin_of_uniform, _edges_are_uniform
+from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
+from .math import (
     _exp_nonpositive,
-    _log1p_nonnegative,
-    _modulating_factor,
+    _true_class_log_p,
+    _true_class_log_q,
+    _true_class_pq,
     bin_of,
+    focal_terms,
 )
 
 __all__ = [
@@ -73,76 +71,6 @@ __all__ = [
 
 #: ``edges`` of the kernels that bin nothing (an argument of the shared traversal).
 _NO_EDGES = np.empty(0)
-
-# --------------------------------------------------------------------------------------------
-# Per-row math
-# --------------------------------------------------------------------------------------------
-
-
-@njit(cache=True, inline="always")
-def _true_class_pq(a, s_rest):
-    """``(P, q, e)`` of the true class from ``a = z_y - mo`` and ``s_rest``, with ``e = exp(-|a|)``.
-
-    ``P = e^a / (e^a + s)`` with ``s = 1 + s_rest``: the binary pieces of ``t = a - log s`` without
-    forming ``t`` (whose rounding would cost ``|t|`` ulps in ``q``), from one ``exp``::
-
-        a <= 0:  E = e^a,     P = E / (s + E),  q = s / (s + E)
-        a >  0:  v = s e^-a,  P = 1 / (1 + v),  q = v / (1 + v)
-
-    Nothing overflows (``v`` may underflow). Both cases are written with selects, not branches: a
-    branch in the loop over a block's rows keeps it from compiling to SIMD code (measured: 3x
-    slower). With K = 2 (``s_rest = 0``) ``P`` and ``q`` are computed exactly as the binary kernels
-    compute them from the margin difference.
-    """
-    s = 1.0 + s_rest
-    e = _exp_nonpositive(-abs(a))
-    neg = a <= 0.0
-    v = s * e
-    inv = 1.0 / ((s + e) if neg else (1.0 + v))
-    return (e if neg else 1.0) * inv, (s if neg else v) * inv, e
-
-
-@njit(cache=True, inline="always")
-def _true_class_log_p(a, s_rest, e):
-    """``log P`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``)::
-
-    a <= 0:  log P = a - log1p(s_rest + E)
-    a >  0:  log P = -log1p(v)
-    """
-    l1 = _log1p_nonnegative((s_rest + e) if a <= 0.0 else (1.0 + s_rest) * e)
-    return (a - l1) if a <= 0.0 else -l1
-
-
-@njit(cache=True, inline="always")
-def _true_class_log_q(a, s_rest, e):
-    """``log q`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``), without ``log(0)``::
-
-    a <= 0:  log q = -log1p(E / s)
-    a >  0:  log q = (log1p(s_rest) - a) - log1p(v)
-    """
-    s = 1.0 + s_rest
-    l2 = _log1p_nonnegative((e / s) if a <= 0.0 else s_rest)
-    return -l2 if a <= 0.0 else (l2 - a) - _log1p_nonnegative(s * e)
-
-
-@njit(cache=True, inline="always")
-def _focal_t_parts(p, q, log_p, log_q, gamma, a):
-    """Binary focal loss of the margin ``t`` and its derivatives in ``t``, from its pieces.
-
-    Returns ``(FL, FL', FL'')`` with ``P = sigmoid(t)``, ``q = 1 - P``, ``m = q ** gamma``::
-
-        FL   = -a m log P
-        FL'  =  a m (gamma P log P - q)                          (<= 0)
-        FL'' =  a m (gamma P log P (q - gamma P) + (2 gamma + 1) P q)
-    """
-    am = a * _modulating_factor(q, log_q, gamma)
-    # P log P first: 0 (not 0 * -inf) when P underflows.
-    p_log_p = p * log_p
-    fl = -am * log_p
-    d1 = am * (gamma * p_log_p - q)
-    d2 = am * (gamma * p_log_p * (q - gamma * p) + (2.0 * gamma + 1.0) * p * q)
-    return fl, d1, d2
-
 
 # --------------------------------------------------------------------------------------------
 # Block sweeps: the gradient kernels' traversal
@@ -318,7 +246,7 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
         # condition here would be a branch (a vectorised log1p costs less).
         log_p = _true_class_log_p(a, s_rest, e)
         log_q = _true_class_log_q(a, s_rest, e)
-        _, d1, d2 = _focal_t_parts(p, q, log_p, log_q, gamma, alpha[c])
+        _, d1, d2, _ = focal_terms(p, q, log_p, log_q, gamma, alpha[c])
         work[_D1, b] = d1
         work[_DY, b] = d2 if exact else -d1 * p  # the true class's Hessian
     if exact:
@@ -457,7 +385,7 @@ def _focal_loss_block(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
         c, a, s_rest, e, p, q = _true_class_of(b, xb, cls, work)
         log_p = _true_class_log_p(a, s_rest, e)
         log_q = _true_class_log_q(a, s_rest, e)
-        fl, _, _ = _focal_t_parts(p, q, log_p, log_q, gamma, alpha[c])
+        fl, _, _, _ = focal_terms(p, q, log_p, log_q, gamma, alpha[c])
         out[lo + b] = fl * w[lo + b]
 
 
