@@ -4,7 +4,7 @@ Design
 ------
 The per-sample math is written once, in :mod:`boostloss._kernels`, and compiled twice: by
 ``numba.njit`` for the CPU, and from the same Python source for CUDA here. The functions shared
-that way are named in :data:`boostloss._kernels.binary.DEVICE_FUNCTIONS`.
+that way are named in :data:`boostloss._kernels.math.DEVICE_FUNCTIONS`.
 
 The kernels below are plain Python functions, never called as such. :func:`namespace` builds the
 globals they are compiled with: everything in :mod:`boostloss._kernels`, with each name of
