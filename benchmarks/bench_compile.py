@@ -209,6 +209,7 @@ def report(scenario, res, top):
         for rec in recs:
             if rec[0] == name:
                 rows.append([name.rsplit(".", 1)[-1], short_signature(rec[1]), fmt(rec[3])])
+    print()
     c.print_table(["kernel", "signature", "exclusive"], rows)
 
 

@@ -305,6 +305,49 @@ def check_bits(P, pool, y, x32, x64, w):
         )
 
 
+E2E_PATCH = r"""
+import sys
+sys.path.insert(0, {here!r})
+import _proto_focal
+_proto_focal.install()
+"""
+
+
+def end_to_end(scenarios):
+    """bench_compile.py's first trainings, cold and warm, with today's kernel and with the
+    per-gamma dispatch installed in its place (process wall times, same load window)."""
+    import bench_compile as bc
+
+    rows = []
+    for scenario in scenarios:
+        for label, prefix in (("current", ""), ("per-gamma", E2E_PATCH.format(here=HERE))):
+            load = c.load_average().split()[0]
+            walls = []
+            with tempfile.TemporaryDirectory(prefix="boostloss-numba-cache-") as cache_dir:
+                env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+                for _ in range(2):
+                    t = time.perf_counter()
+                    subprocess.run(
+                        [sys.executable, "-c", prefix + bc.CHILD, scenario],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        cwd=str(c.ROOT),
+                    )
+                    walls.append(time.perf_counter() - t)
+            cold, warm = walls
+            rows.append(
+                [scenario, label, f"{cold:6.2f} s", f"{warm:6.2f} s", f"{cold - warm:6.2f} s", load]
+            )
+            print(
+                f"  {scenario} {label}: cold {cold:.2f} s, warm {warm:.2f} s (load {load})",
+                flush=True,
+            )
+    print("\n== first trainings, focal_grad_hess replaced by the per-gamma dispatch")
+    c.print_table(["scenario", "kernel", "cold", "warm", "cold - warm", "load (1 min)"], rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -312,9 +355,18 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per timing group")
     parser.add_argument("--no-compile", action="store_true", help="per-call times only")
     parser.add_argument("--threads", type=int, help="numba threads (default: numba's)")
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="only: first trainings (bench_compile.py's) cold and warm, today's kernel against "
+        "the per-gamma dispatch",
+    )
     args = parser.parse_args(argv)
     c.print_machine()
     t0 = time.perf_counter()
+    if args.end_to_end:
+        end_to_end(["xgb-focal", "lgb-focal", "first-use"])
+        return
     if args.threads:
         import numba
 
