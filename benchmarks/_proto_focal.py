@@ -25,23 +25,27 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 
-def _package_kernels():
-    """The package's binary kernels (``boostloss._kernels`` or, after a move, a module in it)."""
-    for name in ("boostloss._kernels", "boostloss._kernels.binary", "boostloss._kernels.focal"):
+def _package_module(attribute):
+    """The package module defining ``attribute``: ``boostloss._kernels`` today, or one of the
+    modules of a ``boostloss._kernels`` subpackage."""
+    for name in ("boostloss._kernels", "boostloss._kernels.binary", "boostloss._kernels.math"):
         try:
             mod = importlib.import_module(name)
         except ImportError:
             continue
-        if hasattr(mod, "_logistic_parts"):
+        if attribute in vars(mod) and getattr(vars(mod)[attribute], "__module__", name) == name:
             return mod
-    raise ImportError("boostloss's binary focal kernels not found")
+        if attribute in vars(mod) and not callable(vars(mod)[attribute]):
+            return mod
+    raise ImportError(f"boostloss's kernel {attribute!r} not found")
 
 
-K = _package_kernels()
-_logistic_parts = K._logistic_parts
-_exp_nonpositive = K._exp_nonpositive
-_store_weighted = K._store_weighted
-_focal_grad_hess_store = K._focal_grad_hess_store
+K = _package_module("focal_grad_hess")  # the binary kernels
+M = _package_module("_exp_nonpositive")  # the per-sample functions and the exp's constants
+_logistic_parts = M._logistic_parts
+_exp_nonpositive = M._exp_nonpositive
+_store_weighted = M._store_weighted
+_focal_grad_hess_store = M._focal_grad_hess_store
 HESSIAN_EXACT = K.HESSIAN_EXACT
 HESSIAN_FLOOR = K.HESSIAN_FLOOR
 
@@ -199,14 +203,14 @@ def _exp_nonpositive_bitcast(t):
     """``_exp_nonpositive`` with ``2**k = 2**k1 * 2**k2`` built from bits: the same two normal
     factors as the tables ``_POW2_LOW[k & 31]`` and ``_POW2_HIGH[(k >> 5) + 34]``."""
     t = max(t, -750.0)
-    k = int(math.floor(t * K._LOG2E + 0.5))
+    k = int(math.floor(t * M._LOG2E + 0.5))
     kf = float(k)
-    hi = t - kf * K._LN2_HI
-    lo = kf * K._LN2_LO
+    hi = t - kf * M._LN2_HI
+    lo = kf * M._LN2_LO
     r = hi - lo
     rr = r * r
     c = r - rr * (
-        K._EXP_P1 + rr * (K._EXP_P2 + rr * (K._EXP_P3 + rr * (K._EXP_P4 + rr * K._EXP_P5)))
+        M._EXP_P1 + rr * (M._EXP_P2 + rr * (M._EXP_P3 + rr * (M._EXP_P4 + rr * M._EXP_P5)))
     )
     y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
     k1 = (k & 31) - 96
