@@ -36,8 +36,24 @@ from .math import (
 
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
-#: The ``table`` of for_each_with_gamma's binary callers (they have none).
-_NO_TABLE = np.empty(0)
+
+
+def by_gamma(gamma, kernels):
+    """The kernel of ``kernels`` compiled for ``gamma``: ``(gamma 2, gamma 1, gamma 0, any)``.
+
+    The package's one gamma specialiser. Each focal kernel exists in four versions, gamma a literal
+    in the first three: a single version would evaluate every branch of the modulating factor (the
+    SIMD code computes both sides of a branch), paying an ``exp`` that gamma = 2 does not need.
+    The choice is made here, in Python, so a first call compiles only the version it runs (each
+    version is a fraction of the code of one kernel holding all four; docs/performance.md).
+    """
+    if gamma == 2.0:
+        return kernels[0]
+    if gamma == 1.0:
+        return kernels[1]
+    if gamma == 0.0:
+        return kernels[2]
+    return kernels[3]
 
 
 @njit(cache=True, parallel=True)
@@ -52,57 +68,62 @@ def focal_loss(y, x, w, gamma, alpha_pos, alpha_neg, out):
 
 
 @njit(cache=True, inline="always")
-def _focal_sample_store(i, gamma, y, x, w, table, params, grad_out, hess_out):
-    """:func:`_focal_grad_hess_store` in the form :func:`for_each_with_gamma` calls, ``params``
-    being ``(weighted, alpha_pos, alpha_neg, hessian_mode)``."""
-    weighted, alpha_pos, alpha_neg, hessian_mode = params
-    _focal_grad_hess_store(
-        i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out
-    )
+def _focal_rows(gamma, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
+    """The focal gradient and Hessian of every sample, a prange loop (see :func:`by_gamma`)."""
+    weighted = w.shape[0] > 0
+    for i in prange(x.shape[0]):
+        _focal_grad_hess_store(
+            i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out
+        )
 
 
-@njit(cache=True, inline="always")
-def for_each_with_gamma(store, n, gamma, y, x, w, table, params, grad_out, hess_out):
-    """``store(i, gamma, y, x, w, table, params, grad_out, hess_out)`` for ``i`` in ``0 .. n - 1``,
-    a prange loop: call it from a parallel kernel. The binary focal kernel calls it per sample, the
-    softmax one per sweep of row blocks (``boostloss._kernels.softmax``).
-
-    One loop per common gamma (2, 1, 0), with gamma a literal in it: a single loop would evaluate
-    every branch of the modulating factor (the SIMD code computes both sides of a branch), paying
-    an ``exp`` that gamma = 2 does not need. ``params`` (a tuple) holds scalars only; ``table`` is a
-    read-only array (the softmax's class weights; empty for the binary kernel). Arrays taken out of
-    a tuple misbehave in a prange loop: numba drops the writes to them, and reads of them kept the
-    loops from compiling to SIMD code (measured: 2x slower).
-    """
-    if gamma == 2.0:
-        for i in prange(n):
-            store(i, 2.0, y, x, w, table, params, grad_out, hess_out)
-    elif gamma == 1.0:
-        for i in prange(n):
-            store(i, 1.0, y, x, w, table, params, grad_out, hess_out)
-    elif gamma == 0.0:
-        for i in prange(n):
-            store(i, 0.0, y, x, w, table, params, grad_out, hess_out)
-    else:
-        for i in prange(n):
-            store(i, gamma, y, x, w, table, params, grad_out, hess_out)
+# fmt: off
+@njit(cache=True, parallel=True)
+def _focal_grad_hess_gamma2(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out,
+                            hess_out):
+    _focal_rows(2.0, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
 
 
 @njit(cache=True, parallel=True)
+def _focal_grad_hess_gamma1(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out,
+                            hess_out):
+    _focal_rows(1.0, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
+
+
+@njit(cache=True, parallel=True)
+def _focal_grad_hess_gamma0(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out,
+                            hess_out):
+    _focal_rows(0.0, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
+
+
+@njit(cache=True, parallel=True)
+def _focal_grad_hess_any(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
+    _focal_rows(gamma, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
+# fmt: on
+
+
+_FOCAL_GRAD_HESS = (
+    _focal_grad_hess_gamma2,
+    _focal_grad_hess_gamma1,
+    _focal_grad_hess_gamma0,
+    _focal_grad_hess_any,
+)
+
+
 def focal_grad_hess(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
     """Weighted focal gradient and Hessian of every sample, written into the output buffers."""
-    for_each_with_gamma(
-        _focal_sample_store,
-        x.shape[0],
-        gamma,
-        y,
-        x,
-        w,
-        _NO_TABLE,
-        (w.shape[0] > 0, alpha_pos, alpha_neg, hessian_mode),
-        grad_out,
-        hess_out,
-    )
+    kernel = by_gamma(gamma, _FOCAL_GRAD_HESS)
+    kernel(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
+
+
+@njit(cache=True)
+def focal_constant_total_and_slope(s, w1, w0, gamma, alpha_pos, alpha_neg):
+    """The focal total ``w1 FL(1, s) + w0 FL(0, s)`` of a constant margin ``s`` and its slope in
+    ``s``: what the best constant start minimises (the sums of :func:`focal_loss` and
+    :func:`focal_grad_hess` over the two classes, to the bit)."""
+    l1, g1, _ = focal_point(1.0, s, gamma, alpha_pos, alpha_neg, HESSIAN_EXACT)
+    l0, g0, _ = focal_point(0.0, s, gamma, alpha_pos, alpha_neg, HESSIAN_EXACT)
+    return l1 * w1 + l0 * w0, g1 * w1 + g0 * w0
 
 
 @njit(cache=True)

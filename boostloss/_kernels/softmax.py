@@ -43,7 +43,7 @@ Single-stage Detector", 2019, arXiv:1811.05181.
 import numpy as np
 from numba import njit, prange
 
-from .binary import CHUNK, _bin_of_uniform, _edges_are_uniform
+from .binary import CHUNK, _bin_of_uniform, _edges_are_uniform, by_gamma
 from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
 from .math import (
     _exp_nonpositive,
@@ -276,9 +276,9 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
 # compiled blocks: a specialisation compiled in 3 to 13 s instead of 37 to 40 s with the blocks
 # inlined into it. They use numpy's error model, as the parallel kernels' loops do: with
 # Python's, every float division checks for a zero divisor, a branch that kept the loops from
-# compiling to SIMD code (measured 2x slower; no divisor here can be 0). The focal block has one
-# version per common gamma with gamma a literal in it (see _kernels.for_each_with_gamma: a single
-# version would evaluate every branch of the modulating factor in its SIMD loops).
+# compiling to SIMD code (measured 2x slower; no divisor here can be 0). The focal blocks have one
+# version per common gamma with gamma a literal in it, and the kernels one per block, chosen by
+# binary.by_gamma: a first call compiles the one it runs.
 
 
 @njit(cache=True, error_model="numpy")
@@ -299,19 +299,6 @@ def _focal_block_gamma0(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls
 @njit(cache=True, error_model="numpy")
 def _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
     _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
-
-
-@njit(cache=True, inline="always")
-def _focal_block_of_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
-    """The block version for ``gamma`` (a branch per block of rows, not per row)."""
-    if gamma == 2.0:
-        _focal_block_gamma2(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
-    elif gamma == 1.0:
-        _focal_block_gamma1(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
-    elif gamma == 0.0:
-        _focal_block_gamma0(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
-    else:
-        _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
 
 
 @njit(cache=True, error_model="numpy")
@@ -409,13 +396,9 @@ def _focal_loss_block_any_gamma(lo, m, gamma, alpha, y, w, xb, cls, am, work, ou
     _focal_loss_block(lo, m, gamma, alpha, y, w, xb, cls, am, work, out)
 
 
-@njit(cache=True, parallel=True)
-def softmax_focal_loss(y, x, w, gamma, alpha, out):
-    """Per-row softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y``, times the sample weight.
-
-    ``alpha`` empty means no class weights (``alpha_y = 1``). Block by block, as the gradient
-    kernels (the same pieces of every row, so the same bits as the gradient kernels' loss would be).
-    """
+@njit(cache=True, inline="always")
+def _focal_loss_sweeps(block, gamma, y, x, w, alpha, out):
+    """``block`` (one gamma's loss block) over every row, a prange loop over sweeps."""
     n = x.shape[0]
     class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
     w = _row_weights(w, n)
@@ -425,22 +408,101 @@ def softmax_focal_loss(y, x, w, gamma, alpha, out):
         for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
             m = min(ROW_BLOCK, stop - lo)
             _load_block(lo, m, x, xb)
-            if gamma == 2.0:
-                _focal_loss_block_gamma2(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
-            elif gamma == 1.0:
-                _focal_loss_block_gamma1(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
-            elif gamma == 0.0:
-                _focal_loss_block_gamma0(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
-            else:
-                _focal_loss_block_any_gamma(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
+            block(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
 
 
 @njit(cache=True, parallel=True)
+def _softmax_focal_loss_gamma2(y, x, w, gamma, alpha, out):
+    _focal_loss_sweeps(_focal_loss_block_gamma2, gamma, y, x, w, alpha, out)
+
+
+@njit(cache=True, parallel=True)
+def _softmax_focal_loss_gamma1(y, x, w, gamma, alpha, out):
+    _focal_loss_sweeps(_focal_loss_block_gamma1, gamma, y, x, w, alpha, out)
+
+
+@njit(cache=True, parallel=True)
+def _softmax_focal_loss_gamma0(y, x, w, gamma, alpha, out):
+    _focal_loss_sweeps(_focal_loss_block_gamma0, gamma, y, x, w, alpha, out)
+
+
+@njit(cache=True, parallel=True)
+def _softmax_focal_loss_any(y, x, w, gamma, alpha, out):
+    _focal_loss_sweeps(_focal_loss_block_any_gamma, gamma, y, x, w, alpha, out)
+
+
+_SOFTMAX_FOCAL_LOSS = (
+    _softmax_focal_loss_gamma2,
+    _softmax_focal_loss_gamma1,
+    _softmax_focal_loss_gamma0,
+    _softmax_focal_loss_any,
+)
+
+
+def softmax_focal_loss(y, x, w, gamma, alpha, out):
+    """Per-row softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y``, times the sample weight.
+
+    ``alpha`` empty means no class weights (``alpha_y = 1``). Block by block, as the gradient
+    kernels (the same pieces of every row, so the same bits as the gradient kernels' loss would be).
+    """
+    by_gamma(gamma, _SOFTMAX_FOCAL_LOSS)(y, x, w, gamma, alpha, out)
+
+
+@njit(cache=True, inline="always")
+def _focal_sweeps(block, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out):
+    """``block`` (one gamma's gradient block) over every row: a prange loop over sweeps of
+    SWEEP_ROWS rows, block by block. Each block is loaded into F-ordered scratch (in L1),
+    computed, and stored back, so the sweeps run over adjacent rows whatever the caller's layout
+    (XGBoost hands over C order, LightGBM F order)."""
+    class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
+    n = x.shape[0]
+    w = _row_weights(w, n)
+    for j in prange(_n_sweeps(n)):
+        cls, am, work, xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
+        stop = min(n, (j + 1) * SWEEP_ROWS)
+        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
+            m = min(ROW_BLOCK, stop - lo)
+            _load_block(lo, m, x, xb)
+            block(lo, m, gamma, class_alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+            _store_block(lo, m, gb, hb, grad_out, hess_out)
+
+
+# fmt: off
+@njit(cache=True, parallel=True)
+def _softmax_focal_grad_hess_gamma2(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
+    _focal_sweeps(_focal_block_gamma2, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out)
+
+
+@njit(cache=True, parallel=True)
+def _softmax_focal_grad_hess_gamma1(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
+    _focal_sweeps(_focal_block_gamma1, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out)
+
+
+@njit(cache=True, parallel=True)
+def _softmax_focal_grad_hess_gamma0(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
+    _focal_sweeps(_focal_block_gamma0, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out)
+
+
+@njit(cache=True, parallel=True)
+def _softmax_focal_grad_hess_any(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
+    _focal_sweeps(_focal_block_any_gamma, gamma, alpha, hessian_mode, y, x, w, grad_out,
+                  hess_out)
+# fmt: on
+
+
+_SOFTMAX_FOCAL_GRAD_HESS = (
+    _softmax_focal_grad_hess_gamma2,
+    _softmax_focal_grad_hess_gamma1,
+    _softmax_focal_grad_hess_gamma0,
+    _softmax_focal_grad_hess_any,
+)
+
+
 def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
     """Weighted gradient and diagonal Hessian of the softmax focal loss, for every row.
 
     With ``FL(z) = -alpha_y (1 - p_y)^gamma log p_y = FL(t)``, ``t = z_y - LSE_{k != y} z_k``,
-    ``FL'``, ``FL''`` its derivatives in ``t`` (see :func:`_focal_t_parts`), ``P = p_y``,
+    ``FL'``, ``FL''`` its derivatives in ``t`` (see :func:`focal_terms`), ``P = p_y``,
     ``q = 1 - P`` and ``r_k = p_k / q`` (k != y)::
 
         g_y = FL',                    g_k = -r_k FL'
@@ -463,22 +525,8 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     hessian_mode : HESSIAN_EXACT or HESSIAN_GAUSS_NEWTON
     grad_out, hess_out : float32/64 (n, K), written
     """
-    class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
-    n = x.shape[0]
-    w = _row_weights(w, n)
-    # A prange loop over sweeps of SWEEP_ROWS rows, block by block: each block is loaded into
-    # F-ordered scratch (in L1), computed, and stored back, so the sweeps run over adjacent rows
-    # whatever the caller's layout (XGBoost hands over C order, LightGBM F order).
-    for j in prange(_n_sweeps(n)):
-        cls, am, work, xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
-        stop = min(n, (j + 1) * SWEEP_ROWS)
-        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
-            m = min(ROW_BLOCK, stop - lo)
-            _load_block(lo, m, x, xb)
-            _focal_block_of_gamma(
-                lo, m, gamma, class_alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work
-            )
-            _store_block(lo, m, gb, hb, grad_out, hess_out)
+    kernel = by_gamma(gamma, _SOFTMAX_FOCAL_GRAD_HESS)
+    kernel(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out)
 
 
 # --------------------------------------------------------------------------------------------

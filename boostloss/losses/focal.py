@@ -248,6 +248,15 @@ class FocalLoss(_Loss):
         return (params.gamma, *params.binary_alpha(), params.hessian)
 
     @staticmethod
+    def _constant_total_and_slope(params, s, w1, w0):
+        # One scalar kernel rather than the array kernels on two rows: the same numbers, without
+        # compiling a float64 specialisation of each array kernel for the start alone.
+        total, slope = kernels().focal_constant_total_and_slope(
+            float(s), float(w1), float(w0), params.gamma, *params.binary_alpha()
+        )
+        return float(total), float(slope)
+
+    @staticmethod
     def _loss_kernels(params, y, x, w, out, state=None):
         a_pos, a_neg = params.binary_alpha()
         kernels().focal_loss(y, x, w, params.gamma, a_pos, a_neg, out)
