@@ -24,8 +24,9 @@ import contextlib
 import os
 import pathlib
 import sys
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from . import DISTRIBUTION, __version__
@@ -429,26 +430,73 @@ def _write_plot(path, dataset, config, result):
     return tmp
 
 
+class CompileWatch:
+    """numba compilations in progress, from numba's event API (``numba:compile`` fires on a cache
+    miss only, nested compilations inside it): how long the outermost one has been running."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.depth = 0
+        self.since = 0.0
+        self.clock = clock
+
+    def on_start(self, event: object) -> None:
+        if self.depth == 0:
+            self.since = self.clock()
+        self.depth += 1
+
+    def on_end(self, event: object) -> None:
+        self.depth -= 1
+
+    def note(self, description: str) -> str:
+        """``description``, or after a second of compiling, a line saying so."""
+        if self.depth > 0 and self.clock() - self.since > 1.0:
+            return (
+                f"compiling numba kernels ({self.clock() - self.since:.0f} s; "
+                "first run on this machine only, cached after)"
+            )
+        return description
+
+
 @contextlib.contextmanager
 def _progress(total, quiet):
-    """Yield a callback ``step(description)``; a rich progress bar on stderr unless quiet."""
+    """Yield a callback ``step(description)``; a rich progress bar on stderr unless quiet. While
+    a first call compiles kernels for more than a second, the bar's text says so."""
     if quiet:
         yield lambda *_: None
         return
+    from numba.core import event
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TimeElapsedColumn,
+    )
+    from rich.text import Text
 
     console = Console(stderr=True)
     if not console.is_terminal:
         yield lambda *_: None
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
+    watch = CompileWatch()
+
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            watch.on_start(ev)
+
+        def on_end(self, ev):
+            watch.on_end(ev)
+
+    class Description(ProgressColumn):
+        def render(self, task):
+            return Text(watch.note(task.description))
+
+    columns = (Description(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with (
+        event.install_listener("numba:compile", Listener()),
+        Progress(*columns, console=console, transient=True) as progress,
+    ):
         task = progress.add_task("training", total=total)
 
         def step(description):

@@ -761,3 +761,36 @@ def test_version_is_the_packages_metadata_when_installed():
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("focal-ghm-boost is not installed (pip install -e .)")
     assert installed == boostloss.__version__
+
+
+def test_progress_line_says_when_numba_compiles():
+    """The progress bar's text comes from CompileWatch.note: 'compiling ...' after a second of a
+    real numba compilation (numba's compile event), the step's description otherwise."""
+    from numba import njit
+    from numba.core import event
+
+    from boostloss.cli import CompileWatch
+
+    now = [0.0]
+    watch = CompileWatch(clock=lambda: now[0])
+    seen = []
+
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            watch.on_start(ev)
+            seen.append(watch.note("training"))  # at once: not yet a second
+            now[0] += 2.0
+            seen.append(watch.note("training"))
+
+        def on_end(self, ev):
+            watch.on_end(ev)
+
+    @njit  # not cached: compiles on every run of the test
+    def add_one(a):
+        return a + 1
+
+    with event.install_listener("numba:compile", Listener()):
+        assert add_one(1) == 2
+    assert seen[0] == "training"
+    assert seen[1].startswith("compiling numba kernels (2 s;"), seen
+    assert watch.depth == 0 and watch.note("xgboost focal: fold 1/5") == "xgboost focal: fold 1/5"
