@@ -57,6 +57,7 @@ OUTPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 cuda = float64 = None  # type: Any
 LOCAL_BINS = BIN_GROUP = SHARED_CELLS = None  # type: Any
 _focal_grad_hess_store = _ghm_bins_sample = bin_of = _scale_one = None  # type: Any
+_POW2_LOW = _POW2_HIGH = None  # type: Any
 
 
 def local_bins_for(bins):
@@ -236,7 +237,14 @@ def namespace(cuda_module, threads=THREADS, local_bins=None):
     for name in cpu.DEVICE_FUNCTIONS:
         ns[name] = device(_rebind(getattr(cpu, name).py_func, ns))
     ns["_tree_sum"] = device(_rebind(_tree_sum, ns))
+    ns["_pow2_factors"] = device(_rebind(_pow2_factors_table, ns))
     return ns
+
+
+def _pow2_factors_table(k):
+    """The CUDA version of ``math._pow2_factors`` (no bitcast intrinsic there): the same two
+    factors, read from the module's tables."""
+    return _POW2_LOW[k & 31], _POW2_HIGH[(k >> 5) + 34]
 
 
 def kernel_source(cuda_module, name, threads=THREADS, local_bins=None):

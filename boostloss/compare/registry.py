@@ -341,7 +341,7 @@ LOSSES = {
         title="OHEM",
         summary="OHEM (all positives and the 3x as many hardest negatives per round)",
         binary_only="OHEM keeps all positives and the hardest negatives: a binary loss",
-        build=_loss("..ohem", "OHEMLoss", ratio="ohem_ratio", random_state="seed"),
+        build=_loss("..losses", "OHEMLoss", ratio="ohem_ratio", random_state="seed"),
         label=_words("OHEM (ratio {ohem_ratio})"),
         grid=({"ohem_ratio": 1.0}, {"ohem_ratio": 3.0}, {"ohem_ratio": 10.0}),
         describe=_words("ratio={ohem_ratio}"),
