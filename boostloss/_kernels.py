@@ -24,7 +24,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # noqa: F401
+from ._constants import (  # noqa: F401
+    HESSIAN_BOUNDED,
+    HESSIAN_EXACT,
+    HESSIAN_FLOOR,
+    HESSIAN_GAUSS_NEWTON,
+)
 
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
@@ -200,8 +205,8 @@ def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
         d2FL/dz2 = a m (gamma (p_t log p_t)(q - gamma p_t) + (2 gamma + 1) p_t q)
 
     and ``d/dx = s d/dz``, ``d2/dx2 = d2/dz2``. ``hessian_mode`` HESSIAN_GAUSS_NEWTON replaces the
-    second derivative by ``a m p_t q`` (the modulating factor held constant). The returned Hessian
-    is floored at HESSIAN_FLOOR.
+    second derivative by ``a m p_t q`` (the modulating factor held constant), HESSIAN_BOUNDED by
+    the larger of the two. The returned Hessian is floored at HESSIAN_FLOOR.
     """
     if y > 0.5:
         z = x
@@ -220,8 +225,13 @@ def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
     grad = s * am * (gamma * pt_log_pt - q)
     if hessian_mode == HESSIAN_EXACT:
         hess = am * (gamma * pt_log_pt * (q - gamma * p_t) + (2.0 * gamma + 1.0) * p_t * q)
-    else:
+    elif hessian_mode == HESSIAN_GAUSS_NEWTON:
         hess = am * p_t * q
+    else:  # HESSIAN_BOUNDED: the larger of the two
+        hess = am * (gamma * pt_log_pt * (q - gamma * p_t) + (2.0 * gamma + 1.0) * p_t * q)
+        gauss_newton = am * p_t * q
+        if not hess > gauss_newton:
+            hess = gauss_newton
     if not hess > HESSIAN_FLOOR:
         hess = HESSIAN_FLOOR
     return loss, grad, hess
