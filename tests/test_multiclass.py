@@ -13,7 +13,8 @@ from boostloss import FocalLoss, GHMLoss
 from boostloss.losses import check_target
 
 FOCALS = {
-    "focal_exact": lambda: FocalLoss(gamma=2.0, alpha=None),
+    "focal_exact": lambda: FocalLoss(gamma=2.0, alpha=None, hessian="exact"),
+    "focal_auto": lambda: FocalLoss(gamma=2.0, alpha=None),
     "focal_exact_alpha": lambda: FocalLoss(gamma=2.0, alpha=[0.5, 1.0, 2.0, 1.5, 0.25]),
     "focal_gn_gamma_1.5": lambda: FocalLoss(gamma=1.5, alpha=None, hessian="gauss_newton"),
 }
@@ -132,6 +133,79 @@ def test_finite_differences_of_loss_and_gradient(gamma, alpha):
         ) / (2 * step)
         # The exact diagonal is floored at 1e-16 where it is negative.
         np.testing.assert_allclose(hess[:, k], np.maximum(fd_hess, 1e-16), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 5.0])
+@pytest.mark.parametrize("alpha", [None, [0.5, 1.0, 2.0, 1.5, 0.25]], ids=["none", "classes"])
+@pytest.mark.parametrize("shape", ["binary", "softmax"])
+def test_bounded_hessian_is_the_larger_of_exact_and_gauss_newton(gamma, alpha, shape):
+    x, y, w = rows(seed=6, scale=4.0)
+    if shape == "binary":
+        x, y = x[:, 1] - x[:, 0], (y > 1).astype(np.float64)
+        alpha = None if alpha is None else alpha[:2]
+    out = {
+        h: FocalLoss(gamma=gamma, alpha=alpha, hessian=h).gradient_hessian(y, x, w)
+        for h in ("exact", "gauss_newton", "bounded")
+    }
+    np.testing.assert_array_equal(out["bounded"][0], out["exact"][0])
+    np.testing.assert_array_equal(
+        out["bounded"][1], np.maximum(out["exact"][1], out["gauss_newton"][1])
+    )
+    if gamma == 0.0:  # the cross-entropy: all three agree
+        np.testing.assert_allclose(out["bounded"][1], out["exact"][1], rtol=1e-12)
+    elif shape == "softmax":  # the bound is active somewhere and the exact part elsewhere
+        assert (out["exact"][1] < out["gauss_newton"][1]).any()
+        assert (out["exact"][1] > out["gauss_newton"][1]).any()
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 5.0])
+def test_bounded_hessian_switches_whole_rows_where_docs_say(gamma):
+    # exact - Gauss-Newton = r_k^2 (FL'' + FL' P) on every entry of a row (r_y = 1), and
+    # (FL'' + FL' P) / (alpha_y q^gamma gamma P) = log P (1 - gamma P) + 2 (1 - P).
+    x, y, _ = rows(n=2000, seed=8, scale=2.5)
+    p_y = softmax(x, axis=1)[np.arange(y.size), y]
+    switch = np.log(p_y) * (1 - gamma * p_y) + 2 * (1 - p_y)
+    out = {
+        h: FocalLoss(gamma=gamma, alpha=None, hessian=h).gradient_hessian(y, x)[1]
+        for h in ("exact", "gauss_newton", "bounded")
+    }
+    sure = np.abs(switch) > 1e-6
+    exact_rows = sure & (switch > 0)
+    gn_rows = sure & (switch < 0)
+    assert exact_rows.sum() > 100 and gn_rows.sum() > 100
+    np.testing.assert_array_equal(out["bounded"][exact_rows], out["exact"][exact_rows])
+    np.testing.assert_array_equal(out["bounded"][gn_rows], out["gauss_newton"][gn_rows])
+    if gamma == 1.0:  # the switch at p_y = e^-2
+        np.testing.assert_array_equal(sure & (p_y > np.exp(-2)), exact_rows)
+
+
+def test_bounded_hessian_keeps_confidently_wrong_rows_off_the_floor():
+    # A row of a rare class at the start (p_y = 1e-3): the exact curvature in t is negative and is
+    # floored at 1e-16, so a leaf of such rows gets a Newton step of ~1e16 x its gradient; the
+    # bounded Hessian is the Gauss-Newton one there, the cross-entropy's p_y (1 - p_y) to 2%.
+    x = np.log(np.array([[1e-3, 0.5, 0.499]]))
+    y = np.array([0])
+    g, h_exact = FocalLoss(gamma=2.0, alpha=None, hessian="exact").gradient_hessian(y, x)
+    _, h = FocalLoss(gamma=2.0, alpha=None, hessian="bounded").gradient_hessian(y, x)
+    assert h_exact[0, 0] == 1e-16 and g[0, 0] < -0.99
+    np.testing.assert_allclose(h[0, 0], 1e-3 * (1 - 1e-3), rtol=2e-2)
+
+
+def test_auto_hessian_is_exact_for_two_classes_and_bounded_for_more():
+    x, y, w = rows(seed=7)
+    for hessian, n_classes in (("bounded", K), ("exact", 2)):
+        yk = y % n_classes
+        np.testing.assert_array_equal(
+            FocalLoss(alpha=None).gradient_hessian(yk, x[:, :n_classes], w)[1],
+            FocalLoss(alpha=None, hessian=hessian).gradient_hessian(yk, x[:, :n_classes], w)[1],
+        )
+    binary = (y > 1).astype(np.float64)
+    np.testing.assert_array_equal(
+        FocalLoss().gradient_hessian(binary, x[:, 0], w)[1],
+        FocalLoss(hessian="exact").gradient_hessian(binary, x[:, 0], w)[1],
+    )
+    with pytest.raises(ValueError, match="'auto', 'exact', 'gauss_newton', 'bounded'"):
+        FocalLoss(hessian="positive").gradient_hessian(binary, x[:, 0])
 
 
 @pytest.mark.parametrize("name", sorted(GHMS))

@@ -7,3 +7,5 @@ HESSIAN_FLOOR = 1e-16
 #: Hessian policies of the focal loss, as passed to the kernels.
 HESSIAN_EXACT = 0
 HESSIAN_GAUSS_NEWTON = 1
+#: The exact second derivative, bounded below by the Gauss-Newton one (the larger of the two).
+HESSIAN_BOUNDED = 2

@@ -14,7 +14,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # noqa: F401
+from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
 
 #: The per-sample functions compiled for both targets: here for the CPU, and from the same source
 #: for CUDA by _kernels.cuda_build. Each must compile for CUDA too (scalar arithmetic, reads and
@@ -208,8 +208,8 @@ def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
         d2FL/dz2 = a m (gamma (p_t log p_t)(q - gamma p_t) + (2 gamma + 1) p_t q)
 
     and ``d/dx = s d/dz``, ``d2/dx2 = d2/dz2``. ``hessian_mode`` HESSIAN_GAUSS_NEWTON replaces the
-    second derivative by ``a m p_t q`` (the modulating factor held constant). The returned Hessian
-    is floored at HESSIAN_FLOOR.
+    second derivative by ``a m p_t q`` (the modulating factor held constant), HESSIAN_BOUNDED by
+    the larger of the two. The returned Hessian is floored at HESSIAN_FLOOR.
     """
     if y > 0.5:
         z = x
@@ -223,7 +223,13 @@ def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
     loss, d1, d2, am = focal_terms(p_t, q, log_p_t, log_q, gamma, a)
     # s * d1 rounds as s * a * m * (...) did: s is +-1.
     grad = s * d1
-    hess = d2 if hessian_mode == HESSIAN_EXACT else am * p_t * q
+    gauss_newton = am * p_t * q
+    if hessian_mode == HESSIAN_EXACT:
+        hess = d2
+    elif hessian_mode == HESSIAN_GAUSS_NEWTON:
+        hess = gauss_newton
+    else:  # HESSIAN_BOUNDED: the larger of the two
+        hess = d2 if d2 > gauss_newton else gauss_newton
     if not hess > HESSIAN_FLOOR:
         hess = HESSIAN_FLOOR
     return loss, grad, hess

@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit, prange
 
 from .binary import CHUNK, _bin_of_uniform, _edges_are_uniform, by_gamma
-from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
+from .constants import HESSIAN_BOUNDED, HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
 from .math import (
     _exp_nonpositive,
     _true_class_log_p,
@@ -56,6 +56,7 @@ from .math import (
 
 __all__ = [
     "CHUNK",
+    "HESSIAN_BOUNDED",
     "HESSIAN_EXACT",
     "HESSIAN_FLOOR",
     "HESSIAN_GAUSS_NEWTON",
@@ -85,8 +86,8 @@ ROW_BLOCK = 128
 SWEEP_ROWS = 16 * ROW_BLOCK
 
 # Rows of the float64 scratch array ``work`` (ROW_BLOCK columns): per-row values of a block.
-_MO, _S_REST, _INV_S, _P, _Q, _D1, _DY, _W = 0, 1, 2, 3, 4, 5, 6, 7
-_N_WORK = 8
+_MO, _S_REST, _INV_S, _P, _Q, _D1, _DY, _W, _D2 = 0, 1, 2, 3, 4, 5, 6, 7, 8
+_N_WORK = 9
 
 
 @njit(cache=True, inline="always")
@@ -249,6 +250,7 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
         _, d1, d2, _ = focal_terms(p, q, log_p, log_q, gamma, alpha[c])
         work[_D1, b] = d1
         work[_DY, b] = d2 if exact else -d1 * p  # the true class's Hessian
+        work[_D2, b] = d2
     if exact:
         for k in range(xb.shape[1]):
             for b in range(m):
@@ -256,6 +258,21 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
                 d1 = work[_D1, b]
                 d2 = work[_DY, b]
                 h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
+                _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+    elif hessian_mode == HESSIAN_BOUNDED:
+        # The larger of the exact and the Gauss-Newton diagonals, entry by entry.
+        for k in range(xb.shape[1]):
+            for b in range(m):
+                r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
+                d1 = work[_D1, b]
+                d2 = work[_D2, b]
+                h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
+                h_gn = (
+                    work[_DY, b]
+                    if k == cls[b]
+                    else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r)
+                )
+                h = h if h > h_gn else h_gn
                 _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
     else:
         for k in range(xb.shape[1]):
@@ -509,6 +526,8 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
         h_y = FL'',                   h_k = FL'' r_k^2 - FL' r_k (1 - r_k)     (HESSIAN_EXACT)
         h_y = -FL' P,                 h_k = -FL' r_k (1 - p_k)           (HESSIAN_GAUSS_NEWTON)
 
+    and HESSIAN_BOUNDED takes the larger of the two, entry by entry.
+
     The Gauss-Newton diagonal is ``w_f p_k (1 - p_k)`` with the focal weight ``w_f = -FL' / q``
     frozen (the positive-semidefinite part). The gradient is ``w_f (p - e_y)`` and sums to 0 over
     the classes. Every Hessian entry is floored at HESSIAN_FLOOR, then both are multiplied by the
@@ -522,7 +541,7 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     w : float64 (n,) or (0,)
     gamma : float >= 0
     alpha : float64 (K,) or (0,)
-    hessian_mode : HESSIAN_EXACT or HESSIAN_GAUSS_NEWTON
+    hessian_mode : HESSIAN_EXACT, HESSIAN_GAUSS_NEWTON or HESSIAN_BOUNDED
     grad_out, hess_out : float32/64 (n, K), written
     """
     kernel = by_gamma(gamma, _SOFTMAX_FOCAL_GRAD_HESS)

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._kernels.cache import kernels
-from .._kernels.constants import HESSIAN_EXACT, HESSIAN_GAUSS_NEWTON
+from .._kernels.constants import HESSIAN_BOUNDED, HESSIAN_EXACT, HESSIAN_GAUSS_NEWTON
 from .._typing import Float64Array
 from . import _validation as v
 from ._multiclass import softmax_focal_best_constant
@@ -20,7 +20,11 @@ if TYPE_CHECKING:
     pass
 from ._base import _NO_ALPHA, _Loss
 
-_HESSIANS = {"exact": HESSIAN_EXACT, "gauss_newton": HESSIAN_GAUSS_NEWTON}
+_HESSIANS = {
+    "exact": HESSIAN_EXACT,
+    "gauss_newton": HESSIAN_GAUSS_NEWTON,
+    "bounded": HESSIAN_BOUNDED,
+}
 
 
 def _check_class_alpha(alpha):
@@ -49,7 +53,9 @@ class FocalParams:
     ``class_alpha`` holds the per-class weights when ``alpha`` is a sequence (None otherwise); for
     a binary model they are ``alpha_neg = class_alpha[0]``, ``alpha_pos = class_alpha[1]``.
     ``auto`` is ``alpha="auto"``: ``alpha_pos = 0.25`` for a binary model (and K = 2), no class
-    weighting for K >= 3 classes.
+    weighting for K >= 3 classes. ``hessian_auto`` is ``hessian="auto"``: ``hessian`` holds
+    HESSIAN_EXACT (a binary model and K = 2), :meth:`softmax_hessian` gives HESSIAN_BOUNDED for
+    K >= 3 classes.
     """
 
     gamma: float
@@ -58,6 +64,11 @@ class FocalParams:
     hessian: int
     class_alpha: tuple[float, ...] | None = None
     auto: bool = False
+    hessian_auto: bool = False
+
+    def softmax_hessian(self, n_classes: int) -> int:
+        """The kernels' Hessian mode for K classes (``hessian="auto"``: bounded for K >= 3)."""
+        return HESSIAN_BOUNDED if self.hessian_auto and n_classes > 2 else self.hessian
 
     def binary_alpha(self) -> tuple[float, float]:
         """``(alpha_pos, alpha_neg)`` of a binary model (one margin per sample)."""
@@ -124,19 +135,28 @@ class FocalLoss(_Loss):
         any number of classes. For K classes (margins of shape (n, K)) pass one weight per class
         or None: a float is binary only (an error with K >= 3, ``[1 - alpha, alpha]`` with K = 2).
         Two weights with 1-D margins are ``[class 0, class 1]``.
-    hessian : {"exact", "gauss_newton"}, default="exact"
+    hessian : {"auto", "exact", "gauss_newton", "bounded"}, default="auto"
         Second-derivative policy. The exact second derivative is negative for confidently wrong
         samples (down to about -0.047 alpha_t for gamma=2), which boosting cannot use:
 
-        - ``"exact"`` (default): the true second derivative, floored at
-          ``boostloss.HESSIAN_FLOOR`` (1e-16).
+        - ``"exact"``: the true second derivative, floored at ``boostloss.HESSIAN_FLOOR`` (1e-16).
         - ``"gauss_newton"``: ``alpha_t (1 - p_t)^gamma p (1 - p)``, the Hessian of the
           cross-entropy weighted by the focal modulating factor held constant. Always positive and
           equal to the exact Hessian at gamma=0.
+        - ``"bounded"``: the larger of the two, entry by entry. For K classes every entry of a
+          row switches together: exact where ``log p_y (1 - gamma p_y) + 2 (1 - p_y) >= 0``
+          (``p_y`` from about 0.104 at gamma=2, from ``e^-2`` at gamma=1), Gauss-Newton below,
+          where the exact curvature is smaller, near zero or negative.
+        - ``"auto"`` (default): ``"exact"`` for a binary model (and K = 2), ``"bounded"`` for
+          K >= 3 classes.
 
-        On the real datasets the exact Hessian ranks better and the Gauss-Newton one is better
-        calibrated (``benchmarks/hessian_policy.py``, docs/losses.md); ranking is what focal loss
-        is for, so ``"exact"`` is the default.
+        Binary: on the real datasets the exact Hessian ranks better and the Gauss-Newton one is
+        better calibrated (``benchmarks/hessian_policy.py``, docs/losses.md); ranking is what
+        focal loss is for, so ``"exact"`` is the binary default. K classes: every row of a rare
+        class starts confidently wrong, where the exact diagonal is floored at 1e-16, and a
+        LightGBM leaf of such rows (no L2 penalty by default) takes a step of up to 1e16 times its
+        gradient; the bounded Hessian keeps those rows at about the cross-entropy's curvature
+        (docs/multiclass.md, "The Hessian policy").
 
         Every policy is floored at 1e-16, so the Hessian is strictly positive for any finite margin.
 
@@ -146,7 +166,8 @@ class FocalLoss(_Loss):
     ``p = softmax(z)``, the binary focal loss of ``t = z_y - LSE_{k != y} z_k``. The gradient is
     ``w (p - e_y)`` with the focal weight ``w = -FL'(t) / (1 - p_y)``; ``"exact"`` is the true
     diagonal of the Hessian (floored), ``"gauss_newton"`` the diagonal ``w p_k (1 - p_k)`` of its
-    positive part (for K = 2 this is ``-FL' p_t``, not the binary policy above; equal at gamma=0).
+    positive part (for K = 2 this is ``-FL' p_t``, not the binary policy above; equal at gamma=0),
+    ``"bounded"`` the larger of the two, entry by entry (the default for K >= 3).
     :meth:`init_score` with ``n_classes=K`` is the exact best constant vector.
     """
 
@@ -156,7 +177,7 @@ class FocalLoss(_Loss):
         self,
         gamma: float = 2.0,
         alpha: float | Literal["auto"] | ArrayLike | None = "auto",
-        hessian: str = "exact",
+        hessian: str = "auto",
     ) -> None:
         self.gamma = gamma
         self.alpha = alpha
@@ -239,8 +260,9 @@ class FocalLoss(_Loss):
                 if len(class_alpha) == 2
                 else (float("nan"), float("nan"))
             )
-        mode = _HESSIANS[v.check_choice("hessian", self.hessian, tuple(_HESSIANS))]
-        return FocalParams(gamma, a_pos, a_neg, mode, class_alpha, auto)
+        hessian = v.check_choice("hessian", self.hessian, ("auto", *_HESSIANS))
+        mode = HESSIAN_EXACT if hessian == "auto" else _HESSIANS[hessian]
+        return FocalParams(gamma, a_pos, a_neg, mode, class_alpha, auto, hessian == "auto")
 
     def binary_focal_terms(self) -> tuple[float, float, float, int]:
         """``(gamma, alpha_pos, alpha_neg, hessian_mode)``: the binary focal kernels' arguments."""
@@ -275,7 +297,7 @@ class FocalLoss(_Loss):
     def _softmax_grad_hess_kernels(params, y, x, w, grad, hess, state):
         alpha = params.softmax_alpha(x.shape[1])
         kernels("softmax").softmax_focal_grad_hess(
-            y, x, w, params.gamma, alpha, params.hessian, grad, hess
+            y, x, w, params.gamma, alpha, params.softmax_hessian(x.shape[1]), grad, hess
         )
 
     @staticmethod
