@@ -4,7 +4,7 @@ Contenders, run in alternation within one process (medians after a warm-up), eac
 an adapter calls it: float32 margins as the frameworks hand them over, float32 gradient / Hessian
 buffers and the keep mask reused across calls, tie keys drawn once:
 
-- ``ohem``: ``ohem_select`` + ``ohem_grad_hess`` (ratio 3), and each of the two alone;
+- ``ohem``: ``ohem_select`` + ``kept_cross_entropy_grad_hess`` (ratio 3), and each of the two alone;
 - ``focal``: ``boostloss._kernels.binary.focal_grad_hess`` (gamma 2, alpha 0.25, exact Hessian), the
   reference: OHEM should cost at most 3x this;
 - ``OHEMLoss`` / ``FocalLoss``: the public path, as the adapters call it:
@@ -109,7 +109,7 @@ def main():
 
         def ohem(margins=margins, w=w):
             ks.ohem_select(y, margins, w, 3.0, keys, keep)
-            ks.ohem_grad_hess(y, margins, w, keep, grad, hess)
+            _kernels.kept_cross_entropy_grad_hess(y, margins, w, keep, grad, hess)
 
         target = check_target(y, w if w.shape[0] else None)
         ohem_loss, focal_loss = OHEMLoss(ratio=3.0), FocalLoss(gamma=2.0, alpha=0.25)
@@ -135,7 +135,7 @@ def main():
             "ohem select": lambda margins=margins, w=w: ks.ohem_select(
                 y, margins, w, 3.0, keys, keep
             ),
-            "ohem grad_hess": lambda margins=margins, w=w: ks.ohem_grad_hess(
+            "ohem grad_hess": lambda margins=margins, w=w: _kernels.kept_cross_entropy_grad_hess(
                 y, margins, w, keep, grad, hess
             ),
             "numpy": lambda margins=margins, w=w: numpy_ohem(y, margins, w, 3.0, keys),

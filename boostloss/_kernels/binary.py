@@ -458,3 +458,16 @@ def cross_entropy_and_norm(y, x, ce_out, g_out):
         _, _, g, ce = _gradient_norm_parts(y[i], np.float64(x[i]))
         ce_out[i] = ce
         g_out[i] = g
+
+
+@njit(cache=True, parallel=True)
+def kept_cross_entropy_grad_hess(y, x, w, keep, grad_out, hess_out):
+    """Weighted cross-entropy gradient ``w (p - y)`` and floored Hessian ``w max(p (1 - p),
+    HESSIAN_FLOOR)`` of the rows with ``keep != 0`` (GHM-C's per-sample pieces), ``+0.0`` for the
+    others: OHEM's derivatives."""
+    weighted = w.shape[0] > 0
+    for i in prange(x.shape[0]):
+        _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
+        kept = keep[i] != 0
+        grad_out[i] = grad_out[i] if kept else 0.0
+        hess_out[i] = hess_out[i] if kept else 0.0

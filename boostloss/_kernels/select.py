@@ -64,15 +64,12 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .binary import CHUNK
-from .constants import HESSIAN_FLOOR
-from .math import _gradient_norm_parts
+from .softmax import softmax_ce_loss_and_norm
 
 __all__ = [
     "select_rows",
     "ohem_select",
-    "ohem_grad_hess",
     "ohem_select_softmax",
-    "ohem_softmax_grad_hess",
     "softmax_negative_loss",
     "ohem_best_constant",
     "tie_keys",
@@ -695,54 +692,16 @@ def ohem_select(y, x, w, ratio, tie_keys, keep_out, group=None):
     return _select(y, x, w, 0.0, ratio, tie_keys, keep_out, group)[:2]
 
 
-@njit(cache=True, parallel=True)
-def ohem_grad_hess(y, x, w, keep, grad_out, hess_out):
-    """Cross-entropy derivatives of the kept rows, exactly 0 for the others.
-
-    Kept rows: ``grad = w (p - y)``, ``hess = w max(p (1 - p), HESSIAN_FLOOR)`` with
-    ``p = sigmoid(x)``; dropped rows: ``grad = hess = +0.0``.
-    """
-    n = x.shape[0]
-    weighted = w.shape[0] > 0
-    for i in prange(n):
-        diff, hess, _, _ = _gradient_norm_parts(y[i], np.float64(x[i]))
-        if not hess > HESSIAN_FLOOR:
-            hess = HESSIAN_FLOOR
-        if weighted:
-            diff *= w[i]
-            hess *= w[i]
-        kept = keep[i] != 0
-        grad_out[i] = diff if kept else 0.0
-        hess_out[i] = hess if kept else 0.0
-
-
 # --------------------------------------------------------------------------------------------
 # Multi-class OHEM: the rows of a background class play the negatives
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
-def _log_sum_exp_row(x, i):
-    k_classes = x.shape[1]
-    top = np.float64(x[i, 0])
-    for k in range(1, k_classes):
-        top = max(top, np.float64(x[i, k]))
-    s = 0.0
-    for k in range(k_classes):
-        s += math.exp(np.float64(x[i, k]) - top)
-    return top, s
-
-
-@njit(cache=True, parallel=True)
 def softmax_negative_loss(x, negative_class, out):
-    """``-log p_negative = LSE(x_i) - x_i[negative_class]`` of every row, into ``out``.
-
-    Stable: ``(max_k x_ik - x_i,neg) + log(sum_k exp(x_ik - max))``, both terms >= 0 (the sum is at
-    least 1), so the loss is never negative.
-    """
-    for i in prange(x.shape[0]):
-        top, s = _log_sum_exp_row(x, i)
-        out[i] = (top - np.float64(x[i, negative_class])) + math.log(s)
+    """``-log p_negative`` of every row of the (n, K) margins ``x``, into ``out``: the softmax
+    cross-entropy of :mod:`.softmax` (never negative) with every label ``negative_class``."""
+    n = x.shape[0]
+    softmax_ce_loss_and_norm(np.full(n, float(negative_class)), x, out, np.empty(n))
 
 
 def ohem_select_softmax(y, x, w, negative_class, ratio, tie_keys, keep_out, group=None):
@@ -754,39 +713,6 @@ def ohem_select_softmax(y, x, w, negative_class, ratio, tie_keys, keep_out, grou
     number (weight) of non-background rows; ``group`` as there.
     """
     return select_rows(y, x, w, negative_class, ratio, tie_keys, keep_out, group)[:2]
-
-
-@njit(cache=True, parallel=True)
-def ohem_softmax_grad_hess(y, x, w, keep, grad_out, hess_out):
-    """Softmax cross-entropy derivatives of the kept rows, exactly 0 for the others.
-
-    Kept rows: ``grad_k = w (p_k - [k == y])``, ``hess_k = w max(p_k (1 - p_k), HESSIAN_FLOOR)``
-    with ``p = softmax(x_i)`` (the diagonal; the framework's own Hessian factor is the adapter's
-    business).
-    ``1 - p_k`` is evaluated as ``(s - e_k) / s`` so it does not cancel for a dominant class.
-    """
-    n = x.shape[0]
-    k_classes = x.shape[1]
-    weighted = w.shape[0] > 0
-    for i in prange(n):
-        if keep[i] == 0:
-            for k in range(k_classes):
-                grad_out[i, k] = 0.0
-                hess_out[i, k] = 0.0
-            continue
-        top, s = _log_sum_exp_row(x, i)
-        wi = w[i] if weighted else 1.0
-        label = int(y[i])
-        for k in range(k_classes):
-            e = math.exp(np.float64(x[i, k]) - top)
-            p = e / s
-            q = (s - e) / s
-            g = p - 1.0 if k == label else p
-            h = p * q
-            if not h > HESSIAN_FLOOR:
-                h = HESSIAN_FLOOR
-            grad_out[i, k] = wi * g
-            hess_out[i, k] = wi * h
 
 
 # --------------------------------------------------------------------------------------------

@@ -342,7 +342,8 @@ def _ce_block(lo, m, y, w, xb, gb, hb, cls, am, work):
 @njit(cache=True, inline="always")
 def _for_each_ce_block(finish, y, x, w, grad_out, hess_out, out, edges):
     """:func:`_ce_block` over every row, a prange loop over sweeps, then
-    ``finish(lo, m, work, out, edges)`` with the block's gradient norms in ``work[_Q]``."""
+    ``finish(lo, m, work, out, edges, grad_out, hess_out)`` with the block's gradient norms in
+    ``work[_Q]``."""
     n = x.shape[0]
     w = _row_weights(w, n)
     for j in prange(_n_sweeps(n)):
@@ -353,17 +354,17 @@ def _for_each_ce_block(finish, y, x, w, grad_out, hess_out, out, edges):
             _load_block(lo, m, x, xb)
             _ce_block(lo, m, y, w, xb, gb, hb, cls, am, work)
             _store_block(lo, m, gb, hb, grad_out, hess_out)
-            finish(lo, m, work, out, edges)
+            finish(lo, m, work, out, edges, grad_out, hess_out)
 
 
 @njit(cache=True, inline="always")
-def _store_norms(lo, m, work, g_out, edges):
+def _store_norms(lo, m, work, g_out, edges, grad_out, hess_out):
     for b in range(m):
         g_out[lo + b] = work[_Q, b]
 
 
 @njit(cache=True, inline="always")
-def _store_bins(lo, m, work, bin_out, edges):
+def _store_bins(lo, m, work, bin_out, edges, grad_out, hess_out):
     """The bin of each row's ``g`` (half-open bins ``[edges[b], edges[b + 1])``, the rule of
     ``_kernels.bin_of``; the standard edges without a table look-up)."""
     bins = edges.shape[0] - 1
@@ -574,6 +575,23 @@ def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     in chunk order: the counts do not depend on the thread count).
     """
     _for_each_ce_block(_store_bins, y, x, w, grad_out, hess_out, bin_out, edges)
+
+
+@njit(cache=True, inline="always")
+def _zero_dropped(lo, m, work, keep, edges, grad_out, hess_out):
+    """``+0.0`` derivatives for the rows of the block with ``keep == 0``."""
+    for b in range(m):
+        if keep[lo + b] == 0:
+            for k in range(grad_out.shape[1]):
+                grad_out[lo + b, k] = 0.0
+                hess_out[lo + b, k] = 0.0
+
+
+@njit(cache=True, parallel=True)
+def kept_softmax_ce_grad_hess(y, x, w, keep, grad_out, hess_out):
+    """Weighted softmax cross-entropy gradient and floored Hessian (the kernels of GHM-C's first
+    pass) of the rows with ``keep != 0``, ``+0.0`` for the others: OHEM's derivatives."""
+    _for_each_ce_block(_zero_dropped, y, x, w, grad_out, hess_out, keep, _NO_EDGES)
 
 
 @njit(cache=True, error_model="numpy")

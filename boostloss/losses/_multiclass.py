@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.special import logsumexp
 
 __all__ = ["softmax_focal_best_constant"]
 
@@ -141,9 +142,7 @@ def softmax_focal_best_constant(class_weights, gamma, alpha=None):
 
     def excess(log_lambda):
         # log of sum_k P_k(lambda), increasing in lambda, 0 at the root.
-        lp = _class_log_probs(log_lambda, log_n, gamma)
-        top = lp.max()
-        return top + math.log(np.exp(lp - top).sum())
+        return float(logsumexp(_class_log_probs(log_lambda, log_n, gamma)))
 
     # phi(P) ~ P for small P, so lambda ~ 1 / sum(N) is the scale; widen until the sign changes.
     centre = -math.log(totals.sum())

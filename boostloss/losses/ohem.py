@@ -383,11 +383,11 @@ class OHEMLoss(_Loss):
 
     def _grad_hess_kernels(self, params, y, x, w, grad, hess, state):
         n_kept, w_kept, keep = self._select(params, y, x, w, state)
-        k = _select_kernels()
+        # The cross-entropy kernels with a keep mask: OHEM's derivatives are GHM-C's unweighted.
         if x.ndim == 1:
-            k.ohem_grad_hess(y, x, w, keep, grad, hess)
+            kernels().kept_cross_entropy_grad_hess(y, x, w, keep, grad, hess)
         else:
-            k.ohem_softmax_grad_hess(y, x, w, keep, grad, hess)
+            kernels("softmax").kept_softmax_ce_grad_hess(y, x, w, keep, grad, hess)
         state.n_kept_negatives = int(n_kept)
         state.kept_negative_weight = float(w_kept)
         state.rounds += 1
