@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_distributed.py                       # 2 workers, 2M rows x 20 (~10 min)
     python benchmarks/bench_distributed.py --rows 200000 --rounds 10 --repeats 1   # a quick check
+    python benchmarks/bench_distributed.py --first-round --rows 40000 --rounds 20   # cold workers
 
 One LocalCluster of ``--workers`` worker processes (one thread each), the data generated on the
 workers (each holds its own partitions). In the same cluster, in turn: ``binary:logistic``, focal
@@ -13,6 +14,14 @@ boosting alone (the workers' DMatrix building, the same for all, excluded), and 
 collective step per round (the reductions that make GHM-C's density global and the error check),
 measured on the workers inside the same communicator: GHM-C's objective round with and without
 the collective. The load average is printed before and after (the machine may be shared).
+
+``--first-round``: what a worker with an empty numba cache pays in its first boosting round. Each
+run starts a new LocalCluster whose workers get a new, empty ``NUMBA_CACHE_DIR`` and trains focal
+loss (objective and metric, ``xgb.dask.train``); reported per run: the first round, the median of
+the later rounds, and the time of ``client.run(boostloss.warm_up, focal)`` where it is called before
+training. The runs: ``binary:logistic`` (XGBoost's own first-round cost), focal on a cold cache,
+focal on a cold cache after the warm-up (for both frameworks, the default, and for XGBoost only),
+and focal on the cache a warm-up filled (a new worker process on a machine warmed before).
 """
 
 import argparse
@@ -114,6 +123,139 @@ def _boost_timer():
     return BoostTimer()
 
 
+def _round_timer():
+    """A training callback that stores the duration of every boosting round (JSON list, seconds)
+    in the booster's attributes, measured on the worker that returns the model."""
+    import json
+
+    import xgboost as xgb
+
+    class RoundTimer(xgb.callback.TrainingCallback):
+        def before_training(self, model):
+            self.last = time.perf_counter()
+            self.rounds = []
+            return model
+
+        def after_iteration(self, model, epoch, evals_log):
+            now = time.perf_counter()
+            self.rounds.append(now - self.last)
+            self.last = now
+            return False
+
+        def after_training(self, model):
+            model.set_attr(round_seconds=json.dumps(self.rounds))
+            return model
+
+    return RoundTimer()
+
+
+def first_round(args):
+    """Fresh workers, an empty numba cache each run: the first round against the later ones."""
+    import json
+    import tempfile
+
+    import dask
+    import dask.array as da
+    import xgboost as xgb
+    import xgboost.dask
+    from distributed import Client, LocalCluster
+
+    import boostloss
+    import boostloss.xgboost as blx
+    from boostloss import FocalLoss
+
+    print_machine(
+        [
+            f"setup   : {args.workers} Dask workers x 1 thread (new ones every run), {args.rows} "
+            f"rows x {args.features}, {args.rounds} rounds, depth 6; focal objective and metric"
+        ]
+    )
+    focal = FocalLoss(gamma=2.0, alpha=0.25)
+    params = {"tree_method": "hist", "max_depth": 6, "eta": 0.1, "nthread": 1}
+
+    def run(objective, cache_dir, frameworks):
+        os.environ["NUMBA_CACHE_DIR"] = cache_dir  # read by the workers at their start
+        with (
+            LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            n_blocks = 2 * args.workers
+            block_rows = args.rows // n_blocks
+            blocks = [
+                da.from_delayed(
+                    dask.delayed(_make_block)(block_rows, args.features, seed),
+                    shape=(block_rows, args.features + 1),
+                    dtype=np.float32,
+                )
+                for seed in range(n_blocks)
+            ]
+            data = da.concatenate(blocks).persist()
+            dtrain = xgb.dask.DaskQuantileDMatrix(client, data[:, :-1], data[:, -1])
+            warm_seconds = None
+            if frameworks:
+                t0 = time.perf_counter()
+                client.run(boostloss.warm_up, focal, frameworks=frameworks)
+                warm_seconds = time.perf_counter() - t0
+            if objective == "binary:logistic":
+                extra = {"params": dict(params, objective=objective)}
+            else:
+                extra = {
+                    "params": params,
+                    "obj": blx.objective(focal),
+                    "custom_metric": blx.metric(focal),
+                }
+            out = xgb.dask.train(
+                client,
+                dtrain=dtrain,
+                num_boost_round=args.rounds,
+                evals=[(dtrain, "train")],
+                callbacks=[_round_timer()],
+                **extra,
+            )
+            rounds = json.loads(out["booster"].attr("round_seconds"))
+        return rounds[0], median(rounds[1:]), warm_seconds
+
+    runs = [
+        ("binary:logistic", "binary:logistic", "new", None),
+        ("focal, cold cache", "focal", "new", None),
+        ("focal, cold, warm_up(both frameworks) first", "focal", "new", ("xgboost", "lightgbm")),
+        ("focal, cold, warm_up(xgboost) first", "focal", "new", "xgboost"),
+        ("focal, cache filled by that warm-up", "focal", "same", None),
+    ]
+    results = {name: [] for name, *_ in runs}
+    for _ in range(args.repeats):
+        cache_dir = None
+        for name, objective, cache, frameworks in runs:
+            if cache == "new" or cache_dir is None:
+                cache_dir = tempfile.mkdtemp(prefix="bench-numba-cache-")
+            results[name].append(run(objective, cache_dir, frameworks))
+    rows = []
+    for name, *_ in runs:
+        first, later, warm_seconds = (
+            median([r[i] for r in results[name]]) if results[name][0][i] is not None else None
+            for i in range(3)
+        )
+        rows.append(
+            (
+                name,
+                "-" if warm_seconds is None else fmt_time(warm_seconds),
+                fmt_time(first),
+                fmt_time(later),
+                f"{first - later:+.2f} s",
+            )
+        )
+    print_table(
+        ("run", "client.run(warm_up)", "round 1", "later rounds (median)", "round 1 extra"),
+        rows,
+    )
+    print(f"medians of {args.repeats} run(s); load average at the end: {load_average()}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -127,7 +269,16 @@ def main(argv=None):
         default=10,
         help="rounds of the training that times the collective step",
     )
+    parser.add_argument(
+        "--first-round",
+        action="store_true",
+        help="time the first round of new workers with an empty numba cache, with and without "
+        "boostloss.warm_up (see the module's docstring)",
+    )
     args = parser.parse_args(argv)
+    if args.first_round:
+        first_round(args)
+        return
 
     import dask
     import dask.array as da

@@ -30,6 +30,7 @@ from .losses._posterior import posterior_from_margin
 
 if TYPE_CHECKING:  # loaded on first use at run time (see __getattr__)
     from .estimators import LGBMClassifier, XGBClassifier
+    from .warm import warm_up
 
 #: The release, the only place it is written: the build reads it (pyproject.toml's dynamic version)
 #: and ``boostloss --version`` prints it.
@@ -48,6 +49,7 @@ __all__ = [
     "XGBClassifier",
     "LGBMClassifier",
     "posterior_from_margin",
+    "warm_up",
     "__version__",
 ]
 
@@ -59,4 +61,8 @@ def __getattr__(name: str) -> Any:
         from . import estimators
 
         return getattr(estimators, name)
+    if name == "warm_up":
+        from .warm import warm_up
+
+        return warm_up
     raise AttributeError(f"module 'boostloss' has no attribute {name!r}")
