@@ -186,8 +186,7 @@ def objective(loss: LossLike, *, n_threads: AdapterThreads = "auto") -> LGBMObje
     n_threads : "auto", int or None, default="auto"
         Numba threads of the kernels. ``"auto"``: one for a binary model (LightGBM's OpenMP
         workers keep the cores busy between rounds), the package's default policy for K classes
-        (a K times longer pass: 200k rows x 10 classes, 12 ms a round on 2 threads against 21 ms on
-        one). None: the package's default policy (``boostloss._kernels.threads``).
+        (a K times longer pass; docs/performance.md). None: the package's default policy.
 
     Returns
     -------

@@ -10,11 +10,9 @@ Every public method of a loss takes ``n_threads``:
 The XGBoost and LightGBM adapters take ``n_threads="auto"`` unless told otherwise
 (:func:`round_threads`): one thread for a binary model's margins (one per sample), since between
 rounds the frameworks keep their OpenMP workers spinning and a second numba thread competing with
-them made rounds slower (``benchmarks/bench_training.py``); the default policy above for a K-class
-model's n x K margins, whose pass is K times longer (LightGBM, 200k rows x 10 classes: 12 ms a
-round on 2 threads against 21 ms on one, ``benchmarks/bench_training_multiclass.py``). Results never
-depend on the thread count: the kernels' reductions run over fixed-size chunks summed in a fixed
-order.
+them made rounds slower; the default policy above for a K-class model's n x K margins, whose pass
+is K times longer (docs/performance.md has the timings). Results never depend on the thread
+count: the kernels' reductions run over fixed-size chunks summed in a fixed order.
 """
 
 from __future__ import annotations
