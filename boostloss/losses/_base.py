@@ -463,16 +463,20 @@ class _Loss(BaseEstimator):
             raise TypeError(f"{type(self).__name__} keeps no training state; got state={state!r}")
         return None
 
+    def _constant_total(self, params, s, w1, w0):
+        """The loss total of a constant margin ``s`` over class totals ``w1``, ``w0``."""
+        out = np.empty(2)
+        self._loss_kernels(params, np.array([1.0, 0.0]), np.array([s, s]), np.array([w1, w0]), out)
+        return float(out.sum())
+
     def _constant_total_and_slope(self, params, s, w1, w0):
         y2 = np.array([1.0, 0.0])
         w2 = np.array([w1, w0])
         x2 = np.array([s, s])
-        out = np.empty(2)
-        self._loss_kernels(params, y2, x2, w2, out)
         grad = np.empty(2)
         hess = np.empty(2)
         self._grad_hess_kernels(params, y2, x2, w2, grad, hess, None)
-        return float(out.sum()), float(grad.sum())
+        return self._constant_total(params, s, w1, w0), float(grad.sum())
 
     @staticmethod
     def _bracket(w1, w0):

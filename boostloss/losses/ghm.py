@@ -341,7 +341,7 @@ class GHMLoss(_Loss):
         # sit at a jump. A zooming grid search keeps the best point actually evaluated, so the
         # returned margin's total is never above any point tried; 12 zooms reach ~1e-13.
         def total(s):
-            return self._constant_total_and_slope(params, s, w1, w0)[0]
+            return self._constant_total(params, s, w1, w0)
 
         grid = self._bracket(w1, w0)
         values = np.array([total(s) for s in grid])
