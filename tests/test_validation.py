@@ -386,7 +386,7 @@ BAD_PARAMS = [
         "hessian_unknown",
         lambda: FocalLoss(hessian="newton"),
         ValueError,
-        r"hessian must be one of 'exact', 'gauss_newton', got 'newton'",
+        r"hessian must be one of 'auto', 'exact', 'gauss_newton', 'bounded', got 'newton'",
     ),
     (
         "hessian_case",

@@ -72,6 +72,8 @@ __all__ = [
 
 #: ``edges`` of the kernels that bin nothing (an argument of the shared traversal).
 _NO_EDGES = np.empty(0)
+#: ``grad_out`` and ``hess_out`` of the kernels without derivatives.
+_NO_ROWS = np.empty((0, 0))
 
 # --------------------------------------------------------------------------------------------
 # Block sweeps: the gradient kernels' traversal
@@ -234,7 +236,7 @@ def _store_floored(b, k, g, h, wi, gb, hb):
 
 
 @njit(cache=True, inline="always")
-def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
+def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     """Gradient and diagonal Hessian of rows ``lo .. lo + m - 1`` (see softmax_focal_grad_hess),
     from the margins loaded in ``xb`` into the blocks ``gb``, ``hb``; ``w`` and ``alpha`` hold the
     sample and class weights (ones where there are none)."""
@@ -299,30 +301,31 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
 
 
 @njit(cache=True, error_model="numpy")
-def _focal_block_gamma2(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
-    _focal_block(lo, m, 2.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+def _focal_block_gamma2(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
+    _focal_block(lo, m, 2.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _focal_block_gamma1(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
-    _focal_block(lo, m, 1.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+def _focal_block_gamma1(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
+    _focal_block(lo, m, 1.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _focal_block_gamma0(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
-    _focal_block(lo, m, 0.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+def _focal_block_gamma0(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
+    _focal_block(lo, m, 0.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work):
-    _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
+def _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
+    _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _ce_block(lo, m, y, w, xb, gb, hb, cls, am, work):
+def _ce_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     """Softmax cross-entropy gradient ``p - e_y`` and Hessian ``p (1 - p)`` (floored) of rows
     ``lo .. lo + m - 1`` (margins in ``xb``, outputs into ``gb``, ``hb``), times the sample
-    weights; leaves each row's ``g = 1 - p_y`` in ``work[_Q]``."""
+    weights; leaves each row's ``g = 1 - p_y`` in ``work[_Q]`` (``gamma``, ``alpha``,
+    ``hessian_mode`` and ``out``: unused, the blocks' common signature)."""
     _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work)
     for b in range(m):
         _true_class_of(b, xb, cls, work)
@@ -340,33 +343,66 @@ def _ce_block(lo, m, y, w, xb, gb, hb, cls, am, work):
 
 
 @njit(cache=True, inline="always")
-def _for_each_ce_block(finish, y, x, w, grad_out, hess_out, out, edges):
-    """:func:`_ce_block` over every row, a prange loop over sweeps, then
-    ``finish(lo, m, work, out, edges, grad_out, hess_out)`` with the block's gradient norms in
-    ``work[_Q]``."""
+def _for_each_block(
+    block, finish, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out, out, aux, edges
+):
+    """The one traversal of every K-class kernel: a prange loop over sweeps of SWEEP_ROWS rows,
+    block by block. Each block of margins is loaded into F-ordered scratch (in L1), then
+    ``block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)`` computes
+    it (derivatives into ``gb``, ``hb``; a loss into ``out``; per-row values in ``work``) and
+    ``finish(lo, m, work, gb, hb, grad_out, hess_out, aux, edges)`` stores what the kernel returns,
+    so the sweeps run over adjacent rows whatever the caller's layout (XGBoost hands over C order,
+    LightGBM F order). ``w`` and ``alpha`` are arrays (ones where there are none); kernels
+    without derivatives pass an empty (0, 0) ``grad_out`` and ``hess_out``."""
     n = x.shape[0]
-    w = _row_weights(w, n)
     for j in prange(_n_sweeps(n)):
         cls, am, work, xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
         stop = min(n, (j + 1) * SWEEP_ROWS)
         for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
             m = min(ROW_BLOCK, stop - lo)
             _load_block(lo, m, x, xb)
-            _ce_block(lo, m, y, w, xb, gb, hb, cls, am, work)
-            _store_block(lo, m, gb, hb, grad_out, hess_out)
-            finish(lo, m, work, out, edges, grad_out, hess_out)
+            block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
+            finish(lo, m, work, gb, hb, grad_out, hess_out, aux, edges)
 
 
 @njit(cache=True, inline="always")
-def _store_norms(lo, m, work, g_out, edges, grad_out, hess_out):
+def _for_each_ce(finish, y, x, w, grad_out, hess_out, aux, edges):
+    """:func:`_ce_block` over every row (GHM-C's and OHEM's derivatives), then ``finish``."""
+    w = _row_weights(w, x.shape[0])
+    _for_each_block(
+        _ce_block, finish, 0.0, _NO_EDGES, 0, y, x, w, grad_out, hess_out, _NO_EDGES, aux, edges
+    )
+
+
+@njit(cache=True, inline="always")
+def _store(lo, m, work, gb, hb, grad_out, hess_out, aux, edges):
+    _store_block(lo, m, gb, hb, grad_out, hess_out)
+
+
+@njit(cache=True, inline="always")
+def _norms_only(lo, m, work, gb, hb, grad_out, hess_out, g_out, edges):
+    """Each row's ``g = 1 - p_y`` into ``g_out`` (a kernel without derivatives)."""
     for b in range(m):
         g_out[lo + b] = work[_Q, b]
 
 
 @njit(cache=True, inline="always")
-def _store_bins(lo, m, work, bin_out, edges, grad_out, hess_out):
-    """The bin of each row's ``g`` (half-open bins ``[edges[b], edges[b + 1])``, the rule of
-    ``_kernels.bin_of``; the standard edges without a table look-up)."""
+def _store_nothing(lo, m, work, gb, hb, grad_out, hess_out, aux, edges):
+    pass
+
+
+@njit(cache=True, inline="always")
+def _store_norms(lo, m, work, gb, hb, grad_out, hess_out, g_out, edges):
+    """The derivatives, and each row's ``g = 1 - p_y`` into ``g_out``."""
+    _store_block(lo, m, gb, hb, grad_out, hess_out)
+    _norms_only(lo, m, work, gb, hb, grad_out, hess_out, g_out, edges)
+
+
+@njit(cache=True, inline="always")
+def _store_bins(lo, m, work, gb, hb, grad_out, hess_out, bin_out, edges):
+    """The derivatives and the bin of each row's ``g`` (half-open bins ``[edges[b], edges[b +
+    1])``, the rule of ``math.bin_of``; the standard edges without a table look-up)."""
+    _store_block(lo, m, gb, hb, grad_out, hess_out)
     bins = edges.shape[0] - 1
     if _edges_are_uniform(edges):
         for b in range(m):
@@ -395,38 +431,53 @@ def _focal_loss_block(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _focal_loss_block_gamma2(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
+def _focal_loss_block_gamma2(
+    lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out
+):
     _focal_loss_block(lo, m, 2.0, alpha, y, w, xb, cls, am, work, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _focal_loss_block_gamma1(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
+def _focal_loss_block_gamma1(
+    lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out
+):
     _focal_loss_block(lo, m, 1.0, alpha, y, w, xb, cls, am, work, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _focal_loss_block_gamma0(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
+def _focal_loss_block_gamma0(
+    lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out
+):
     _focal_loss_block(lo, m, 0.0, alpha, y, w, xb, cls, am, work, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _focal_loss_block_any_gamma(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
+def _focal_loss_block_any_gamma(
+    lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out
+):
     _focal_loss_block(lo, m, gamma, alpha, y, w, xb, cls, am, work, out)
 
 
 @njit(cache=True, inline="always")
 def _focal_loss_sweeps(block, gamma, y, x, w, alpha, out):
-    """``block`` (one gamma's loss block) over every row, a prange loop over sweeps."""
-    n = x.shape[0]
+    """``block`` (one gamma's loss block) over every row."""
     class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
-    w = _row_weights(w, n)
-    for j in prange(_n_sweeps(n)):
-        cls, am, work, xb, _, _ = _block_scratch(x.shape[1], np.float64)
-        stop = min(n, (j + 1) * SWEEP_ROWS)
-        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
-            m = min(ROW_BLOCK, stop - lo)
-            _load_block(lo, m, x, xb)
-            block(lo, m, gamma, class_alpha, y, w, xb, cls, am, work, out)
+    w = _row_weights(w, x.shape[0])
+    _for_each_block(
+        block,
+        _store_nothing,
+        gamma,
+        class_alpha,
+        0,
+        y,
+        x,
+        w,
+        _NO_ROWS,
+        _NO_ROWS,
+        out,
+        out,
+        _NO_EDGES,
+    )
 
 
 @njit(cache=True, parallel=True)
@@ -468,21 +519,24 @@ def softmax_focal_loss(y, x, w, gamma, alpha, out):
 
 @njit(cache=True, inline="always")
 def _focal_sweeps(block, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out):
-    """``block`` (one gamma's gradient block) over every row: a prange loop over sweeps of
-    SWEEP_ROWS rows, block by block. Each block is loaded into F-ordered scratch (in L1),
-    computed, and stored back, so the sweeps run over adjacent rows whatever the caller's layout
-    (XGBoost hands over C order, LightGBM F order)."""
+    """``block`` (one gamma's gradient block) over every row."""
     class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
-    n = x.shape[0]
-    w = _row_weights(w, n)
-    for j in prange(_n_sweeps(n)):
-        cls, am, work, xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
-        stop = min(n, (j + 1) * SWEEP_ROWS)
-        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
-            m = min(ROW_BLOCK, stop - lo)
-            _load_block(lo, m, x, xb)
-            block(lo, m, gamma, class_alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work)
-            _store_block(lo, m, gb, hb, grad_out, hess_out)
+    w = _row_weights(w, x.shape[0])
+    _for_each_block(
+        block,
+        _store,
+        gamma,
+        class_alpha,
+        hessian_mode,
+        y,
+        x,
+        w,
+        grad_out,
+        hess_out,
+        _NO_EDGES,
+        _NO_EDGES,
+        _NO_EDGES,
+    )
 
 
 # fmt: off
@@ -562,7 +616,7 @@ def softmax_ce_grad_hess_norm(y, x, w, grad_out, hess_out, g_out):
     ``g`` is what GHM-C's density is computed on (for K = 2 it is the binary ``|p - y|`` of the
     margin difference), so the binary density code runs unchanged on ``g_out``.
     """
-    _for_each_ce_block(_store_norms, y, x, w, grad_out, hess_out, g_out, _NO_EDGES)
+    _for_each_ce(_store_norms, y, x, w, grad_out, hess_out, g_out, _NO_EDGES)
 
 
 @njit(cache=True, parallel=True)
@@ -574,12 +628,13 @@ def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     from ``_kernels.bin_histogram``, the package's one histogram kernel (fixed-size chunks summed
     in chunk order: the counts do not depend on the thread count).
     """
-    _for_each_ce_block(_store_bins, y, x, w, grad_out, hess_out, bin_out, edges)
+    _for_each_ce(_store_bins, y, x, w, grad_out, hess_out, bin_out, edges)
 
 
 @njit(cache=True, inline="always")
-def _zero_dropped(lo, m, work, keep, edges, grad_out, hess_out):
-    """``+0.0`` derivatives for the rows of the block with ``keep == 0``."""
+def _zero_dropped(lo, m, work, gb, hb, grad_out, hess_out, keep, edges):
+    """The derivatives, ``+0.0`` for the rows of the block with ``keep == 0``."""
+    _store_block(lo, m, gb, hb, grad_out, hess_out)
     for b in range(m):
         if keep[lo + b] == 0:
             for k in range(grad_out.shape[1]):
@@ -591,29 +646,37 @@ def _zero_dropped(lo, m, work, keep, edges, grad_out, hess_out):
 def kept_softmax_ce_grad_hess(y, x, w, keep, grad_out, hess_out):
     """Weighted softmax cross-entropy gradient and floored Hessian (the kernels of GHM-C's first
     pass) of the rows with ``keep != 0``, ``+0.0`` for the others: OHEM's derivatives."""
-    _for_each_ce_block(_zero_dropped, y, x, w, grad_out, hess_out, keep, _NO_EDGES)
+    _for_each_ce(_zero_dropped, y, x, w, grad_out, hess_out, keep, _NO_EDGES)
 
 
 @njit(cache=True, error_model="numpy")
-def _ce_loss_block(lo, m, y, xb, cls, am, work, ce_out, g_out):
+def _ce_loss_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
+    """Unweighted cross-entropy ``-log p_y`` of the block's rows into ``out``; ``g = 1 - p_y`` left
+    in ``work[_Q]``."""
     _block_log_sum_exp(lo, m, y, xb, cls, am, work)
     for b in range(m):
         c, a, s_rest, e, p, q = _true_class_of(b, xb, cls, work)
-        ce_out[lo + b] = -_true_class_log_p(a, s_rest, e)
-        g_out[lo + b] = q
+        out[lo + b] = -_true_class_log_p(a, s_rest, e)
 
 
 @njit(cache=True, parallel=True)
 def softmax_ce_loss_and_norm(y, x, ce_out, g_out):
     """Unweighted softmax cross-entropy ``-log p_y`` and gradient norm ``g = 1 - p_y`` per row."""
-    n = x.shape[0]
-    for j in prange(_n_sweeps(n)):
-        cls, am, work, xb, _, _ = _block_scratch(x.shape[1], np.float64)
-        stop = min(n, (j + 1) * SWEEP_ROWS)
-        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
-            m = min(ROW_BLOCK, stop - lo)
-            _load_block(lo, m, x, xb)
-            _ce_loss_block(lo, m, y, xb, cls, am, work, ce_out, g_out)
+    _for_each_block(
+        _ce_loss_block,
+        _norms_only,
+        0.0,
+        _NO_EDGES,
+        0,
+        y,
+        x,
+        _NO_EDGES,
+        _NO_ROWS,
+        _NO_ROWS,
+        ce_out,
+        g_out,
+        _NO_EDGES,
+    )
 
 
 @njit(cache=True, inline="always")
