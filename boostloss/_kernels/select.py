@@ -141,16 +141,17 @@ def _digit(key, low, shift):
 
 
 @njit(cache=True, inline="always")
-def _float_bucket(s, top_score, scale):
+def _float_bucket(s, plan):
     """Linear value bucket, clamped in floating point first: rows that are not candidates (the
     positives, in branch-free loops) may lie outside the candidates' range."""
-    d = (top_score - np.float64(s)) * scale
+    d = (plan[3] - np.float64(s)) * plan[4]
     return np.int64(min(max(d, 0.0), _BUCKETS - 1.0))
 
 
 @njit(cache=True, inline="always")
-def _bucket(domain, score, ties, i, low, shift, top_score, scale):
-    """Bucket of row ``i`` at a level; buckets are in ranking order (bucket 0 holds the hardest).
+def _bucket(plan, score, ties, i):
+    """Bucket of row ``i`` at a level of digit plan ``plan`` (:func:`_plan`); buckets are in
+    ranking order (bucket 0 holds the hardest).
 
     Scores are bucketed linearly in value, ``floor((top_score - s) * scale)``: the float bit
     patterns are logarithmic, so their top bits would put most margins of a typical round into a
@@ -159,22 +160,24 @@ def _bucket(domain, score, ties, i, low, shift, top_score, scale):
     uses the integer digits (tie keys, rows, or a score range too wide or too narrow for floats).
     Rows that are not candidates get some bucket in range (branch-free loops ignore it).
     """
+    domain, low, shift, _, scale = plan
     if domain == _SCORE and scale > 0.0:
-        return _float_bucket(score[i], top_score, scale)
+        return _float_bucket(score[i], plan)
     # Candidates' digits are below _BUCKETS already; the mask keeps other rows' in range.
     return _digit(_component(domain, score, ties, i), low, shift) & (_BUCKETS - 1)
 
 
 @njit(cache=True)
 def _plan(domain, low, high):
-    """Digit parameters ``(shift, top_score, scale)`` of a level over the keys ``low..high``."""
+    """The digit plan ``(domain, low, shift, top_score, scale)`` of a level over the keys
+    ``low..high`` of component ``domain``: one tuple of scalars that the passes take as one."""
     if domain == _SCORE:
         top_score = _rank_to_score(low)
         span = top_score - _rank_to_score(high)
         if span > 0.0 and math.isfinite(span):
             scale = _BUCKETS / span
             if scale > 0.0 and math.isfinite(scale):
-                return 0, top_score, scale
+                return domain, low, 0, top_score, scale
     span = high - low
     if span < 0:
         bits = 64
@@ -183,7 +186,7 @@ def _plan(domain, low, high):
         while span > 0:
             bits += 1
             span >>= 1
-    return max(0, bits - _DIGIT_BITS), 0.0, 0.0
+    return domain, low, max(0, bits - _DIGIT_BITS), 0.0, 0.0
 
 
 @njit(cache=True, inline="always")
@@ -317,12 +320,8 @@ def _histogram_row(i, b, y, w, weighted, negative_label, counts, weights):
         counts[b] += 1 if y[i] == negative_label else 0
 
 
-# The radix levels hand the same long argument lists down (one call, one signature): kept on as
-# few lines as they fit, not one argument per line.
-# fmt: off
 @njit(cache=True, inline="always")
-def _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
-                          top_score, scale, counts_out, weights_out):
+def _rows_histogram_chunk(c, y, score, w, weighted, label, ties, plan, counts_out, weights_out):
     """Bucket counts (weights) of the candidate negatives among the rows of chunk ``c``.
 
     Branch-free in the row's class (which is random, so a branch would be mispredicted): every row
@@ -335,23 +334,21 @@ def _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, domain
     weights = weights_out[c]
     counts[:] = 0
     weights[:] = 0.0
-    if domain == _SCORE and scale > 0.0:
+    if plan[0] == _SCORE and plan[4] > 0.0:
         for i in range(start, stop):
-            b = _float_bucket(score[i], top_score, scale)
-            _histogram_row(i, b, y, w, weighted, negative_label, counts, weights)
+            b = _float_bucket(score[i], plan)
+            _histogram_row(i, b, y, w, weighted, label, counts, weights)
     else:
         for i in range(start, stop):
-            b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
-            _histogram_row(i, b, y, w, weighted, negative_label, counts, weights)
+            b = _bucket(plan, score, ties, i)
+            _histogram_row(i, b, y, w, weighted, label, counts, weights)
 
 
 @njit(cache=True, parallel=True)
-def _rows_histogram(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score,
-                    scale, counts_out, weights_out):
+def _rows_histogram(y, score, w, weighted, negative_label, ties, plan, counts, weights):
     """First level: per-chunk bucket counts (weights) over all rows, shape (n_chunks, _BUCKETS)."""
-    for c in prange(counts_out.shape[0]):
-        _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, domain, low, shift,
-                              top_score, scale, counts_out, weights_out)
+    for c in prange(counts.shape[0]):
+        _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, plan, counts, weights)
 
 
 @njit(cache=True, inline="always")
@@ -366,8 +363,7 @@ def _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out,
 
 
 @njit(cache=True, parallel=True)
-def _mark_split(y, score, w, weighted, negative_label, ties, domain, low, shift, top_score, scale,
-                bucket, offsets, keep_out, cand_out):
+def _mark_split(y, score, w, weighted, label, ties, plan, bucket, offsets, keep_out, cand_out):
     """Keep the positives and the rows of buckets before ``bucket``; gather ``bucket``'s rows.
 
     Each chunk writes its own segment of ``cand_out`` (from ``offsets``), so the gathered rows
@@ -376,34 +372,44 @@ def _mark_split(y, score, w, weighted, negative_label, ties, domain, low, shift,
     for c in prange(offsets.shape[0] - 1):
         pos = offsets[c]
         stop = min(c * CHUNK + CHUNK, y.shape[0])
-        if domain == _SCORE and scale > 0.0:
+        if plan[0] == _SCORE and plan[4] > 0.0:
             for i in range(c * CHUNK, stop):
-                b = _float_bucket(score[i], top_score, scale)
-                pos = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out,
-                                 pos)
+                b = _float_bucket(score[i], plan)
+                pos = _split_row(i, b, y, w, weighted, label, bucket, keep_out, cand_out, pos)
         else:
             for i in range(c * CHUNK, stop):
-                b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
-                pos = _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out,
-                                 pos)
+                b = _bucket(plan, score, ties, i)
+                pos = _split_row(i, b, y, w, weighted, label, bucket, keep_out, cand_out, pos)
+
+
+# The later levels: the same two passes over the rows ``cand`` only, each a chunk kernel and its
+# parallel loop (:func:`_on_chunks` runs a single chunk without waking the thread pool).
+@njit(cache=True, inline="always")
+def _cand_histogram_chunk(c, score, w, weighted, ties, cand, plan, counts, weights):
+    """Bucket counts (weights) of the candidates of chunk ``c`` (as :func:`_rows_histogram`)."""
+    counts[c, :] = 0
+    weights[c, :] = 0.0
+    for j in range(c * CHUNK, min(c * CHUNK + CHUNK, cand.shape[0])):
+        b = _bucket(plan, score, ties, cand[j])
+        counts[c, b] += 1
+        weights[c, b] += w[cand[j]] if weighted else 0.0
+
+
+@njit(cache=True, parallel=True)
+def _cand_histograms(score, w, weighted, ties, cand, plan, counts, weights):
+    for c in prange(counts.shape[0]):
+        _cand_histogram_chunk(c, score, w, weighted, ties, cand, plan, counts, weights)
 
 
 @njit(cache=True, inline="always")
-def _cand_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score, scale, bucket,
-                offsets, counts_out, weights_out, keep_out, cand_out):
-    """One chunk of a later level: with ``bucket < 0`` its histogram, else its split (as
-    :func:`_mark_split`: rows of earlier buckets kept, those of ``bucket`` gathered)."""
+def _cand_split_chunk(c, score, ties, cand, plan, bucket, offsets, keep_out, cand_out):
+    """Keep the candidates of chunk ``c`` in buckets before ``bucket``, gather those of ``bucket``
+    (as :func:`_mark_split`)."""
     pos = offsets[c]
-    if bucket < 0:
-        counts_out[c, :] = 0
-        weights_out[c, :] = 0.0
     for j in range(c * CHUNK, min(c * CHUNK + CHUNK, cand.shape[0])):
         i = cand[j]
-        b = _bucket(domain, score, ties, i, low, shift, top_score, scale)
-        if bucket < 0:
-            counts_out[c, b] += 1
-            weights_out[c, b] += w[i] if weighted else 0.0
-        elif b < bucket:
+        b = _bucket(plan, score, ties, i)
+        if b < bucket:
             keep_out[i] = 1
         elif b == bucket:
             cand_out[pos] = i
@@ -411,41 +417,32 @@ def _cand_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score
 
 
 @njit(cache=True, parallel=True)
-def _cand_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, bucket,
-                   offsets, counts_out, weights_out, keep_out, cand_out):
+def _cand_splits(score, ties, cand, plan, bucket, offsets, keep_out, cand_out):
     for c in prange(offsets.shape[0] - 1):
-        _cand_chunk(c, score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
-                    bucket, offsets, counts_out, weights_out, keep_out, cand_out)
+        _cand_split_chunk(c, score, ties, cand, plan, bucket, offsets, keep_out, cand_out)
+
+
+def _on_chunks(n_chunks, chunk, parallel, *args):
+    """``chunk`` for chunk 0 when there is one, else ``parallel``: both over ``args``."""
+    return chunk(0, *args) if n_chunks == 1 else parallel(*args)
 
 
 @njit(cache=True)
-def _cand_pass(score, w, weighted, ties, cand, domain, low, shift, top_score, scale, bucket,
-               offsets, counts_out, weights_out, keep_out, cand_out):
-    """A pass over the candidates ``cand`` (see :func:`_cand_chunk`); threads only for many."""
-    if offsets.shape[0] == 2:
-        _cand_chunk(0, score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
-                    bucket, offsets, counts_out, weights_out, keep_out, cand_out)
-    else:
-        _cand_parallel(score, w, weighted, ties, cand, domain, low, shift, top_score, scale,
-                       bucket, offsets, counts_out, weights_out, keep_out, cand_out)
-# fmt: on
+def _totals(counts, weights, totals_out, weight_totals_out):
+    """The buckets' totals over the chunks, added in chunk order."""
+    totals_out[:] = 0
+    weight_totals_out[:] = 0.0
+    for c in range(counts.shape[0]):
+        for b in range(_BUCKETS):
+            totals_out[b] += counts[c, b]
+            weight_totals_out[b] += weights[c, b]
 
 
 @njit(cache=True)
-def _totals_and_offsets(counts, weights, bucket, totals_out, weight_totals_out, offsets_out):
-    """``bucket < 0``: the buckets' totals over the chunks, added in chunk order. Else: each
-    chunk's first slot among the rows of ``bucket`` (``offsets_out[-1]`` is their number)."""
-    n_chunks = counts.shape[0]
-    if bucket < 0:
-        totals_out[:] = 0
-        weight_totals_out[:] = 0.0
-        for c in range(n_chunks):
-            for b in range(_BUCKETS):
-                totals_out[b] += counts[c, b]
-                weight_totals_out[b] += weights[c, b]
-        return
+def _offsets(counts, bucket, offsets_out):
+    """Each chunk's first slot among the rows of ``bucket`` (``offsets_out[-1]``: their number)."""
     offsets_out[0] = 0
-    for c in range(n_chunks):
+    for c in range(counts.shape[0]):
         offsets_out[c + 1] = offsets_out[c] + counts[c, bucket]
 
 
@@ -529,7 +526,7 @@ class _Selection:
         """Bucket totals over the chunks (and the workers): int64 counts, float64 weights."""
         totals = np.empty(_BUCKETS, dtype=np.int64)
         weight_totals = np.empty(_BUCKETS)
-        _totals_and_offsets(counts, weights, -1, totals, weight_totals, totals)
+        _totals(counts, weights, totals, weight_totals)
         if self.group is not None:
             parts = [totals.astype(np.float64)] + ([weight_totals] if self.weighted else [])
             summed = self.group.sum(np.concatenate(parts))
@@ -538,36 +535,31 @@ class _Selection:
                 weight_totals = np.ascontiguousarray(summed[_BUCKETS:])
         return totals, weight_totals
 
-    # fmt: off
     def level(self, cand, domain, low, high, need_count, need_weight):
         """One radix level; returns the next candidates and the boundary bucket's totals."""
-        shift, top_score, scale = _plan(domain, low, high)
-        m = self.y.shape[0] if cand is None else cand.shape[0]
-        n_chunks = _n_chunks(m)
+        plan = _plan(domain, low, high)
+        n_chunks = _n_chunks(self.y.shape[0] if cand is None else cand.shape[0])
         counts = np.empty((n_chunks, _BUCKETS), dtype=np.int64)
         weights = np.empty((n_chunks, _BUCKETS))
-        offsets = np.zeros(n_chunks + 1, dtype=np.int64)
-        args = (domain, low, shift, top_score, scale)
+        rows = (self.y, self.score, self.w, self.weighted, self.label, self.ties, plan)
         if cand is None:
-            _rows_histogram(self.y, self.score, self.w, self.weighted, self.label, self.ties,
-                            *args, counts, weights)
+            _rows_histogram(*rows, counts, weights)
         else:
-            _cand_pass(self.score, self.w, self.weighted, self.ties, cand, *args, -1, offsets,
-                       counts, weights, self.keep, cand)
-        totals, weight_totals = self.totals(counts, weights)
+            args = (self.score, self.w, self.weighted, self.ties, cand, plan, counts, weights)
+            _on_chunks(n_chunks, _cand_histogram_chunk, _cand_histograms, *args)
+        totals, w_sums = self.totals(counts, weights)
         bucket, self.acc_count, self.acc_weight = _walk(
-            totals, weight_totals, self.weighted, self.acc_count, self.acc_weight, need_count,
-            need_weight)
-        _totals_and_offsets(counts, weights, bucket, totals, weight_totals, offsets)
+            totals, w_sums, self.weighted, self.acc_count, self.acc_weight, need_count, need_weight
+        )
+        offsets = np.empty(n_chunks + 1, dtype=np.int64)
+        _offsets(counts, bucket, offsets)
         next_cand = np.empty(offsets[-1], dtype=np.int64)
         if cand is None:
-            _mark_split(self.y, self.score, self.w, self.weighted, self.label, self.ties, *args,
-                        bucket, offsets, self.keep, next_cand)
+            _mark_split(*rows, bucket, offsets, self.keep, next_cand)
         else:
-            _cand_pass(self.score, self.w, self.weighted, self.ties, cand, *args, bucket, offsets,
-                       counts, weights, self.keep, next_cand)
-        return next_cand, int(totals[bucket]), float(weight_totals[bucket])
-    # fmt: on
+            args = (self.score, self.ties, cand, plan, bucket, offsets, self.keep, next_cand)
+            _on_chunks(n_chunks, _cand_split_chunk, _cand_splits, *args)
+        return next_cand, int(totals[bucket]), float(w_sums[bucket])
 
     def tied_prefix(self, cand, need_count, need_weight):
         """The rows left that tie on score and tie key: kept in (worker rank, row) order."""
