@@ -265,3 +265,48 @@ def test_adapters_thread_policy_by_margin_shape():
         bll.objective("focal", n_threads="fast")
     with pytest.raises(ValueError, match="0"):
         blx.objective("focal", n_threads=0)
+
+
+def test_row_ranges_split_whole_and_summed():
+    """``run_rows`` / ``run_spans``: the rows split into one aligned range per thread, an empty
+    array (no weights) passed whole, integer results summed; one range on one thread."""
+    from boostloss._kernels import threads as _threads
+
+    calls = []
+
+    def rows_kernel(a, w, out):
+        calls.append((a.shape[0], w.shape[0]))
+        out[:] = 2.0 * a
+        return a.shape[0]
+
+    def spans_kernel(a, out, start, stop):
+        calls.append((start, stop))
+        out[start:stop] = 3.0 * a[start:stop]
+        return stop - start
+
+    a, out = np.arange(1000.0), np.empty(1000)
+    two = min(2, numba.config.NUMBA_NUM_THREADS)
+    with _threads.kernel_threads(1000, two):
+        assert _threads.run_rows(rows_kernel, (a, np.empty(0), out), (0, 1, 2)) == 1000
+        np.testing.assert_array_equal(out, 2.0 * a)
+        expected = [(512, 0), (488, 0)] if two == 2 else [(1000, 0)]
+        assert sorted(calls, reverse=True) == expected
+        calls.clear()
+        assert _threads.run_spans(spans_kernel, (a, out), 1000, 128) == 1000
+        np.testing.assert_array_equal(out, 3.0 * a)
+        assert sorted(calls) == ([(0, 512), (512, 1000)] if two == 2 else [(0, 1000)])
+    calls.clear()
+    with _threads.kernel_threads(1000, 1):
+        _threads.run_spans(spans_kernel, (a, out), 1000, 128)
+    assert calls == [(0, 1000)]
+
+
+def test_thread_pool_rebuilt_in_a_forked_child(monkeypatch):
+    """A forked child inherits the pool object without its threads: a new one is made there."""
+    from boostloss._kernels import threads as _threads
+
+    pool = _threads._executor(1)
+    assert _threads._executor(1) is pool
+    monkeypatch.setattr(_threads, "_pool_key", (-1, 1))  # as seen from another process
+    fresh = _threads._executor(1)
+    assert fresh is not pool and fresh.submit(lambda: 7).result() == 7

@@ -22,7 +22,7 @@ order, so results are bit-identical whatever the number of numba threads.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # noqa: F401
 from .math import (
@@ -33,6 +33,7 @@ from .math import (
     bin_of,
     focal_point,
 )
+from .threads import row_kernel, rows_of, run_rows
 
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
@@ -56,47 +57,49 @@ def by_gamma(gamma, kernels):
     return kernels[3]
 
 
-@njit(cache=True, parallel=True)
-def focal_loss(y, x, w, gamma, alpha_pos, alpha_neg, out):
-    n = x.shape[0]
+@row_kernel
+def _focal_loss(y, x, w, gamma, alpha_pos, alpha_neg, out):
     weighted = w.shape[0] > 0
-    for i in prange(n):
+    for i in range(x.shape[0]):
         loss, _, _ = focal_point(y[i], np.float64(x[i]), gamma, alpha_pos, alpha_neg, 0)
         if weighted:
             loss *= w[i]
         out[i] = loss
 
 
+focal_loss = rows_of(_focal_loss, 0, 1, 2, 6)
+
+
 @njit(cache=True, inline="always")
 def _focal_rows(gamma, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
-    """The focal gradient and Hessian of every sample, a prange loop (see :func:`by_gamma`)."""
+    """The focal gradient and Hessian of every sample (see :func:`by_gamma`)."""
     weighted = w.shape[0] > 0
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         _focal_grad_hess_store(
             i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out
         )
 
 
 # fmt: off
-@njit(cache=True, parallel=True)
+@row_kernel
 def _focal_grad_hess_gamma2(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out,
                             hess_out):
     _focal_rows(2.0, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
 
 
-@njit(cache=True, parallel=True)
+@row_kernel
 def _focal_grad_hess_gamma1(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out,
                             hess_out):
     _focal_rows(1.0, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
 
 
-@njit(cache=True, parallel=True)
+@row_kernel
 def _focal_grad_hess_gamma0(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out,
                             hess_out):
     _focal_rows(0.0, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
 
 
-@njit(cache=True, parallel=True)
+@row_kernel
 def _focal_grad_hess_any(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
     _focal_rows(gamma, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
 # fmt: on
@@ -113,7 +116,8 @@ _FOCAL_GRAD_HESS = (
 def focal_grad_hess(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
     """Weighted focal gradient and Hessian of every sample, written into the output buffers."""
     kernel = by_gamma(gamma, _FOCAL_GRAD_HESS)
-    kernel(y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
+    args = (y, x, w, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out)
+    run_rows(kernel, args, (0, 1, 2, 7, 8))
 
 
 @njit(cache=True)
@@ -121,9 +125,15 @@ def focal_constant_total_and_slope(s, w1, w0, gamma, alpha_pos, alpha_neg):
     """The focal total ``w1 FL(1, s) + w0 FL(0, s)`` of a constant margin ``s`` and its slope in
     ``s``: what the best constant start minimises (the sums of :func:`focal_loss` and
     :func:`focal_grad_hess` over the two classes, to the bit)."""
-    l1, g1, _ = focal_point(1.0, s, gamma, alpha_pos, alpha_neg, HESSIAN_EXACT)
-    l0, g0, _ = focal_point(0.0, s, gamma, alpha_pos, alpha_neg, HESSIAN_EXACT)
-    return l1 * w1 + l0 * w0, g1 * w1 + g0 * w0
+    # One loop over the two classes, not two calls: focal_point is inlined once (half the
+    # compile time of this kernel).
+    loss = np.empty(2)
+    slope = np.empty(2)
+    for label in range(2):
+        loss[label], slope[label], _ = focal_point(
+            float(label), s, gamma, alpha_pos, alpha_neg, HESSIAN_EXACT
+        )
+    return loss[1] * w1 + loss[0] * w0, slope[1] * w1 + slope[0] * w0
 
 
 @njit(cache=True)
@@ -165,34 +175,37 @@ def _edges_are_uniform(edges):
     return edges[bins] > 1.0
 
 
-@njit(cache=True, inline="always")
-def _chunk_histogram(c, n, bins, weighted, w, bin_idx, partial, partial_tot):
-    """Bin counts (and total weight) of the valid samples of chunk ``c``, into row ``c``."""
-    start = c * CHUNK
-    stop = min(start + CHUNK, n)
-    if weighted:
-        tot = 0.0
-        for i in range(start, stop):
-            wi = w[i]
-            if wi > 0.0:
-                partial[c, bin_idx[i]] += wi
-                tot += wi
-        partial_tot[c] = tot
-    else:
-        # Four interleaved integer histograms: consecutive samples often share a bin, and one
-        # histogram would make every increment wait for the previous one.
-        counts4 = np.empty((4, bins), dtype=np.int64)
-        for b in range(bins):
-            for r in range(4):
-                counts4[r, b] = 0
-        for i in range(start, stop):
-            counts4[i & 3, bin_idx[i]] += 1
-        for b in range(bins):
-            partial[c, b] = float(counts4[0, b] + counts4[1, b] + counts4[2, b] + counts4[3, b])
-        partial_tot[c] = float(stop - start)
+@njit(cache=True, nogil=True)
+def _chunk_histograms(chunks, bin_idx, w, bins, partial, partial_tot):
+    """Bin counts (and total weight) of the valid samples of each chunk ``chunks[j]`` of
+    :data:`CHUNK` samples, into ``partial[j]`` and ``partial_tot[j]``."""
+    n = bin_idx.shape[0]
+    weighted = w.shape[0] > 0
+    # Four interleaved integer histograms: consecutive samples often share a bin, and one
+    # histogram would make every increment wait for the previous one.
+    counts4 = np.empty((4, bins), dtype=np.int64)
+    for j in range(chunks.shape[0]):
+        start = chunks[j] * CHUNK
+        stop = min(start + CHUNK, n)
+        if weighted:
+            tot = 0.0
+            for b in range(bins):
+                partial[j, b] = 0.0
+            for i in range(start, stop):
+                wi = w[i]
+                if wi > 0.0:
+                    partial[j, bin_idx[i]] += wi
+                    tot += wi
+            partial_tot[j] = tot
+        else:
+            counts4[:] = 0
+            for i in range(start, stop):
+                counts4[i & 3, bin_idx[i]] += 1
+            for b in range(bins):
+                partial[j, b] = float(counts4[0, b] + counts4[1, b] + counts4[2, b] + counts4[3, b])
+            partial_tot[j] = float(stop - start)
 
 
-@njit(cache=True, parallel=True)
 def bin_histogram(bin_idx, w, bins, counts_out):
     """Add the (weighted) count of every bin to ``counts_out``; return the total weight counted.
 
@@ -201,32 +214,22 @@ def bin_histogram(bin_idx, w, bins, counts_out):
     chunk order, so the result is the same whatever the number of threads; unweighted counts are
     integers, summed exactly.
     """
-    n = bin_idx.shape[0]
-    weighted = w.shape[0] > 0
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    # np.empty and explicit zeroing: in a parallel kernel numba turns np.zeros into a parallel loop
-    # of its own, one more wake-up of the threads for a few bytes.
+    n_chunks = -(-bin_idx.shape[0] // CHUNK)
     partial = np.empty((n_chunks, bins))
     partial_tot = np.empty(n_chunks)
-    for c in range(n_chunks):
-        partial_tot[c] = 0.0
-        for b in range(bins):
-            partial[c, b] = 0.0
-    for c in prange(n_chunks):
-        _chunk_histogram(c, n, bins, weighted, w, bin_idx, partial, partial_tot)
+    chunks = np.arange(n_chunks)
+    run_rows(_chunk_histograms, (chunks, bin_idx, w, bins, partial, partial_tot), (0, 4, 5), 1)
     total = 0.0
     for c in range(n_chunks):
-        total += partial_tot[c]
-        for b in range(bins):
-            counts_out[b] += partial[c, b]
+        total += float(partial_tot[c])
+        counts_out += partial[c]
     return total
 
 
 @njit(cache=True, inline="always")
 def for_each_bin(norm_store, edges, y, x, w, grad_out, hess_out, bin_out):
     """``bin_out[i]`` = the bin of ``g = norm_store(i, y, x, w, weighted, grad_out, hess_out)`` for
-    every sample (or row) ``i``, a prange loop: call it from a parallel kernel. The binary and the
-    softmax GHM passes share it.
+    every sample ``i``.
 
     ``norm_store`` writes the derivatives of ``i`` and returns its ``g``; the bins are half-open,
     ``[edges[b], edges[b + 1])``. A flat loop with no reduction, so it compiles to SIMD code; the
@@ -237,17 +240,17 @@ def for_each_bin(norm_store, edges, y, x, w, grad_out, hess_out, bin_out):
     bins = edges.shape[0] - 1
     fbins = float(bins)
     if _edges_are_uniform(edges):
-        for i in prange(n):
+        for i in range(n):
             g = norm_store(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = _bin_of_uniform(g, bins, fbins)
     else:
-        for i in prange(n):
+        for i in range(n):
             g = norm_store(i, y, x, w, weighted, grad_out, hess_out)
             bin_out[i] = bin_of(g, bins, edges)
 
 
-@njit(cache=True, parallel=True)
-def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
+@row_kernel
+def _ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     """First GHM pass with binned density: per-sample derivatives and bins.
 
     Writes the sample-weighted cross-entropy gradient ``w (p - y)`` and floored Hessian
@@ -257,29 +260,39 @@ def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     for_each_bin(_ghm_bins_sample, edges, y, x, w, grad_out, hess_out, bin_out)
 
 
-@njit(cache=True, parallel=True)
-def assign_bins(g, edges, bin_out):
+ghm_bins_pass = rows_of(_ghm_bins_pass, 0, 1, 2, 4, 5, 6)
+
+
+@row_kernel
+def _assign_bins(g, edges, bin_out):
     """The bin of every precomputed gradient norm ``g`` (same rule as :func:`ghm_bins_pass`)."""
     bins = edges.shape[0] - 1
-    for i in prange(g.shape[0]):
+    for i in range(g.shape[0]):
         bin_out[i] = bin_of(g[i], bins, edges)
 
 
-@njit(cache=True, parallel=True)
-def scale_by_bin(bin_idx, beta, grad, hess):
+assign_bins = rows_of(_assign_bins, 0, 2)
+
+
+@row_kernel
+def _scale_by_bin(bin_idx, beta, grad, hess):
     """``grad *= beta[bin]``, ``hess *= beta[bin]`` in place."""
-    n = grad.shape[0]
-    for i in prange(n):
+    for i in range(grad.shape[0]):
         _scale_one(i, beta[bin_idx[i]], grad, hess)
 
 
-@njit(cache=True, parallel=True)
-def ghm_norm_pass(y, x, w, grad_out, hess_out, g_out):
+scale_by_bin = rows_of(_scale_by_bin, 0, 2, 3)
+
+
+@row_kernel
+def _ghm_norm_pass(y, x, w, grad_out, hess_out, g_out):
     """First GHM pass, window density: weighted CE gradient, floored Hessian and ``g = |p - y|``."""
-    n = x.shape[0]
     weighted = w.shape[0] > 0
-    for i in prange(n):
+    for i in range(x.shape[0]):
         g_out[i] = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
+
+
+ghm_norm_pass = rows_of(_ghm_norm_pass, 0, 1, 2, 3, 4, 5)
 
 
 _RADIX_BITS = 11
@@ -443,31 +456,39 @@ def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, pref
     return tot
 
 
-@njit(cache=True, parallel=True)
-def scale_by_sample(beta, grad, hess):
+@row_kernel
+def _scale_by_sample(beta, grad, hess):
     """``grad *= beta``, ``hess *= beta`` in place."""
-    n = grad.shape[0]
-    for i in prange(n):
+    for i in range(grad.shape[0]):
         _scale_one(i, beta[i], grad, hess)
 
 
-@njit(cache=True, parallel=True)
-def cross_entropy_and_norm(y, x, ce_out, g_out):
+scale_by_sample = rows_of(_scale_by_sample, 0, 1, 2)
+
+
+@row_kernel
+def _cross_entropy_and_norm(y, x, ce_out, g_out):
     """Unweighted cross-entropy and gradient norm ``g = |p - y|`` per sample."""
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         _, _, g, ce = _gradient_norm_parts(y[i], np.float64(x[i]))
         ce_out[i] = ce
         g_out[i] = g
 
 
-@njit(cache=True, parallel=True)
-def kept_cross_entropy_grad_hess(y, x, w, keep, grad_out, hess_out):
+cross_entropy_and_norm = rows_of(_cross_entropy_and_norm, 0, 1, 2, 3)
+
+
+@row_kernel
+def _kept_cross_entropy_grad_hess(y, x, w, keep, grad_out, hess_out):
     """Weighted cross-entropy gradient ``w (p - y)`` and floored Hessian ``w max(p (1 - p),
     HESSIAN_FLOOR)`` of the rows with ``keep != 0`` (GHM-C's per-sample pieces), ``+0.0`` for the
     others: OHEM's derivatives."""
     weighted = w.shape[0] > 0
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
         kept = keep[i] != 0
         grad_out[i] = grad_out[i] if kept else 0.0
         hess_out[i] = hess_out[i] if kept else 0.0
+
+
+kept_cross_entropy_grad_hess = rows_of(_kept_cross_entropy_grad_hess, 0, 1, 2, 3, 4, 5)

@@ -34,9 +34,10 @@ and ``q = softmax_k(log w(t_k) - log class_weight_k)``.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .math import _exp_nonpositive, _log1p_nonnegative, _log1p_unit
+from .threads import row_kernel, rows_of, spans_of
 
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
 #: ``u`` may be subnormal).
@@ -47,8 +48,6 @@ _LINEAR_BELOW = 2.0**-26
 _LN2 = 0.6931471805599453
 #: Rows per block of the K-class kernel (its scratch stays in the L1 cache).
 ROW_BLOCK = 128
-#: Rows per parallel iteration (its scratch allocated once).
-SWEEP_ROWS = 16 * ROW_BLOCK
 
 
 @njit(cache=True, inline="always")
@@ -90,11 +89,11 @@ def _binary_pair(x, gamma, shift):
     return toward, away
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def binary_posterior(x, gamma, shift, q0_out, q1_out):
+@row_kernel
+def _binary_posterior(x, gamma, shift, q0_out, q1_out):
     """``q0_out[i], q1_out[i] = 1 - q_i, q_i``; returns the number of non-finite margins."""
     bad = 0
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         xi = x[i]
         finite = xi - xi == 0.0
         bad += 0 if finite else 1
@@ -102,6 +101,9 @@ def binary_posterior(x, gamma, shift, q0_out, q1_out):
         q0_out[i] = q0
         q1_out[i] = q1
     return bad
+
+
+binary_posterior = rows_of(_binary_posterior, 0, 3, 4)
 
 
 @njit(cache=True, inline="always")
@@ -216,23 +218,23 @@ def _softmax_block(lo, m, z, gamma, log_weights, out, zt, et, top, second, row):
     return bad
 
 
-@njit(cache=True, parallel=True)
-def softmax_posterior(z, gamma, log_weights, out):
+@njit(cache=True, nogil=True)
+def _softmax_posterior(z, gamma, log_weights, out, start, stop):
     """``out[i] = softmax_k(log w(t_ik) - log_weights_k)`` (no weights when ``log_weights`` is
     empty) for C-contiguous float64 ``z`` and ``out``; returns the number of rows with a non-finite
     margin."""
-    n, n_classes = z.shape
-    n_sweeps = (n + SWEEP_ROWS - 1) // SWEEP_ROWS
+    n_classes = z.shape[1]
     bad = 0
-    for j in prange(n_sweeps):
-        zt = np.empty((n_classes, ROW_BLOCK))
-        et = np.empty((n_classes, ROW_BLOCK))
-        top = np.empty(ROW_BLOCK, dtype=np.int64)
-        second = np.empty(ROW_BLOCK, dtype=np.int64)
-        row = np.empty((6, ROW_BLOCK))
-        stop = min(n, (j + 1) * SWEEP_ROWS)
-        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
-            bad += _softmax_block(
-                lo, min(ROW_BLOCK, stop - lo), z, gamma, log_weights, out, zt, et, top, second, row
-            )
+    zt = np.empty((n_classes, ROW_BLOCK))
+    et = np.empty((n_classes, ROW_BLOCK))
+    top = np.empty(ROW_BLOCK, dtype=np.int64)
+    second = np.empty(ROW_BLOCK, dtype=np.int64)
+    row = np.empty((6, ROW_BLOCK))
+    for lo in range(start, stop, ROW_BLOCK):
+        bad += _softmax_block(
+            lo, min(ROW_BLOCK, stop - lo), z, gamma, log_weights, out, zt, et, top, second, row
+        )
     return bad
+
+
+softmax_posterior = spans_of(_softmax_posterior, ROW_BLOCK, rows=0)

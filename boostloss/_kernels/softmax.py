@@ -41,7 +41,7 @@ Single-stage Detector", 2019, arXiv:1811.05181.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .binary import CHUNK, _bin_of_uniform, _edges_are_uniform, by_gamma
 from .constants import HESSIAN_BOUNDED, HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
@@ -53,6 +53,7 @@ from .math import (
     bin_of,
     focal_terms,
 )
+from .threads import run_spans, spans_of, sweep_kernel
 
 __all__ = [
     "CHUNK",
@@ -344,33 +345,61 @@ def _ce_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work
 
 @njit(cache=True, inline="always")
 def _for_each_block(
-    block, finish, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out, out, aux, edges
+    block,
+    finish,
+    gamma,
+    alpha,
+    hessian_mode,
+    y,
+    x,
+    w,
+    grad_out,
+    hess_out,
+    out,
+    aux,
+    edges,
+    start,
+    stop,
 ):
-    """The one traversal of every K-class kernel: a prange loop over sweeps of SWEEP_ROWS rows,
-    block by block. Each block of margins is loaded into F-ordered scratch (in L1), then
-    ``block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)`` computes
-    it (derivatives into ``gb``, ``hb``; a loss into ``out``; per-row values in ``work``) and
-    ``finish(lo, m, work, gb, hb, grad_out, hess_out, aux, edges)`` stores what the kernel returns,
-    so the sweeps run over adjacent rows whatever the caller's layout (XGBoost hands over C order,
-    LightGBM F order). ``w`` and ``alpha`` are arrays (ones where there are none); kernels
-    without derivatives pass an empty (0, 0) ``grad_out`` and ``hess_out``."""
-    n = x.shape[0]
-    for j in prange(_n_sweeps(n)):
-        cls, am, work, xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
-        stop = min(n, (j + 1) * SWEEP_ROWS)
-        for lo in range(j * SWEEP_ROWS, stop, ROW_BLOCK):
-            m = min(ROW_BLOCK, stop - lo)
+    """The one traversal of every K-class kernel: the rows ``[start, stop)`` (``start`` a multiple
+    of SWEEP_ROWS; ``threads.run_spans`` splits the rows between threads), block by block. Each
+    block of margins is loaded into F-ordered scratch (in L1), then ``block(lo, m, gamma, alpha,
+    hessian_mode, y, w, xb, gb, hb, cls, am, work, out)`` computes it (derivatives into ``gb``,
+    ``hb``; a loss into ``out``; per-row values in ``work``) and ``finish(lo, m, work, gb, hb,
+    grad_out, hess_out, aux, edges)`` stores what the kernel returns, so the sweeps run over
+    adjacent rows whatever the caller's layout (XGBoost hands over C order, LightGBM F order).
+    ``w`` and ``alpha`` are arrays (ones where there are none); kernels without derivatives pass
+    an empty (0, 0) ``grad_out`` and ``hess_out``."""
+    cls, am, work, xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
+    for j in range(start // SWEEP_ROWS, _n_sweeps(stop)):
+        end = min(stop, (j + 1) * SWEEP_ROWS)
+        for lo in range(j * SWEEP_ROWS, end, ROW_BLOCK):
+            m = min(ROW_BLOCK, end - lo)
             _load_block(lo, m, x, xb)
             block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
             finish(lo, m, work, gb, hb, grad_out, hess_out, aux, edges)
 
 
 @njit(cache=True, inline="always")
-def _for_each_ce(finish, y, x, w, grad_out, hess_out, aux, edges):
+def _for_each_ce(finish, y, x, w, grad_out, hess_out, aux, edges, start, stop):
     """:func:`_ce_block` over every row (GHM-C's and OHEM's derivatives), then ``finish``."""
     w = _row_weights(w, x.shape[0])
     _for_each_block(
-        _ce_block, finish, 0.0, _NO_EDGES, 0, y, x, w, grad_out, hess_out, _NO_EDGES, aux, edges
+        _ce_block,
+        finish,
+        0.0,
+        _NO_EDGES,
+        0,
+        y,
+        x,
+        w,
+        grad_out,
+        hess_out,
+        _NO_EDGES,
+        aux,
+        edges,
+        start,
+        stop,
     )
 
 
@@ -459,7 +488,7 @@ def _focal_loss_block_any_gamma(
 
 
 @njit(cache=True, inline="always")
-def _focal_loss_sweeps(block, gamma, y, x, w, alpha, out):
+def _focal_loss_sweeps(block, gamma, y, x, w, alpha, out, start, stop):
     """``block`` (one gamma's loss block) over every row."""
     class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
     w = _row_weights(w, x.shape[0])
@@ -477,27 +506,29 @@ def _focal_loss_sweeps(block, gamma, y, x, w, alpha, out):
         out,
         out,
         _NO_EDGES,
+        start,
+        stop,
     )
 
 
-@njit(cache=True, parallel=True)
-def _softmax_focal_loss_gamma2(y, x, w, gamma, alpha, out):
-    _focal_loss_sweeps(_focal_loss_block_gamma2, gamma, y, x, w, alpha, out)
+@sweep_kernel
+def _softmax_focal_loss_gamma2(y, x, w, gamma, alpha, out, start, stop):
+    _focal_loss_sweeps(_focal_loss_block_gamma2, gamma, y, x, w, alpha, out, start, stop)
 
 
-@njit(cache=True, parallel=True)
-def _softmax_focal_loss_gamma1(y, x, w, gamma, alpha, out):
-    _focal_loss_sweeps(_focal_loss_block_gamma1, gamma, y, x, w, alpha, out)
+@sweep_kernel
+def _softmax_focal_loss_gamma1(y, x, w, gamma, alpha, out, start, stop):
+    _focal_loss_sweeps(_focal_loss_block_gamma1, gamma, y, x, w, alpha, out, start, stop)
 
 
-@njit(cache=True, parallel=True)
-def _softmax_focal_loss_gamma0(y, x, w, gamma, alpha, out):
-    _focal_loss_sweeps(_focal_loss_block_gamma0, gamma, y, x, w, alpha, out)
+@sweep_kernel
+def _softmax_focal_loss_gamma0(y, x, w, gamma, alpha, out, start, stop):
+    _focal_loss_sweeps(_focal_loss_block_gamma0, gamma, y, x, w, alpha, out, start, stop)
 
 
-@njit(cache=True, parallel=True)
-def _softmax_focal_loss_any(y, x, w, gamma, alpha, out):
-    _focal_loss_sweeps(_focal_loss_block_any_gamma, gamma, y, x, w, alpha, out)
+@sweep_kernel
+def _softmax_focal_loss_any(y, x, w, gamma, alpha, out, start, stop):
+    _focal_loss_sweeps(_focal_loss_block_any_gamma, gamma, y, x, w, alpha, out, start, stop)
 
 
 _SOFTMAX_FOCAL_LOSS = (
@@ -514,11 +545,12 @@ def softmax_focal_loss(y, x, w, gamma, alpha, out):
     ``alpha`` empty means no class weights (``alpha_y = 1``). Block by block, as the gradient
     kernels (the same pieces of every row, so the same bits as the gradient kernels' loss would be).
     """
-    by_gamma(gamma, _SOFTMAX_FOCAL_LOSS)(y, x, w, gamma, alpha, out)
+    args = (y, x, w, gamma, alpha, out)
+    run_spans(by_gamma(gamma, _SOFTMAX_FOCAL_LOSS), args, x.shape[0], SWEEP_ROWS)
 
 
 @njit(cache=True, inline="always")
-def _focal_sweeps(block, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out):
+def _focal_sweeps(block, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out, start, stop):
     """``block`` (one gamma's gradient block) over every row."""
     class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
     w = _row_weights(w, x.shape[0])
@@ -536,29 +568,38 @@ def _focal_sweeps(block, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out
         _NO_EDGES,
         _NO_EDGES,
         _NO_EDGES,
+        start,
+        stop,
     )
 
 
 # fmt: off
-@njit(cache=True, parallel=True)
-def _softmax_focal_grad_hess_gamma2(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
-    _focal_sweeps(_focal_block_gamma2, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out)
+@sweep_kernel
+def _softmax_focal_grad_hess_gamma2(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out,
+                                    start, stop):
+    _focal_sweeps(_focal_block_gamma2, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out,
+                  start, stop)
 
 
-@njit(cache=True, parallel=True)
-def _softmax_focal_grad_hess_gamma1(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
-    _focal_sweeps(_focal_block_gamma1, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out)
+@sweep_kernel
+def _softmax_focal_grad_hess_gamma1(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out,
+                                    start, stop):
+    _focal_sweeps(_focal_block_gamma1, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out,
+                  start, stop)
 
 
-@njit(cache=True, parallel=True)
-def _softmax_focal_grad_hess_gamma0(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
-    _focal_sweeps(_focal_block_gamma0, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out)
+@sweep_kernel
+def _softmax_focal_grad_hess_gamma0(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out,
+                                    start, stop):
+    _focal_sweeps(_focal_block_gamma0, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out,
+                  start, stop)
 
 
-@njit(cache=True, parallel=True)
-def _softmax_focal_grad_hess_any(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
+@sweep_kernel
+def _softmax_focal_grad_hess_any(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out,
+                                 start, stop):
     _focal_sweeps(_focal_block_any_gamma, gamma, alpha, hessian_mode, y, x, w, grad_out,
-                  hess_out)
+                  hess_out, start, stop)
 # fmt: on
 
 
@@ -600,7 +641,8 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     grad_out, hess_out : float32/64 (n, K), written
     """
     kernel = by_gamma(gamma, _SOFTMAX_FOCAL_GRAD_HESS)
-    kernel(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out)
+    args = (y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out)
+    run_spans(kernel, args, x.shape[0], SWEEP_ROWS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -608,19 +650,22 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
-def softmax_ce_grad_hess_norm(y, x, w, grad_out, hess_out, g_out):
+@sweep_kernel
+def _softmax_ce_grad_hess_norm(y, x, w, grad_out, hess_out, g_out, start, stop):
     """Weighted softmax cross-entropy gradient ``w (p - e_y)`` and Hessian
     ``w max(p (1 - p), floor)`` of every row, and its gradient norm ``g = 1 - p_y`` into ``g_out``.
 
     ``g`` is what GHM-C's density is computed on (for K = 2 it is the binary ``|p - y|`` of the
     margin difference), so the binary density code runs unchanged on ``g_out``.
     """
-    _for_each_ce(_store_norms, y, x, w, grad_out, hess_out, g_out, _NO_EDGES)
+    _for_each_ce(_store_norms, y, x, w, grad_out, hess_out, g_out, _NO_EDGES, start, stop)
 
 
-@njit(cache=True, parallel=True)
-def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
+softmax_ce_grad_hess_norm = spans_of(_softmax_ce_grad_hess_norm, SWEEP_ROWS)
+
+
+@sweep_kernel
+def _softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, start, stop):
     """First GHM pass with binned density, K classes (the row version of ``ghm_bins_pass``).
 
     Writes the sample-weighted cross-entropy gradient and floored Hessian of every row and the bin
@@ -628,7 +673,10 @@ def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     from ``_kernels.bin_histogram``, the package's one histogram kernel (fixed-size chunks summed
     in chunk order: the counts do not depend on the thread count).
     """
-    _for_each_ce(_store_bins, y, x, w, grad_out, hess_out, bin_out, edges)
+    _for_each_ce(_store_bins, y, x, w, grad_out, hess_out, bin_out, edges, start, stop)
+
+
+softmax_ghm_bins_pass = spans_of(_softmax_ghm_bins_pass, SWEEP_ROWS)
 
 
 @njit(cache=True, inline="always")
@@ -642,11 +690,14 @@ def _zero_dropped(lo, m, work, gb, hb, grad_out, hess_out, keep, edges):
                 hess_out[lo + b, k] = 0.0
 
 
-@njit(cache=True, parallel=True)
-def kept_softmax_ce_grad_hess(y, x, w, keep, grad_out, hess_out):
+@sweep_kernel
+def _kept_softmax_ce_grad_hess(y, x, w, keep, grad_out, hess_out, start, stop):
     """Weighted softmax cross-entropy gradient and floored Hessian (the kernels of GHM-C's first
     pass) of the rows with ``keep != 0``, ``+0.0`` for the others: OHEM's derivatives."""
-    _for_each_ce(_zero_dropped, y, x, w, grad_out, hess_out, keep, _NO_EDGES)
+    _for_each_ce(_zero_dropped, y, x, w, grad_out, hess_out, keep, _NO_EDGES, start, stop)
+
+
+kept_softmax_ce_grad_hess = spans_of(_kept_softmax_ce_grad_hess, SWEEP_ROWS)
 
 
 @njit(cache=True, error_model="numpy")
@@ -659,8 +710,8 @@ def _ce_loss_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am,
         out[lo + b] = -_true_class_log_p(a, s_rest, e)
 
 
-@njit(cache=True, parallel=True)
-def softmax_ce_loss_and_norm(y, x, ce_out, g_out):
+@sweep_kernel
+def _softmax_ce_loss_and_norm(y, x, ce_out, g_out, start, stop):
     """Unweighted softmax cross-entropy ``-log p_y`` and gradient norm ``g = 1 - p_y`` per row."""
     _for_each_block(
         _ce_loss_block,
@@ -676,7 +727,12 @@ def softmax_ce_loss_and_norm(y, x, ce_out, g_out):
         ce_out,
         g_out,
         _NO_EDGES,
+        start,
+        stop,
     )
+
+
+softmax_ce_loss_and_norm = spans_of(_softmax_ce_loss_and_norm, SWEEP_ROWS)
 
 
 @njit(cache=True, inline="always")
@@ -686,15 +742,21 @@ def _scale_row(i, factor, grad, hess):
         hess[i, k] *= factor
 
 
-@njit(cache=True, parallel=True)
-def scale_rows_by_sample(beta, grad, hess):
+@sweep_kernel
+def _scale_rows_by_sample(beta, grad, hess, start, stop):
     """``grad[i, :] *= beta[i]``, ``hess[i, :] *= beta[i]`` in place."""
-    for i in prange(grad.shape[0]):
+    for i in range(start, stop):
         _scale_row(i, beta[i], grad, hess)
 
 
-@njit(cache=True, parallel=True)
-def scale_rows_by_bin(bin_idx, beta, grad, hess):
+scale_rows_by_sample = spans_of(_scale_rows_by_sample, SWEEP_ROWS)
+
+
+@sweep_kernel
+def _scale_rows_by_bin(bin_idx, beta, grad, hess, start, stop):
     """``grad[i, :] *= beta[bin_idx[i]]``, ``hess[i, :] *= beta[bin_idx[i]]`` in place."""
-    for i in prange(grad.shape[0]):
+    for i in range(start, stop):
         _scale_row(i, beta[bin_idx[i]], grad, hess)
+
+
+scale_rows_by_bin = spans_of(_scale_rows_by_bin, SWEEP_ROWS, rows=2)

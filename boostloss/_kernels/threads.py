@@ -13,14 +13,21 @@ rounds the frameworks keep their OpenMP workers spinning and a second numba thre
 them made rounds slower; the default policy above for a K-class model's n x K margins, whose pass
 is K times longer (docs/performance.md has the timings). Results never depend on the thread
 count: the kernels' reductions run over fixed-size chunks summed in a fixed order.
+
+The count is numba's (``numba.set_num_threads``, thread-local); the binary and K-class kernels
+are serial numba loops that release the GIL, run on that many row ranges by :func:`run_rows` /
+:func:`run_spans` (OHEM's selection is numba ``prange`` code).
 """
 
 from __future__ import annotations
 
 import contextlib
 import numbers
-from collections.abc import Iterator
-from typing import Final, Literal
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, Literal
 
 #: Below this many rows the kernels run on the calling thread only.
 PARALLEL_MIN_ROWS = 1 << 15
@@ -83,3 +90,123 @@ def kernel_threads(n_rows: int, n_threads: int | None = None) -> Iterator[None]:
         yield
     finally:
         numba.set_num_threads(current)
+
+
+# --------------------------------------------------------------------------------------------
+# Row kernels on threads: a serial numba loop per range of rows
+#
+# A ``parallel=True`` kernel costs numba's parfor passes and a second compilation of its body
+# (the gufunc) on every cold start; for a loop whose rows are independent, the same SIMD code
+# compiled serially (``nogil``) and run on contiguous row ranges from a small thread pool gives the
+# same numbers at the same speed for half the compile time (docs/performance.md).
+# --------------------------------------------------------------------------------------------
+
+
+def row_kernel(function: Callable[..., Any]) -> Any:
+    """``function`` compiled as a row kernel (run by :func:`run_rows`): it releases the GIL; numpy's
+    error model, as numba's parallel loops use (a division by zero gives inf, no check); and no
+    reference counting (``_nrt``: a row kernel allocates nothing, and the counts numba adds when an
+    array is handed to an inlined helper are atomic calls inside the loop, which keep it from
+    compiling to SIMD code: 10x slower)."""
+    from numba import njit
+
+    options = {"cache": True, "nogil": True, "error_model": "numpy", "_nrt": False}
+    return njit(**options)(function)  # type: ignore[call-overload]
+
+
+def sweep_kernel(function: Callable[..., Any]) -> Any:
+    """``function`` compiled as a K-class kernel (run by :func:`run_spans`, on row ranges): it
+    releases the GIL, numpy's error model (no check of divisors); it allocates its scratch."""
+    from numba import njit
+
+    return njit(cache=True, nogil=True, error_model="numpy")(function)
+
+
+#: Rows of a thread's range are a multiple of this (no two threads write one cache line).
+_ALIGN = 64
+
+_pool: ThreadPoolExecutor | None = None
+_pool_key = (-1, 0)  # (process id, workers) of _pool
+_pool_lock = threading.Lock()
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """The package's thread pool (rebuilt in a forked child, whose copy has no threads)."""
+    global _pool, _pool_key
+    with _pool_lock:
+        if _pool is None or _pool_key[0] != os.getpid() or _pool_key[1] < workers:
+            if _pool is not None and _pool_key[0] == os.getpid():
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boostloss")
+            _pool_key = (os.getpid(), workers)
+        return _pool
+
+
+def run_rows(
+    kernel: Callable[..., Any], args: Sequence[Any], rows: Sequence[int], align: int = _ALIGN
+) -> Any:
+    """``kernel(*args)`` with the arrays at positions ``rows`` split into row ranges (of a multiple
+    of ``align`` rows), one per thread of numba's current thread count (see :func:`kernel_threads`).
+
+    ``args[rows[0]]`` gives the number of rows; an empty array among ``rows`` (no sample weights)
+    is passed whole. Integer results (counts) are summed; otherwise returns None.
+    """
+    import numba
+
+    n = args[rows[0]].shape[0]
+    threads = min(numba.get_num_threads(), -(-n // align))
+    if threads <= 1:
+        return kernel(*args)
+    step = -(-n // threads)
+    step += -step % align
+    parts = []
+    for lo in range(0, n, step):
+        part = list(args)
+        for r in rows:
+            if args[r].shape[0]:
+                part[r] = args[r][lo : lo + step]
+        parts.append(part)
+    pool = _executor(threads - 1)
+    futures = [pool.submit(kernel, *part) for part in parts[1:]]
+    results = [kernel(*parts[0])] + [f.result() for f in futures]
+    return sum(results) if results[0] is not None else None
+
+
+def run_spans(kernel: Callable[..., Any], args: Sequence[Any], n: int, align: int) -> Any:
+    """``kernel(*args, start, stop)`` over row ranges ``[start, stop)`` of ``n`` rows, ``start`` a
+    multiple of ``align``, one per thread of numba's current thread count (for kernels that keep
+    whole arrays, e.g. an F-ordered (n, K) one, whose row slices would be a third layout to
+    compile). Integer results are summed; otherwise returns None."""
+    import numba
+
+    threads = min(numba.get_num_threads(), -(-n // align))
+    if threads <= 1:
+        return kernel(*args, 0, n)
+    step = -(-n // threads)
+    step += -step % align
+    pool = _executor(threads - 1)
+    futures = [pool.submit(kernel, *args, lo, min(n, lo + step)) for lo in range(step, n, step)]
+    results = [kernel(*args, 0, min(n, step))] + [f.result() for f in futures]
+    return sum(results) if results[0] is not None else None
+
+
+def spans_of(kernel: Callable[..., Any], align: int, rows: int = 1) -> Callable[..., Any]:
+    """``kernel`` run by :func:`run_spans` on the rows of its argument at position ``rows``."""
+
+    def call(*args: Any) -> Any:
+        return run_spans(kernel, args, args[rows].shape[0], align)
+
+    call.__name__ = call.__qualname__ = kernel.__name__.lstrip("_")
+    call.__doc__ = kernel.__doc__
+    return call
+
+
+def rows_of(kernel: Callable[..., Any], *rows: int) -> Callable[..., Any]:
+    """``kernel`` run by :func:`run_rows`, the arrays at positions ``rows`` split by rows."""
+
+    def call(*args: Any) -> Any:
+        return run_rows(kernel, args, rows)
+
+    call.__name__ = call.__qualname__ = kernel.__name__.lstrip("_")
+    call.__doc__ = kernel.__doc__
+    return call
