@@ -142,71 +142,61 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def _over_ranges(n: int, align: int, call: Callable[[int, int], Any]) -> Any:
+    """``call(start, stop)`` on one range of the ``n`` rows per thread of numba's current thread
+    count (see :func:`kernel_threads`), ``start`` a multiple of ``align``; the first range runs on
+    the calling thread. Integer results (counts) are summed; otherwise returns None."""
+    import numba
+
+    threads = min(numba.get_num_threads(), -(-n // align))
+    if threads <= 1:
+        return call(0, n)
+    step = -(-n // threads)
+    step += -step % align
+    pool = _executor(threads - 1)
+    futures = [pool.submit(call, lo, min(n, lo + step)) for lo in range(step, n, step)]
+    results = [call(0, min(n, step))] + [f.result() for f in futures]
+    return sum(results) if results[0] is not None else None
+
+
 def run_rows(
     kernel: Callable[..., Any], args: Sequence[Any], rows: Sequence[int], align: int = _ALIGN
 ) -> Any:
-    """``kernel(*args)`` with the arrays at positions ``rows`` split into row ranges (of a multiple
-    of ``align`` rows), one per thread of numba's current thread count (see :func:`kernel_threads`).
-
-    ``args[rows[0]]`` gives the number of rows; an empty array among ``rows`` (no sample weights)
-    is passed whole. Integer results (counts) are summed; otherwise returns None.
-    """
-    import numba
-
+    """``kernel(*args)`` with the arrays at positions ``rows`` split into row ranges (see
+    :func:`_over_ranges`); ``args[rows[0]]`` gives the number of rows, and an empty array among
+    ``rows`` (no sample weights) is passed whole."""
     n = args[rows[0]].shape[0]
-    threads = min(numba.get_num_threads(), -(-n // align))
-    if threads <= 1:
-        return kernel(*args)
-    step = -(-n // threads)
-    step += -step % align
-    parts = []
-    for lo in range(0, n, step):
+
+    def call(start: int, stop: int) -> Any:
+        if stop - start == n:
+            return kernel(*args)
         part = list(args)
         for r in rows:
             if args[r].shape[0]:
-                part[r] = args[r][lo : lo + step]
-        parts.append(part)
-    pool = _executor(threads - 1)
-    futures = [pool.submit(kernel, *part) for part in parts[1:]]
-    results = [kernel(*parts[0])] + [f.result() for f in futures]
-    return sum(results) if results[0] is not None else None
+                part[r] = args[r][start:stop]
+        return kernel(*part)
+
+    return _over_ranges(n, align, call)
 
 
 def run_spans(kernel: Callable[..., Any], args: Sequence[Any], n: int, align: int) -> Any:
-    """``kernel(*args, start, stop)`` over row ranges ``[start, stop)`` of ``n`` rows, ``start`` a
-    multiple of ``align``, one per thread of numba's current thread count (for kernels that keep
-    whole arrays, e.g. an F-ordered (n, K) one, whose row slices would be a third layout to
-    compile). Integer results are summed; otherwise returns None."""
-    import numba
+    """``kernel(*args, start, stop)`` over row ranges ``[start, stop)`` of ``n`` rows (see
+    :func:`_over_ranges`), for kernels that keep whole arrays, e.g. an F-ordered (n, K) one, whose
+    row slices would be a third layout to compile."""
+    return _over_ranges(n, align, lambda start, stop: kernel(*args, start, stop))
 
-    threads = min(numba.get_num_threads(), -(-n // align))
-    if threads <= 1:
-        return kernel(*args, 0, n)
-    step = -(-n // threads)
-    step += -step % align
-    pool = _executor(threads - 1)
-    futures = [pool.submit(kernel, *args, lo, min(n, lo + step)) for lo in range(step, n, step)]
-    results = [kernel(*args, 0, min(n, step))] + [f.result() for f in futures]
-    return sum(results) if results[0] is not None else None
+
+def _named(call: Callable[..., Any], kernel: Callable[..., Any]) -> Callable[..., Any]:
+    call.__name__ = call.__qualname__ = kernel.__name__.lstrip("_")
+    call.__doc__ = kernel.__doc__
+    return call
 
 
 def spans_of(kernel: Callable[..., Any], align: int, rows: int = 1) -> Callable[..., Any]:
     """``kernel`` run by :func:`run_spans` on the rows of its argument at position ``rows``."""
-
-    def call(*args: Any) -> Any:
-        return run_spans(kernel, args, args[rows].shape[0], align)
-
-    call.__name__ = call.__qualname__ = kernel.__name__.lstrip("_")
-    call.__doc__ = kernel.__doc__
-    return call
+    return _named(lambda *args: run_spans(kernel, args, args[rows].shape[0], align), kernel)
 
 
 def rows_of(kernel: Callable[..., Any], *rows: int) -> Callable[..., Any]:
     """``kernel`` run by :func:`run_rows`, the arrays at positions ``rows`` split by rows."""
-
-    def call(*args: Any) -> Any:
-        return run_rows(kernel, args, rows)
-
-    call.__name__ = call.__qualname__ = kernel.__name__.lstrip("_")
-    call.__doc__ = kernel.__doc__
-    return call
+    return _named(lambda *args: run_rows(kernel, args, rows), kernel)
