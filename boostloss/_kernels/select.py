@@ -60,11 +60,12 @@ The tie keys must be drawn once per training data (not per round) from a seeded 
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 
 from .binary import CHUNK
 from .softmax import softmax_ce_loss_and_norm
+from .threads import row_kernel, rows_of, run_spans
 
 __all__ = [
     "select_rows",
@@ -203,31 +204,26 @@ def _n_chunks(n):
     return max(1, (n + CHUNK - 1) // CHUNK)
 
 
-@njit(cache=True)
-def _combine_ranges(ranks):
-    """Smallest of column 0 and largest of column 1 of per-chunk ``(low, high)`` rows."""
-    low = np.int64(_LOW63)
-    high = np.int64(_INT64_MIN)
-    for c in range(ranks.shape[0]):
-        low = min(low, ranks[c, 0])
-        high = max(high, ranks[c, 1])
-    return low, high
+def _on_chunks(kernel, args, n_chunks):
+    """``kernel(*args, first, last)`` over the chunks ``[first, last)`` of one range per thread
+    (:func:`~boostloss._kernels.threads.run_spans`): each chunk's partial results go to its own
+    row of the output arrays, which the caller then adds in chunk order."""
+    run_spans(kernel, args, n_chunks, 1)
 
 
-@njit(cache=True, parallel=True)
-def _census(y, score, w, weighted, negative_label):
-    """Per-chunk statistics, combined in chunk order.
+def _in_chunk_order(values):
+    """The sum of ``values`` added one after another from the first (as a serial loop does)."""
+    total = 0.0
+    for v in values.tolist():
+        total += v
+    return total
 
-    Returns ``(n_pos, w_pos, n_cand, w_cand, low, high)``: positives (rows not of the negative
-    label) and their weight, candidate negatives (weight > 0) and their weight, and the candidates'
-    smallest and largest score rank.
-    """
+
+@row_kernel
+def _census_chunks(y, score, w, weighted, negative_label, counts, sums, ranks, first, last):
+    """Per-chunk statistics of the chunks ``[first, last)`` (see :func:`_census`)."""
     n = y.shape[0]
-    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
-    counts = np.empty((n_chunks, 2), dtype=np.int64)
-    sums = np.empty((n_chunks, 2))
-    ranks = np.empty((n_chunks, 2), dtype=np.int64)
-    for c in prange(n_chunks):
+    for c in range(first, last):
         start = c * CHUNK
         stop = min(start + CHUNK, n)
         n_pos = 0
@@ -266,47 +262,58 @@ def _census(y, score, w, weighted, negative_label):
         sums[c, 1] = w_cand
         ranks[c, 0] = low
         ranks[c, 1] = high
-    n_pos = 0
-    n_cand = 0
-    w_pos = 0.0
-    w_cand = 0.0
-    for c in range(n_chunks):
-        n_pos += counts[c, 0]
-        n_cand += counts[c, 1]
-        w_pos += sums[c, 0]
-        w_cand += sums[c, 1]
-    low, high = _combine_ranges(ranks)
-    return n_pos, w_pos, n_cand, w_cand, low, high
 
 
-@njit(cache=True, parallel=True)
-def _rows_range(y, score, w, weighted, negative_label, ties, domain):
-    """Smallest and largest rank of one key component over the candidate negatives of all rows."""
-    n = y.shape[0]
-    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
+def _census(y, score, w, weighted, negative_label):
+    """Per-chunk statistics, combined in chunk order.
+
+    Returns ``(n_pos, w_pos, n_cand, w_cand, low, high)``: positives (rows not of the negative
+    label) and their weight, candidate negatives (weight > 0) and their weight, and the candidates'
+    smallest and largest score rank.
+    """
+    n_chunks = _n_chunks(y.shape[0])
+    counts = np.empty((n_chunks, 2), dtype=np.int64)
+    sums = np.empty((n_chunks, 2))
     ranks = np.empty((n_chunks, 2), dtype=np.int64)
-    for c in prange(n_chunks):
+    args = (y, score, w, weighted, negative_label, counts, sums, ranks)
+    _on_chunks(_census_chunks, args, n_chunks)
+    n_pos, n_cand = (int(v) for v in counts.sum(axis=0))
+    w_pos, w_cand = _in_chunk_order(sums[:, 0]), _in_chunk_order(sums[:, 1])
+    return n_pos, w_pos, n_cand, w_cand, int(ranks[:, 0].min()), int(ranks[:, 1].max())
+
+
+@row_kernel
+def _range_chunks(y, score, w, weighted, negative_label, ties, domain, ranks, first, last):
+    """Smallest and largest rank of one key component over the candidates of each chunk."""
+    for c in range(first, last):
         ranks[c, 0] = _LOW63
         ranks[c, 1] = _INT64_MIN
-        for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
+        for i in range(c * CHUNK, min(c * CHUNK + CHUNK, y.shape[0])):
             if _is_candidate(y, w, weighted, negative_label, i):
                 k = _component(domain, score, ties, i)
                 ranks[c, 0] = min(ranks[c, 0], k)
                 ranks[c, 1] = max(ranks[c, 1], k)
-    return _combine_ranges(ranks)
+
+
+def _rows_range(y, score, w, weighted, negative_label, ties, domain):
+    """Smallest and largest rank of one key component over the candidate negatives of all rows."""
+    n_chunks = _n_chunks(y.shape[0])
+    ranks = np.empty((n_chunks, 2), dtype=np.int64)
+    args = (y, score, w, weighted, negative_label, ties, domain, ranks)
+    _on_chunks(_range_chunks, args, n_chunks)
+    return int(ranks[:, 0].min()), int(ranks[:, 1].max())
 
 
 @njit(cache=True)
 def _cand_range(score, ties, cand, domain):
     """Smallest and largest rank of one key component over the rows ``cand``."""
-    ranks = np.empty((1, 2), dtype=np.int64)
-    ranks[0, 0] = _LOW63
-    ranks[0, 1] = _INT64_MIN
+    low = np.int64(_LOW63)
+    high = np.int64(_INT64_MIN)
     for j in range(cand.shape[0]):
         k = _component(domain, score, ties, cand[j])
-        ranks[0, 0] = min(ranks[0, 0], k)
-        ranks[0, 1] = max(ranks[0, 1], k)
-    return _combine_ranges(ranks)
+        low = min(low, k)
+        high = max(high, k)
+    return low, high
 
 
 @njit(cache=True, inline="always")
@@ -344,11 +351,11 @@ def _rows_histogram_chunk(c, y, score, w, weighted, label, ties, plan, counts_ou
             _histogram_row(i, b, y, w, weighted, label, counts, weights)
 
 
-@njit(cache=True, parallel=True)
-def _rows_histogram(y, score, w, weighted, negative_label, ties, plan, counts, weights):
+@row_kernel
+def _rows_histograms(y, score, w, weighted, label, ties, plan, counts, weights, first, last):
     """First level: per-chunk bucket counts (weights) over all rows, shape (n_chunks, _BUCKETS)."""
-    for c in prange(counts.shape[0]):
-        _rows_histogram_chunk(c, y, score, w, weighted, negative_label, ties, plan, counts, weights)
+    for c in range(first, last):
+        _rows_histogram_chunk(c, y, score, w, weighted, label, ties, plan, counts, weights)
 
 
 @njit(cache=True, inline="always")
@@ -362,14 +369,16 @@ def _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out,
     return pos
 
 
-@njit(cache=True, parallel=True)
-def _mark_split(y, score, w, weighted, label, ties, plan, bucket, offsets, keep_out, cand_out):
+# fmt: off
+@row_kernel
+def _mark_splits(y, score, w, weighted, label, ties, plan, bucket, offsets, keep_out, cand_out,
+                 first, last):
     """Keep the positives and the rows of buckets before ``bucket``; gather ``bucket``'s rows.
 
     Each chunk writes its own segment of ``cand_out`` (from ``offsets``), so the gathered rows
     are in row order; they get ``keep_out = 0`` here.
     """
-    for c in prange(offsets.shape[0] - 1):
+    for c in range(first, last):
         pos = offsets[c]
         stop = min(c * CHUNK + CHUNK, y.shape[0])
         if plan[0] == _SCORE and plan[4] > 0.0:
@@ -380,10 +389,10 @@ def _mark_split(y, score, w, weighted, label, ties, plan, bucket, offsets, keep_
             for i in range(c * CHUNK, stop):
                 b = _bucket(plan, score, ties, i)
                 pos = _split_row(i, b, y, w, weighted, label, bucket, keep_out, cand_out, pos)
+# fmt: on
 
 
-# The later levels: the same two passes over the rows ``cand`` only, each a chunk kernel and its
-# parallel loop (:func:`_on_chunks` runs a single chunk without waking the thread pool).
+# The later levels: the same two passes over the rows ``cand`` only.
 @njit(cache=True, inline="always")
 def _cand_histogram_chunk(c, score, w, weighted, ties, cand, plan, counts, weights):
     """Bucket counts (weights) of the candidates of chunk ``c`` (as :func:`_rows_histogram`)."""
@@ -395,9 +404,9 @@ def _cand_histogram_chunk(c, score, w, weighted, ties, cand, plan, counts, weigh
         weights[c, b] += w[cand[j]] if weighted else 0.0
 
 
-@njit(cache=True, parallel=True)
-def _cand_histograms(score, w, weighted, ties, cand, plan, counts, weights):
-    for c in prange(counts.shape[0]):
+@row_kernel
+def _cand_histograms(score, w, weighted, ties, cand, plan, counts, weights, first, last):
+    for c in range(first, last):
         _cand_histogram_chunk(c, score, w, weighted, ties, cand, plan, counts, weights)
 
 
@@ -416,15 +425,10 @@ def _cand_split_chunk(c, score, ties, cand, plan, bucket, offsets, keep_out, can
             pos += 1
 
 
-@njit(cache=True, parallel=True)
-def _cand_splits(score, ties, cand, plan, bucket, offsets, keep_out, cand_out):
-    for c in prange(offsets.shape[0] - 1):
+@row_kernel
+def _cand_splits(score, ties, cand, plan, bucket, offsets, keep_out, cand_out, first, last):
+    for c in range(first, last):
         _cand_split_chunk(c, score, ties, cand, plan, bucket, offsets, keep_out, cand_out)
-
-
-def _on_chunks(n_chunks, chunk, parallel, *args):
-    """``chunk`` for chunk 0 when there is one, else ``parallel``: both over ``args``."""
-    return chunk(0, *args) if n_chunks == 1 else parallel(*args)
 
 
 @njit(cache=True)
@@ -487,12 +491,15 @@ def _keep_prefix(cand, w, weighted, count_left, weight_left, keep_out):
     return kept, kept_w
 
 
-@njit(cache=True, parallel=True)
-def _mark_all_or_none(y, w, weighted, negative_label, keep_all, keep_out):
+@row_kernel
+def _mark_all_or_none_rows(y, w, weighted, negative_label, keep_all, keep_out):
     """``keep_out`` when every candidate negative is kept (or none)."""
-    for i in prange(y.shape[0]):
+    for i in range(y.shape[0]):
         keep = (y[i] != negative_label) | (keep_all & ((not weighted) or w[i] > 0.0))
         keep_out[i] = 1 if keep else 0
+
+
+_mark_all_or_none = rows_of(_mark_all_or_none_rows, 0, 1, 5)
 
 
 class _Selection:
@@ -543,10 +550,10 @@ class _Selection:
         weights = np.empty((n_chunks, _BUCKETS))
         rows = (self.y, self.score, self.w, self.weighted, self.label, self.ties, plan)
         if cand is None:
-            _rows_histogram(*rows, counts, weights)
+            _on_chunks(_rows_histograms, (*rows, counts, weights), n_chunks)
         else:
             args = (self.score, self.w, self.weighted, self.ties, cand, plan, counts, weights)
-            _on_chunks(n_chunks, _cand_histogram_chunk, _cand_histograms, *args)
+            _on_chunks(_cand_histograms, args, n_chunks)
         totals, w_sums = self.totals(counts, weights)
         bucket, self.acc_count, self.acc_weight = _walk(
             totals, w_sums, self.weighted, self.acc_count, self.acc_weight, need_count, need_weight
@@ -555,10 +562,10 @@ class _Selection:
         _offsets(counts, bucket, offsets)
         next_cand = np.empty(offsets[-1], dtype=np.int64)
         if cand is None:
-            _mark_split(*rows, bucket, offsets, self.keep, next_cand)
+            _on_chunks(_mark_splits, (*rows, bucket, offsets, self.keep, next_cand), n_chunks)
         else:
             args = (self.score, self.ties, cand, plan, bucket, offsets, self.keep, next_cand)
-            _on_chunks(n_chunks, _cand_split_chunk, _cand_splits, *args)
+            _on_chunks(_cand_splits, args, n_chunks)
         return next_cand, int(totals[bucket]), float(w_sums[bucket])
 
     def tied_prefix(self, cand, need_count, need_weight):

@@ -16,7 +16,7 @@ count: the kernels' reductions run over fixed-size chunks summed in a fixed orde
 
 The count is numba's (``numba.set_num_threads``, thread-local); the binary and K-class kernels
 are serial numba loops that release the GIL, run on that many row ranges by :func:`run_rows` /
-:func:`run_spans` (OHEM's selection is numba ``prange`` code).
+:func:`run_spans` (OHEM's selection passes: on ranges of its fixed-size chunks).
 """
 
 from __future__ import annotations

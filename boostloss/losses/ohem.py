@@ -372,6 +372,8 @@ class OHEMLoss(_Loss):
             state.group is None and not state.has_keys(y.shape[0], params.random_state)
         ):
             state = OHEMState()
+        if x.ndim == 1:
+            x = kernels().as_float64(x)
         _, _, keep = self._select(params, y, x, w, state, np.empty(y.shape[0], dtype=np.uint8))
         if x.ndim == 1:
             kernels().focal_loss(y, x, w, 0.0, 1.0, 1.0, out)
@@ -382,6 +384,8 @@ class OHEMLoss(_Loss):
     _softmax_loss_kernels = _loss_kernels
 
     def _grad_hess_kernels(self, params, y, x, w, grad, hess, state):
+        if x.ndim == 1:  # float32 margins (XGBoost's) read as float64: one version of each kernel
+            x = kernels().as_float64(x)
         n_kept, w_kept, keep = self._select(params, y, x, w, state)
         # The cross-entropy kernels with a keep mask: OHEM's derivatives are GHM-C's unweighted.
         if x.ndim == 1:
