@@ -254,40 +254,53 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
         work[_D1, b] = d1
         work[_DY, b] = d2 if exact else -d1 * p  # the true class's Hessian
         work[_D2, b] = d2
+    # The diagonal of the chosen policy: each policy's loop is compiled on its own, once for
+    # every gamma (the focal terms above are what depends on gamma).
     if exact:
-        for k in range(xb.shape[1]):
-            for b in range(m):
-                r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
-                d1 = work[_D1, b]
-                d2 = work[_DY, b]
-                h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
-                _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+        _exact_diagonal(m, xb, gb, hb, cls, am, work)
     elif hessian_mode == HESSIAN_BOUNDED:
-        # The larger of the exact and the Gauss-Newton diagonals, entry by entry.
-        for k in range(xb.shape[1]):
-            for b in range(m):
-                r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
-                d1 = work[_D1, b]
-                d2 = work[_D2, b]
-                h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
-                h_gn = (
-                    work[_DY, b]
-                    if k == cls[b]
-                    else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r)
-                )
-                h = h if h > h_gn else h_gn
-                _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+        _bounded_diagonal(m, xb, gb, hb, cls, am, work)
     else:
-        for k in range(xb.shape[1]):
-            for b in range(m):
-                r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
-                d1 = work[_D1, b]
-                h = (
-                    work[_DY, b]
-                    if k == cls[b]
-                    else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r)
-                )
-                _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+        _gauss_newton_diagonal(m, xb, gb, hb, cls, am, work)
+
+
+@njit(cache=True, error_model="numpy")
+def _exact_diagonal(m, xb, gb, hb, cls, am, work):
+    """Gradient and exact Hessian diagonal of a block from its rows' focal terms in ``work``."""
+    for k in range(xb.shape[1]):
+        for b in range(m):
+            r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
+            d1 = work[_D1, b]
+            d2 = work[_DY, b]
+            h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
+            _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+
+
+@njit(cache=True, error_model="numpy")
+def _bounded_diagonal(m, xb, gb, hb, cls, am, work):
+    """The larger of the exact and the Gauss-Newton diagonals, entry by entry."""
+    for k in range(xb.shape[1]):
+        for b in range(m):
+            r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
+            d1 = work[_D1, b]
+            d2 = work[_D2, b]
+            h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
+            h_gn = (
+                work[_DY, b] if k == cls[b] else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r)
+            )
+            h = h if h > h_gn else h_gn
+            _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+
+
+@njit(cache=True, error_model="numpy")
+def _gauss_newton_diagonal(m, xb, gb, hb, cls, am, work):
+    """Gradient and Gauss-Newton Hessian diagonal of a block."""
+    for k in range(xb.shape[1]):
+        for b in range(m):
+            r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
+            d1 = work[_D1, b]
+            h = work[_DY, b] if k == cls[b] else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r)
+            _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
 
 
 # The block functions below are compiled on their own (not inlined), once per output dtype: their
