@@ -136,20 +136,10 @@ def focal_constant_total_and_slope(s, w1, w0, gamma, alpha_pos, alpha_neg):
     return loss[1] * w1 + loss[0] * w0, slope[1] * w1 + slope[0] * w0
 
 
-@row_kernel
-def _widen(x, out):
-    for i in range(x.shape[0]):
-        out[i] = x[i]
-
-
 def as_float64(x):
-    """``x`` itself if float64, else a float64 copy (exact from float32), made on the kernels'
-    threads: kernels that are long to compile (OHEM's selection) then exist in one version."""
-    if x.dtype == np.float64:
-        return x
-    out = np.empty(x.shape[0])
-    run_rows(_widen, (x, out), (0, 1))
-    return out
+    """``x`` itself if float64, else a float64 copy (exact from float32, 0.14 ms at 1M rows): a
+    kernel long to compile (OHEM's selection) then exists in one version."""
+    return x if x.dtype == np.float64 else x.astype(np.float64)
 
 
 @njit(cache=True)
