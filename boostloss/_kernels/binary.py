@@ -306,7 +306,7 @@ _RADIX = 1 << _RADIX_BITS
 _RADIX_PASSES = 6  # 66 bits: the 63 bits of a non-negative float64
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _radix_sort_bits(n, keys, idx, keys_tmp, idx_tmp):
     """Stable LSD radix sort of the first ``n`` non-negative int64 keys (float64 bit patterns),
     carrying ``idx``.
@@ -363,7 +363,7 @@ def window_beta(g, w, epsilon, beta_out):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sort_valid_norms(g, w, beta_out, keys, idx, keys_tmp, idx_tmp):
     """Sort the ``g`` of the valid samples (positive weight); zero-weight samples get beta 0.
 
@@ -372,7 +372,7 @@ def _sort_valid_norms(g, w, beta_out, keys, idx, keys_tmp, idx_tmp):
     """
     weighted = w.shape[0] > 0
     g_bits = g.view(np.int64)
-    n_valid = 0
+    n_valid = np.int64(0)  # not the literal 0: the sort below would be compiled for it as well
     for i in range(g.shape[0]):
         if (not weighted) or w[i] > 0.0:
             keys[n_valid] = g_bits[i]
@@ -384,7 +384,7 @@ def _sort_valid_norms(g, w, beta_out, keys, idx, keys_tmp, idx_tmp):
     return n_valid, keys, idx
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _window_sweep(n_valid, sorted_g, idx, prefix, weighted, tot, epsilon, beta_out):
     """``beta_i = tot * l_eps(g_i) / count_eps(g_i)`` for the valid samples, in one sweep.
 
@@ -413,7 +413,7 @@ def _window_sweep(n_valid, sorted_g, idx, prefix, weighted, tot, epsilon, beta_o
             beta_out[idx[k]] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _normalise_betas(w, tot, beta_out):
     """Rescale all betas by one constant so that ``sum_i w_i beta_i = tot``.
 
