@@ -281,6 +281,35 @@ def test_two_classes_equal_binary_ghm_pass():
         assert np.array_equal(g_norm, bn)
 
 
+def test_binary_ghm_bins_pass_on_uniform_and_other_edges():
+    """The standard edges run the kernel without look-ups, any others the general one: the same
+    derivatives, and the bins of ``searchsorted``."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    x = rng.standard_normal(n) * 4.0
+    y = rng.integers(2, size=n).astype(np.float64)
+    uniform = np.arange(11) / 10.0
+    uniform[-1] += 1e-6
+    other = np.array([0.0, 0.05, 0.3, 0.9, 1.0 + 1e-6])
+    assert kb.edges_are_uniform(uniform) and not kb.edges_are_uniform(other)
+    g_norm = np.abs(1.0 / (1.0 + np.exp(-x)) - y)
+    outputs = []
+    for kernel, edges in (
+        (kb.ghm_bins_pass, uniform),
+        (kb._ghm_bins_pass_edges, uniform),
+        (kb.ghm_bins_pass, other),
+    ):
+        g, h, b = np.empty(n), np.empty(n), np.empty(n, dtype=np.int32)
+        kernel(y, x, EMPTY, edges, g, h, b)
+        near_edge = np.isclose(g_norm[:, None], edges[None, :], rtol=0, atol=1e-12).any(axis=1)
+        expected = np.searchsorted(edges, g_norm, side="right") - 1
+        assert np.array_equal(b[~near_edge], expected[~near_edge])
+        outputs.append((g, h, b))
+    for a, b in zip(outputs[0], outputs[1], strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(outputs[0][0], outputs[2][0])
+
+
 def test_ghm_bins_nonuniform_edges_and_scaling():
     rng = np.random.default_rng(4)
     n, K = 1000, 5

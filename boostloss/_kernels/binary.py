@@ -232,41 +232,45 @@ def bin_histogram(bin_idx, w, bins, counts_out):
     return total
 
 
-@njit(cache=True, inline="always")
-def for_each_bin(norm_store, edges, y, x, w, grad_out, hess_out, bin_out):
-    """``bin_out[i]`` = the bin of ``g = norm_store(i, y, x, w, weighted, grad_out, hess_out)`` for
-    every sample ``i``.
-
-    ``norm_store`` writes the derivatives of ``i`` and returns its ``g``; the bins are half-open,
-    ``[edges[b], edges[b + 1])``. A flat loop with no reduction, so it compiles to SIMD code; the
-    standard edges get a loop of their own without table look-ups.
-    """
-    n = x.shape[0]
-    weighted = w.shape[0] > 0
-    bins = edges.shape[0] - 1
-    fbins = float(bins)
-    if _edges_are_uniform(edges):
-        for i in range(n):
-            g = norm_store(i, y, x, w, weighted, grad_out, hess_out)
-            bin_out[i] = _bin_of_uniform(g, bins, fbins)
-    else:
-        for i in range(n):
-            g = norm_store(i, y, x, w, weighted, grad_out, hess_out)
-            bin_out[i] = bin_of(g, bins, edges)
-
-
 @row_kernel
-def _ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
-    """First GHM pass with binned density: per-sample derivatives and bins.
+def _ghm_bins_pass_uniform(y, x, w, edges, grad_out, hess_out, bin_out):
+    """First GHM pass with binned density on the standard edges ``b / bins`` (last above 1):
+    per-sample derivatives and bins.
 
     Writes the sample-weighted cross-entropy gradient ``w (p - y)`` and floored Hessian
     ``w max(p (1 - p), floor)``, and each sample's bin of ``g = |p - y|``; the counts come from
-    :func:`bin_histogram`.
+    :func:`bin_histogram`. A flat loop with no reduction and no table look-up (SIMD code).
     """
-    for_each_bin(_ghm_bins_sample, edges, y, x, w, grad_out, hess_out, bin_out)
+    weighted = w.shape[0] > 0
+    bins = edges.shape[0] - 1
+    fbins = float(bins)
+    for i in range(x.shape[0]):
+        g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
+        bin_out[i] = _bin_of_uniform(g, bins, fbins)
 
 
-ghm_bins_pass = rows_of(_ghm_bins_pass, 0, 1, 2, 4, 5, 6)
+@row_kernel
+def _ghm_bins_pass_edges(y, x, w, edges, grad_out, hess_out, bin_out):
+    """:func:`_ghm_bins_pass_uniform` on any increasing edges: bins ``[edges[b], edges[b + 1])``."""
+    weighted = w.shape[0] > 0
+    bins = edges.shape[0] - 1
+    for i in range(x.shape[0]):
+        g = _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out)
+        bin_out[i] = bin_of(g, bins, edges)
+
+
+def edges_are_uniform(edges):
+    """True when ``edges[b] == b / bins`` for b < bins and ``edges[bins] > 1`` (GHMLoss's edges):
+    the divisions are the correctly rounded ones of the kernels."""
+    bins = edges.shape[0] - 1
+    return bool(edges[bins] > 1.0) and all(edges[b] == b / bins for b in range(bins))
+
+
+def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
+    """First GHM pass with binned density: per-sample derivatives and bins (the standard edges
+    and any others each have a kernel, chosen here: a first call compiles the one it runs)."""
+    kernel = _ghm_bins_pass_uniform if edges_are_uniform(edges) else _ghm_bins_pass_edges
+    run_rows(kernel, (y, x, w, edges, grad_out, hess_out, bin_out), (0, 1, 2, 4, 5, 6))
 
 
 @row_kernel
