@@ -831,3 +831,79 @@ def test_the_figure_has_a_reliability_diagram_beside_each_precision_recall_panel
         f"logistic (ECE {logistic_ece:.3f})",
         f"GHM-C (10 bins) (score) (ECE {ece:.3f})",
     ]
+
+
+# -- a first run on a fresh install: the kernels compile beside the built-in losses ------------
+
+
+def _without_times(records):
+    """The records as text without the fit times (NaN equal to NaN)."""
+    kept = [{k: v for k, v in r.items() if k != "fit_seconds"} for r in records]
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+def test_builtin_losses_train_first_and_the_table_keeps_its_order(monkeypatch):
+    from boostloss.compare import protocol
+
+    dataset = _small_dataset()
+    config = cmp.CompareConfig(
+        backends=("lightgbm", "xgboost"),
+        losses=("logistic", "focal", "weighted"),
+        folds=2,
+        rounds=5,
+        patience=2,
+    )
+    helped, trained, real = [], [], protocol._configuration
+    monkeypatch.setattr(protocol, "_compile_beside", lambda X, y, c, pairs: helped.append(pairs))
+
+    def spy(dataset, config, score, backend, loss, *rest):
+        trained.append((backend, loss))
+        return real(dataset, config, score, backend, loss, *rest)
+
+    monkeypatch.setattr(protocol, "_configuration", spy)
+    records = cross_validate(dataset, config).records
+    custom = [("lightgbm", "focal"), ("xgboost", "focal")]
+    assert helped == [custom]
+    builtin = [pair for pair in config.configurations() if pair not in custom]
+    assert trained == builtin + custom
+    assert [(r["backend"], r["loss"]) for r in records] == [
+        pair for pair in config.configurations() for _ in range(2)
+    ]
+
+
+def test_the_compiling_helper_changes_no_result(monkeypatch):
+    from boostloss.compare import protocol
+
+    dataset = _small_dataset()
+    config = cmp.CompareConfig(
+        backends=("lightgbm",), losses=("logistic", "focal", "ghm"), folds=2, rounds=6, patience=2
+    )
+    monkeypatch.setattr(protocol, "_free_cores", lambda config: 1)
+    started = []
+    real = protocol._compile_beside
+
+    def spy(*args):
+        helper = real(*args)
+        started.append(helper)
+        return helper
+
+    monkeypatch.setattr(protocol, "_compile_beside", spy)
+    with_helper = cross_validate(dataset, config).records
+    assert started and started[0] is not None and started[0].exitcode is not None  # ended
+    monkeypatch.setattr(protocol, "_compile_beside", lambda *args: None)
+    alone = cross_validate(dataset, config).records
+    assert _without_times(with_helper) == _without_times(alone)
+
+
+def test_no_helper_without_a_free_core_or_a_custom_loss(monkeypatch):
+    from boostloss.compare import protocol
+
+    dataset = _small_dataset()
+    X, y = protocol._tiny_data(dataset)
+    config = cmp.CompareConfig(backends=("lightgbm",), losses=("focal",))
+    monkeypatch.setattr(protocol, "_free_cores", lambda config: 0)
+    assert protocol._compile_beside(X, y, config, [("lightgbm", "focal")]) is None
+    monkeypatch.setattr(protocol, "_free_cores", lambda config: 1)
+    assert protocol._compile_beside(X, y, config, []) is None
+    assert not protocol._is_custom(config, "logistic", y)
+    assert protocol._is_custom(config, "focal", y)

@@ -24,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -223,21 +225,86 @@ def check_folds(dataset: Dataset, folds: int) -> None:
         )
 
 
-def _warm_up(dataset, config):
-    # One tiny training per custom loss and backend loads (or, on a fresh install, compiles) the
-    # numba kernels that the real trainings use, with the same dtypes, so that the first fold's
-    # fit time measures training, not compilation.
-    # Failures are left to the real trainings, which report them.
+def _tiny_data(dataset):
+    """A few rows of every class: what the warm-up trainings fit."""
     per_class = (80, 40) if dataset.n_classes == 2 else (30,) * dataset.n_classes
     rows = np.concatenate([np.flatnonzero(dataset.y == k)[:m] for k, m in enumerate(per_class)])
-    X, y = dataset.X.iloc[rows], dataset.y[rows]
-    for backend, loss in config.configurations():
+    return dataset.X.iloc[rows], dataset.y[rows]
+
+
+def _warm_up_fits(X, y, config, pairs):
+    """One tiny training per custom loss of ``pairs`` (and per end of its grid): it loads (or, on
+    a fresh install, compiles) the numba kernels that the real trainings use, with the same
+    dtypes, so that the first fold's fit time measures training, not compilation. Failures are
+    left to the real trainings, which report them."""
+    for backend, loss in pairs:
         grid = config.grid(loss)
         for settings in (grid[0], grid[-1]) if len(grid) > 1 else grid:  # e.g. GHM momentum on
             tiny = dataclasses.replace(config, rounds=2, **settings)
             if LOSSES[loss].build(tiny, y) is not None:
                 with contextlib.suppress(Exception):
                     make_estimator(backend, loss, tiny, y).fit(X, y)
+
+
+def _warm_up(dataset, config):
+    X, y = _tiny_data(dataset)
+    _warm_up_fits(X, y, config, config.configurations())
+
+
+def _is_custom(config, loss, y):
+    """Whether ``loss`` trains with a boostloss objective (kernels to compile) for some setting."""
+    for settings in config.grid(loss):
+        try:
+            if LOSSES[loss].build(dataclasses.replace(config, **settings), y) is not None:
+                return True
+        except Exception:  # noqa: BLE001 - the trainings report it; count it as custom
+            return True
+    return False
+
+
+def _free_cores(config):
+    """Cores left beside one model's ``n_jobs`` threads."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return cores - config.n_jobs
+
+
+def _quiet_warm_up(X, y, config, pairs):  # pragma: no cover - runs in the spawned process
+    """:func:`_warm_up_fits` in a helper process: silent (its output, warnings included, goes
+    nowhere) and at a lower priority than the comparison."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    with contextlib.suppress(OSError, AttributeError):  # no os.nice on Windows
+        os.nice(5)
+    warnings.simplefilter("ignore")
+    _warm_up_fits(X, y, config, pairs)
+
+
+def _compile_beside(X, y, config, pairs):
+    """Start compiling the kernels of ``pairs`` in a helper process, or None.
+
+    On a fresh install the kernels of the custom losses take seconds to compile (numba writes them
+    to its on-disk cache, then loads them in a second). With a core free beside the trainings, a
+    spawned process runs the warm-up of ``pairs`` while this one trains the built-in losses; this
+    process then warms up the same pairs in the opposite order, loading what the helper has
+    cached and compiling the rest, so the two meet in the middle. Nothing depends on the helper:
+    if it cannot start (one core, a daemonic process) or fails, this process compiles all.
+    """
+    if not pairs or _free_cores(config) < 1:
+        return None
+    import multiprocessing
+
+    try:
+        helper = multiprocessing.get_context("spawn").Process(
+            target=_quiet_warm_up, args=(X, y, config, pairs), daemon=True
+        )
+        helper.start()
+    except Exception:  # noqa: BLE001 - e.g. "daemonic processes are not allowed to have children"
+        return None
+    return helper
 
 
 def _inner_split(y_train, config, repeat, fold):
@@ -412,8 +479,6 @@ def cross_validate(
         config = config.for_dataset(dataset)
     check_folds(dataset, config.folds)
     score = make_score(config.metric)
-    if config.jobs <= 1:  # worker processes warm up their own
-        _warm_up(dataset, config)
     y = dataset.y
     splitter = RepeatedStratifiedKFold(
         n_splits=config.folds, n_repeats=config.repeats, random_state=config.seed
@@ -473,10 +538,7 @@ def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold)
     they run in that many worker processes (progress advances as each one finishes)."""
     pairs = config.configurations()
     if config.jobs <= 1 or len(pairs) <= 1:
-        for backend, loss in pairs:
-            yield _configuration(
-                dataset, config, score, backend, loss, splits, on_fit, keep_first_fold
-            )
+        yield from _in_one_process(dataset, config, score, splits, on_fit, keep_first_fold)
         return
     from joblib import Parallel, delayed
 
@@ -499,6 +561,34 @@ def _each_configuration(dataset, config, score, splits, on_fit, keep_first_fold)
             ):
                 on_fit(f"{backend} {loss}: done")
         yield result
+
+
+def _in_one_process(dataset, config, score, splits, on_fit, keep_first_fold):
+    """:func:`_each_configuration` in this process: the built-in losses first, while a helper
+    process compiles the custom losses' kernels (:func:`_compile_beside`), then the warm-up here
+    and the custom losses; yielded in table order (each configuration's results depend on its
+    own seeds only, not on the order)."""
+    pairs = config.configurations()
+    custom = [pair for pair in pairs if _is_custom(config, pair[1], dataset.y)]
+    X, y = _tiny_data(dataset)
+    helper = _compile_beside(X, y, config, custom)
+    try:
+        done = {}
+        for backend, loss in [pair for pair in pairs if pair not in custom]:
+            done[backend, loss] = _configuration(
+                dataset, config, score, backend, loss, splits, on_fit, keep_first_fold
+            )
+        _warm_up_fits(X, y, config, custom[::-1] if helper is not None else custom)
+    finally:
+        if helper is not None:
+            helper.terminate()
+            helper.join()
+    for backend, loss in pairs:
+        if (backend, loss) not in done:
+            done[backend, loss] = _configuration(
+                dataset, config, score, backend, loss, splits, on_fit, keep_first_fold
+            )
+        yield done.pop((backend, loss))
 
 
 def staged_probabilities(
