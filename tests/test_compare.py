@@ -3,6 +3,7 @@ flags, and that no library warning reaches the user."""
 
 import json
 import math
+import os
 import subprocess
 import sys
 import warnings
@@ -889,7 +890,9 @@ def test_the_compiling_helper_changes_no_result(monkeypatch):
 
     monkeypatch.setattr(protocol, "_compile_beside", spy)
     with_helper = cross_validate(dataset, config).records
-    assert started and started[0] is not None and started[0].exitcode is not None  # ended
+    assert started and started[0] is not None
+    process, path = started[0]
+    assert process.returncode is not None and not os.path.exists(path)  # ended, input removed
     monkeypatch.setattr(protocol, "_compile_beside", lambda *args: None)
     alone = cross_validate(dataset, config).records
     assert _without_times(with_helper) == _without_times(alone)

@@ -271,40 +271,69 @@ def _free_cores(config):
     return cores - config.n_jobs
 
 
-def _quiet_warm_up(X, y, config, pairs):  # pragma: no cover - runs in the spawned process
-    """:func:`_warm_up_fits` in a helper process: silent (its output, warnings included, goes
-    nowhere) and at a lower priority than the comparison."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
+def _quiet_warm_up(X, y, config, pairs):  # pragma: no cover - runs in the helper process
+    """:func:`_warm_up_fits` in the helper process, at a lower priority than the comparison."""
     with contextlib.suppress(OSError, AttributeError):  # no os.nice on Windows
         os.nice(5)
     warnings.simplefilter("ignore")
     _warm_up_fits(X, y, config, pairs)
 
 
+_HELPER = (
+    "import pickle, sys\n"
+    "from boostloss.compare.protocol import _quiet_warm_up\n"
+    "with open(sys.argv[1], 'rb') as f:\n"
+    "    args = pickle.load(f)\n"
+    "_quiet_warm_up(*args)\n"
+)
+
+
 def _compile_beside(X, y, config, pairs):
-    """Start compiling the kernels of ``pairs`` in a helper process, or None.
+    """Start compiling the kernels of ``pairs`` in a helper process; returns ``(process, path of
+    its input)``, or None.
 
     On a fresh install the kernels of the custom losses take seconds to compile (numba writes them
     to its on-disk cache, then loads them in a second). With a core free beside the trainings, a
-    spawned process runs the warm-up of ``pairs`` while this one trains the built-in losses; this
+    helper process runs the warm-up of ``pairs`` while this one trains the built-in losses; this
     process then warms up the same pairs in the opposite order, loading what the helper has
-    cached and compiling the rest, so the two meet in the middle. Nothing depends on the helper:
-    if it cannot start (one core, a daemonic process) or fails, this process compiles all.
+    cached and compiling the rest, so the two meet in the middle. The helper's output goes
+    nowhere, and nothing depends on it: if it cannot start or fails, this process compiles all.
     """
     if not pairs or _free_cores(config) < 1:
         return None
-    import multiprocessing
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
 
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    path = None
     try:
-        helper = multiprocessing.get_context("spawn").Process(
-            target=_quiet_warm_up, args=(X, y, config, pairs), daemon=True
+        with tempfile.NamedTemporaryFile("wb", suffix=".pkl", delete=False) as f:
+            path = f.name
+            pickle.dump((X, y, config, pairs), f)
+        helper = subprocess.Popen(
+            [sys.executable, "-c", _HELPER, path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
-        helper.start()
-    except Exception:  # noqa: BLE001 - e.g. "daemonic processes are not allowed to have children"
+    except (OSError, pickle.PicklingError):
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         return None
-    return helper
+    return helper, path
+
+
+def _stop(helper):
+    """End the helper (what it compiled is in numba's cache; this process has it all by now)."""
+    process, path = helper
+    process.terminate()
+    process.wait()
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _inner_split(y_train, config, repeat, fold):
@@ -581,8 +610,7 @@ def _in_one_process(dataset, config, score, splits, on_fit, keep_first_fold):
         _warm_up_fits(X, y, config, custom[::-1] if helper is not None else custom)
     finally:
         if helper is not None:
-            helper.terminate()
-            helper.join()
+            _stop(helper)
     for backend, loss in pairs:
         if (backend, loss) not in done:
             done[backend, loss] = _configuration(
