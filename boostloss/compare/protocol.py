@@ -263,12 +263,13 @@ def _is_custom(config, loss, y):
 
 
 def _free_cores(config):
-    """Cores left beside one model's ``n_jobs`` threads."""
+    """Cores left beside one model's ``n_jobs`` threads (none when it takes them all: ``n_jobs``
+    below 1)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         cores = os.cpu_count() or 1
-    return cores - config.n_jobs
+    return cores - config.n_jobs if config.n_jobs >= 1 else 0
 
 
 def _quiet_warm_up(X, y, config, pairs):  # pragma: no cover - runs in the helper process
