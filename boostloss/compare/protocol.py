@@ -226,24 +226,26 @@ def check_folds(dataset: Dataset, folds: int) -> None:
 
 
 def _tiny_data(dataset):
-    """A few rows of every class: what the warm-up trainings fit."""
-    per_class = (80, 40) if dataset.n_classes == 2 else (30,) * dataset.n_classes
+    """A few rows of every class: what the warm-up trainings fit. Binary: 8 negatives per
+    positive, so that OHEM (3 per positive) selects among them, as on real data, and its
+    selection kernels compile here rather than in a timed fit."""
+    per_class = (160, 20) if dataset.n_classes == 2 else (30,) * dataset.n_classes
     rows = np.concatenate([np.flatnonzero(dataset.y == k)[:m] for k, m in enumerate(per_class)])
     return dataset.X.iloc[rows], dataset.y[rows]
 
 
 def _warm_up_fits(X, y, config, pairs):
-    """One tiny training per custom loss of ``pairs`` (and per end of its grid): it loads (or, on
-    a fresh install, compiles) the numba kernels that the real trainings use, with the same
-    dtypes, so that the first fold's fit time measures training, not compilation. Failures are
-    left to the real trainings, which report them."""
+    """One tiny training and prediction per custom loss of ``pairs`` (and per end of its grid): it
+    loads (or, on a fresh install, compiles) the numba kernels that the real trainings use, with
+    the same dtypes, so that the first fold's fit time measures training, not compilation.
+    Failures are left to the real trainings, which report them."""
     for backend, loss in pairs:
         grid = config.grid(loss)
         for settings in (grid[0], grid[-1]) if len(grid) > 1 else grid:  # e.g. GHM momentum on
             tiny = dataclasses.replace(config, rounds=2, **settings)
             if LOSSES[loss].build(tiny, y) is not None:
                 with contextlib.suppress(Exception):
-                    make_estimator(backend, loss, tiny, y).fit(X, y)
+                    make_estimator(backend, loss, tiny, y).fit(X, y).predict_proba(X)
 
 
 def _warm_up(dataset, config):
