@@ -242,7 +242,6 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
     from the margins loaded in ``xb`` into the blocks ``gb``, ``hb``; ``w`` and ``alpha`` hold the
     sample and class weights (ones where there are none)."""
     _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work)
-    exact = hessian_mode == HESSIAN_EXACT
     for b in range(m):
         c, a, s_rest, e, p, q = _true_class_of(b, xb, cls, work)
         work[_W, b] = w[lo + b]
@@ -252,16 +251,38 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
         log_q = _true_class_log_q(a, s_rest, e)
         _, d1, d2, _ = focal_terms(p, q, log_p, log_q, gamma, alpha[c])
         work[_D1, b] = d1
-        work[_DY, b] = d2 if exact else -d1 * p  # the true class's Hessian
+        work[_DY, b] = -d1 * p  # the true class's Gauss-Newton Hessian
         work[_D2, b] = d2
     # The diagonal of the chosen policy: each policy's loop is compiled on its own, once for
     # every gamma (the focal terms above are what depends on gamma).
-    if exact:
+    if hessian_mode == HESSIAN_EXACT:
         _exact_diagonal(m, xb, gb, hb, cls, am, work)
     elif hessian_mode == HESSIAN_BOUNDED:
         _bounded_diagonal(m, xb, gb, hb, cls, am, work)
     else:
         _gauss_newton_diagonal(m, xb, gb, hb, cls, am, work)
+
+
+@njit(cache=True, inline="always")
+def _exact_entry(b, k, r, one_minus_r, cls, work):
+    """Exact Hessian entry ``(b, k)`` from the row's focal terms (``FL''`` in ``work[_D2]``)."""
+    d2 = work[_D2, b]
+    return d2 if k == cls[b] else d2 * r * r - work[_D1, b] * r * one_minus_r
+
+
+@njit(cache=True, inline="always")
+def _gauss_newton_entry(b, k, r, one_minus_r, cls, work):
+    """Gauss-Newton Hessian entry ``(b, k)`` (the true class's in ``work[_DY]``)."""
+    if k == cls[b]:
+        return work[_DY, b]
+    return -work[_D1, b] * r * (work[_P, b] + work[_Q, b] * one_minus_r)
+
+
+@njit(cache=True, inline="always")
+def _store_entry(b, k, r, h, cls, work, gb, hb):
+    """Gradient entry ``(b, k)`` and the Hessian entry ``h``, weighted and floored."""
+    d1 = work[_D1, b]
+    _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -270,10 +291,8 @@ def _exact_diagonal(m, xb, gb, hb, cls, am, work):
     for k in range(xb.shape[1]):
         for b in range(m):
             r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
-            d1 = work[_D1, b]
-            d2 = work[_DY, b]
-            h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
-            _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+            h = _exact_entry(b, k, r, one_minus_r, cls, work)
+            _store_entry(b, k, r, h, cls, work, gb, hb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -282,14 +301,9 @@ def _bounded_diagonal(m, xb, gb, hb, cls, am, work):
     for k in range(xb.shape[1]):
         for b in range(m):
             r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
-            d1 = work[_D1, b]
-            d2 = work[_D2, b]
-            h = d2 if k == cls[b] else d2 * r * r - d1 * r * one_minus_r
-            h_gn = (
-                work[_DY, b] if k == cls[b] else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r)
-            )
-            h = h if h > h_gn else h_gn
-            _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+            h = _exact_entry(b, k, r, one_minus_r, cls, work)
+            h_gn = _gauss_newton_entry(b, k, r, one_minus_r, cls, work)
+            _store_entry(b, k, r, h if h > h_gn else h_gn, cls, work, gb, hb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -298,9 +312,8 @@ def _gauss_newton_diagonal(m, xb, gb, hb, cls, am, work):
     for k in range(xb.shape[1]):
         for b in range(m):
             r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
-            d1 = work[_D1, b]
-            h = work[_DY, b] if k == cls[b] else -d1 * r * (work[_P, b] + work[_Q, b] * one_minus_r)
-            _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
+            h = _gauss_newton_entry(b, k, r, one_minus_r, cls, work)
+            _store_entry(b, k, r, h, cls, work, gb, hb)
 
 
 # The block functions below are compiled on their own (not inlined), once per output dtype: their
