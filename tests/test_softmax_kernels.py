@@ -291,7 +291,7 @@ def test_binary_ghm_bins_pass_on_uniform_and_other_edges():
     uniform = np.arange(11) / 10.0
     uniform[-1] += 1e-6
     other = np.array([0.0, 0.05, 0.3, 0.9, 1.0 + 1e-6])
-    assert kb.edges_are_uniform(uniform) and not kb.edges_are_uniform(other)
+    assert kb._edges_are_uniform(uniform) and not kb._edges_are_uniform(other)
     g_norm = np.abs(1.0 / (1.0 + np.exp(-x)) - y)
     outputs = []
     for kernel, edges in (

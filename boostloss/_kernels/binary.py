@@ -259,17 +259,10 @@ def _ghm_bins_pass_edges(y, x, w, edges, grad_out, hess_out, bin_out):
         bin_out[i] = bin_of(g, bins, edges)
 
 
-def edges_are_uniform(edges):
-    """True when ``edges[b] == b / bins`` for b < bins and ``edges[bins] > 1`` (GHMLoss's edges):
-    the divisions are the correctly rounded ones of the kernels."""
-    bins = edges.shape[0] - 1
-    return bool(edges[bins] > 1.0) and all(edges[b] == b / bins for b in range(bins))
-
-
 def ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     """First GHM pass with binned density: per-sample derivatives and bins (the standard edges
     and any others each have a kernel, chosen here: a first call compiles the one it runs)."""
-    kernel = _ghm_bins_pass_uniform if edges_are_uniform(edges) else _ghm_bins_pass_edges
+    kernel = _ghm_bins_pass_uniform if _edges_are_uniform(edges) else _ghm_bins_pass_edges
     run_rows(kernel, (y, x, w, edges, grad_out, hess_out, bin_out), (0, 1, 2, 4, 5, 6))
 
 
