@@ -32,6 +32,7 @@ from .math import (
     _scale_one,
     bin_of,
     focal_point,
+    scalar_function,
 )
 from .threads import row_kernel, rows_of, run_rows
 
@@ -157,7 +158,7 @@ def count_nonfinite(x):
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _bin_of_uniform(g, bins, fbins):
     """:func:`bin_of` for the standard edges ``b / bins`` (last one above 1), without a look-up.
 

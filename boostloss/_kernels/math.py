@@ -1,7 +1,8 @@
 """Per-sample math of every loss, written once and compiled for two targets.
 
-Here for the CPU (``numba.njit``, inlined into the loops of :mod:`.binary`, :mod:`.softmax`,
-:mod:`.select` and :mod:`.posterior`), and from the same source for CUDA by :mod:`.cuda_build`
+Here for the CPU (scalar functions compiled once each and inlined by LLVM into the loops of
+:mod:`.binary`, :mod:`.softmax` and :mod:`.posterior`: :func:`scalar_function`; the few that
+write array elements inlined by numba), and from the same source for CUDA by :mod:`.cuda_build`
 (the names in :data:`DEVICE_FUNCTIONS`). Scalar arithmetic only: no allocation, no libm call in a
 hot path (the exp and log1p below are plain arithmetic, so loops over samples compile to SIMD
 code). Formulas: docs/math.md.
@@ -15,6 +16,20 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
+
+
+def scalar_function(function):
+    """``function`` (scalar arguments, scalar results) compiled on its own, once per argument
+    types, and inlined into every caller by LLVM (``forceinline``), not by numba.
+
+    numba's own inlining (``inline="always"``) copies the callee's IR and runs its front-end
+    passes again at every call site, nested helpers included: most of a kernel's compile time
+    (docs/performance.md). LLVM's inlining of ``alwaysinline`` functions gives the same machine
+    code (the loops still compile to SIMD code) for a fraction of the cost. numpy's error model:
+    no divisor checks, as in the row kernels that call these functions.
+    """
+    return njit(cache=True, error_model="numpy", forceinline=True)(function)
+
 
 #: The per-sample functions compiled for both targets: here for the CPU, and from the same source
 #: for CUDA by _kernels.cuda_build. Each must compile for CUDA too (scalar arithmetic, reads and
@@ -81,7 +96,7 @@ def _float64_from_bits(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _pow2_factors(k):
     """``2**k`` for -1088 <= k <= 0 as two normal factors, ``2**((k & 31) - 96)`` (2**-96 ..
     2**-65) and ``2**(32 (k >> 5) + 96)`` (2**-992 .. 2**96), built from their bits: no table
@@ -95,7 +110,7 @@ def _pow2_factors(k):
     return _float64_from_bits(bits_low), _float64_from_bits(bits_high)  # type: ignore[call-arg]
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _exp_nonpositive(t):
     """``exp(t)`` for ``t <= 0`` (fdlibm's e_exp.c: t = k ln2 + r, |r| <= ln2 / 2, rational e**r).
 
@@ -116,7 +131,7 @@ def _exp_nonpositive(t):
     return (y * low) * high
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _log1p_unit(e, u, inv_u):
     """``log1p(e)`` for ``0 <= e <= 1``, given ``u = 1 + e`` (rounded) and ``inv_u = 1 / u``.
 
@@ -135,7 +150,7 @@ _LOG_STEPS = tuple(
 )
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _log1p_nonnegative(t):
     """``log1p(t)`` for any finite ``t >= 0`` (the softmax kernels' log1p of sums of exps).
 
@@ -154,7 +169,7 @@ def _log1p_nonnegative(t):
     return _log_reduced(m, dk, c)
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _log_reduced(m, dk, c):
     """``log(m 2**dk) + c`` for ``m`` in [sqrt(2)/2, sqrt(2)] and a correction ``c`` of the order
     of an ulp of the result: fdlibm's Lg1..Lg7 polynomial in ``s = f / (2 + f)``, ``f = m - 1``,
@@ -169,7 +184,7 @@ def _log_reduced(m, dk, c):
     return dk * _LN2_HI - ((hfsq - (s * (hfsq + t2 + t1) + (dk * _LN2_LO + c))) - f)
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _logistic_parts(z):
     """Return ``(p_t, q, log_p_t, log_q)`` for the margin ``z`` toward the true class.
 
@@ -185,7 +200,7 @@ def _logistic_parts(z):
     return small, inv, z - l1p, -l1p
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _modulating_factor(q, log_q, gamma):
     """``(1 - p_t) ** gamma`` in log space, with exact fast paths for gamma in {0, 1, 2}."""
     if gamma == 0.0:
@@ -197,7 +212,7 @@ def _modulating_factor(q, log_q, gamma):
     return _exp_nonpositive(gamma * log_q)
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
     """Focal loss, its gradient and Hessian with respect to the raw margin, for one sample.
 
@@ -253,7 +268,7 @@ def _focal_grad_hess_store(
     _store_weighted(i, w, weighted, g, h, grad_out, hess_out)
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _gradient_norm_parts(y, x):
     """Return ``(p - y, p (1 - p), g = |p - y|, CE)`` for one sample."""
     if y > 0.5:
@@ -297,7 +312,7 @@ def _scale_one(i, factor, grad, hess):
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _true_class_pq(a, s_rest):
     """``(P, q, e)`` of the true class from ``a = z_y - mo`` and ``s_rest``, with ``e = exp(-|a|)``.
 
@@ -320,7 +335,7 @@ def _true_class_pq(a, s_rest):
     return (e if neg else 1.0) * inv, (s if neg else v) * inv, e
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _true_class_log_p(a, s_rest, e):
     """``log P`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``)::
 
@@ -331,7 +346,7 @@ def _true_class_log_p(a, s_rest, e):
     return (a - l1) if a <= 0.0 else -l1
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def _true_class_log_q(a, s_rest, e):
     """``log q`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``), without ``log(0)``::
 
@@ -343,7 +358,7 @@ def _true_class_log_q(a, s_rest, e):
     return -l2 if a <= 0.0 else (l2 - a) - _log1p_nonnegative(s * e)
 
 
-@njit(cache=True, inline="always")
+@scalar_function
 def focal_terms(p, q, log_p, log_q, gamma, a):
     """Binary focal loss of the margin ``t`` and its derivatives in ``t``, from its pieces.
 
