@@ -32,7 +32,7 @@ from .math import (
     _scale_one,
     bin_of,
     focal_point,
-    scalar_function,
+    inlined,
 )
 from .threads import row_kernel, rows_of, run_rows
 
@@ -71,7 +71,7 @@ def _focal_loss(y, x, w, gamma, alpha_pos, alpha_neg, out):
 focal_loss = rows_of(_focal_loss, 0, 1, 2, 6)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _focal_rows(gamma, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
     """The focal gradient and Hessian of every sample (see :func:`by_gamma`)."""
     weighted = w.shape[0] > 0
@@ -158,7 +158,7 @@ def count_nonfinite(x):
 # --------------------------------------------------------------------------------------------
 
 
-@scalar_function
+@inlined
 def _bin_of_uniform(g, bins, fbins):
     """:func:`bin_of` for the standard edges ``b / bins`` (last one above 1), without a look-up.
 
@@ -382,7 +382,7 @@ def _sort_valid_norms(g, w, beta_out, keys, idx, keys_tmp, idx_tmp):
     return n_valid, keys, idx
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _window_sweep(n_valid, sorted_g, idx, prefix, weighted, tot, epsilon, beta_out):
     """``beta_i = tot * l_eps(g_i) / count_eps(g_i)`` for the valid samples, in one sweep.
 
@@ -411,7 +411,7 @@ def _window_sweep(n_valid, sorted_g, idx, prefix, weighted, tot, epsilon, beta_o
             beta_out[idx[k]] = 0.0
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _normalise_betas(w, tot, beta_out):
     """Rescale all betas by one constant so that ``sum_i w_i beta_i = tot``.
 

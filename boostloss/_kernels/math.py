@@ -1,7 +1,7 @@
 """Per-sample math of every loss, written once and compiled for two targets.
 
 Here for the CPU (scalar functions compiled once each and inlined by LLVM into the loops of
-:mod:`.binary`, :mod:`.softmax` and :mod:`.posterior`: :func:`scalar_function`; the few that
+:mod:`.binary`, :mod:`.softmax` and :mod:`.posterior`: :func:`inlined`; the few that
 write array elements inlined by numba), and from the same source for CUDA by :mod:`.cuda_build`
 (the names in :data:`DEVICE_FUNCTIONS`). Scalar arithmetic only: no allocation, no libm call in a
 hot path (the exp and log1p below are plain arithmetic, so loops over samples compile to SIMD
@@ -18,17 +18,28 @@ from numba.extending import intrinsic
 from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
 
 
-def scalar_function(function):
-    """``function`` (scalar arguments, scalar results) compiled on its own, once per argument
-    types, and inlined into every caller by LLVM (``forceinline``), not by numba.
+def inlined(function):
+    """``function`` compiled on its own, once per argument types, and inlined into every caller
+    by LLVM (``forceinline``), not by numba: the kernels' helpers (scalar math, a block's loops).
 
     numba's own inlining (``inline="always"``) copies the callee's IR and runs its front-end
     passes again at every call site, nested helpers included: most of a kernel's compile time
     (docs/performance.md). LLVM's inlining of ``alwaysinline`` functions gives the same machine
-    code (the loops still compile to SIMD code) for a fraction of the cost. numpy's error model:
-    no divisor checks, as in the row kernels that call these functions.
+    code (the loops still compile to SIMD code) for a fraction of the cost. numpy's error model
+    (no divisor checks), as in the kernels that call these functions; no reference counting
+    (``_nrt``: a helper allocates nothing, and reference counts on the arrays it is handed would be
+    atomic calls inside the caller's loops); no Python or C wrapper (a helper is called from numba
+    code only, and the wrappers cost about a second of a first training's compile time).
     """
-    return njit(cache=True, error_model="numpy", forceinline=True)(function)
+    options = {
+        "cache": True,
+        "error_model": "numpy",
+        "forceinline": True,
+        "_nrt": False,
+        "no_cpython_wrapper": True,
+        "no_cfunc_wrapper": True,
+    }
+    return njit(**options)(function)  # type: ignore[call-overload]
 
 
 #: The per-sample functions compiled for both targets: here for the CPU, and from the same source
@@ -96,7 +107,7 @@ def _float64_from_bits(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
-@scalar_function
+@inlined
 def _pow2_factors(k):
     """``2**k`` for -1088 <= k <= 0 as two normal factors, ``2**((k & 31) - 96)`` (2**-96 ..
     2**-65) and ``2**(32 (k >> 5) + 96)`` (2**-992 .. 2**96), built from their bits: no table
@@ -110,7 +121,7 @@ def _pow2_factors(k):
     return _float64_from_bits(bits_low), _float64_from_bits(bits_high)  # type: ignore[call-arg]
 
 
-@scalar_function
+@inlined
 def _exp_nonpositive(t):
     """``exp(t)`` for ``t <= 0`` (fdlibm's e_exp.c: t = k ln2 + r, |r| <= ln2 / 2, rational e**r).
 
@@ -131,7 +142,7 @@ def _exp_nonpositive(t):
     return (y * low) * high
 
 
-@scalar_function
+@inlined
 def _log1p_unit(e, u, inv_u):
     """``log1p(e)`` for ``0 <= e <= 1``, given ``u = 1 + e`` (rounded) and ``inv_u = 1 / u``.
 
@@ -150,7 +161,7 @@ _LOG_STEPS = tuple(
 )
 
 
-@scalar_function
+@inlined
 def _log1p_nonnegative(t):
     """``log1p(t)`` for any finite ``t >= 0`` (the softmax kernels' log1p of sums of exps).
 
@@ -169,7 +180,7 @@ def _log1p_nonnegative(t):
     return _log_reduced(m, dk, c)
 
 
-@scalar_function
+@inlined
 def _log_reduced(m, dk, c):
     """``log(m 2**dk) + c`` for ``m`` in [sqrt(2)/2, sqrt(2)] and a correction ``c`` of the order
     of an ulp of the result: fdlibm's Lg1..Lg7 polynomial in ``s = f / (2 + f)``, ``f = m - 1``,
@@ -184,7 +195,7 @@ def _log_reduced(m, dk, c):
     return dk * _LN2_HI - ((hfsq - (s * (hfsq + t2 + t1) + (dk * _LN2_LO + c))) - f)
 
 
-@scalar_function
+@inlined
 def _logistic_parts(z):
     """Return ``(p_t, q, log_p_t, log_q)`` for the margin ``z`` toward the true class.
 
@@ -200,7 +211,7 @@ def _logistic_parts(z):
     return small, inv, z - l1p, -l1p
 
 
-@scalar_function
+@inlined
 def _modulating_factor(q, log_q, gamma):
     """``(1 - p_t) ** gamma`` in log space, with exact fast paths for gamma in {0, 1, 2}."""
     if gamma == 0.0:
@@ -212,7 +223,7 @@ def _modulating_factor(q, log_q, gamma):
     return _exp_nonpositive(gamma * log_q)
 
 
-@scalar_function
+@inlined
 def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
     """Focal loss, its gradient and Hessian with respect to the raw margin, for one sample.
 
@@ -250,7 +261,7 @@ def focal_point(y, x, gamma, alpha_pos, alpha_neg, hessian_mode):
     return loss, grad, hess
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _store_weighted(i, w, weighted, g, h, grad_out, hess_out):
     """``grad_out[i] = w_i g``, ``hess_out[i] = w_i h`` (no multiplication when unweighted)."""
     if weighted:
@@ -260,7 +271,7 @@ def _store_weighted(i, w, weighted, g, h, grad_out, hess_out):
     hess_out[i] = h
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _focal_grad_hess_store(
     i, y, x, w, weighted, gamma, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out
 ):
@@ -268,7 +279,7 @@ def _focal_grad_hess_store(
     _store_weighted(i, w, weighted, g, h, grad_out, hess_out)
 
 
-@scalar_function
+@inlined
 def _gradient_norm_parts(y, x):
     """Return ``(p - y, p (1 - p), g = |p - y|, CE)`` for one sample."""
     if y > 0.5:
@@ -280,7 +291,7 @@ def _gradient_norm_parts(y, x):
     return diff, p_t * q, q, -log_p_t
 
 
-@njit(cache=True, inline="always")
+@inlined
 def bin_of(g, bins, edges):
     """Bin of ``g`` in [0, 1]: half-open ``[edges[b], edges[b+1])``, ``edges[-1] = 1 + 1e-6``."""
     b = min(int(g * bins), bins - 1)
@@ -291,7 +302,7 @@ def bin_of(g, bins, edges):
     return b - np.int64(down) + np.int64(up)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out):
     """Weighted CE gradient and floored Hessian of sample ``i`` into the outputs; returns ``g``."""
     diff, hess, g, _ = _gradient_norm_parts(y[i], np.float64(x[i]))
@@ -301,7 +312,7 @@ def _ghm_bins_sample(i, y, x, w, weighted, grad_out, hess_out):
     return g
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _scale_one(i, factor, grad, hess):
     grad[i] *= factor
     hess[i] *= factor
@@ -312,7 +323,7 @@ def _scale_one(i, factor, grad, hess):
 # --------------------------------------------------------------------------------------------
 
 
-@scalar_function
+@inlined
 def _true_class_pq(a, s_rest):
     """``(P, q, e)`` of the true class from ``a = z_y - mo`` and ``s_rest``, with ``e = exp(-|a|)``.
 
@@ -335,7 +346,7 @@ def _true_class_pq(a, s_rest):
     return (e if neg else 1.0) * inv, (s if neg else v) * inv, e
 
 
-@scalar_function
+@inlined
 def _true_class_log_p(a, s_rest, e):
     """``log P`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``)::
 
@@ -346,7 +357,7 @@ def _true_class_log_p(a, s_rest, e):
     return (a - l1) if a <= 0.0 else -l1
 
 
-@scalar_function
+@inlined
 def _true_class_log_q(a, s_rest, e):
     """``log q`` (see :func:`_true_class_pq`; ``e = exp(-|a|)``), without ``log(0)``::
 
@@ -358,7 +369,7 @@ def _true_class_log_q(a, s_rest, e):
     return -l2 if a <= 0.0 else (l2 - a) - _log1p_nonnegative(s * e)
 
 
-@scalar_function
+@inlined
 def focal_terms(p, q, log_p, log_q, gamma, a):
     """Binary focal loss of the margin ``t`` and its derivatives in ``t``, from its pieces.
 

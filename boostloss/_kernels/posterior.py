@@ -36,7 +36,7 @@ and ``q = softmax_k(log w(t_k) - log class_weight_k)``.
 import numpy as np
 from numba import njit
 
-from .math import _exp_nonpositive, _log1p_nonnegative, _log1p_unit, scalar_function
+from .math import _exp_nonpositive, _log1p_nonnegative, _log1p_unit, inlined
 from .threads import row_kernel, rows_of, spans_of
 
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
@@ -50,7 +50,7 @@ _LN2 = 0.6931471805599453
 ROW_BLOCK = 128
 
 
-@scalar_function
+@inlined
 def _softplus_parts(a):
     """``(u, l) = (e^-a, log1p(e^-a))`` for ``a >= 0``."""
     u = _exp_nonpositive(-a)
@@ -58,7 +58,7 @@ def _softplus_parts(a):
     return u, _log1p_unit(u, big, 1.0 / big)
 
 
-@scalar_function
+@inlined
 def _binary_pair(x, gamma, shift):
     """``(1 - q, q)`` of the margin ``x`` of a binary focal model, ``shift = log(w_0 / w_1)``."""
     a = abs(x)
@@ -106,7 +106,7 @@ def _binary_posterior(x, gamma, shift, q0_out, q1_out):
 binary_posterior = rows_of(_binary_posterior, 0, 3, 4)
 
 
-@scalar_function
+@inlined
 def _focal_weight_parts(t, u, l1, gamma):
     """``(s, d)`` with ``log w(t) = s - log1p(d)``, given ``u = e^-|t|`` and ``l1 = log1p(u)``:
     ``s = gamma t + (gamma - 1) l1``, ``d = gamma l1 / u`` for t >= 0; ``s = t + (gamma - 1) l1``,

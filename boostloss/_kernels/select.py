@@ -64,6 +64,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .binary import CHUNK
+from .math import inlined
 from .softmax import softmax_ce_loss_and_norm
 from .threads import row_kernel, rows_of, run_spans
 
@@ -90,7 +91,7 @@ _SCORE, _TIE, _ROW = 0, 1, 2
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _score_rank(s):
     """Order-reversing int64 image of a score (higher score = harder = smaller image).
 
@@ -116,7 +117,7 @@ def _tie_rank_overload(t):
     return lambda t: np.int64(t)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _rank_to_score(r):
     """Inverse of :func:`_score_rank` (up to the sign of zero)."""
     b = ~r
@@ -125,14 +126,14 @@ def _rank_to_score(r):
     return np.int64(b).view(np.float64)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _component(domain, score, ties, i):
     if domain == _SCORE:
         return _score_rank(score[i])
     return _tie_rank(ties[i])
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _digit(key, low, shift):
     """``(key - low) >> shift`` as unsigned 64-bit arithmetic (the difference may exceed 2**63)."""
     d = key - low
@@ -141,7 +142,7 @@ def _digit(key, low, shift):
     return (d >> shift) & ((np.int64(1) << (64 - shift)) - 1)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _float_bucket(s, plan):
     """Linear value bucket, clamped in floating point first: rows that are not candidates (the
     positives, in branch-free loops) may lie outside the candidates' range."""
@@ -149,7 +150,7 @@ def _float_bucket(s, plan):
     return np.int64(min(max(d, 0.0), _BUCKETS - 1.0))
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _bucket(plan, score, ties, i):
     """Bucket of row ``i`` at a level of digit plan ``plan`` (:func:`_plan`); buckets are in
     ranking order (bucket 0 holds the hardest).
@@ -190,7 +191,7 @@ def _plan(domain, low, high):
     return domain, low, max(0, bits - _DIGIT_BITS), 0.0, 0.0
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _is_candidate(y, w, weighted, negative_label, i):
     return y[i] == negative_label and (not weighted or w[i] > 0.0)
 
@@ -316,7 +317,7 @@ def _cand_range(score, ties, cand, domain):
     return low, high
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _histogram_row(i, b, y, w, weighted, negative_label, counts, weights):
     if weighted:
         wi = w[i]
@@ -327,7 +328,7 @@ def _histogram_row(i, b, y, w, weighted, negative_label, counts, weights):
         counts[b] += 1 if y[i] == negative_label else 0
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _rows_histogram_chunk(c, y, score, w, weighted, label, ties, plan, counts_out, weights_out):
     """Bucket counts (weights) of the candidate negatives among the rows of chunk ``c``.
 
@@ -358,7 +359,7 @@ def _rows_histograms(y, score, w, weighted, label, ties, plan, counts, weights, 
         _rows_histogram_chunk(c, y, score, w, weighted, label, ties, plan, counts, weights)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _split_row(i, b, y, w, weighted, negative_label, bucket, keep_out, cand_out, pos):
     negative = y[i] == negative_label
     candidate = negative & ((not weighted) or w[i] > 0.0)
@@ -393,7 +394,7 @@ def _mark_splits(y, score, w, weighted, label, ties, plan, bucket, offsets, keep
 
 
 # The later levels: the same two passes over the rows ``cand`` only.
-@njit(cache=True, inline="always")
+@inlined
 def _cand_histogram_chunk(c, score, w, weighted, ties, cand, plan, counts, weights):
     """Bucket counts (weights) of the candidates of chunk ``c`` (as :func:`_rows_histogram`)."""
     counts[c, :] = 0
@@ -410,7 +411,7 @@ def _cand_histograms(score, w, weighted, ties, cand, plan, counts, weights, firs
         _cand_histogram_chunk(c, score, w, weighted, ties, cand, plan, counts, weights)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _cand_split_chunk(c, score, ties, cand, plan, bucket, offsets, keep_out, cand_out):
     """Keep the candidates of chunk ``c`` in buckets before ``bucket``, gather those of ``bucket``
     (as :func:`_mark_split`)."""

@@ -52,6 +52,7 @@ from .math import (
     _true_class_pq,
     bin_of,
     focal_terms,
+    inlined,
 )
 from .threads import run_spans, spans_of, sweep_kernel
 
@@ -93,7 +94,7 @@ _MO, _S_REST, _INV_S, _P, _Q, _D1, _DY, _W, _D2 = 0, 1, 2, 3, 4, 5, 6, 7, 8
 _N_WORK = 9
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _n_sweeps(n):
     return (n + SWEEP_ROWS - 1) // SWEEP_ROWS
 
@@ -112,7 +113,7 @@ def _block_scratch(n_classes, out_dtype):
     return cls, am, work, xb, gb, hb
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _load_block(lo, m, x, xb):
     """``xb[b, k] = x[lo + b, k]`` as float64, reading ``x`` in its own memory order."""
     if x.strides[0] <= x.strides[1]:  # F order (or one row): down each column
@@ -125,7 +126,7 @@ def _load_block(lo, m, x, xb):
                 xb[b, k] = np.float64(x[lo + b, k])
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _store_block(lo, m, gb, hb, grad_out, hess_out):
     """``grad_out[lo + b, k] = gb[b, k]`` (and the Hessian), writing in the outputs' order."""
     if grad_out.strides[0] <= grad_out.strides[1]:
@@ -140,7 +141,7 @@ def _store_block(lo, m, gb, hb, grad_out, hess_out):
                 hess_out[lo + b, k] = hb[b, k]
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _block_max_others(lo, m, y, xb, cls, am, work):
     """``cls``, ``am`` and ``mo`` of rows ``lo .. lo + m - 1`` (see :func:`_block_first_sweep`);
     ``s_rest`` set to 0."""
@@ -157,7 +158,7 @@ def _block_max_others(lo, m, y, xb, cls, am, work):
             am[b] = k if take else am[b]
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _block_log_sum_exp(lo, m, y, xb, cls, am, work):
     """:func:`_block_first_sweep` without parking the exps (the loss kernels need only
     ``s_rest``)."""
@@ -168,7 +169,7 @@ def _block_log_sum_exp(lo, m, y, xb, cls, am, work):
             work[_S_REST, b] += e if (k != cls[b]) & (k != am[b]) else 0.0
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work):
     """First sweep of rows ``lo .. lo + m - 1`` (block row ``b`` is row ``lo + b``: ``y`` is
     indexed by row, the block scratch ``xb``, ``gb``, ``hb`` by ``b``), class by class.
@@ -192,7 +193,7 @@ def _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work):
             work[_S_REST, b] += e if (k != cls[b]) & (k != am[b]) else 0.0
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _true_class_of(b, xb, cls, work):
     """``(c, a, s_rest, e, P, q)`` of block row ``b`` after the first sweep (see
     :func:`_true_class_pq`); leaves ``1 / s``, ``P`` and ``q`` in ``work``."""
@@ -214,7 +215,7 @@ def _row_weights(w, n):
     return w if w.shape[0] > 0 else np.ones(n)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _parked_share(b, k, am, work, gb, hb):
     """Last sweep: ``(r_k, 1 - r_k)`` of block row ``b`` from the ``e_k`` parked in its outputs.
 
@@ -228,7 +229,7 @@ def _parked_share(b, k, am, work, gb, hb):
     return e * inv_s, one_minus_r
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _store_floored(b, k, g, h, wi, gb, hb):
     """``gb[b, k] = wi g``, ``hb[b, k] = wi max(h, HESSIAN_FLOOR)``."""
     h = h if h > HESSIAN_FLOOR else HESSIAN_FLOOR
@@ -263,14 +264,14 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
         _gauss_newton_diagonal(m, xb, gb, hb, cls, am, work)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _exact_entry(b, k, r, one_minus_r, cls, work):
     """Exact Hessian entry ``(b, k)`` from the row's focal terms (``FL''`` in ``work[_D2]``)."""
     d2 = work[_D2, b]
     return d2 if k == cls[b] else d2 * r * r - work[_D1, b] * r * one_minus_r
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _gauss_newton_entry(b, k, r, one_minus_r, cls, work):
     """Gauss-Newton Hessian entry ``(b, k)`` (the true class's in ``work[_DY]``)."""
     if k == cls[b]:
@@ -278,7 +279,7 @@ def _gauss_newton_entry(b, k, r, one_minus_r, cls, work):
     return -work[_D1, b] * r * (work[_P, b] + work[_Q, b] * one_minus_r)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _store_entry(b, k, r, h, cls, work, gb, hb):
     """Gradient entry ``(b, k)`` and the Hessian entry ``h``, weighted and floored."""
     d1 = work[_D1, b]
@@ -429,31 +430,31 @@ def _for_each_ce(finish, y, x, w, grad_out, hess_out, aux, edges, start, stop):
     )
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _store(lo, m, work, gb, hb, grad_out, hess_out, aux, edges):
     _store_block(lo, m, gb, hb, grad_out, hess_out)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _norms_only(lo, m, work, gb, hb, grad_out, hess_out, g_out, edges):
     """Each row's ``g = 1 - p_y`` into ``g_out`` (a kernel without derivatives)."""
     for b in range(m):
         g_out[lo + b] = work[_Q, b]
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _store_nothing(lo, m, work, gb, hb, grad_out, hess_out, aux, edges):
     pass
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _store_norms(lo, m, work, gb, hb, grad_out, hess_out, g_out, edges):
     """The derivatives, and each row's ``g = 1 - p_y`` into ``g_out``."""
     _store_block(lo, m, gb, hb, grad_out, hess_out)
     _norms_only(lo, m, work, gb, hb, grad_out, hess_out, g_out, edges)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _store_bins(lo, m, work, gb, hb, grad_out, hess_out, bin_out, edges):
     """The derivatives and the bin of each row's ``g`` (half-open bins ``[edges[b], edges[b +
     1])``, the rule of ``math.bin_of``; the standard edges without a table look-up)."""
@@ -472,7 +473,7 @@ def _store_bins(lo, m, work, gb, hb, grad_out, hess_out, bin_out, edges):
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _focal_loss_block(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
     """Focal loss of rows ``lo .. lo + m - 1`` (margins in ``xb``), times the sample weights, into
     ``out[lo + b]``."""
@@ -705,7 +706,7 @@ def _softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, start, s
 softmax_ghm_bins_pass = spans_of(_softmax_ghm_bins_pass, SWEEP_ROWS)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _zero_dropped(lo, m, work, gb, hb, grad_out, hess_out, keep, edges):
     """The derivatives, ``+0.0`` for the rows of the block with ``keep == 0``."""
     _store_block(lo, m, gb, hb, grad_out, hess_out)
@@ -761,7 +762,7 @@ def _softmax_ce_loss_and_norm(y, x, ce_out, g_out, start, stop):
 softmax_ce_loss_and_norm = spans_of(_softmax_ce_loss_and_norm, SWEEP_ROWS)
 
 
-@njit(cache=True, inline="always")
+@inlined
 def _scale_row(i, factor, grad, hess):
     for k in range(grad.shape[1]):
         grad[i, k] *= factor
