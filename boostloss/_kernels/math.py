@@ -42,6 +42,19 @@ def inlined(function):
     return njit(**options)(function)  # type: ignore[call-overload]
 
 
+def block_function(function):
+    """``function`` compiled on its own and called, not inlined, by the K-class kernels: a block
+    of rows' computation that several kernels share (one compilation links into all of them).
+    numpy's error model; no Python or C wrapper (called from numba code only)."""
+    options = {
+        "cache": True,
+        "error_model": "numpy",
+        "no_cpython_wrapper": True,
+        "no_cfunc_wrapper": True,
+    }
+    return njit(**options)(function)  # type: ignore[call-overload]
+
+
 #: The per-sample functions compiled for both targets: here for the CPU, and from the same source
 #: for CUDA by _kernels.cuda_build. Each must compile for CUDA too (scalar arithmetic, reads and
 #: writes of array elements, no allocation); tests/test_cuda.py compiles them for real devices.

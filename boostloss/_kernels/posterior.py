@@ -36,7 +36,7 @@ and ``q = softmax_k(log w(t_k) - log class_weight_k)``.
 import numpy as np
 from numba import njit
 
-from .math import _exp_nonpositive, _log1p_nonnegative, _log1p_unit, inlined
+from .math import _exp_nonpositive, _log1p_nonnegative, _log1p_unit, block_function, inlined
 from .threads import row_kernel, rows_of, spans_of
 
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
@@ -118,7 +118,7 @@ def _focal_weight_parts(t, u, l1, gamma):
     return linear + (gamma - 1.0) * l1, min(d, 1e300)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _softmax_block(lo, m, z, gamma, log_weights, out, zt, et, top, second, row):
     """Rows ``lo .. lo + m - 1`` of :func:`softmax_posterior` on the transposed scratch ``zt``,
     ``et`` (K, ROW_BLOCK); ``row`` (6, ROW_BLOCK) holds per-row values. Returns the number of rows

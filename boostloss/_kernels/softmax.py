@@ -51,6 +51,7 @@ from .math import (
     _true_class_log_q,
     _true_class_pq,
     bin_of,
+    block_function,
     focal_terms,
     inlined,
 )
@@ -286,7 +287,7 @@ def _store_entry(b, k, r, h, cls, work, gb, hb):
     _store_floored(b, k, d1 if k == cls[b] else -r * d1, h, work[_W, b], gb, hb)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _exact_diagonal(m, xb, gb, hb, cls, am, work):
     """Gradient and exact Hessian diagonal of a block from its rows' focal terms in ``work``."""
     for k in range(xb.shape[1]):
@@ -296,7 +297,7 @@ def _exact_diagonal(m, xb, gb, hb, cls, am, work):
             _store_entry(b, k, r, h, cls, work, gb, hb)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _bounded_diagonal(m, xb, gb, hb, cls, am, work):
     """The larger of the exact and the Gauss-Newton diagonals, entry by entry."""
     for k in range(xb.shape[1]):
@@ -307,7 +308,7 @@ def _bounded_diagonal(m, xb, gb, hb, cls, am, work):
             _store_entry(b, k, r, h if h > h_gn else h_gn, cls, work, gb, hb)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _gauss_newton_diagonal(m, xb, gb, hb, cls, am, work):
     """Gradient and Gauss-Newton Hessian diagonal of a block."""
     for k in range(xb.shape[1]):
@@ -328,27 +329,27 @@ def _gauss_newton_diagonal(m, xb, gb, hb, cls, am, work):
 # binary.by_gamma: a first call compiles the one it runs.
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _focal_block_gamma2(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     _focal_block(lo, m, 2.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _focal_block_gamma1(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     _focal_block(lo, m, 1.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _focal_block_gamma0(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     _focal_block(lo, m, 0.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _ce_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     """Softmax cross-entropy gradient ``p - e_y`` and Hessian ``p (1 - p)`` (floored) of rows
     ``lo .. lo + m - 1`` (margins in ``xb``, outputs into ``gb``, ``hb``), times the sample
@@ -486,28 +487,28 @@ def _focal_loss_block(lo, m, gamma, alpha, y, w, xb, cls, am, work, out):
         out[lo + b] = fl * w[lo + b]
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _focal_loss_block_gamma2(
     lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out
 ):
     _focal_loss_block(lo, m, 2.0, alpha, y, w, xb, cls, am, work, out)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _focal_loss_block_gamma1(
     lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out
 ):
     _focal_loss_block(lo, m, 1.0, alpha, y, w, xb, cls, am, work, out)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _focal_loss_block_gamma0(
     lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out
 ):
     _focal_loss_block(lo, m, 0.0, alpha, y, w, xb, cls, am, work, out)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _focal_loss_block_any_gamma(
     lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out
 ):
@@ -727,7 +728,7 @@ def _kept_softmax_ce_grad_hess(y, x, w, keep, grad_out, hess_out, start, stop):
 kept_softmax_ce_grad_hess = spans_of(_kept_softmax_ce_grad_hess, SWEEP_ROWS)
 
 
-@njit(cache=True, error_model="numpy")
+@block_function
 def _ce_loss_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     """Unweighted cross-entropy ``-log p_y`` of the block's rows into ``out``; ``g = 1 - p_y`` left
     in ``work[_Q]``."""
