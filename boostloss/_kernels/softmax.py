@@ -238,6 +238,8 @@ def _store_floored(b, k, g, h, wi, gb, hb):
     hb[b, k] = h * wi
 
 
+# Inlined by numba, not by LLVM (math.inlined): as an LLVM-inlined function of its own, its
+# general-gamma loop ran 12% slower (docs/performance.md).
 @njit(cache=True, inline="always")
 def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     """Gradient and diagonal Hessian of rows ``lo .. lo + m - 1`` (see softmax_focal_grad_hess),
