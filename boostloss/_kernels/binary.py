@@ -183,17 +183,18 @@ def _edges_are_uniform(edges):
 
 
 @njit(cache=True, nogil=True)
-def _chunk_histograms(chunks, bin_idx, w, bins, partial, partial_tot):
+def _chunk_histograms(chunks, bin_idx, w, bins, partial, partial_tot, counts4):
     """Bin counts (and total weight) of the valid samples of each chunk ``chunks[j]`` of
-    :data:`CHUNK` samples, into ``partial[j]`` and ``partial_tot[j]``."""
+    :data:`CHUNK` samples, into ``partial[j]`` and ``partial_tot[j]``; ``counts4[j]`` is chunk
+    ``j``'s (4, bins) integer scratch (allocated by the caller: an allocation compiled into the
+    kernel cost more to compile than the rest of it)."""
     n = bin_idx.shape[0]
     weighted = w.shape[0] > 0
     # Four interleaved integer histograms: consecutive samples often share a bin, and one
     # histogram would make every increment wait for the previous one.
-    counts4 = np.empty((4, bins), dtype=np.int64)
     for j in range(chunks.shape[0]):
         start = chunks[j] * CHUNK
-        stop = min(start + CHUNK, n)
+        stop = start + CHUNK if start + CHUNK < n else n
         if weighted:
             tot = 0.0
             for b in range(bins):
@@ -205,11 +206,14 @@ def _chunk_histograms(chunks, bin_idx, w, bins, partial, partial_tot):
                     tot += wi
             partial_tot[j] = tot
         else:
-            counts4[:] = 0
+            c4 = counts4[j]
+            for r in range(4):
+                for b in range(bins):
+                    c4[r, b] = 0
             for i in range(start, stop):
-                counts4[i & 3, bin_idx[i]] += 1
+                c4[i & 3, bin_idx[i]] += 1
             for b in range(bins):
-                partial[j, b] = float(counts4[0, b] + counts4[1, b] + counts4[2, b] + counts4[3, b])
+                partial[j, b] = float(c4[0, b] + c4[1, b] + c4[2, b] + c4[3, b])
             partial_tot[j] = float(stop - start)
 
 
@@ -225,7 +229,9 @@ def bin_histogram(bin_idx, w, bins, counts_out):
     partial = np.empty((n_chunks, bins))
     partial_tot = np.empty(n_chunks)
     chunks = np.arange(n_chunks)
-    run_rows(_chunk_histograms, (chunks, bin_idx, w, bins, partial, partial_tot), (0, 4, 5), 1)
+    counts4 = np.empty((0 if w.shape[0] else n_chunks, 4, bins), dtype=np.int64)
+    args = (chunks, bin_idx, w, bins, partial, partial_tot, counts4)
+    run_rows(_chunk_histograms, args, (0, 4, 5, 6), 1)
     total = 0.0
     for c in range(n_chunks):
         total += float(partial_tot[c])
