@@ -1,11 +1,11 @@
 """Per-sample math of every loss, written once and compiled for two targets.
 
-Here for the CPU (scalar functions compiled once each and inlined by LLVM into the loops of
-:mod:`.binary`, :mod:`.softmax` and :mod:`.posterior`: :func:`inlined`; the few that
-write array elements inlined by numba), and from the same source for CUDA by :mod:`.cuda_build`
-(the names in :data:`DEVICE_FUNCTIONS`). Scalar arithmetic only: no allocation, no libm call in a
-hot path (the exp and log1p below are plain arithmetic, so loops over samples compile to SIMD
-code). Formulas: docs/math.md.
+Here for the CPU (each function compiled once per argument types and inlined by LLVM into the loops
+of :mod:`.binary`, :mod:`.softmax` and :mod:`.posterior`: :func:`inlined`), and from the same
+source for CUDA by :mod:`.cuda_build` (the names in :data:`DEVICE_FUNCTIONS`). Scalar arithmetic
+and reads and writes of array elements only: no allocation, no libm call in a hot path (the exp and
+log1p below are plain arithmetic, so loops over samples compile to SIMD code). Formulas:
+docs/math.md.
 """
 
 import math
@@ -16,6 +16,14 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
+
+#: Options of the functions that only numba code calls (:func:`inlined`, :func:`block_function`).
+_CALLED_FROM_NUMBA = {
+    "cache": True,
+    "error_model": "numpy",
+    "no_cpython_wrapper": True,
+    "no_cfunc_wrapper": True,
+}
 
 
 def inlined(function):
@@ -31,14 +39,7 @@ def inlined(function):
     atomic calls inside the caller's loops); no Python or C wrapper (a helper is called from numba
     code only, and the wrappers cost about a second of a first training's compile time).
     """
-    options = {
-        "cache": True,
-        "error_model": "numpy",
-        "forceinline": True,
-        "_nrt": False,
-        "no_cpython_wrapper": True,
-        "no_cfunc_wrapper": True,
-    }
+    options = dict(_CALLED_FROM_NUMBA, forceinline=True, _nrt=False)
     return njit(**options)(function)  # type: ignore[call-overload]
 
 
@@ -46,13 +47,7 @@ def block_function(function):
     """``function`` compiled on its own and called, not inlined, by the K-class kernels: a block
     of rows' computation that several kernels share (one compilation links into all of them).
     numpy's error model; no Python or C wrapper (called from numba code only)."""
-    options = {
-        "cache": True,
-        "error_model": "numpy",
-        "no_cpython_wrapper": True,
-        "no_cfunc_wrapper": True,
-    }
-    return njit(**options)(function)  # type: ignore[call-overload]
+    return njit(**_CALLED_FROM_NUMBA)(function)  # type: ignore[call-overload]
 
 
 #: The per-sample functions compiled for both targets: here for the CPU, and from the same source
