@@ -34,10 +34,9 @@ and ``q = softmax_k(log w(t_k) - log class_weight_k)``.
 """
 
 import numpy as np
-from numba import njit
 
-from .math import _exp_nonpositive, _log1p_nonnegative, _log1p_unit, block_function, inlined
-from .threads import row_kernel, rows_of, spans_of
+from .math import _exp_nonpositive, _log1p_nonnegative, _log1p_unit, inlined
+from .threads import row_kernel, rows_of, run_spans
 
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
 #: ``u`` may be subnormal).
@@ -118,11 +117,15 @@ def _focal_weight_parts(t, u, l1, gamma):
     return linear + (gamma - 1.0) * l1, min(d, 1e300)
 
 
-@block_function
-def _softmax_block(lo, m, z, gamma, log_weights, out, zt, et, top, second, row):
-    """Rows ``lo .. lo + m - 1`` of :func:`softmax_posterior` on the transposed scratch ``zt``,
-    ``et`` (K, ROW_BLOCK); ``row`` (6, ROW_BLOCK) holds per-row values. Returns the number of rows
-    with a non-finite margin.
+# The scratch comes from the caller (threads.run_spans): an allocation compiled into the kernel
+# costs more to compile than a loop.
+@row_kernel
+def _softmax_posterior(z, gamma, log_weights, out, scratch, start, stop):
+    """``out[i] = softmax_k(log w(t_ik) - log_weights_k)`` for the rows ``start .. stop - 1``
+    (no weights when ``log_weights`` is empty), C-contiguous float64 ``z`` and ``out``, block by
+    block of ROW_BLOCK rows on the ``scratch`` arrays (:func:`_posterior_scratch`): the transposed
+    ``zt``, ``et`` (K, ROW_BLOCK), ``top``, ``second`` (ROW_BLOCK,) and ``row`` (6, ROW_BLOCK)
+    (per-row values); returns the number of rows with a non-finite margin.
 
     Per row, with ``m1`` the largest margin (class ``top``), ``m2`` the second largest (class
     ``second``), ``E_j = e^{z_j - m2}``, ``c = e^{m2 - m1}`` and ``R = sum_{j != top, second} E_j``:
@@ -132,7 +135,11 @@ def _softmax_block(lo, m, z, gamma, log_weights, out, zt, et, top, second, row):
     (:func:`_focal_weight_parts`), ``q_k`` is proportional to ``e^{s_k - max s} / (1 + d_k)``: no
     log for the weights, and ``1 / (1 + d_k)`` lies in [1 / (1 + 1.3 gamma), 1], so the sum cannot
     overflow or vanish.
+
+    One kernel, not a block function called by a kernel: a block function's code is compiled
+    again inside every kernel that links it (docs/performance.md).
     """
+    zt, et, top, second, row = scratch
     n_classes = z.shape[1]
     weighted = log_weights.shape[0] > 0
     t_bound = 1e300 / (1.0 + gamma)
@@ -142,99 +149,97 @@ def _softmax_block(lo, m, z, gamma, log_weights, out, zt, et, top, second, row):
     c = row[3]
     t_top = row[4]
     fmax = row[5]
-    for b in range(m):
-        m1[b] = -np.inf
-        m2[b] = -np.inf
-        rest[b] = 0.0
-        fmax[b] = -np.inf
-        top[b] = 0
-        second[b] = 0
-    for b in range(m):
-        for k in range(n_classes):
-            zt[k, b] = z[lo + b, k]
     bad = 0
-    for b in range(m):
-        check = 0.0
-        for k in range(n_classes):
-            check += zt[k, b] - zt[k, b]
-        if check != 0.0:
-            bad += 1
-            for k in range(n_classes):
-                zt[k, b] = 0.0
-    for k in range(n_classes):
-        for b in range(m):
-            v = zt[k, b]
-            bigger = v > m1[b]
-            top[b] = k if bigger else top[b]
-            m1[b] = v if bigger else m1[b]
-    for k in range(n_classes):
-        for b in range(m):
-            v = zt[k, b] if k != top[b] else -np.inf
-            bigger = v > m2[b]
-            second[b] = k if bigger else second[b]
-            m2[b] = v if bigger else m2[b]
-    for k in range(n_classes):
-        for b in range(m):
-            e = _exp_nonpositive(min(zt[k, b] - m2[b], 0.0))
-            et[k, b] = e
-            rest[b] += e if (k != top[b] and k != second[b]) else 0.0
-    for b in range(m):
-        c[b] = _exp_nonpositive(m2[b] - m1[b])
-        t_top[b] = (m1[b] - m2[b]) - _log1p_nonnegative(rest[b])
-    for k in range(n_classes):
-        log_wk = log_weights[k] if weighted else 0.0
-        for b in range(m):
-            is_top = k == top[b]
-            e = et[k, b]
-            s_k = rest[b] if k == second[b] else (rest[b] - e) + 1.0
-            cs = c[b] * s_k
-            t_other = (zt[k, b] - m1[b]) - _log1p_nonnegative(cs)
-            u_other = c[b] * e / (1.0 + cs)
-            # the top class: e^{-t} = c (1 + R); t < 0 only near a tie, where c >= 1 / K
-            ec = c[b] * (1.0 + rest[b])
-            u_top = min(ec, 1.0) if t_top[b] >= 0.0 else 1.0 / ec
-            # |t| beyond 1e300 / (1 + gamma) (margins apart by more than the float range) gives
-            # probabilities of exactly 0 or 1 either way; the bound keeps log w finite
-            t = min(max(t_top[b] if is_top else t_other, -t_bound), t_bound)
-            u = u_top if is_top else u_other
-            big = 1.0 + u
-            l1 = _log1p_unit(u, big, 1.0 / big)
-            f, d = _focal_weight_parts(t, u, l1, gamma)
-            f -= log_wk
-            et[k, b] = f
-            zt[k, b] = 1.0 / (1.0 + d)
-            fmax[b] = max(fmax[b], f)
-    for b in range(m):
-        rest[b] = 0.0
-    for k in range(n_classes):
-        for b in range(m):
-            e = _exp_nonpositive(et[k, b] - fmax[b]) * zt[k, b]
-            et[k, b] = e
-            rest[b] += e
-    for b in range(m):
-        inv = 1.0 / rest[b]
-        for k in range(n_classes):
-            out[lo + b, k] = et[k, b] * inv
-    return bad
-
-
-@njit(cache=True, nogil=True)
-def _softmax_posterior(z, gamma, log_weights, out, start, stop):
-    """``out[i] = softmax_k(log w(t_ik) - log_weights_k)`` (no weights when ``log_weights`` is
-    empty) for C-contiguous float64 ``z`` and ``out``; returns the number of rows with a non-finite
-    margin."""
-    n_classes = z.shape[1]
-    bad = 0
-    zt = np.empty((n_classes, ROW_BLOCK))
-    et = np.empty((n_classes, ROW_BLOCK))
-    top = np.empty(ROW_BLOCK, dtype=np.int64)
-    second = np.empty(ROW_BLOCK, dtype=np.int64)
-    row = np.empty((6, ROW_BLOCK))
     for lo in range(start, stop, ROW_BLOCK):
-        bad += _softmax_block(
-            lo, min(ROW_BLOCK, stop - lo), z, gamma, log_weights, out, zt, et, top, second, row
-        )
+        m = min(ROW_BLOCK, stop - lo)
+        for b in range(m):
+            m1[b] = -np.inf
+            m2[b] = -np.inf
+            rest[b] = 0.0
+            fmax[b] = -np.inf
+            top[b] = 0
+            second[b] = 0
+        for b in range(m):
+            for k in range(n_classes):
+                zt[k, b] = z[lo + b, k]
+        for b in range(m):
+            check = 0.0
+            for k in range(n_classes):
+                check += zt[k, b] - zt[k, b]
+            if check != 0.0:
+                bad += 1
+                for k in range(n_classes):
+                    zt[k, b] = 0.0
+        for k in range(n_classes):
+            for b in range(m):
+                v = zt[k, b]
+                bigger = v > m1[b]
+                top[b] = k if bigger else top[b]
+                m1[b] = v if bigger else m1[b]
+        for k in range(n_classes):
+            for b in range(m):
+                v = zt[k, b] if k != top[b] else -np.inf
+                bigger = v > m2[b]
+                second[b] = k if bigger else second[b]
+                m2[b] = v if bigger else m2[b]
+        for k in range(n_classes):
+            for b in range(m):
+                e = _exp_nonpositive(min(zt[k, b] - m2[b], 0.0))
+                et[k, b] = e
+                rest[b] += e if (k != top[b] and k != second[b]) else 0.0
+        for b in range(m):
+            c[b] = _exp_nonpositive(m2[b] - m1[b])
+            t_top[b] = (m1[b] - m2[b]) - _log1p_nonnegative(rest[b])
+        for k in range(n_classes):
+            log_wk = log_weights[k] if weighted else 0.0
+            for b in range(m):
+                is_top = k == top[b]
+                e = et[k, b]
+                s_k = rest[b] if k == second[b] else (rest[b] - e) + 1.0
+                cs = c[b] * s_k
+                t_other = (zt[k, b] - m1[b]) - _log1p_nonnegative(cs)
+                u_other = c[b] * e / (1.0 + cs)
+                # the top class: e^{-t} = c (1 + R); t < 0 only near a tie, where c >= 1 / K
+                ec = c[b] * (1.0 + rest[b])
+                u_top = min(ec, 1.0) if t_top[b] >= 0.0 else 1.0 / ec
+                # |t| beyond 1e300 / (1 + gamma) (margins apart by more than the float range) gives
+                # probabilities of exactly 0 or 1 either way; the bound keeps log w finite
+                t = min(max(t_top[b] if is_top else t_other, -t_bound), t_bound)
+                u = u_top if is_top else u_other
+                big = 1.0 + u
+                l1 = _log1p_unit(u, big, 1.0 / big)
+                f, d = _focal_weight_parts(t, u, l1, gamma)
+                f -= log_wk
+                et[k, b] = f
+                zt[k, b] = 1.0 / (1.0 + d)
+                fmax[b] = max(fmax[b], f)
+        for b in range(m):
+            rest[b] = 0.0
+        for k in range(n_classes):
+            for b in range(m):
+                e = _exp_nonpositive(et[k, b] - fmax[b]) * zt[k, b]
+                et[k, b] = e
+                rest[b] += e
+        for b in range(m):
+            inv = 1.0 / rest[b]
+            for k in range(n_classes):
+                out[lo + b, k] = et[k, b] * inv
     return bad
 
 
-softmax_posterior = spans_of(_softmax_posterior, ROW_BLOCK, rows=0)
+def _posterior_scratch(n_classes):
+    """One range's scratch of :func:`_softmax_posterior`."""
+    return lambda: (
+        np.empty((n_classes, ROW_BLOCK)),
+        np.empty((n_classes, ROW_BLOCK)),
+        np.empty(ROW_BLOCK, dtype=np.int64),
+        np.empty(ROW_BLOCK, dtype=np.int64),
+        np.empty((6, ROW_BLOCK)),
+    )
+
+
+def softmax_posterior(z, gamma, log_weights, out):
+    """:func:`_softmax_posterior` over every row, on the kernels' threads."""
+    args = (z, gamma, log_weights, out)
+    scratch = _posterior_scratch(z.shape[1])
+    return run_spans(_softmax_posterior, args, z.shape[0], ROW_BLOCK, scratch)

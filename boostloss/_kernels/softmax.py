@@ -104,7 +104,11 @@ def _n_sweeps(n):
 def _block_scratch(n_classes, out_dtype):
     """One parallel iteration's scratch for its blocks: ``cls``, ``am`` (int64) and ``work`` (the
     per-row values, see ``_MO`` ...), then the margins (float64) and the two outputs (the output's
-    dtype), each of shape (ROW_BLOCK, K) in F order (a block's rows adjacent for every class)."""
+    dtype), each of shape (ROW_BLOCK, K) in F order (a block's rows adjacent for every class).
+
+    Allocated here, though an allocation costs compile time (0.1 to 0.25 s each, cold): the same
+    scratch allocated in Python and handed over made the sweeps 2 to 6% slower per call
+    (docs/performance.md)."""
     cls = np.empty(ROW_BLOCK, dtype=np.int64)
     am = np.empty(ROW_BLOCK, dtype=np.int64)
     work = np.empty((_N_WORK, ROW_BLOCK))
@@ -208,12 +212,12 @@ def _true_class_of(b, xb, cls, work):
     return c, a, s_rest, e, p, q
 
 
-@njit(cache=True, inline="always")
-def _row_weights(w, n):
-    """The sample weights, ones without weights (an array in every case: a flag tested in the
-    kernels, even outside the loops over rows, kept the compiler from vectorising them; measured
-    2x slower)."""
-    return w if w.shape[0] > 0 else np.ones(n)
+def _ones_if_empty(a, n):
+    """``a``, or ``n`` ones when it is empty (no sample or class weights): the kernels take an
+    array in every case (a flag tested in the kernels, even outside the loops over rows, kept the
+    compiler from vectorising them; measured 2x slower). Made here, not in the kernels: an
+    ``np.ones`` in numba code costs about 0.1 s of a cold compilation."""
+    return a if a.shape[0] > 0 else np.ones(n)
 
 
 @inlined
@@ -257,14 +261,7 @@ def _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, w
         work[_D1, b] = d1
         work[_DY, b] = -d1 * p  # the true class's Gauss-Newton Hessian
         work[_D2, b] = d2
-    # The diagonal of the chosen policy: each policy's loop is compiled on its own, once for
-    # every gamma (the focal terms above are what depends on gamma).
-    if hessian_mode == HESSIAN_EXACT:
-        _exact_diagonal(m, xb, gb, hb, cls, am, work)
-    elif hessian_mode == HESSIAN_BOUNDED:
-        _bounded_diagonal(m, xb, gb, hb, cls, am, work)
-    else:
-        _gauss_newton_diagonal(m, xb, gb, hb, cls, am, work)
+    _diagonal(hessian_mode, m, xb, gb, hb, cls, am, work)
 
 
 @inlined
@@ -290,33 +287,26 @@ def _store_entry(b, k, r, h, cls, work, gb, hb):
 
 
 @block_function
-def _exact_diagonal(m, xb, gb, hb, cls, am, work):
-    """Gradient and exact Hessian diagonal of a block from its rows' focal terms in ``work``."""
-    for k in range(xb.shape[1]):
-        for b in range(m):
-            r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
-            h = _exact_entry(b, k, r, one_minus_r, cls, work)
-            _store_entry(b, k, r, h, cls, work, gb, hb)
+def _diagonal(hessian_mode, m, xb, gb, hb, cls, am, work):
+    """Gradient and Hessian diagonal of a block from its rows' focal terms in ``work``: the exact
+    entries, the Gauss-Newton ones, or the larger of the two (HESSIAN_BOUNDED), entry by entry.
 
-
-@block_function
-def _bounded_diagonal(m, xb, gb, hb, cls, am, work):
-    """The larger of the exact and the Gauss-Newton diagonals, entry by entry."""
+    One function for the three policies, the policy a select in the loop (both entries are
+    computed, a few multiplications): compiled once, where a function per policy compiled all three
+    for every training whichever it used (numba compiles the callees of every branch). Per call 1
+    to 3% slower than a loop per policy (docs/performance.md).
+    """
+    exact = hessian_mode != HESSIAN_GAUSS_NEWTON
+    bounded = hessian_mode == HESSIAN_BOUNDED
     for k in range(xb.shape[1]):
         for b in range(m):
             r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
             h = _exact_entry(b, k, r, one_minus_r, cls, work)
             h_gn = _gauss_newton_entry(b, k, r, one_minus_r, cls, work)
-            _store_entry(b, k, r, h if h > h_gn else h_gn, cls, work, gb, hb)
-
-
-@block_function
-def _gauss_newton_diagonal(m, xb, gb, hb, cls, am, work):
-    """Gradient and Gauss-Newton Hessian diagonal of a block."""
-    for k in range(xb.shape[1]):
-        for b in range(m):
-            r, one_minus_r = _parked_share(b, k, am, work, gb, hb)
-            h = _gauss_newton_entry(b, k, r, one_minus_r, cls, work)
+            # exact: (h, h); Gauss-Newton: (h_gn, h_gn); bounded: (h, h_gn); then the larger
+            hx = h if exact else h_gn
+            hg = h_gn if bounded else hx
+            h = hx if hx > hg else hg
             _store_entry(b, k, r, h, cls, work, gb, hb)
 
 
@@ -413,7 +403,6 @@ def _for_each_block(
 @njit(cache=True, inline="always")
 def _for_each_ce(finish, y, x, w, grad_out, hess_out, aux, edges, start, stop):
     """:func:`_ce_block` over every row (GHM-C's and OHEM's derivatives), then ``finish``."""
-    w = _row_weights(w, x.shape[0])
     _for_each_block(
         _ce_block,
         finish,
@@ -520,13 +509,11 @@ def _focal_loss_block_any_gamma(
 @njit(cache=True, inline="always")
 def _focal_loss_sweeps(block, gamma, y, x, w, alpha, out, start, stop):
     """``block`` (one gamma's loss block) over every row."""
-    class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
-    w = _row_weights(w, x.shape[0])
     _for_each_block(
         block,
         _store_nothing,
         gamma,
-        class_alpha,
+        alpha,
         0,
         y,
         x,
@@ -575,20 +562,19 @@ def softmax_focal_loss(y, x, w, gamma, alpha, out):
     ``alpha`` empty means no class weights (``alpha_y = 1``). Block by block, as the gradient
     kernels (the same pieces of every row, so the same bits as the gradient kernels' loss would be).
     """
-    args = (y, x, w, gamma, alpha, out)
-    run_spans(by_gamma(gamma, _SOFTMAX_FOCAL_LOSS), args, x.shape[0], SWEEP_ROWS)
+    n, n_classes = x.shape
+    args = (y, x, _ones_if_empty(w, n), gamma, _ones_if_empty(alpha, n_classes), out)
+    run_spans(by_gamma(gamma, _SOFTMAX_FOCAL_LOSS), args, n, SWEEP_ROWS)
 
 
 @njit(cache=True, inline="always")
 def _focal_sweeps(block, gamma, alpha, hessian_mode, y, x, w, grad_out, hess_out, start, stop):
     """``block`` (one gamma's gradient block) over every row."""
-    class_alpha = alpha if alpha.shape[0] > 0 else np.ones(x.shape[1])
-    w = _row_weights(w, x.shape[0])
     _for_each_block(
         block,
         _store,
         gamma,
-        class_alpha,
+        alpha,
         hessian_mode,
         y,
         x,
@@ -671,13 +657,28 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     grad_out, hess_out : float32/64 (n, K), written
     """
     kernel = by_gamma(gamma, _SOFTMAX_FOCAL_GRAD_HESS)
+    n, n_classes = x.shape
+    w, alpha = _ones_if_empty(w, n), _ones_if_empty(alpha, n_classes)
     args = (y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out)
-    run_spans(kernel, args, x.shape[0], SWEEP_ROWS)
+    run_spans(kernel, args, n, SWEEP_ROWS)
 
 
 # --------------------------------------------------------------------------------------------
 # GHM-C with K classes: weights on the softmax cross-entropy, g = 1 - p_y
 # --------------------------------------------------------------------------------------------
+
+
+def _weighted_sweeps(kernel):
+    """``kernel(y, x, w, ...)`` (a cross-entropy sweep kernel) over every row, on the kernels'
+    threads, ones in place of empty sample weights ``w``."""
+
+    def sweeps(y, x, w, *rest):
+        args = (y, x, _ones_if_empty(w, x.shape[0]), *rest)
+        run_spans(kernel, args, x.shape[0], SWEEP_ROWS)
+
+    sweeps.__name__ = sweeps.__qualname__ = kernel.__name__.lstrip("_")
+    sweeps.__doc__ = kernel.__doc__
+    return sweeps
 
 
 @sweep_kernel
@@ -691,7 +692,7 @@ def _softmax_ce_grad_hess_norm(y, x, w, grad_out, hess_out, g_out, start, stop):
     _for_each_ce(_store_norms, y, x, w, grad_out, hess_out, g_out, _NO_EDGES, start, stop)
 
 
-softmax_ce_grad_hess_norm = spans_of(_softmax_ce_grad_hess_norm, SWEEP_ROWS)
+softmax_ce_grad_hess_norm = _weighted_sweeps(_softmax_ce_grad_hess_norm)
 
 
 @sweep_kernel
@@ -706,7 +707,7 @@ def _softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, start, s
     _for_each_ce(_store_bins, y, x, w, grad_out, hess_out, bin_out, edges, start, stop)
 
 
-softmax_ghm_bins_pass = spans_of(_softmax_ghm_bins_pass, SWEEP_ROWS)
+softmax_ghm_bins_pass = _weighted_sweeps(_softmax_ghm_bins_pass)
 
 
 @inlined
@@ -727,7 +728,7 @@ def _kept_softmax_ce_grad_hess(y, x, w, keep, grad_out, hess_out, start, stop):
     _for_each_ce(_zero_dropped, y, x, w, grad_out, hess_out, keep, _NO_EDGES, start, stop)
 
 
-kept_softmax_ce_grad_hess = spans_of(_kept_softmax_ce_grad_hess, SWEEP_ROWS)
+kept_softmax_ce_grad_hess = _weighted_sweeps(_kept_softmax_ce_grad_hess)
 
 
 @block_function

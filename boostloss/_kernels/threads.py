@@ -179,11 +179,25 @@ def run_rows(
     return _over_ranges(n, align, call)
 
 
-def run_spans(kernel: Callable[..., Any], args: Sequence[Any], n: int, align: int) -> Any:
+def run_spans(
+    kernel: Callable[..., Any],
+    args: Sequence[Any],
+    n: int,
+    align: int,
+    scratch: Callable[[], tuple[Any, ...]] | None = None,
+) -> Any:
     """``kernel(*args, start, stop)`` over row ranges ``[start, stop)`` of ``n`` rows (see
     :func:`_over_ranges`), for kernels that keep whole arrays, e.g. an F-ordered (n, K) one, whose
-    row slices would be a third layout to compile."""
-    return _over_ranges(n, align, lambda start, stop: kernel(*args, start, stop))
+    row slices would be a third layout to compile.
+
+    ``scratch``, when given, makes each range's work arrays, a tuple handed to the kernel as one
+    argument: ``kernel(*args, scratch(), start, stop)``. Allocated here rather than in the kernel:
+    every ``np.empty`` in numba code is typed and lowered like a function of its own, 0.1 to 0.25 s
+    of a cold compilation each (docs/performance.md), against microseconds here."""
+    if scratch is None:
+        return _over_ranges(n, align, lambda start, stop: kernel(*args, start, stop))
+    make = scratch
+    return _over_ranges(n, align, lambda start, stop: kernel(*args, make(), start, stop))
 
 
 def _named(call: Callable[..., Any], kernel: Callable[..., Any]) -> Callable[..., Any]:
