@@ -519,3 +519,24 @@ def test_boundary_parameters_are_accepted(make):
 def test_zero_weights_are_valid():
     grad, hess = GHMLoss().gradient_hessian(Y, X, sample_weight=np.zeros(4))
     assert np.array_equal(grad, np.zeros(4)) and np.array_equal(hess, np.zeros(4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1 << 15) - 1, 1 << 15, ((1 << 14) + 1, 2)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_margin_found_on_both_sides_of_the_numpy_check(dtype, shape, bad):
+    """Small arrays are checked by numpy, large ones by the jitted pass: the last margin (and the
+    last row's last class) is found either way, with the same message."""
+    from boostloss.losses._validation import _NUMPY_CHECK_BELOW, check_finite_margins
+
+    x = np.zeros(shape, dtype=dtype)
+    check_finite_margins(x)
+    x.flat[-1] = bad
+    where = "index" if x.ndim == 1 else f"row {x.shape[0] - 1}, column"
+    with pytest.raises(ValueError, match=rf"1 non-finite value\(s\) \(first at {where}"):
+        check_finite_margins(x)
+    assert (x.size < _NUMPY_CHECK_BELOW) == (x.size == (1 << 15) - 1)
+    if x.ndim == 2:
+        check_finite_margins(np.asfortranarray(np.zeros(shape, dtype=dtype)))
+        with pytest.raises(ValueError, match=r"1 non-finite"):
+            check_finite_margins(np.asfortranarray(x))

@@ -61,8 +61,9 @@ def by_gamma(gamma, kernels):
 @row_kernel
 def _focal_loss(y, x, w, gamma, alpha_pos, alpha_neg, out):
     weighted = w.shape[0] > 0
+    mode = np.int64(HESSIAN_EXACT)  # not a literal: the gradient kernels' focal_point signature
     for i in range(x.shape[0]):
-        loss, _, _ = focal_point(y[i], np.float64(x[i]), gamma, alpha_pos, alpha_neg, 0)
+        loss, _, _ = focal_point(y[i], np.float64(x[i]), gamma, alpha_pos, alpha_neg, mode)
         if weighted:
             loss *= w[i]
         out[i] = loss
@@ -126,15 +127,12 @@ def focal_constant_total_and_slope(s, w1, w0, gamma, alpha_pos, alpha_neg):
     """The focal total ``w1 FL(1, s) + w0 FL(0, s)`` of a constant margin ``s`` and its slope in
     ``s``: what the best constant start minimises (the sums of :func:`focal_loss` and
     :func:`focal_grad_hess` over the two classes, to the bit)."""
-    # One loop over the two classes, not two calls: focal_point is inlined once (half the
-    # compile time of this kernel).
-    loss = np.empty(2)
-    slope = np.empty(2)
-    for label in range(2):
-        loss[label], slope[label], _ = focal_point(
-            float(label), s, gamma, alpha_pos, alpha_neg, HESSIAN_EXACT
-        )
-    return loss[1] * w1 + loss[0] * w0, slope[1] * w1 + slope[0] * w0
+    # The mode an int64, not a literal: focal_point is then the version the gradient kernels use
+    # (a literal argument is a second signature to compile).
+    mode = np.int64(HESSIAN_EXACT)
+    loss1, slope1, _ = focal_point(1.0, s, gamma, alpha_pos, alpha_neg, mode)
+    loss0, slope0, _ = focal_point(0.0, s, gamma, alpha_pos, alpha_neg, mode)
+    return loss1 * w1 + loss0 * w0, slope1 * w1 + slope0 * w0
 
 
 def as_float64(x):
@@ -171,15 +169,13 @@ def _bin_of_uniform(g, bins, fbins):
     return b - np.int64(down) + np.int64(up)
 
 
-@njit(cache=True)
 def _edges_are_uniform(edges):
-    """True when ``edges[b] == b / bins`` for b < bins and ``edges[bins] > 1`` (GHMLoss's edges)."""
+    """True when ``edges[b] == b / bins`` for b < bins and ``edges[bins] > 1`` (GHMLoss's edges):
+    the kernels that bin without a look-up (:func:`_bin_of_uniform`) apply. Checked in numpy, once
+    per call, with the same correctly rounded divisions."""
     bins = edges.shape[0] - 1
-    fbins = float(bins)
-    for b in range(bins):
-        if edges[b] != b / fbins:
-            return False
-    return edges[bins] > 1.0
+    standard = np.arange(bins) / float(bins)
+    return bool(np.array_equal(edges[:bins], standard) and edges[bins] > 1.0)
 
 
 @njit(cache=True, nogil=True)

@@ -447,17 +447,23 @@ def _store_norms(lo, m, work, gb, hb, grad_out, hess_out, g_out, edges):
 
 
 @inlined
-def _store_bins(lo, m, work, gb, hb, grad_out, hess_out, bin_out, edges):
-    """The derivatives and the bin of each row's ``g`` (half-open bins ``[edges[b], edges[b +
-    1])``, the rule of ``math.bin_of``; the standard edges without a table look-up)."""
+def _store_bins_uniform(lo, m, work, gb, hb, grad_out, hess_out, bin_out, edges):
+    """The derivatives and the bin of each row's ``g`` on the standard edges (``b / bins``, the
+    last above 1: ``binary._edges_are_uniform``), without a table look-up."""
     _store_block(lo, m, gb, hb, grad_out, hess_out)
     bins = edges.shape[0] - 1
-    if _edges_are_uniform(edges):
-        for b in range(m):
-            bin_out[lo + b] = _bin_of_uniform(work[_Q, b], bins, float(bins))
-    else:
-        for b in range(m):
-            bin_out[lo + b] = bin_of(work[_Q, b], bins, edges)
+    for b in range(m):
+        bin_out[lo + b] = _bin_of_uniform(work[_Q, b], bins, float(bins))
+
+
+@inlined
+def _store_bins_edges(lo, m, work, gb, hb, grad_out, hess_out, bin_out, edges):
+    """The derivatives and the bin of each row's ``g`` (half-open bins ``[edges[b], edges[b +
+    1])``, the rule of ``math.bin_of``) on any increasing edges."""
+    _store_block(lo, m, gb, hb, grad_out, hess_out)
+    bins = edges.shape[0] - 1
+    for b in range(m):
+        bin_out[lo + b] = bin_of(work[_Q, b], bins, edges)
 
 
 # --------------------------------------------------------------------------------------------
@@ -696,18 +702,32 @@ softmax_ce_grad_hess_norm = _weighted_sweeps(_softmax_ce_grad_hess_norm)
 
 
 @sweep_kernel
-def _softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out, start, stop):
+def _softmax_ghm_bins_pass_uniform(y, x, w, edges, grad_out, hess_out, bin_out, start, stop):
+    """:func:`softmax_ghm_bins_pass` on the standard edges."""
+    _for_each_ce(_store_bins_uniform, y, x, w, grad_out, hess_out, bin_out, edges, start, stop)
+
+
+@sweep_kernel
+def _softmax_ghm_bins_pass_edges(y, x, w, edges, grad_out, hess_out, bin_out, start, stop):
+    """:func:`softmax_ghm_bins_pass` on any increasing edges."""
+    _for_each_ce(_store_bins_edges, y, x, w, grad_out, hess_out, bin_out, edges, start, stop)
+
+
+_GHM_BINS_UNIFORM = _weighted_sweeps(_softmax_ghm_bins_pass_uniform)
+_GHM_BINS_EDGES = _weighted_sweeps(_softmax_ghm_bins_pass_edges)
+
+
+def softmax_ghm_bins_pass(y, x, w, edges, grad_out, hess_out, bin_out):
     """First GHM pass with binned density, K classes (the row version of ``ghm_bins_pass``).
 
     Writes the sample-weighted cross-entropy gradient and floored Hessian of every row and the bin
     of each row's ``g = 1 - p_y`` (half-open bins ``[edges[b], edges[b + 1])``). The counts come
     from ``_kernels.bin_histogram``, the package's one histogram kernel (fixed-size chunks summed
-    in chunk order: the counts do not depend on the thread count).
+    in chunk order: the counts do not depend on the thread count). The standard edges and any
+    others each have a kernel, chosen here (a first call compiles the one it runs).
     """
-    _for_each_ce(_store_bins, y, x, w, grad_out, hess_out, bin_out, edges, start, stop)
-
-
-softmax_ghm_bins_pass = _weighted_sweeps(_softmax_ghm_bins_pass)
+    sweeps = _GHM_BINS_UNIFORM if _edges_are_uniform(edges) else _GHM_BINS_EDGES
+    sweeps(y, x, w, edges, grad_out, hess_out, bin_out)
 
 
 @inlined

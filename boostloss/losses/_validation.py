@@ -209,12 +209,23 @@ def check_margins(raw_prediction, n=None):
     return x
 
 
+#: Below this many margins the finiteness check is numpy's (``np.isfinite``, a temporary of one
+#: byte per margin): a jitted pass is faster on large arrays (0.06 against 0.09 ms at 1M float32
+#: margins), but compiling it is 0.1 s of a first small training, per margin dtype.
+_NUMPY_CHECK_BELOW = 1 << 15
+
+
 def check_finite_margins(x):
-    """Raise if any margin is NaN or infinite (one jitted pass, no temporary arrays)."""
+    """Raise if any margin is NaN or infinite (one jitted pass, no temporary arrays, for large
+    arrays; numpy's ``isfinite`` for small ones)."""
     if not x.size:
         return
-    flat = x if x.ndim == 1 else x.reshape(-1, order="F" if x.flags.f_contiguous else "C")
-    if kernels().count_nonfinite(flat):
+    if x.size < _NUMPY_CHECK_BELOW:
+        finite = bool(np.isfinite(x).all())
+    else:
+        flat = x if x.ndim == 1 else x.reshape(-1, order="F" if x.flags.f_contiguous else "C")
+        finite = not kernels().count_nonfinite(flat)
+    if not finite:
         bad = np.argwhere(~np.isfinite(x))
         first = tuple(int(i) for i in bad[0])
         where = f"index {first[0]}" if x.ndim == 1 else f"row {first[0]}, column {first[1]}"
