@@ -24,7 +24,12 @@ import math
 import numpy as np
 from numba import njit
 
-from .constants import HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON  # noqa: F401
+from .constants import (  # noqa: F401
+    HESSIAN_EXACT,
+    HESSIAN_FLOOR,
+    HESSIAN_GAUSS_NEWTON,
+    standard_edges,
+)
 from .math import (
     _focal_grad_hess_store,
     _ghm_bins_sample,
@@ -171,9 +176,12 @@ def _bin_of_uniform(g, bins, fbins):
 
 def _edges_are_uniform(edges):
     """True when ``edges[b] == b / bins`` for b < bins and ``edges[bins] > 1`` (GHMLoss's edges):
-    the kernels that bin without a look-up (:func:`_bin_of_uniform`) apply. Checked in numpy, once
-    per call, with the same correctly rounded divisions."""
+    the kernels that bin without a look-up (:func:`_bin_of_uniform`) apply. GHMLoss's own edges
+    (``constants.standard_edges``) by identity, others in numpy with the same correctly rounded
+    divisions."""
     bins = edges.shape[0] - 1
+    if edges is standard_edges(bins):
+        return True
     standard = np.arange(bins) / float(bins)
     return bool(np.array_equal(edges[:bins], standard) and edges[bins] > 1.0)
 

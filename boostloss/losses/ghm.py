@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._kernels.cache import kernels
+from .._kernels.constants import standard_edges
 from .._kernels.threads import check_n_threads, kernel_threads
 from .._typing import Float64Array, LabelsLike, T
 from . import _validation as v
@@ -34,10 +35,8 @@ class GHMParams:
 
     @property
     def edges(self) -> Float64Array:
-        """Bin edges ``b / bins``, the last one raised by 1e-6 (the paper's code)."""
-        edges = np.arange(self.bins + 1, dtype=np.float64) / self.bins
-        edges[-1] += 1e-6
-        return edges
+        """Bin edges ``b / bins``, the last one raised by 1e-6 (the paper's code; read-only)."""
+        return standard_edges(self.bins)
 
 
 class GHMState:
