@@ -16,7 +16,7 @@ HESSIAN_BOUNDED = 2
 
 
 @functools.lru_cache(maxsize=64)
-def standard_edges(bins):
+def standard_edges(bins: int) -> np.ndarray:
     """GHM-C's bin edges ``b / bins``, the last one raised by 1e-6 (the paper's code): one
     read-only array per number of bins, so that the kernels recognise them by identity
     (``binary._edges_are_uniform``)."""
