@@ -310,33 +310,35 @@ def _diagonal(hessian_mode, m, xb, gb, hb, cls, am, work):
             _store_entry(b, k, r, h, cls, work, gb, hb)
 
 
-# The block functions below are compiled on their own (not inlined), once per output dtype: their
-# arguments are the block scratch arrays, whose types do not depend on the caller's margins or
-# layout, so every kernel specialisation (float32/float64 margins, C/F order) links the same
-# compiled blocks: a specialisation compiled in 3 to 13 s instead of 37 to 40 s with the blocks
-# inlined into it. They use numpy's error model, as the parallel kernels' loops do: with
-# Python's, every float division checks for a zero divisor, a branch that kept the loops from
-# compiling to SIMD code (measured 2x slower; no divisor here can be 0). The focal blocks have one
-# version per common gamma with gamma a literal in it, and the kernels one per block, chosen by
-# binary.by_gamma: a first call compiles the one it runs.
+# The focal gradient blocks, one per common gamma with gamma a literal in it (the kernels one per
+# block, chosen by binary.by_gamma: a first call compiles the one it runs), are inlined by numba
+# into their sweep kernel: numba links a called function's code into its caller and optimises and
+# generates it there again, and a gradient block's types include the output dtype, so in practice
+# each block had one caller (float32 outputs from XGBoost, float64 from LightGBM and the public
+# methods): called, it was compiled twice (a first 3-class training 0.5 s longer, per call the
+# same). The loss and cross-entropy blocks below stay functions compiled on their own and called:
+# their types do not depend on the caller's margins, layout or outputs, so the kernels of every
+# framework and of the public methods link the same compiled blocks. All use numpy's error model
+# (the kernels' too): with Python's, every float division checks for a zero divisor, a branch that
+# kept the loops from compiling to SIMD code (measured 2x slower; no divisor here can be 0).
 
 
-@block_function
+@njit(cache=True, inline="always")
 def _focal_block_gamma2(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     _focal_block(lo, m, 2.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
-@block_function
+@njit(cache=True, inline="always")
 def _focal_block_gamma1(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     _focal_block(lo, m, 1.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
-@block_function
+@njit(cache=True, inline="always")
 def _focal_block_gamma0(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     _focal_block(lo, m, 0.0, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
 
-@block_function
+@njit(cache=True, inline="always")
 def _focal_block_any_gamma(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out):
     _focal_block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
 
