@@ -103,11 +103,11 @@ def kernel_threads(n_rows: int, n_threads: int | None = None) -> Iterator[None]:
 
 
 def row_kernel(function: Callable[..., Any]) -> Any:
-    """``function`` compiled as a row kernel (run by :func:`run_rows`): it releases the GIL; numpy's
-    error model, as numba's parallel loops use (a division by zero gives inf, no check); and no
-    reference counting (``_nrt``: a row kernel allocates nothing, and the counts numba adds when an
-    array is handed to an inlined helper are atomic calls inside the loop, which keep it from
-    compiling to SIMD code: 10x slower)."""
+    """``function`` compiled as a row kernel (run by :func:`run_rows` or :func:`run_spans`): it
+    releases the GIL; numpy's error model, as numba's parallel loops use (a division by zero gives
+    inf, no check); and no reference counting (``_nrt``: a row kernel allocates nothing, and the
+    counts numba adds when an array is handed to an inlined helper are atomic calls inside the
+    loop, which keep it from compiling to SIMD code: 10x slower)."""
     from numba import njit
 
     options = {"cache": True, "nogil": True, "error_model": "numpy", "_nrt": False}
