@@ -180,10 +180,10 @@ def _edges_are_uniform(edges):
     (``constants.standard_edges``) by identity, others in numpy with the same correctly rounded
     divisions."""
     bins = edges.shape[0] - 1
-    if edges is standard_edges(bins):
+    standard = standard_edges(bins)
+    if edges is standard:
         return True
-    standard = np.arange(bins) / float(bins)
-    return bool(np.array_equal(edges[:bins], standard) and edges[bins] > 1.0)
+    return bool(np.array_equal(edges[:bins], standard[:bins]) and edges[bins] > 1.0)
 
 
 @njit(cache=True, nogil=True)

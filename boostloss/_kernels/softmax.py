@@ -55,7 +55,7 @@ from .math import (
     focal_terms,
     inlined,
 )
-from .threads import run_spans, spans_of, sweep_kernel
+from .threads import _named, run_spans, spans_of, sweep_kernel
 
 __all__ = [
     "CHUNK",
@@ -684,9 +684,7 @@ def _weighted_sweeps(kernel):
         args = (y, x, _ones_if_empty(w, x.shape[0]), *rest)
         run_spans(kernel, args, x.shape[0], SWEEP_ROWS)
 
-    sweeps.__name__ = sweeps.__qualname__ = kernel.__name__.lstrip("_")
-    sweeps.__doc__ = kernel.__doc__
-    return sweeps
+    return _named(sweeps, kernel)
 
 
 @sweep_kernel
