@@ -103,6 +103,34 @@ def test_histogram_kernel_identical_across_threads(large_data):
     assert np.isclose(arrays1[0].sum(), w.sum(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_small_histograms_by_numpy_equal_the_kernel(weighted, large_data, monkeypatch):
+    """Up to a size, ``bin_histogram`` is numpy's ``bincount`` (nothing to compile): the counts and
+    the total are the kernel's to the bit, on both sides of each size limit."""
+    _, _, w_all = large_data
+    rng = np.random.default_rng(3)
+    limit = _kernels._NUMPY_WEIGHTED_HISTOGRAM_UPTO if weighted else _kernels._NUMPY_HISTOGRAM_UPTO
+    assert limit <= _kernels.CHUNK
+    for n in (0, 1, 7, 400, limit - 1, limit, limit + 1, _kernels.CHUNK):
+        idx = rng.integers(0, 30, n).astype(np.int32)
+        w = w_all[:n] if weighted else np.empty(0)
+        if weighted and n:
+            w = w.copy()
+            w[0] = 0.0  # a zero weight first: neither sum may start from it
+        by_default = np.zeros(30)
+        tot = _kernels.bin_histogram(idx, w, 30, by_default)
+        with monkeypatch.context() as m:
+            m.setattr(_kernels, "_NUMPY_HISTOGRAM_UPTO", -1)
+            m.setattr(_kernels, "_NUMPY_WEIGHTED_HISTOGRAM_UPTO", -1)
+            by_kernel = np.zeros(30)
+            tot_kernel = _kernels.bin_histogram(idx, w, 30, by_kernel)
+        assert by_default.tobytes() == by_kernel.tobytes(), n
+        assert repr(tot) == repr(tot_kernel), n
+        expected = float(w.sum()) if weighted else float(n)
+        assert tot == pytest.approx(expected, rel=1e-12)
+        assert by_default.sum() == pytest.approx(expected, rel=1e-12)
+
+
 # --------------------------------------------------------------------------------------------
 # Trainings in threads sharing one loss object
 # --------------------------------------------------------------------------------------------

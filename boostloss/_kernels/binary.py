@@ -77,7 +77,9 @@ def _focal_loss(y, x, w, gamma, alpha_pos, alpha_neg, out):
 focal_loss = rows_of(_focal_loss, 0, 1, 2, 6)
 
 
-@inlined
+# Inlined by numba, not compiled on its own: each gamma's kernel is its one caller in practice, and
+# a function that LLVM inlines is compiled twice (on its own, then inside its caller).
+@njit(cache=True, inline="always")
 def _focal_rows(gamma, y, x, w, alpha_pos, alpha_neg, hessian_mode, grad_out, hess_out):
     """The focal gradient and Hessian of every sample (see :func:`by_gamma`)."""
     weighted = w.shape[0] > 0
@@ -221,6 +223,25 @@ def _chunk_histograms(chunks, bin_idx, w, bins, partial, partial_tot, counts4):
             partial_tot[j] = float(stop - start)
 
 
+#: Up to this many samples (one chunk) :func:`bin_histogram` is numpy's ``bincount``: as fast or
+#: faster there (unweighted 2.9 against 6.2 us at 400 samples, 7.8 against 9.4 us at 4,000), the
+#: same numbers to the bit, and nothing to compile (the kernel is 0.3-0.6 s of a first GHM-C
+#: training on a cold cache). Weighted, ``bincount`` is slower sooner (22 against 11 us at 4,000).
+_NUMPY_HISTOGRAM_UPTO = 8192
+_NUMPY_WEIGHTED_HISTOGRAM_UPTO = 2048
+
+
+def _numpy_histogram(bin_idx, w, bins, counts_out):
+    """:func:`bin_histogram` of at most one chunk, by numpy, to the bit: ``bincount`` adds the
+    weights bin by bin in sample order as the kernel does (a zero weight adds 0.0, which changes
+    no sum), and ``add.accumulate`` sums the total in sample order (``sum`` would pair)."""
+    if not w.shape[0]:
+        counts_out += np.bincount(bin_idx, minlength=bins)
+        return float(bin_idx.shape[0])
+    counts_out += np.bincount(bin_idx, weights=w, minlength=bins)
+    return 0.0 + float(np.add.accumulate(w)[-1])  # 0.0 + as the kernel's total: -0.0 -> 0.0
+
+
 def bin_histogram(bin_idx, w, bins, counts_out):
     """Add the (weighted) count of every bin to ``counts_out``; return the total weight counted.
 
@@ -229,7 +250,10 @@ def bin_histogram(bin_idx, w, bins, counts_out):
     chunk order, so the result is the same whatever the number of threads; unweighted counts are
     integers, summed exactly.
     """
-    n_chunks = -(-bin_idx.shape[0] // CHUNK)
+    n = bin_idx.shape[0]
+    if n <= (_NUMPY_WEIGHTED_HISTOGRAM_UPTO if w.shape[0] else _NUMPY_HISTOGRAM_UPTO):
+        return _numpy_histogram(bin_idx, w, bins, counts_out)
+    n_chunks = -(-n // CHUNK)
     partial = np.empty((n_chunks, bins))
     partial_tot = np.empty(n_chunks)
     chunks = np.arange(n_chunks)
