@@ -17,6 +17,7 @@ from ._frameworks.adapters import _Entry, gradient_hessian, mean_loss, start_of
 from ._kernels.threads import AUTO
 from ._typing import LossLike
 from .losses import FocalLoss, _Loss, check_target, make_loss
+from .losses._validation import compile_finiteness_check
 
 __all__ = ["warm_up"]
 
@@ -73,11 +74,25 @@ def _margins(n_classes: int | None, dtype: Any, order: Any) -> np.ndarray[Any, A
     return np.array(np.column_stack(columns), dtype=dtype, order=order)
 
 
+def compile_for_rows(
+    loss: _Loss, n_rows: int | None, n_classes: int | None, frameworks: tuple[str, ...]
+) -> None:
+    """The kernels that a training of ``n_rows`` rows (None: any number) reaches and a few rows do
+    not: below a size numpy does some of the work (nothing to compile for a small training), so a
+    warm-up on a few rows would leave them to the first large round. The margins' finiteness check
+    (per margin dtype) and the loss's own (GHM-C's bin histogram)."""
+    margins = None if n_rows is None else n_rows * (n_classes or 1)
+    for framework in frameworks:
+        compile_finiteness_check(_LAYOUTS[framework][0], margins)
+    loss._compile_for_samples(n_rows)
+
+
 def _train_like(
     loss: _Loss, y: np.ndarray[Any, Any], n_classes: int | None, frameworks: tuple[str, ...]
 ) -> None:
     """What a training with ``loss`` calls, on a few rows: the start, then in each framework's
-    layout a round, the metric and the probabilities of its predictions."""
+    layout a round, the metric and the probabilities of its predictions; then what only larger
+    trainings reach (:func:`compile_for_rows`)."""
     target = check_target(y)
     start_of(loss, target, n_classes)
     evaluation, _ = loss.evaluation_loss()
@@ -90,6 +105,7 @@ def _train_like(
         for metric in {id(loss): loss, id(evaluation): evaluation}.values():
             mean_loss(metric, _Entry(metric, target), x, AUTO)
         loss.predict_proba(_margins(n_classes, dtype, "C"))
+    compile_for_rows(loss, None, n_classes, frameworks)
 
 
 def warm_up(
@@ -107,7 +123,8 @@ def warm_up(
     LightGBM adapters and the estimators do: the start (``init_score``), a round of gradients
     (margins float32 for XGBoost, float64 for LightGBM, gradients into float32 buffers), the
     metric (the loss, and the one of ``loss.evaluation_loss()``) and ``predict_proba`` of the
-    margins each framework predicts.
+    margins each framework predicts; then the kernels that only large inputs reach (below a few
+    thousand rows numpy does their work: the margins' finiteness check, GHM-C's bin histogram).
 
     Parameters
     ----------

@@ -855,7 +855,9 @@ def test_builtin_losses_train_first_and_the_table_keeps_its_order(monkeypatch):
         patience=2,
     )
     helped, trained, real = [], [], protocol._configuration
-    monkeypatch.setattr(protocol, "_compile_beside", lambda X, y, c, pairs: helped.append(pairs))
+    monkeypatch.setattr(
+        protocol, "_compile_beside", lambda X, y, c, pairs, n_rows: helped.append(pairs)
+    )
 
     def spy(dataset, config, score, backend, loss, *rest):
         trained.append((backend, loss))
@@ -905,8 +907,8 @@ def test_no_helper_without_a_free_core_or_a_custom_loss(monkeypatch):
     X, y = protocol._tiny_data(dataset)
     config = cmp.CompareConfig(backends=("lightgbm",), losses=("focal",))
     monkeypatch.setattr(protocol, "_free_cores", lambda config: 0)
-    assert protocol._compile_beside(X, y, config, [("lightgbm", "focal")]) is None
+    assert protocol._compile_beside(X, y, config, [("lightgbm", "focal")], 400) is None
     monkeypatch.setattr(protocol, "_free_cores", lambda config: 1)
-    assert protocol._compile_beside(X, y, config, []) is None
+    assert protocol._compile_beside(X, y, config, [], 400) is None
     assert not protocol._is_custom(config, "logistic", y)
     assert protocol._is_custom(config, "focal", y)

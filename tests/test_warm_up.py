@@ -1,9 +1,10 @@
 """boostloss.warm_up: it compiles every kernel a training needs, before the training.
 
 The check that matters runs in a fresh interpreter with an empty numba cache: after ``warm_up``,
-the first trainings (XGBoost and LightGBM, binary focal and 3-class) add no specialisation to any
-boostloss kernel. A kernel missed by ``warm_up`` (a framework's margin dtype or layout, the
-metric, the start, the probabilities) would be compiled during the training and fail it.
+the first trainings (XGBoost and LightGBM, focal and GHM-C, binary and 3-class, small and large)
+add no specialisation to any boostloss kernel. A kernel missed by ``warm_up`` (a framework's margin
+dtype or layout, the metric, the start, the probabilities, a path only large inputs take) would be
+compiled during the training and fail it.
 """
 
 import json
@@ -40,7 +41,7 @@ PROBE = SIGNATURES + textwrap.dedent(
     import numpy as np
     from numba.core import event
     import boostloss
-    from boostloss import FocalLoss
+    from boostloss import FocalLoss, GHMLoss
 
     compiled = []
 
@@ -52,29 +53,33 @@ PROBE = SIGNATURES + textwrap.dedent(
             pass
 
     with event.install_listener("numba:compile", Count()):
-        boostloss.warm_up(FocalLoss())
-        boostloss.warm_up(FocalLoss(), n_classes=3)
+        boostloss.warm_up(FocalLoss(), GHMLoss())
+        boostloss.warm_up(FocalLoss(), GHMLoss(), n_classes=3)
     warmed = signatures()
 
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(300, 4))
-    y2 = (X[:, 0] + rng.normal(size=300) > 0.5).astype(int)
-    y3 = np.digitize(X[:, 0], [-0.5, 0.5])
     after = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, make in (
-            ("xgboost", lambda: boostloss.XGBClassifier(
-                loss=FocalLoss(), n_estimators=3, n_jobs=1)),
-            ("lightgbm", lambda: boostloss.LGBMClassifier(
-                loss=FocalLoss(), n_estimators=3, n_jobs=1, verbose=-1)),
-        ):
-            for y in (y2, y3):
-                model = make().fit(X, y, eval_set=[(X, y)])
-                model.predict_proba(X)
-                model.predict(X)
-                after[f"{name} {len(np.unique(y))} classes"] = sorted(
-                    map(list, signatures() - warmed))
+    # 300 rows, and 40,000: above the sizes below which numpy does part of the work (the margins'
+    # finiteness check, GHM-C's histogram), which a warm-up on a few rows does not reach.
+    for n in (300, 40_000):
+        X = rng.normal(size=(n, 4))
+        y2 = (X[:, 0] + rng.normal(size=n) > 0.5).astype(int)
+        y3 = np.digitize(X[:, 0], [-0.5, 0.5])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for loss in (FocalLoss(), GHMLoss()):
+                for name, make in (
+                    ("xgboost", lambda: boostloss.XGBClassifier(
+                        loss=loss, n_estimators=3, n_jobs=1)),
+                    ("lightgbm", lambda: boostloss.LGBMClassifier(
+                        loss=loss, n_estimators=3, n_jobs=1, verbose=-1)),
+                ):
+                    for y in (y2, y3):
+                        model = make().fit(X, y, eval_set=[(X, y)])
+                        model.predict_proba(X)
+                        model.predict(X)
+                        key = f"{name} {len(np.unique(y))} classes {type(loss).__name__} {n}"
+                        after[key] = sorted(map(list, signatures() - warmed))
     print(json.dumps({
         "compiled": len([m for m in compiled if m.startswith("boostloss")]),
         "warmed": len(warmed),
@@ -105,10 +110,40 @@ def test_warm_up_compiles_what_the_first_trainings_need(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["compiled"] > 0 and report["warmed"] > 0, report  # an empty cache: it compiled
     assert set(report["new"]) == {
-        f"{framework} {k} classes" for framework in ("xgboost", "lightgbm") for k in (2, 3)
+        f"{framework} {k} classes {loss} {n}"
+        for framework in ("xgboost", "lightgbm")
+        for k in (2, 3)
+        for loss in ("FocalLoss", "GHMLoss")
+        for n in (300, 40_000)
     }
     missed = {training: new for training, new in report["new"].items() if new}
     assert not missed, f"kernels compiled by a training after warm_up: {missed}"
+
+
+@pytest.mark.parametrize(
+    ("loss", "n_rows", "n_classes", "expected"),
+    [
+        (GHMLoss(), 400, None, []),  # numpy does it all: nothing to compile
+        (GHMLoss(), 3_000, None, ["histogram"]),  # above the weighted histogram's limit
+        (FocalLoss(), 3_000, None, []),
+        (FocalLoss(), 40_000, None, ["check float32", "check float64"]),
+        (FocalLoss(), 12_000, 3, ["check float32", "check float64"]),  # 36,000 margins
+        (GHMLoss(), None, 3, ["check float32", "check float64", "histogram"]),  # any size
+        (GHMLoss(density="window"), None, None, ["check float32", "check float64"]),
+    ],
+)
+def test_compile_for_rows_reaches_what_only_larger_trainings_run(
+    monkeypatch, loss, n_rows, n_classes, expected
+):
+    """The kernels behind numpy's small-input paths, for the sizes that reach them."""
+    from boostloss._kernels import binary
+    from boostloss.warm import compile_for_rows
+
+    seen = []
+    monkeypatch.setattr(binary, "count_nonfinite", lambda x: seen.append(f"check {x.dtype}") or 0)
+    monkeypatch.setattr(binary, "_chunk_histograms", lambda *args: seen.append("histogram"))
+    compile_for_rows(loss, n_rows, n_classes, ("xgboost", "lightgbm"))
+    assert seen == expected
 
 
 def test_warm_up_returns_seconds_and_leaves_the_loss_alone():

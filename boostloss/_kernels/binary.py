@@ -242,6 +242,15 @@ def _numpy_histogram(bin_idx, w, bins, counts_out):
     return 0.0 + float(np.add.accumulate(w)[-1])  # 0.0 + as the kernel's total: -0.0 -> 0.0
 
 
+def compile_bin_histogram(n_samples=None):
+    """Compile (or load) the histogram kernel that :func:`bin_histogram` runs above its numpy
+    limits, when ``n_samples`` samples (None: any number) can reach it: for a warm-up before a
+    training whose small trial runs would not."""
+    if n_samples is None or n_samples > _NUMPY_WEIGHTED_HISTOGRAM_UPTO:
+        n = max(_NUMPY_HISTOGRAM_UPTO, _NUMPY_WEIGHTED_HISTOGRAM_UPTO) + 1
+        bin_histogram(np.zeros(n, dtype=np.int32), np.empty(0), 1, np.zeros(1))
+
+
 def bin_histogram(bin_idx, w, bins, counts_out):
     """Add the (weighted) count of every bin to ``counts_out``; return the total weight counted.
 

@@ -234,23 +234,30 @@ def _tiny_data(dataset):
     return dataset.X.iloc[rows], dataset.y[rows]
 
 
-def _warm_up_fits(X, y, config, pairs):
+def _warm_up_fits(X, y, config, pairs, n_rows):
     """One tiny training and prediction per custom loss of ``pairs`` (and per end of its grid): it
     loads (or, on a fresh install, compiles) the numba kernels that the real trainings use, with
-    the same dtypes, so that the first fold's fit time measures training, not compilation.
+    the same dtypes, so that the first fold's fit time measures training, not compilation; then
+    the kernels that only the dataset's ``n_rows`` rows reach (``warm.compile_for_rows``).
     Failures are left to the real trainings, which report them."""
+    from ..warm import compile_for_rows
+
+    n_classes = int(np.unique(y).shape[0])
+    k = n_classes if n_classes > 2 else None
     for backend, loss in pairs:
         grid = config.grid(loss)
         for settings in (grid[0], grid[-1]) if len(grid) > 1 else grid:  # e.g. GHM momentum on
             tiny = dataclasses.replace(config, rounds=2, **settings)
-            if LOSSES[loss].build(tiny, y) is not None:
+            built = LOSSES[loss].build(tiny, y)
+            if built is not None:
                 with contextlib.suppress(Exception):
                     make_estimator(backend, loss, tiny, y).fit(X, y).predict_proba(X)
+                    compile_for_rows(built, n_rows, k, (backend,))
 
 
 def _warm_up(dataset, config):
     X, y = _tiny_data(dataset)
-    _warm_up_fits(X, y, config, config.configurations())
+    _warm_up_fits(X, y, config, config.configurations(), dataset.y.shape[0])
 
 
 def _is_custom(config, loss, y):
@@ -274,12 +281,12 @@ def _free_cores(config):
     return cores - config.n_jobs if config.n_jobs >= 1 else 0
 
 
-def _quiet_warm_up(X, y, config, pairs):  # pragma: no cover - runs in the helper process
+def _quiet_warm_up(X, y, config, pairs, n_rows):  # pragma: no cover - runs in the helper
     """:func:`_warm_up_fits` in the helper process, at a lower priority than the comparison."""
     with contextlib.suppress(OSError, AttributeError):  # no os.nice on Windows
         os.nice(5)
     warnings.simplefilter("ignore")
-    _warm_up_fits(X, y, config, pairs)
+    _warm_up_fits(X, y, config, pairs, n_rows)
 
 
 _HELPER = (
@@ -291,7 +298,7 @@ _HELPER = (
 )
 
 
-def _compile_beside(X, y, config, pairs):
+def _compile_beside(X, y, config, pairs, n_rows):
     """Start compiling the kernels of ``pairs`` in a helper process; returns ``(process, path of
     its input)``, or None.
 
@@ -314,7 +321,7 @@ def _compile_beside(X, y, config, pairs):
     try:
         with tempfile.NamedTemporaryFile("wb", suffix=".pkl", delete=False) as f:
             path = f.name
-            pickle.dump((X, y, config, pairs), f)
+            pickle.dump((X, y, config, pairs, n_rows), f)
         helper = subprocess.Popen(
             [sys.executable, "-c", _HELPER, path],
             stdin=subprocess.DEVNULL,
@@ -603,14 +610,16 @@ def _in_one_process(dataset, config, score, splits, on_fit, keep_first_fold):
     pairs = config.configurations()
     custom = [pair for pair in pairs if _is_custom(config, pair[1], dataset.y)]
     X, y = _tiny_data(dataset)
-    helper = _compile_beside(X, y, config, custom)
+    helper = _compile_beside(X, y, config, custom, dataset.y.shape[0])
     try:
         done = {}
         for backend, loss in [pair for pair in pairs if pair not in custom]:
             done[backend, loss] = _configuration(
                 dataset, config, score, backend, loss, splits, on_fit, keep_first_fold
             )
-        _warm_up_fits(X, y, config, custom[::-1] if helper is not None else custom)
+        _warm_up_fits(
+            X, y, config, custom[::-1] if helper is not None else custom, dataset.y.shape[0]
+        )
     finally:
         if helper is not None:
             _stop(helper)

@@ -463,6 +463,11 @@ class _Loss(BaseEstimator):
             raise TypeError(f"{type(self).__name__} keeps no training state; got state={state!r}")
         return None
 
+    def _compile_for_samples(self, n_samples):
+        """Compile (or load) the kernels that a training of ``n_samples`` samples (None: any
+        number) reaches and a few samples do not: where numpy does the work of small inputs
+        (:func:`boostloss.warm_up`). None for most losses."""
+
     def _constant_total(self, params, s, w1, w0):
         """The loss total of a constant margin ``s`` over class totals ``w1``, ``w0``."""
         out = np.empty(2)

@@ -215,6 +215,14 @@ def check_margins(raw_prediction, n=None):
 _NUMPY_CHECK_BELOW = 1 << 15
 
 
+def compile_finiteness_check(dtype, n_margins=None):
+    """Compile (or load) the jitted check of :func:`check_finite_margins` for margins of this
+    dtype, when ``n_margins`` margins (None: any number) reach it: for a warm-up before a
+    training whose small trial runs would not."""
+    if n_margins is None or n_margins >= _NUMPY_CHECK_BELOW:
+        check_finite_margins(np.zeros(_NUMPY_CHECK_BELOW, dtype=dtype))
+
+
 def check_finite_margins(x):
     """Raise if any margin is NaN or infinite (one jitted pass, no temporary arrays, for large
     arrays; numpy's ``isfinite`` for small ones)."""

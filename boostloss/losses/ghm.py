@@ -240,6 +240,10 @@ class GHMLoss(_Loss):
     def _check_state(self, state):
         return self._state_or_own(state, GHMState)
 
+    def _compile_for_samples(self, n_samples):
+        if self.resolved_params().density == "bins":
+            kernels().compile_bin_histogram(n_samples)
+
     def _sample_betas(self, params, y, x, w, ce_out, state=None):
         """Per-sample weights of these margins (no momentum); ``ce_out`` gets the cross-entropy.
 
