@@ -14,6 +14,16 @@ from boostloss._kernels import softmax as ksm
 from boostloss._kernels.constants import HESSIAN_FLOOR
 
 N_LARGE = 150_000  # several chunks of _kernels.CHUNK rows
+SORT_LIMIT = ks._NUMPY_SELECT_UPTO  # up to this many rows, unweighted: numpy's sort
+
+
+@pytest.fixture(autouse=True, params=["default", "radix"])
+def selection_path(request, monkeypatch):
+    """Every test twice: as the package selects (small unweighted inputs by numpy's sort), and
+    with the radix select's kernels at every size."""
+    if request.param == "radix":
+        monkeypatch.setattr(ks, "_NUMPY_SELECT_UPTO", -1)
+    return request.param
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,3 +436,44 @@ def test_softmax_grad_hess_kept_and_dropped():
     np.testing.assert_allclose(hess[kept], (w[:, None] * p * (1 - p))[kept], rtol=1e-12, atol=1e-15)
     assert (grad[~kept] == 0).all() and (hess[~kept] == 0).all()
     np.testing.assert_allclose(grad[kept].sum(axis=1), 0.0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small unweighted selections: numpy's sort, to the bit the radix select's
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("negative_label", [0.0, 1.0, 2.0])
+def test_sorted_selection_equals_the_radix_select(negative_label):
+    """Kept set, counts and weights equal, returned types included, on both sides of the size
+    limit: ties on the margin (signed zeros too), on the tie keys (uint64 and int64), no
+    negatives, no positives, ratios that keep none, some or all."""
+    rng = np.random.default_rng(int(negative_label) + 11)
+    limit = SORT_LIMIT
+    for n in (0, 1, 2, 9, 200, limit - 1, limit, limit + 1):
+        for kind in ("continuous", "few_values", "constant", "all_negative", "no_negative"):
+            y = rng.choice(np.array([0.0, 1.0, 2.0]), n, p=[0.2, 0.7, 0.1])
+            y = np.where(y == 2.0, negative_label, y) if negative_label != 2.0 else y
+            if kind == "all_negative":
+                y = np.full(n, negative_label)
+            elif kind == "no_negative":
+                y = np.full(n, 5.0)
+            score = {
+                "continuous": rng.normal(0.0, 2.0, n),
+                "few_values": rng.choice(np.array([-1.0, -0.0, 0.0, 0.5, 2.0]), n),
+                "constant": np.zeros(n),
+            }.get(kind, rng.normal(0.0, 1.0, n))
+            keys = ks.tie_keys(n, 9)
+            if kind == "few_values":
+                keys = keys % np.uint64(4)  # repeated keys: row order decides
+            for ties in (keys, keys.view(np.int64)):
+                for ratio in (0.0, 0.3, 1.0, 3.0, 1e9):
+                    got, want = np.full(n, 7, np.uint8), np.full(n, 7, np.uint8)
+                    a = ks._select(
+                        y, score, np.empty(0), negative_label, ratio, ties, got, sort_upto=n
+                    )
+                    b = ks._select(
+                        y, score, np.empty(0), negative_label, ratio, ties, want, sort_upto=-1
+                    )
+                    assert got.tobytes() == want.tobytes(), (n, kind, ratio)
+                    assert repr(a) == repr(b), (n, kind, ratio)

@@ -1,10 +1,10 @@
 """boostloss.warm_up: it compiles every kernel a training needs, before the training.
 
 The check that matters runs in a fresh interpreter with an empty numba cache: after ``warm_up``,
-the first trainings (XGBoost and LightGBM, focal and GHM-C, binary and 3-class, small and large)
-add no specialisation to any boostloss kernel. A kernel missed by ``warm_up`` (a framework's margin
-dtype or layout, the metric, the start, the probabilities, a path only large inputs take) would be
-compiled during the training and fail it.
+the first trainings (XGBoost and LightGBM, focal, GHM-C and OHEM, binary and 3-class, small and
+large) add no specialisation to any boostloss kernel. A kernel missed by ``warm_up`` (a framework's
+margin dtype or layout, the metric, the start, the probabilities, a path only large inputs take)
+would be compiled during the training and fail it.
 """
 
 import json
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import boostloss
-from boostloss import FocalLoss, GHMLoss
+from boostloss import FocalLoss, GHMLoss, OHEMLoss
 
 #: The ``(module, kernel, signature)`` of every specialisation the boostloss kernels hold.
 SIGNATURES = textwrap.dedent(
@@ -41,7 +41,7 @@ PROBE = SIGNATURES + textwrap.dedent(
     import numpy as np
     from numba.core import event
     import boostloss
-    from boostloss import FocalLoss, GHMLoss
+    from boostloss import FocalLoss, GHMLoss, OHEMLoss
 
     compiled = []
 
@@ -53,21 +53,22 @@ PROBE = SIGNATURES + textwrap.dedent(
             pass
 
     with event.install_listener("numba:compile", Count()):
-        boostloss.warm_up(FocalLoss(), GHMLoss())
-        boostloss.warm_up(FocalLoss(), GHMLoss(), n_classes=3)
+        boostloss.warm_up(FocalLoss(), GHMLoss(), OHEMLoss(negative_class=0))
+        boostloss.warm_up(FocalLoss(), GHMLoss(), OHEMLoss(negative_class=0), n_classes=3)
     warmed = signatures()
 
     rng = np.random.default_rng(0)
     after = {}
     # 300 rows, and 40,000: above the sizes below which numpy does part of the work (the margins'
-    # finiteness check, GHM-C's histogram), which a warm-up on a few rows does not reach.
+    # finiteness check, GHM-C's histogram, OHEM's selection), which a warm-up on a few rows does
+    # not reach.
     for n in (300, 40_000):
         X = rng.normal(size=(n, 4))
         y2 = (X[:, 0] + rng.normal(size=n) > 0.5).astype(int)
         y3 = np.digitize(X[:, 0], [-0.5, 0.5])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for loss in (FocalLoss(), GHMLoss()):
+            for loss in (FocalLoss(), GHMLoss(), OHEMLoss(negative_class=0)):
                 for name, make in (
                     ("xgboost", lambda: boostloss.XGBClassifier(
                         loss=loss, n_estimators=3, n_jobs=1)),
@@ -113,7 +114,7 @@ def test_warm_up_compiles_what_the_first_trainings_need(tmp_path):
         f"{framework} {k} classes {loss} {n}"
         for framework in ("xgboost", "lightgbm")
         for k in (2, 3)
-        for loss in ("FocalLoss", "GHMLoss")
+        for loss in ("FocalLoss", "GHMLoss", "OHEMLoss")
         for n in (300, 40_000)
     }
     missed = {training: new for training, new in report["new"].items() if new}
@@ -130,20 +131,26 @@ def test_warm_up_compiles_what_the_first_trainings_need(tmp_path):
         (FocalLoss(), 12_000, 3, ["check float32", "check float64"]),  # 36,000 margins
         (GHMLoss(), None, 3, ["check float32", "check float64", "histogram"]),  # any size
         (GHMLoss(density="window"), None, None, ["check float32", "check float64"]),
+        (OHEMLoss(), 1_000, None, []),  # sorted by numpy
+        (OHEMLoss(), 3_000, None, ["selection"]),  # the radix select's kernels
+        (OHEMLoss(negative_class=0), None, 3, ["check float32", "check float64", "selection"]),
     ],
 )
 def test_compile_for_rows_reaches_what_only_larger_trainings_run(
     monkeypatch, loss, n_rows, n_classes, expected
 ):
     """The kernels behind numpy's small-input paths, for the sizes that reach them."""
-    from boostloss._kernels import binary
+    from boostloss._kernels import binary, select
     from boostloss.warm import compile_for_rows
 
     seen = []
     monkeypatch.setattr(binary, "count_nonfinite", lambda x: seen.append(f"check {x.dtype}") or 0)
     monkeypatch.setattr(binary, "_chunk_histograms", lambda *args: seen.append("histogram"))
+    monkeypatch.setattr(
+        select, "_select", lambda *args, **kwargs: seen.append("selection") or (0, 0.0, 0, 0.0)
+    )
     compile_for_rows(loss, n_rows, n_classes, ("xgboost", "lightgbm"))
-    assert seen == expected
+    assert list(dict.fromkeys(seen)) == expected  # the selection: several calls
 
 
 def test_warm_up_returns_seconds_and_leaves_the_loss_alone():

@@ -349,6 +349,9 @@ class OHEMLoss(_Loss):
     def _check_state(self, state):
         return self._state_or_own(state, OHEMState)
 
+    def _compile_for_samples(self, n_samples):
+        _select_kernels().compile_radix_select(n_samples)
+
     def _select(self, params, y, x, w, state, keep=None):
         """Select this round's rows into the state's (or the given) keep buffer; checks that
         there are positives. Returns ``(n_kept, w_kept, keep)``."""
