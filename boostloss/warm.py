@@ -74,7 +74,7 @@ def _margins(n_classes: int | None, dtype: Any, order: Any) -> np.ndarray[Any, A
     return np.array(np.column_stack(columns), dtype=dtype, order=order)
 
 
-def compile_for_rows(
+def _compile_for_rows(
     loss: _Loss, n_rows: int | None, n_classes: int | None, frameworks: tuple[str, ...]
 ) -> None:
     """The kernels that a training of ``n_rows`` rows (None: any number) reaches and a few rows do
@@ -92,7 +92,7 @@ def _train_like(
 ) -> None:
     """What a training with ``loss`` calls, on a few rows: the start, then in each framework's
     layout a round, the metric and the probabilities of its predictions; then what only larger
-    trainings reach (:func:`compile_for_rows`)."""
+    trainings reach (:func:`_compile_for_rows`)."""
     target = check_target(y)
     start_of(loss, target, n_classes)
     evaluation, _ = loss.evaluation_loss()
@@ -105,7 +105,7 @@ def _train_like(
         for metric in {id(loss): loss, id(evaluation): evaluation}.values():
             mean_loss(metric, _Entry(metric, target), x, AUTO)
         loss.predict_proba(_margins(n_classes, dtype, "C"))
-    compile_for_rows(loss, None, n_classes, frameworks)
+    _compile_for_rows(loss, None, n_classes, frameworks)
 
 
 def warm_up(

@@ -141,7 +141,7 @@ def test_compile_for_rows_reaches_what_only_larger_trainings_run(
 ):
     """The kernels behind numpy's small-input paths, for the sizes that reach them."""
     from boostloss._kernels import binary, select
-    from boostloss.warm import compile_for_rows
+    from boostloss.warm import _compile_for_rows
 
     seen = []
     monkeypatch.setattr(binary, "count_nonfinite", lambda x: seen.append(f"check {x.dtype}") or 0)
@@ -149,7 +149,7 @@ def test_compile_for_rows_reaches_what_only_larger_trainings_run(
     monkeypatch.setattr(
         select, "_select", lambda *args, **kwargs: seen.append("selection") or (0, 0.0, 0, 0.0)
     )
-    compile_for_rows(loss, n_rows, n_classes, ("xgboost", "lightgbm"))
+    _compile_for_rows(loss, n_rows, n_classes, ("xgboost", "lightgbm"))
     assert list(dict.fromkeys(seen)) == expected  # the selection: several calls
 
 

@@ -238,9 +238,9 @@ def _warm_up_fits(X, y, config, pairs, n_rows):
     """One tiny training and prediction per custom loss of ``pairs`` (and per end of its grid): it
     loads (or, on a fresh install, compiles) the numba kernels that the real trainings use, with
     the same dtypes, so that the first fold's fit time measures training, not compilation; then
-    the kernels that only the dataset's ``n_rows`` rows reach (``warm.compile_for_rows``).
+    the kernels that only the dataset's ``n_rows`` rows reach (``warm._compile_for_rows``).
     Failures are left to the real trainings, which report them."""
-    from ..warm import compile_for_rows
+    from ..warm import _compile_for_rows
 
     n_classes = int(np.unique(y).shape[0])
     k = n_classes if n_classes > 2 else None
@@ -252,7 +252,7 @@ def _warm_up_fits(X, y, config, pairs, n_rows):
             if built is not None:
                 with contextlib.suppress(Exception):
                     make_estimator(backend, loss, tiny, y).fit(X, y).predict_proba(X)
-                    compile_for_rows(built, n_rows, k, (backend,))
+                    _compile_for_rows(built, n_rows, k, (backend,))
 
 
 def _warm_up(dataset, config):
