@@ -80,7 +80,7 @@ def _compile_for_rows(
     """The kernels that a training of ``n_rows`` rows (None: any number) reaches and a few rows do
     not: below a size numpy does some of the work (nothing to compile for a small training), so a
     warm-up on a few rows would leave them to the first large round. The margins' finiteness check
-    (per margin dtype) and the loss's own (GHM-C's bin histogram)."""
+    (per margin dtype) and the loss's own (GHM-C's bin histogram, OHEM's radix select)."""
     margins = None if n_rows is None else n_rows * (n_classes or 1)
     for framework in frameworks:
         compile_finiteness_check(_LAYOUTS[framework][0], margins)
@@ -124,7 +124,8 @@ def warm_up(
     (margins float32 for XGBoost, float64 for LightGBM, gradients into float32 buffers), the
     metric (the loss, and the one of ``loss.evaluation_loss()``) and ``predict_proba`` of the
     margins each framework predicts; then the kernels that only large inputs reach (below a few
-    thousand rows numpy does their work: the margins' finiteness check, GHM-C's bin histogram).
+    thousand rows numpy does their work: the margins' finiteness check, GHM-C's bin histogram,
+    OHEM's radix select).
 
     Parameters
     ----------
