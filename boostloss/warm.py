@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._frameworks.adapters import _Entry, gradient_hessian, mean_loss, start_of
+from ._kernels.cache import kernels
 from ._kernels.threads import AUTO
 from ._typing import LossLike
 from .losses import FocalLoss, _Loss, check_target, make_loss
@@ -80,11 +81,15 @@ def _compile_for_rows(
     """The kernels that a training of ``n_rows`` rows (None: any number) reaches and a few rows do
     not: below a size numpy does some of the work (nothing to compile for a small training), so a
     warm-up on a few rows would leave them to the first large round. The margins' finiteness check
-    (per margin dtype) and the loss's own (GHM-C's bin histogram, OHEM's radix select)."""
+    (per margin dtype), the loss's own (GHM-C's bin histogram, OHEM's radix select) and the focal
+    posterior map's kernel (predictions on as many rows)."""
     margins = None if n_rows is None else n_rows * (n_classes or 1)
     for framework in frameworks:
         compile_finiteness_check(_LAYOUTS[framework][0], margins)
     loss._compile_for_samples(n_rows)
+    gamma, _ = loss._posterior_map(n_classes or 2)
+    if gamma > 0.0:  # the focal map's kernel, for predictions on as many rows
+        kernels("posterior").compile_posterior(n_classes or 2, n_rows)
 
 
 def _train_like(

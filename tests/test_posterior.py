@@ -286,8 +286,90 @@ def test_the_map_is_monotone(gamma, alpha):
     assert np.all(-step[step < 0] <= 8 * np.spacing(qk[1:][step < 0]))
 
 
+@pytest.fixture(params=["numpy", "kernel"])
+def path(request, monkeypatch):
+    """Each test below on both of the map's paths: numpy's (small inputs) and the kernels'."""
+    from boostloss._kernels import posterior
+
+    if request.param == "kernel":
+        monkeypatch.setattr(posterior, "NUMPY_POSTERIOR_UPTO", -1)
+    else:
+        monkeypatch.setattr(posterior, "NUMPY_POSTERIOR_UPTO", 1 << 62)
+    return request.param
+
+
+def _varied_margins(rng, n, k):
+    """Margins of every scale, ties, zeros of both signs and near-ties (the map's branches)."""
+    parts = [
+        rng.normal(size=(n, k)),
+        rng.normal(scale=30.0, size=(n, k)),
+        rng.normal(scale=1e-9, size=(n, k)),
+        np.round(rng.normal(size=(n, k))),
+        rng.normal(scale=400.0, size=(n, k)),
+        10.0 ** rng.uniform(-320, 308.2, size=(n, k)) * rng.choice([-1.0, 1.0], size=(n, k)),
+    ]
+    z = np.concatenate(parts)
+    z[::7, 0] = -0.0
+    z[1::7] = 0.0
+    z[2::7, -1] = z[2::7, 0]  # a tie for the top class
+    return z
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 9])
+@pytest.mark.parametrize("gamma", [1e-300, 0.5, 1.0, 2.0, 5.0, 50.0, 1e300])
+def test_numpy_and_kernel_paths_give_the_same_bits(monkeypatch, k, gamma):
+    """Small inputs go through numpy's twin of the kernels (nothing to compile): the same bits,
+    so a prediction does not depend on how many rows it is made with."""
+    from boostloss._kernels import posterior
+
+    rng = np.random.default_rng(k)
+    z = _varied_margins(rng, 300, k)
+    x = np.r_[z[:, 0], np.geomspace(1e-320, 1e308, 600), -np.geomspace(1e-320, 1e308, 600)]
+    x = np.r_[x, 2.0**-26, -(2.0**-26), np.nextafter(2.0**-26, 0), 745.2, -745.2, 1e4]
+    weights = [None, 10.0 ** rng.uniform(-3, 3, size=k)]
+    results = {}
+    for limit in (1 << 62, -1):
+        monkeypatch.setattr(posterior, "NUMPY_POSTERIOR_UPTO", limit)
+        results[limit] = [
+            posterior_from_margin(margins, gamma=gamma, class_weights=w)
+            for w in weights
+            for margins in ((z, x) if w is None or k == 2 else (z,))
+        ]
+    for a, b in zip(*results.values(), strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_a_prediction_does_not_depend_on_the_batch_size():
+    rng = np.random.default_rng(5)
+    loss = FocalLoss(gamma=2.0)
+    for margins in (rng.normal(size=6000) * 5, rng.normal(size=(6000, 4)) * 5):
+        whole = loss.predict_proba(margins)  # above the limit: the kernels
+        parts = np.concatenate([loss.predict_proba(part) for part in np.array_split(margins, 7)])
+        assert whole.tobytes() == parts.tobytes()
+
+
+def test_a_small_prediction_compiles_nothing(monkeypatch):
+    from boostloss._kernels import posterior
+
+    def refuse(*args):
+        raise AssertionError("a kernel was called")
+
+    monkeypatch.setattr(posterior, "_binary_posterior_rows", refuse)
+    monkeypatch.setattr(posterior, "_softmax_posterior", refuse)
+    rng = np.random.default_rng(6)
+    n = posterior.NUMPY_POSTERIOR_UPTO
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's discarded infinities stay silent
+        q = FocalLoss(gamma=2.0).predict_proba(_varied_margins(rng, n // 6, 3))
+        q2 = FocalLoss(gamma=0.5).predict_proba(_varied_margins(rng, n // 6, 2)[:, 0])
+    assert np.isfinite(q).all() and np.isfinite(q2).all()
+    for margins in (np.zeros(n + 1), np.zeros((n + 1, 3))):
+        with pytest.raises(AssertionError, match="a kernel was called"):
+            FocalLoss(gamma=2.0).predict_proba(margins)
+
+
 @pytest.mark.parametrize("gamma", [0.5, 2.0, 5.0, 50.0])
-def test_extreme_margins_stay_finite(gamma):
+def test_extreme_margins_stay_finite(gamma, path):
     big = np.array(
         [
             0.0,
@@ -342,7 +424,7 @@ def test_extreme_margins_stay_finite(gamma):
     np.testing.assert_allclose(qk[0], [1.0, 0.0, 0.0], atol=1e-300)
 
 
-def test_random_extreme_inputs_give_finite_rows_summing_to_one():
+def test_random_extreme_inputs_give_finite_rows_summing_to_one(path):
     rng = np.random.default_rng(12)
     for _ in range(60):
         k = int(rng.integers(2, 8))

@@ -126,9 +126,12 @@ def test_warm_up_compiles_what_the_first_trainings_need(tmp_path):
     [
         (GHMLoss(), 400, None, []),  # numpy does it all: nothing to compile
         (GHMLoss(), 3_000, None, ["histogram"]),  # above the weighted histogram's limit
-        (FocalLoss(), 3_000, None, []),
-        (FocalLoss(), 40_000, None, ["check float32", "check float64"]),
-        (FocalLoss(), 12_000, 3, ["check float32", "check float64"]),  # 36,000 margins
+        (FocalLoss(), 2_000, None, []),  # numpy's posterior map
+        (FocalLoss(), 3_000, None, ["posterior 2"]),
+        (FocalLoss(gamma=0.0), 3_000, None, []),  # the sigmoid: no focal map
+        (FocalLoss(), 40_000, None, ["check float32", "check float64", "posterior 2"]),
+        (FocalLoss(), 12_000, 3, ["check float32", "check float64", "posterior 3"]),  # 36,000
+        (FocalLoss(gamma=0.5), None, 4, ["check float32", "check float64", "posterior 4"]),
         (GHMLoss(), None, 3, ["check float32", "check float64", "histogram"]),  # any size
         (GHMLoss(density="window"), None, None, ["check float32", "check float64"]),
         (OHEMLoss(), 1_000, None, []),  # sorted by numpy
@@ -140,10 +143,16 @@ def test_compile_for_rows_reaches_what_only_larger_trainings_run(
     monkeypatch, loss, n_rows, n_classes, expected
 ):
     """The kernels behind numpy's small-input paths, for the sizes that reach them."""
-    from boostloss._kernels import binary, select
+    from boostloss._kernels import binary, posterior, select
     from boostloss.warm import _compile_for_rows
 
     seen = []
+    monkeypatch.setattr(
+        posterior, "_binary_posterior", lambda *args: seen.append("posterior 2") or 0
+    )
+    monkeypatch.setattr(
+        posterior, "_softmax_posterior", lambda z, *args: seen.append(f"posterior {z.shape[1]}")
+    )
     monkeypatch.setattr(binary, "count_nonfinite", lambda x: seen.append(f"check {x.dtype}") or 0)
     monkeypatch.setattr(binary, "_chunk_histograms", lambda *args: seen.append("histogram"))
     monkeypatch.setattr(

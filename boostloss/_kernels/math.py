@@ -203,6 +203,60 @@ def _log_reduced(m, dk, c):
     return dk * _LN2_HI - ((hfsq - (s * (hfsq + t2 + t1) + (dk * _LN2_LO + c))) - f)
 
 
+# numpy twins of the three functions above, on float64 arrays: the same operations in the same
+# order, each select a ``np.where`` (a scalar ``min(a, b)`` is ``b if b < a else a``), so the same
+# bits (tests/test_posterior.py compares them byte for byte). For inputs so small that compiling
+# a kernel costs more than numpy's passes (the posterior map of a few hundred rows). Call them
+# under ``np.errstate(all="ignore")``: like the kernels, they may form infinities in a discarded
+# side of a select.
+
+
+def exp_nonpositive_array(t):
+    """:func:`_exp_nonpositive` of every element of the float64 array ``t`` (all ``<= 0``)."""
+    t = np.where(t < -750.0, -750.0, t)
+    kf = np.floor(t * _LOG2E + 0.5)
+    k = kf.astype(np.int64)
+    hi = t - kf * _LN2_HI
+    lo = kf * _LN2_LO
+    r = hi - lo
+    rr = r * r
+    c = r - rr * (_EXP_P1 + rr * (_EXP_P2 + rr * (_EXP_P3 + rr * (_EXP_P4 + rr * _EXP_P5))))
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    low = (k & 31) - 96
+    return (y * np.ldexp(1.0, low)) * np.ldexp(1.0, k - low)
+
+
+def log1p_unit_array(e, u, inv_u):
+    """:func:`_log1p_unit` of float64 arrays."""
+    c = (e - (u - 1.0)) * inv_u
+    big = u > _SQRT2
+    return _log_reduced_array(np.where(big, u * 0.5, u), np.where(big, 1.0, 0.0), c)
+
+
+def log1p_nonnegative_array(t):
+    """:func:`_log1p_nonnegative` of every element of the float64 array ``t`` (all ``>= 0``)."""
+    u = 1.0 + t
+    c = (t - (u - 1.0)) / u
+    m = u
+    dk = np.zeros_like(u)
+    for k, scale, threshold in _LOG_STEPS:
+        big = m >= threshold
+        m = np.where(big, m * scale, m)
+        dk = np.where(big, dk + k, dk)
+    return _log_reduced_array(m, dk, c)
+
+
+def _log_reduced_array(m, dk, c):
+    f = m - 1.0
+    hfsq = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    return dk * _LN2_HI - ((hfsq - (s * (hfsq + t2 + t1) + (dk * _LN2_LO + c))) - f)
+
+
 @inlined
 def _logistic_parts(z):
     """Return ``(p_t, q, log_p_t, log_q)`` for the margin ``z`` toward the true class.

@@ -35,7 +35,15 @@ and ``q = softmax_k(log w(t_k) - log class_weight_k)``.
 
 import numpy as np
 
-from .math import _exp_nonpositive, _log1p_nonnegative, _log1p_unit, inlined
+from .math import (
+    _exp_nonpositive,
+    _log1p_nonnegative,
+    _log1p_unit,
+    exp_nonpositive_array,
+    inlined,
+    log1p_nonnegative_array,
+    log1p_unit_array,
+)
 from .threads import row_kernel, rows_of, run_spans
 
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
@@ -102,7 +110,58 @@ def _binary_posterior(x, gamma, shift, q0_out, q1_out):
     return bad
 
 
-binary_posterior = rows_of(_binary_posterior, 0, 3, 4)
+_binary_posterior_rows = rows_of(_binary_posterior, 0, 3, 4)
+
+
+def _binary_posterior_numpy(x, gamma, shift, q0_out, q1_out):
+    """:func:`_binary_posterior` in numpy: :func:`_binary_pair`'s operations on the whole array,
+    each select a ``np.where``; the same bits."""
+    finite = np.isfinite(x)
+    bad = x.shape[0] - int(np.count_nonzero(finite))
+    x = np.where(finite, x, 0.0)
+    a = np.abs(x)
+    u, l1 = _softplus_parts_array(a)
+    tiny = u < _U_TINY
+    linear = a < _LINEAR_BELOW
+    num = np.where(tiny, 1.0 + gamma, np.where(linear, 1.0, u + gamma * l1))
+    den = np.where(tiny | linear, 1.0, u + gamma * ((a + l1) * u) * u)
+    slope = np.where(
+        linear, (1.0 + gamma) - gamma * (2.0 * _LN2 - 1.0) / (1.0 + gamma * _LN2), 1.0 + gamma
+    )
+    toward_positive = x >= 0.0
+    arg = -slope * a - np.where(toward_positive, shift, -shift)
+    e = exp_nonpositive_array(-np.abs(arg))
+    low = arg <= 0.0
+    w = e * (np.where(low, num, den) / np.where(low, den, num))
+    inv = 1.0 / (1.0 + w)
+    small = np.where(w < _U_TINY, w, 1.0 / (1.0 + 1.0 / w))
+    toward = np.where(low, inv, small)
+    away = np.where(low, small, inv)
+    q0_out[:] = np.where(toward_positive, away, toward)
+    q1_out[:] = np.where(toward_positive, toward, away)
+    return bad
+
+
+def _softplus_parts_array(a):
+    u = exp_nonpositive_array(-a)
+    big = 1.0 + u
+    return u, log1p_unit_array(u, big, 1.0 / big)
+
+
+#: Up to this many rows the posterior map runs in numpy (the kernels' twins, the same bits): a
+#: first prediction on a few hundred rows then compiles nothing (the K-class kernel is 1-3 s of
+#: compiling, the binary one 0.3-0.6 s), at a cost per row that is small beside the frameworks'
+#: own prediction (docs/performance.md).
+NUMPY_POSTERIOR_UPTO = 2048
+
+
+def binary_posterior(x, gamma, shift, q0_out, q1_out):
+    """``q0_out[i], q1_out[i] = 1 - q_i, q_i`` of the margins ``x`` (see :func:`_binary_pair`);
+    returns the number of non-finite margins."""
+    if x.shape[0] <= NUMPY_POSTERIOR_UPTO:
+        with np.errstate(all="ignore"):
+            return _binary_posterior_numpy(x, gamma, shift, q0_out, q1_out)
+    return _binary_posterior_rows(x, gamma, shift, q0_out, q1_out)
 
 
 @inlined
@@ -238,8 +297,95 @@ def _posterior_scratch(n_classes):
     )
 
 
+def _softmax_posterior_numpy(z, gamma, log_weights, out):
+    """:func:`_softmax_posterior` in numpy: its loops over the rows of a block are whole-column
+    operations (the classes in the same order), each select a ``np.where``; the same bits."""
+    n_classes = z.shape[1]
+    weighted = log_weights.shape[0] > 0
+    t_bound = 1e300 / (1.0 + gamma)
+    zt = np.array(z.T, order="C")
+    finite = np.isfinite(zt).all(axis=0)
+    bad = z.shape[0] - int(np.count_nonzero(finite))
+    if bad:
+        zt[:, ~finite] = 0.0
+    m1 = np.full(z.shape[0], -np.inf)
+    top = np.zeros(z.shape[0], dtype=np.int64)
+    for k in range(n_classes):
+        bigger = zt[k] > m1
+        top = np.where(bigger, k, top)
+        m1 = np.where(bigger, zt[k], m1)
+    m2 = np.full(z.shape[0], -np.inf)
+    second = np.zeros(z.shape[0], dtype=np.int64)
+    for k in range(n_classes):
+        v = np.where(k != top, zt[k], -np.inf)
+        bigger = v > m2
+        second = np.where(bigger, k, second)
+        m2 = np.where(bigger, v, m2)
+    et = np.empty_like(zt)
+    rest = np.zeros(z.shape[0])
+    for k in range(n_classes):
+        d = zt[k] - m2
+        e = exp_nonpositive_array(np.where(d > 0.0, 0.0, d))
+        et[k] = e
+        rest = rest + np.where((k != top) & (k != second), e, 0.0)
+    c = exp_nonpositive_array(m2 - m1)
+    t_top = (m1 - m2) - log1p_nonnegative_array(rest)
+    ec = c * (1.0 + rest)
+    u_top = np.where(t_top >= 0.0, np.where(ec > 1.0, 1.0, ec), 1.0 / ec)
+    fmax = np.full(z.shape[0], -np.inf)
+    for k in range(n_classes):
+        log_wk = log_weights[k] if weighted else 0.0
+        is_top = k == top
+        e = et[k]
+        s_k = np.where(k == second, rest, (rest - e) + 1.0)
+        cs = c * s_k
+        t_other = (zt[k] - m1) - log1p_nonnegative_array(cs)
+        u_other = c * e / (1.0 + cs)
+        t = np.where(is_top, t_top, t_other)
+        t = np.where(-t_bound > t, -t_bound, t)
+        t = np.where(t_bound < t, t_bound, t)
+        u = np.where(is_top, u_top, u_other)
+        big = 1.0 + u
+        l1 = log1p_unit_array(u, big, 1.0 / big)
+        positive = t >= 0.0
+        ratio = np.where(u > 0.0, l1 / np.where(u > 0.0, u, 1.0), 1.0)
+        d = np.where(positive, gamma * ratio, gamma * ((l1 - t) * u))
+        f = np.where(positive, gamma * t, t) + (gamma - 1.0) * l1
+        f = f - log_wk
+        et[k] = f
+        zt[k] = 1.0 / (1.0 + np.where(d > 1e300, 1e300, d))
+        fmax = np.where(f > fmax, f, fmax)
+    rest = np.zeros(z.shape[0])
+    for k in range(n_classes):
+        e = exp_nonpositive_array(et[k] - fmax) * zt[k]
+        et[k] = e
+        rest = rest + e
+    inv = 1.0 / rest
+    for k in range(n_classes):
+        out[:, k] = et[k] * inv
+    return bad
+
+
 def softmax_posterior(z, gamma, log_weights, out):
-    """:func:`_softmax_posterior` over every row, on the kernels' threads."""
+    """:func:`_softmax_posterior` over every row, on the kernels' threads (in numpy up to
+    :data:`NUMPY_POSTERIOR_UPTO` rows)."""
+    if z.shape[0] <= NUMPY_POSTERIOR_UPTO:
+        with np.errstate(all="ignore"):
+            return _softmax_posterior_numpy(z, gamma, log_weights, out)
     args = (z, gamma, log_weights, out)
     scratch = _posterior_scratch(z.shape[1])
     return run_spans(_softmax_posterior, args, z.shape[0], ROW_BLOCK, scratch)
+
+
+def compile_posterior(n_classes, n_rows=None):
+    """Compile (or load) the posterior kernel of ``n_classes`` classes (2: the binary map) when
+    ``n_rows`` rows (None: any number) reach it, for a warm-up ahead of a large prediction."""
+    if n_rows is not None and n_rows <= NUMPY_POSTERIOR_UPTO:
+        return
+    if n_classes == 2:
+        columns = np.empty((2, 1))
+        _binary_posterior(np.zeros(1), 2.0, 0.0, columns[0], columns[1])
+    else:
+        z = np.zeros((1, n_classes))
+        scratch = _posterior_scratch(n_classes)()
+        _softmax_posterior(z, 2.0, np.empty(0), np.empty_like(z), scratch, 0, 1)
