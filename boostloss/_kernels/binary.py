@@ -189,7 +189,8 @@ def _bin_of_uniform(g, bins, fbins):
     The edges are recomputed by the same correctly rounded division that made them, so the result
     is identical; table look-ups (gathers) would keep the compiler from vectorising the loop.
     """
-    b = min(int(g * bins), bins - 1)
+    b = int(g * bins)
+    b = bins - 1 if bins - 1 < b else b
     down = g < b / fbins
     up = (b + 1 < bins) & (g >= (b + 1) / fbins)
     return b - np.int64(down) + np.int64(up)
@@ -466,7 +467,7 @@ def _window_sweep(n_valid, sorted_g, idx, prefix, weighted, tot, epsilon, beta_o
             count = prefix[hi] - prefix[lo]
         else:
             count = float(hi - lo)
-        length = min(above, 1.0) - max(below, 0.0)
+        length = (1.0 if above > 1.0 else above) - (0.0 if below < 0.0 else below)
         if count > 0.0:
             beta_out[idx[k]] = tot * length / count
         else:

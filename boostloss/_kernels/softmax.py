@@ -170,7 +170,8 @@ def _block_log_sum_exp(lo, m, y, xb, cls, am, work):
     _block_max_others(lo, m, y, xb, cls, am, work)
     for k in range(xb.shape[1]):
         for b in range(m):
-            e = _exp_nonpositive(min(xb[b, k] - work[_MO, b], 0.0))
+            d = xb[b, k] - work[_MO, b]
+            e = _exp_nonpositive(0.0 if d > 0.0 else d)  # min(d, 0.0) (_kernels/math.py)
             work[_S_REST, b] += e if (k != cls[b]) & (k != am[b]) else 0.0
 
 
@@ -192,7 +193,8 @@ def _block_first_sweep(lo, m, y, xb, gb, hb, cls, am, work):
     _block_max_others(lo, m, y, xb, cls, am, work)
     for k in range(xb.shape[1]):
         for b in range(m):
-            e = _exp_nonpositive(min(xb[b, k] - work[_MO, b], 0.0))
+            d = xb[b, k] - work[_MO, b]
+            e = _exp_nonpositive(0.0 if d > 0.0 else d)  # min(d, 0.0) (_kernels/math.py)
             gb[b, k] = e
             hb[b, k] = e - np.float64(gb[b, k])
             work[_S_REST, b] += e if (k != cls[b]) & (k != am[b]) else 0.0
@@ -394,9 +396,10 @@ def _for_each_block(
     an empty (0, 0) ``grad_out`` and ``hess_out``."""
     cls, am, work, xb, gb, hb = _block_scratch(x.shape[1], grad_out.dtype)
     for j in range(start // SWEEP_ROWS, _n_sweeps(stop)):
-        end = min(stop, (j + 1) * SWEEP_ROWS)
+        end = (j + 1) * SWEEP_ROWS
+        end = stop if stop < end else end
         for lo in range(j * SWEEP_ROWS, end, ROW_BLOCK):
-            m = min(ROW_BLOCK, end - lo)
+            m = end - lo if end - lo < ROW_BLOCK else ROW_BLOCK
             _load_block(lo, m, x, xb)
             block(lo, m, gamma, alpha, hessian_mode, y, w, xb, gb, hb, cls, am, work, out)
             finish(lo, m, work, gb, hb, grad_out, hess_out, aux, edges)
