@@ -18,7 +18,7 @@ from ._kernels.cache import kernels
 from ._kernels.threads import AUTO
 from ._typing import LossLike
 from .losses import FocalLoss, _Loss, check_target, make_loss
-from .losses._validation import compile_finiteness_check
+from .losses._validation import WIDEN_UPTO, compile_finiteness_check
 
 __all__ = ["warm_up"]
 
@@ -81,12 +81,24 @@ def _compile_for_rows(
     """The kernels that a training of ``n_rows`` rows (None: any number) reaches and a few rows do
     not: below a size numpy does some of the work (nothing to compile for a small training), so a
     warm-up on a few rows would leave them to the first large round. The margins' finiteness check
-    (per margin dtype), the loss's own (GHM-C's bin histogram, OHEM's radix select) and the focal
-    posterior map's kernel (predictions on as many rows)."""
+    (per margin dtype), the loss's own (GHM-C's bin histogram, OHEM's radix select), the binary
+    kernels of float32 margins (widened to float64 up to a few thousand) and the focal posterior
+    map's kernel (predictions on as many rows)."""
     margins = None if n_rows is None else n_rows * (n_classes or 1)
     for framework in frameworks:
         compile_finiteness_check(_LAYOUTS[framework][0], margins)
     loss._compile_for_samples(n_rows)
+    if n_classes is None and (n_rows is None or n_rows > WIDEN_UPTO):
+        # float32 margins beyond the size up to which they are widened to float64
+        n = WIDEN_UPTO + 1
+        target = check_target((np.arange(n) % 2).astype(np.float64))
+        evaluation, _ = loss.evaluation_loss()
+        for framework in frameworks:
+            if _LAYOUTS[framework][0] == np.float32:
+                x = np.resize(_margins(None, np.float32, "C"), n)
+                gradient_hessian(loss, _Entry(loss, target), x, AUTO)
+                for metric in {id(loss): loss, id(evaluation): evaluation}.values():
+                    mean_loss(metric, _Entry(metric, target), x, AUTO)
     gamma, _ = loss._posterior_map(n_classes or 2)
     if gamma > 0.0:  # the focal map's kernel, for predictions on as many rows
         kernels("posterior").compile_posterior(n_classes or 2, n_rows)

@@ -217,3 +217,16 @@ def test_empty_round_does_not_disturb_momentum():
     b.gradient_hessian([], [])
     np.testing.assert_array_equal(a.running_counts_, b.running_counts_)
     np.testing.assert_array_equal(a.gradient_hessian(y, x)[0], b.gradient_hessian(y, x)[0])
+
+
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_float32_margins_give_the_float64_answer_widened_or_not(loss_name, data, monkeypatch):
+    """Up to ``WIDEN_UPTO`` binary float32 margins are widened to float64 before the kernels (one
+    margin dtype to compile for small trainings); above, the kernels read float32: the same bits."""
+    from boostloss.losses import _validation
+
+    y, x, w = data
+    expected = reference(loss_name, y, x, w)
+    for limit in (-1, N):  # the float32 kernels; widened
+        monkeypatch.setattr(_validation, "WIDEN_UPTO", limit)
+        assert_identical(reference(loss_name, y, x.astype(np.float32), w), expected)

@@ -18,6 +18,7 @@ import pytest
 
 import boostloss
 from boostloss import FocalLoss, GHMLoss, OHEMLoss
+from boostloss.losses._validation import WIDEN_UPTO
 
 #: The ``(module, kernel, signature)`` of every specialisation the boostloss kernels hold.
 SIGNATURES = textwrap.dedent(
@@ -121,6 +122,10 @@ def test_warm_up_compiles_what_the_first_trainings_need(tmp_path):
     assert not missed, f"kernels compiled by a training after warm_up: {missed}"
 
 
+#: The binary round on float32 margins just above the size up to which they are widened.
+F32 = f"float32 ({WIDEN_UPTO + 1},)"
+
+
 @pytest.mark.parametrize(
     ("loss", "n_rows", "n_classes", "expected"),
     [
@@ -129,13 +134,15 @@ def test_warm_up_compiles_what_the_first_trainings_need(tmp_path):
         (FocalLoss(), 2_000, None, []),  # numpy's posterior map
         (FocalLoss(), 3_000, None, ["posterior 2"]),
         (FocalLoss(gamma=0.0), 3_000, None, []),  # the sigmoid: no focal map
-        (FocalLoss(), 40_000, None, ["check float32", "check float64", "posterior 2"]),
+        (FocalLoss(gamma=0.0), 5_000, None, [F32]),  # float32 margins no longer widened
+        (FocalLoss(), 40_000, None, ["check float32", "check float64", F32, "posterior 2"]),
         (FocalLoss(), 12_000, 3, ["check float32", "check float64", "posterior 3"]),  # 36,000
         (FocalLoss(gamma=0.5), None, 4, ["check float32", "check float64", "posterior 4"]),
         (GHMLoss(), None, 3, ["check float32", "check float64", "histogram"]),  # any size
-        (GHMLoss(density="window"), None, None, ["check float32", "check float64"]),
+        (GHMLoss(density="window"), None, None, ["check float32", "check float64", F32]),
         (OHEMLoss(), 1_000, None, []),  # sorted by numpy
         (OHEMLoss(), 3_000, None, ["selection"]),  # the radix select's kernels
+        (OHEMLoss(), 5_000, None, ["selection", F32]),
         (OHEMLoss(negative_class=0), None, 3, ["check float32", "check float64", "selection"]),
     ],
 )
@@ -143,10 +150,14 @@ def test_compile_for_rows_reaches_what_only_larger_trainings_run(
     monkeypatch, loss, n_rows, n_classes, expected
 ):
     """The kernels behind numpy's small-input paths, for the sizes that reach them."""
+    from boostloss import warm
     from boostloss._kernels import binary, posterior, select
-    from boostloss.warm import _compile_for_rows
 
     seen = []
+    monkeypatch.setattr(
+        warm, "gradient_hessian", lambda loss, entry, x, n: seen.append(f"{x.dtype} {x.shape}")
+    )
+    monkeypatch.setattr(warm, "mean_loss", lambda *args: 0.0)
     monkeypatch.setattr(
         posterior, "_binary_posterior", lambda *args: seen.append("posterior 2") or 0
     )
@@ -158,7 +169,7 @@ def test_compile_for_rows_reaches_what_only_larger_trainings_run(
     monkeypatch.setattr(
         select, "_select", lambda *args, **kwargs: seen.append("selection") or (0, 0.0, 0, 0.0)
     )
-    _compile_for_rows(loss, n_rows, n_classes, ("xgboost", "lightgbm"))
+    warm._compile_for_rows(loss, n_rows, n_classes, ("xgboost", "lightgbm"))
     assert list(dict.fromkeys(seen)) == expected  # the selection: several calls
 
 

@@ -456,7 +456,7 @@ class _Loss(BaseEstimator):
         target = check_target(y_true, sample_weight)
         x = v.check_margins(raw_prediction, n=target.n_samples)
         target.check_classes(None if x.ndim == 1 else x.shape[1])
-        return target, x
+        return target, v.widened(x)
 
     def _check_state(self, state):
         if state is not None:
