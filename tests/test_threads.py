@@ -131,6 +131,33 @@ def test_small_histograms_by_numpy_equal_the_kernel(weighted, large_data, monkey
         assert by_default.sum() == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("weights", ["none", "positive", "with zeros"])
+@pytest.mark.parametrize("norms", ["spread", "ties", "ends"])
+def test_small_window_densities_by_numpy_equal_the_kernel(weights, norms):
+    """Up to a size, the window density is numpy's (a stable sort, ``searchsorted`` for the
+    window's ends, serial sums): the weights and the total are the kernel's to the bit."""
+    rng = np.random.default_rng(len(weights) * 7 + len(norms))
+    limit = _kernels._NUMPY_WINDOW_UPTO
+    for n in (0, 1, 2, 7, 400, limit):
+        g = {
+            "spread": rng.random(n),
+            "ties": np.round(rng.random(n) * 20) / 20,  # many equal norms, on window ends
+            "ends": rng.choice([0.0, 5e-324, 0.25, 0.5, 1.0 - 2.0**-53, 1.0], size=n),
+        }[norms]
+        w = {
+            "none": np.empty(0),
+            "positive": rng.random(n) + 0.01,
+            "with zeros": rng.integers(0, 3, n) * rng.random(n),
+        }[weights]
+        for epsilon in (1e-9, 0.05, 0.5, 2.0):
+            small = np.full(n, np.nan)
+            kernel = np.full(n, np.nan)
+            tot = _kernels.window_beta(g, w, epsilon, small)
+            tot_kernel = _kernels._window_beta(g, w, epsilon, kernel)
+            assert small.tobytes() == kernel.tobytes(), (n, epsilon)
+            assert repr(tot) == repr(tot_kernel), (n, epsilon)
+
+
 # --------------------------------------------------------------------------------------------
 # Trainings in threads sharing one loss object
 # --------------------------------------------------------------------------------------------

@@ -139,7 +139,9 @@ F32 = f"float32 ({WIDEN_UPTO + 1},)"
         (FocalLoss(), 12_000, 3, ["check float32", "check float64", "posterior 3"]),  # 36,000
         (FocalLoss(gamma=0.5), None, 4, ["check float32", "check float64", "posterior 4"]),
         (GHMLoss(), None, 3, ["check float32", "check float64", "histogram"]),  # any size
-        (GHMLoss(density="window"), None, None, ["check float32", "check float64", F32]),
+        (GHMLoss(density="window"), 4_000, 3, []),  # numpy's window density
+        (GHMLoss(density="window"), 5_000, None, ["window", F32]),
+        (GHMLoss(density="window"), None, None, ["check float32", "check float64", "window", F32]),
         (OHEMLoss(), 1_000, None, []),  # sorted by numpy
         (OHEMLoss(), 3_000, None, ["selection"]),  # the radix select's kernels
         (OHEMLoss(), 5_000, None, ["selection", F32]),
@@ -158,6 +160,8 @@ def test_compile_for_rows_reaches_what_only_larger_trainings_run(
         warm, "gradient_hessian", lambda loss, entry, x, n: seen.append(f"{x.dtype} {x.shape}")
     )
     monkeypatch.setattr(warm, "mean_loss", lambda *args: 0.0)
+    monkeypatch.setattr(binary, "_window_beta", lambda *args: seen.append("window"))
+    monkeypatch.setattr(binary, "_window_beta_into", lambda *args: seen.append("window"))
     monkeypatch.setattr(
         posterior, "_binary_posterior", lambda *args: seen.append("posterior 2") or 0
     )

@@ -408,10 +408,10 @@ def _radix_sort_bits(n, keys, idx, keys_tmp, idx_tmp):
 
 
 @njit(cache=True)
-def window_beta(g, w, epsilon, beta_out):
-    """:func:`window_beta_into` with its work arrays allocated here."""
+def _window_beta(g, w, epsilon, beta_out):
+    """:func:`_window_beta_into` with its work arrays allocated here."""
     n = g.shape[0]
-    return window_beta_into(
+    return _window_beta_into(
         g,
         w,
         epsilon,
@@ -496,7 +496,7 @@ def _normalise_betas(w, tot, beta_out):
 
 
 @njit(cache=True)
-def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, prefix):
+def _window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, prefix):
     """Harmonising weights from the paper's sliding-window gradient density.
 
     ``GD(g_i) = (sum of weights of valid k with g_k in (g_i - eps/2, g_i + eps/2)) / l_eps(g_i)``,
@@ -521,6 +521,76 @@ def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, pref
     _window_sweep(n_valid, keys.view(np.float64), idx, prefix, weighted, tot, epsilon, beta_out)
     _normalise_betas(w, tot, beta_out)
     return tot
+
+
+def _window_beta_numpy(g, w, epsilon, beta_out):
+    """:func:`_window_beta_into` in numpy, the same bits: numpy's stable sort orders the valid
+    ``g`` (all ``>= +0``) as the radix sort of their bit patterns does, equal values by sample;
+    the two ends of each window are counted by ``searchsorted`` (``lo`` the number of sorted ``g
+    <= g_j - eps/2``, ``hi`` of those ``< g_j + eps/2``, as the sweep's two pointers); the prefix
+    of the weights and the normalising sum are serial sums (``np.add.accumulate``), as in the
+    kernel."""
+    weighted = w.shape[0] > 0
+    if weighted:
+        valid = w > 0.0
+        beta_out[~valid] = 0.0
+        rows = np.flatnonzero(valid)
+        idx = rows[np.argsort(g[rows], kind="stable")]
+    else:
+        idx = np.argsort(g, kind="stable")
+    n_valid = idx.shape[0]
+    sorted_g = g[idx]
+    if weighted:
+        prefix = np.zeros(n_valid + 1)
+        np.add.accumulate(w[idx], out=prefix[1:])
+        tot = float(prefix[n_valid])
+    else:
+        tot = float(n_valid)
+    half = 0.5 * epsilon
+    below = sorted_g - half
+    above = sorted_g + half
+    lo = np.searchsorted(sorted_g, below, side="right")
+    hi = np.searchsorted(sorted_g, above, side="left")
+    count = prefix[hi] - prefix[lo] if weighted else (hi - lo).astype(np.float64)
+    length = np.where(above > 1.0, 1.0, above) - np.where(below < 0.0, 0.0, below)
+    positive = count > 0.0
+    beta_out[idx] = np.where(positive, tot * length / np.where(positive, count, 1.0), 0.0)
+    terms = w * beta_out if weighted else beta_out
+    norm = 0.0 + np.add.accumulate(terms)[-1] if terms.shape[0] else 0.0
+    if norm > 0.0:
+        beta_out *= tot / norm
+    return tot
+
+
+#: Up to this many samples the window density runs in numpy (:func:`_window_beta_numpy`, the
+#: same bits): the radix sort and the sweep are 2-3 s of compiling, numpy's sort is as fast on a
+#: few thousand samples.
+_NUMPY_WINDOW_UPTO = 4096
+
+
+def compile_window_density(n_samples=None):
+    """Compile (or load) the window density's kernels when ``n_samples`` samples (None: any
+    number) reach them, for a warm-up ahead of a large training."""
+    if n_samples is None or n_samples > _NUMPY_WINDOW_UPTO:
+        g = np.zeros(1)
+        _window_beta(g, np.empty(0), 0.1, np.empty(1))
+        work = [np.empty(1, dtype=np.int64) for _ in range(4)]
+        _window_beta_into(g, np.empty(0), 0.1, np.empty(1), *work, np.empty(2))
+
+
+def window_beta(g, w, epsilon, beta_out):
+    """Harmonising weights of the sliding-window density (:func:`_window_beta_into`), its work
+    arrays allocated here. Returns ``tot``."""
+    if g.shape[0] <= _NUMPY_WINDOW_UPTO:
+        return _window_beta_numpy(g, w, epsilon, beta_out)
+    return _window_beta(g, w, epsilon, beta_out)
+
+
+def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, prefix):
+    """:func:`_window_beta_into` (numpy's twin up to :data:`_NUMPY_WINDOW_UPTO` samples)."""
+    if g.shape[0] <= _NUMPY_WINDOW_UPTO:
+        return _window_beta_numpy(g, w, epsilon, beta_out)
+    return _window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, prefix)
 
 
 @row_kernel

@@ -243,6 +243,8 @@ class GHMLoss(_Loss):
     def _compile_for_samples(self, n_samples):
         if self.resolved_params().density == "bins":
             kernels().compile_bin_histogram(n_samples)
+        else:
+            kernels().compile_window_density(n_samples)
 
     def _sample_betas(self, params, y, x, w, ce_out, state=None):
         """Per-sample weights of these margins (no momentum); ``ce_out`` gets the cross-entropy.
