@@ -67,12 +67,19 @@ def _check_n_classes(n_classes: object) -> int | None:
     return int(n_classes)
 
 
-def _margins(n_classes: int | None, dtype: Any, order: Any) -> np.ndarray[Any, Any]:
-    spread = np.linspace(-3.0, 3.0, _ROWS)
+def _margins(
+    n_classes: int | None, dtype: Any, order: Any, rows: int = _ROWS
+) -> np.ndarray[Any, Any]:
+    spread = np.linspace(-3.0, 3.0, rows)
     if n_classes is None:
         return spread.astype(dtype)
     columns = [np.roll(spread, 5 * k) for k in range(n_classes)]
     return np.array(np.column_stack(columns), dtype=dtype, order=order)
+
+
+def _softmax_numpy_limit() -> int:
+    """Rows up to which a K-class model's focal gradients are numpy's (no kernel compiled)."""
+    return int(kernels("softmax").NUMPY_FOCAL_UPTO)
 
 
 def _compile_for_rows(
@@ -82,23 +89,28 @@ def _compile_for_rows(
     not: below a size numpy does some of the work (nothing to compile for a small training), so a
     warm-up on a few rows would leave them to the first large round. The margins' finiteness check
     (per margin dtype), the loss's own (GHM-C's bin histogram, OHEM's radix select), the binary
-    kernels of float32 margins (widened to float64 up to a few thousand) and the focal posterior
-    map's kernel (predictions on as many rows)."""
+    kernels of float32 margins (widened to float64 up to a few thousand), the K-class focal
+    gradient kernels (numpy's up to a few hundred rows) and the focal posterior map's kernel
+    (predictions on as many rows)."""
     margins = None if n_rows is None else n_rows * (n_classes or 1)
     for framework in frameworks:
         compile_finiteness_check(_LAYOUTS[framework][0], margins)
     loss._compile_for_samples(n_rows)
-    if n_classes is None and (n_rows is None or n_rows > WIDEN_UPTO):
-        # float32 margins beyond the size up to which they are widened to float64
-        n = WIDEN_UPTO + 1
-        target = check_target((np.arange(n) % 2).astype(np.float64))
+    # Rounds just above the sizes up to which numpy does the work: a binary model's float32
+    # margins (widened to float64 below), a K-class model's focal gradients.
+    limit = WIDEN_UPTO if n_classes is None else _softmax_numpy_limit()
+    if n_rows is None or n_rows > limit:
+        n = limit + 1
+        target = check_target((np.arange(n) % (n_classes or 2)).astype(np.float64))
         evaluation, _ = loss.evaluation_loss()
         for framework in frameworks:
-            if _LAYOUTS[framework][0] == np.float32:
-                x = np.resize(_margins(None, np.float32, "C"), n)
-                gradient_hessian(loss, _Entry(loss, target), x, AUTO)
-                for metric in {id(loss): loss, id(evaluation): evaluation}.values():
-                    mean_loss(metric, _Entry(metric, target), x, AUTO)
+            dtype, order = _LAYOUTS[framework]
+            if n_classes is None and dtype != np.float32:
+                continue
+            x = _margins(n_classes, dtype, order, rows=n)
+            gradient_hessian(loss, _Entry(loss, target), x, AUTO)
+            for metric in {id(loss): loss, id(evaluation): evaluation}.values():
+                mean_loss(metric, _Entry(metric, target), x, AUTO)
     gamma, _ = loss._posterior_map(n_classes or 2)
     if gamma > 0.0:  # the focal map's kernel, for predictions on as many rows
         kernels("posterior").compile_posterior(n_classes or 2, n_rows)

@@ -120,9 +120,53 @@ def _assert_close(got, ref, what):
     )
 
 
+@pytest.fixture(params=["numpy", "kernel"])
+def path(request, monkeypatch):
+    """The focal gradients' two paths: numpy's (up to NUMPY_FOCAL_UPTO rows) and the kernels'."""
+    monkeypatch.setattr(ks, "NUMPY_FOCAL_UPTO", 1 << 62 if request.param == "numpy" else -1)
+    return request.param
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5, 9])
+@pytest.mark.parametrize("gamma", [2.0, 1.0, 0.0, 0.5, 3.7])
+def test_numpy_and_kernel_focal_gradients_give_the_same_bits(monkeypatch, n_classes, gamma):
+    """Small K-class trainings get numpy's twin of the gradient kernels (nothing to compile): the
+    same bits, for every Hessian policy, margin and output dtype, layout, sample and class
+    weights, margins of every scale and ties."""
+    rng = np.random.default_rng(n_classes)
+    n = 200
+    z = np.concatenate(
+        [
+            rng.normal(size=(n, n_classes)),
+            rng.normal(scale=30.0, size=(n, n_classes)),
+            np.round(rng.normal(size=(n, n_classes))),  # ties, for the top class too
+            rng.normal(scale=1e-9, size=(n, n_classes)),
+            rng.normal(scale=300.0, size=(n, n_classes)),
+        ]
+    )
+    y = rng.integers(0, n_classes, z.shape[0]).astype(np.float64)
+    weights = (EMPTY, rng.random(z.shape[0]))
+    alphas = (EMPTY, rng.random(n_classes) + 0.1)
+    for mode in (EXACT, GN, ks.HESSIAN_BOUNDED):
+        layouts = [(np.float32, np.float32, "C"), (np.float64, np.float32, "F")]
+        if gamma in (2.0, 0.5):  # (each layout is a compilation of each gamma's kernel)
+            layouts += [(np.float64, np.float64, "C"), (np.float32, np.float64, "F")]
+        for x_dtype, out_dtype, order in layouts:
+            x = np.array(z, dtype=x_dtype, order=order)
+            for w, alpha in ((weights[0], alphas[0]), (weights[1], alphas[1])):
+                results = []
+                for limit in (1 << 62, -1):
+                    monkeypatch.setattr(ks, "NUMPY_FOCAL_UPTO", limit)
+                    g = np.full(z.shape, np.nan, dtype=out_dtype, order=order)
+                    h = np.full(z.shape, np.nan, dtype=out_dtype, order=order)
+                    ks.softmax_focal_grad_hess(y, x, w, gamma, alpha, mode, g, h)
+                    results.append(g.tobytes() + h.tobytes())
+                assert results[0] == results[1], (mode, x_dtype, out_dtype, order, w.size)
+
+
 @pytest.mark.parametrize("n_classes", [3, 4, 7, 10])
 @pytest.mark.parametrize("with_alpha", [False, True])
-def test_against_mpmath(n_classes, with_alpha):
+def test_against_mpmath(n_classes, with_alpha, path):
     x, y = _rows(n_classes, n_classes)
     n = x.shape[0]
     alpha = np.linspace(0.25, 3.0, n_classes) if with_alpha else EMPTY
@@ -363,7 +407,7 @@ def test_gradients_sum_to_zero_and_weights_multiply(gamma):
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 5.0])
-def test_finite_differences(gamma):
+def test_finite_differences(gamma, path):
     rng = np.random.default_rng(6)
     n, K = 40, 5
     x = rng.standard_normal((n, K)) * 2.0

@@ -18,6 +18,7 @@ import pytest
 
 import boostloss
 from boostloss import FocalLoss, GHMLoss, OHEMLoss
+from boostloss._kernels.softmax import NUMPY_FOCAL_UPTO
 from boostloss.losses._validation import WIDEN_UPTO
 
 #: The ``(module, kernel, signature)`` of every specialisation the boostloss kernels hold.
@@ -124,6 +125,12 @@ def test_warm_up_compiles_what_the_first_trainings_need(tmp_path):
 
 #: The binary round on float32 margins just above the size up to which they are widened.
 F32 = f"float32 ({WIDEN_UPTO + 1},)"
+CHECKS = ["check float32", "check float64"]
+
+
+def K_CLASS(k):  # noqa: N802 - reads like the constants beside it
+    """The K-class rounds (both layouts) just above the size of numpy's focal gradients."""
+    return [f"float32 ({NUMPY_FOCAL_UPTO + 1}, {k})", f"float64 ({NUMPY_FOCAL_UPTO + 1}, {k})"]
 
 
 @pytest.mark.parametrize(
@@ -136,16 +143,17 @@ F32 = f"float32 ({WIDEN_UPTO + 1},)"
         (FocalLoss(gamma=0.0), 3_000, None, []),  # the sigmoid: no focal map
         (FocalLoss(gamma=0.0), 5_000, None, [F32]),  # float32 margins no longer widened
         (FocalLoss(), 40_000, None, ["check float32", "check float64", F32, "posterior 2"]),
-        (FocalLoss(), 12_000, 3, ["check float32", "check float64", "posterior 3"]),  # 36,000
-        (FocalLoss(gamma=0.5), None, 4, ["check float32", "check float64", "posterior 4"]),
-        (GHMLoss(), None, 3, ["check float32", "check float64", "histogram"]),  # any size
-        (GHMLoss(density="window"), 4_000, 3, []),  # numpy's window density
+        (FocalLoss(), 500, 3, []),  # numpy's K-class gradients
+        (FocalLoss(), 12_000, 3, [*CHECKS, *K_CLASS(3), "posterior 3"]),  # 36,000 margins
+        (FocalLoss(gamma=0.5), None, 4, [*CHECKS, *K_CLASS(4), "posterior 4"]),
+        (GHMLoss(), None, 3, [*CHECKS, "histogram", *K_CLASS(3)]),  # any size
+        (GHMLoss(density="window"), 4_000, 3, K_CLASS(3)),  # numpy's window density
         (GHMLoss(density="window"), 5_000, None, ["window", F32]),
         (GHMLoss(density="window"), None, None, ["check float32", "check float64", "window", F32]),
         (OHEMLoss(), 1_000, None, []),  # sorted by numpy
         (OHEMLoss(), 3_000, None, ["selection"]),  # the radix select's kernels
         (OHEMLoss(), 5_000, None, ["selection", F32]),
-        (OHEMLoss(negative_class=0), None, 3, ["check float32", "check float64", "selection"]),
+        (OHEMLoss(negative_class=0), None, 3, [*CHECKS, "selection", *K_CLASS(3)]),
     ],
 )
 def test_compile_for_rows_reaches_what_only_larger_trainings_run(

@@ -242,13 +242,48 @@ def log1p_nonnegative_array(t):
     """:func:`_log1p_nonnegative` of every element of the float64 array ``t`` (all ``>= 0``)."""
     u = 1.0 + t
     c = (t - (u - 1.0)) / u
-    m = u
-    dk = np.zeros_like(u)
-    for k, scale, threshold in _LOG_STEPS:
-        big = m >= threshold
-        m = np.where(big, m * scale, m)
-        dk = np.where(big, dk + k, dk)
+    # The halving steps stop at the largest dk with u >= 2**dk sqrt(2)/2 (u >= 1, every scaling
+    # exact): with u = f 2**e, f in [1/2, 1), that is dk = e when f >= sqrt(2)/2, else e - 1.
+    f, e = np.frexp(u)
+    low = f < _SQRT2 / 2.0
+    m = np.where(low, f * 2.0, f)
+    dk = (e - low).astype(np.float64)
     return _log_reduced_array(m, dk, c)
+
+
+def _true_class_arrays(a, s_rest):
+    """:func:`_true_class_pq`, :func:`_true_class_log_p` and :func:`_true_class_log_q` of float64
+    arrays: ``(P, q, e, log P, log q)``."""
+    s = 1.0 + s_rest
+    e = exp_nonpositive_array(-np.abs(a))
+    neg = a <= 0.0
+    v = s * e
+    inv = 1.0 / np.where(neg, s + e, 1.0 + v)
+    p = np.where(neg, e, 1.0) * inv
+    q = np.where(neg, s, v) * inv
+    l1 = log1p_nonnegative_array(np.where(neg, s_rest + e, (1.0 + s_rest) * e))
+    log_p = np.where(neg, a - l1, -l1)
+    l2 = log1p_nonnegative_array(np.where(neg, e / s, s_rest))
+    log_q = np.where(neg, -l2, (l2 - a) - log1p_nonnegative_array(s * e))
+    return p, q, e, log_p, log_q
+
+
+def focal_terms_array(p, q, log_p, log_q, gamma, a):
+    """:func:`focal_terms` of float64 arrays (``gamma`` a float)."""
+    if gamma == 0.0:
+        factor = 1.0
+    elif gamma == 2.0:
+        factor = q * q
+    elif gamma == 1.0:
+        factor = q
+    else:
+        factor = exp_nonpositive_array(gamma * log_q)
+    am = a * factor
+    p_log_p = p * log_p
+    fl = -am * log_p
+    d1 = am * (gamma * p_log_p - q)
+    d2 = am * (gamma * p_log_p * (q - gamma * p) + (2.0 * gamma + 1.0) * p * q)
+    return fl, d1, d2, am
 
 
 def _log_reduced_array(m, dk, c):

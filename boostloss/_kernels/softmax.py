@@ -47,12 +47,15 @@ from .binary import CHUNK, _bin_of_uniform, _edges_are_uniform, by_gamma
 from .constants import HESSIAN_BOUNDED, HESSIAN_EXACT, HESSIAN_FLOOR, HESSIAN_GAUSS_NEWTON
 from .math import (
     _exp_nonpositive,
+    _true_class_arrays,
     _true_class_log_p,
     _true_class_log_q,
     _true_class_pq,
     bin_of,
     block_function,
+    exp_nonpositive_array,
     focal_terms,
+    focal_terms_array,
     inlined,
 )
 from .threads import _named, run_spans, spans_of, sweep_kernel
@@ -667,11 +670,62 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     hessian_mode : HESSIAN_EXACT, HESSIAN_GAUSS_NEWTON or HESSIAN_BOUNDED
     grad_out, hess_out : float32/64 (n, K), written
     """
-    kernel = by_gamma(gamma, _SOFTMAX_FOCAL_GRAD_HESS)
     n, n_classes = x.shape
     w, alpha = _ones_if_empty(w, n), _ones_if_empty(alpha, n_classes)
+    if n <= NUMPY_FOCAL_UPTO:
+        with np.errstate(all="ignore"):
+            _focal_grad_hess_numpy(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out)
+        return
+    kernel = by_gamma(gamma, _SOFTMAX_FOCAL_GRAD_HESS)
     args = (y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out)
     run_spans(kernel, args, n, SWEEP_ROWS)
+
+
+#: Up to this many rows the K-class focal gradients are numpy's (:func:`_focal_grad_hess_numpy`,
+#: the same bits): a first small K-class training then compiles no gradient kernel (3-6 s), at a
+#: cost per round of a fraction of a millisecond (docs/performance.md).
+NUMPY_FOCAL_UPTO = 512
+
+
+def _focal_grad_hess_numpy(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out):
+    """:func:`softmax_focal_grad_hess`'s kernels in numpy, the same bits: the same operations on
+    whole (n, K) arrays, each select a ``np.where``, the sums over the classes taken in class
+    order, the exps parked in the outputs' dtype as the kernels park them."""
+    xb = np.asarray(x, dtype=np.float64)
+    cls = y.astype(np.int64)[:, None]
+    classes = np.arange(x.shape[1])
+    # _block_max_others: the largest other margin and its class, the first on ties
+    others = np.where(classes == cls, -np.inf, xb)
+    am = np.argmax(others, axis=1)[:, None]
+    mo = np.take_along_axis(others, am, axis=1)
+    # _block_first_sweep: the exps parked as hi + lo in the outputs' dtype, s_rest in class order
+    d = xb - mo
+    e = exp_nonpositive_array(np.where(d > 0.0, 0.0, d))
+    hi = e.astype(grad_out.dtype)
+    lo = (e - hi.astype(np.float64)).astype(grad_out.dtype)
+    rest = np.where((classes != cls) & (classes != am), e, 0.0)
+    s_rest = np.zeros((x.shape[0], 1))
+    for k in range(x.shape[1]):
+        s_rest = s_rest + rest[:, k : k + 1]
+    # _focal_block's rows: the true class's pieces and focal terms
+    a = np.take_along_axis(xb, cls, axis=1) - mo
+    p, q, e, log_p, log_q = _true_class_arrays(a, s_rest)
+    inv_s = 1.0 / (1.0 + s_rest)
+    _, d1, d2, _ = focal_terms_array(p, q, log_p, log_q, gamma, alpha[cls])
+    # _diagonal: every entry, the Hessian policy a select
+    true = classes == cls
+    e = hi.astype(np.float64) + lo.astype(np.float64)
+    one_minus_r = np.where(classes == am, s_rest, (1.0 + s_rest) - e) * inv_s
+    r = e * inv_s
+    h = np.where(true, d2, d2 * r * r - d1 * r * one_minus_r)
+    h_gn = np.where(true, -d1 * p, -d1 * r * (p + q * one_minus_r))
+    hx = h if hessian_mode != HESSIAN_GAUSS_NEWTON else h_gn
+    hg = h_gn if hessian_mode == HESSIAN_BOUNDED else hx
+    h = np.where(hx > hg, hx, hg)
+    g = np.where(true, d1, -r * d1)
+    h = np.where(h > HESSIAN_FLOOR, h, HESSIAN_FLOOR)
+    grad_out[...] = g * w[:, None]
+    hess_out[...] = h * w[:, None]
 
 
 # --------------------------------------------------------------------------------------------
