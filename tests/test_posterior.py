@@ -291,10 +291,8 @@ def path(request, monkeypatch):
     """Each test below on both of the map's paths: numpy's (small inputs) and the kernels'."""
     from boostloss._kernels import posterior
 
-    if request.param == "kernel":
-        monkeypatch.setattr(posterior, "NUMPY_POSTERIOR_UPTO", -1)
-    else:
-        monkeypatch.setattr(posterior, "NUMPY_POSTERIOR_UPTO", 1 << 62)
+    numpy = request.param == "numpy"
+    monkeypatch.setattr(posterior, "numpy_twin", lambda n, limit, kernel: numpy)
     return request.param
 
 
@@ -328,9 +326,9 @@ def test_numpy_and_kernel_paths_give_the_same_bits(monkeypatch, k, gamma):
     x = np.r_[x, 2.0**-26, -(2.0**-26), np.nextafter(2.0**-26, 0), 745.2, -745.2, 1e4]
     weights = [None, 10.0 ** rng.uniform(-3, 3, size=k)]
     results = {}
-    for limit in (1 << 62, -1):
-        monkeypatch.setattr(posterior, "NUMPY_POSTERIOR_UPTO", limit)
-        results[limit] = [
+    for numpy in (True, False):
+        monkeypatch.setattr(posterior, "numpy_twin", lambda n, limit, kernel, numpy=numpy: numpy)
+        results[numpy] = [
             posterior_from_margin(margins, gamma=gamma, class_weights=w)
             for w in weights
             for margins in ((z, x) if w is None or k == 2 else (z,))
@@ -339,7 +337,11 @@ def test_numpy_and_kernel_paths_give_the_same_bits(monkeypatch, k, gamma):
         assert a.tobytes() == b.tobytes()
 
 
-def test_a_prediction_does_not_depend_on_the_batch_size():
+def test_a_prediction_does_not_depend_on_the_batch_size(monkeypatch):
+    from boostloss._kernels import posterior
+
+    # numpy's twin for the small parts even where the kernels are already compiled
+    monkeypatch.setattr(posterior, "numpy_twin", lambda n, limit, kernel: n <= limit)
     rng = np.random.default_rng(5)
     loss = FocalLoss(gamma=2.0)
     for margins in (rng.normal(size=6000) * 5, rng.normal(size=(6000, 4)) * 5):
@@ -348,21 +350,37 @@ def test_a_prediction_does_not_depend_on_the_batch_size():
         assert whole.tobytes() == parts.tobytes()
 
 
-def test_a_small_prediction_compiles_nothing(monkeypatch):
-    from boostloss._kernels import posterior
+class _Kernel:
+    """A stand-in for a kernel: compiled in this process or not, refusing to be called."""
 
-    def refuse(*args):
+    def __init__(self, compiled):
+        self.signatures = ["(float64[::1],)"] if compiled else []
+
+    def __call__(self, *args):
         raise AssertionError("a kernel was called")
 
-    monkeypatch.setattr(posterior, "_binary_posterior_rows", refuse)
-    monkeypatch.setattr(posterior, "_softmax_posterior", refuse)
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["not compiled", "compiled"])
+def test_a_small_prediction_compiles_nothing(monkeypatch, compiled):
+    """Up to NUMPY_POSTERIOR_UPTO rows numpy's twin, unless the kernel is already in the process
+    (then it is the faster); above, the kernel."""
+    from boostloss._kernels import posterior
+
+    for name in ("_binary_posterior", "_binary_posterior_rows", "_softmax_posterior"):
+        monkeypatch.setattr(posterior, name, _Kernel(compiled))
     rng = np.random.default_rng(6)
     n = posterior.NUMPY_POSTERIOR_UPTO
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # numpy's discarded infinities stay silent
-        q = FocalLoss(gamma=2.0).predict_proba(_varied_margins(rng, n // 6, 3))
-        q2 = FocalLoss(gamma=0.5).predict_proba(_varied_margins(rng, n // 6, 2)[:, 0])
-    assert np.isfinite(q).all() and np.isfinite(q2).all()
+    small = (_varied_margins(rng, n // 6, 3), _varied_margins(rng, n // 6, 2)[:, 0])
+    if compiled:
+        for margins in small:
+            with pytest.raises(AssertionError, match="a kernel was called"):
+                FocalLoss(gamma=2.0).predict_proba(margins)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy's discarded infinities stay silent
+            for margins in small:
+                q = FocalLoss(gamma=0.5).predict_proba(margins)
+                assert np.isfinite(q).all()
     for margins in (np.zeros(n + 1), np.zeros((n + 1, 3))):
         with pytest.raises(AssertionError, match="a kernel was called"):
             FocalLoss(gamma=2.0).predict_proba(margins)

@@ -123,16 +123,17 @@ def _assert_close(got, ref, what):
 @pytest.fixture(params=["numpy", "kernel"])
 def path(request, monkeypatch):
     """The focal gradients' two paths: numpy's (up to NUMPY_FOCAL_UPTO rows) and the kernels'."""
-    monkeypatch.setattr(ks, "NUMPY_FOCAL_UPTO", 1 << 62 if request.param == "numpy" else -1)
+    numpy = request.param == "numpy"
+    monkeypatch.setattr(ks, "numpy_twin", lambda n, limit, kernel: numpy)
     return request.param
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 5, 9])
 @pytest.mark.parametrize("gamma", [2.0, 1.0, 0.0, 0.5, 3.7])
 def test_numpy_and_kernel_focal_gradients_give_the_same_bits(monkeypatch, n_classes, gamma):
-    """Small K-class trainings get numpy's twin of the gradient kernels (nothing to compile): the
-    same bits, for every Hessian policy, margin and output dtype, layout, sample and class
-    weights, margins of every scale and ties."""
+    """Small K-class trainings get numpy's twin of the gradient kernels while these are not
+    compiled (nothing to compile): the same bits, for every Hessian policy, margin and output
+    dtype, layout, sample and class weights, margins of every scale and ties."""
     rng = np.random.default_rng(n_classes)
     n = 200
     z = np.concatenate(
@@ -155,8 +156,8 @@ def test_numpy_and_kernel_focal_gradients_give_the_same_bits(monkeypatch, n_clas
             x = np.array(z, dtype=x_dtype, order=order)
             for w, alpha in ((weights[0], alphas[0]), (weights[1], alphas[1])):
                 results = []
-                for limit in (1 << 62, -1):
-                    monkeypatch.setattr(ks, "NUMPY_FOCAL_UPTO", limit)
+                for numpy in (True, False):
+                    monkeypatch.setattr(ks, "numpy_twin", lambda n, limit, k, numpy=numpy: numpy)
                     g = np.full(z.shape, np.nan, dtype=out_dtype, order=order)
                     h = np.full(z.shape, np.nan, dtype=out_dtype, order=order)
                     ks.softmax_focal_grad_hess(y, x, w, gamma, alpha, mode, g, h)

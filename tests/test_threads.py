@@ -134,11 +134,11 @@ def test_small_histograms_by_numpy_equal_the_kernel(weighted, large_data, monkey
 @pytest.mark.parametrize("weights", ["none", "positive", "with zeros"])
 @pytest.mark.parametrize("norms", ["spread", "ties", "ends"])
 def test_small_window_densities_by_numpy_equal_the_kernel(weights, norms):
-    """Up to a size, the window density is numpy's (a stable sort, ``searchsorted`` for the
-    window's ends, serial sums): the weights and the total are the kernel's to the bit."""
+    """Up to a size (while the kernel is not compiled), the window density is numpy's (a stable
+    sort, ``searchsorted`` for the window's ends, serial sums): the weights and the total are the
+    kernel's to the bit."""
     rng = np.random.default_rng(len(weights) * 7 + len(norms))
-    limit = _kernels._NUMPY_WINDOW_UPTO
-    for n in (0, 1, 2, 7, 400, limit):
+    for n in (0, 1, 2, 7, 400, 4096):
         g = {
             "spread": rng.random(n),
             "ties": np.round(rng.random(n) * 20) / 20,  # many equal norms, on window ends
@@ -152,7 +152,7 @@ def test_small_window_densities_by_numpy_equal_the_kernel(weights, norms):
         for epsilon in (1e-9, 0.05, 0.5, 2.0):
             small = np.full(n, np.nan)
             kernel = np.full(n, np.nan)
-            tot = _kernels.window_beta(g, w, epsilon, small)
+            tot = _kernels._window_beta_numpy(g, w, epsilon, small)
             tot_kernel = _kernels._window_beta(g, w, epsilon, kernel)
             assert small.tobytes() == kernel.tobytes(), (n, epsilon)
             assert repr(tot) == repr(tot_kernel), (n, epsilon)
@@ -365,3 +365,15 @@ def test_thread_pool_rebuilt_in_a_forked_child(monkeypatch):
     monkeypatch.setattr(_threads, "_pool_key", (-1, 1))  # as seen from another process
     fresh = _threads._executor(1)
     assert fresh is not pool and fresh.submit(lambda: 7).result() == 7
+
+
+def test_numpy_twin_for_small_inputs_while_the_kernel_is_not_compiled():
+    from boostloss._kernels.threads import numpy_twin
+
+    class Kernel:
+        def __init__(self, *signatures):
+            self.signatures = list(signatures)
+
+    assert numpy_twin(0, 10, Kernel()) and numpy_twin(10, 10, Kernel())
+    assert not numpy_twin(11, 10, Kernel())  # above the limit: the kernel
+    assert not numpy_twin(5, 10, Kernel("(float64[::1],)"))  # in the process: the faster

@@ -138,7 +138,7 @@ def K_CLASS(k):  # noqa: N802 - reads like the constants beside it
     [
         (GHMLoss(), 400, None, []),  # numpy does it all: nothing to compile
         (GHMLoss(), 3_000, None, ["histogram"]),  # above the weighted histogram's limit
-        (FocalLoss(), 2_000, None, []),  # numpy's posterior map
+        (FocalLoss(), 1_000, None, []),  # numpy's posterior map
         (FocalLoss(), 3_000, None, ["posterior 2"]),
         (FocalLoss(gamma=0.0), 3_000, None, []),  # the sigmoid: no focal map
         (FocalLoss(gamma=0.0), 5_000, None, [F32]),  # float32 margins no longer widened
@@ -147,7 +147,8 @@ def K_CLASS(k):  # noqa: N802 - reads like the constants beside it
         (FocalLoss(), 12_000, 3, [*CHECKS, *K_CLASS(3), "posterior 3"]),  # 36,000 margins
         (FocalLoss(gamma=0.5), None, 4, [*CHECKS, *K_CLASS(4), "posterior 4"]),
         (GHMLoss(), None, 3, [*CHECKS, "histogram", *K_CLASS(3)]),  # any size
-        (GHMLoss(density="window"), 4_000, 3, K_CLASS(3)),  # numpy's window density
+        (GHMLoss(density="window"), 1_000, None, []),  # numpy's window density
+        (GHMLoss(density="window"), 4_000, 3, ["window", *K_CLASS(3)]),
         (GHMLoss(density="window"), 5_000, None, ["window", F32]),
         (GHMLoss(density="window"), None, None, ["check float32", "check float64", "window", F32]),
         (OHEMLoss(), 1_000, None, []),  # sorted by numpy

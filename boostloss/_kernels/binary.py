@@ -39,7 +39,7 @@ from .math import (
     focal_point,
     inlined,
 )
-from .threads import row_kernel, rows_of, run_rows
+from .threads import numpy_twin, row_kernel, rows_of, run_rows
 
 #: Samples per chunk of a reduction; fixed so that the summation order never depends on threads.
 CHUNK = 1 << 15
@@ -562,10 +562,11 @@ def _window_beta_numpy(g, w, epsilon, beta_out):
     return tot
 
 
-#: Up to this many samples the window density runs in numpy (:func:`_window_beta_numpy`, the
-#: same bits): the radix sort and the sweep are 2-3 s of compiling, numpy's sort is as fast on a
-#: few thousand samples.
-_NUMPY_WINDOW_UPTO = 4096
+#: Up to this many samples, while the kernel is not in the process, the window density runs in
+#: numpy (:func:`_window_beta_numpy`, the same bits; :func:`threads.numpy_twin`): the radix sort
+#: and the sweep are 2-3 s of compiling; numpy's twin costs 0.07-0.2 ms a call there, the kernel
+#: 0.03-0.05 ms.
+_NUMPY_WINDOW_UPTO = 1024
 
 
 def compile_window_density(n_samples=None):
@@ -581,14 +582,14 @@ def compile_window_density(n_samples=None):
 def window_beta(g, w, epsilon, beta_out):
     """Harmonising weights of the sliding-window density (:func:`_window_beta_into`), its work
     arrays allocated here. Returns ``tot``."""
-    if g.shape[0] <= _NUMPY_WINDOW_UPTO:
+    if numpy_twin(g.shape[0], _NUMPY_WINDOW_UPTO, _window_beta):
         return _window_beta_numpy(g, w, epsilon, beta_out)
     return _window_beta(g, w, epsilon, beta_out)
 
 
 def window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, prefix):
-    """:func:`_window_beta_into` (numpy's twin up to :data:`_NUMPY_WINDOW_UPTO` samples)."""
-    if g.shape[0] <= _NUMPY_WINDOW_UPTO:
+    """:func:`_window_beta_into` (or numpy's twin, see :data:`_NUMPY_WINDOW_UPTO`)."""
+    if numpy_twin(g.shape[0], _NUMPY_WINDOW_UPTO, _window_beta_into):
         return _window_beta_numpy(g, w, epsilon, beta_out)
     return _window_beta_into(g, w, epsilon, beta_out, keys, idx, keys_tmp, idx_tmp, prefix)
 

@@ -44,7 +44,7 @@ from .math import (
     log1p_nonnegative_array,
     log1p_unit_array,
 )
-from .threads import row_kernel, rows_of, run_spans
+from .threads import numpy_twin, row_kernel, rows_of, run_spans
 
 #: Below this ``u = e^-|x|`` the ratio R of the binary map is 1 + gamma to the last bit (and
 #: ``u`` may be subnormal).
@@ -148,17 +148,17 @@ def _softplus_parts_array(a):
     return u, log1p_unit_array(u, big, 1.0 / big)
 
 
-#: Up to this many rows the posterior map runs in numpy (the kernels' twins, the same bits): a
-#: first prediction on a few hundred rows then compiles nothing (the K-class kernel is 1-3 s of
-#: compiling, the binary one 0.3-0.6 s), at a cost per row that is small beside the frameworks'
-#: own prediction (docs/performance.md).
-NUMPY_POSTERIOR_UPTO = 2048
+#: Up to this many rows, while its kernel is not in the process, the posterior map runs in numpy
+#: (the kernels' twins, the same bits; :func:`threads.numpy_twin`): a first prediction on a few
+#: hundred rows then compiles nothing (the K-class kernel is 1-3 s of compiling, the binary one
+#: 0.3-0.6 s), for 0.3-1.5 ms a call (docs/performance.md).
+NUMPY_POSTERIOR_UPTO = 1024
 
 
 def binary_posterior(x, gamma, shift, q0_out, q1_out):
     """``q0_out[i], q1_out[i] = 1 - q_i, q_i`` of the margins ``x`` (see :func:`_binary_pair`);
     returns the number of non-finite margins."""
-    if x.shape[0] <= NUMPY_POSTERIOR_UPTO:
+    if numpy_twin(x.shape[0], NUMPY_POSTERIOR_UPTO, _binary_posterior):
         with np.errstate(all="ignore"):
             return _binary_posterior_numpy(x, gamma, shift, q0_out, q1_out)
     return _binary_posterior_rows(x, gamma, shift, q0_out, q1_out)
@@ -367,9 +367,9 @@ def _softmax_posterior_numpy(z, gamma, log_weights, out):
 
 
 def softmax_posterior(z, gamma, log_weights, out):
-    """:func:`_softmax_posterior` over every row, on the kernels' threads (in numpy up to
-    :data:`NUMPY_POSTERIOR_UPTO` rows)."""
-    if z.shape[0] <= NUMPY_POSTERIOR_UPTO:
+    """:func:`_softmax_posterior` over every row, on the kernels' threads (or numpy's twin, see
+    :data:`NUMPY_POSTERIOR_UPTO`)."""
+    if numpy_twin(z.shape[0], NUMPY_POSTERIOR_UPTO, _softmax_posterior):
         with np.errstate(all="ignore"):
             return _softmax_posterior_numpy(z, gamma, log_weights, out)
     args = (z, gamma, log_weights, out)

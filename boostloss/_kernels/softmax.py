@@ -58,7 +58,7 @@ from .math import (
     focal_terms_array,
     inlined,
 )
-from .threads import _named, run_spans, spans_of, sweep_kernel
+from .threads import _named, numpy_twin, run_spans, spans_of, sweep_kernel
 
 __all__ = [
     "CHUNK",
@@ -672,18 +672,19 @@ def softmax_focal_grad_hess(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_
     """
     n, n_classes = x.shape
     w, alpha = _ones_if_empty(w, n), _ones_if_empty(alpha, n_classes)
-    if n <= NUMPY_FOCAL_UPTO:
+    kernel = by_gamma(gamma, _SOFTMAX_FOCAL_GRAD_HESS)
+    if numpy_twin(n, NUMPY_FOCAL_UPTO, kernel):
         with np.errstate(all="ignore"):
             _focal_grad_hess_numpy(y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out)
         return
-    kernel = by_gamma(gamma, _SOFTMAX_FOCAL_GRAD_HESS)
     args = (y, x, w, gamma, alpha, hessian_mode, grad_out, hess_out)
     run_spans(kernel, args, n, SWEEP_ROWS)
 
 
-#: Up to this many rows the K-class focal gradients are numpy's (:func:`_focal_grad_hess_numpy`,
-#: the same bits): a first small K-class training then compiles no gradient kernel (3-6 s), at a
-#: cost per round of a fraction of a millisecond (docs/performance.md).
+#: Up to this many rows, while the gamma's kernel is not in the process, the K-class focal
+#: gradients are numpy's (:func:`_focal_grad_hess_numpy`, the same bits;
+#: :func:`threads.numpy_twin`): a first small K-class training then compiles no gradient kernel
+#: (3-6 s), for 0.6-0.9 ms a round against the kernel's 0.03-0.07 ms (docs/performance.md).
 NUMPY_FOCAL_UPTO = 512
 
 

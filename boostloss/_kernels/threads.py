@@ -200,6 +200,18 @@ def run_spans(
     return _over_ranges(n, align, lambda start, stop: kernel(*args, make(), start, stop))
 
 
+def numpy_twin(n: int, limit: int, kernel: Any) -> bool:
+    """Whether a call on ``n`` rows runs numpy's twin of ``kernel`` (the same bits) rather than
+    the kernel: at most ``limit`` rows, and the kernel not yet compiled or loaded in this process.
+
+    A twin spares a small first training or prediction the kernel's compilation (seconds on a cold
+    cache), but costs a few hundred numpy calls per call (0.1 to 1 ms, docs/performance.md); once
+    the kernel is in the process (a larger input, or :func:`boostloss.warm_up`) it is the faster
+    of the two at every size.
+    """
+    return n <= limit and not kernel.signatures
+
+
 def _named(call: Callable[..., Any], kernel: Callable[..., Any]) -> Callable[..., Any]:
     call.__name__ = call.__qualname__ = kernel.__name__.lstrip("_")
     call.__doc__ = kernel.__doc__
