@@ -153,8 +153,10 @@ def warm_up(
     (margins float32 for XGBoost, float64 for LightGBM, gradients into float32 buffers), the
     metric (the loss, and the one of ``loss.evaluation_loss()``) and ``predict_proba`` of the
     margins each framework predicts; then the kernels that only large inputs reach (below a few
-    thousand rows numpy does their work: the margins' finiteness check, GHM-C's bin histogram,
-    OHEM's radix select).
+    hundred to a few thousand rows numpy does their work: the margins' finiteness check, GHM-C's
+    bin histogram and window density, OHEM's radix select, float32 binary margins, the K-class
+    focal gradients, the posterior map). With the kernels in the process, small inputs use them
+    too (numpy's twins run only while a kernel is not compiled).
 
     Parameters
     ----------
