@@ -575,8 +575,10 @@ def compile_window_density(n_samples=None):
     if n_samples is None or n_samples > _NUMPY_WINDOW_UPTO:
         g = np.zeros(1)
         _window_beta(g, np.empty(0), 0.1, np.empty(1))
-        work = [np.empty(1, dtype=np.int64) for _ in range(4)]
-        _window_beta_into(g, np.empty(0), 0.1, np.empty(1), *work, np.empty(2))
+        keys, idx, keys_tmp, idx_tmp = (np.empty(1, dtype=np.int64) for _ in range(4))
+        _window_beta_into(
+            g, np.empty(0), 0.1, np.empty(1), keys, idx, keys_tmp, idx_tmp, np.empty(2)
+        )
 
 
 def window_beta(g, w, epsilon, beta_out):
