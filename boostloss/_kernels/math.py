@@ -286,15 +286,9 @@ def focal_terms_array(p, q, log_p, log_q, gamma, a):
     return fl, d1, d2, am
 
 
-def _log_reduced_array(m, dk, c):
-    f = m - 1.0
-    hfsq = 0.5 * f * f
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
-    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
-    return dk * _LN2_HI - ((hfsq - (s * (hfsq + t2 + t1) + (dk * _LN2_LO + c))) - f)
+#: :func:`_log_reduced` of float64 arrays: its Python source, plain arithmetic without selects,
+#: runs on arrays as it is.
+_log_reduced_array = _log_reduced.py_func
 
 
 @inlined
